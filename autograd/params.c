@@ -1,0 +1,115 @@
+/* params.c - a model's parameters: two slabs (values, gradients) with named views into them.
+ *
+ * Parameters outlive the tape. Keeping them in one slab each makes zeroing the gradients one
+ * memset and lets optimizers and checkpoints treat the whole model as a flat array. The slabs
+ * grow while a model is being built; every parameter's data/grad pointers are rebased then.
+ */
+#include "tape_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void sp_runtime_init(void);
+
+sp_params *sp_params_new(void)
+{
+    sp_runtime_init();
+    sp_params *ps = calloc(1, sizeof *ps);
+    if (!ps) sp_fail(SP_ERR_NOMEM, "sp_params_new: out of memory");
+    return ps;
+}
+
+void sp_params_free(sp_params *ps)
+{
+    if (!ps) return;
+    for (int i = 0; i < ps->count; i++) {
+        free((char *)ps->list[i]->name);
+        free(ps->list[i]);
+    }
+    free(ps->list);
+    free(ps->value);
+    free(ps->grad);
+    free(ps);
+}
+
+sp_tensor *sp_params_find(const sp_params *ps, const char *name)
+{
+    if (!ps || !name) return NULL;
+    for (int i = 0; i < ps->count; i++)
+        if (strcmp(ps->list[i]->name, name) == 0) return ps->list[i];
+    return NULL;
+}
+
+static int grow_slabs(sp_params *ps, size_t need)
+{
+    if (need <= ps->cap) return 1;
+    size_t cap = ps->cap ? ps->cap : 1024;
+    while (cap < need) cap *= 2;
+    sp_real *v = realloc(ps->value, cap * sizeof *v);
+    if (!v) return 0;
+    ps->value = v;
+    sp_real *g = realloc(ps->grad, cap * sizeof *g);
+    if (!g) return 0;
+    ps->grad = g;
+    ps->cap = cap;
+    size_t off = 0;
+    for (int i = 0; i < ps->count; i++) {
+        sp_tensor *p = ps->list[i];
+        p->data = ps->value + off;
+        p->grad = ps->grad + off;
+        off += sp_numel(p);
+    }
+    return 1;
+}
+
+sp_tensor *sp_param(sp_params *ps, const char *name, int rows, int cols)
+{
+    if (!ps || !name || !*name) {
+        sp_fail(SP_ERR_ARG, "sp_param: %s", !ps ? "parameter set is NULL" : "a parameter needs a name");
+        return NULL;
+    }
+    if (rows <= 0 || cols <= 0 || (size_t)rows * (size_t)cols > ((size_t)1 << 40)) {
+        sp_fail(SP_ERR_SHAPE, "sp_param \"%s\": bad shape [%d x %d]", name, rows, cols);
+        return NULL;
+    }
+    if (sp_params_find(ps, name)) {
+        sp_fail(SP_ERR_ARG, "sp_param \"%s\": a parameter of that name exists already", name);
+        return NULL;
+    }
+    size_t n = (size_t)rows * cols;
+    if (ps->count == ps->list_cap) {
+        int cap = ps->list_cap ? 2 * ps->list_cap : 16;
+        sp_tensor **l = realloc(ps->list, (size_t)cap * sizeof *l);
+        if (!l) goto nomem;
+        ps->list = l;
+        ps->list_cap = cap;
+    }
+    sp_tensor *p = calloc(1, sizeof *p);
+    char *nm = strdup(name);
+    if (!p || !nm || !grow_slabs(ps, ps->numel + n)) {
+        free(p);
+        free(nm);
+        goto nomem;
+    }
+    p->data = ps->value + ps->numel;
+    p->grad = ps->grad + ps->numel;
+    memset(p->data, 0, n * sizeof(sp_real));
+    memset(p->grad, 0, n * sizeof(sp_real));
+    p->rows = rows;
+    p->cols = cols;
+    p->stride = cols;
+    p->flags = SP_PARAM | SP_NEEDS_GRAD;
+    p->id = -1;
+    p->name = nm;
+    ps->list[ps->count++] = p;
+    ps->numel += n;
+    return p;
+nomem:
+    sp_fail(SP_ERR_NOMEM, "sp_param \"%s\": out of memory for [%d x %d]", name, rows, cols);
+    return NULL;
+}
+
+void sp_params_zero_grad(sp_params *ps)
+{
+    if (ps && ps->numel) memset(ps->grad, 0, ps->numel * sizeof(sp_real));
+}

@@ -1,0 +1,357 @@
+/* tape.c - the tape: a chunked bump arena for activations and the record of every op, and
+ * sp_backward, which walks that record in reverse.
+ *
+ * Recording order is already a topological order, so backward needs no graph search: allocate a
+ * zeroed gradient for every node that needs one (a view's gradient aliases its base's, so slices
+ * cost nothing backward), seed d loss = 1 and call each op's backward from last to first. Every
+ * backward kernel accumulates (+=), which is what makes a weight used at every time step receive
+ * the sum of its per-step gradients: BPTT is this loop, nothing more.
+ */
+#include "tape_internal.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sp_runtime_init(void);
+
+#define SP_ALIGN 64
+#define SP_MIN_CHUNK ((size_t)1 << 20)
+
+/* ------------------------------------------------------------------ arena */
+
+static sp_chunk *chunk_new(sp_tape *t, size_t size)
+{
+    sp_chunk *c = malloc(sizeof *c);
+    if (!c) return NULL;
+    c->mem = aligned_alloc(SP_ALIGN, (size + SP_ALIGN - 1) / SP_ALIGN * SP_ALIGN);
+    if (!c->mem) {
+        free(c);
+        return NULL;
+    }
+    c->size = size;
+    c->used = 0;
+    c->next = NULL;
+    t->mallocs += 2;
+    return c;
+}
+
+static void chunks_free(sp_chunk *c)
+{
+    while (c) {
+        sp_chunk *n = c->next;
+        free(c->mem);
+        free(c);
+        c = n;
+    }
+}
+
+static void *arena_alloc(sp_tape *t, size_t bytes)
+{
+    bytes = (bytes + SP_ALIGN - 1) / SP_ALIGN * SP_ALIGN;
+    if (bytes == 0) bytes = SP_ALIGN;
+    /* Walk forward through the chunks kept from earlier steps before asking for a new one. */
+    while (t->cur && t->cur->used + bytes > t->cur->size && t->cur->next) {
+        t->cur = t->cur->next;
+        t->cur->used = 0;
+    }
+    if (!t->cur || t->cur->used + bytes > t->cur->size) {
+        size_t last = t->cur ? t->cur->size : 0;
+        size_t size = last * 2 > bytes ? last * 2 : bytes;
+        if (size < SP_MIN_CHUNK) size = SP_MIN_CHUNK;
+        sp_chunk *c = chunk_new(t, size);
+        if (!c) return NULL;
+        if (t->cur) t->cur->next = c;
+        else t->chunks = c;
+        t->cur = c;
+    }
+    void *p = t->cur->mem + t->cur->used;
+    t->cur->used += bytes;
+    return p;
+}
+
+void *sp__alloc(sp_tape *t, size_t bytes)
+{
+    void *p = arena_alloc(t, bytes);
+    if (!p) {
+        sp_tape_fail(t, SP_ERR_NOMEM, "tape: out of memory allocating %zu bytes (arena holds %zu)",
+                     bytes, sp_tape_capacity(t));
+        return NULL;
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+void *sp_tape_alloc(sp_tape *t, size_t bytes)
+{
+    if (!t || t->status != SP_OK) return NULL;
+    return sp__alloc(t, bytes);
+}
+
+size_t sp_tape_bytes(const sp_tape *t)
+{
+    size_t n = 0;
+    for (const sp_chunk *c = t->chunks; c; c = c->next) {
+        n += c->used;
+        if (c == t->cur) break;
+    }
+    return n;
+}
+
+size_t sp_tape_capacity(const sp_tape *t)
+{
+    size_t n = 0;
+    for (const sp_chunk *c = t->chunks; c; c = c->next) n += c->size;
+    return n;
+}
+
+/* ------------------------------------------------------------------- tape */
+
+sp_tape *sp_tape_new(void)
+{
+    sp_runtime_init();
+    sp_tape *t = calloc(1, sizeof *t);
+    if (!t) {
+        sp_fail(SP_ERR_NOMEM, "sp_tape_new: out of memory");
+        return NULL;
+    }
+    return t;
+}
+
+void sp_tape_free(sp_tape *t)
+{
+    if (!t) return;
+    chunks_free(t->chunks);
+    free(t->rec);
+    free(t);
+}
+
+void sp_tape_reset(sp_tape *t)
+{
+    if (!t) return;
+    size_t used = sp_tape_bytes(t);
+    if (used > t->high_water) t->high_water = used;
+    /* Several chunks mean the first step outgrew the first guess: replace them by one chunk that
+     * holds the high-water mark, so later steps run in a single block with no malloc. */
+    if (t->chunks && t->chunks->next) {
+        chunks_free(t->chunks);
+        t->chunks = t->cur = NULL;
+        sp_chunk *c = chunk_new(t, t->high_water + t->high_water / 4);
+        t->chunks = t->cur = c; /* NULL on failure: the next alloc retries and reports */
+    }
+    if (t->chunks) t->chunks->used = 0;
+    t->cur = t->chunks;
+    t->n_rec = 0;
+    t->backward_done = 0;
+    t->status = SP_OK;
+    t->msg[0] = 0;
+    t->scope[0] = 0;
+}
+
+int sp_tape_count(const sp_tape *t) { return t->n_rec; }
+int sp_tape_mallocs(const sp_tape *t) { return t->mallocs; }
+sp_status sp_tape_status(const sp_tape *t) { return t ? t->status : SP_ERR_ARG; }
+const char *sp_tape_errmsg(const sp_tape *t) { return t ? t->msg : "tape is NULL"; }
+
+void sp_tape_fail(sp_tape *t, sp_status s, const char *fmt, ...)
+{
+    if (!t || t->status != SP_OK) return; /* keep the first error: it is the cause */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->msg, sizeof t->msg, fmt, ap);
+    va_end(ap);
+    t->status = s;
+}
+
+/* ------------------------------------------------------------------ names */
+
+void sp_tape_scope(sp_tape *t, const char *fmt, ...)
+{
+    if (!t) return;
+    t->scope[0] = 0;
+    if (!fmt) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->scope, sizeof t->scope, fmt, ap);
+    va_end(ap);
+}
+
+const char *sp_tape_get_scope(const sp_tape *t) { return t->scope; }
+
+const char *sp__scope_name(sp_tape *t, const char *leaf)
+{
+    size_t ns = strlen(t->scope), nl = strlen(leaf);
+    char *s = arena_alloc(t, ns + nl + 2);
+    if (!s) return "";
+    if (ns) {
+        memcpy(s, t->scope, ns);
+        s[ns++] = '/';
+    }
+    memcpy(s + ns, leaf, nl + 1);
+    return s;
+}
+
+sp_tensor *sp_name(sp_tape *t, sp_tensor *x, const char *fmt, ...)
+{
+    if (!t || !x || (x->flags & SP_PARAM)) return x; /* parameter names belong to their set */
+    char leaf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(leaf, sizeof leaf, fmt, ap);
+    va_end(ap);
+    x->name = sp__scope_name(t, leaf);
+    return x;
+}
+
+/* ---------------------------------------------------------------- records */
+
+int sp__ready(sp_tape *t, sp_op op, sp_tensor *const *in, int n)
+{
+    if (!t) return 0;
+    if (t->status != SP_OK) return 0;
+    for (int i = 0; i < n; i++)
+        if (!in[i]) {
+            sp_tape_fail(t, SP_ERR_ARG, "%s \"%s\": input %d is NULL", sp_op_name(op),
+                         sp__scope_name(t, sp_op_name(op)), i);
+            return 0;
+        }
+    return 1;
+}
+
+static sp_record *record_push(sp_tape *t, sp_op op, sp_tensor *const *in, int n)
+{
+    if (t->n_rec == t->cap_rec) {
+        int cap = t->cap_rec ? 2 * t->cap_rec : 256;
+        sp_record *r = realloc(t->rec, (size_t)cap * sizeof *r);
+        if (!r) {
+            sp_tape_fail(t, SP_ERR_NOMEM, "%s: out of memory growing the tape to %d records",
+                         sp_op_name(op), cap);
+            return NULL;
+        }
+        t->rec = r;
+        t->cap_rec = cap;
+        t->mallocs++;
+    }
+    sp_tensor *out = sp__alloc(t, sizeof *out);
+    sp_tensor **ins = n ? sp__alloc(t, (size_t)n * sizeof *ins) : NULL;
+    if (!out || (n && !ins)) return NULL;
+    int needs = 0;
+    for (int i = 0; i < n; i++) {
+        ins[i] = in[i];
+        needs |= in[i]->flags & SP_NEEDS_GRAD;
+    }
+    sp_record *r = &t->rec[t->n_rec];
+    memset(r, 0, sizeof *r);
+    r->op = op;
+    r->in = ins;
+    r->n_in = n;
+    r->out = out;
+    out->flags = needs;
+    out->id = t->n_rec++;
+    out->name = sp__scope_name(t, sp_op_name(op));
+    return r;
+}
+
+sp_record *sp__record(sp_tape *t, sp_op op, int rows, int cols, sp_tensor *const *in, int n)
+{
+    sp_record *r = record_push(t, op, in, n);
+    if (!r) return NULL;
+    sp_real *data = sp__alloc(t, (size_t)rows * cols * sizeof(sp_real));
+    if (!data) return NULL;
+    r->out->data = data;
+    r->out->rows = rows;
+    r->out->cols = cols;
+    r->out->stride = cols;
+    return r;
+}
+
+sp_record *sp__record_view(sp_tape *t, sp_op op, sp_tensor *x, size_t offset, int rows, int cols)
+{
+    sp_record *r = record_push(t, op, &x, 1);
+    if (!r) return NULL;
+    sp_tensor *o = r->out;
+    o->data = x->data + offset;
+    o->rows = rows;
+    o->cols = cols;
+    o->stride = x->stride;
+    o->flags |= SP_VIEW;
+    o->base = x;
+    o->offset = offset;
+    return r;
+}
+
+void sp__shape_error(sp_tape *t, sp_op op, const char *why, const sp_tensor *a, const sp_tensor *b)
+{
+    const char *out = sp__scope_name(t, sp_op_name(op));
+    if (b)
+        sp_tape_fail(t, SP_ERR_SHAPE, "%s \"%s\": %s: \"%s\" [%d x %d] vs \"%s\" [%d x %d]",
+                     sp_op_name(op), out, why, a->name, a->rows, a->cols, b->name, b->rows, b->cols);
+    else
+        sp_tape_fail(t, SP_ERR_SHAPE, "%s \"%s\": %s: \"%s\" [%d x %d]", sp_op_name(op), out, why,
+                     a->name, a->rows, a->cols);
+}
+
+static sp_tensor *leaf(sp_tape *t, sp_op op, int rows, int cols, int flags)
+{
+    if (!t || t->status != SP_OK) return NULL;
+    if (rows <= 0 || cols <= 0) {
+        sp_tape_fail(t, SP_ERR_SHAPE, "%s \"%s\": shape must be positive: [%d x %d]", sp_op_name(op),
+                     sp__scope_name(t, sp_op_name(op)), rows, cols);
+        return NULL;
+    }
+    sp_record *r = sp__record(t, op, rows, cols, NULL, 0);
+    if (!r) return NULL;
+    r->out->flags |= flags;
+    return r->out;
+}
+
+sp_tensor *sp_const(sp_tape *t, int rows, int cols) { return leaf(t, SP_OP_CONST, rows, cols, 0); }
+sp_tensor *sp_leaf(sp_tape *t, int rows, int cols) { return leaf(t, SP_OP_LEAF, rows, cols, SP_NEEDS_GRAD); }
+
+/* --------------------------------------------------------------- backward */
+
+sp_status sp_backward(sp_tape *t, sp_tensor *loss)
+{
+    if (!t) return SP_ERR_ARG;
+    if (t->status != SP_OK) return t->status;
+    if (!loss) {
+        sp_tape_fail(t, SP_ERR_ARG, "backward: loss is NULL");
+        return t->status;
+    }
+    if (loss->id < 0 || loss->id >= t->n_rec || t->rec[loss->id].out != loss) {
+        sp_tape_fail(t, SP_ERR_ARG, "backward: loss \"%s\" was not recorded on this tape", loss->name);
+        return t->status;
+    }
+    if (loss->rows != 1 || loss->cols != 1) {
+        sp_tape_fail(t, SP_ERR_SHAPE, "backward: loss \"%s\" must be [1 x 1], is [%d x %d]", loss->name,
+                     loss->rows, loss->cols);
+        return t->status;
+    }
+    if (!(loss->flags & SP_NEEDS_GRAD)) {
+        sp_tape_fail(t, SP_ERR_ARG, "backward: loss \"%s\" depends on no parameter or leaf", loss->name);
+        return t->status;
+    }
+    if (t->backward_done) {
+        sp_tape_fail(t, SP_ERR_STATE, "backward: already ran on this tape; sum the losses into one "
+                     "node, or reset the tape and run the forward pass again");
+        return t->status;
+    }
+    t->backward_done = 1;
+    /* Forward order, so a view's base already has its gradient when the view asks for it. */
+    for (int i = 0; i <= loss->id; i++) {
+        sp_tensor *o = t->rec[i].out;
+        if (!(o->flags & SP_NEEDS_GRAD) || o->grad) continue;
+        if (o->flags & SP_VIEW) {
+            o->grad = o->base->grad + o->offset;
+        } else {
+            o->grad = sp__alloc(t, (size_t)o->rows * o->stride * sizeof(sp_real));
+            if (!o->grad) return t->status;
+        }
+    }
+    loss->grad[0] += 1;
+    for (int i = loss->id; i >= 0; i--) {
+        sp_record *r = &t->rec[i];
+        if (r->out->grad && sp_op_table[r->op].backward) sp_op_table[r->op].backward(r);
+    }
+    return t->status;
+}

@@ -1,0 +1,75 @@
+/* tape_internal.h - what ops/ and autograd/ share but users do not see: the tape and its
+ * records, the op table, and the helpers every op constructor uses. */
+#ifndef SP_TAPE_INTERNAL_H
+#define SP_TAPE_INTERNAL_H
+
+#include "spool.h"
+
+/* One recorded op. Inputs live in an arena array so concat can take any number of them. */
+typedef struct sp_record {
+    sp_op op;
+    sp_tensor *out;
+    sp_tensor **in;      /* n_in inputs */
+    int n_in;
+    void *saved;         /* op-specific arena memory: targets, masks, per-row values */
+    int iattr[4];        /* op-specific integers (transpose flags, counts, offsets) */
+    double fattr[2];     /* op-specific reals (scale factor, dropout p) */
+} sp_record;
+
+typedef void (*sp_backward_fn)(sp_record *r);
+
+typedef struct {
+    const char *name;          /* used in error messages and dot labels */
+    sp_backward_fn backward;   /* accumulates into in[k]->grad where that is not NULL */
+} sp_op_def;
+
+extern const sp_op_def sp_op_table[SP_OP__COUNT];
+
+typedef struct sp_chunk {
+    struct sp_chunk *next;
+    size_t size, used;
+    unsigned char *mem;
+} sp_chunk;
+
+struct sp_tape {
+    sp_chunk *chunks;         /* first chunk; allocation walks forward from cur */
+    sp_chunk *cur;
+    size_t high_water;        /* most bytes ever in use, to size one chunk on reset */
+    sp_record *rec;
+    int n_rec, cap_rec;
+    int mallocs;
+    int backward_done;        /* sp_backward ran since the last reset */
+    sp_status status;
+    char msg[512];
+    char scope[256];
+};
+
+/* Arena allocation (zeroed, 64-byte aligned). NULL and a sticky error if out of memory. */
+void *sp__alloc(sp_tape *t, size_t bytes);
+/* True if the op may proceed: tape ok and all inputs non-NULL (else sets an error naming op). */
+int sp__ready(sp_tape *t, sp_op op, sp_tensor *const *in, int n);
+/* Record an op whose output is a new rows x cols arena tensor (zeroed). Inputs are copied into
+ * the record. NULL on error. */
+sp_record *sp__record(sp_tape *t, sp_op op, int rows, int cols, sp_tensor *const *in, int n);
+/* Record an op whose output is a view into in[0] at element offset `offset`. */
+sp_record *sp__record_view(sp_tape *t, sp_op op, sp_tensor *x, size_t offset, int rows, int cols);
+/* Sticky shape error: "<op> \"out-name\": <why>: a \"name\" [r x c] vs b \"name\" [r x c]". */
+void sp__shape_error(sp_tape *t, sp_op op, const char *why, const sp_tensor *a, const sp_tensor *b);
+const char *sp__scope_name(sp_tape *t, const char *leaf);
+
+#define SP_OMP_MIN 32768
+
+/* libm in the real type, so the float build does not round-trip through double. */
+#ifdef SP_USE_DOUBLE
+#define SP_EXP exp
+#define SP_LOG log
+#define SP_TANH tanh
+#define SP_LOG1P log1p
+#else
+#define SP_EXP expf
+#define SP_LOG logf
+#define SP_TANH tanhf
+#define SP_LOG1P log1pf
+#endif
+
+#endif

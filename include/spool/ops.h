@@ -1,0 +1,100 @@
+/* spool/ops.h - the differentiable ops. Each call checks shapes, computes its output now (into
+ * the tape's arena) and records itself so sp_backward can run its backward kernel.
+ *
+ * Conventions for every op:
+ *   - returns the new node, or NULL if an input is NULL, the tape is in an error state, or the
+ *     shapes/arguments are wrong (then the tape's sticky error names the op, nodes and shapes);
+ *   - tensors are [rows, cols]; sequences are [T*B, C] with time outermost, so the rows of step t
+ *     are the contiguous view sp_slice_rows(x, t*B, B);
+ *   - the output needs a gradient iff some input does.
+ * Broadcasting (add, sub, mul): b may have a's shape, or be a row [1, C] (e.g. a bias), a column
+ * [R, 1] (e.g. a per-row mask) or a scalar [1, 1].
+ */
+#ifndef SPOOL_OPS_H
+#define SPOOL_OPS_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The op table's keys. Adding an op: a value here, one line in the table (ops/table.c), the
+ * constructor + backward kernel in the family's file under ops/, and one gradient-test line. */
+typedef enum {
+    SP_OP_CONST, SP_OP_LEAF,
+    SP_OP_MATMUL,
+    SP_OP_ADD, SP_OP_SUB, SP_OP_MUL, SP_OP_SCALE, SP_OP_ONE_MINUS,
+    SP_OP_SIGMOID, SP_OP_TANH, SP_OP_RELU,
+    SP_OP_CONCAT, SP_OP_SLICE,
+    SP_OP_SOFTMAX, SP_OP_SOFTMAX_XENT, SP_OP_SIGMOID_BCE,
+    SP_OP_SUM, SP_OP_MEAN,
+    SP_OP_EMBEDDING, SP_OP_DROPOUT,
+    SP_OP__COUNT
+} sp_op;
+
+const char *sp_op_name(sp_op op);
+
+/* ---------------------------------------------------------------- products */
+
+/* a [M, K] x b [K, N] -> [M, N]  (BLIS SGEMM/DGEMM). */
+sp_tensor *sp_matmul(sp_tape *t, sp_tensor *a, sp_tensor *b);
+/* op(a) x op(b), where op transposes when trans_a / trans_b is nonzero. */
+sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b);
+
+/* ------------------------------------------------------------- elementwise */
+
+sp_tensor *sp_add(sp_tape *t, sp_tensor *a, sp_tensor *b);   /* a + b (b broadcast) */
+sp_tensor *sp_sub(sp_tape *t, sp_tensor *a, sp_tensor *b);   /* a - b (b broadcast) */
+sp_tensor *sp_mul(sp_tape *t, sp_tensor *a, sp_tensor *b);   /* a * b (b broadcast) */
+sp_tensor *sp_scale(sp_tape *t, sp_tensor *x, double s);     /* s * x */
+sp_tensor *sp_one_minus(sp_tape *t, sp_tensor *x);           /* 1 - x */
+sp_tensor *sp_sigmoid(sp_tape *t, sp_tensor *x);
+sp_tensor *sp_tanh(sp_tape *t, sp_tensor *x);
+sp_tensor *sp_relu(sp_tape *t, sp_tensor *x);
+/* Inverted dropout: in training, each element is zeroed with probability p and survivors are
+ * scaled by 1/(1-p); the mask is drawn from rng. With train == 0 (eval) or p == 0 it is the
+ * identity (returns x itself, nothing recorded). 0 <= p < 1. */
+sp_tensor *sp_dropout(sp_tape *t, sp_tensor *x, double p, sp_rng *rng, int train);
+/* Dropout with a caller-made mask (values 0 or 1/(1-p)) of x's shape or a row [1, C]: reuse one
+ * mask at every time step for variational dropout. */
+sp_tensor *sp_dropout_mask(sp_tape *t, sp_tensor *x, sp_tensor *mask);
+
+/* ------------------------------------------------------------------- shape */
+
+/* Concatenate n tensors with equal row counts along columns (a copy). */
+sp_tensor *sp_concat(sp_tape *t, sp_tensor *const *xs, int n);
+/* Views, no copy: columns [c0, c0+n) or rows [r0, r0+n) of x. */
+sp_tensor *sp_slice_cols(sp_tape *t, sp_tensor *x, int c0, int n);
+sp_tensor *sp_slice_rows(sp_tape *t, sp_tensor *x, int r0, int n);
+/* Split x into n equal column blocks (views), written to out[0..n-1]. Returns the tape status. */
+sp_status sp_split_cols(sp_tape *t, sp_tensor *x, int n, sp_tensor **out);
+
+/* ------------------------------------------------------- softmax, losses */
+
+sp_tensor *sp_softmax(sp_tape *t, sp_tensor *x);             /* along each row */
+/* Mean over rows of -log softmax(logits)[r, target[r]], fused and stable (log-sum-exp).
+ * Rows with target < 0 are padding: they add nothing and are not counted; the mean divides by
+ * max(real rows, 1) so an all-padding batch gives 0, not NaN. target values >= cols are an
+ * error. Returns [1, 1]. If row_loss is not NULL it receives each row's loss (0 for padding). */
+sp_tensor *sp_softmax_xent(sp_tape *t, sp_tensor *logits, const int *target, float *row_loss);
+/* Mean over elements of the binary cross-entropy of sigmoid(logits) against target in [0, 1]
+ * (same shape, a constant), computed stably from the logits. With mask (same shape or a
+ * column [R, 1], 0/1) only masked-in elements count, divided by max(count, 1). Returns [1, 1]. */
+sp_tensor *sp_sigmoid_bce(sp_tape *t, sp_tensor *logits, sp_tensor *target, sp_tensor *mask);
+
+/* ----------------------------------------------------------- reductions */
+
+sp_tensor *sp_sum(sp_tape *t, sp_tensor *x);                 /* [1, 1] */
+sp_tensor *sp_mean(sp_tape *t, sp_tensor *x);                /* [1, 1] */
+
+/* ---------------------------------------------------------- embedding */
+
+/* Rows of table [V, D] picked by ids[0..n-1] -> [n, D]. An id < 0 gives a zero row (padding);
+ * an id >= V is an error. The gradient scatters (+=) into the picked rows of table. */
+sp_tensor *sp_embedding(sp_tape *t, sp_tensor *table, const int *ids, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,258 @@
+/* elementwise.c - add, sub, mul (with broadcast of b), scale, 1 - x, sigmoid, tanh, relu and
+ * dropout, forward and backward side by side.
+ *
+ * All are bandwidth-bound loops over rows (a row has `stride`, so views work) and run under
+ * OpenMP when the tensor is big enough to pay for waking the threads (SP_OMP_MIN elements).
+ */
+#include "../autograd/tape_internal.h"
+
+#include <math.h>
+
+/* _Pragma cannot expand arguments, so the size goes through a variable declared before the loop. */
+#define ROWS_PARALLEL(n)                                                                           \
+    const size_t omp_n_ = (n);                                                                     \
+    _Pragma("omp parallel for if(omp_n_ >= SP_OMP_MIN) schedule(static)")
+
+/* --------------------------------------------------- binary, broadcast b */
+
+/* b fits a if it has a's shape, is a row [1, C], a column [R, 1] or a scalar [1, 1]. */
+static sp_record *binary(sp_tape *t, sp_op op, sp_tensor *a, sp_tensor *b)
+{
+    sp_tensor *in[2] = {a, b};
+    if (!sp__ready(t, op, in, 2)) return NULL;
+    if ((b->rows != a->rows && b->rows != 1) || (b->cols != a->cols && b->cols != 1)) {
+        sp__shape_error(t, op, "b must have a's shape or broadcast as [1 x C], [R x 1] or [1 x 1]", a, b);
+        return NULL;
+    }
+    return sp__record(t, op, a->rows, a->cols, in, 2);
+}
+
+/* Element (i, j) of a broadcast operand. */
+static inline sp_real bval(const sp_tensor *b, const sp_real *p, int i, int j)
+{
+    return p[(size_t)(b->rows == 1 ? 0 : i) * b->stride + (b->cols == 1 ? 0 : j)];
+}
+
+static inline sp_real *bref(const sp_tensor *b, sp_real *p, int i, int j)
+{
+    return &p[(size_t)(b->rows == 1 ? 0 : i) * b->stride + (b->cols == 1 ? 0 : j)];
+}
+
+static inline int broadcasts(const sp_tensor *a, const sp_tensor *b)
+{
+    return b->rows != a->rows || b->cols != a->cols;
+}
+
+/* sign = +1 (add) or -1 (sub). */
+static sp_tensor *add_sub(sp_tape *t, sp_op op, sp_tensor *a, sp_tensor *b, sp_real sign)
+{
+    sp_record *r = binary(t, op, a, b);
+    if (!r) return NULL;
+    sp_tensor *o = r->out;
+    int R = a->rows, C = a->cols;
+    ROWS_PARALLEL(sp_numel(o))
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++) o->data[(size_t)i * C + j] = *sp_at(a, i, j) + sign * bval(b, b->data, i, j);
+    return o;
+}
+
+sp_tensor *sp_add(sp_tape *t, sp_tensor *a, sp_tensor *b) { return add_sub(t, SP_OP_ADD, a, b, 1); }
+sp_tensor *sp_sub(sp_tape *t, sp_tensor *a, sp_tensor *b) { return add_sub(t, SP_OP_SUB, a, b, -1); }
+
+/* forward: out = a + sign * b   =>   da += dout, db += sign * dout (summed over broadcast dims) */
+static void add_sub_backward(sp_record *r, sp_real sign)
+{
+    sp_tensor *a = r->in[0], *b = r->in[1], *o = r->out;
+    int R = o->rows, C = o->cols;
+    if (a->grad) {
+        ROWS_PARALLEL(sp_numel(o))
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < C; j++) a->grad[(size_t)i * a->stride + j] += o->grad[(size_t)i * C + j];
+    }
+    if (b->grad) {
+        if (broadcasts(a, b)) { /* serial: rows of a broadcast b collide */
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < C; j++) *bref(b, b->grad, i, j) += sign * o->grad[(size_t)i * C + j];
+        } else {
+            ROWS_PARALLEL(sp_numel(o))
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < C; j++) b->grad[(size_t)i * b->stride + j] += sign * o->grad[(size_t)i * C + j];
+        }
+    }
+}
+
+void sp__add_backward(sp_record *r) { add_sub_backward(r, 1); }
+void sp__sub_backward(sp_record *r) { add_sub_backward(r, -1); }
+
+sp_tensor *sp_mul(sp_tape *t, sp_tensor *a, sp_tensor *b)
+{
+    sp_record *r = binary(t, SP_OP_MUL, a, b);
+    if (!r) return NULL;
+    sp_tensor *o = r->out;
+    int R = a->rows, C = a->cols;
+    ROWS_PARALLEL(sp_numel(o))
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++) o->data[(size_t)i * C + j] = *sp_at(a, i, j) * bval(b, b->data, i, j);
+    return o;
+}
+
+/* forward: out = a * b   =>   da += dout * b, db += dout * a (summed over broadcast dims) */
+void sp__mul_backward(sp_record *r)
+{
+    sp_tensor *a = r->in[0], *b = r->in[1], *o = r->out;
+    int R = o->rows, C = o->cols;
+    if (a->grad) {
+        ROWS_PARALLEL(sp_numel(o))
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < C; j++)
+                a->grad[(size_t)i * a->stride + j] += o->grad[(size_t)i * C + j] * bval(b, b->data, i, j);
+    }
+    if (b->grad) {
+        if (broadcasts(a, b)) {
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < C; j++) *bref(b, b->grad, i, j) += o->grad[(size_t)i * C + j] * *sp_at(a, i, j);
+        } else {
+            ROWS_PARALLEL(sp_numel(o))
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < C; j++)
+                    b->grad[(size_t)i * b->stride + j] += o->grad[(size_t)i * C + j] * *sp_at(a, i, j);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- unary */
+
+static sp_record *unary(sp_tape *t, sp_op op, sp_tensor *x)
+{
+    if (!sp__ready(t, op, &x, 1)) return NULL;
+    return sp__record(t, op, x->rows, x->cols, &x, 1);
+}
+
+/* Loops every unary op shares: y[i,j] = EXPR(x), dx[i,j] += dy[i,j] * DEXPR(x, y). */
+#define UNARY_FORWARD(o, x, EXPR)                                                                  \
+    do {                                                                                           \
+        int R_ = (x)->rows, C_ = (x)->cols;                                                        \
+        ROWS_PARALLEL(sp_numel(o))                                                                 \
+        for (int i = 0; i < R_; i++)                                                               \
+            for (int j = 0; j < C_; j++) {                                                         \
+                sp_real v = *sp_at((x), i, j);                                                     \
+                (o)->data[(size_t)i * C_ + j] = (EXPR);                                            \
+            }                                                                                      \
+    } while (0)
+
+#define UNARY_BACKWARD(r, DEXPR)                                                                   \
+    do {                                                                                           \
+        sp_tensor *x_ = (r)->in[0], *o_ = (r)->out;                                                \
+        if (!x_->grad) break;                                                                      \
+        int R_ = o_->rows, C_ = o_->cols;                                                          \
+        ROWS_PARALLEL(sp_numel(o_))                                                                \
+        for (int i = 0; i < R_; i++)                                                               \
+            for (int j = 0; j < C_; j++) {                                                         \
+                sp_real v = *sp_at(x_, i, j), y = o_->data[(size_t)i * C_ + j];                    \
+                (void)v, (void)y;                                                                  \
+                x_->grad[(size_t)i * x_->stride + j] += o_->grad[(size_t)i * C_ + j] * (DEXPR);    \
+            }                                                                                      \
+    } while (0)
+
+sp_tensor *sp_scale(sp_tape *t, sp_tensor *x, double s)
+{
+    sp_record *r = unary(t, SP_OP_SCALE, x);
+    if (!r) return NULL;
+    r->fattr[0] = s;
+    sp_real k = (sp_real)s;
+    UNARY_FORWARD(r->out, x, k * v);
+    return r->out;
+}
+/* y = s x */
+void sp__scale_backward(sp_record *r)
+{
+    sp_real k = (sp_real)r->fattr[0];
+    UNARY_BACKWARD(r, k);
+}
+
+sp_tensor *sp_one_minus(sp_tape *t, sp_tensor *x)
+{
+    sp_record *r = unary(t, SP_OP_ONE_MINUS, x);
+    if (r) UNARY_FORWARD(r->out, x, 1 - v);
+    return r ? r->out : NULL;
+}
+/* y = 1 - x */
+void sp__one_minus_backward(sp_record *r) { UNARY_BACKWARD(r, -1); }
+
+static inline sp_real sigmoid(sp_real v)
+{
+    /* Two branches so exp never overflows. */
+    if (v >= 0) return 1 / (1 + SP_EXP(-v));
+    sp_real e = SP_EXP(v);
+    return e / (1 + e);
+}
+
+sp_tensor *sp_sigmoid(sp_tape *t, sp_tensor *x)
+{
+    sp_record *r = unary(t, SP_OP_SIGMOID, x);
+    if (r) UNARY_FORWARD(r->out, x, sigmoid(v));
+    return r ? r->out : NULL;
+}
+/* y = 1 / (1 + e^-x)   =>   dy/dx = y (1 - y) */
+void sp__sigmoid_backward(sp_record *r) { UNARY_BACKWARD(r, y * (1 - y)); }
+
+sp_tensor *sp_tanh(sp_tape *t, sp_tensor *x)
+{
+    sp_record *r = unary(t, SP_OP_TANH, x);
+    if (r) UNARY_FORWARD(r->out, x, SP_TANH(v));
+    return r ? r->out : NULL;
+}
+/* y = tanh x   =>   dy/dx = 1 - y^2 */
+void sp__tanh_backward(sp_record *r) { UNARY_BACKWARD(r, 1 - y * y); }
+
+sp_tensor *sp_relu(sp_tape *t, sp_tensor *x)
+{
+    sp_record *r = unary(t, SP_OP_RELU, x);
+    if (r) UNARY_FORWARD(r->out, x, v > 0 ? v : 0);
+    return r ? r->out : NULL;
+}
+/* y = max(x, 0)   =>   dy/dx = [x > 0] */
+void sp__relu_backward(sp_record *r) { UNARY_BACKWARD(r, v > 0 ? 1 : 0); }
+
+/* ------------------------------------------------------------- dropout */
+
+sp_tensor *sp_dropout(sp_tape *t, sp_tensor *x, double p, sp_rng *rng, int train)
+{
+    if (!sp__ready(t, SP_OP_DROPOUT, &x, 1)) return NULL;
+    if (!(p >= 0 && p < 1) || (train && p > 0 && !rng)) {
+        sp_tape_fail(t, SP_ERR_ARG, "dropout \"%s\": p must be in [0, 1) and rng given in training (p = %g%s)",
+                     x->name, p, rng ? "" : ", rng NULL");
+        return NULL;
+    }
+    if (!train || p == 0) return x;
+    sp_record *r = sp__record(t, SP_OP_DROPOUT, x->rows, x->cols, &x, 1);
+    if (!r) return NULL;
+    size_t n = sp_numel(x);
+    sp_real *mask = sp__alloc(t, n * sizeof *mask);
+    if (!mask) return NULL;
+    r->saved = mask;
+    sp_real keep = (sp_real)(1 / (1 - p));
+    for (size_t k = 0; k < n; k++) mask[k] = sp_rng_uniform(rng) < p ? 0 : keep; /* serial: reproducible */
+    int R = x->rows, C = x->cols;
+    sp_tensor *o = r->out;
+    ROWS_PARALLEL(n)
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++) o->data[(size_t)i * C + j] = *sp_at(x, i, j) * mask[(size_t)i * C + j];
+    return o;
+}
+
+/* y = x * mask   =>   dx += dy * mask */
+void sp__dropout_backward(sp_record *r)
+{
+    const sp_real *mask = r->saved;
+    UNARY_BACKWARD(r, mask[(size_t)i * C_ + j]);
+}
+
+sp_tensor *sp_dropout_mask(sp_tape *t, sp_tensor *x, sp_tensor *mask)
+{
+    if (mask && (mask->flags & SP_NEEDS_GRAD)) {
+        sp_tape_fail(t, SP_ERR_ARG, "dropout \"%s\": the mask \"%s\" must be a constant", x ? x->name : "?", mask->name);
+        return NULL;
+    }
+    return sp_mul(t, x, mask);
+}

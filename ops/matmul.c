@@ -1,0 +1,61 @@
+/* matmul.c - the one op that does the heavy arithmetic: C = op(A) op(B) through BLIS GEMM.
+ * Every other op is bandwidth-bound; this is where the FLOPs are. */
+#include "../autograd/tape_internal.h"
+
+#include <cblas.h>
+
+#ifdef SP_USE_DOUBLE
+#define GEMM cblas_dgemm
+#else
+#define GEMM cblas_sgemm
+#endif
+
+static void gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B,
+                 int ldb, sp_real beta, sp_real *C, int ldc)
+{
+    GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1,
+         A, lda, B, ldb, beta, C, ldc);
+}
+
+sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b)
+{
+    sp_tensor *in[2] = {a, b};
+    if (!sp__ready(t, SP_OP_MATMUL, in, 2)) return NULL;
+    int M = trans_a ? a->cols : a->rows, K = trans_a ? a->rows : a->cols;
+    int Kb = trans_b ? b->cols : b->rows, N = trans_b ? b->rows : b->cols;
+    if (K != Kb) {
+        sp__shape_error(t, SP_OP_MATMUL, trans_a || trans_b ? "inner dims differ (after transposes)"
+                                                            : "inner dims differ", a, b);
+        return NULL;
+    }
+    sp_record *r = sp__record(t, SP_OP_MATMUL, M, N, in, 2);
+    if (!r) return NULL;
+    r->iattr[0] = !!trans_a;
+    r->iattr[1] = !!trans_b;
+    r->iattr[2] = K;
+    gemm(trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, 0, r->out->data, N);
+    return r->out;
+}
+
+sp_tensor *sp_matmul(sp_tape *t, sp_tensor *a, sp_tensor *b) { return sp_matmul_ex(t, a, 0, b, 0); }
+
+/* forward: C[M,N] = op(A)[M,K] op(B)[K,N]
+ *   d op(A) = dC op(B)^T      d op(B) = op(A)^T dC
+ * and a transposed operand receives the transpose of that. beta = 1: gradients accumulate. */
+void sp__matmul_backward(sp_record *r)
+{
+    sp_tensor *a = r->in[0], *b = r->in[1], *c = r->out;
+    int ta = r->iattr[0], tb = r->iattr[1], K = r->iattr[2], M = c->rows, N = c->cols;
+    if (a->grad) {
+        if (!ta) /* dA[M,K] += dC[M,N] op(B)^T */
+            gemm(0, !tb, M, K, N, c->grad, c->stride, b->data, b->stride, 1, a->grad, a->stride);
+        else /* dA[K,M] += op(B)[K,N] dC^T */
+            gemm(tb, 1, K, M, N, b->data, b->stride, c->grad, c->stride, 1, a->grad, a->stride);
+    }
+    if (b->grad) {
+        if (!tb) /* dB[K,N] += op(A)^T dC */
+            gemm(!ta, 0, K, N, M, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
+        else /* dB[N,K] += dC^T op(A) */
+            gemm(1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+    }
+}

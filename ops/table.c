@@ -1,0 +1,44 @@
+/* table.c - the op table: for every op its name (used in error messages and dot labels) and its
+ * backward kernel. The forward half of each op is its public constructor (sp_tanh, sp_matmul...),
+ * which sits next to its backward kernel in the family's file. */
+#include "../autograd/tape_internal.h"
+
+#define BACKWARD(f) void f(sp_record *r);
+BACKWARD(sp__matmul_backward)
+BACKWARD(sp__add_backward) BACKWARD(sp__sub_backward) BACKWARD(sp__mul_backward)
+BACKWARD(sp__scale_backward) BACKWARD(sp__one_minus_backward)
+BACKWARD(sp__sigmoid_backward) BACKWARD(sp__tanh_backward) BACKWARD(sp__relu_backward)
+BACKWARD(sp__dropout_backward)
+BACKWARD(sp__concat_backward)
+BACKWARD(sp__softmax_backward) BACKWARD(sp__softmax_xent_backward) BACKWARD(sp__sigmoid_bce_backward)
+BACKWARD(sp__sum_backward) BACKWARD(sp__mean_backward)
+BACKWARD(sp__embedding_backward)
+#undef BACKWARD
+
+const sp_op_def sp_op_table[SP_OP__COUNT] = {
+    [SP_OP_CONST] = {"const", NULL},
+    [SP_OP_LEAF] = {"leaf", NULL},
+    [SP_OP_MATMUL] = {"matmul", sp__matmul_backward},
+    [SP_OP_ADD] = {"add", sp__add_backward},
+    [SP_OP_SUB] = {"sub", sp__sub_backward},
+    [SP_OP_MUL] = {"mul", sp__mul_backward},
+    [SP_OP_SCALE] = {"scale", sp__scale_backward},
+    [SP_OP_ONE_MINUS] = {"one_minus", sp__one_minus_backward},
+    [SP_OP_SIGMOID] = {"sigmoid", sp__sigmoid_backward},
+    [SP_OP_TANH] = {"tanh", sp__tanh_backward},
+    [SP_OP_RELU] = {"relu", sp__relu_backward},
+    [SP_OP_CONCAT] = {"concat", sp__concat_backward},
+    [SP_OP_SLICE] = {"slice", NULL}, /* a view: its gradient aliases its base's, nothing to do */
+    [SP_OP_SOFTMAX] = {"softmax", sp__softmax_backward},
+    [SP_OP_SOFTMAX_XENT] = {"softmax_xent", sp__softmax_xent_backward},
+    [SP_OP_SIGMOID_BCE] = {"sigmoid_bce", sp__sigmoid_bce_backward},
+    [SP_OP_SUM] = {"sum", sp__sum_backward},
+    [SP_OP_MEAN] = {"mean", sp__mean_backward},
+    [SP_OP_EMBEDDING] = {"embedding", sp__embedding_backward},
+    [SP_OP_DROPOUT] = {"dropout", sp__dropout_backward},
+};
+
+const char *sp_op_name(sp_op op)
+{
+    return (unsigned)op < SP_OP__COUNT && sp_op_table[op].name ? sp_op_table[op].name : "?";
+}

@@ -1,0 +1,34 @@
+/* helpers.h - what every test shares: cmocka includes in the order cmocka 1.1.5 needs, a
+ * tolerance assert, random fills, and the central finite-difference gradient checker. */
+#ifndef SP_TEST_HELPERS_H
+#define SP_TEST_HELPERS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "spool.h"
+
+/* |a - b| <= atol + rtol * max(|a|, |b|), else fail printing both and `what`. */
+void sp_test_close(double a, double b, double rtol, double atol, const char *what);
+
+/* Fill a tensor with uniform values in [lo, hi). */
+void sp_test_fill(sp_tensor *x, sp_rng *r, double lo, double hi);
+
+/* Builds the loss for a gradient check on a freshly reset tape. Everything it differentiates
+ * with respect to must be a parameter of the set given to sp_gradcheck. */
+typedef sp_tensor *(*sp_test_build)(sp_tape *t, void *ctx);
+
+typedef struct {
+    double rtol, atol, h;  /* defaults 1e-6, 1e-9, 1e-6 (double build) */
+    int perturb;           /* >= 0: add 1e-4 relative to this analytic component (test the test) */
+} sp_gradcheck_opts;
+
+/* Compares the analytic gradient of every element of every parameter in ps with a central
+ * difference. Returns the number of components outside tolerance (0 = pass) and prints the worst
+ * one. */
+int sp_gradcheck(sp_params *ps, sp_test_build build, void *ctx, const sp_gradcheck_opts *o);
+
+#endif

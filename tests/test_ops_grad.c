@@ -1,0 +1,204 @@
+/* test_ops_grad.c - every op's backward against central finite differences, in the double build.
+ *
+ * Each case builds a scalar loss from parameters A, B (C) through the op under test, then a
+ * weighted sum with fixed random weights, so every output element has its own gradient. The last
+ * tests check the checker: a gradient off by 1e-4 relative in a single component must fail. */
+#include "helpers.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    int op;
+    sp_params *ps;
+    sp_tensor *a, *b, *c;
+} grad_case;
+
+/* sum(x * w) with w fixed random in [-1, 1): a loss whose gradient differs per element. */
+static sp_tensor *weighted_sum(sp_tape *t, sp_tensor *x)
+{
+    if (!x) return NULL;
+    sp_tensor *w = sp_const(t, x->rows, x->cols);
+    if (!w) return NULL;
+    sp_rng r;
+    sp_rng_seed(&r, 99);
+    sp_test_fill(w, &r, -1, 1);
+    return sp_sum(t, sp_mul(t, x, w));
+}
+
+enum {
+    MATMUL_NN, MATMUL_TN, MATMUL_NT, MATMUL_TT,
+    ADD, ADD_ROW, ADD_COL, ADD_SCALAR, SUB, SUB_ROW, MUL, MUL_ROW, MUL_COL,
+    SCALE, ONE_MINUS, SIGMOID, TANH, RELU, SOFTMAX, XENT, XENT_PADDED, BCE, BCE_MASKED,
+    SUM, MEAN, CONCAT, SLICE_COLS, SLICE_ROWS, SLICE_OF_SLICE, SPLIT, EMBEDDING, DROPOUT,
+    CASE_COUNT
+};
+
+static const char *case_name[CASE_COUNT] = {
+    "matmul", "matmul A^T", "matmul B^T", "matmul A^T B^T", "add", "add row bias", "add column",
+    "add scalar", "sub", "sub row", "mul", "mul row", "mul column", "scale", "one_minus", "sigmoid",
+    "tanh", "relu", "softmax", "softmax_xent", "softmax_xent with padding", "sigmoid_bce",
+    "sigmoid_bce masked", "sum", "mean", "concat", "slice cols", "slice rows", "slice of slice",
+    "split", "embedding", "dropout",
+};
+
+static sp_tensor *build(sp_tape *t, void *ctx)
+{
+    grad_case *g = ctx;
+    sp_tensor *A = g->a, *B = g->b, *C = g->c;
+    switch (g->op) {
+    case MATMUL_NN: return weighted_sum(t, sp_matmul(t, A, B));
+    case MATMUL_TN: return weighted_sum(t, sp_matmul_ex(t, A, 1, B, 0));
+    case MATMUL_NT: return weighted_sum(t, sp_matmul_ex(t, A, 0, B, 1));
+    case MATMUL_TT: return weighted_sum(t, sp_matmul_ex(t, A, 1, B, 1));
+    case ADD: case ADD_ROW: case ADD_COL: case ADD_SCALAR: return weighted_sum(t, sp_add(t, A, B));
+    case SUB: case SUB_ROW: return weighted_sum(t, sp_sub(t, A, B));
+    case MUL: case MUL_ROW: case MUL_COL: return weighted_sum(t, sp_mul(t, A, B));
+    case SCALE: return weighted_sum(t, sp_scale(t, A, -2.5));
+    case ONE_MINUS: return weighted_sum(t, sp_one_minus(t, A));
+    case SIGMOID: return weighted_sum(t, sp_sigmoid(t, A));
+    case TANH: return weighted_sum(t, sp_tanh(t, A));
+    case RELU: return weighted_sum(t, sp_relu(t, A));
+    case SOFTMAX: return weighted_sum(t, sp_softmax(t, A));
+    case XENT: {
+        int tg[4] = {0, 3, 4, 1};
+        return sp_softmax_xent(t, A, tg, NULL);
+    }
+    case XENT_PADDED: {
+        int tg[4] = {2, -1, 4, -1};
+        return sp_softmax_xent(t, A, tg, NULL);
+    }
+    case BCE: case BCE_MASKED: {
+        sp_tensor *z = sp_const(t, A->rows, A->cols), *m = NULL;
+        sp_rng r;
+        sp_rng_seed(&r, 5);
+        sp_test_fill(z, &r, 0, 1);
+        if (g->op == BCE_MASKED) {
+            m = sp_const(t, A->rows, 1);
+            for (int i = 0; i < A->rows; i++) m->data[i] = i % 3 != 1;
+        }
+        return sp_sigmoid_bce(t, A, z, m);
+    }
+    case SUM: return sp_sum(t, sp_tanh(t, A));
+    case MEAN: return sp_mean(t, sp_tanh(t, A));
+    case CONCAT: {
+        sp_tensor *xs[3] = {A, sp_tanh(t, B), C};
+        return weighted_sum(t, sp_concat(t, xs, 3));
+    }
+    case SLICE_COLS: return weighted_sum(t, sp_tanh(t, sp_slice_cols(t, sp_scale(t, A, 1.5), 1, 3)));
+    case SLICE_ROWS: return weighted_sum(t, sp_tanh(t, sp_slice_rows(t, A, 2, 2)));
+    case SLICE_OF_SLICE: {
+        sp_tensor *s = sp_slice_rows(t, sp_slice_cols(t, A, 1, 4), 1, 3);
+        return sp_add(t, weighted_sum(t, sp_tanh(t, s)), weighted_sum(t, sp_sigmoid(t, A)));
+    }
+    case SPLIT: {
+        sp_tensor *p[3];
+        if (sp_split_cols(t, A, 3, p) != SP_OK) return NULL;
+        return weighted_sum(t, sp_mul(t, sp_sigmoid(t, p[0]), sp_tanh(t, p[2])));
+    }
+    case EMBEDDING: {
+        int ids[6] = {1, 4, 1, -1, 0, 4};
+        return weighted_sum(t, sp_embedding(t, A, ids, 6));
+    }
+    case DROPOUT: {
+        sp_rng r;
+        sp_rng_seed(&r, 3); /* the same mask on every rebuild */
+        return weighted_sum(t, sp_dropout(t, sp_tanh(t, A), 0.4, &r, 1));
+    }
+    }
+    return NULL;
+}
+
+/* Shapes of A, B, C for each case. */
+static void make_case(grad_case *g, int op)
+{
+    int ar = 4, ac = 5, br = 4, bc = 5, cr = 0, cc = 0;
+    switch (op) {
+    case MATMUL_NN: ar = 3, ac = 4, br = 4, bc = 5; break;
+    case MATMUL_TN: ar = 4, ac = 3, br = 4, bc = 5; break;
+    case MATMUL_NT: ar = 3, ac = 4, br = 5, bc = 4; break;
+    case MATMUL_TT: ar = 4, ac = 3, br = 5, bc = 4; break;
+    case ADD_ROW: case SUB_ROW: case MUL_ROW: br = 1; break;
+    case ADD_COL: case MUL_COL: bc = 1; break;
+    case ADD_SCALAR: br = 1, bc = 1; break;
+    case CONCAT: bc = 2, cr = 4, cc = 3; break;
+    case SPLIT: ac = 6; break;
+    case EMBEDDING: ar = 5, ac = 3; break;
+    default: break;
+    }
+    g->op = op;
+    g->ps = sp_params_new();
+    g->a = sp_param(g->ps, "A", ar, ac);
+    g->b = sp_param(g->ps, "B", br, bc);
+    g->c = cr ? sp_param(g->ps, "C", cr, cc) : NULL;
+    sp_rng r;
+    sp_rng_seed(&r, 1000 + op);
+    for (size_t k = 0; k < g->ps->numel; k++) {
+        /* away from relu's kink at 0: |v| in [0.1, 1.1) */
+        double v = 0.1 + sp_rng_uniform(&r);
+        g->ps->value[k] = (sp_real)(sp_rng_uniform(&r) < 0.5 ? -v : v);
+    }
+}
+
+static void test_every_op_matches_finite_differences(void **state)
+{
+    (void)state;
+    int failed = 0;
+    for (int op = 0; op < CASE_COUNT; op++) {
+        grad_case g;
+        make_case(&g, op);
+        int bad = sp_gradcheck(g.ps, build, &g, NULL);
+        if (bad != 0) {
+            print_error("# op case \"%s\": %d gradient components wrong\n", case_name[op], bad);
+            failed++;
+        }
+        sp_params_free(g.ps);
+    }
+    assert_int_equal(failed, 0);
+}
+
+/* The checker must catch a gradient off by 1e-4 relative in one component, for every op: that is
+ * how tight "tight enough to catch a wrong backward" is here. */
+static void test_checker_rejects_a_slightly_wrong_gradient(void **state)
+{
+    (void)state;
+    for (int op = 0; op < CASE_COUNT; op++) {
+        grad_case g;
+        make_case(&g, op);
+        /* perturb a component that has a nonzero gradient (B of an unused case has none) */
+        sp_gradcheck_opts o = {1e-6, 1e-9, 1e-6, 1};
+        int bad = sp_gradcheck(g.ps, build, &g, &o);
+        if (bad < 1) print_error("# checker missed a perturbed gradient in \"%s\"\n", case_name[op]);
+        assert_true(bad >= 1);
+        sp_params_free(g.ps);
+    }
+}
+
+/* Non-finite differences would hide everything: make sure the loss is finite for extreme logits. */
+static void test_losses_are_stable_for_huge_logits(void **state)
+{
+    (void)state;
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = sp_leaf(t, 2, 3);
+    sp_real v[6] = {1000, -1000, 0, -800, 900, 5};
+    memcpy(x->data, v, sizeof v);
+    int tg[2] = {1, 0};
+    sp_tensor *l = sp_softmax_xent(t, x, tg, NULL);
+    assert_non_null(l);
+    sp_test_close(l->data[0], (2000.0 + 1700.0) / 2, 1e-9, 1e-9, "xent of extreme logits");
+    sp_tensor *z = sp_const(t, 2, 3);
+    sp_tensor *b = sp_sigmoid_bce(t, x, z, NULL);
+    sp_test_close(b->data[0], (1000 + 0 + log(2.0) + 0 + 900 + (5 + log1p(exp(-5.0)))) / 6, 1e-9, 1e-9,
+                  "bce of extreme logits");
+    sp_tape_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_op_matches_finite_differences),
+        cmocka_unit_test(test_checker_rejects_a_slightly_wrong_gradient),
+        cmocka_unit_test(test_losses_are_stable_for_huge_logits),
+    };
+    return cmocka_run_group_tests_name("ops_grad", tests, NULL, NULL);
+}
