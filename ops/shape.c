@@ -51,6 +51,44 @@ void sp__concat_backward(sp_record *r)
     }
 }
 
+sp_tensor *sp_concat_rows(sp_tape *t, sp_tensor *const *xs, int n)
+{
+    if (!t || t->status != SP_OK) return NULL;
+    if (!xs || n <= 0) {
+        sp_tape_fail(t, SP_ERR_ARG, "concat_rows \"%s\": needs at least one input (n = %d)",
+                     sp__scope_name(t, "concat_rows"), n);
+        return NULL;
+    }
+    if (!sp__ready(t, SP_OP_CONCAT_ROWS, xs, n)) return NULL;
+    int R = 0, C = xs[0]->cols;
+    for (int k = 0; k < n; k++) {
+        if (xs[k]->cols != C) {
+            sp__shape_error(t, SP_OP_CONCAT_ROWS, "column counts differ", xs[0], xs[k]);
+            return NULL;
+        }
+        R += xs[k]->rows;
+    }
+    sp_record *r = sp__record(t, SP_OP_CONCAT_ROWS, R, C, xs, n);
+    if (!r) return NULL;
+    sp_real *dst = r->out->data;
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < xs[k]->rows; i++, dst += C) memcpy(dst, sp_at(xs[k], i, 0), (size_t)C * sizeof(sp_real));
+    return r->out;
+}
+
+/* out = [x_0; x_1; ...]   =>   dx_k += the rows of dout that x_k filled */
+void sp__concat_rows_backward(sp_record *r)
+{
+    const sp_real *src = r->out->grad;
+    int C = r->out->cols;
+    for (int k = 0; k < r->n_in; k++) {
+        sp_tensor *x = r->in[k];
+        for (int i = 0; i < x->rows; i++, src += C)
+            if (x->grad)
+                for (int j = 0; j < C; j++) x->grad[(size_t)i * x->stride + j] += src[j];
+    }
+}
+
 sp_tensor *sp_slice_cols(sp_tape *t, sp_tensor *x, int c0, int n)
 {
     if (!sp__ready(t, SP_OP_SLICE, &x, 1)) return NULL;

@@ -9,7 +9,7 @@ BACKWARD(sp__add_backward) BACKWARD(sp__sub_backward) BACKWARD(sp__mul_backward)
 BACKWARD(sp__scale_backward) BACKWARD(sp__one_minus_backward)
 BACKWARD(sp__sigmoid_backward) BACKWARD(sp__tanh_backward) BACKWARD(sp__relu_backward)
 BACKWARD(sp__dropout_backward)
-BACKWARD(sp__concat_backward)
+BACKWARD(sp__concat_backward) BACKWARD(sp__concat_rows_backward)
 BACKWARD(sp__softmax_backward) BACKWARD(sp__softmax_xent_backward) BACKWARD(sp__sigmoid_bce_backward)
 BACKWARD(sp__sum_backward) BACKWARD(sp__mean_backward)
 BACKWARD(sp__embedding_backward)
@@ -28,6 +28,7 @@ const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_TANH] = {"tanh", sp__tanh_backward},
     [SP_OP_RELU] = {"relu", sp__relu_backward},
     [SP_OP_CONCAT] = {"concat", sp__concat_backward},
+    [SP_OP_CONCAT_ROWS] = {"concat_rows", sp__concat_rows_backward},
     [SP_OP_SLICE] = {"slice", NULL}, /* a view: its gradient aliases its base's, nothing to do */
     [SP_OP_SOFTMAX] = {"softmax", sp__softmax_backward},
     [SP_OP_SOFTMAX_XENT] = {"softmax_xent", sp__softmax_xent_backward},

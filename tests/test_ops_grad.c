@@ -30,7 +30,7 @@ enum {
     MATMUL_NN, MATMUL_TN, MATMUL_NT, MATMUL_TT,
     ADD, ADD_ROW, ADD_COL, ADD_SCALAR, SUB, SUB_ROW, MUL, MUL_ROW, MUL_COL,
     SCALE, ONE_MINUS, SIGMOID, TANH, RELU, SOFTMAX, XENT, XENT_PADDED, BCE, BCE_MASKED,
-    SUM, MEAN, CONCAT, SLICE_COLS, SLICE_ROWS, SLICE_OF_SLICE, SPLIT, EMBEDDING, DROPOUT,
+    SUM, MEAN, CONCAT, CONCAT_ROWS, SLICE_COLS, SLICE_ROWS, SLICE_OF_SLICE, SPLIT, EMBEDDING, DROPOUT,
     CASE_COUNT
 };
 
@@ -38,7 +38,7 @@ static const char *case_name[CASE_COUNT] = {
     "matmul", "matmul A^T", "matmul B^T", "matmul A^T B^T", "add", "add row bias", "add column",
     "add scalar", "sub", "sub row", "mul", "mul row", "mul column", "scale", "one_minus", "sigmoid",
     "tanh", "relu", "softmax", "softmax_xent", "softmax_xent with padding", "sigmoid_bce",
-    "sigmoid_bce masked", "sum", "mean", "concat", "slice cols", "slice rows", "slice of slice",
+    "sigmoid_bce masked", "sum", "mean", "concat", "concat rows", "slice cols", "slice rows", "slice of slice",
     "split", "embedding", "dropout",
 };
 
@@ -85,6 +85,10 @@ static sp_tensor *build(sp_tape *t, void *ctx)
         sp_tensor *xs[3] = {A, sp_tanh(t, B), C};
         return weighted_sum(t, sp_concat(t, xs, 3));
     }
+    case CONCAT_ROWS: {
+        sp_tensor *xs[3] = {A, sp_tanh(t, B), C};
+        return weighted_sum(t, sp_concat_rows(t, xs, 3));
+    }
     case SLICE_COLS: return weighted_sum(t, sp_tanh(t, sp_slice_cols(t, sp_scale(t, A, 1.5), 1, 3)));
     case SLICE_ROWS: return weighted_sum(t, sp_tanh(t, sp_slice_rows(t, A, 2, 2)));
     case SLICE_OF_SLICE: {
@@ -122,6 +126,7 @@ static void make_case(grad_case *g, int op)
     case ADD_COL: case MUL_COL: bc = 1; break;
     case ADD_SCALAR: br = 1, bc = 1; break;
     case CONCAT: bc = 2, cr = 4, cc = 3; break;
+    case CONCAT_ROWS: br = 2, cr = 3, cc = 5; break;
     case SPLIT: ac = 6; break;
     case EMBEDDING: ar = 5, ac = 3; break;
     default: break;

@@ -26,7 +26,7 @@ typedef enum {
     SP_OP_MATMUL,
     SP_OP_ADD, SP_OP_SUB, SP_OP_MUL, SP_OP_SCALE, SP_OP_ONE_MINUS,
     SP_OP_SIGMOID, SP_OP_TANH, SP_OP_RELU,
-    SP_OP_CONCAT, SP_OP_SLICE,
+    SP_OP_CONCAT, SP_OP_CONCAT_ROWS, SP_OP_SLICE,
     SP_OP_SOFTMAX, SP_OP_SOFTMAX_XENT, SP_OP_SIGMOID_BCE,
     SP_OP_SUM, SP_OP_MEAN,
     SP_OP_EMBEDDING, SP_OP_DROPOUT,
@@ -64,6 +64,9 @@ sp_tensor *sp_dropout_mask(sp_tape *t, sp_tensor *x, sp_tensor *mask);
 
 /* Concatenate n tensors with equal row counts along columns (a copy). */
 sp_tensor *sp_concat(sp_tape *t, sp_tensor *const *xs, int n);
+/* Stack n tensors with equal column counts along rows (a copy): per-step outputs [B, H] of T
+ * steps become one [T*B, H] sequence, ready for one GEMM over all steps. */
+sp_tensor *sp_concat_rows(sp_tape *t, sp_tensor *const *xs, int n);
 /* Views, no copy: columns [c0, c0+n) or rows [r0, r0+n) of x. */
 sp_tensor *sp_slice_cols(sp_tape *t, sp_tensor *x, int c0, int n);
 sp_tensor *sp_slice_rows(sp_tape *t, sp_tensor *x, int r0, int n);
