@@ -2,11 +2,15 @@
  * which recurrent networks are built. Include this; the files under spool/ are its chapters:
  *   core.h    tensors, parameters, the tape, backward, errors, threads, dot export
  *   ops.h     the differentiable ops (matmul, elementwise, shape, losses, embedding, dropout)
+ *   layers.h  linear, embedding, recurrent cells and the runners that unroll them over time
+ *   optim.h   optimizers, gradient clipping, learning-rate schedules, safetensors checkpoints
  */
 #ifndef SPOOL_H
 #define SPOOL_H
 
 #include "spool/core.h"
 #include "spool/ops.h"
+#include "spool/layers.h"
+#include "spool/optim.h"
 
 #endif
