@@ -70,15 +70,19 @@ static void *arena_alloc(sp_tape *t, size_t bytes)
     return p;
 }
 
-void *sp__alloc(sp_tape *t, size_t bytes)
+void *sp__alloc_raw(sp_tape *t, size_t bytes)
 {
     void *p = arena_alloc(t, bytes);
-    if (!p) {
+    if (!p)
         sp_tape_fail(t, SP_ERR_NOMEM, "tape: out of memory allocating %zu bytes (arena holds %zu)",
                      bytes, sp_tape_capacity(t));
-        return NULL;
-    }
-    memset(p, 0, bytes);
+    return p;
+}
+
+void *sp__alloc(sp_tape *t, size_t bytes)
+{
+    void *p = sp__alloc_raw(t, bytes);
+    if (p) memset(p, 0, bytes);
     return p;
 }
 
@@ -243,6 +247,7 @@ static sp_record *record_push(sp_tape *t, sp_op op, sp_tensor *const *in, int n)
     sp_record *r = &t->rec[t->n_rec];
     memset(r, 0, sizeof *r);
     r->op = op;
+    r->tape = t;
     r->in = ins;
     r->n_in = n;
     r->out = out;
@@ -256,7 +261,8 @@ sp_record *sp__record(sp_tape *t, sp_op op, int rows, int cols, sp_tensor *const
 {
     sp_record *r = record_push(t, op, in, n);
     if (!r) return NULL;
-    sp_real *data = sp__alloc(t, (size_t)rows * cols * sizeof(sp_real));
+    /* Not zeroed: every forward kernel writes its whole output. */
+    sp_real *data = sp__alloc_raw(t, (size_t)rows * cols * sizeof(sp_real));
     if (!data) return NULL;
     r->out->data = data;
     r->out->rows = rows;
@@ -302,6 +308,7 @@ static sp_tensor *leaf(sp_tape *t, sp_op op, int rows, int cols, int flags)
     sp_record *r = sp__record(t, op, rows, cols, NULL, 0);
     if (!r) return NULL;
     r->out->flags |= flags;
+    memset(r->out->data, 0, (size_t)rows * cols * sizeof(sp_real));
     return r->out;
 }
 
@@ -309,6 +316,8 @@ sp_tensor *sp_const(sp_tape *t, int rows, int cols) { return leaf(t, SP_OP_CONST
 sp_tensor *sp_leaf(sp_tape *t, int rows, int cols) { return leaf(t, SP_OP_LEAF, rows, cols, SP_NEEDS_GRAD); }
 
 /* --------------------------------------------------------------- backward */
+
+void sp__defer(sp_record *r) { r->tape->deferred[r->tape->n_deferred++] = r; }
 
 sp_status sp_backward(sp_tape *t, sp_tensor *loss)
 {
@@ -348,10 +357,16 @@ sp_status sp_backward(sp_tape *t, sp_tensor *loss)
             if (!o->grad) return t->status;
         }
     }
+    t->deferred = sp__alloc_raw(t, (size_t)(loss->id + 1) * sizeof *t->deferred);
+    t->n_deferred = 0;
+    if (!t->deferred) return t->status;
     loss->grad[0] += 1;
     for (int i = loss->id; i >= 0; i--) {
         sp_record *r = &t->rec[i];
         if (r->out->grad && sp_op_table[r->op].backward) sp_op_table[r->op].backward(r);
     }
+    for (int op = 0; op < SP_OP__COUNT; op++)
+        if (sp_op_table[op].finish) sp_op_table[op].finish(t);
+    t->n_deferred = 0;
     return t->status;
 }

@@ -8,6 +8,7 @@
 /* One recorded op. Inputs live in an arena array so concat can take any number of them. */
 typedef struct sp_record {
     sp_op op;
+    struct sp_tape *tape;
     sp_tensor *out;
     sp_tensor **in;      /* n_in inputs */
     int n_in;
@@ -17,10 +18,12 @@ typedef struct sp_record {
 } sp_record;
 
 typedef void (*sp_backward_fn)(sp_record *r);
+typedef void (*sp_finish_fn)(struct sp_tape *t);
 
 typedef struct {
     const char *name;          /* used in error messages and dot labels */
     sp_backward_fn backward;   /* accumulates into in[k]->grad where that is not NULL */
+    sp_finish_fn finish;       /* optional: runs once after the walk, for work backward deferred */
 } sp_op_def;
 
 extern const sp_op_def sp_op_table[SP_OP__COUNT];
@@ -39,6 +42,8 @@ struct sp_tape {
     int n_rec, cap_rec;
     int mallocs;
     int backward_done;        /* sp_backward ran since the last reset */
+    sp_record **deferred;     /* records whose backward left work for their op's finish */
+    int n_deferred;
     sp_status status;
     char msg[512];
     char scope[256];
@@ -46,9 +51,13 @@ struct sp_tape {
 
 /* Arena allocation (zeroed, 64-byte aligned). NULL and a sticky error if out of memory. */
 void *sp__alloc(sp_tape *t, size_t bytes);
+void *sp__alloc_raw(sp_tape *t, size_t bytes); /* the same, not zeroed */
+/* Backward kernels may hand part of their work to their op's finish hook (e.g. to sum the
+ * weight gradients of all time steps in one GEMM): push the record here. */
+void sp__defer(sp_record *r);
 /* True if the op may proceed: tape ok and all inputs non-NULL (else sets an error naming op). */
 int sp__ready(sp_tape *t, sp_op op, sp_tensor *const *in, int n);
-/* Record an op whose output is a new rows x cols arena tensor (zeroed). Inputs are copied into
+/* Record an op whose output is a new rows x cols arena tensor (NOT zeroed: the op writes it all). Inputs are copied into
  * the record. NULL on error. */
 sp_record *sp__record(sp_tape *t, sp_op op, int rows, int cols, sp_tensor *const *in, int n);
 /* Record an op whose output is a view into in[0] at element offset `offset`. */

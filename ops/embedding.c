@@ -24,9 +24,12 @@ sp_tensor *sp_embedding(sp_tape *t, sp_tensor *table, const int *ids, int n)
     if (!saved) return NULL;
     memcpy(saved, ids, (size_t)n * sizeof *saved);
     r->saved = saved;
-    for (int i = 0; i < n; i++)
-        if (ids[i] >= 0) memcpy(r->out->data + (size_t)i * D, sp_at(table, ids[i], 0), (size_t)D * sizeof(sp_real));
-    return r->out; /* padding rows stay zero: the arena hands out zeroed memory */
+    for (int i = 0; i < n; i++) {
+        sp_real *dst = r->out->data + (size_t)i * D;
+        if (ids[i] >= 0) memcpy(dst, sp_at(table, ids[i], 0), (size_t)D * sizeof(sp_real));
+        else memset(dst, 0, (size_t)D * sizeof(sp_real)); /* padding */
+    }
+    return r->out;
 }
 
 /* out[i] = table[ids[i]]   =>   dtable[ids[i]] += dout[i] */

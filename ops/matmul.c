@@ -1,8 +1,15 @@
 /* matmul.c - the one op that does the heavy arithmetic: C = op(A) op(B) through BLIS GEMM.
- * Every other op is bandwidth-bound; this is where the FLOPs are. */
+ * Every other op is bandwidth-bound; this is where the FLOPs are.
+ *
+ * A recurrent weight is used by one small matmul per time step ([B, H] x [H, G]), and summing its
+ * gradient step by step would be T small GEMMs with K = B, which BLIS runs far below its peak.
+ * So the backward of a matmul whose B operand is a parameter only computes dA at once, and defers
+ * dB to sp__matmul_finish, which stacks the rows of every step's A and dC and issues one
+ * [G, T*B] x [T*B, H] GEMM per parameter. Same sum, one large GEMM; no layer knows about it. */
 #include "../autograd/tape_internal.h"
 
 #include <cblas.h>
+#include <string.h>
 
 #ifdef SP_USE_DOUBLE
 #define GEMM cblas_dgemm
@@ -52,10 +59,60 @@ void sp__matmul_backward(sp_record *r)
         else /* dA[K,M] += op(B)[K,N] dC^T */
             gemm(tb, 1, K, M, N, b->data, b->stride, c->grad, c->stride, 1, a->grad, a->stride);
     }
-    if (b->grad) {
+    if (b->grad && (b->flags & SP_PARAM) && !ta) {
+        sp__defer(r); /* dB joins the other steps' in sp__matmul_finish */
+    } else if (b->grad) {
         if (!tb) /* dB[K,N] += op(A)^T dC */
             gemm(!ta, 0, K, N, M, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
         else /* dB[N,K] += dC^T op(A) */
             gemm(1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+    }
+}
+
+static int same_group(const sp_record *r, const sp_tensor *b, int tb)
+{
+    return r && r->op == SP_OP_MATMUL && r->in[1] == b && r->iattr[1] == tb;
+}
+
+/* Deferred records that share the parameter and its transpose flag: stack the rows of A
+ * [sum M, K] and of dC [sum M, N], then dB += Astack^T Cstack (Cstack^T Astack if B is used
+ * transposed). */
+void sp__matmul_finish(sp_tape *t)
+{
+    sp_record **d = t->deferred;
+    int n = t->n_deferred;
+    for (int i = 0; i < n; i++) {
+        if (!d[i] || d[i]->op != SP_OP_MATMUL) continue;
+        sp_tensor *b = d[i]->in[1];
+        int tb = d[i]->iattr[1], K = d[i]->iattr[2], N = d[i]->out->cols, M = 0, count = 0;
+        for (int j = i; j < n; j++)
+            if (same_group(d[j], b, tb)) M += d[j]->out->rows, count++;
+        sp_real *A = NULL, *C = NULL;
+        if (count > 1) {
+            A = sp__alloc_raw(t, (size_t)M * K * sizeof(sp_real));
+            C = A ? sp__alloc_raw(t, (size_t)M * N * sizeof(sp_real)) : NULL;
+        }
+        if (!A || !C) { /* a single product (or no memory to stack): one GEMM per record */
+            for (int j = i; j < n; j++) {
+                if (!same_group(d[j], b, tb)) continue;
+                sp_tensor *a = d[j]->in[0], *c = d[j]->out;
+                if (!tb) gemm(1, 0, K, N, c->rows, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
+                else gemm(1, 0, N, K, c->rows, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+                d[j] = NULL;
+            }
+            continue;
+        }
+        size_t row = 0;
+        for (int j = i; j < n; j++) {
+            if (!same_group(d[j], b, tb)) continue;
+            sp_tensor *a = d[j]->in[0], *c = d[j]->out;
+            for (int r = 0; r < c->rows; r++, row++) {
+                memcpy(A + row * K, sp_at(a, r, 0), (size_t)K * sizeof(sp_real));
+                memcpy(C + row * N, c->grad + (size_t)r * c->stride, (size_t)N * sizeof(sp_real));
+            }
+            d[j] = NULL;
+        }
+        if (!tb) gemm(1, 0, K, N, M, A, K, C, N, 1, b->grad, b->stride); /* dB[K,N] += A^T C */
+        else gemm(1, 0, N, K, M, C, N, A, K, 1, b->grad, b->stride);     /* dB[N,K] += C^T A */
     }
 }

@@ -13,12 +13,13 @@ BACKWARD(sp__concat_backward) BACKWARD(sp__concat_rows_backward)
 BACKWARD(sp__softmax_backward) BACKWARD(sp__softmax_xent_backward) BACKWARD(sp__sigmoid_bce_backward)
 BACKWARD(sp__sum_backward) BACKWARD(sp__mean_backward)
 BACKWARD(sp__embedding_backward)
+void sp__matmul_finish(sp_tape *t);
 #undef BACKWARD
 
 const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_CONST] = {"const", NULL},
     [SP_OP_LEAF] = {"leaf", NULL},
-    [SP_OP_MATMUL] = {"matmul", sp__matmul_backward},
+    [SP_OP_MATMUL] = {"matmul", sp__matmul_backward, sp__matmul_finish},
     [SP_OP_ADD] = {"add", sp__add_backward},
     [SP_OP_SUB] = {"sub", sp__sub_backward},
     [SP_OP_MUL] = {"mul", sp__mul_backward},
