@@ -5,6 +5,8 @@
 
 #include "spool.h"
 
+#include <math.h>
+
 /* One recorded op. Inputs live in an arena array so concat can take any number of them. */
 typedef struct sp_record {
     sp_op op;

@@ -13,6 +13,7 @@ BACKWARD(sp__concat_backward) BACKWARD(sp__concat_rows_backward)
 BACKWARD(sp__softmax_backward) BACKWARD(sp__softmax_xent_backward) BACKWARD(sp__sigmoid_bce_backward)
 BACKWARD(sp__sum_backward) BACKWARD(sp__mean_backward)
 BACKWARD(sp__embedding_backward)
+BACKWARD(sp__lstm_cell_backward) BACKWARD(sp__gru_cell_backward)
 void sp__matmul_finish(sp_tape *t);
 #undef BACKWARD
 
@@ -38,6 +39,8 @@ const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_MEAN] = {"mean", sp__mean_backward},
     [SP_OP_EMBEDDING] = {"embedding", sp__embedding_backward},
     [SP_OP_DROPOUT] = {"dropout", sp__dropout_backward},
+    [SP_OP_LSTM_CELL] = {"lstm_cell", sp__lstm_cell_backward},
+    [SP_OP_GRU_CELL] = {"gru_cell", sp__gru_cell_backward},
 };
 
 const char *sp_op_name(sp_op op)

@@ -30,7 +30,7 @@ enum {
     MATMUL_NN, MATMUL_TN, MATMUL_NT, MATMUL_TT, MATMUL_SHARED,
     ADD, ADD_ROW, ADD_COL, ADD_SCALAR, SUB, SUB_ROW, MUL, MUL_ROW, MUL_COL,
     SCALE, ONE_MINUS, SIGMOID, TANH, RELU, SOFTMAX, XENT, XENT_PADDED, BCE, BCE_MASKED,
-    SUM, MEAN, CONCAT, CONCAT_ROWS, SLICE_COLS, SLICE_ROWS, SLICE_OF_SLICE, SPLIT, EMBEDDING, DROPOUT,
+    SUM, MEAN, CONCAT, CONCAT_ROWS, SLICE_COLS, SLICE_ROWS, SLICE_OF_SLICE, SPLIT, EMBEDDING, DROPOUT, LSTM_CELL, GRU_CELL, LSTM_CELL_VS_COMPOSED, GRU_CELL_VS_COMPOSED,
     CASE_COUNT
 };
 
@@ -40,8 +40,29 @@ static const char *case_name[CASE_COUNT] = {
     "add scalar", "sub", "sub row", "mul", "mul row", "mul column", "scale", "one_minus", "sigmoid",
     "tanh", "relu", "softmax", "softmax_xent", "softmax_xent with padding", "sigmoid_bce",
     "sigmoid_bce masked", "sum", "mean", "concat", "concat rows", "slice cols", "slice rows", "slice of slice",
-    "split", "embedding", "dropout",
+    "split", "embedding", "dropout", "lstm_cell", "gru_cell",
+    "lstm_cell minus its composed form", "gru_cell minus its composed form",
 };
+
+/* The fused cells' math from basic ops, as a custom cell would write it. */
+static sp_tensor *composed_lstm(sp_tape *t, sp_tensor *gates, sp_tensor *c_prev)
+{
+    sp_tensor *q[4];
+    if (sp_split_cols(t, gates, 4, q) != SP_OK) return NULL;
+    sp_tensor *i = sp_sigmoid(t, q[0]), *f = sp_sigmoid(t, q[1]), *g = sp_tanh(t, q[2]), *o = sp_sigmoid(t, q[3]);
+    sp_tensor *c = sp_add(t, sp_mul(t, f, c_prev), sp_mul(t, i, g));
+    sp_tensor *hc[2] = {sp_mul(t, o, sp_tanh(t, c)), c};
+    return sp_concat(t, hc, 2);
+}
+
+static sp_tensor *composed_gru(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *h_prev)
+{
+    sp_tensor *x[3], *h[3];
+    if (sp_split_cols(t, xp, 3, x) != SP_OK || sp_split_cols(t, hp, 3, h) != SP_OK) return NULL;
+    sp_tensor *r = sp_sigmoid(t, sp_add(t, x[0], h[0])), *z = sp_sigmoid(t, sp_add(t, x[1], h[1]));
+    sp_tensor *n = sp_tanh(t, sp_add(t, x[2], sp_mul(t, r, h[2])));
+    return sp_add(t, sp_mul(t, sp_one_minus(t, z), n), sp_mul(t, z, h_prev));
+}
 
 static sp_tensor *build(sp_tape *t, void *ctx)
 {
@@ -112,6 +133,23 @@ static sp_tensor *build(sp_tape *t, void *ctx)
         int ids[6] = {1, 4, 1, -1, 0, 4};
         return weighted_sum(t, sp_embedding(t, A, ids, 6));
     }
+    case LSTM_CELL: {
+        sp_tensor *o = sp_lstm_cell(t, A, B);
+        /* h and c both feed the loss, as in a step followed by another step */
+        return sp_add(t, weighted_sum(t, sp_slice_cols(t, o, 0, 3)), sp_sum(t, sp_tanh(t, sp_slice_cols(t, o, 3, 3))));
+    }
+    case GRU_CELL: return weighted_sum(t, sp_gru_cell(t, A, B, C));
+    case LSTM_CELL_VS_COMPOSED: case GRU_CELL_VS_COMPOSED: {
+        /* fused minus composed: the value must be 0 and so must every gradient */
+        sp_tensor *f = g->op == LSTM_CELL_VS_COMPOSED ? sp_lstm_cell(t, A, B) : sp_gru_cell(t, A, B, C);
+        sp_tensor *c = g->op == LSTM_CELL_VS_COMPOSED ? composed_lstm(t, A, B) : composed_gru(t, A, B, C);
+        sp_tensor *d = weighted_sum(t, sp_sub(t, f, c));
+        if (d && fabs(d->data[0]) > 1e-12) {
+            print_error("# fused and composed forms differ: %g\n", (double)d->data[0]);
+            return NULL;
+        }
+        return sp_add(t, d, weighted_sum(t, f));
+    }
     case DROPOUT: {
         sp_rng r;
         sp_rng_seed(&r, 3); /* the same mask on every rebuild */
@@ -138,6 +176,8 @@ static void make_case(grad_case *g, int op)
     case CONCAT_ROWS: br = 2, cr = 3, cc = 5; break;
     case SPLIT: ac = 6; break;
     case EMBEDDING: ar = 5, ac = 3; break;
+    case LSTM_CELL: case LSTM_CELL_VS_COMPOSED: ar = 4, ac = 12, br = 4, bc = 3; break;
+    case GRU_CELL: case GRU_CELL_VS_COMPOSED: ar = 4, ac = 9, br = 4, bc = 9, cr = 4, cc = 3; break;
     default: break;
     }
     g->op = op;

@@ -30,6 +30,7 @@ typedef enum {
     SP_OP_SOFTMAX, SP_OP_SOFTMAX_XENT, SP_OP_SIGMOID_BCE,
     SP_OP_SUM, SP_OP_MEAN,
     SP_OP_EMBEDDING, SP_OP_DROPOUT,
+    SP_OP_LSTM_CELL, SP_OP_GRU_CELL,
     SP_OP__COUNT
 } sp_op;
 
@@ -96,6 +97,19 @@ sp_tensor *sp_mean(sp_tape *t, sp_tensor *x);                /* [1, 1] */
 /* Rows of table [V, D] picked by ids[0..n-1] -> [n, D]. An id < 0 gives a zero row (padding);
  * an id >= V is an error. The gradient scatters (+=) into the picked rows of table. */
 sp_tensor *sp_embedding(sp_tape *t, sp_tensor *table, const int *ids, int n);
+
+/* ------------------------------------------------------- fused cells */
+
+/* The elementwise half of an LSTM step in one op (the built-in LSTM uses it; the same math from
+ * basic ops stays available to custom cells). gates [B, 4H] are pre-activations in PyTorch's
+ * order i, f, g, o; c_prev [B, H]. Returns [B, 2H] = [h | c]:
+ *   c = s(f) c_prev + s(i) tanh(g),  h = s(o) tanh(c)
+ * Take h and c as column views: sp_slice_cols(out, 0, H), sp_slice_cols(out, H, H). */
+sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *gates, sp_tensor *c_prev);
+/* The elementwise half of a GRU step, reset-after form (PyTorch/cuDNN). xp = x W_ih^T + b_ih and
+ * hp = h_prev W_hh^T + b_hh, both [B, 3H] in order r, z, n; h_prev [B, H]. Returns h [B, H]:
+ *   r = s(xp_r + hp_r), z = s(xp_z + hp_z), n = tanh(xp_n + r hp_n), h = (1 - z) n + z h_prev */
+sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *h_prev);
 
 #ifdef __cplusplus
 }
