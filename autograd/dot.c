@@ -114,7 +114,7 @@ sp_status sp_tape_dot(const sp_tape *t, FILE *f, int clusters)
     /* Key of the parameter node for an input tensor, for the edges. */
     qsort(nodes, (size_t)n, sizeof *nodes, cmp_node);
 
-    fputs("digraph spool {\n  rankdir=TB;\n  node [shape=ellipse, fontname=\"Helvetica\", fontsize=10];\n"
+    fputs("digraph spool {\n  rankdir=TB;\n  graph [fontname=\"Helvetica\", fontsize=11];\n  node [shape=ellipse, fontname=\"Helvetica\", fontsize=10];\n"
           "  edge [arrowsize=0.6];\n", f);
     const char *open = "";
     size_t open_len = 0;

@@ -10,17 +10,21 @@
 int main(int argc, char **argv)
 {
     int steps = 300, hidden = 32, N = 256;
+    const char *dot_path = NULL;
     unsigned long seed = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: spool-demo [--steps N (300)] [--hidden H (32)] [--seed S (1)] [--info]\n"
-                   "Trains a 2-layer tanh network on two spirals with SGD and prints the loss.\n");
+            printf("usage: spool-demo [--steps N (300)] [--hidden H (32)] [--seed S (1)] [--dot FILE] [--info]\n"
+                   "Trains a 2-layer tanh network on two spirals with SGD and prints the loss.\n"
+                   "  --dot FILE  write the graph of one training step as Graphviz dot\n"
+                   "  --info      print the spool/BLIS configuration and exit\n");
             return 0;
         } else if (!strcmp(argv[i], "--info")) {
             printf("%s\n", sp_info());
             return 0;
         } else if (i + 1 < argc && !strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--hidden")) hidden = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--dot")) dot_path = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--seed")) seed = strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "spool-demo: unknown option '%s' (try --help)\n", argv[i]);
@@ -36,8 +40,8 @@ int main(int argc, char **argv)
     sp_rng rng;
     sp_rng_seed(&rng, seed);
     sp_params *ps = sp_params_new();
-    sp_tensor *W1 = sp_param(ps, "W1", 2, hidden), *b1 = sp_param(ps, "b1", 1, hidden);
-    sp_tensor *W2 = sp_param(ps, "W2", hidden, 2), *b2 = sp_param(ps, "b2", 1, 2);
+    sp_tensor *W1 = sp_param(ps, "layer1/W", 2, hidden), *b1 = sp_param(ps, "layer1/b", 1, hidden);
+    sp_tensor *W2 = sp_param(ps, "layer2/W", hidden, 2), *b2 = sp_param(ps, "layer2/b", 1, 2);
     for (size_t k = 0; k < ps->numel; k++) ps->value[k] = (sp_real)(sp_rng_normal(&rng) * 0.5);
     (void)b1, (void)b2;
 
@@ -58,13 +62,22 @@ int main(int argc, char **argv)
         sp_params_zero_grad(ps);
         sp_tensor *x = sp_const(t, N, 2);
         for (int i = 0; i < 2 * N; i++) x->data[i] = xy[i];
+        sp_name(t, x, "points");
+        sp_tape_scope(t, "layer1");
         sp_tensor *h = sp_tanh(t, sp_add(t, sp_matmul(t, x, W1), b1));
-        sp_tensor *l = sp_softmax_xent(t, sp_add(t, sp_matmul(t, h, W2), b2), label, NULL);
+        sp_tape_scope(t, "layer2");
+        sp_tensor *logits = sp_add(t, sp_matmul(t, h, W2), b2);
+        sp_tape_scope(t, "loss");
+        sp_tensor *l = sp_softmax_xent(t, logits, label, NULL);
         if (sp_backward(t, l) != SP_OK) {
             fprintf(stderr, "spool-demo: %s\n", sp_tape_errmsg(t));
             return 1;
         }
         for (size_t k = 0; k < ps->numel; k++) ps->value[k] -= (sp_real)0.5 * ps->grad[k];
+        if (s == 0 && dot_path && sp_tape_dot_file(t, dot_path, 1) != SP_OK) {
+            fprintf(stderr, "spool-demo: %s\n", sp_last_error());
+            return 1;
+        }
         loss = l->data[0];
         if (s == 0) first = loss;
         if (s % (steps / 10 > 0 ? steps / 10 : 1) == 0) printf("step %4d  loss %.4f\n", s, loss);
