@@ -4,7 +4,7 @@
  * All are bandwidth-bound loops over rows (a row has `stride`, so views work) and run under
  * OpenMP when the tensor is big enough to pay for waking the threads (SP_OMP_MIN elements).
  */
-#include "../autograd/tape_internal.h"
+#include "fastmath.h"
 
 #include <math.h>
 
@@ -27,20 +27,77 @@ static sp_record *binary(sp_tape *t, sp_op op, sp_tensor *a, sp_tensor *b)
     return sp__record(t, op, a->rows, a->cols, in, 2);
 }
 
-/* Element (i, j) of a broadcast operand. */
-static inline sp_real bval(const sp_tensor *b, const sp_real *p, int i, int j)
+/* Row i of a broadcast operand, and whether its columns advance (1) or repeat one value (0). */
+static inline const sp_real *brow(const sp_tensor *b, const sp_real *p, int i)
 {
-    return p[(size_t)(b->rows == 1 ? 0 : i) * b->stride + (b->cols == 1 ? 0 : j)];
-}
-
-static inline sp_real *bref(const sp_tensor *b, sp_real *p, int i, int j)
-{
-    return &p[(size_t)(b->rows == 1 ? 0 : i) * b->stride + (b->cols == 1 ? 0 : j)];
+    return p + (size_t)(b->rows == 1 ? 0 : i) * b->stride;
 }
 
 static inline int broadcasts(const sp_tensor *a, const sp_tensor *b)
 {
     return b->rows != a->rows || b->cols != a->cols;
+}
+
+/* The loops below are split by broadcast kind so each inner loop is a plain restrict-qualified
+ * stream the compiler vectorises. */
+
+/* o = a + k b */
+static void row_axpy(sp_real *restrict o, const sp_real *restrict a, const sp_real *restrict b, int bcols, sp_real k, int C)
+{
+    if (bcols == 1) {
+        sp_real v = k * b[0];
+        for (int j = 0; j < C; j++) o[j] = a[j] + v;
+    } else {
+        for (int j = 0; j < C; j++) o[j] = a[j] + k * b[j];
+    }
+}
+
+/* o = a * b */
+static void row_mul(sp_real *restrict o, const sp_real *restrict a, const sp_real *restrict b, int bcols, int C)
+{
+    if (bcols == 1) {
+        sp_real v = b[0];
+        for (int j = 0; j < C; j++) o[j] = a[j] * v;
+    } else {
+        for (int j = 0; j < C; j++) o[j] = a[j] * b[j];
+    }
+}
+
+/* d += k g */
+static void row_acc(sp_real *restrict d, const sp_real *restrict g, sp_real k, int C)
+{
+    for (int j = 0; j < C; j++) d[j] += k * g[j];
+}
+
+/* d += g * b */
+static void row_acc_mul(sp_real *restrict d, const sp_real *restrict g, const sp_real *restrict b, int bcols, int C)
+{
+    if (bcols == 1) {
+        sp_real v = b[0];
+        for (int j = 0; j < C; j++) d[j] += g[j] * v;
+    } else {
+        for (int j = 0; j < C; j++) d[j] += g[j] * b[j];
+    }
+}
+
+/* Gradient of a broadcast operand: sum g (times a, if a is given) over the broadcast dims into db.
+ * Serial: rows of a broadcast b collide. */
+static void reduce_into(const sp_tensor *b, const sp_tensor *o, const sp_tensor *a, sp_real k)
+{
+    int R = o->rows, C = o->cols;
+    for (int i = 0; i < R; i++) {
+        const sp_real *g = o->grad + (size_t)i * C, *ai = a ? sp_at(a, i, 0) : NULL;
+        sp_real *d = b->grad + (size_t)(b->rows == 1 ? 0 : i) * b->stride;
+        if (b->cols == 1) {
+            sp_real s = 0;
+            for (int j = 0; j < C; j++) s += ai ? g[j] * ai[j] : g[j];
+            d[0] += k * s;
+        } else if (ai) {
+            for (int j = 0; j < C; j++) d[j] += k * g[j] * ai[j];
+        } else {
+            for (int j = 0; j < C; j++) d[j] += k * g[j];
+        }
+    }
 }
 
 /* sign = +1 (add) or -1 (sub). */
@@ -51,8 +108,7 @@ static sp_tensor *add_sub(sp_tape *t, sp_op op, sp_tensor *a, sp_tensor *b, sp_r
     sp_tensor *o = r->out;
     int R = a->rows, C = a->cols;
     ROWS_PARALLEL(sp_numel(o))
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < C; j++) o->data[(size_t)i * C + j] = *sp_at(a, i, j) + sign * bval(b, b->data, i, j);
+    for (int i = 0; i < R; i++) row_axpy(o->data + (size_t)i * C, sp_at(a, i, 0), brow(b, b->data, i), b->cols, sign, C);
     return o;
 }
 
@@ -66,17 +122,14 @@ static void add_sub_backward(sp_record *r, sp_real sign)
     int R = o->rows, C = o->cols;
     if (a->grad) {
         ROWS_PARALLEL(sp_numel(o))
-        for (int i = 0; i < R; i++)
-            for (int j = 0; j < C; j++) a->grad[(size_t)i * a->stride + j] += o->grad[(size_t)i * C + j];
+        for (int i = 0; i < R; i++) row_acc(a->grad + (size_t)i * a->stride, o->grad + (size_t)i * C, 1, C);
     }
     if (b->grad) {
-        if (broadcasts(a, b)) { /* serial: rows of a broadcast b collide */
-            for (int i = 0; i < R; i++)
-                for (int j = 0; j < C; j++) *bref(b, b->grad, i, j) += sign * o->grad[(size_t)i * C + j];
+        if (broadcasts(a, b)) {
+            reduce_into(b, o, NULL, sign);
         } else {
             ROWS_PARALLEL(sp_numel(o))
-            for (int i = 0; i < R; i++)
-                for (int j = 0; j < C; j++) b->grad[(size_t)i * b->stride + j] += sign * o->grad[(size_t)i * C + j];
+            for (int i = 0; i < R; i++) row_acc(b->grad + (size_t)i * b->stride, o->grad + (size_t)i * C, sign, C);
         }
     }
 }
@@ -91,8 +144,7 @@ sp_tensor *sp_mul(sp_tape *t, sp_tensor *a, sp_tensor *b)
     sp_tensor *o = r->out;
     int R = a->rows, C = a->cols;
     ROWS_PARALLEL(sp_numel(o))
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < C; j++) o->data[(size_t)i * C + j] = *sp_at(a, i, j) * bval(b, b->data, i, j);
+    for (int i = 0; i < R; i++) row_mul(o->data + (size_t)i * C, sp_at(a, i, 0), brow(b, b->data, i), b->cols, C);
     return o;
 }
 
@@ -104,18 +156,15 @@ void sp__mul_backward(sp_record *r)
     if (a->grad) {
         ROWS_PARALLEL(sp_numel(o))
         for (int i = 0; i < R; i++)
-            for (int j = 0; j < C; j++)
-                a->grad[(size_t)i * a->stride + j] += o->grad[(size_t)i * C + j] * bval(b, b->data, i, j);
+            row_acc_mul(a->grad + (size_t)i * a->stride, o->grad + (size_t)i * C, brow(b, b->data, i), b->cols, C);
     }
     if (b->grad) {
         if (broadcasts(a, b)) {
-            for (int i = 0; i < R; i++)
-                for (int j = 0; j < C; j++) *bref(b, b->grad, i, j) += o->grad[(size_t)i * C + j] * *sp_at(a, i, j);
+            reduce_into(b, o, a, 1);
         } else {
             ROWS_PARALLEL(sp_numel(o))
             for (int i = 0; i < R; i++)
-                for (int j = 0; j < C; j++)
-                    b->grad[(size_t)i * b->stride + j] += o->grad[(size_t)i * C + j] * *sp_at(a, i, j);
+                row_acc_mul(b->grad + (size_t)i * b->stride, o->grad + (size_t)i * C, sp_at(a, i, 0), C, C);
         }
     }
 }
@@ -179,18 +228,10 @@ sp_tensor *sp_one_minus(sp_tape *t, sp_tensor *x)
 /* y = 1 - x */
 void sp__one_minus_backward(sp_record *r) { UNARY_BACKWARD(r, -1); }
 
-static inline sp_real sigmoid(sp_real v)
-{
-    /* Two branches so exp never overflows. */
-    if (v >= 0) return 1 / (1 + SP_EXP(-v));
-    sp_real e = SP_EXP(v);
-    return e / (1 + e);
-}
-
 sp_tensor *sp_sigmoid(sp_tape *t, sp_tensor *x)
 {
     sp_record *r = unary(t, SP_OP_SIGMOID, x);
-    if (r) UNARY_FORWARD(r->out, x, sigmoid(v));
+    if (r) UNARY_FORWARD(r->out, x, sp_sigmoid_r(v));
     return r ? r->out : NULL;
 }
 /* y = 1 / (1 + e^-x)   =>   dy/dx = y (1 - y) */
@@ -199,7 +240,7 @@ void sp__sigmoid_backward(sp_record *r) { UNARY_BACKWARD(r, y * (1 - y)); }
 sp_tensor *sp_tanh(sp_tape *t, sp_tensor *x)
 {
     sp_record *r = unary(t, SP_OP_TANH, x);
-    if (r) UNARY_FORWARD(r->out, x, SP_TANH(v));
+    if (r) UNARY_FORWARD(r->out, x, sp_tanh_r(v));
     return r ? r->out : NULL;
 }
 /* y = tanh x   =>   dy/dx = 1 - y^2 */

@@ -5,16 +5,9 @@
  * for the backward. These are ordinary ops: same table, own gradient tests; the built-in cells use
  * them, and the composed forms stay available to cells written by users (layers/ shows both).
  */
-#include "../autograd/tape_internal.h"
+#include "fastmath.h"
 
 #include <string.h>
-
-static inline sp_real sigm(sp_real v)
-{
-    if (v >= 0) return 1 / (1 + SP_EXP(-v));
-    sp_real e = SP_EXP(v);
-    return e / (1 + e);
-}
 
 /* -------------------------------------------------------------- LSTM */
 
@@ -42,8 +35,8 @@ sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *gates, sp_tensor *c_prev)
         const sp_real *a = sp_at(gates, b, 0), *cp = sp_at(c_prev, b, 0);
         sp_real *sv = s + (size_t)b * 5 * H, *h = out + (size_t)b * 2 * H, *c = h + H;
         for (int j = 0; j < H; j++) {
-            sp_real i = sigm(a[j]), f = sigm(a[H + j]), g = SP_TANH(a[2 * H + j]), o = sigm(a[3 * H + j]);
-            sp_real cn = f * cp[j] + i * g, tc = SP_TANH(cn);
+            sp_real i = sp_sigmoid_r(a[j]), f = sp_sigmoid_r(a[H + j]), g = sp_tanh_r(a[2 * H + j]), o = sp_sigmoid_r(a[3 * H + j]);
+            sp_real cn = f * cp[j] + i * g, tc = sp_tanh_r(cn);
             c[j] = cn;
             h[j] = o * tc;
             sv[j] = i, sv[H + j] = f, sv[2 * H + j] = g, sv[3 * H + j] = o, sv[4 * H + j] = tc;
@@ -110,8 +103,8 @@ sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *h_pr
         const sp_real *x = sp_at(xp, b, 0), *h = sp_at(hp, b, 0), *hv = sp_at(h_prev, b, 0);
         sp_real *sv = s + (size_t)b * 3 * H, *o = r->out->data + (size_t)b * H;
         for (int j = 0; j < H; j++) {
-            sp_real rr = sigm(x[j] + h[j]), z = sigm(x[H + j] + h[H + j]);
-            sp_real n = SP_TANH(x[2 * H + j] + rr * h[2 * H + j]);
+            sp_real rr = sp_sigmoid_r(x[j] + h[j]), z = sp_sigmoid_r(x[H + j] + h[H + j]);
+            sp_real n = sp_tanh_r(x[2 * H + j] + rr * h[2 * H + j]);
             o[j] = (1 - z) * n + z * hv[j];
             sv[j] = rr, sv[H + j] = z, sv[2 * H + j] = n;
         }

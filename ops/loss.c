@@ -3,7 +3,7 @@
  *
  * Losses are fused with their nonlinearity because the separate forms are unstable (log of a
  * softmax that underflowed) and slower; their gradients are the familiar p - y. */
-#include "../autograd/tape_internal.h"
+#include "fastmath.h"
 
 #include <math.h>
 
@@ -18,7 +18,8 @@ static void softmax_rows(const sp_tensor *x, sp_real *y, sp_real *lse)
         const sp_real *xi = sp_at(x, i, 0);
         sp_real *yi = y + (size_t)i * C, mx = xi[0], s = 0;
         for (int j = 1; j < C; j++) mx = xi[j] > mx ? xi[j] : mx;
-        for (int j = 0; j < C; j++) s += (yi[j] = SP_EXP(xi[j] - mx));
+        for (int j = 0; j < C; j++) yi[j] = sp_exp_r(xi[j] - mx);
+        for (int j = 0; j < C; j++) s += yi[j];
         for (int j = 0; j < C; j++) yi[j] /= s;
         if (lse) lse[i] = mx + SP_LOG(s);
     }

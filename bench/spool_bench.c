@@ -1,0 +1,329 @@
+/* spool_bench.c - spool's side of the benchmark against the PyTorch peer (bench/peer_torch.py).
+ *
+ * One character-level language-model training step, the same arithmetic as the peer, with the
+ * same flags and the same JSON keys so compare.py can put the two side by side:
+ *   one-hot [T*B, V] -> L layers of RNN(tanh) | GRU | LSTM (optionally bidirectional, zero
+ *   initial state every step) -> linear head [H*D, V] -> mean softmax cross-entropy over all T*B
+ *   positions -> backward -> global-norm clip 5.0 -> Adam(lr 2e-3).
+ * The input is a dense one-hot matrix (not an embedding lookup) because the peer multiplies by
+ * one too; the data are random tokens from a fixed seed, a pool of 8 batches encoded once outside
+ * the timed region and cycled. Timing follows the peer: warm-up steps, then --steps timed steps
+ * (0: as many as fit in --target-seconds, estimated from the warm-up).
+ *
+ * Extra keys over the peer's: gflops (model GEMM FLOPs of the step, see step_gemms.h, divided by
+ * the median step time), gflop_per_step, tape_mb (arena reserved), tape_records (ops recorded in
+ * one step) and the library's info line.
+ */
+#include "spool.h"
+#include "bench_model.h"
+#include "step_gemms.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+typedef bench_cfg cfg;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: spool-bench [options]\n"
+            "One char-LM training step (one-hot -> RNN/GRU/LSTM -> linear -> softmax xent ->\n"
+            "backward -> clip 5.0 -> Adam 2e-3), timed; prints one JSON line with the keys of\n"
+            "bench/peer_torch.py plus gflops and peak RSS.\n"
+            "  --cell rnn|gru|lstm   (lstm)      --hidden H   (256)   --layers L (1)\n"
+            "  --batch B  (32)       --seq T (64) --vocab V   (65)    --threads N (1; 0 = all cores)\n"
+            "  --steps S  (0: auto from --target-seconds, default 10)  --warmup W (3)\n"
+            "  --bidirectional       --forward-only (forward + loss only)  --seed S (1234)\n"
+            "  --lr LR (2e-3)        --clip C (5.0)  --help\n"
+            "  --dump DIR  instead of timing: run one step on batch 0 and write DIR/init.safetensors,\n"
+            "              DIR/step1.safetensors (parameters before and after), DIR/tokens.txt and\n"
+            "              DIR/loss.txt, for bench/check_same_math.py to redo the step in PyTorch\n");
+}
+
+static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == 0 || *end != 0 || v < lo || v > hi) {
+        fprintf(stderr, "spool-bench: %s wants an integer in [%d, %d], got '%s'\n", opt, lo, hi, s);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_real(const char *opt, const char *s, double lo, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == 0 || *end != 0 || !(v >= lo) || !isfinite(v)) {
+        fprintf(stderr, "spool-bench: %s wants a number >= %g, got '%s'\n", opt, lo, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* 0 on success, 1 after --help, 2 on a bad option. */
+static int parse(int argc, char **argv, cfg *c)
+{
+    *c = (cfg){"lstm", 256, 1, 32, 64, 65, 1, 0, 3, 0, 0, 1234, 10.0, 2e-3, 5.0, NULL};
+    enum { O_CELL = 256, O_H, O_L, O_B, O_T, O_V, O_THR, O_STEPS, O_WARM, O_TGT, O_BIDIR, O_FWD,
+           O_SEED, O_LR, O_CLIP, O_DUMP, O_HELP };
+    static const struct option opts[] = {
+        {"cell", 1, 0, O_CELL}, {"hidden", 1, 0, O_H}, {"layers", 1, 0, O_L}, {"batch", 1, 0, O_B},
+        {"seq", 1, 0, O_T}, {"vocab", 1, 0, O_V}, {"threads", 1, 0, O_THR}, {"steps", 1, 0, O_STEPS},
+        {"warmup", 1, 0, O_WARM}, {"target-seconds", 1, 0, O_TGT}, {"bidirectional", 0, 0, O_BIDIR},
+        {"forward-only", 0, 0, O_FWD}, {"seed", 1, 0, O_SEED}, {"lr", 1, 0, O_LR},
+        {"clip", 1, 0, O_CLIP}, {"dump", 1, 0, O_DUMP}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    int o, ok = 1, seed = 1234;
+    opterr = 0;
+    while (ok && (o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case O_CELL:
+            c->cell = optarg;
+            if (!step_gates(optarg)) {
+                fprintf(stderr, "spool-bench: --cell must be rnn, gru or lstm, got '%s'\n", optarg);
+                ok = 0;
+            }
+            break;
+        case O_H: ok = parse_int("--hidden", optarg, 1, 1 << 16, &c->H); break;
+        case O_L: ok = parse_int("--layers", optarg, 1, SP_RNN_MAX_LAYERS, &c->L); break;
+        case O_B: ok = parse_int("--batch", optarg, 1, 1 << 16, &c->B); break;
+        case O_T: ok = parse_int("--seq", optarg, 1, 1 << 16, &c->T); break;
+        case O_V: ok = parse_int("--vocab", optarg, 2, 1 << 20, &c->V); break;
+        case O_THR: ok = parse_int("--threads", optarg, 0, 4096, &c->threads); break;
+        case O_STEPS: ok = parse_int("--steps", optarg, 0, 100000000, &c->steps); break;
+        case O_WARM: ok = parse_int("--warmup", optarg, 0, 1000000, &c->warmup); break;
+        case O_TGT: ok = parse_real("--target-seconds", optarg, 0, &c->target_seconds); break;
+        case O_BIDIR: c->bidir = 1; break;
+        case O_FWD: c->fwd_only = 1; break;
+        case O_SEED: ok = parse_int("--seed", optarg, 0, 2147483647, &seed); break;
+        case O_LR: ok = parse_real("--lr", optarg, 0, &c->lr); break;
+        case O_CLIP: ok = parse_real("--clip", optarg, 0, &c->clip); break;
+        case O_DUMP: c->dump_dir = optarg; break;
+        case 'h':
+        case O_HELP: usage(stdout); return 1;
+        default:
+            fprintf(stderr, "spool-bench: unknown option or missing value '%s' (try --help)\n",
+                    argv[optind - 1]);
+            ok = 0;
+        }
+    }
+    if (ok && optind < argc) {
+        fprintf(stderr, "spool-bench: unexpected argument '%s' (try --help)\n", argv[optind]);
+        ok = 0;
+    }
+    if (ok && (double)c->T * c->B * (c->V > c->H ? c->V : c->H) * 4 > 8e9) {
+        fprintf(stderr, "spool-bench: T*B*max(V,H) is too large for a benchmark\n");
+        ok = 0;
+    }
+    c->seed = (unsigned long)seed;
+    return ok ? 0 : 2;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+}
+
+/* A JSON number, or null for NaN/Inf (JSON has no NaN). buf must hold 32 chars. */
+static const char *jnum(char *buf, double v)
+{
+    if (isfinite(v)) snprintf(buf, 32, "%.4f", v);
+    else snprintf(buf, 32, "null");
+    return buf;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int dump_file(const char *dir, const char *name, char *path, size_t n)
+{
+    if ((size_t)snprintf(path, n, "%s/%s", dir, name) >= n) {
+        fprintf(stderr, "spool-bench: --dump path too long\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* --dump: parameters before and after one training step on batch 0, its tokens ([t][b], T+1
+ * rows) and its loss, so check_same_math.py can run the same step in PyTorch and compare. */
+static int dump_one_step(const cfg *c, bench_model *m, const float *onehot, const int *target, const int *tok0)
+{
+    char path[4096];
+    if (!dump_file(c->dump_dir, "init.safetensors", path, sizeof path)) return 2;
+    if (sp_save(path, m->ps, NULL, NULL) != SP_OK) {
+        fprintf(stderr, "spool-bench: %s\n", sp_last_error());
+        return 1;
+    }
+    sp_tape *tape = sp_tape_new();
+    double loss;
+    if (!tape || model_step(m, c, tape, onehot, target, &loss)) return 1;
+    sp_tape_free(tape);
+    if (!dump_file(c->dump_dir, "step1.safetensors", path, sizeof path)) return 2;
+    if (sp_save(path, m->ps, NULL, NULL) != SP_OK) {
+        fprintf(stderr, "spool-bench: %s\n", sp_last_error());
+        return 1;
+    }
+    const char *names[2] = {"tokens.txt", "loss.txt"};
+    for (int f = 0; f < 2; f++) {
+        if (!dump_file(c->dump_dir, names[f], path, sizeof path)) return 2;
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *o = fopen(tmp, "w");
+        if (!o) {
+            fprintf(stderr, "spool-bench: cannot write %s: %s\n", tmp, strerror(errno));
+            return 1;
+        }
+        if (f == 0)
+            for (int t = 0; t <= c->T; t++)
+                for (int b = 0; b < c->B; b++) fprintf(o, "%d%c", tok0[t * c->B + b], b + 1 < c->B ? ' ' : '\n');
+        else
+            fprintf(o, "%.9g\n", loss);
+        if (fclose(o) != 0 || rename(tmp, path) != 0) {
+            fprintf(stderr, "spool-bench: cannot write %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+    }
+    printf("spool-bench: wrote %s/{init,step1}.safetensors, tokens.txt, loss.txt (loss %.6f)\n", c->dump_dir, loss);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cfg c;
+    int pr = parse(argc, argv, &c);
+    if (pr) return pr == 1 ? 0 : 2;
+    sp_set_threads(c.threads); /* 0 = all cores (OMP_NUM_THREADS if set) */
+    const char *info = sp_info(); /* initialises BLIS with the kernel set spool chose */
+    char info_copy[256];
+    snprintf(info_copy, sizeof info_copy, "%s", info);
+    double rss_init = rss_mb();
+
+    const int B = c.B, T = c.T, V = c.V, NB = 8;
+    sp_rng rng;
+    sp_rng_seed(&rng, c.seed);
+    bench_model m;
+    if (model_build(&m, &c, &rng) != 0) return 1;
+
+    /* The data pool: NB batches of T+1 random tokens per sequence, laid out [t][b] (time
+     * outermost, as the ops want sequences); inputs are tokens 0..T-1, targets 1..T. */
+    float *onehot = calloc((size_t)NB * T * B * V, sizeof *onehot);
+    int *target = malloc((size_t)NB * T * B * sizeof *target);
+    if (!onehot || !target) {
+        fprintf(stderr, "spool-bench: out of memory for the data pool\n");
+        return 1;
+    }
+    int *tok0 = malloc((size_t)(T + 1) * B * sizeof *tok0);
+    if (!tok0) return 1;
+    for (int k = 0; k < NB; k++) {
+        int *tok = malloc((size_t)(T + 1) * B * sizeof *tok);
+        if (!tok) return 1;
+        for (int i = 0; i < (T + 1) * B; i++) tok[i] = sp_rng_below(&rng, V);
+        for (int r = 0; r < T * B; r++) {
+            onehot[((size_t)k * T * B + r) * V + tok[r]] = 1;
+            target[(size_t)k * T * B + r] = tok[r + B];
+        }
+        if (k == 0) memcpy(tok0, tok, (size_t)(T + 1) * B * sizeof *tok);
+        free(tok);
+    }
+    if (c.dump_dir) {
+        int rc = dump_one_step(&c, &m, onehot, target, tok0);
+        model_free(&m);
+        free(onehot), free(target), free(tok0);
+        return rc;
+    }
+    free(tok0);
+
+    sp_tape *tape = sp_tape_new();
+    if (!tape) {
+        fprintf(stderr, "spool-bench: %s\n", sp_last_error());
+        return 1;
+    }
+    double *wtimes = malloc(sizeof(double) * (c.warmup > 0 ? c.warmup : 1));
+    if (!wtimes) return 1;
+    double loss_first = NAN, loss_last = NAN;
+    for (int i = 0; i < c.warmup; i++) {
+        double t0 = now_s(), l;
+        if (model_step(&m, &c, tape, onehot + (size_t)(i % NB) * T * B * V, target + (size_t)(i % NB) * T * B, &l))
+            return 1;
+        wtimes[i] = now_s() - t0;
+        if (i == 0) loss_first = l;
+    }
+    int S = c.steps;
+    if (S <= 0) {
+        double est = c.warmup >= 2 ? fmin(wtimes[c.warmup - 1], wtimes[c.warmup - 2])
+                                   : (c.warmup == 1 ? wtimes[0] : 0.05);
+        double s = ceil(c.target_seconds / fmax(est, 1e-6));
+        S = (int)fmax(5, fmin(100000, s));
+    }
+    double *times = malloc(sizeof(double) * S);
+    if (!times) return 1;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    double t_all = now_s();
+    for (int i = 0; i < S; i++) {
+        int k = (c.warmup + i) % NB;
+        double t0 = now_s();
+        if (model_step(&m, &c, tape, onehot + (size_t)k * T * B * V, target + (size_t)k * T * B, &loss_last))
+            return 1;
+        times[i] = now_s() - t0;
+        if (i == 0 && c.warmup == 0) loss_first = loss_last;
+    }
+    double secs = now_s() - t_all;
+    getrusage(RUSAGE_SELF, &ru1);
+    qsort(times, S, sizeof *times, cmp_double);
+
+    step_gemm g[64];
+    int ng = step_gemm_list(c.cell, c.H, c.L, B, T, V, c.bidir ? 2 : 1, !c.fwd_only, 1, g, 64);
+    double flops = step_gemm_flops(g, ng);
+    double ut = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + 1e-6 * (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec);
+    double st = (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + 1e-6 * (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
+    const char *arch = getenv("BLIS_ARCH_TYPE");
+    char jl0[32], jl1[32];
+
+    printf("{\"peer\": \"spool\", \"torch\": null, \"spool\": \"%s\", \"mode\": \"%s\", \"cell\": \"%s\", "
+           "\"hidden\": %d, \"layers\": %d, \"batch\": %d, \"seq\": %d, \"vocab\": %d, "
+           "\"bidirectional\": %s, \"threads\": %d, \"torch_threads\": %d, \"blis_arch_type\": \"%s\", "
+           "\"steps\": %d, \"warmup\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f, "
+           "\"ms_per_step\": %.3f, \"ms_per_step_median\": %.3f, \"ms_per_step_min\": %.3f, "
+           "\"peak_rss_mb\": %.1f, \"rss_after_import_mb\": %.1f, \"n_params\": %zu, "
+           "\"cpu_util\": %.3f, \"sys_frac\": %.3f, \"minflt_per_step\": %.1f, "
+           "\"loss_first\": %s, \"loss_last\": %s, "
+           "\"gflop_per_step\": %.4f, \"gflops\": %.2f, \"tape_mb\": %.1f, \"tape_records\": %d, \"optimizer\": \"%s\", "
+           "\"model\": \"%s\", \"info\": \"%s\"}\n",
+           SP_VERSION, c.fwd_only ? "forward" : "train", c.cell, c.H, c.L, B, T, V,
+           c.bidir ? "true" : "false", c.threads, sp_get_threads(), arch ? arch : "unset", S,
+           c.warmup, secs, (double)B * T * S / secs, 1000 * secs / S, 1000 * times[S / 2],
+           1000 * times[0], rss_mb(), rss_init, m.ps->numel, (ut + st) / secs,
+           st / fmax(1e-9, ut + st), (double)(ru1.ru_minflt - ru0.ru_minflt) / S, jnum(jl0, loss_first),
+           jnum(jl1, loss_last), flops * 1e-9, flops * 1e-9 / times[S / 2],
+           (double)sp_tape_capacity(tape) / (1 << 20), sp_tape_count(tape), bench_optim_name, bench_model_name, info_copy);
+    fflush(stdout);
+    sp_tape_free(tape);
+    model_free(&m);
+    free(onehot);
+    free(target);
+    free(wtimes);
+    free(times);
+    return 0;
+}

@@ -1,0 +1,166 @@
+/* charlm.h - shared declarations of spool-charlm, the character-level language model example:
+ * text (UTF-8 decoding, vocabulary, data sets, batches), the model (embedding, stacked cells,
+ * linear head), options, and the terminal/log helpers. One header because the program is one
+ * program split into files only to keep each file readable. */
+#ifndef CHARLM_H
+#define CHARLM_H
+
+#include "spool.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------------ text */
+
+/* Decodes UTF-8 into code points. Returns the count, or -1 with a message in err naming the
+ * byte offset of the first invalid sequence. *out is malloc'ed (free it). */
+long cl_utf8_decode(const unsigned char *s, size_t n, uint32_t **out, char *err, size_t errn);
+/* Appends the UTF-8 encoding of cp to buf (at least 5 bytes free); returns bytes written. */
+int cl_utf8_encode(uint32_t cp, char *buf);
+/* A printable form of a code point for messages and tables: 'a', '\n', ' ', U+00E9 'é'. */
+const char *cl_cp_show(uint32_t cp, char *buf, size_t n);
+
+/* Reads a whole file; NULL with message in err. */
+unsigned char *cl_read_file(const char *path, size_t *len, char *err, size_t errn);
+
+#define CL_BOUNDARY 0xFFFFFFFFu /* the start/end token of line-per-example data */
+
+typedef struct {
+    int V;
+    uint32_t *cp; /* sorted; in lines mode cp[0] is CL_BOUNDARY */
+} cl_vocab;
+
+/* Builds the vocabulary of a decoded training text. lines != 0: '\n' separates examples (it is
+ * not a symbol; the boundary token takes id 0). */
+int cl_vocab_build(cl_vocab *v, const uint32_t *text, long n, int lines);
+int cl_vocab_id(const cl_vocab *v, uint32_t cp); /* -1 if absent */
+void cl_vocab_free(cl_vocab *v);
+/* "-1,97,98" form for the checkpoint's metadata, and back. */
+char *cl_vocab_to_string(const cl_vocab *v);
+int cl_vocab_from_string(cl_vocab *v, const char *s, char *err, size_t errn);
+
+/* A data split as token ids. lines mode: n_seq sequences, seq i is ids[start[i] .. start[i+1]).
+ * stream mode: one sequence of n ids. */
+typedef struct {
+    int lines;
+    int *ids;
+    long n;
+    long *start;
+    int n_seq;
+    int max_len;
+} cl_data;
+
+/* Text -> ids; a character missing from the vocabulary is an error naming it and its position.
+ * lines mode drops empty lines and a trailing '\r'. what names the split in messages. */
+int cl_data_make(cl_data *d, const cl_vocab *v, const uint32_t *text, long n, int lines,
+                 const char *what, char *err, size_t errn);
+void cl_data_free(cl_data *d);
+
+/* Batches, time-major: row t*B + b. in/tgt have T*B entries; -1 marks padding. */
+typedef struct {
+    int T, B;
+    int *in, *tgt;
+    long predicted; /* targets that are not padding */
+} cl_batch;
+
+/* lines: B sequences by index idx[0..B-1], each as [BOS c1..cn] -> [c1..cn EOS]. */
+void cl_batch_lines(cl_batch *b, const cl_data *d, const int *idx, int B);
+/* stream: B tracks of length L = n / B; chunk k of each track covers positions
+ * [k*T, k*T + T) -> shifted by one. Chunks per epoch: (L - 1) / T. */
+long cl_stream_chunks(const cl_data *d, int B, int T);
+void cl_batch_stream(cl_batch *b, const cl_data *d, int B, int T, long chunk);
+/* The same from position pos of every track (pos + T < L): the tail of a split. */
+void cl_batch_stream_at(cl_batch *b, const cl_data *d, int B, int T, long pos);
+void cl_batch_free(cl_batch *b);
+
+/* ----------------------------------------------------------------- model */
+
+/* Embedding -> stack of recurrent layers (spool's layers API) -> dropout -> linear head. */
+typedef struct {
+    char cell[24];     /* see cl_cell_list() */
+    int V, E, H, P, L; /* vocab, embedding, hidden, projection (lstmp; else 0), layers */
+    double dropout;    /* between layers and before the head */
+    int orthogonal, forget_bias_one;
+} cl_model_cfg;
+
+typedef struct {
+    cl_model_cfg cfg;
+    sp_embed emb;
+    sp_rnn rnn;
+    sp_linear head;
+} cl_model;
+
+/* Creates the parameters in ps and initialises them from rng. -1 with the message in err. */
+int cl_model_init(cl_model *m, const cl_model_cfg *cfg, sp_params *ps, sp_rng *rng, char *err, size_t errn);
+/* Forward over a [T*B] batch of input ids: logits [T*B, V]. carry (may be NULL = zero state)
+ * holds the initial state and receives the final one (plain numbers: truncated BPTT). */
+sp_tensor *cl_model_forward(cl_model *m, sp_tape *t, const int *in, int T, int B, sp_carry *carry,
+                            int train, sp_rng *rng);
+int cl_cell_known(const char *name);
+const char *cl_cell_list(void);
+
+/* --------------------------------------------------------------- options */
+
+#define CL_STR 512
+typedef struct {
+    /* files and data */
+    char data[CL_STR], valid[CL_STR], mode[16], checkpoint[CL_STR], log[CL_STR], plot[CL_STR], dot[CL_STR];
+    /* model */
+    char cell[24];
+    int hidden, layers, embed, proj, orthogonal, forget_bias;
+    double dropout;
+    /* training */
+    int seq, batch;
+    char optimizer[16], lr_schedule[16];
+    double lr, beta1, beta2, eps, momentum, weight_decay, clip, min_lr, gamma;
+    int warmup, step_size;
+    long steps, stop_after;
+    double epochs;
+    long seed;
+    int threads, eval_every, checkpoint_every, print_every, resume, progress;
+    /* sampling, scoring, evaluation */
+    double temperature;
+    int top_k, max_len, count, eval_batch, eval_seq;
+    char prime[CL_STR], prime_file[CL_STR], state[16], split[16];
+} cl_opts;
+
+enum { CL_TRAIN = 1, CL_SAMPLE = 2, CL_EVAL = 4, CL_SCORE = 8 };
+
+/* Parses argv[first..] for command cmd into o (defaults first). Positional arguments go to
+ * pos[0..*npos-1]. Returns 0, or -1 after printing the error. */
+int cl_opts_parse(cl_opts *o, int cmd, int argc, char **argv, int first, char **pos, int *npos);
+void cl_opts_help(FILE *f);
+/* Prints "# name = value" for every option of cmd. */
+void cl_opts_echo(const cl_opts *o, int cmd, FILE *f);
+/* "key=value\n" lines of every option stored in checkpoints (model, data, training). */
+char *cl_opts_serialise(const cl_opts *o);
+/* Takes the stored options into o, except those given on the command line; a stored model
+ * option given on the command line with another value is an error (-1, message in err). */
+int cl_opts_merge_stored(cl_opts *o, const char *stored, int model_only, char *err, size_t errn);
+int cl_opts_given(const char *name);
+
+/* ------------------------------------------------------------------ ui */
+
+/* Progress: a bar redrawn on stderr if it is a terminal, else a line every `every` steps. */
+typedef struct {
+    int tty, every;
+    long total;
+    double t0;
+    int drawn;
+} cl_progress;
+
+void cl_progress_init(cl_progress *p, long total, int every, int force);
+void cl_progress_update(cl_progress *p, long step, double loss, double tok_s, double lr);
+void cl_progress_note(cl_progress *p, const char *fmt, ...) SP_PRINTF(2, 3);
+void cl_progress_done(cl_progress *p);
+
+/* Draws the loss curves of a CSV log into an SVG with gnuplot; 0 if drawn, 1 if gnuplot is not
+ * installed (a note is printed), -1 on error. */
+int cl_plot(const char *csv, const char *svg, const char *title);
+
+/* --------------------------------------------------------------- helpers */
+
+double cl_now(void); /* seconds, monotonic */
+void cl_fmt_duration(double s, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,101 @@
+/* ui.c - what a person watching spool-charlm train sees: a progress bar on a terminal (step,
+ * loss, tokens/s, ETA), plain periodic lines in a log file or pipe, and the loss-curve plot drawn
+ * by gnuplot from the CSV log when gnuplot is installed. */
+#include "charlm.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void cl_progress_init(cl_progress *p, long total, int every, int force)
+{
+    memset(p, 0, sizeof *p);
+    p->tty = force || isatty(2);
+    p->every = every > 0 ? every : 100;
+    p->total = total;
+    p->t0 = cl_now();
+}
+
+void cl_progress_update(cl_progress *p, long step, double loss, double tok_s, double lr)
+{
+    double el = cl_now() - p->t0;
+    char eta[32], elap[32];
+    /* ETA from this session's rate: steps done since start (resume-safe: t0 is this process) */
+    static long first = -1;
+    if (first < 0) first = step - 1;
+    double rate = el > 0 ? (double)(step - first) / el : 0;
+    cl_fmt_duration(rate > 0 ? (double)(p->total - step) / rate : 0, eta, sizeof eta);
+    cl_fmt_duration(el, elap, sizeof elap);
+    if (p->tty) {
+        int w = 24, fill = p->total > 0 ? (int)((double)w * (double)step / (double)p->total) : 0;
+        char bar[32];
+        for (int i = 0; i < w; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+        bar[w] = 0;
+        fprintf(stderr, "\r\033[K%6ld/%ld [%s] loss %.4f | %.0f tok/s | lr %.2g | %s elapsed, ETA %s", step,
+                p->total, bar, loss, tok_s, lr, elap, eta);
+        p->drawn = 1;
+    } else if (step % p->every == 0 || step == p->total) {
+        fprintf(stderr, "step %ld/%ld  loss %.4f  %.0f tok/s  lr %.3g  elapsed %s  ETA %s\n", step, p->total,
+                loss, tok_s, lr, elap, eta);
+    }
+    fflush(stderr);
+}
+
+void cl_progress_note(cl_progress *p, const char *fmt, ...)
+{
+    if (p->tty && p->drawn) fputs("\r\033[K", stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    p->drawn = 0;
+}
+
+void cl_progress_done(cl_progress *p)
+{
+    if (p->tty && p->drawn) fputc('\n', stderr);
+    p->drawn = 0;
+}
+
+int cl_plot(const char *csv, const char *svg, const char *title)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "spool-charlm: gnuplot is not installed, so no plot was drawn; the losses are in %s "
+                        "(apt-get install gnuplot-nox to get %s)\n", csv, svg);
+        return 1;
+    }
+    char tmp[CL_STR + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", svg, (int)getpid());
+    char script[CL_STR + 32];
+    snprintf(script, sizeof script, "%s.gp.%d", svg, (int)getpid());
+    FILE *f = fopen(script, "w");
+    if (!f) return -1;
+    /* columns: step,epoch,lr,train_loss,train_loss_avg,grad_norm,valid_loss,tok_s,elapsed_s */
+    fprintf(f,
+            "set terminal svg size 800,450 dynamic font 'sans,12' background '#ffffff'\n"
+            "set output '%s'\n"
+            "set datafile separator ','\n"
+            "set datafile missing 'nan'\n"
+            "set key top right\n"
+            "set title '%s' noenhanced\n"
+            "set xlabel 'step'\n"
+            "set ylabel 'loss (nats per character)'\n"
+            "set grid\n"
+            "plot '%s' every ::1 using 1:4 with lines lc rgb '#c8d8f0' title 'train (per step)', \\\n"
+            "     '' every ::1 using 1:5 with lines lw 2 lc rgb '#1f5fbf' title 'train (running mean)', \\\n"
+            "     '' every ::1 using 1:7 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d04010' title 'held-out'\n",
+            tmp, title, csv);
+    fclose(f);
+    char cmd[3 * CL_STR + 64];
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", script);
+    int rc = system(cmd);
+    remove(script);
+    if (rc != 0 || rename(tmp, svg) != 0) {
+        remove(tmp);
+        fprintf(stderr, "spool-charlm: gnuplot failed to draw %s\n", svg);
+        return -1;
+    }
+    return 0;
+}

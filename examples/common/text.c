@@ -1,0 +1,339 @@
+/* examples/common/text.c - file reading, text cleaning, tokenising, vocabulary and option
+ * parsing for the word-level examples (see text.h). Plain C, no spool tensors. */
+#include "text.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------- files */
+
+char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) break;
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb, cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        snprintf(err, errlen, "cannot read '%s': %s", path, buf ? "read error" : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n) {
+        snprintf(err, errlen, "'%s' contains NUL bytes: not a text file", path);
+        free(buf);
+        return NULL;
+    }
+    if (len) *len = n;
+    return buf;
+}
+
+int ex_write_file(const char *path, const char *data, size_t len, char *err, size_t errlen)
+{
+    size_t plen = strlen(path) + 32;
+    char *tmp = malloc(plen);
+    if (!tmp) { snprintf(err, errlen, "out of memory"); return -1; }
+    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(data, 1, len, f) == len;
+    if (f) ok = (fflush(f) == 0) && ok, ok = (fsync(fileno(f)) == 0) && ok, ok = (fclose(f) == 0) && ok;
+    if (ok && rename(tmp, path) != 0) ok = 0;
+    if (!ok) {
+        snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- cleaning */
+
+void ex_clean_text(char *s, size_t len)
+{
+    unsigned char *u = (unsigned char *)s;
+    for (size_t i = 0; i < len; i++) {
+        if ((u[i] < 0x20 && u[i] != '\t' && u[i] != '\n') || u[i] == 0x7f) u[i] = ' ';
+        else if (u[i] == 0xc2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f) /* C1 */
+            u[i] = u[i + 1] = ' ', i++;
+        else if (u[i] == 0xe2 && i + 2 < len && u[i + 1] == 0x80 && u[i + 2] == 0x8b) /* U+200B */
+            u[i] = u[i + 1] = u[i + 2] = ' ', i += 2;
+    }
+}
+
+/* ------------------------------------------------------------------- words */
+
+int ex_words_push(ex_words *w, const char *s, size_t len)
+{
+    if (w->n == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 64;
+        char **ni = realloc(w->items, sizeof(char *) * cap);
+        if (!ni) return -1;
+        w->items = ni, w->cap = cap;
+    }
+    char *c = malloc(len + 1);
+    if (!c) return -1;
+    memcpy(c, s, len);
+    c[len] = '\0';
+    w->items[w->n++] = c;
+    return 0;
+}
+
+void ex_words_clear(ex_words *w)
+{
+    for (int i = 0; i < w->n; i++) free(w->items[i]);
+    w->n = 0;
+}
+
+void ex_words_free(ex_words *w)
+{
+    ex_words_clear(w);
+    free(w->items);
+    w->items = NULL, w->cap = 0;
+}
+
+static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+static int is_punct(unsigned char c) { return c < 0x80 && ispunct(c); }
+
+int ex_tokenize(const char *s, size_t len, int lower, ex_words *out)
+{
+    int added = 0;
+    char word[1024];
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && is_space((unsigned char)s[i])) i++;
+        size_t b = i;
+        while (i < len && !is_space((unsigned char)s[i])) i++;
+        size_t e = i;
+        if (b == e) continue;
+        /* leading punctuation, one character per word */
+        while (b < e && is_punct((unsigned char)s[b])) {
+            if (ex_words_push(out, s + b, 1)) return -1;
+            b++, added++;
+        }
+        size_t core_end = e;
+        while (core_end > b && is_punct((unsigned char)s[core_end - 1])) core_end--;
+        if (core_end > b) {
+            size_t n = core_end - b < sizeof word ? core_end - b : sizeof word - 1;
+            memcpy(word, s + b, n);
+            if (lower)
+                for (size_t k = 0; k < n; k++)
+                    if (word[k] >= 'A' && word[k] <= 'Z') word[k] = (char)(word[k] - 'A' + 'a');
+            if (ex_words_push(out, word, n)) return -1;
+            added++;
+        }
+        for (size_t k = core_end; k < e; k++, added++)
+            if (ex_words_push(out, s + k, 1)) return -1;
+    }
+    return added;
+}
+
+/* ------------------------------------------------------------------- vocab */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+ex_vocab *ex_vocab_new(void)
+{
+    ex_vocab *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
+    v->nslot = 1024;
+    v->slot = calloc((size_t)v->nslot, sizeof(int));
+    if (!v->slot) { free(v); return NULL; }
+    return v;
+}
+
+void ex_vocab_free(ex_vocab *v)
+{
+    if (!v) return;
+    for (int i = 0; i < v->n; i++) free(v->word[i]);
+    free(v->word), free(v->count), free(v->slot), free(v);
+}
+
+static int find_slot(const ex_vocab *v, const char *w)
+{
+    size_t mask = (size_t)v->nslot - 1, k = (size_t)hash_str(w) & mask;
+    while (v->slot[k] && strcmp(v->word[v->slot[k] - 1], w) != 0) k = (k + 1) & mask;
+    return (int)k;
+}
+
+int ex_vocab_find(const ex_vocab *v, const char *w)
+{
+    return v->slot[find_slot(v, w)] - 1;
+}
+
+int ex_vocab_add(ex_vocab *v, const char *w)
+{
+    int k = find_slot(v, w);
+    if (v->slot[k]) {
+        v->count[v->slot[k] - 1]++;
+        return v->slot[k] - 1;
+    }
+    if (v->n == v->cap) {
+        int cap = v->cap ? 2 * v->cap : 256;
+        char **nw = realloc(v->word, sizeof(char *) * cap);
+        if (!nw) return -1;
+        v->word = nw;
+        int *nc = realloc(v->count, sizeof(int) * cap);
+        if (!nc) return -1;
+        v->count = nc, v->cap = cap;
+    }
+    if (2 * (v->n + 1) > v->nslot) { /* grow and rehash, keeping ids */
+        int ns = v->nslot * 2;
+        int *nsl = calloc((size_t)ns, sizeof(int));
+        if (!nsl) return -1;
+        free(v->slot);
+        v->slot = nsl, v->nslot = ns;
+        for (int i = 0; i < v->n; i++) v->slot[find_slot(v, v->word[i])] = i + 1;
+        k = find_slot(v, w);
+    }
+    v->word[v->n] = strdup(w);
+    if (!v->word[v->n]) return -1;
+    v->count[v->n] = 1;
+    v->slot[k] = ++v->n;
+    return v->n - 1;
+}
+
+int ex_vocab_save(const ex_vocab *v, const char *path, char *err, size_t errlen)
+{
+    size_t total = 0;
+    for (int i = 0; i < v->n; i++) {
+        if (strchr(v->word[i], '\n')) {
+            snprintf(err, errlen, "vocabulary word %d contains a newline", i);
+            return -1;
+        }
+        total += strlen(v->word[i]) + 1;
+    }
+    char *buf = malloc(total + 1), *p = buf;
+    if (!buf) { snprintf(err, errlen, "out of memory"); return -1; }
+    for (int i = 0; i < v->n; i++) {
+        size_t l = strlen(v->word[i]);
+        memcpy(p, v->word[i], l);
+        p[l] = '\n';
+        p += l + 1;
+    }
+    int rc = ex_write_file(path, buf, total, err, errlen);
+    free(buf);
+    return rc;
+}
+
+ex_vocab *ex_vocab_load(const char *path, char *err, size_t errlen)
+{
+    size_t len;
+    char *buf = ex_read_file(path, &len, err, errlen);
+    if (!buf) return NULL;
+    ex_vocab *v = ex_vocab_new();
+    char *p = buf;
+    int line = 0;
+    while (v && p < buf + len) {
+        char *nl = memchr(p, '\n', (size_t)(buf + len - p));
+        if (!nl) {
+            snprintf(err, errlen, "'%s': last line has no newline (truncated file?)", path);
+            goto fail;
+        }
+        *nl = '\0';
+        line++;
+        if (ex_vocab_find(v, p) >= 0) {
+            snprintf(err, errlen, "'%s' line %d: duplicate word '%s'", path, line, p);
+            goto fail;
+        }
+        if (ex_vocab_add(v, p) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        v->count[v->n - 1] = 0;
+        p = nl + 1;
+    }
+    free(buf);
+    if (!v) snprintf(err, errlen, "out of memory");
+    return v;
+fail:
+    ex_vocab_free(v);
+    free(buf);
+    return NULL;
+}
+
+/* ----------------------------------------------------------------- options */
+
+int ex_parse_int(const char *prog, const char *opt, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "%s: %s expects an integer in [%ld, %ld], got '%s'\n", prog, opt, lo, hi,
+                s ? s : "(nothing)");
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+int ex_parse_double(const char *prog, const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || errno || !isfinite(x) || x < lo || x > hi) {
+        fprintf(stderr, "%s: %s expects a number in [%g, %g], got '%s'\n", prog, opt, lo, hi,
+                s ? s : "(nothing)");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int ex_parse_u64(const char *prog, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = (s && *s != '-') ? strtoull(s, &end, 10) : 0;
+    if (!s || !*s || *s == '-' || *end || errno) {
+        fprintf(stderr, "%s: %s expects a non-negative integer, got '%s'\n", prog, opt, s ? s : "(nothing)");
+        return -1;
+    }
+    *out = (uint64_t)x;
+    return 0;
+}
+
+/* ------------------------------------------------------------------- misc */
+
+void ex_shuffle(int *a, int n, sp_rng *rng)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = sp_rng_below(rng, i + 1), t = a[i];
+        a[i] = a[j], a[j] = t;
+    }
+}
+
+double ex_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,71 @@
+/* examples/common/text.h - plain helpers shared by the word-level examples (NER, sentiment):
+ * reading a whole file, cleaning stray control characters, splitting text into words, a word
+ * vocabulary (string <-> id), strict option parsing and a wall clock. Nothing here touches
+ * spool's tensors: it is the data plumbing a reader can skim past to reach the model code.
+ * Symbols are prefixed ex_ (example helpers), not sp_, because they are not part of the library. */
+#ifndef EX_COMMON_TEXT_H
+#define EX_COMMON_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spool.h"
+
+/* The whole file, NUL-terminated, in *len bytes (malloc'd). NULL on error, with a message
+ * naming the file in err. */
+char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen);
+/* Write len bytes to path atomically (temp file + rename). 0 on success, -1 with err set. */
+int ex_write_file(const char *path, const char *data, size_t len, char *err, size_t errlen);
+
+/* Replace in place, by spaces of the same byte length, the characters that are noise in these
+ * data sets: ASCII controls other than TAB and LF (CR included), DEL, the C1 controls
+ * U+0080..U+009F (left over from mis-decoded Windows-1252 dashes, and NEL U+0085) and the
+ * zero-width space U+200B. Byte lengths stay the same so offsets into s remain valid. */
+void ex_clean_text(char *s, size_t len);
+
+/* A growable list of owned strings. */
+typedef struct {
+    char **items;
+    int n, cap;
+} ex_words;
+int ex_words_push(ex_words *w, const char *s, size_t len); /* copies; 0 or -1 (no memory) */
+void ex_words_clear(ex_words *w);                          /* frees the strings, keeps the list */
+void ex_words_free(ex_words *w);
+
+/* Append the words of s[0..len) to out: split on whitespace, then split leading and trailing
+ * ASCII punctuation off each chunk one character at a time ("(great!)" -> "(", "great", "!",
+ * ")"), keeping inner punctuation ("don't", "9/10", "u.s"). With lower != 0, ASCII letters are
+ * lower-cased. Returns the number of words appended, or -1 if out of memory. */
+int ex_tokenize(const char *s, size_t len, int lower, ex_words *out);
+
+/* A word vocabulary: open-addressing hash from string to a dense id 0..n-1, with counts. */
+typedef struct {
+    char **word;  /* id -> string (owned) */
+    int *count;   /* id -> times added */
+    int n, cap;
+    int *slot;    /* hash slot -> id + 1 (0 = empty) */
+    int nslot;    /* power of two, kept > 2n */
+} ex_vocab;
+
+ex_vocab *ex_vocab_new(void);
+void ex_vocab_free(ex_vocab *v);
+int ex_vocab_add(ex_vocab *v, const char *w);         /* id (new or existing, count+1); -1 no memory */
+int ex_vocab_find(const ex_vocab *v, const char *w);  /* id, or -1 if absent */
+/* One word per line, in id order, written atomically; load rebuilds the same ids (counts 0).
+ * Words must not contain '\n'. 0 or -1 with err set. */
+int ex_vocab_save(const ex_vocab *v, const char *path, char *err, size_t errlen);
+ex_vocab *ex_vocab_load(const char *path, char *err, size_t errlen);
+
+/* Strict number parsing for command-line options: the whole string must be a number in
+ * [lo, hi]. On failure prints "<prog>: <opt> expects ..." to stderr and returns -1. */
+int ex_parse_int(const char *prog, const char *opt, const char *s, long lo, long hi, int *out);
+int ex_parse_double(const char *prog, const char *opt, const char *s, double lo, double hi, double *out);
+int ex_parse_u64(const char *prog, const char *opt, const char *s, uint64_t *out);
+
+/* Fisher-Yates shuffle of a[0..n) with spool's seeded generator (runs are reproducible). */
+void ex_shuffle(int *a, int n, sp_rng *rng);
+
+/* Wall-clock seconds from a monotonic clock. */
+double ex_now(void);
+
+#endif

@@ -1,0 +1,567 @@
+/* dates.c - spool-dates: an encoder-decoder (many-to-many with Tx != Ty) that translates dates
+ * written by people ("the 3rd of March 1998", "3/3/98", "Tuesday, March 3, 1998") into ISO
+ * 1998-03-03.
+ *
+ * Model: characters -> embedding -> bidirectional encoder; the two final states, joined, are the
+ * context c. The decoder starts from h0 = tanh(W c + b) and at every step reads the embedding of
+ * the previous output character together with c (Cho et al. 2014 feed the summary at every
+ * step, so the decoder never has to carry it alone), then a linear head over the 11 output
+ * characters. Training uses teacher forcing; decoding is greedy or beam search. The data are
+ * generated from a seed (dates_data.c), with train and test disjoint by date.
+ *
+ * Everything is spool's public API: layers (embedding, cells, bidirectional runner, linear),
+ * ops, the optimizer and safetensors checkpoints. */
+#include "spool.h"
+#include "spool/layers.h"
+#include "spool/optim.h"
+#include "common/text.h"
+#include "dates_data.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROG "spool-dates"
+#define TEXT_CAP 64
+
+typedef struct {
+    int cell_kind, E, H, HD;
+    sp_params *ps;
+    sp_embed in_emb, out_emb;
+    sp_cell enc_f, enc_b, dec;
+    sp_linear bridge, head;
+} model;
+
+typedef struct {
+    int steps, batch, emb, hidden, dec_hidden, eval_every, test_n, beam, show, threads;
+    double lr, clip, test_frac;
+    uint64_t seed;
+    const char *cell, *save, *resume, *load;
+    const char *translate[32];
+    int n_translate;
+} options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " PROG " [options]                      train, evaluate, save a checkpoint\n"
+            "       " PROG " --load CKPT --translate TEXT ...  translate with a saved model\n"
+            "Encoder-decoder over characters: human-written dates -> ISO YYYY-MM-DD.\n"
+            "  --steps N        training updates (3000)\n"
+            "  --batch B        examples per update (64)\n"
+            "  --cell KIND      lstm | gru (lstm)\n"
+            "  --emb E          character embedding size (32)\n"
+            "  --hidden H       encoder hidden size per direction (64)\n"
+            "  --dec-hidden H   decoder hidden size (128)\n"
+            "  --lr X           Adam learning rate (0.003)\n"
+            "  --clip X         clip the gradient norm at X, 0 = off (5)\n"
+            "  --seed S         seed of the data, the split and the initialisation (1)\n"
+            "  --test-frac F    fraction of the dates held out for test (0.1)\n"
+            "  --test-n N       test examples (2000)\n"
+            "  --eval-every N   greedy test accuracy every N updates (500)\n"
+            "  --beam K         beam width for the final evaluation (4; 1 = greedy only)\n"
+            "  --show N         print N test examples with both decodings (8)\n"
+            "  --save PATH      checkpoint written at every evaluation and at the end (dates.safetensors)\n"
+            "  --resume PATH    continue training from a checkpoint (model, optimizer, rng)\n"
+            "  --load PATH      load a model for --translate\n"
+            "  --translate TEXT translate TEXT (repeatable; needs --load)\n"
+            "  --threads N      threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --help           this text\n"
+            "The formats it learns (shown for 1998-03-03):\n");
+    for (int k = 0; k < dt_nformats(); k++) fprintf(f, "    %s\n", dt_format_name(k));
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    *o = (options){.steps = 3000, .batch = 64, .emb = 32, .hidden = 64, .dec_hidden = 128,
+                   .eval_every = 500, .test_n = 2000, .beam = 4, .show = 8, .threads = 0,
+                   .lr = 3e-3, .clip = 5, .test_frac = 0.1, .seed = 1, .cell = "lstm",
+                   .save = "dates.safetensors"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+#define NEED()                                                            \
+    if (!v) {                                                             \
+        fprintf(stderr, PROG ": %s needs a value (try --help)\n", a);     \
+        return -1;                                                        \
+    }                                                                     \
+    i++
+        if (!strcmp(a, "--steps")) { NEED(); r = ex_parse_int(PROG, a, v, 0, 100000000, &o->steps); }
+        else if (!strcmp(a, "--batch")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 65536, &o->batch); }
+        else if (!strcmp(a, "--emb")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 4096, &o->emb); }
+        else if (!strcmp(a, "--hidden")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 4096, &o->hidden); }
+        else if (!strcmp(a, "--dec-hidden")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 4096, &o->dec_hidden); }
+        else if (!strcmp(a, "--eval-every")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 100000000, &o->eval_every); }
+        else if (!strcmp(a, "--test-n")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 1000000, &o->test_n); }
+        else if (!strcmp(a, "--beam")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 64, &o->beam); }
+        else if (!strcmp(a, "--show")) { NEED(); r = ex_parse_int(PROG, a, v, 0, 1000000, &o->show); }
+        else if (!strcmp(a, "--threads")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 1024, &o->threads); }
+        else if (!strcmp(a, "--lr")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 10, &o->lr); }
+        else if (!strcmp(a, "--clip")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 1e9, &o->clip); }
+        else if (!strcmp(a, "--test-frac")) { NEED(); r = ex_parse_double(PROG, a, v, 0.001, 0.9, &o->test_frac); }
+        else if (!strcmp(a, "--seed")) { NEED(); r = ex_parse_u64(PROG, a, v, &o->seed); }
+        else if (!strcmp(a, "--cell")) { NEED(); o->cell = v; }
+        else if (!strcmp(a, "--save")) { NEED(); o->save = v; }
+        else if (!strcmp(a, "--resume")) { NEED(); o->resume = v; }
+        else if (!strcmp(a, "--load")) { NEED(); o->load = v; }
+        else if (!strcmp(a, "--translate")) {
+            NEED();
+            if (o->n_translate == 32) {
+                fprintf(stderr, PROG ": at most 32 --translate texts\n");
+                return -1;
+            }
+            o->translate[o->n_translate++] = v;
+        } else {
+            fprintf(stderr, PROG ": unknown option '%s' (try --help)\n", a);
+            return -1;
+        }
+#undef NEED
+        if (r) return -1;
+    }
+    if (strcmp(o->cell, "lstm") && strcmp(o->cell, "gru")) {
+        fprintf(stderr, PROG ": --cell expects lstm or gru, got '%s'\n", o->cell);
+        return -1;
+    }
+    if (o->n_translate && !o->load) {
+        fprintf(stderr, PROG ": --translate needs --load CKPT\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------- model */
+
+static int model_init(model *m, const char *cell, int E, int H, int HD, sp_rng *rng)
+{
+    memset(m, 0, sizeof *m);
+    m->cell_kind = strcmp(cell, "gru") ? SP_CELL_LSTM : SP_CELL_GRU_RESET_AFTER_MATMUL;
+    m->E = E, m->H = H, m->HD = HD;
+    m->ps = sp_params_new();
+    if (!m->ps) return -1;
+    sp_cell_opts co = {.forget_bias_one = m->cell_kind == SP_CELL_LSTM};
+    if (sp_embed_init(&m->in_emb, m->ps, "enc_emb", dt_in_vocab(), E, rng) ||
+        sp_cell_init(&m->enc_f, m->cell_kind, m->ps, "enc", 0, 0, E, H, &co, rng) ||
+        sp_cell_init(&m->enc_b, m->cell_kind, m->ps, "enc", 0, 1, E, H, &co, rng) ||
+        sp_linear_init(&m->bridge, m->ps, "bridge", 2 * H, HD, 1, rng) ||
+        sp_embed_init(&m->out_emb, m->ps, "dec_emb", dt_out_vocab(), E, rng) ||
+        sp_cell_init(&m->dec, m->cell_kind, m->ps, "dec", 0, 0, E + 2 * H, HD, &co, rng) ||
+        sp_linear_init(&m->head, m->ps, "head", HD, dt_out_vocab() - 1, 1, rng))
+        return -1;
+    return 0;
+}
+
+/* Encodes n texts: the context c [n, 2H] and the decoder's initial state. */
+typedef struct {
+    sp_tensor *ctx;
+    sp_tensor *state[SP_CELL_MAX_STATE];
+} encoded;
+
+static int encode(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, encoded *e)
+{
+    int Tx = 1;
+    for (int b = 0; b < n; b++) {
+        int L = (int)strlen(texts[b]);
+        if (L > Tx) Tx = L;
+    }
+    int *ids = sp_tape_alloc(t, sizeof(int) * (size_t)Tx * n), *len = sp_tape_alloc(t, sizeof(int) * n);
+    if (!ids || !len) return -1;
+    for (int b = 0; b < n; b++) {
+        len[b] = (int)strlen(texts[b]);
+        for (int s = 0; s < Tx; s++) ids[s * n + b] = s < len[b] ? dt_in_id(texts[b][s]) : -1;
+    }
+    sp_tape_scope(t, "encoder");
+    sp_tensor *x = sp_embed_forward(t, &m->in_emb, ids, Tx * n);
+    sp_bidir_opts bo = {.lengths = len};
+    sp_bidir_out out;
+    if (sp_bidir_run(t, &m->enc_f, &m->enc_b, x, Tx, n, &bo, &out) != SP_OK) return -1;
+    sp_tensor *both[2] = {out.fwd_final[0], out.bwd_final[0]};
+    e->ctx = sp_concat(t, both, 2);
+    sp_tape_scope(t, "bridge");
+    e->state[0] = sp_tanh(t, sp_linear_forward(t, &m->bridge, e->ctx));
+    e->state[1] = NULL;
+    if (m->dec.n_state == 2) e->state[1] = sp_const(t, n, m->dec.state_size[1]);
+    sp_tape_scope(t, NULL);
+    return sp_tape_status(t) == SP_OK ? 0 : -1;
+}
+
+/* One decoder step from the previous characters prev[0..n) -> logits [n, 11]; state is updated. */
+static sp_tensor *decode_step(sp_tape *t, const model *m, sp_tensor *ctx, const int *prev, int n,
+                              sp_tensor **state, int step)
+{
+    sp_tape_scope(t, "decoder/t%d", step);
+    sp_tensor *in[2] = {sp_embed_forward(t, &m->out_emb, prev, n), ctx};
+    sp_tensor *ns[SP_CELL_MAX_STATE] = {0};
+    if (sp_cell_forward(t, &m->dec, sp_concat(t, in, 2), state, ns) != SP_OK) return NULL;
+    for (int k = 0; k < m->dec.n_state; k++) state[k] = ns[k];
+    sp_tensor *logits = sp_linear_forward(t, &m->head, ns[0]);
+    sp_tape_scope(t, NULL);
+    return logits;
+}
+
+/* Teacher-forced loss over a batch of texts and ISO targets. */
+static sp_tensor *batch_loss(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], char (*iso)[11], int B)
+{
+    encoded e;
+    if (encode(t, m, texts, B, &e)) return NULL;
+    int *prev = sp_tape_alloc(t, sizeof(int) * B), *target = sp_tape_alloc(t, sizeof(int) * DT_TY * B);
+    if (!prev || !target) return NULL;
+    sp_tensor *outs[DT_TY];
+    for (int b = 0; b < B; b++) prev[b] = DT_GO;
+    /* The head runs per step here (not once over concat_rows of the states) because decode_step
+     * is shared with inference; the head is small next to the recurrent GEMMs. */
+    for (int s = 0; s < DT_TY; s++) {
+        outs[s] = decode_step(t, m, e.ctx, prev, B, e.state, s);
+        if (!outs[s]) return NULL;
+        for (int b = 0; b < B; b++) target[s * B + b] = prev[b] = dt_out_id(iso[b][s]);
+    }
+    return sp_softmax_xent(t, sp_concat_rows(t, outs, DT_TY), target, NULL);
+}
+
+/* Greedy decoding of n texts into out[n][11]. */
+static int greedy(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, char (*out)[11])
+{
+    sp_tape_reset(t);
+    encoded e;
+    if (encode(t, m, texts, n, &e)) return -1;
+    int *prev = sp_tape_alloc(t, sizeof(int) * n);
+    if (!prev) return -1;
+    for (int b = 0; b < n; b++) prev[b] = DT_GO;
+    for (int s = 0; s < DT_TY; s++) {
+        sp_tensor *lg = decode_step(t, m, e.ctx, prev, n, e.state, s);
+        if (!lg) return -1;
+        for (int b = 0; b < n; b++) {
+            int best = 0;
+            for (int v = 1; v < lg->cols; v++)
+                if (*sp_at(lg, b, v) > *sp_at(lg, b, best)) best = v;
+            prev[b] = best;
+            out[b][s] = dt_out_char(best);
+        }
+    }
+    for (int b = 0; b < n; b++) out[b][DT_TY] = 0;
+    return 0;
+}
+
+/* Beam search with K hypotheses for one text. The K rows share the encoding; at each step every
+ * hypothesis is extended by every character and the K best sums of log-probabilities are kept.
+ * All outputs have length 10, so no length normalisation is needed. */
+static int beam_one(sp_tape *t, const model *m, const char *text, int K, char *out)
+{
+    char (*rep)[TEXT_CAP] = malloc(sizeof *rep * (size_t)K);
+    int V = dt_out_vocab() - 1, rc = -1;
+    double *score = malloc(sizeof(double) * K), *cand = malloc(sizeof(double) * K * V);
+    char (*hyp)[11] = calloc((size_t)K, 11), (*nhyp)[11] = calloc((size_t)K, 11);
+    int *prev = malloc(sizeof(int) * K), *from = malloc(sizeof(int) * K);
+    if (!rep || !score || !cand || !hyp || !nhyp || !prev || !from) goto done;
+    for (int k = 0; k < K; k++) snprintf(rep[k], TEXT_CAP, "%s", text);
+    sp_tape_reset(t);
+    encoded e;
+    if (encode(t, m, rep, K, &e)) goto done;
+    for (int k = 0; k < K; k++) score[k] = k ? -INFINITY : 0, prev[k] = DT_GO;
+    for (int s = 0; s < DT_TY; s++) {
+        sp_tensor *lg = decode_step(t, m, e.ctx, prev, K, e.state, s);
+        if (!lg) goto done;
+        for (int k = 0; k < K; k++) {
+            double mx = -INFINITY, z = 0;
+            for (int v = 0; v < V; v++) mx = fmax(mx, *sp_at(lg, k, v));
+            for (int v = 0; v < V; v++) z += exp(*sp_at(lg, k, v) - mx);
+            for (int v = 0; v < V; v++) cand[k * V + v] = score[k] + (*sp_at(lg, k, v) - mx - log(z));
+        }
+        /* pick the K best candidates (K is small: repeated arg-max) */
+        for (int j = 0; j < K; j++) {
+            int best = 0;
+            for (int c = 1; c < K * V; c++)
+                if (cand[c] > cand[best]) best = c;
+            from[j] = best / V, prev[j] = best % V, score[j] = cand[best];
+            memcpy(nhyp[j], hyp[from[j]], 11);
+            nhyp[j][s] = dt_out_char(prev[j]);
+            cand[best] = -INFINITY;
+        }
+        memcpy(hyp, nhyp, (size_t)K * 11);
+        /* the surviving hypotheses continue from their parents' states: gather rows */
+        for (int k = 0; k < m->dec.n_state; k++) {
+            sp_tensor *st = sp_const(t, K, e.state[k]->cols);
+            if (!st) goto done;
+            for (int j = 0; j < K; j++)
+                memcpy(sp_at(st, j, 0), sp_at(e.state[k], from[j], 0), sizeof(sp_real) * st->cols);
+            e.state[k] = st;
+        }
+    }
+    memcpy(out, hyp[0], 10);
+    out[10] = 0;
+    rc = 0;
+done:
+    free(rep), free(score), free(cand), free(hyp), free(nhyp), free(prev), free(from);
+    return rc;
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+static sp_status save(const char *path, const model *m, const sp_optim *opt, const options *o, sp_rng *rng)
+{
+    char e[16], h[16], hd[16], sd[32], tf[32];
+    snprintf(e, sizeof e, "%d", m->E), snprintf(h, sizeof h, "%d", m->H), snprintf(hd, sizeof hd, "%d", m->HD);
+    snprintf(sd, sizeof sd, "%llu", (unsigned long long)o->seed), snprintf(tf, sizeof tf, "%.17g", o->test_frac);
+    sp_kv meta[] = {{"model", "spool-dates"}, {"cell", o->cell}, {"emb", e}, {"hidden", h},
+                    {"dec_hidden", hd}, {"seed", sd}, {"test_frac", tf}};
+    sp_ckpt_opts co = {.meta = meta, .n_meta = 7, .rng = rng};
+    return sp_save(path, m->ps, opt, &co);
+}
+
+/* Rebuild the model of a checkpoint's configuration (and read its seed/split) before loading. */
+static int model_from_ckpt(const char *path, model *m, options *o)
+{
+    sp_ckpt_info *ci = sp_ckpt_open(path);
+    if (!ci) {
+        fprintf(stderr, PROG ": %s\n", sp_last_error());
+        return -1;
+    }
+    const char *cell = sp_ckpt_meta(ci, "cell"), *e = sp_ckpt_meta(ci, "emb"), *h = sp_ckpt_meta(ci, "hidden"),
+               *hd = sp_ckpt_meta(ci, "dec_hidden"), *sd = sp_ckpt_meta(ci, "seed"), *tf = sp_ckpt_meta(ci, "test_frac"),
+               *kind = sp_ckpt_meta(ci, "model");
+    int ok = kind && !strcmp(kind, "spool-dates") && cell && e && h && hd && sd && tf &&
+             (!strcmp(cell, "lstm") || !strcmp(cell, "gru")) && atoi(e) > 0 && atoi(h) > 0 && atoi(hd) > 0;
+    if (ok) {
+        static char cellbuf[8];
+        snprintf(cellbuf, sizeof cellbuf, "%s", cell);
+        o->cell = cellbuf, o->emb = atoi(e), o->hidden = atoi(h), o->dec_hidden = atoi(hd);
+        o->seed = strtoull(sd, NULL, 10), o->test_frac = atof(tf);
+    }
+    sp_ckpt_close(ci);
+    if (!ok) {
+        fprintf(stderr, PROG ": %s is not a spool-dates checkpoint (metadata missing or wrong)\n", path);
+        return -1;
+    }
+    sp_rng r;
+    sp_rng_seed(&r, o->seed);
+    if (model_init(m, o->cell, o->emb, o->hidden, o->dec_hidden, &r)) {
+        fprintf(stderr, PROG ": %s\n", sp_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+typedef struct {
+    int n;
+    char (*text)[TEXT_CAP];
+    char (*iso)[11];
+    int *format;
+} dataset;
+
+static int make_test(dataset *d, const options *o)
+{
+    d->n = o->test_n;
+    d->text = calloc((size_t)d->n, TEXT_CAP), d->iso = calloc((size_t)d->n, 11), d->format = calloc((size_t)d->n, sizeof(int));
+    if (!d->text || !d->iso || !d->format) return -1;
+    dt_gen g;
+    dt_gen_init(&g, o->seed, o->test_frac, 1, 0);
+    for (int i = 0; i < d->n; i++) dt_gen_next(&g, d->text[i], TEXT_CAP, d->iso[i], &d->format[i]);
+    return 0;
+}
+
+static double eval_greedy(sp_tape *t, const model *m, const dataset *d, char (*pred)[11])
+{
+    const int chunk = 250;
+    for (int i = 0; i < d->n; i += chunk) {
+        int n = d->n - i < chunk ? d->n - i : chunk;
+        if (greedy(t, m, d->text + i, n, pred + i)) return -1;
+    }
+    const char **p = malloc(sizeof(char *) * d->n), **g = malloc(sizeof(char *) * d->n);
+    if (!p || !g) return free(p), free(g), -1;
+    for (int i = 0; i < d->n; i++) p[i] = pred[i], g[i] = d->iso[i];
+    double acc = dt_exact_match(p, g, d->n);
+    free(p), free(g);
+    return acc;
+}
+
+static double eval_beam(sp_tape *t, const model *m, const dataset *d, int K, char (*pred)[11])
+{
+    for (int i = 0; i < d->n; i++)
+        if (beam_one(t, m, d->text[i], K, pred[i])) return -1;
+    const char **p = malloc(sizeof(char *) * d->n), **g = malloc(sizeof(char *) * d->n);
+    if (!p || !g) return free(p), free(g), -1;
+    for (int i = 0; i < d->n; i++) p[i] = pred[i], g[i] = d->iso[i];
+    double acc = dt_exact_match(p, g, d->n);
+    free(p), free(g);
+    return acc;
+}
+
+static int translate(const options *o0)
+{
+    options o = *o0;
+    model m;
+    if (model_from_ckpt(o.load, &m, &o)) return 1;
+    if (sp_load(o.load, m.ps, NULL, NULL) != SP_OK) {
+        fprintf(stderr, PROG ": %s\n", sp_last_error());
+        sp_params_free(m.ps);
+        return 1;
+    }
+    sp_tape *t = sp_tape_new();
+    int rc = 0;
+    for (int i = 0; i < o.n_translate && !rc; i++) {
+        char text[1][TEXT_CAP], g[1][11], b[11];
+        if (strlen(o.translate[i]) >= TEXT_CAP || !*o.translate[i]) {
+            fprintf(stderr, PROG ": --translate text must have 1 to %d characters\n", TEXT_CAP - 1);
+            rc = 1;
+            break;
+        }
+        snprintf(text[0], TEXT_CAP, "%s", o.translate[i]);
+        if (greedy(t, &m, text, 1, g) || beam_one(t, &m, text[0], o.beam, b)) {
+            fprintf(stderr, PROG ": %s\n", sp_tape_errmsg(t));
+            rc = 1;
+            break;
+        }
+        dt_date d;
+        printf("%-32s greedy %s  beam(%d) %s%s\n", o.translate[i], g[0], o.beam, b,
+               dt_parse_iso(b, &d) ? "  (not a valid date)" : "");
+    }
+    sp_tape_free(t);
+    sp_params_free(m.ps);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ training */
+
+int main(int argc, char **argv)
+{
+    options o;
+    if (parse_args(argc, argv, &o)) return 2;
+    if (o.threads) sp_set_threads(o.threads);
+    if (o.n_translate) return translate(&o);
+
+    sp_rng rng;
+    sp_rng_seed(&rng, o.seed);
+    model m;
+    if (o.resume) {
+        if (model_from_ckpt(o.resume, &m, &o)) return 1;
+    } else if (model_init(&m, o.cell, o.emb, o.hidden, o.dec_hidden, &rng)) {
+        fprintf(stderr, PROG ": %s\n", sp_last_error());
+        return 1;
+    }
+    sp_optim_config oc = sp_optim_defaults(SP_ADAM);
+    sp_optim *opt = sp_optim_new(m.ps, &oc);
+    if (!opt) {
+        fprintf(stderr, PROG ": %s\n", sp_last_error());
+        return 1;
+    }
+    if (o.resume) {
+        sp_ckpt_opts co = {.rng = &rng};
+        if (sp_load(o.resume, m.ps, opt, &co) != SP_OK) {
+            fprintf(stderr, PROG ": %s\n", sp_last_error());
+            return 1;
+        }
+    }
+    dataset test;
+    char (*pred)[11] = calloc((size_t)o.test_n, 11);
+    char (*texts)[TEXT_CAP] = calloc((size_t)o.batch, TEXT_CAP);
+    char (*iso)[11] = calloc((size_t)o.batch, 11);
+    if (make_test(&test, &o) || !pred || !texts || !iso) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return 1;
+    }
+    printf(PROG ": cell %s emb %d hidden %d dec-hidden %d params %zu | batch %d steps %d lr %g seed %llu | "
+           "%d formats, %ld dates, test %.0f%% of them, %d test examples\n%s\n",
+           o.cell, o.emb, o.hidden, o.dec_hidden, m.ps->numel, o.batch, o.steps, o.lr,
+           (unsigned long long)o.seed, dt_nformats(), dt_range_days(), 100 * o.test_frac, o.test_n, sp_info());
+
+    sp_tape *t = sp_tape_new();
+    double t0 = ex_now(), loss_sum = 0, acc = 0;
+    int loss_n = 0, rc = 0;
+    int64_t start = sp_optim_steps(opt);
+    for (int64_t s = start; s < o.steps; s++) {
+        /* batch s is a function of (seed, s) only, so a resumed run sees the same data */
+        dt_gen g;
+        dt_gen_init(&g, o.seed, o.test_frac, 0, (uint64_t)s + 1);
+        for (int b = 0; b < o.batch; b++) dt_gen_next(&g, texts[b], TEXT_CAP, iso[b], NULL);
+        sp_tape_reset(t);
+        sp_params_zero_grad(m.ps);
+        sp_tensor *loss = batch_loss(t, &m, texts, iso, o.batch);
+        if (!loss || sp_backward(t, loss) != SP_OK) {
+            fprintf(stderr, PROG ": step %lld: %s\n", (long long)s, sp_tape_errmsg(t));
+            rc = 1;
+            break;
+        }
+        double gnorm = 0;
+        sp_status st = o.clip > 0 ? sp_clip_grad_norm(m.ps, o.clip, &gnorm) : SP_OK;
+        if (st == SP_OK) st = sp_optim_step(opt, o.lr);
+        if (st != SP_OK) {
+            fprintf(stderr, PROG ": step %lld: %s\n", (long long)s, sp_last_error());
+            rc = 1;
+            break;
+        }
+        loss_sum += loss->data[0], loss_n++;
+        int64_t done = s + 1;
+        if (done % o.eval_every == 0 || done == o.steps) {
+            acc = eval_greedy(t, &m, &test, pred);
+            if (acc < 0) {
+                fprintf(stderr, PROG ": evaluation: %s\n", sp_tape_errmsg(t));
+                rc = 1;
+                break;
+            }
+            printf("step %6lld  loss %.4f  test exact-match (greedy) %.4f  %.1f s\n", (long long)done,
+                   loss_sum / loss_n, acc, ex_now() - t0);
+            fflush(stdout);
+            loss_sum = 0, loss_n = 0;
+            if (o.save && save(o.save, &m, opt, &o, &rng) != SP_OK) {
+                fprintf(stderr, PROG ": %s\n", sp_last_error());
+                rc = 1;
+                break;
+            }
+        }
+    }
+    double train_s = ex_now() - t0;
+    if (!rc) {
+        double t1 = ex_now();
+        acc = eval_greedy(t, &m, &test, pred);
+        double tg = ex_now() - t1;
+        char(*bpred)[11] = calloc((size_t)o.test_n, 11);
+        double bacc = -1, tb = 0;
+        if (o.beam > 1 && bpred) {
+            t1 = ex_now();
+            bacc = eval_beam(t, &m, &test, o.beam, bpred);
+            tb = ex_now() - t1;
+        }
+        if (acc < 0 || (o.beam > 1 && bacc < 0)) {
+            fprintf(stderr, PROG ": evaluation: %s\n", sp_tape_errmsg(t));
+            rc = 1;
+        } else {
+            for (int i = 0; i < o.show && i < test.n; i++)
+                printf("  %-32s gold %s  greedy %s%s  beam %s%s\n", test.text[i], test.iso[i], pred[i],
+                       strcmp(pred[i], test.iso[i]) ? " (wrong)" : "", o.beam > 1 ? bpred[i] : "-",
+                       o.beam > 1 && strcmp(bpred[i], test.iso[i]) ? " (wrong)" : "");
+            /* per-format accuracy shows which formats are still hard */
+            int nf = dt_nformats(), *ok = calloc((size_t)nf, sizeof(int)), *cnt = calloc((size_t)nf, sizeof(int));
+            for (int i = 0; ok && cnt && i < test.n; i++) {
+                cnt[test.format[i]]++;
+                ok[test.format[i]] += !strcmp(pred[i], test.iso[i]);
+            }
+            printf("\nper format (greedy):\n");
+            for (int f = 0; ok && cnt && f < nf; f++)
+                printf("  %-24s %4d/%-4d %.3f\n", dt_format_name(f), ok[f], cnt[f], cnt[f] ? (double)ok[f] / cnt[f] : 0);
+            free(ok), free(cnt);
+            printf("test exact-match: greedy %.4f (%.1f s)", acc, tg);
+            if (o.beam > 1) printf(", beam(%d) %.4f (%.1f s)", o.beam, bacc, tb);
+            printf(" on %d held-out examples; training %.1f s\n", test.n, train_s);
+            if (o.save) {
+                if (save(o.save, &m, opt, &o, &rng) != SP_OK) {
+                    fprintf(stderr, PROG ": %s\n", sp_last_error());
+                    rc = 1;
+                } else {
+                    printf("checkpoint: %s\n", o.save);
+                }
+            }
+        }
+        free(bpred);
+    }
+    sp_tape_free(t);
+    sp_optim_free(opt);
+    sp_params_free(m.ps);
+    free(pred), free(texts), free(iso), free(test.text), free(test.iso), free(test.format);
+    return rc;
+}

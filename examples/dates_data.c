@@ -1,0 +1,326 @@
+/* dates_data.c - calendar, human date formats, their rule-based reader, the seeded generator with
+ * a by-date train/test split, vocabularies and the exact-match scorer for spool-dates. Kept free
+ * of spool so that tests/test_dates.c can check each piece on hand-made cases. */
+#include "dates_data.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const month_full[12] = {"january", "february", "march",     "april",
+                                            "may",     "june",     "july",      "august",
+                                            "september", "october", "november", "december"};
+static const char *const wday_full[7] = {"monday", "tuesday",  "wednesday", "thursday",
+                                         "friday", "saturday", "sunday"};
+
+/* ---------------------------------------------------------------- calendar */
+
+int dt_is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int dt_days_in_month(int y, int m)
+{
+    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m < 1 || m > 12) return 0;
+    return dim[m - 1] + (m == 2 && dt_is_leap(y));
+}
+
+int dt_valid(dt_date a)
+{
+    return a.y >= 1 && a.y <= 9999 && a.m >= 1 && a.m <= 12 && a.d >= 1 &&
+           a.d <= dt_days_in_month(a.y, a.m);
+}
+
+/* Whole years and months are counted with loops: the range is a century, and plain counting is
+ * easy to check against the weekday of known dates. */
+static long days_before_year(int y)
+{
+    long n = 0;
+    if (y >= 1970)
+        for (int k = 1970; k < y; k++) n += 365 + dt_is_leap(k);
+    else
+        for (int k = y; k < 1970; k++) n -= 365 + dt_is_leap(k);
+    return n;
+}
+
+long dt_to_days(dt_date a)
+{
+    long n = days_before_year(a.y);
+    for (int m = 1; m < a.m; m++) n += dt_days_in_month(a.y, m);
+    return n + a.d - 1;
+}
+
+dt_date dt_from_days(long n)
+{
+    dt_date a = {1970, 1, 1};
+    while (n < 0) {
+        a.y--;
+        n += 365 + dt_is_leap(a.y);
+    }
+    while (n >= 365 + dt_is_leap(a.y)) {
+        n -= 365 + dt_is_leap(a.y);
+        a.y++;
+    }
+    while (n >= dt_days_in_month(a.y, a.m)) {
+        n -= dt_days_in_month(a.y, a.m);
+        a.m++;
+    }
+    a.d = (int)n + 1;
+    return a;
+}
+
+/* 1970-01-01 was a Thursday (3 with Monday = 0). */
+int dt_weekday(dt_date a)
+{
+    long r = (dt_to_days(a) + 3) % 7;
+    return (int)(r < 0 ? r + 7 : r);
+}
+
+long dt_range_days(void)
+{
+    dt_date a = {DT_YEAR0, 1, 1}, b = {DT_YEAR1 + 1, 1, 1};
+    return dt_to_days(b) - dt_to_days(a);
+}
+
+dt_date dt_range_at(long i)
+{
+    dt_date a = {DT_YEAR0, 1, 1};
+    return dt_from_days(dt_to_days(a) + i);
+}
+
+void dt_iso(dt_date a, char *out)
+{
+    snprintf(out, 11, "%04u-%02u-%02u", (unsigned)a.y % 10000u, (unsigned)a.m % 100u, (unsigned)a.d % 100u);
+}
+
+int dt_parse_iso(const char *s, dt_date *out)
+{
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return -1;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && !isdigit((unsigned char)s[i])) return -1;
+    dt_date a;
+    a.y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    a.m = (s[5] - '0') * 10 + (s[6] - '0');
+    a.d = (s[8] - '0') * 10 + (s[9] - '0');
+    if (!dt_valid(a)) return -1;
+    *out = a;
+    return 0;
+}
+
+/* ----------------------------------------------------------------- formats */
+
+static const char *ordinal_suffix(int d)
+{
+    if (d % 100 >= 11 && d % 100 <= 13) return "th";
+    switch (d % 10) {
+    case 1: return "st";
+    case 2: return "nd";
+    case 3: return "rd";
+    default: return "th";
+    }
+}
+
+/* Capitalised copy of a name into buf (for the formats that write "March", "Tuesday"). */
+static const char *cap(const char *name, char *buf, int n)
+{
+    snprintf(buf, (size_t)n, "%s", name);
+    buf[0] = (char)toupper((unsigned char)buf[0]);
+    return buf;
+}
+
+static const char *const format_names[] = {
+    "3 march 1998",          "the 3rd of march 1998", "3/3/98",          "Tuesday, March 3, 1998",
+    "March 3, 1998",         "3 mar 1998",            "03.03.1998",      "mar 3, 98",
+    "03/03/1998",            "3rd march 1998",        "tue 3 mar 1998",  "march 3rd, 1998",
+    "3-mar-1998",            "19980303",              "tuesday 3 march 1998", "3.3.98",
+    "1998/03/03",            "Mar. 3, 1998",          "3 March, 1998",   "Tue, 03 Mar 1998",
+    "03-03-1998",            "the 3rd of March, 1998",
+};
+enum { NFORMATS = (int)(sizeof format_names / sizeof format_names[0]) };
+
+int dt_nformats(void) { return NFORMATS; }
+const char *dt_format_name(int f) { return f >= 0 && f < NFORMATS ? format_names[f] : NULL; }
+
+int dt_format(int f, dt_date a, char *out, int cap_)
+{
+    if (f < 0 || f >= NFORMATS || cap_ <= 0 || !dt_valid(a)) return -1;
+    const char *mon = month_full[a.m - 1], *wd = wday_full[dt_weekday(a)];
+    char m3[4], w3[4], cm[16], cw[16], cm3[4], cw3[4];
+    snprintf(m3, sizeof m3, "%.3s", mon);
+    snprintf(w3, sizeof w3, "%.3s", wd);
+    cap(mon, cm, sizeof cm), cap(wd, cw, sizeof cw), cap(m3, cm3, sizeof cm3), cap(w3, cw3, sizeof cw3);
+    int y = a.y, yy = a.y % 100, m = a.m, d = a.d, n;
+    const char *o = ordinal_suffix(d);
+    switch (f) {
+    case 0: n = snprintf(out, (size_t)cap_, "%d %s %d", d, mon, y); break;
+    case 1: n = snprintf(out, (size_t)cap_, "the %d%s of %s %d", d, o, mon, y); break;
+    case 2: n = snprintf(out, (size_t)cap_, "%d/%d/%02d", m, d, yy); break;
+    case 3: n = snprintf(out, (size_t)cap_, "%s, %s %d, %d", cw, cm, d, y); break;
+    case 4: n = snprintf(out, (size_t)cap_, "%s %d, %d", cm, d, y); break;
+    case 5: n = snprintf(out, (size_t)cap_, "%d %s %d", d, m3, y); break;
+    case 6: n = snprintf(out, (size_t)cap_, "%02d.%02d.%d", d, m, y); break;
+    case 7: n = snprintf(out, (size_t)cap_, "%s %d, %02d", m3, d, yy); break;
+    case 8: n = snprintf(out, (size_t)cap_, "%02d/%02d/%d", m, d, y); break;
+    case 9: n = snprintf(out, (size_t)cap_, "%d%s %s %d", d, o, mon, y); break;
+    case 10: n = snprintf(out, (size_t)cap_, "%s %d %s %d", w3, d, m3, y); break;
+    case 11: n = snprintf(out, (size_t)cap_, "%s %d%s, %d", mon, d, o, y); break;
+    case 12: n = snprintf(out, (size_t)cap_, "%d-%s-%d", d, m3, y); break;
+    case 13: n = snprintf(out, (size_t)cap_, "%d%02d%02d", y, m, d); break;
+    case 14: n = snprintf(out, (size_t)cap_, "%s %d %s %d", wd, d, mon, y); break;
+    case 15: n = snprintf(out, (size_t)cap_, "%d.%d.%02d", d, m, yy); break;
+    case 16: n = snprintf(out, (size_t)cap_, "%d/%02d/%02d", y, m, d); break;
+    case 17: n = snprintf(out, (size_t)cap_, "%s. %d, %d", cm3, d, y); break;
+    case 18: n = snprintf(out, (size_t)cap_, "%d %s, %d", d, cm, y); break;
+    case 19: n = snprintf(out, (size_t)cap_, "%s, %02d %s %d", cw3, d, cm3, y); break;
+    case 20: n = snprintf(out, (size_t)cap_, "%02d-%02d-%d", d, m, y); break;
+    default: n = snprintf(out, (size_t)cap_, "the %d%s of %s, %d", d, o, cm, y); break;
+    }
+    return n < cap_ ? n : -1;
+}
+
+/* ------------------------------------------------------------ human reader */
+
+static int name_index(const char *w, int len, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int full = (int)strlen(names[i]);
+        if ((len == full || len == 3) && !strncmp(w, names[i], (size_t)len)) return i;
+    }
+    return -1;
+}
+
+int dt_parse_human(const char *s, dt_date *out)
+{
+    int num[4], ndig[4], nn = 0, month = -1, wday = -1;
+    char sep = 0;
+    const char *p = s;
+    while (*p) {
+        unsigned char c = (unsigned char)*p;
+        if (isdigit(c)) {
+            long v = 0;
+            int k = 0;
+            while (isdigit((unsigned char)p[k]) && k < 9) v = v * 10 + (p[k] - '0'), k++;
+            if (isdigit((unsigned char)p[k]) || nn == 4) return -1;
+            p += k;
+            /* an ordinal suffix belongs to the number */
+            if (isalpha((unsigned char)p[0]) && isalpha((unsigned char)p[1]) && !isalpha((unsigned char)p[2])) {
+                char suf[3] = {(char)tolower((unsigned char)p[0]), (char)tolower((unsigned char)p[1]), 0};
+                if (strcmp(suf, ordinal_suffix((int)v))) return -1;
+                p += 2;
+            }
+            num[nn] = (int)v, ndig[nn] = k, nn++;
+        } else if (isalpha(c)) {
+            char w[16];
+            int k = 0;
+            while (isalpha((unsigned char)p[k])) {
+                if (k < 15) w[k] = (char)tolower((unsigned char)p[k]);
+                k++;
+            }
+            if (k > 15) return -1;
+            w[k] = 0;
+            p += k;
+            int mi = name_index(w, k, month_full, 12), wi = name_index(w, k, wday_full, 7);
+            if (mi >= 0) {
+                if (month >= 0) return -1;
+                month = mi + 1;
+            } else if (wi >= 0) {
+                if (wday >= 0) return -1;
+                wday = wi;
+            } else if (strcmp(w, "the") && strcmp(w, "of")) {
+                return -1;
+            }
+        } else {
+            if ((c == '/' || c == '.' || c == '-') && nn > 0 && month < 0 && !sep) sep = (char)c;
+            p++;
+        }
+    }
+    dt_date a = {0, 0, 0};
+    int yi = -1;
+    if (month > 0) {
+        if (nn != 2) return -1;
+        yi = ndig[0] == 4 ? 0 : ndig[1] == 4 ? 1 : 1;
+        a.m = month, a.d = num[1 - yi];
+    } else if (nn == 1 && ndig[0] == 8) {
+        a.y = num[0] / 10000, a.m = num[0] / 100 % 100, a.d = num[0] % 100;
+    } else if (nn == 3) {
+        if (ndig[0] == 4) yi = 0, a.m = num[1], a.d = num[2];
+        else if (sep == '/') yi = 2, a.m = num[0], a.d = num[1];
+        else if (sep == '.' || sep == '-') yi = 2, a.d = num[0], a.m = num[1];
+        else return -1;
+    } else {
+        return -1;
+    }
+    if (yi >= 0) {
+        if (ndig[yi] == 2) a.y = num[yi] >= 50 ? 1900 + num[yi] : 2000 + num[yi];
+        else if (ndig[yi] == 4) a.y = num[yi];
+        else return -1;
+    }
+    if (!dt_valid(a) || (wday >= 0 && wday != dt_weekday(a))) return -1;
+    *out = a;
+    return 0;
+}
+
+/* ------------------------------------------------------------ vocabularies */
+
+int dt_in_vocab(void) { return 2 + (int)strlen(DT_IN_CHARS); }
+
+int dt_in_id(int c)
+{
+    c = tolower((unsigned char)c);
+    const char *q = c ? strchr(DT_IN_CHARS, c) : NULL;
+    return q ? 2 + (int)(q - DT_IN_CHARS) : 1;
+}
+
+int dt_out_vocab(void) { return (int)strlen(DT_OUT_CHARS) + 1; }
+
+int dt_out_id(int c)
+{
+    const char *q = c ? strchr(DT_OUT_CHARS, c) : NULL;
+    return q ? (int)(q - DT_OUT_CHARS) : -1;
+}
+
+char dt_out_char(int id) { return id >= 0 && id < (int)strlen(DT_OUT_CHARS) ? DT_OUT_CHARS[id] : '?'; }
+
+/* --------------------------------------------------------------- generator */
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int dt_is_test_date(dt_date a, uint64_t seed, double test_frac)
+{
+    uint64_t x = seed * 0x632be59bd9b4e019ull + (uint64_t)(dt_to_days(a) + 100000);
+    return (double)(splitmix(&x) >> 11) / 9007199254740992.0 < test_frac;
+}
+
+void dt_gen_init(dt_gen *g, uint64_t seed, double test_frac, int test, uint64_t stream)
+{
+    g->seed = seed, g->test_frac = test_frac, g->test = test;
+    g->state = seed ^ (stream * 0xd1b54a32d192ed03ull) ^ (test ? 0x5555ull : 0);
+}
+
+dt_date dt_gen_next(dt_gen *g, char *text, int cap_, char *iso, int *format)
+{
+    long n = dt_range_days();
+    dt_date a;
+    /* rejection: each side of the split holds a fixed fraction of the days */
+    do
+        a = dt_range_at((long)(splitmix(&g->state) % (uint64_t)n));
+    while (dt_is_test_date(a, g->seed, g->test_frac) != g->test);
+    int f = (int)(splitmix(&g->state) % (uint64_t)NFORMATS);
+    dt_format(f, a, text, cap_);
+    dt_iso(a, iso);
+    if (format) *format = f;
+    return a;
+}
+
+double dt_exact_match(const char *const *pred, const char *const *gold, int n)
+{
+    if (n <= 0) return 0;
+    int ok = 0;
+    for (int i = 0; i < n; i++) ok += !strcmp(pred[i], gold[i]);
+    return (double)ok / n;
+}

@@ -1,0 +1,82 @@
+/* dates_data.h - the data side of spool-dates: a small proleptic-Gregorian calendar, the
+ * human-written date formats the model learns to read, the seeded train/test generator (split by
+ * date, so no test date is ever seen in training), the character vocabularies and the
+ * exact-match scorer. No spool types here, so the tests can check it on hand-made cases. */
+#ifndef SPOOL_EXAMPLES_DATES_DATA_H
+#define SPOOL_EXAMPLES_DATES_DATA_H
+
+#include <stdint.h>
+
+/* Dates from 1950-01-01 to 2049-12-31: the window in which two-digit years are unambiguous
+ * (50..99 -> 19xx, 00..49 -> 20xx). */
+#define DT_YEAR0 1950
+#define DT_YEAR1 2049
+
+typedef struct {
+    int y, m, d;
+} dt_date;
+
+int dt_is_leap(int y);
+int dt_days_in_month(int y, int m);
+int dt_valid(dt_date a);
+/* Days since 1970-01-01 (negative before), and back. */
+long dt_to_days(dt_date a);
+dt_date dt_from_days(long n);
+int dt_weekday(dt_date a); /* 0 = Monday .. 6 = Sunday */
+/* Number of days in [DT_YEAR0, DT_YEAR1] and the date of index i in that range. */
+long dt_range_days(void);
+dt_date dt_range_at(long i);
+
+/* "1998-03-03"; out must hold 11 bytes. */
+void dt_iso(dt_date a, char *out);
+/* Parses exactly "YYYY-MM-DD" of a real date; 0 on success, -1 otherwise. */
+int dt_parse_iso(const char *s, dt_date *out);
+
+/* The human formats. dt_format writes format f of date a into out (cap bytes, always
+ * terminated) and returns the length, or -1 if f is out of range or cap too small. Slashes are
+ * month/day/year (US), dots and dashes day.month.year (European), as in the format list in
+ * docs/dates.md. */
+int dt_nformats(void);
+const char *dt_format_name(int f);     /* a sample of the format, e.g. "tuesday, march 3, 1998" */
+int dt_format(int f, dt_date a, char *out, int cap);
+
+/* A rule-based reader of every format above (the reference the round-trip test uses): month
+ * names (full or 3 letters), weekday names (checked against the date), ordinals (3rd),
+ * two-digit years, 8-digit yyyymmdd. 0 on success, -1 if the text is not a valid date. */
+int dt_parse_human(const char *s, dt_date *out);
+
+/* Input characters: the text is lower-cased, and any character outside the set maps to <unk>.
+ * Ids: 0 = <pad> (unused by the model, which masks with -1), 1 = <unk>, then the set. */
+#define DT_IN_CHARS " ,./-0123456789abcdefghijklmnopqrstuvwxyz"
+int dt_in_vocab(void);
+int dt_in_id(int c);
+/* Output: the 11 characters "0123456789-" and a start symbol <go> with id 11. Ty = 10. */
+#define DT_OUT_CHARS "0123456789-"
+#define DT_TY 10
+#define DT_GO 11
+int dt_out_vocab(void); /* 12: 11 characters + <go> (which is never a target) */
+int dt_out_id(int c);   /* -1 if c is not an output character */
+char dt_out_char(int id);
+
+/* The split: each date of the range goes to test with probability test_frac, decided by a hash
+ * of (seed, date), so the split is the same for every run with the same seed whatever the
+ * number of examples. */
+int dt_is_test_date(dt_date a, uint64_t seed, double test_frac);
+
+/* A generator of (text, iso) pairs: draws a date uniformly from its side of the split and a
+ * format uniformly. */
+typedef struct {
+    uint64_t state;
+    uint64_t seed;
+    double test_frac;
+    int test; /* which side of the split it draws from */
+} dt_gen;
+
+void dt_gen_init(dt_gen *g, uint64_t seed, double test_frac, int test, uint64_t stream);
+/* Writes the text (cap bytes) and the ISO target (11 bytes); returns the date. */
+dt_date dt_gen_next(dt_gen *g, char *text, int cap, char *iso, int *format);
+
+/* Exact match: the fraction of predictions equal to their targets (0 for n == 0). */
+double dt_exact_match(const char *const *pred, const char *const *gold, int n);
+
+#endif

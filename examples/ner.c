@@ -1,0 +1,704 @@
+/* ner.c - spool-ner: a named-entity tagger, the many-to-many (Tx = Ty) shape of a recurrent
+ * network. Each word becomes a vector (a learned word embedding, a small casing embedding and,
+ * with --chars, the two final states of a character-level BiLSTM run over the word's letters);
+ * a bidirectional LSTM reads the sentence both ways, and a linear layer + softmax gives each word
+ * a BIO tag. Scored by entity-level precision/recall/F1 with exact span matching (the CoNLL
+ * rules, see ner_eval.h), next to the most-frequent-tag baseline computed on the same data.
+ *
+ * Batches hold sentences of mixed lengths in random order: the runners get per-row lengths, the
+ * loss ignores padded positions (target -1), so nothing is sorted or packed.
+ *
+ *   spool-ner train [options]             train, keep the best model (dev F1), score on test
+ *   spool-ner eval --model M --test FILE  score a saved model
+ *   spool-ner tag --model M "some text"   tag a sentence (words split on spaces and punctuation)
+ */
+#include "spool.h"
+#include "spool/layers.h"
+#include "spool/optim.h"
+
+#include "common/text.h"
+#include "ner_eval.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *prog = "spool-ner";
+
+/* ================================================================================== model */
+
+enum { N_CASES = 6, MAX_WORD_CHARS = 24 };
+
+typedef struct {
+    int embed, case_dim, hidden, layers, chars, char_embed, char_hidden;
+    double dropout;
+} ner_config;
+
+typedef struct {
+    ner_config cfg;
+    ex_vocab *words;   /* normalised training words; id 0 = "<unk>" */
+    ex_vocab *tags;    /* BIO tags of the training data */
+    ex_vocab *chars;   /* UTF-8 characters of the training words; id 0 = "<unk>" (with --chars) */
+    sp_params *ps;
+    sp_embed wemb, cemb, chemb;
+    sp_rnn rnn, char_rnn;
+    sp_linear out;
+} ner_model;
+
+/* Lower-case and map every digit to 0: "1984" and "2001" share one embedding. */
+static void normalise(const char *w, char *buf, size_t cap)
+{
+    size_t i = 0;
+    for (; w[i] && i + 1 < cap; i++) {
+        char ch = w[i];
+        buf[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : (ch >= '0' && ch <= '9') ? '0' : ch;
+    }
+    buf[i] = '\0';
+}
+
+/* What lower-casing threw away, as one of N_CASES classes: capitals are the strongest single cue
+ * for names, and a word embedding of the lower-cased form cannot see them. */
+static int case_id(const char *w)
+{
+    int up = 0, low = 0, dig = 0;
+    for (const unsigned char *p = (const unsigned char *)w; *p; p++) {
+        if (*p >= 'A' && *p <= 'Z') up++;
+        else if ((*p >= 'a' && *p <= 'z') || *p >= 0x80) low++;
+        else if (*p >= '0' && *p <= '9') dig++;
+    }
+    if (!up && !low) return dig ? 4 : 5;         /* number / punctuation */
+    if (!up) return 0;                           /* lower */
+    if (!low) return 2;                          /* ALL CAPS */
+    if (up == 1 && w[0] >= 'A' && w[0] <= 'Z') return 1; /* Initial */
+    return 3;                                    /* miXed */
+}
+
+/* The UTF-8 characters of w, at most max of them (long URLs keep their first max). */
+static int split_chars(const char *w, char out[][5], int max)
+{
+    int n = 0;
+    for (const unsigned char *p = (const unsigned char *)w; *p && n < max; n++) {
+        int l = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 1;
+        int k = 0;
+        for (; k < l && p[k]; k++) out[n][k] = (char)p[k];
+        out[n][k] = '\0';
+        p += k;
+    }
+    return n;
+}
+
+static int model_build(ner_model *m, sp_rng *rng)
+{
+    ner_config *c = &m->cfg;
+    m->ps = sp_params_new();
+    if (!m->ps) return -1;
+    int I = c->embed + c->case_dim + (c->chars ? 2 * c->char_hidden : 0);
+    if (sp_embed_init(&m->wemb, m->ps, "word_embed", m->words->n, c->embed, rng) ||
+        sp_embed_init(&m->cemb, m->ps, "case_embed", N_CASES, c->case_dim, rng))
+        return -1;
+    if (c->chars && (sp_embed_init(&m->chemb, m->ps, "char_embed", m->chars->n, c->char_embed, rng) ||
+                     sp_rnn_init(&m->char_rnn, m->ps, "char_lstm", SP_CELL_LSTM, c->char_embed, c->char_hidden, 1,
+                                 1, NULL, rng)))
+        return -1;
+    if (sp_rnn_init(&m->rnn, m->ps, "lstm", SP_CELL_LSTM, I, c->hidden, c->layers, 1, NULL, rng) ||
+        sp_linear_init(&m->out, m->ps, "out", sp_rnn_out_size(&m->rnn), m->tags->n, 1, rng))
+        return -1;
+    return 0;
+}
+
+static void model_free(ner_model *m)
+{
+    sp_params_free(m->ps);
+    ex_vocab_free(m->words), ex_vocab_free(m->tags), ex_vocab_free(m->chars);
+    memset(m, 0, sizeof *m);
+}
+
+/* ================================================================================ batches */
+
+/* One batch in the [T*B] time-major layout: row t*B + b is word t of sentence b. */
+typedef struct {
+    int T, B, Tc;
+    int *len;          /* [B] words per sentence */
+    int *wid, *cid;    /* [T*B] word and casing ids; -1 at padding (zero embedding row) */
+    int *tgt;          /* [T*B] gold tag ids; -1 at padding (ignored by the loss) */
+    /* Characters: the character BiLSTM runs once per DISTINCT word of the batch (U of them), not
+     * per position, and its result is gathered back to the positions by uidx. */
+    int U;
+    int *uidx;         /* [T*B] index of the position's word among the distinct words; -1 at padding */
+    int *chid, *clen;  /* [Tc*U] character ids (row tc*U + u) and [U] word lengths in characters */
+    const char **word; /* [T*B] the words as written, NULL at padding */
+} ner_batch;
+
+static int batch_alloc(ner_batch *b, int B, int T)
+{
+    size_t n = (size_t)B * T;
+    b->len = malloc(sizeof(int) * B);
+    b->wid = malloc(sizeof(int) * n), b->cid = malloc(sizeof(int) * n), b->tgt = malloc(sizeof(int) * n);
+    b->chid = malloc(sizeof(int) * n * MAX_WORD_CHARS), b->clen = malloc(sizeof(int) * n);
+    b->word = malloc(sizeof(char *) * n), b->uidx = malloc(sizeof(int) * n);
+    return (b->len && b->wid && b->cid && b->tgt && b->chid && b->clen && b->word && b->uidx) ? 0 : -1;
+}
+
+static void batch_free(ner_batch *b)
+{
+    free(b->len), free(b->wid), free(b->cid), free(b->tgt), free(b->chid), free(b->clen), free(b->word);
+    free(b->uidx);
+}
+
+/* Fill b with sentences idx[0..B) of c. unk_p > 0 (training) replaces each word seen once in
+ * training by <unk> with that probability, so the <unk> embedding is trained on rare words. */
+static void batch_fill(ner_batch *b, const ner_model *m, const ner_corpus *c, const int *idx, int B, double unk_p,
+                       sp_rng *rng)
+{
+    int T = 1;
+    for (int i = 0; i < B; i++) T = c->len[idx[i]] > T ? c->len[idx[i]] : T;
+    b->T = T, b->B = B, b->Tc = 1;
+    char norm[256], ch[MAX_WORD_CHARS][5];
+    for (int i = 0; i < B; i++) b->len[i] = c->len[idx[i]];
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < B; i++) {
+            int r = t * B + i;
+            if (t >= c->len[idx[i]]) {
+                b->wid[r] = b->cid[r] = b->tgt[r] = -1, b->clen[r] = 0, b->word[r] = NULL;
+                continue;
+            }
+            int k = c->start[idx[i]] + t;
+            const char *w = c->word[k];
+            normalise(w, norm, sizeof norm);
+            int id = ex_vocab_find(m->words, norm);
+            if (id < 0) id = 0;
+            if (unk_p > 0 && id > 0 && m->words->count[id] == 1 && sp_rng_uniform(rng) < unk_p) id = 0;
+            b->wid[r] = id, b->cid[r] = case_id(w), b->word[r] = w;
+            b->tgt[r] = c->tag ? c->tag[k] : -1;
+        }
+    if (!m->cfg.chars) return;
+    ex_vocab *distinct = ex_vocab_new();
+    int N = T * B;
+    b->U = 0;
+    for (int n = 0; n < N; n++) {
+        b->uidx[n] = b->word[n] ? ex_vocab_add(distinct, b->word[n]) : -1;
+        if (b->uidx[n] == b->U) {
+            b->clen[b->U] = split_chars(b->word[n], ch, MAX_WORD_CHARS);
+            if (b->clen[b->U] > b->Tc) b->Tc = b->clen[b->U];
+            b->U++;
+        }
+    }
+    for (int u = 0; u < b->U; u++) {
+        int l = split_chars(distinct->word[u], ch, MAX_WORD_CHARS);
+        for (int j = 0; j < b->Tc; j++) {
+            int id = -1;
+            if (j < l) id = ex_vocab_find(m->chars, ch[j]), id = id < 0 ? 0 : id;
+            b->chid[(size_t)j * b->U + u] = id;
+        }
+    }
+    ex_vocab_free(distinct);
+}
+
+/* ================================================================================ forward */
+
+/* Tag scores [T*B, K] for a batch. train != 0 turns on dropout (drawn from rng). */
+static sp_tensor *model_forward(sp_tape *t, const ner_model *m, const ner_batch *b, int train, sp_rng *rng)
+{
+    const ner_config *c = &m->cfg;
+    int N = b->T * b->B;
+    sp_tensor *parts[3];
+    int np = 0;
+    parts[np++] = sp_embed_forward(t, &m->wemb, b->wid, N);  /* [T*B, embed] */
+    parts[np++] = sp_embed_forward(t, &m->cemb, b->cid, N);  /* [T*B, case_dim] */
+    if (c->chars) {
+        /* Each distinct word of the batch is one row of a character batch [Tc*U, char_embed]; the
+         * BiLSTM's two final states summarise the word. sp_embedding then gathers those U rows to
+         * the T*B positions like a lookup table (zero rows at padding); its backward adds the
+         * gradients of every occurrence of a word into that word's row. */
+        sp_tape_scope(t, "chars");
+        sp_tensor *xc = sp_embed_forward(t, &m->chemb, b->chid, b->Tc * b->U);
+        sp_rnn_opts ro = {.lengths = b->clen};
+        sp_rnn_out co;
+        if (sp_rnn_run(t, &m->char_rnn, xc, b->Tc, b->U, &ro, &co) != SP_OK) return NULL;
+        sp_tensor *fin[2] = {co.final.s[0][0][0], co.final.s[0][1][0]};
+        sp_tensor *per_word = sp_concat(t, fin, 2);          /* [U, 2 char_hidden] */
+        parts[np++] = sp_embedding(t, per_word, b->uidx, N); /* [T*B, 2 char_hidden] */
+        sp_tape_scope(t, NULL);
+    }
+    sp_tensor *x = sp_dropout(t, sp_concat(t, parts, np), c->dropout, rng, train);
+    sp_rnn_opts ro = {.lengths = b->len, .between_layers_dropout = c->dropout, .rng = rng, .train = train};
+    sp_rnn_out ho;
+    if (sp_rnn_run(t, &m->rnn, x, b->T, b->B, &ro, &ho) != SP_OK) return NULL;
+    sp_tensor *h = sp_dropout(t, ho.out, c->dropout, rng, train);   /* [T*B, 2 hidden] */
+    return sp_linear_forward(t, &m->out, h);                        /* [T*B, K] */
+}
+
+static int argmax_row(const sp_tensor *x, int r)
+{
+    const sp_real *p = sp_at(x, r, 0);
+    int best = 0;
+    for (int j = 1; j < x->cols; j++)
+        if (p[j] > p[best]) best = j;
+    return best;
+}
+
+/* Tag every sentence of c with the model; pred gets c->n_tok tag ids. */
+static int model_tag(const ner_model *m, const ner_corpus *c, int *pred, int batch)
+{
+    ner_batch b = {0};
+    int *idx = malloc(sizeof(int) * batch), rc = -1;
+    sp_tape *t = sp_tape_new();
+    if (!idx || !t || batch_alloc(&b, batch, c->max_len > 0 ? c->max_len : 1)) goto out;
+    for (int s0 = 0; s0 < c->n_sent; s0 += batch) {
+        int B = c->n_sent - s0 < batch ? c->n_sent - s0 : batch;
+        for (int i = 0; i < B; i++) idx[i] = s0 + i;
+        batch_fill(&b, m, c, idx, B, 0, NULL);
+        sp_tape_reset(t);
+        sp_tensor *logits = model_forward(t, m, &b, 0, NULL);
+        if (!logits) {
+            fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
+            goto out;
+        }
+        for (int i = 0; i < B; i++)
+            for (int k = 0; k < c->len[s0 + i]; k++) pred[c->start[s0 + i] + k] = argmax_row(logits, k * B + i);
+    }
+    rc = 0;
+out:
+    batch_free(&b);
+    free(idx);
+    sp_tape_free(t);
+    return rc;
+}
+
+/* Entity-level scores of tag ids pred (or the baseline's if pred is NULL) against c's gold. */
+static ner_scorer *score(const ner_corpus *c, const ex_vocab *tags, const int *pred, const ner_baseline *base)
+{
+    ner_scorer *s = ner_scorer_new();
+    const char **g = malloc(sizeof(char *) * (c->max_len + 1)), **p = malloc(sizeof(char *) * (c->max_len + 1));
+    for (int i = 0; s && g && p && i < c->n_sent; i++) {
+        for (int k = 0; k < c->len[i]; k++) {
+            int j = c->start[i] + k;
+            g[k] = tags->word[c->tag[j]];
+            p[k] = tags->word[pred ? pred[j] : ner_baseline_tag(base, c->word[j])];
+        }
+        if (ner_scorer_add(s, g, p, c->len[i])) {
+            ner_scorer_free(s);
+            s = NULL;
+        }
+    }
+    free(g), free(p);
+    return s;
+}
+
+/* ============================================================================ checkpoints */
+
+/* The vocabularies travel inside the checkpoint's __metadata__ (string -> string), one entry per
+ * line, so a single .safetensors file is the whole model. */
+static char *join_vocab(const ex_vocab *v)
+{
+    size_t n = 1;
+    for (int i = 0; i < v->n; i++) n += strlen(v->word[i]) + 1;
+    char *s = malloc(n), *p = s;
+    if (!s) return NULL;
+    for (int i = 0; i < v->n; i++) p += sprintf(p, "%s%s", i ? "\n" : "", v->word[i]);
+    *p = '\0';
+    return s;
+}
+
+static ex_vocab *split_vocab(const char *s)
+{
+    ex_vocab *v = ex_vocab_new();
+    char *copy = strdup(s ? s : "");
+    for (char *p = copy, *nl; v && copy && p; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl) *nl = '\0';
+        if (ex_vocab_add(v, p) < 0) ex_vocab_free(v), v = NULL;
+        else v->count[v->n - 1] = 0;
+    }
+    free(copy);
+    return v;
+}
+
+static int model_save(const ner_model *m, const char *path, const sp_optim *opt, sp_rng *rng, int epoch)
+{
+    const ner_config *c = &m->cfg;
+    char cfg[256], ep[32];
+    snprintf(cfg, sizeof cfg, "embed=%d case_dim=%d hidden=%d layers=%d chars=%d char_embed=%d char_hidden=%d dropout=%g",
+             c->embed, c->case_dim, c->hidden, c->layers, c->chars, c->char_embed, c->char_hidden, c->dropout);
+    snprintf(ep, sizeof ep, "%d", epoch);
+    char *w = join_vocab(m->words), *tg = join_vocab(m->tags), *ch = m->chars ? join_vocab(m->chars) : strdup("");
+    sp_kv meta[] = {{"ner.config", cfg}, {"ner.epoch", ep}, {"ner.words", w}, {"ner.tags", tg}, {"ner.chars", ch}};
+    sp_ckpt_opts o = {.meta = meta, .n_meta = 5, .rng = rng};
+    sp_status st = (w && tg && ch) ? sp_save(path, m->ps, opt, &o) : SP_ERR_NOMEM;
+    free(w), free(tg), free(ch);
+    if (st != SP_OK) fprintf(stderr, "%s: saving '%s': %s\n", prog, path, sp_last_error());
+    return st == SP_OK ? 0 : -1;
+}
+
+/* Rebuild the saved configuration and vocabularies, then load the weights. */
+static int model_load(ner_model *m, const char *path, int *epoch)
+{
+    memset(m, 0, sizeof *m);
+    sp_ckpt_info *ci = sp_ckpt_open(path);
+    if (!ci) {
+        fprintf(stderr, "%s: cannot open model '%s': %s\n", prog, path, sp_last_error());
+        return -1;
+    }
+    const char *cfg = sp_ckpt_meta(ci, "ner.config"), *w = sp_ckpt_meta(ci, "ner.words");
+    const char *tg = sp_ckpt_meta(ci, "ner.tags"), *ch = sp_ckpt_meta(ci, "ner.chars"), *ep = sp_ckpt_meta(ci, "ner.epoch");
+    ner_config *c = &m->cfg;
+    if (!cfg || !w || !tg ||
+        sscanf(cfg, "embed=%d case_dim=%d hidden=%d layers=%d chars=%d char_embed=%d char_hidden=%d dropout=%lf",
+               &c->embed, &c->case_dim, &c->hidden, &c->layers, &c->chars, &c->char_embed, &c->char_hidden,
+               &c->dropout) != 8) {
+        fprintf(stderr, "%s: '%s' is not a spool-ner model (no ner.config/ner.words/ner.tags metadata)\n", prog, path);
+        sp_ckpt_close(ci);
+        return -1;
+    }
+    if (epoch) *epoch = ep ? atoi(ep) : 0;
+    m->words = split_vocab(w), m->tags = split_vocab(tg), m->chars = c->chars ? split_vocab(ch) : NULL;
+    sp_ckpt_close(ci);
+    sp_rng rng;
+    sp_rng_seed(&rng, 0);
+    if (!m->words || !m->tags || (c->chars && !m->chars) || model_build(m, &rng) ||
+        sp_load(path, m->ps, NULL, NULL) != SP_OK) {
+        fprintf(stderr, "%s: loading '%s': %s\n", prog, path, sp_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* =================================================================================== train */
+
+typedef struct {
+    const char *train, *dev, *test, *out, *resume;
+    int epochs, batch, limit, threads, log_every;
+    double lr, clip, unk_p, embed_init;
+    uint64_t seed;
+    ner_config cfg;
+} train_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: spool-ner train [options]       train a BiLSTM tagger, score it on the test split\n"
+            "       spool-ner eval --model M [--test FILE]\n"
+            "       spool-ner tag --model M \"some text to tag\"\n"
+            "\n"
+            "train options [defaults]:\n"
+            "  --data DIR          directory with train.tsv, dev.tsv, test.tsv [examples/data/ner-wikigold]\n"
+            "  --train/--dev/--test FILE   override one split (token<TAB>BIO-tag lines, blank line between sentences)\n"
+            "  --out FILE          best model (by dev F1), safetensors [ner.safetensors];\n"
+            "                      FILE.last holds the last epoch with optimizer state, for --resume\n"
+            "  --resume FILE       continue from a FILE.last checkpoint (same data and options)\n"
+            "  --epochs N [15]  --batch B [16]  --lr LR [0.002] (Adam)  --clip C [5] (global norm)\n"
+            "  --embed D [64]      word embedding size (words lower-cased, digits -> 0)\n"
+            "  --case-dim D [8]    casing-class embedding size (lower/Initial/CAPS/miXed/number/punct)\n"
+            "  --hidden H [96]     LSTM size per direction    --layers L [1]  BiLSTM layers\n"
+            "  --chars             add a character-level BiLSTM per word\n"
+            "  --char-embed D [24] --char-hidden H [24]\n"
+            "  --embed-init S [0.1]  embeddings start as N(0, S^2) (torch.nn.Embedding: S = 1)\n"
+            "  --dropout P [0.5]   on the word vectors, between layers and before the output layer\n"
+            "  --unk P [0.5]       replace words seen once in training by <unk> with probability P\n"
+            "  --limit N           use only the first N training sentences (quick runs, tests)\n"
+            "  --seed S [1]  --threads N [OMP_NUM_THREADS or all cores]  --log-every N [20] batches\n"
+            "eval/tag options: --model FILE [ner.safetensors], --test FILE [examples/data/ner-wikigold/test.tsv]\n");
+}
+
+static int do_train(train_opts *o)
+{
+    char err[512];
+    ex_vocab *tags = ex_vocab_new();
+    if (!tags || ex_vocab_add(tags, "O") < 0) return 1;
+    ner_corpus *tr = ner_read(o->train, tags, 1, o->limit, err, sizeof err), *dv = NULL, *te = NULL;
+    if (tr) dv = ner_read(o->dev, tags, 0, 0, err, sizeof err);
+    if (dv) te = ner_read(o->test, tags, 0, 0, err, sizeof err);
+    if (!te) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        ner_corpus_free(tr), ner_corpus_free(dv), ex_vocab_free(tags);
+        return 1;
+    }
+    printf("data: train %d sentences / %d tokens, dev %d / %d, test %d / %d, %d tags\n", tr->n_sent, tr->n_tok,
+           dv->n_sent, dv->n_tok, te->n_sent, te->n_tok, tags->n);
+
+    /* the baseline, scored by the same code as the model */
+    ner_baseline base;
+    if (ner_baseline_fit(&base, tr, tags)) return 1;
+    ner_scorer *bs = score(te, tags, NULL, &base);
+    ner_prf base_f = ner_scorer_total(bs);
+    ner_scorer_print(bs, stdout, "baseline test");
+    ner_scorer_free(bs);
+
+    ner_model m = {0};
+    sp_rng rng;
+    sp_rng_seed(&rng, o->seed);
+    int start_epoch = 1;
+    double t0 = ex_now();
+    if (o->resume) {
+        int ep;
+        if (model_load(&m, o->resume, &ep)) return 1;
+        start_epoch = ep + 1;
+        int same = m.tags->n == tags->n;
+        for (int k = 0; same && k < tags->n; k++) same = !strcmp(m.tags->word[k], tags->word[k]);
+        if (!same) {
+            fprintf(stderr, "%s: '%s' was trained on another tag set than '%s'\n", prog, o->resume, o->train);
+            return 1;
+        }
+        ex_vocab_free(tags);
+        tags = NULL;
+    } else {
+        m.cfg = o->cfg;
+        m.tags = tags;
+        m.words = ex_vocab_new();
+        m.chars = m.cfg.chars ? ex_vocab_new() : NULL;
+        char norm[256], ch[MAX_WORD_CHARS][5];
+        ex_vocab_add(m.words, "<unk>");
+        if (m.chars) ex_vocab_add(m.chars, "<unk>");
+        for (int i = 0; i < tr->n_tok; i++) {
+            normalise(tr->word[i], norm, sizeof norm);
+            if (ex_vocab_add(m.words, norm) < 0) return 1;
+            int l = m.chars ? split_chars(tr->word[i], ch, MAX_WORD_CHARS) : 0;
+            for (int j = 0; j < l; j++)
+                if (ex_vocab_add(m.chars, ch[j]) < 0) return 1;
+        }
+        if (model_build(&m, &rng)) {
+            fprintf(stderr, "%s: building the model: %s\n", prog, sp_last_error());
+            return 1;
+        }
+        /* sp_embed_init draws N(0, 1) like torch.nn.Embedding. Adam moves a weight by about lr
+         * per update, and a rare word's row only in the batches that contain it, so rows that
+         * start at unit scale barely move in a few epochs: start them small instead. */
+        sp_tensor *tables[] = {m.wemb.weight, m.cemb.weight, m.cfg.chars ? m.chemb.weight : NULL};
+        for (int k = 0; k < 3 && tables[k]; k++)
+            for (int i = 0; i < tables[k]->rows; i++)
+                for (int j = 0; j < tables[k]->cols; j++) *sp_at(tables[k], i, j) *= (sp_real)o->embed_init;
+    }
+    /* Rare-word counts decide the <unk> replacement; a resumed model's vocabulary has none. */
+    if (o->resume) {
+        char norm[256];
+        for (int i = 0; i < tr->n_tok; i++) {
+            normalise(tr->word[i], norm, sizeof norm);
+            int id = ex_vocab_find(m.words, norm);
+            if (id >= 0) m.words->count[id]++;
+        }
+    }
+    const ner_config *c = &m.cfg;
+    printf("model: words %d x %d, casing %d x %d, chars %s, BiLSTM %d x %d layer(s), %d tags, %zu parameters\n",
+           m.words->n, c->embed, N_CASES, c->case_dim,
+           c->chars ? "BiLSTM" : "off", c->hidden, c->layers, m.tags->n, m.ps->numel);
+
+    sp_optim_config oc = sp_optim_defaults(SP_ADAM);
+    sp_optim *opt = sp_optim_new(m.ps, &oc);
+    if (!opt) {
+        fprintf(stderr, "%s: %s\n", prog, sp_last_error());
+        return 1;
+    }
+    if (o->resume) { /* weights again, now with the optimizer state and the generator */
+        sp_ckpt_opts lo = {.rng = &rng};
+        if (sp_load(o->resume, m.ps, opt, &lo) != SP_OK) {
+            fprintf(stderr, "%s: resuming from '%s': %s\n", prog, o->resume, sp_last_error());
+            return 1;
+        }
+        printf("resumed from %s at epoch %d\n", o->resume, start_epoch);
+    }
+
+    int *order = malloc(sizeof(int) * tr->n_sent), *pred = malloc(sizeof(int) * (dv->n_tok + te->n_tok + 1));
+    ner_batch b = {0};
+    if (!order || !pred || batch_alloc(&b, o->batch, tr->max_len)) return 1;
+    for (int i = 0; i < tr->n_sent; i++) order[i] = i;
+    size_t lastlen = strlen(o->out) + 8;
+    char *last = malloc(lastlen);
+    snprintf(last, lastlen, "%s.last", o->out);
+    sp_tape *t = sp_tape_new();
+    double best_f1 = -1;
+    int best_epoch = 0, step = 0;
+    for (int ep = start_epoch; ep <= o->epochs; ep++) {
+        ex_shuffle(order, tr->n_sent, &rng);
+        double loss_sum = 0, te0 = ex_now();
+        int nb = 0, tokens = 0;
+        for (int s0 = 0; s0 < tr->n_sent; s0 += o->batch, step++) {
+            int B = tr->n_sent - s0 < o->batch ? tr->n_sent - s0 : o->batch;
+            batch_fill(&b, &m, tr, order + s0, B, o->unk_p, &rng);
+            sp_tape_reset(t);
+            sp_params_zero_grad(m.ps);
+            sp_tensor *logits = model_forward(t, &m, &b, 1, &rng);
+            sp_tensor *loss = sp_softmax_xent(t, logits, b.tgt, NULL);
+            double norm;
+            if (sp_backward(t, loss) != SP_OK) {
+                fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
+                return 1;
+            }
+            if (sp_clip_grad_norm(m.ps, o->clip, &norm) != SP_OK || sp_optim_step(opt, o->lr) != SP_OK) {
+                fprintf(stderr, "%s: epoch %d batch %d: %s\n", prog, ep, nb, sp_last_error());
+                return 1;
+            }
+            loss_sum += loss->data[0], nb++;
+            for (int i = 0; i < B; i++) tokens += b.len[i];
+            if (o->log_every > 0 && nb % o->log_every == 0)
+                fprintf(stderr, "epoch %d  batch %4d/%d  loss %.4f  grad-norm %.2f  %.0f tokens/s\n", ep, nb,
+                        (tr->n_sent + o->batch - 1) / o->batch, loss_sum / nb, norm, tokens / (ex_now() - te0));
+        }
+        if (model_tag(&m, dv, pred, 64)) return 1;
+        ner_scorer *ds = score(dv, m.tags, pred, NULL);
+        ner_prf df = ner_scorer_total(ds);
+        ner_scorer_free(ds);
+        int better = df.f1 > best_f1;
+        printf("epoch %2d  train loss %.4f  dev P %.2f R %.2f F1 %.2f%s  (%.1f s, %.0f tokens/s)\n", ep,
+               loss_sum / nb, 100 * df.precision, 100 * df.recall, 100 * df.f1, better ? "  best, saved" : "",
+               ex_now() - te0, tokens / (ex_now() - te0));
+        fflush(stdout);
+        if (better) {
+            best_f1 = df.f1, best_epoch = ep;
+            if (model_save(&m, o->out, NULL, NULL, ep)) return 1;
+        }
+        if (model_save(&m, last, opt, &rng, ep)) return 1;
+    }
+    double train_s = ex_now() - t0;
+    if (best_epoch == 0) { /* resumed past the last epoch: score what the file holds */
+        fprintf(stderr, "%s: nothing to train (epoch %d > --epochs %d)\n", prog, start_epoch, o->epochs);
+        return 1;
+    }
+
+    /* the best model on dev, scored once on test */
+    ner_model best;
+    if (model_load(&best, o->out, NULL) || model_tag(&best, te, pred, 64)) return 1;
+    ner_scorer *ts = score(te, best.tags, pred, NULL);
+    ner_prf tf = ner_scorer_total(ts);
+    ner_scorer_print(ts, stdout, "model test");
+    printf("result: test F1 %.2f (P %.2f R %.2f) with the best dev epoch %d (dev F1 %.2f); "
+           "most-frequent-tag baseline F1 %.2f; training %.1f s\n",
+           100 * tf.f1, 100 * tf.precision, 100 * tf.recall, best_epoch, 100 * best_f1, 100 * base_f.f1, train_s);
+    ner_scorer_free(ts);
+    model_free(&best);
+    sp_tape_free(t);
+    sp_optim_free(opt);
+    batch_free(&b);
+    free(order), free(pred), free(last);
+    ner_baseline_free(&base);
+    model_free(&m);
+    ner_corpus_free(tr), ner_corpus_free(dv), ner_corpus_free(te);
+    return 0;
+}
+
+/* ============================================================================ eval, tag */
+
+static int do_eval(const char *model, const char *test)
+{
+    ner_model m;
+    char err[512];
+    if (model_load(&m, model, NULL)) return 1;
+    ner_corpus *te = ner_read(test, m.tags, 0, 0, err, sizeof err);
+    if (!te) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        model_free(&m);
+        return 1;
+    }
+    int *pred = malloc(sizeof(int) * te->n_tok);
+    if (!pred || model_tag(&m, te, pred, 64)) return 1;
+    ner_scorer *s = score(te, m.tags, pred, NULL);
+    ner_scorer_print(s, stdout, "test");
+    ner_scorer_free(s);
+    free(pred);
+    ner_corpus_free(te);
+    model_free(&m);
+    return 0;
+}
+
+static int do_tag(const char *model, const char *text)
+{
+    ner_model m;
+    if (model_load(&m, model, NULL)) return 1;
+    ex_words w = {0};
+    if (ex_tokenize(text, strlen(text), 0, &w) < 0) return 1;
+    if (w.n == 0) {
+        fprintf(stderr, "%s: tag: the text has no words\n", prog);
+        model_free(&m);
+        return 1;
+    }
+    /* a one-sentence corpus without gold tags */
+    ner_corpus c = {.n_sent = 1, .n_tok = w.n, .max_len = w.n, .word = w.items};
+    int start = 0, len = w.n, *pred = malloc(sizeof(int) * w.n);
+    c.start = &start, c.len = &len;
+    if (!pred || model_tag(&m, &c, pred, 1)) return 1;
+    for (int i = 0; i < w.n; i++) printf("%s\t%s\n", w.items[i], m.tags->word[pred[i]]);
+    free(pred);
+    ex_words_free(&w);
+    model_free(&m);
+    return 0;
+}
+
+/* ==================================================================================== main */
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "train") && strcmp(cmd, "eval") && strcmp(cmd, "tag")) {
+        fprintf(stderr, "%s: unknown command '%s' (train, eval or tag; try --help)\n", prog, cmd);
+        return 2;
+    }
+    train_opts o = {.epochs = 15, .batch = 16, .threads = 0, .log_every = 20, .lr = 0.002, .clip = 5, .unk_p = 0.5,
+                    .embed_init = 0.1, .seed = 1, .out = "ner.safetensors"};
+    ner_config cfg = {.embed = 64, .case_dim = 8, .hidden = 96, .layers = 1, .chars = 0, .char_embed = 24,
+                      .char_hidden = 24, .dropout = 0.5};
+    const char *data = "examples/data/ner-wikigold", *model = "ner.safetensors", *text = NULL;
+    char trainp[1024], devp[1024], testp[1024];
+    int bad = 0;
+    for (int i = 2; i < argc && !bad; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (!strcmp(a, name) && (v || (fprintf(stderr, "%s: %s needs a value\n", prog, name), bad = 1, 0)) && ++i)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--chars")) cfg.chars = 1;
+        else if (OPT("--data")) data = v;
+        else if (OPT("--train")) o.train = v;
+        else if (OPT("--dev")) o.dev = v;
+        else if (OPT("--test")) o.test = v;
+        else if (OPT("--out")) o.out = v;
+        else if (OPT("--model")) model = v;
+        else if (OPT("--resume")) o.resume = v;
+        else if (OPT("--epochs")) bad = ex_parse_int(prog, a, v, 1, 100000, &o.epochs);
+        else if (OPT("--batch")) bad = ex_parse_int(prog, a, v, 1, 4096, &o.batch);
+        else if (OPT("--limit")) bad = ex_parse_int(prog, a, v, 1, 1 << 30, &o.limit);
+        else if (OPT("--threads")) bad = ex_parse_int(prog, a, v, 0, 1024, &o.threads);
+        else if (OPT("--log-every")) bad = ex_parse_int(prog, a, v, 0, 1 << 30, &o.log_every);
+        else if (OPT("--lr")) bad = ex_parse_double(prog, a, v, 0, 10, &o.lr);
+        else if (OPT("--clip")) bad = ex_parse_double(prog, a, v, 1e-6, 1e6, &o.clip);
+        else if (OPT("--unk")) bad = ex_parse_double(prog, a, v, 0, 1, &o.unk_p);
+        else if (OPT("--dropout")) bad = ex_parse_double(prog, a, v, 0, 0.95, &cfg.dropout);
+        else if (OPT("--embed-init")) bad = ex_parse_double(prog, a, v, 0, 10, &o.embed_init);
+        else if (OPT("--embed")) bad = ex_parse_int(prog, a, v, 1, 4096, &cfg.embed);
+        else if (OPT("--case-dim")) bad = ex_parse_int(prog, a, v, 1, 256, &cfg.case_dim);
+        else if (OPT("--hidden")) bad = ex_parse_int(prog, a, v, 1, 4096, &cfg.hidden);
+        else if (OPT("--layers")) bad = ex_parse_int(prog, a, v, 1, SP_RNN_MAX_LAYERS, &cfg.layers);
+        else if (OPT("--char-embed")) bad = ex_parse_int(prog, a, v, 1, 1024, &cfg.char_embed);
+        else if (OPT("--char-hidden")) bad = ex_parse_int(prog, a, v, 1, 1024, &cfg.char_hidden);
+        else if (OPT("--seed")) bad = ex_parse_u64(prog, a, v, &o.seed);
+        else if (!bad && !strcmp(cmd, "tag") && a[0] != '-' && !text) text = a;
+        else if (!bad) {
+            fprintf(stderr, "%s: unknown option '%s' for '%s' (try --help)\n", prog, a, cmd);
+            bad = 1;
+        }
+#undef OPT
+    }
+    if (bad) return 2;
+    if (o.threads > 0) sp_set_threads(o.threads);
+    snprintf(trainp, sizeof trainp, "%s/train.tsv", data);
+    snprintf(devp, sizeof devp, "%s/dev.tsv", data);
+    snprintf(testp, sizeof testp, "%s/test.tsv", data);
+    if (!o.train) o.train = trainp;
+    if (!o.dev) o.dev = devp;
+    if (!o.test) o.test = testp;
+
+    if (!strcmp(cmd, "eval")) return do_eval(model, o.test) ? 1 : 0;
+    if (!strcmp(cmd, "tag")) {
+        if (!text) {
+            fprintf(stderr, "%s: tag needs the text to tag, e.g. spool-ner tag --model M \"Ada Lovelace met Babbage\"\n", prog);
+            return 2;
+        }
+        return do_tag(model, text) ? 1 : 0;
+    }
+    o.cfg = cfg;
+    printf("%s", prog);
+    for (int i = 1; i < argc; i++) printf(" %s", argv[i]);
+    printf("\nseed %llu | %s\n", (unsigned long long)o.seed, sp_info());
+    return do_train(&o) ? 1 : 0;
+}

@@ -1,0 +1,578 @@
+/* sentiment.c - spool-sentiment: a sentence classifier, the many-to-one shape of a recurrent
+ * network. Words -> learned embedding -> (Bi)LSTM or GRU -> one vector per sentence (the last
+ * state, or the mean or max of the outputs over the sentence's real steps) -> a logistic
+ * output (one logit, sigmoid cross-entropy) or a 2-way softmax. Scored by accuracy.
+ *
+ * Sentences of mixed lengths share a batch in random order: the runner gets per-row lengths, so
+ * padding never changes a state, and the pooling only looks at real steps.
+ *
+ *   spool-sentiment train [options]               train, keep the best model (dev accuracy)
+ *   spool-sentiment eval --model M [--test FILE]  accuracy of a saved model
+ *   spool-sentiment predict --model M "a sentence" P(positive)
+ */
+#include "spool.h"
+#include "spool/layers.h"
+#include "spool/optim.h"
+
+#include "common/text.h"
+#include "sentiment_data.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *prog = "spool-sentiment";
+
+/* ================================================================================== model */
+
+typedef enum { POOL_LAST, POOL_MEAN, POOL_MAX } pool_kind;
+static const char *pool_names[] = {"last", "mean", "max"};
+
+typedef struct {
+    int embed, hidden, layers, bidir, gru, softmax, min_count;
+    pool_kind pool;
+    double dropout;
+} sent_config;
+
+typedef struct {
+    sent_config cfg;
+    ex_vocab *words; /* id 0 = "<unk>" */
+    sp_params *ps;
+    sp_embed emb;
+    sp_rnn rnn;
+    sp_linear out;
+} sent_model;
+
+static int model_build(sent_model *m, sp_rng *rng)
+{
+    const sent_config *c = &m->cfg;
+    if (!(m->ps = sp_params_new())) return -1;
+    sp_cell_kind kind = c->gru ? SP_CELL_GRU_RESET_AFTER_MATMUL : SP_CELL_LSTM;
+    if (sp_embed_init(&m->emb, m->ps, "embed", m->words->n, c->embed, rng) ||
+        sp_rnn_init(&m->rnn, m->ps, "rnn", kind, c->embed, c->hidden, c->layers, c->bidir, NULL, rng) ||
+        sp_linear_init(&m->out, m->ps, "out", sp_rnn_out_size(&m->rnn), c->softmax ? 2 : 1, 1, rng))
+        return -1;
+    return 0;
+}
+
+static void model_free(sent_model *m)
+{
+    sp_params_free(m->ps);
+    ex_vocab_free(m->words);
+    memset(m, 0, sizeof *m);
+}
+
+/* A batch of B sentences in the [T*B] time-major layout (row t*B + b is word t of sentence b);
+ * ids are -1 at padding (zero embedding rows). */
+typedef struct {
+    int T, B;
+    int *len, *ids, *label;
+} sent_batch;
+
+static void batch_fill(sent_batch *b, const sent_model *m, const sent_corpus *c, const int *ids_all, const int *idx,
+                       int B, double unk_p, double word_drop, sp_rng *rng)
+{
+    int T = 1;
+    for (int i = 0; i < B; i++) T = c->len[idx[i]] > T ? c->len[idx[i]] : T;
+    b->T = T, b->B = B;
+    for (int i = 0; i < B; i++) b->len[i] = c->len[idx[i]], b->label[i] = c->label[idx[i]];
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < B; i++) {
+            int id = -1;
+            if (t < c->len[idx[i]]) {
+                id = ids_all[c->start[idx[i]] + t];
+                if (unk_p > 0 && id > 0 && m->words->count[id] == 1 && sp_rng_uniform(rng) < unk_p) id = 0;
+                if (word_drop > 0 && sp_rng_uniform(rng) < word_drop) id = 0; /* any word */
+            }
+            b->ids[t * B + i] = id;
+        }
+}
+
+/* Logits for a batch: [B, 1] (logistic) or [B, 2] (softmax). */
+static sp_tensor *model_forward(sp_tape *t, const sent_model *m, const sent_batch *b, int train, sp_rng *rng)
+{
+    const sent_config *c = &m->cfg;
+    int T = b->T, B = b->B;
+    sp_tensor *x = sp_dropout(t, sp_embed_forward(t, &m->emb, b->ids, T * B), c->dropout, rng, train);
+    sp_rnn_opts ro = {.lengths = b->len, .between_layers_dropout = c->dropout, .rng = rng, .train = train};
+    sp_rnn_out ho;
+    if (sp_rnn_run(t, &m->rnn, x, T, B, &ro, &ho) != SP_OK) return NULL;
+    sp_tensor *v; /* [B, out] one vector per sentence */
+    if (c->pool == POOL_LAST) {
+        /* forward: state after the real last word; backward: after reading word 0 */
+        int L = c->layers - 1;
+        sp_tensor *fin[2] = {ho.final.s[L][0][0], ho.final.s[L][1][0]};
+        v = c->bidir ? sp_concat(t, fin, 2) : fin[0];
+    } else if (c->pool == POOL_MEAN) {
+        v = sp_seq_mean(t, ho.out, T, B, b->len);
+    } else {
+        v = sp_seq_max(t, ho.out, T, B, b->len);
+    }
+    return sp_linear_forward(t, &m->out, sp_dropout(t, v, c->dropout, rng, train));
+}
+
+/* P(positive) of row r of the logits. */
+static double prob_pos(const sent_model *m, const sp_tensor *logits, int r)
+{
+    const sp_real *z = sp_at(logits, r, 0);
+    if (!m->cfg.softmax) return 1.0 / (1.0 + exp(-(double)z[0]));
+    return 1.0 / (1.0 + exp((double)z[0] - (double)z[1]));
+}
+
+/* The loss of a batch: mean sigmoid cross-entropy of the single logit, or mean softmax
+ * cross-entropy of the two. */
+static sp_tensor *model_loss(sp_tape *t, const sent_model *m, sp_tensor *logits, const sent_batch *b)
+{
+    if (!logits) return NULL;
+    if (m->cfg.softmax) return sp_softmax_xent(t, logits, b->label, NULL);
+    sp_tensor *y = sp_const(t, b->B, 1);
+    if (!y) return NULL;
+    for (int i = 0; i < b->B; i++) *sp_at(y, i, 0) = (sp_real)b->label[i];
+    return sp_sigmoid_bce(t, logits, y, NULL);
+}
+
+/* P(positive) for the sentences idx[0..n) of c. */
+static int model_predict(const sent_model *m, const sent_corpus *c, const int *idx, int n, double *prob)
+{
+    enum { BATCH = 64 };
+    int *ids = malloc(sizeof(int) * (c->words.n + 1)), rc = -1;
+    sent_batch b = {0};
+    b.len = malloc(sizeof(int) * BATCH), b.label = malloc(sizeof(int) * BATCH);
+    b.ids = malloc(sizeof(int) * BATCH * (c->max_len > 0 ? c->max_len : 1));
+    sp_tape *t = sp_tape_new();
+    if (!ids || !b.len || !b.label || !b.ids || !t) goto out;
+    sent_ids(c, m->words, 0, ids);
+    for (int s0 = 0; s0 < n; s0 += BATCH) {
+        int B = n - s0 < BATCH ? n - s0 : BATCH;
+        batch_fill(&b, m, c, ids, idx + s0, B, 0, 0, NULL);
+        sp_tape_reset(t);
+        sp_tensor *logits = model_forward(t, m, &b, 0, NULL);
+        if (!logits) {
+            fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
+            goto out;
+        }
+        for (int i = 0; i < B; i++) prob[s0 + i] = prob_pos(m, logits, i);
+    }
+    rc = 0;
+out:
+    free(ids), free(b.len), free(b.label), free(b.ids);
+    sp_tape_free(t);
+    return rc;
+}
+
+/* Accuracy on sentences idx[0..n) of c (all of c if idx is NULL); -1 on error. */
+static double model_accuracy(const sent_model *m, const sent_corpus *c, const int *idx, int n, sent_confusion *conf)
+{
+    int *all = NULL, *lab = malloc(sizeof(int) * n);
+    double *prob = malloc(sizeof(double) * n), acc = -1;
+    if (!idx) {
+        all = malloc(sizeof(int) * n);
+        for (int i = 0; all && i < n; i++) all[i] = i;
+        idx = all;
+    }
+    if (idx && lab && prob && !model_predict(m, c, idx, n, prob)) {
+        for (int i = 0; i < n; i++) lab[i] = c->label[idx[i]];
+        sent_confusion cf = sent_score(lab, prob, n);
+        if (conf) *conf = cf;
+        acc = sent_accuracy(cf);
+    }
+    free(all), free(lab), free(prob);
+    return acc;
+}
+
+/* ============================================================================ checkpoints */
+
+static int model_save(const sent_model *m, const char *path, const sp_optim *opt, sp_rng *rng, int epoch)
+{
+    const sent_config *c = &m->cfg;
+    char cfg[256], ep[32];
+    snprintf(cfg, sizeof cfg, "embed=%d hidden=%d layers=%d bidir=%d gru=%d softmax=%d pool=%d dropout=%g",
+             c->embed, c->hidden, c->layers, c->bidir, c->gru, c->softmax, (int)c->pool, c->dropout);
+    snprintf(ep, sizeof ep, "%d", epoch);
+    size_t n = 1;
+    for (int i = 0; i < m->words->n; i++) n += strlen(m->words->word[i]) + 1;
+    char *w = malloc(n), *p = w;
+    if (!w) return -1;
+    for (int i = 0; i < m->words->n; i++) p += sprintf(p, "%s%s", i ? "\n" : "", m->words->word[i]);
+    *p = '\0';
+    /* the vocabulary travels in the header's __metadata__, so one file is the whole model */
+    sp_kv meta[] = {{"sentiment.config", cfg}, {"sentiment.epoch", ep}, {"sentiment.words", w}};
+    sp_ckpt_opts o = {.meta = meta, .n_meta = 3, .rng = rng};
+    sp_status st = sp_save(path, m->ps, opt, &o);
+    free(w);
+    if (st != SP_OK) fprintf(stderr, "%s: saving '%s': %s\n", prog, path, sp_last_error());
+    return st == SP_OK ? 0 : -1;
+}
+
+static int model_load(sent_model *m, const char *path, int *epoch)
+{
+    memset(m, 0, sizeof *m);
+    sp_ckpt_info *ci = sp_ckpt_open(path);
+    if (!ci) {
+        fprintf(stderr, "%s: cannot open model '%s': %s\n", prog, path, sp_last_error());
+        return -1;
+    }
+    const char *cfg = sp_ckpt_meta(ci, "sentiment.config"), *w = sp_ckpt_meta(ci, "sentiment.words");
+    const char *ep = sp_ckpt_meta(ci, "sentiment.epoch");
+    sent_config *c = &m->cfg;
+    int pool = 0;
+    if (!cfg || !w ||
+        sscanf(cfg, "embed=%d hidden=%d layers=%d bidir=%d gru=%d softmax=%d pool=%d dropout=%lf", &c->embed,
+               &c->hidden, &c->layers, &c->bidir, &c->gru, &c->softmax, &pool, &c->dropout) != 8 ||
+        pool < 0 || pool > 2) {
+        fprintf(stderr, "%s: '%s' is not a spool-sentiment model (no sentiment.config/words metadata)\n", prog, path);
+        sp_ckpt_close(ci);
+        return -1;
+    }
+    c->pool = (pool_kind)pool;
+    if (epoch) *epoch = ep ? atoi(ep) : 0;
+    m->words = ex_vocab_new();
+    char *copy = strdup(w);
+    for (char *p = copy, *nl; m->words && copy && p; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl) *nl = '\0';
+        if (ex_vocab_add(m->words, p) >= 0) m->words->count[m->words->n - 1] = 0;
+    }
+    free(copy);
+    sp_ckpt_close(ci);
+    sp_rng rng;
+    sp_rng_seed(&rng, 0);
+    if (!m->words || model_build(m, &rng) || sp_load(path, m->ps, NULL, NULL) != SP_OK) {
+        fprintf(stderr, "%s: loading '%s': %s\n", prog, path, sp_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* =================================================================================== train */
+
+typedef struct {
+    const char *train, *test, *out, *resume;
+    int epochs, batch, limit, threads, log_every;
+    double lr, clip, unk_p, word_drop, dev_frac, weight_decay, embed_init;
+    uint64_t seed;
+    sent_config cfg;
+} train_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: spool-sentiment train [options]        train a recurrent sentence classifier\n"
+            "       spool-sentiment eval --model M [--test FILE]\n"
+            "       spool-sentiment predict --model M \"a sentence\"   prints P(positive)\n"
+            "\n"
+            "train options [defaults]:\n"
+            "  --data DIR          directory with train.tsv and test.tsv [examples/data/sentiment-mr]\n"
+            "  --train/--test FILE override a split (sentence<TAB>0|1 lines)\n"
+            "  --dev-frac F [0.1]  share of the training lines held out (seeded) to pick the best epoch\n"
+            "  --out FILE          best model (by dev accuracy), safetensors [sentiment.safetensors];\n"
+            "                      FILE.last holds the last epoch with optimizer state, for --resume\n"
+            "  --resume FILE       continue from a FILE.last checkpoint (same data and options)\n"
+            "  --cell lstm|gru [lstm]   --bidir   --layers L [1]   --hidden H [100]   --embed D [100]\n"
+            "  --pool last|mean|max [max]  sentence vector: final state(s), or mean/max over real steps\n"
+            "  --output logistic|softmax [logistic]  one logit + sigmoid, or two + softmax\n"
+            "  --embed-init S [0.1]  word vectors start as N(0, S^2) (torch.nn.Embedding: S = 1)\n"
+            "  --dropout P [0.5]   on the embeddings, between layers and on the sentence vector\n"
+            "  --min-count N [1]   words seen fewer times in training become <unk>\n"
+            "  --unk P [0]         replace words seen once by <unk> with probability P while training\n"
+            "  --word-dropout P [0]  replace any word by <unk> with probability P while training\n"
+            "  --epochs N [10]  --batch B [32]  --lr LR [0.001] (Adam)  --clip C [5] (global norm)\n"
+            "  --weight-decay W [0]  --limit N (first N training lines)\n"
+            "  --seed S [1]  --threads N [OMP_NUM_THREADS or all cores]  --log-every N [50] batches\n"
+            "eval/predict options: --model FILE [sentiment.safetensors], --test FILE\n");
+}
+
+static int do_train(const train_opts *o)
+{
+    char err[512];
+    sent_corpus *tr = sent_read(o->train, o->limit, err, sizeof err), *te = NULL;
+    if (tr) te = sent_read(o->test, 0, err, sizeof err);
+    if (!te) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        sent_corpus_free(tr);
+        return 1;
+    }
+    sp_rng rng;
+    sp_rng_seed(&rng, o->seed);
+    /* a seeded dev split out of the training lines (the files are ordered by label) */
+    int *perm = malloc(sizeof(int) * tr->n);
+    for (int i = 0; i < tr->n; i++) perm[i] = i;
+    ex_shuffle(perm, tr->n, &rng);
+    int n_dev = (int)(o->dev_frac * tr->n), n_fit = tr->n - n_dev;
+    if (n_fit < 1) {
+        fprintf(stderr, "%s: --dev-frac %g leaves no training lines\n", prog, o->dev_frac);
+        return 1;
+    }
+    int *fit = perm, *dev = perm + n_fit;
+    int pos = 0;
+    for (int i = 0; i < tr->n; i++) pos += tr->label[i];
+    printf("data: train %d sentences (%d positive), of which %d fit and %d dev; test %d; %d words in train\n",
+           tr->n, pos, n_fit, n_dev, te->n, tr->words.n);
+
+    sent_model m = {0};
+    int start_epoch = 1;
+    if (o->resume) {
+        if (model_load(&m, o->resume, &start_epoch)) return 1;
+        start_epoch++;
+    } else {
+        m.cfg = o->cfg;
+        /* vocabulary from the fit part only: dev and test words stay unseen */
+        ex_vocab *all = ex_vocab_new();
+        m.words = ex_vocab_new();
+        if (!all || !m.words || ex_vocab_add(m.words, "<unk>") < 0) return 1;
+        for (int j = 0; j < n_fit; j++)
+            for (int k = 0; k < tr->len[fit[j]]; k++)
+                if (ex_vocab_add(all, tr->words.items[tr->start[fit[j]] + k]) < 0) return 1;
+        for (int i = 0; i < all->n; i++)
+            if (all->count[i] >= m.cfg.min_count) {
+                int id = ex_vocab_add(m.words, all->word[i]);
+                if (id < 0) return 1;
+                m.words->count[id] = all->count[i];
+            }
+        ex_vocab_free(all);
+        if (model_build(&m, &rng)) {
+            fprintf(stderr, "%s: building the model: %s\n", prog, sp_last_error());
+            return 1;
+        }
+        /* sp_embed_init draws N(0, 1) like torch.nn.Embedding. Adam moves each weight by about lr
+         * per update, and a word is updated only in batches that contain it, so vectors that
+         * start at unit scale hardly move in a few epochs: start them small instead. */
+        sp_tensor *E = m.emb.weight;
+        for (int i = 0; i < E->rows; i++)
+            for (int j = 0; j < E->cols; j++) *sp_at(E, i, j) *= (sp_real)o->embed_init;
+    }
+    if (o->resume) { /* counts for the <unk> replacement */
+        for (int j = 0; j < n_fit; j++)
+            for (int k = 0; k < tr->len[fit[j]]; k++) {
+                int id = ex_vocab_find(m.words, tr->words.items[tr->start[fit[j]] + k]);
+                if (id >= 0) m.words->count[id]++;
+            }
+    }
+    const sent_config *c = &m.cfg;
+    printf("model: embed %d x %d, %s%s %d x %d layer(s), pool %s, %s output, %zu parameters\n", m.words->n, c->embed,
+           c->bidir ? "Bi" : "", c->gru ? "GRU" : "LSTM", c->hidden, c->layers, pool_names[c->pool],
+           c->softmax ? "softmax" : "logistic", m.ps->numel);
+
+    sp_optim_config oc = sp_optim_defaults(SP_ADAM);
+    oc.weight_decay = o->weight_decay;
+    sp_optim *opt = sp_optim_new(m.ps, &oc);
+    if (!opt) {
+        fprintf(stderr, "%s: %s\n", prog, sp_last_error());
+        return 1;
+    }
+    if (o->resume) {
+        sp_ckpt_opts lo = {.rng = &rng};
+        if (sp_load(o->resume, m.ps, opt, &lo) != SP_OK) {
+            fprintf(stderr, "%s: resuming from '%s': %s\n", prog, o->resume, sp_last_error());
+            return 1;
+        }
+        printf("resumed from %s at epoch %d\n", o->resume, start_epoch);
+    }
+
+    int *ids = malloc(sizeof(int) * (tr->words.n + 1));
+    sent_batch b = {0};
+    b.len = malloc(sizeof(int) * o->batch), b.label = malloc(sizeof(int) * o->batch);
+    b.ids = malloc(sizeof(int) * o->batch * (tr->max_len > 0 ? tr->max_len : 1));
+    size_t lastlen = strlen(o->out) + 8;
+    char *last = malloc(lastlen);
+    if (!ids || !b.len || !b.label || !b.ids || !last) return 1;
+    snprintf(last, lastlen, "%s.last", o->out);
+    sent_ids(tr, m.words, 0, ids);
+    sp_tape *t = sp_tape_new();
+    double best = -1, t0 = ex_now();
+    int best_epoch = 0;
+    for (int ep = start_epoch; ep <= o->epochs; ep++) {
+        ex_shuffle(fit, n_fit, &rng);
+        double loss_sum = 0, te0 = ex_now();
+        int nb = 0, correct = 0;
+        for (int s0 = 0; s0 < n_fit; s0 += o->batch) {
+            int B = n_fit - s0 < o->batch ? n_fit - s0 : o->batch;
+            batch_fill(&b, &m, tr, ids, fit + s0, B, o->unk_p, o->word_drop, &rng);
+            sp_tape_reset(t);
+            sp_params_zero_grad(m.ps);
+            sp_tensor *logits = model_forward(t, &m, &b, 1, &rng);
+            sp_tensor *loss = model_loss(t, &m, logits, &b);
+            double norm;
+            if (sp_backward(t, loss) != SP_OK) {
+                fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
+                return 1;
+            }
+            if (sp_clip_grad_norm(m.ps, o->clip, &norm) != SP_OK || sp_optim_step(opt, o->lr) != SP_OK) {
+                fprintf(stderr, "%s: epoch %d batch %d: %s\n", prog, ep, nb, sp_last_error());
+                return 1;
+            }
+            for (int i = 0; i < B; i++) correct += (prob_pos(&m, logits, i) >= 0.5) == b.label[i];
+            loss_sum += loss->data[0], nb++;
+            if (o->log_every > 0 && nb % o->log_every == 0)
+                fprintf(stderr, "epoch %d  batch %4d/%d  loss %.4f  grad-norm %.2f  %.0f sentences/s\n", ep, nb,
+                        (n_fit + o->batch - 1) / o->batch, loss_sum / nb, norm, (double)(s0 + B) / (ex_now() - te0));
+        }
+        double dacc = n_dev > 0 ? model_accuracy(&m, tr, dev, n_dev, NULL) : (double)correct / n_fit;
+        if (dacc < 0) return 1;
+        int better = dacc > best;
+        printf("epoch %2d  train loss %.4f  train acc %.4f  %s acc %.4f%s  (%.1f s)\n", ep, loss_sum / nb,
+               (double)correct / n_fit, n_dev > 0 ? "dev" : "(no dev) train", dacc, better ? "  best, saved" : "",
+               ex_now() - te0);
+        fflush(stdout);
+        if (better) {
+            best = dacc, best_epoch = ep;
+            if (model_save(&m, o->out, NULL, NULL, ep)) return 1;
+        }
+        if (model_save(&m, last, opt, &rng, ep)) return 1;
+    }
+    double train_s = ex_now() - t0;
+    if (best_epoch == 0) {
+        fprintf(stderr, "%s: nothing to train (epoch %d > --epochs %d)\n", prog, start_epoch, o->epochs);
+        return 1;
+    }
+    sent_model bm;
+    sent_confusion cf;
+    if (model_load(&bm, o->out, NULL)) return 1;
+    double acc = model_accuracy(&bm, te, NULL, te->n, &cf);
+    if (acc < 0) return 1;
+    printf("result: test accuracy %.4f (%d/%d; tp %d tn %d fp %d fn %d) with the best dev epoch %d "
+           "(dev acc %.4f); training %.1f s\n",
+           acc, cf.tp + cf.tn, te->n, cf.tp, cf.tn, cf.fp, cf.fn, best_epoch, best, train_s);
+    model_free(&bm);
+    sp_tape_free(t);
+    sp_optim_free(opt);
+    free(ids), free(b.len), free(b.label), free(b.ids), free(last), free(perm);
+    model_free(&m);
+    sent_corpus_free(tr), sent_corpus_free(te);
+    return 0;
+}
+
+/* ======================================================================= eval, predict */
+
+static int do_eval(const char *model, const char *test)
+{
+    sent_model m;
+    char err[512];
+    if (model_load(&m, model, NULL)) return 1;
+    sent_corpus *te = sent_read(test, 0, err, sizeof err);
+    if (!te) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        model_free(&m);
+        return 1;
+    }
+    sent_confusion cf;
+    double acc = model_accuracy(&m, te, NULL, te->n, &cf);
+    if (acc >= 0)
+        printf("test accuracy %.4f (%d/%d; tp %d tn %d fp %d fn %d)\n", acc, cf.tp + cf.tn, te->n, cf.tp, cf.tn,
+               cf.fp, cf.fn);
+    sent_corpus_free(te);
+    model_free(&m);
+    return acc < 0;
+}
+
+static int do_predict(const char *model, const char *text)
+{
+    sent_model m;
+    char err[512];
+    if (model_load(&m, model, NULL)) return 1;
+    sent_corpus *c = sent_from_text(text, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        model_free(&m);
+        return 1;
+    }
+    int idx = 0, unknown = 0;
+    double p;
+    for (int i = 0; i < c->words.n; i++) unknown += ex_vocab_find(m.words, c->words.items[i]) < 0;
+    int rc = model_predict(&m, c, &idx, 1, &p);
+    if (!rc)
+        printf("%.4f\t%s\t(%d words, %d unknown)\n", p, p >= 0.5 ? "positive" : "negative", c->words.n, unknown);
+    sent_corpus_free(c);
+    model_free(&m);
+    return rc ? 1 : 0;
+}
+
+/* ==================================================================================== main */
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "train") && strcmp(cmd, "eval") && strcmp(cmd, "predict")) {
+        fprintf(stderr, "%s: unknown command '%s' (train, eval or predict; try --help)\n", prog, cmd);
+        return 2;
+    }
+    train_opts o = {.epochs = 10, .batch = 32, .log_every = 50, .lr = 0.001, .clip = 5, .dev_frac = 0.1,
+                    .embed_init = 0.1, .seed = 1, .out = "sentiment.safetensors"};
+    o.cfg = (sent_config){.embed = 100, .hidden = 100, .layers = 1, .pool = POOL_MAX, .dropout = 0.5, .min_count = 1};
+    const char *data = "examples/data/sentiment-mr", *model = "sentiment.safetensors", *text = NULL;
+    char trainp[1024], testp[1024];
+    int bad = 0;
+    for (int i = 2; i < argc && !bad; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (!strcmp(a, name) && (v || (fprintf(stderr, "%s: %s needs a value\n", prog, name), bad = 1, 0)) && ++i)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--bidir")) o.cfg.bidir = 1;
+        else if (OPT("--data")) data = v;
+        else if (OPT("--train")) o.train = v;
+        else if (OPT("--test")) o.test = v;
+        else if (OPT("--out")) o.out = v;
+        else if (OPT("--model")) model = v;
+        else if (OPT("--resume")) o.resume = v;
+        else if (OPT("--cell")) {
+            if (!strcmp(v, "lstm") || !strcmp(v, "gru")) o.cfg.gru = !strcmp(v, "gru");
+            else fprintf(stderr, "%s: --cell expects lstm or gru, got '%s'\n", prog, v), bad = 1;
+        } else if (OPT("--pool")) {
+            int k = -1;
+            for (int j = 0; j < 3; j++)
+                if (!strcmp(v, pool_names[j])) k = j;
+            if (k < 0) fprintf(stderr, "%s: --pool expects last, mean or max, got '%s'\n", prog, v), bad = 1;
+            else o.cfg.pool = (pool_kind)k;
+        } else if (OPT("--output")) {
+            if (!strcmp(v, "logistic") || !strcmp(v, "softmax")) o.cfg.softmax = !strcmp(v, "softmax");
+            else fprintf(stderr, "%s: --output expects logistic or softmax, got '%s'\n", prog, v), bad = 1;
+        }
+        else if (OPT("--epochs")) bad = ex_parse_int(prog, a, v, 1, 100000, &o.epochs);
+        else if (OPT("--batch")) bad = ex_parse_int(prog, a, v, 1, 4096, &o.batch);
+        else if (OPT("--limit")) bad = ex_parse_int(prog, a, v, 1, 1 << 30, &o.limit);
+        else if (OPT("--threads")) bad = ex_parse_int(prog, a, v, 0, 1024, &o.threads);
+        else if (OPT("--log-every")) bad = ex_parse_int(prog, a, v, 0, 1 << 30, &o.log_every);
+        else if (OPT("--min-count")) bad = ex_parse_int(prog, a, v, 1, 1 << 30, &o.cfg.min_count);
+        else if (OPT("--lr")) bad = ex_parse_double(prog, a, v, 0, 10, &o.lr);
+        else if (OPT("--clip")) bad = ex_parse_double(prog, a, v, 1e-6, 1e6, &o.clip);
+        else if (OPT("--unk")) bad = ex_parse_double(prog, a, v, 0, 1, &o.unk_p);
+        else if (OPT("--word-dropout")) bad = ex_parse_double(prog, a, v, 0, 0.95, &o.word_drop);
+        else if (OPT("--dev-frac")) bad = ex_parse_double(prog, a, v, 0, 0.9, &o.dev_frac);
+        else if (OPT("--weight-decay")) bad = ex_parse_double(prog, a, v, 0, 1, &o.weight_decay);
+        else if (OPT("--dropout")) bad = ex_parse_double(prog, a, v, 0, 0.95, &o.cfg.dropout);
+        else if (OPT("--embed-init")) bad = ex_parse_double(prog, a, v, 0, 10, &o.embed_init);
+        else if (OPT("--embed")) bad = ex_parse_int(prog, a, v, 1, 4096, &o.cfg.embed);
+        else if (OPT("--hidden")) bad = ex_parse_int(prog, a, v, 1, 4096, &o.cfg.hidden);
+        else if (OPT("--layers")) bad = ex_parse_int(prog, a, v, 1, SP_RNN_MAX_LAYERS, &o.cfg.layers);
+        else if (OPT("--seed")) bad = ex_parse_u64(prog, a, v, &o.seed);
+        else if (!bad && !strcmp(cmd, "predict") && a[0] != '-' && !text) text = a;
+        else if (!bad) {
+            fprintf(stderr, "%s: unknown option '%s' for '%s' (try --help)\n", prog, a, cmd);
+            bad = 1;
+        }
+#undef OPT
+    }
+    if (bad) return 2;
+    if (o.threads > 0) sp_set_threads(o.threads);
+    snprintf(trainp, sizeof trainp, "%s/train.tsv", data);
+    snprintf(testp, sizeof testp, "%s/test.tsv", data);
+    if (!o.train) o.train = trainp;
+    if (!o.test) o.test = testp;
+    if (!strcmp(cmd, "eval")) return do_eval(model, o.test) ? 1 : 0;
+    if (!strcmp(cmd, "predict")) {
+        if (!text) {
+            fprintf(stderr, "%s: predict needs a sentence, e.g. spool-sentiment predict --model M \"a gem of a film\"\n",
+                    prog);
+            return 2;
+        }
+        return do_predict(model, text) ? 1 : 0;
+    }
+    printf("%s", prog);
+    for (int i = 1; i < argc; i++) printf(" %s", argv[i]);
+    printf("\nseed %llu | %s\n", (unsigned long long)o.seed, sp_info());
+    return do_train(&o) ? 1 : 0;
+}

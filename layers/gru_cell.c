@@ -1,0 +1,85 @@
+/* gru_cell.c - gated recurrent units in the three forms people mean by "GRU", named by what they
+ * do (see anchors-and-asks B#11: arXiv 1406.1078 v1/v2 vs v3, Keras reset_after).
+ *
+ * Gates are stacked r, z, n (PyTorch order); xr = x W_ir^T + b_ir etc. come from project(), and
+ * hr = h W_hr^T + b_hr etc. are one recurrent matmul per step.
+ *
+ *   SP_CELL_GRU_RESET_AFTER_MATMUL (torch.nn.GRU, cuDNN, Keras reset_after=True):
+ *     r = sigmoid(xr + hr)      z = sigmoid(xz + hz)
+ *     n = tanh(xn + r * (h W_hn^T + b_hn))
+ *     h' = (1 - z) * n + z * h  = n + z * (h - n)
+ *   SP_CELL_GRU_RESET_BEFORE_MATMUL (Keras reset_after=False, most course notes):
+ *     r, z as above;  n = tanh(xn + (r * h) W_hn^T + b_hn);  h' as above.
+ *     The n block needs r first, so each step runs two recurrent matmuls (r,z rows, then n rows).
+ *     Its W_hh is stored as "weight_hh_resetbefore_l<k>" so PyTorch cannot load it as a GRU.
+ *   SP_CELL_GRU_UPDATE_ONLY (no reset gate; gates z, n, G = 2H):
+ *     z = sigmoid(xz + hz)      n = tanh(xn + hn)      h' = n + z * (h - n)
+ *
+ * z keeps the old state (PyTorch's sign convention).
+ */
+#include "layers_internal.h"
+
+#include <math.h>
+
+/* h' = n + z * (h - n) */
+static sp_tensor *gru_update(sp_tape *t, sp_tensor *z, sp_tensor *n, sp_tensor *h)
+{
+    return sp_name(t, sp_add(t, n, sp_mul(t, z, sp_sub(t, h, n))), "h");
+}
+
+static sp_status gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+{
+    int H = c->hidden_size;
+    sp_tensor *h = state[0], *gh = sp__recurrent(t, c, h, 0, 3 * H);
+    sp_tensor *rz = sp_sigmoid(t, sp_add(t, sp_slice_cols(t, xp, 0, 2 * H), sp_slice_cols(t, gh, 0, 2 * H)));
+    sp_tensor *r = sp_name(t, sp_slice_cols(t, rz, 0, H), "reset");
+    sp_tensor *z = sp_name(t, sp_slice_cols(t, rz, H, H), "update");
+    sp_tensor *n = sp_tanh(t, sp_add(t, sp_slice_cols(t, xp, 2 * H, H), sp_mul(t, r, sp_slice_cols(t, gh, 2 * H, H))));
+    out[0] = gru_update(t, z, sp_name(t, n, "candidate"), h);
+    return sp_tape_status(t);
+}
+
+static sp_status gru_before_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+{
+    int H = c->hidden_size;
+    sp_tensor *h = state[0], *gh = sp__recurrent(t, c, h, 0, 2 * H);
+    sp_tensor *rz = sp_sigmoid(t, sp_add(t, sp_slice_cols(t, xp, 0, 2 * H), gh));
+    sp_tensor *r = sp_name(t, sp_slice_cols(t, rz, 0, H), "reset");
+    sp_tensor *z = sp_name(t, sp_slice_cols(t, rz, H, H), "update");
+    sp_tensor *hn = sp__recurrent(t, c, sp_mul(t, r, h), 2 * H, H);
+    sp_tensor *n = sp_tanh(t, sp_add(t, sp_slice_cols(t, xp, 2 * H, H), hn));
+    out[0] = gru_update(t, z, sp_name(t, n, "candidate"), h);
+    return sp_tape_status(t);
+}
+
+static sp_status gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state,
+                                      sp_tensor **out)
+{
+    int H = c->hidden_size;
+    sp_tensor *h = state[0], *pre = sp_add(t, xp, sp__recurrent(t, c, h, 0, 2 * H));
+    sp_tensor *z = sp_name(t, sp_sigmoid(t, sp_slice_cols(t, pre, 0, H)), "update");
+    sp_tensor *n = sp_name(t, sp_tanh(t, sp_slice_cols(t, pre, H, H)), "candidate");
+    out[0] = gru_update(t, z, n, h);
+    return sp_tape_status(t);
+}
+
+sp_status sp__gru_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                            sp_rng *rng)
+{
+    int I = c->input_size, H = c->hidden_size, gates = c->kind == SP_CELL_GRU_UPDATE_ONLY ? 2 : 3, G = gates * H;
+    double k = 1 / sqrt((double)H);
+    const char *hh = c->kind == SP_CELL_GRU_RESET_BEFORE_MATMUL ? "weight_hh_resetbefore" : "weight_hh";
+    c->gate_size = G;
+    if (!(c->w_ih = sp__param(ps, pre, "weight_ih", sfx, G, I, k, rng)) ||
+        !(c->w_hh = sp__param(ps, pre, hh, sfx, G, H, k, rng)) ||
+        !(c->b_ih = sp__param(ps, pre, "bias_ih", sfx, 1, G, k, rng)) ||
+        !(c->b_hh = sp__param(ps, pre, "bias_hh", sfx, 1, G, k, rng)))
+        return sp_last_status();
+    if (o->orthogonal)
+        for (int g = 0; g < gates; g++)
+            if (sp_init_orthogonal(c->w_hh, g * H, H, rng) != SP_OK) return sp_last_status();
+    c->project = sp__project_ih;
+    c->step = c->kind == SP_CELL_GRU_RESET_AFTER_MATMUL ? gru_after_step
+            : c->kind == SP_CELL_GRU_RESET_BEFORE_MATMUL ? gru_before_step : gru_update_only_step;
+    return SP_OK;
+}

@@ -1,0 +1,37 @@
+/* layers_internal.h - what the files of layers/ share: each cell family's init, and the shared
+ * input projection. Not installed; users see only spool/layers.h. */
+#ifndef SP_LAYERS_INTERNAL_H
+#define SP_LAYERS_INTERNAL_H
+
+#include "spool.h"
+
+/* Per-family parameter creation (called by sp_cell_init once sizes and names are known). `sfx` is
+ * "_l<k>" or "_l<k>_reverse"; `pre` is "<prefix>." or "". */
+sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                            sp_rng *rng);
+sp_status sp__gru_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                            sp_rng *rng);
+sp_status sp__lstm_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                             sp_rng *rng);
+
+/* x [N, I] -> x W_ih^T + b_ih [N, G]: every built-in cell's project(). */
+sp_tensor *sp__project_ih(sp_tape *t, const sp_cell *c, sp_tensor *x);
+/* h W_hh^T + b_hh [B, G] on the rows/cols slice given (w rows [r0, r0+n), bias cols the same). */
+sp_tensor *sp__recurrent(sp_tape *t, const sp_cell *c, sp_tensor *h, int r0, int n);
+
+/* "<pre><what><sfx>" into a static-size buffer; the weight is U(+-bound). NULL on error. */
+sp_tensor *sp__param(sp_params *ps, const char *pre, const char *what, const char *sfx, int rows, int cols,
+                     double bound, sp_rng *rng);
+
+/* A tape constant [R, 1] with 1 where step t is real for row b (t < len[b]), else 0; NULL if every
+ * row is real at t (the caller skips masking). *all_pad is set when no row is real. */
+sp_tensor *sp__step_mask(sp_tape *t, int tstep, int B, const int *lengths, int *all_pad);
+
+/* Checks that seq is [T*B, C] with T, B > 0 and lengths (if any) in [0, T]; else fails the tape
+ * with a message naming `what`. Returns 1 if fine. */
+int sp__check_seq(sp_tape *t, const char *what, const sp_tensor *seq, int T, int B, const int *lengths);
+
+/* Set the tape scope to "<outer>/<leaf...>" (outer = the scope the runner was called with). */
+void sp__scope_push(sp_tape *t, const char *outer, const char *fmt, ...) SP_PRINTF(3, 4);
+
+#endif

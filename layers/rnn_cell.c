@@ -1,0 +1,34 @@
+/* rnn_cell.c - the vanilla (Elman) recurrent cell, torch.nn.RNN's math and layout.
+ *
+ *   h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh),   act = tanh or relu
+ *
+ * W_ih [H, I], W_hh [H, H], b_ih, b_hh [1, H]. The x_t W_ih^T + b_ih half comes from project()
+ * for all steps at once; the step adds the recurrent half and applies the nonlinearity.
+ */
+#include "layers_internal.h"
+
+#include <math.h>
+
+static sp_status rnn_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+{
+    sp_tensor *pre = sp_add(t, xp, sp__recurrent(t, c, state[0], 0, c->hidden_size));
+    out[0] = sp_name(t, c->kind == SP_CELL_RNN_RELU ? sp_relu(t, pre) : sp_tanh(t, pre), "h");
+    return sp_tape_status(t);
+}
+
+sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                            sp_rng *rng)
+{
+    int I = c->input_size, H = c->hidden_size;
+    double k = 1 / sqrt((double)H);
+    c->gate_size = H;
+    if (!(c->w_ih = sp__param(ps, pre, "weight_ih", sfx, H, I, k, rng)) ||
+        !(c->w_hh = sp__param(ps, pre, "weight_hh", sfx, H, H, k, rng)) ||
+        !(c->b_ih = sp__param(ps, pre, "bias_ih", sfx, 1, H, k, rng)) ||
+        !(c->b_hh = sp__param(ps, pre, "bias_hh", sfx, 1, H, k, rng)))
+        return sp_last_status();
+    if (o->orthogonal && sp_init_orthogonal(c->w_hh, 0, H, rng) != SP_OK) return sp_last_status();
+    c->project = sp__project_ih;
+    c->step = rnn_step;
+    return SP_OK;
+}

@@ -1,0 +1,44 @@
+#!/bin/sh
+# test_dates_run.sh - spool-dates end to end on a tiny configuration: trains a few updates,
+# evaluates greedy and beam decoding, writes a checkpoint, resumes from it, translates with it;
+# bad options and bad files must give a message and an exit status other than 0 (and no crash).
+# usage: test_dates_run.sh PATH/TO/spool-dates
+set -u
+exe="$1"
+dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+bad() { # expect exit status 1..127 (not a signal) and a message on stderr
+    "$exe" "$@" >"$dir/stdout.txt" 2>"$dir/err"; rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || fail "'$*' gave exit status $rc"
+    [ -s "$dir/err" ] || fail "'$*' printed no message"
+    echo "ok: '$*' -> $rc: $(head -n1 "$dir/err")"
+}
+"$exe" --help | grep -q "usage: spool-dates" || fail "--help"
+"$exe" --steps 6 --batch 8 --hidden 8 --dec-hidden 16 --emb 8 --eval-every 3 --test-n 20 --beam 3 --show 2 \
+    --threads 1 --save "$dir/d.safetensors" >"$dir/log" 2>&1 || { cat "$dir/log"; fail "training run"; }
+grep -q "step      6" "$dir/log" || fail "no progress line for step 6"
+grep -q "test exact-match: greedy" "$dir/log" || fail "no final score"
+grep -q "beam(3)" "$dir/log" || fail "no beam score"
+[ -s "$dir/d.safetensors" ] || fail "no checkpoint"
+"$exe" --resume "$dir/d.safetensors" --steps 9 --eval-every 3 --test-n 20 --beam 1 --show 0 --threads 1 \
+    --save "$dir/d2.safetensors" >"$dir/log2" 2>&1 || { cat "$dir/log2"; fail "resume"; }
+grep -q "step      9" "$dir/log2" || fail "resume did not continue to step 9"
+grep -q "step      3 " "$dir/log2" && fail "resume started again from 0"
+"$exe" --load "$dir/d2.safetensors" --translate "the 3rd of March 1998" --translate "3/3/98" --threads 1 \
+    >"$dir/tr" 2>&1 || { cat "$dir/tr"; fail "translate"; }
+[ "$(grep -c 'greedy [0-9-]\{10\}  beam' "$dir/tr")" -eq 2 ] || { cat "$dir/tr"; fail "translate output"; }
+echo "ok: train, resume, translate"
+bad --bogus
+bad --steps
+bad --steps -3
+bad --steps 12x
+bad --cell lstmx
+bad --test-frac 1.5
+bad --translate "3/3/98"
+bad --load "$dir/missing.safetensors" --translate "x"
+printf 'not a checkpoint' >"$dir/junk.safetensors"
+bad --load "$dir/junk.safetensors" --translate "x"
+bad --resume "$dir/junk.safetensors"
+bad --steps 1 --test-n 5 --save "$dir/no/such/dir/x.safetensors" --eval-every 1
+echo "all ok"
