@@ -77,10 +77,10 @@ static void usage(FILE *f)
             "  --target X         stop a model early at this held-out accuracy (0.99)\n"
             "  --test-n N         held-out sequences (1000)\n"
             "  --grad-gap T       gap of the gradient-norm profile (100)\n"
-            "  --explode-scale S  recurrent matrix of the exploding RNN: S x orthogonal (3; 0 = skip)\n"
+            "  --explode-scale S  recurrent matrix of the exploding RNN: S x orthogonal (2; 0 = skip)\n"
             "  --explode-gap T    gap of the clipping experiment (20)\n"
-            "  --explode-steps N  SGD updates with and without clipping (300)\n"
-            "  --explode-lr X     SGD learning rate of that experiment (0.05)\n"
+            "  --explode-steps N  SGD updates with and without clipping (400)\n"
+            "  --explode-lr X     SGD learning rate of that experiment (0.2)\n"
             "  --seed S           seed of data and initialisation (1)\n"
             "  --out-dir DIR      .tsv data, gnuplot script and SVG plots (docs/img)\n"
             "  --no-plot          write the data and script but do not run gnuplot\n"
@@ -107,8 +107,8 @@ static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.gaps = {5, 10, 20, 50, 100}, .ngaps = 5, .use = {1, 1, 1}, .K = 8, .D = 8, .steps = 3000,
                    .batch = 32, .eval_every = 100, .test_n = 1000, .grad_gap = 100, .explode_gap = 20,
-                   .explode_steps = 300, .plot = 1, .budget = 5000, .lr = 5e-3, .clip = 1, .target = 0.99,
-                   .explode_scale = 3, .explode_lr = 0.05, .gate_bias = 3, .seed = 1, .out_dir = "docs/img"};
+                   .explode_steps = 400, .plot = 1, .budget = 5000, .lr = 5e-3, .clip = 1, .target = 0.99,
+                   .explode_scale = 2, .explode_lr = 0.2, .gate_bias = 3, .seed = 1, .out_dir = "docs/img"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r = 0;

@@ -89,16 +89,26 @@ const char *sp_cell_pytorch_mode(const sp_cell *c)
     }
 }
 
+/* Both biases join the input projection, once for all T*B rows, instead of b_hh being added at
+ * every step: a pre-activation is x W_ih^T + b_ih + h W_hh^T + b_hh, and where b_hh stands outside
+ * any product the sum is the same. The one exception is the n block of the reset-after GRU,
+ * r * (h W_hn^T + b_hn): that block of b_hh stays in the step (sp_gru_cell takes it). */
 sp_tensor *sp__project_ih(sp_tape *t, const sp_cell *c, sp_tensor *x)
 {
-    return sp_add(t, sp_matmul_ex(t, x, 0, c->w_ih, 1), c->b_ih);
+    sp_tensor *b = sp_add(t, c->b_ih, c->b_hh);
+    if (c->kind == SP_CELL_GRU_RESET_AFTER_MATMUL) {
+        int H = c->hidden_size;
+        sp_tensor *parts[2] = {sp_slice_cols(t, b, 0, 2 * H), sp_slice_cols(t, c->b_ih, 2 * H, H)};
+        b = sp_concat(t, parts, 2);
+    }
+    return sp_add(t, sp_matmul_ex(t, x, 0, c->w_ih, 1), sp_name(t, b, "bias"));
 }
 
+/* h W_hh^T for the rows [r0, r0+n) of W_hh (its biases are in the projection). */
 sp_tensor *sp__recurrent(sp_tape *t, const sp_cell *c, sp_tensor *h, int r0, int n)
 {
     sp_tensor *w = n == c->w_hh->rows ? c->w_hh : sp_slice_rows(t, c->w_hh, r0, n);
-    sp_tensor *b = n == c->b_hh->cols ? c->b_hh : sp_slice_cols(t, c->b_hh, r0, n);
-    return sp_add(t, sp_matmul_ex(t, h, 0, w, 1), b);
+    return sp_matmul_ex(t, h, 0, w, 1);
 }
 
 sp_status sp_cell_zero_state(sp_tape *t, const sp_cell *c, int B, sp_tensor **state)

@@ -29,13 +29,11 @@ static sp_tensor *gru_update(sp_tape *t, sp_tensor *z, sp_tensor *n, sp_tensor *
 
 static sp_status gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
+    /* the fused op is exactly this composition (tests/test_ops_grad.c checks both ways):
+     *   rz = s(xp_rz + gh_rz), n = tanh(xp_n + r (gh_n + b_hn)), h' = n + z (h - n) */
     int H = c->hidden_size;
     sp_tensor *h = state[0], *gh = sp__recurrent(t, c, h, 0, 3 * H);
-    sp_tensor *rz = sp_sigmoid(t, sp_add(t, sp_slice_cols(t, xp, 0, 2 * H), sp_slice_cols(t, gh, 0, 2 * H)));
-    sp_tensor *r = sp_name(t, sp_slice_cols(t, rz, 0, H), "reset");
-    sp_tensor *z = sp_name(t, sp_slice_cols(t, rz, H, H), "update");
-    sp_tensor *n = sp_tanh(t, sp_add(t, sp_slice_cols(t, xp, 2 * H, H), sp_mul(t, r, sp_slice_cols(t, gh, 2 * H, H))));
-    out[0] = gru_update(t, z, sp_name(t, n, "candidate"), h);
+    out[0] = sp_name(t, sp_gru_cell(t, xp, gh, sp_slice_cols(t, c->b_hh, 2 * H, H), h), "h");
     return sp_tape_status(t);
 }
 

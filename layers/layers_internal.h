@@ -14,9 +14,10 @@ sp_status sp__gru_cell_init(sp_cell *c, sp_params *ps, const char *pre, const ch
 sp_status sp__lstm_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
                              sp_rng *rng);
 
-/* x [N, I] -> x W_ih^T + b_ih [N, G]: every built-in cell's project(). */
+/* x [N, I] -> x W_ih^T + b_ih + b_hh [N, G] (b_hh's n block excluded for the reset-after GRU):
+ * every built-in cell's project(). */
 sp_tensor *sp__project_ih(sp_tape *t, const sp_cell *c, sp_tensor *x);
-/* h W_hh^T + b_hh [B, G] on the rows/cols slice given (w rows [r0, r0+n), bias cols the same). */
+/* h W_hh^T [B, n] for the rows [r0, r0+n) of W_hh (b_hh is already in the projection). */
 sp_tensor *sp__recurrent(sp_tape *t, const sp_cell *c, sp_tensor *h, int r0, int n);
 
 /* "<pre><what><sfx>" into a static-size buffer; the weight is U(+-bound). NULL on error. */

@@ -33,6 +33,15 @@ static sp_status lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tenso
 {
     int H = c->hidden_size, coupled = c->lstm_flags & SP_LSTM_COUPLED;
     sp_tensor *h = state[0], *cell = state[1];
+    if (!c->w_peep && !coupled) {
+        /* the standard cell's gate math is one fused op (the composition below, checked equal in
+         * tests/test_ops_grad.c): [h' | c'] = lstm_cell(xp + h W_hh^T, c) */
+        sp_tensor *hc = sp_name(t, sp_lstm_cell(t, xp, sp__recurrent(t, c, h, 0, c->gate_size), cell), "cell");
+        sp_tensor *h2 = sp_slice_cols(t, hc, 0, H);
+        out[1] = sp_name(t, sp_slice_cols(t, hc, H, H), "c");
+        out[0] = sp_name(t, c->w_hr ? sp_matmul_ex(t, h2, 0, c->w_hr, 1) : h2, "h");
+        return sp_tape_status(t);
+    }
     sp_tensor *a = sp_name(t, sp_add(t, xp, sp__recurrent(t, c, h, 0, c->gate_size)), "gates");
     /* column blocks: i, f, g, o  or (coupled) i, g, o */
     int bi = 0, bf = H, bg = coupled ? H : 2 * H, bo = coupled ? 2 * H : 3 * H;

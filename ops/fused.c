@@ -1,88 +1,114 @@
 /* fused.c - the elementwise part of an LSTM and of a GRU (reset-after) step as single ops.
  *
  * Composed from basic ops an LSTM step's gate math is ~12 records, each a pass over [B, H] memory
- * forward and another backward. Fused, it is one pass each way with the gate activations saved
- * for the backward. These are ordinary ops: same table, own gradient tests; the built-in cells use
- * them, and the composed forms stay available to cells written by users (layers/ shows both).
+ * forward and another backward. Fused, it is one op each way with the gate activations saved for
+ * the backward, and the "projected input + recurrent product" sum happens inside it, so a step is
+ * just GEMM + this op. These are ordinary ops: same table, own gradient tests (also against their
+ * composed forms); the built-in cells use them, and the composed forms stay available to users.
+ *
+ * Each row's work is a few simple loops rather than one loop doing everything: simple loops over
+ * restrict pointers vectorise (with the branch-free exp of fastmath.h), one big loop does not.
  */
 #include "fastmath.h"
 
 #include <string.h>
 
+#define ROWS_PARALLEL_IF(n)                                                                        \
+    const size_t omp_n_ = (n);                                                                     \
+    _Pragma("omp parallel for if(omp_n_ >= SP_OMP_MIN / 4) schedule(static)")
+
+/* d[j] += g[j], j < n (the same gate gradient goes to both summands of the pre-activation) */
+static void row_add(sp_real *restrict d, const sp_real *restrict g, int n)
+{
+    for (int j = 0; j < n; j++) d[j] += g[j];
+}
+
 /* -------------------------------------------------------------- LSTM */
 
-/* gates [B, 4H] pre-activations in PyTorch's order i, f, g, o; c_prev [B, H]:
+/* a = xp + hp [B, 4H], pre-activations in PyTorch's order i, f, g, o; c_prev [B, H]:
  *   i = s(a_i)  f = s(a_f)  g = tanh(a_g)  o = s(a_o)
  *   c = f c_prev + i g      h = o tanh(c)            out = [h | c]  [B, 2H]
  * saved: i, f, g, o, tanh(c)  [B, 5H] */
-sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *gates, sp_tensor *c_prev)
+sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *c_prev)
 {
-    sp_tensor *in[2] = {gates, c_prev};
+    sp_tensor *in[3] = {xp, c_prev, hp};
     if (!sp__ready(t, SP_OP_LSTM_CELL, in, 2)) return NULL;
-    int B = c_prev->rows, H = c_prev->cols;
-    if (gates->rows != B || gates->cols != 4 * H) {
-        sp__shape_error(t, SP_OP_LSTM_CELL, "gates must be [B x 4H] for c_prev [B x H]", gates, c_prev);
+    int B = c_prev->rows, H = c_prev->cols, n_in = hp ? 3 : 2;
+    if (xp->rows != B || xp->cols != 4 * H) {
+        sp__shape_error(t, SP_OP_LSTM_CELL, "gates must be [B x 4H] for c_prev [B x H]", xp, c_prev);
         return NULL;
     }
-    sp_record *r = sp__record(t, SP_OP_LSTM_CELL, B, 2 * H, in, 2);
+    if (hp && (hp->rows != B || hp->cols != 4 * H)) {
+        sp__shape_error(t, SP_OP_LSTM_CELL, "recurrent gates must be [B x 4H] for c_prev [B x H]", hp, c_prev);
+        return NULL;
+    }
+    sp_record *r = sp__record(t, SP_OP_LSTM_CELL, B, 2 * H, in, n_in);
     sp_real *s = r ? sp__alloc_raw(t, (size_t)B * 5 * H * sizeof(sp_real)) : NULL;
     if (!s) return NULL;
     r->saved = s;
     sp_real *out = r->out->data;
-    const size_t omp_n_ = (size_t)B * H;
-#pragma omp parallel for if(omp_n_ >= SP_OMP_MIN / 4) schedule(static)
+    ROWS_PARALLEL_IF((size_t)B * H)
     for (int b = 0; b < B; b++) {
-        const sp_real *a = sp_at(gates, b, 0), *cp = sp_at(c_prev, b, 0);
-        sp_real *sv = s + (size_t)b * 5 * H, *h = out + (size_t)b * 2 * H, *c = h + H;
-        for (int j = 0; j < H; j++) {
-            sp_real i = sp_sigmoid_r(a[j]), f = sp_sigmoid_r(a[H + j]), g = sp_tanh_r(a[2 * H + j]), o = sp_sigmoid_r(a[3 * H + j]);
-            sp_real cn = f * cp[j] + i * g, tc = sp_tanh_r(cn);
-            c[j] = cn;
-            h[j] = o * tc;
-            sv[j] = i, sv[H + j] = f, sv[2 * H + j] = g, sv[3 * H + j] = o, sv[4 * H + j] = tc;
-        }
+        const sp_real *restrict x = sp_at(xp, b, 0), *restrict cp = sp_at(c_prev, b, 0);
+        const sp_real *restrict y = hp ? sp_at(hp, b, 0) : NULL;
+        sp_real *restrict sv = s + (size_t)b * 5 * H, *restrict h = out + (size_t)b * 2 * H, *restrict c = h + H;
+        if (y) for (int j = 0; j < 4 * H; j++) sv[j] = x[j] + y[j];
+        else for (int j = 0; j < 4 * H; j++) sv[j] = x[j];
+        for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(sv[j]);          /* i, f */
+        for (int j = 2 * H; j < 3 * H; j++) sv[j] = sp_tanh_r(sv[j]);         /* g */
+        for (int j = 3 * H; j < 4 * H; j++) sv[j] = sp_sigmoid_r(sv[j]);      /* o */
+        for (int j = 0; j < H; j++) c[j] = sv[H + j] * cp[j] + sv[j] * sv[2 * H + j];
+        for (int j = 0; j < H; j++) sv[4 * H + j] = sp_tanh_r(c[j]);
+        for (int j = 0; j < H; j++) h[j] = sv[3 * H + j] * sv[4 * H + j];
     }
     return r->out;
 }
 
 /* dc = dout_c + dh o (1 - tanh(c)^2)
  * da_i = dc g i(1-i)   da_f = dc c_prev f(1-f)   da_g = dc i (1-g^2)   da_o = dh tanh(c) o(1-o)
- * dc_prev += dc f */
+ * dxp += da, dhp += da, dc_prev += dc f */
 void sp__lstm_cell_backward(sp_record *r)
 {
-    sp_tensor *gates = r->in[0], *c_prev = r->in[1];
+    sp_tensor *xp = r->in[0], *c_prev = r->in[1], *hp = r->n_in > 2 ? r->in[2] : NULL;
     int B = c_prev->rows, H = c_prev->cols;
     const sp_real *s = r->saved, *dout = r->out->grad;
-    const size_t omp_n_ = (size_t)B * H;
-#pragma omp parallel for if(omp_n_ >= SP_OMP_MIN / 4) schedule(static)
+    sp_real *scratch = sp__alloc_raw(r->tape, (size_t)B * 5 * H * sizeof(sp_real));
+    if (!scratch) return;
+    ROWS_PARALLEL_IF((size_t)B * H)
     for (int b = 0; b < B; b++) {
-        const sp_real *sv = s + (size_t)b * 5 * H, *dh = dout + (size_t)b * 2 * H, *dcn = dh + H;
-        const sp_real *cp = sp_at(c_prev, b, 0);
-        sp_real *da = gates->grad ? gates->grad + (size_t)b * gates->stride : NULL;
-        sp_real *dcp = c_prev->grad ? c_prev->grad + (size_t)b * c_prev->stride : NULL;
+        const sp_real *restrict sv = s + (size_t)b * 5 * H, *restrict dh = dout + (size_t)b * 2 * H;
+        const sp_real *restrict dcn = dh + H, *restrict cp = sp_at(c_prev, b, 0);
+        sp_real *restrict da = scratch + (size_t)b * 5 * H, *restrict dc = da + 4 * H;
         for (int j = 0; j < H; j++) {
-            sp_real i = sv[j], f = sv[H + j], g = sv[2 * H + j], o = sv[3 * H + j], tc = sv[4 * H + j];
-            sp_real dc = dcn[j] + dh[j] * o * (1 - tc * tc);
-            if (da) {
-                da[j] += dc * g * i * (1 - i);
-                da[H + j] += dc * cp[j] * f * (1 - f);
-                da[2 * H + j] += dc * i * (1 - g * g);
-                da[3 * H + j] += dh[j] * tc * o * (1 - o);
-            }
-            if (dcp) dcp[j] += dc * f;
+            sp_real o = sv[3 * H + j], tc = sv[4 * H + j];
+            dc[j] = dcn[j] + dh[j] * o * (1 - tc * tc);
+            da[3 * H + j] = dh[j] * tc * o * (1 - o);
+        }
+        for (int j = 0; j < H; j++) {
+            sp_real i = sv[j], f = sv[H + j], g = sv[2 * H + j];
+            da[j] = dc[j] * g * i * (1 - i);
+            da[H + j] = dc[j] * cp[j] * f * (1 - f);
+            da[2 * H + j] = dc[j] * i * (1 - g * g);
+        }
+        if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, da, 4 * H);
+        if (hp && hp->grad) row_add(hp->grad + (size_t)b * hp->stride, da, 4 * H);
+        if (c_prev->grad) {
+            sp_real *restrict dcp = c_prev->grad + (size_t)b * c_prev->stride;
+            for (int j = 0; j < H; j++) dcp[j] += dc[j] * sv[H + j];
         }
     }
 }
 
 /* --------------------------------------------------------------- GRU */
 
-/* xp = x W_ih^T + b_ih, hp = h_prev W_hh^T + b_hh, both [B, 3H] in PyTorch's order r, z, n:
- *   r = s(xp_r + hp_r)   z = s(xp_z + hp_z)   n = tanh(xp_n + r hp_n)
+/* xp = x W_ih^T + b_ih (+ b_hh's r and z parts), hp = h_prev W_hh^T, both [B, 3H] in order
+ * r, z, n; b_hn [1, H] (or NULL) is the n part of b_hh, which must stay inside the reset:
+ *   r = s(xp_r + hp_r)   z = s(xp_z + hp_z)   n = tanh(xp_n + r (hp_n + b_hn))
  *   h = (1 - z) n + z h_prev                                          out [B, H]
- * saved: r, z, n  [B, 3H] */
-sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *h_prev)
+ * saved: r, z, n, hp_n + b_hn  [B, 4H] */
+sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn, sp_tensor *h_prev)
 {
-    sp_tensor *in[3] = {xp, hp, h_prev};
+    sp_tensor *in[4] = {xp, hp, h_prev, b_hn};
     if (!sp__ready(t, SP_OP_GRU_CELL, in, 3)) return NULL;
     int B = h_prev->rows, H = h_prev->cols;
     if (xp->rows != B || xp->cols != 3 * H) {
@@ -93,49 +119,63 @@ sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *h_pr
         sp__shape_error(t, SP_OP_GRU_CELL, "hidden projection must be [B x 3H] for h_prev [B x H]", hp, h_prev);
         return NULL;
     }
-    sp_record *r = sp__record(t, SP_OP_GRU_CELL, B, H, in, 3);
-    sp_real *s = r ? sp__alloc_raw(t, (size_t)B * 3 * H * sizeof(sp_real)) : NULL;
+    if (b_hn && (b_hn->rows != 1 || b_hn->cols != H)) {
+        sp__shape_error(t, SP_OP_GRU_CELL, "b_hn must be [1 x H] for h_prev [B x H]", b_hn, h_prev);
+        return NULL;
+    }
+    sp_record *r = sp__record(t, SP_OP_GRU_CELL, B, H, in, b_hn ? 4 : 3);
+    sp_real *s = r ? sp__alloc_raw(t, (size_t)B * 4 * H * sizeof(sp_real)) : NULL;
     if (!s) return NULL;
     r->saved = s;
-    const size_t omp_n_ = (size_t)B * H;
-#pragma omp parallel for if(omp_n_ >= SP_OMP_MIN / 4) schedule(static)
+    ROWS_PARALLEL_IF((size_t)B * H)
     for (int b = 0; b < B; b++) {
-        const sp_real *x = sp_at(xp, b, 0), *h = sp_at(hp, b, 0), *hv = sp_at(h_prev, b, 0);
-        sp_real *sv = s + (size_t)b * 3 * H, *o = r->out->data + (size_t)b * H;
-        for (int j = 0; j < H; j++) {
-            sp_real rr = sp_sigmoid_r(x[j] + h[j]), z = sp_sigmoid_r(x[H + j] + h[H + j]);
-            sp_real n = sp_tanh_r(x[2 * H + j] + rr * h[2 * H + j]);
-            o[j] = (1 - z) * n + z * hv[j];
-            sv[j] = rr, sv[H + j] = z, sv[2 * H + j] = n;
-        }
+        const sp_real *restrict x = sp_at(xp, b, 0), *restrict y = sp_at(hp, b, 0), *restrict hv = sp_at(h_prev, b, 0);
+        const sp_real *restrict bn = b_hn ? b_hn->data : NULL;
+        sp_real *restrict sv = s + (size_t)b * 4 * H, *restrict o = r->out->data + (size_t)b * H;
+        for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(x[j] + y[j]);          /* r, z */
+        if (bn) for (int j = 0; j < H; j++) sv[3 * H + j] = y[2 * H + j] + bn[j];
+        else for (int j = 0; j < H; j++) sv[3 * H + j] = y[2 * H + j];
+        for (int j = 0; j < H; j++) sv[2 * H + j] = sp_tanh_r(x[2 * H + j] + sv[j] * sv[3 * H + j]); /* n */
+        for (int j = 0; j < H; j++) o[j] = (1 - sv[H + j]) * sv[2 * H + j] + sv[H + j] * hv[j];
     }
     return r->out;
 }
 
 /* dn = dh (1-z)   dz = dh (h_prev - n)   dh_prev += dh z
- * da_n = dn (1-n^2): dxp_n += da_n, dhp_n += da_n r;  dr = da_n hp_n
- * da_r = dr r(1-r): dxp_r, dhp_r += da_r;   da_z = dz z(1-z): dxp_z, dhp_z += da_z */
+ * da_n = dn (1-n^2):  dxp_n += da_n,  dhp_n += da_n r,  db_hn += da_n r,  dr = da_n (hp_n + b_hn)
+ * da_r = dr r(1-r):  dxp_r, dhp_r += da_r;    da_z = dz z(1-z):  dxp_z, dhp_z += da_z */
 void sp__gru_cell_backward(sp_record *r)
 {
-    sp_tensor *xp = r->in[0], *hp = r->in[1], *h_prev = r->in[2];
+    sp_tensor *xp = r->in[0], *hp = r->in[1], *h_prev = r->in[2], *b_hn = r->n_in > 3 ? r->in[3] : NULL;
     int B = h_prev->rows, H = h_prev->cols;
     const sp_real *s = r->saved;
-    const size_t omp_n_ = (size_t)B * H;
-#pragma omp parallel for if(omp_n_ >= SP_OMP_MIN / 4) schedule(static)
+    /* per row: da_r, da_z, da_n (for xp) then da_n r (for hp_n and b_hn) */
+    sp_real *scratch = sp__alloc_raw(r->tape, (size_t)B * 4 * H * sizeof(sp_real));
+    if (!scratch) return;
+    ROWS_PARALLEL_IF((size_t)B * H)
     for (int b = 0; b < B; b++) {
-        const sp_real *sv = s + (size_t)b * 3 * H, *dh = r->out->grad + (size_t)b * H;
-        const sp_real *hv = sp_at(h_prev, b, 0), *hpn = sp_at(hp, b, 2 * H);
-        sp_real *dx = xp->grad ? xp->grad + (size_t)b * xp->stride : NULL;
-        sp_real *dhp = hp->grad ? hp->grad + (size_t)b * hp->stride : NULL;
-        sp_real *dhv = h_prev->grad ? h_prev->grad + (size_t)b * h_prev->stride : NULL;
+        const sp_real *restrict sv = s + (size_t)b * 4 * H, *restrict dh = r->out->grad + (size_t)b * H;
+        const sp_real *restrict hv = sp_at(h_prev, b, 0);
+        sp_real *restrict da = scratch + (size_t)b * 4 * H;
         for (int j = 0; j < H; j++) {
-            sp_real rr = sv[j], z = sv[H + j], n = sv[2 * H + j];
+            sp_real rr = sv[j], z = sv[H + j], n = sv[2 * H + j], hn = sv[3 * H + j];
             sp_real dan = dh[j] * (1 - z) * (1 - n * n);
-            sp_real dar = dan * hpn[j] * rr * (1 - rr);
-            sp_real daz = dh[j] * (hv[j] - n) * z * (1 - z);
-            if (dx) dx[j] += dar, dx[H + j] += daz, dx[2 * H + j] += dan;
-            if (dhp) dhp[j] += dar, dhp[H + j] += daz, dhp[2 * H + j] += dan * rr;
-            if (dhv) dhv[j] += dh[j] * z;
+            da[2 * H + j] = dan;
+            da[3 * H + j] = dan * rr;
+            da[j] = dan * hn * rr * (1 - rr);
+            da[H + j] = dh[j] * (hv[j] - n) * z * (1 - z);
+        }
+        if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, da, 3 * H);
+        if (hp->grad) {
+            sp_real *restrict d = hp->grad + (size_t)b * hp->stride;
+            row_add(d, da, 2 * H);
+            row_add(d + 2 * H, da + 3 * H, H);
+        }
+        if (h_prev->grad) {
+            sp_real *restrict d = h_prev->grad + (size_t)b * h_prev->stride;
+            for (int j = 0; j < H; j++) d[j] += dh[j] * sv[H + j];
         }
     }
+    if (b_hn && b_hn->grad) /* serial: every row adds into the same bias */
+        for (int b = 0; b < B; b++) row_add(b_hn->grad, scratch + (size_t)b * 4 * H + 3 * H, H);
 }

@@ -8,20 +8,29 @@
  * [G, T*B] x [T*B, H] GEMM per parameter. Same sum, one large GEMM; no layer knows about it. */
 #include "../autograd/tape_internal.h"
 
-#include <cblas.h>
+#include <blis.h>
 #include <string.h>
 
+/* Below this many flops a GEMM runs on one thread: waking BLIS's threads for a [3 x 4] product
+ * costs more than the product (and under load it can cost milliseconds). */
+#define SP_GEMM_SERIAL_FLOPS 2e6
+
 #ifdef SP_USE_DOUBLE
-#define GEMM cblas_dgemm
+#define GEMM_EX bli_dgemm_ex
 #else
-#define GEMM cblas_sgemm
+#define GEMM_EX bli_sgemm_ex
 #endif
 
+/* C[M,N] = op(A) op(B) + beta C, row-major, through BLIS's typed API (its per-call runtime object
+ * sets the thread count per product). */
 static void gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B,
                  int ldb, sp_real beta, sp_real *C, int ldc)
 {
-    GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1,
-         A, lda, B, ldb, beta, C, ldc);
+    sp_real one = 1;
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(2.0 * M * N * K < SP_GEMM_SERIAL_FLOPS ? 1 : sp_get_threads(), &rntm);
+    GEMM_EX(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, M, N, K, &one,
+            (sp_real *)A, lda, 1, (sp_real *)B, ldb, 1, &beta, C, ldc, 1, NULL, &rntm);
 }
 
 sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b)

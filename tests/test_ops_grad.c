@@ -45,22 +45,22 @@ static const char *case_name[CASE_COUNT] = {
 };
 
 /* The fused cells' math from basic ops, as a custom cell would write it. */
-static sp_tensor *composed_lstm(sp_tape *t, sp_tensor *gates, sp_tensor *c_prev)
+static sp_tensor *composed_lstm(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *c_prev)
 {
     sp_tensor *q[4];
-    if (sp_split_cols(t, gates, 4, q) != SP_OK) return NULL;
+    if (sp_split_cols(t, sp_add(t, xp, hp), 4, q) != SP_OK) return NULL;
     sp_tensor *i = sp_sigmoid(t, q[0]), *f = sp_sigmoid(t, q[1]), *g = sp_tanh(t, q[2]), *o = sp_sigmoid(t, q[3]);
     sp_tensor *c = sp_add(t, sp_mul(t, f, c_prev), sp_mul(t, i, g));
     sp_tensor *hc[2] = {sp_mul(t, o, sp_tanh(t, c)), c};
     return sp_concat(t, hc, 2);
 }
 
-static sp_tensor *composed_gru(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *h_prev)
+static sp_tensor *composed_gru(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn, sp_tensor *h_prev)
 {
     sp_tensor *x[3], *h[3];
     if (sp_split_cols(t, xp, 3, x) != SP_OK || sp_split_cols(t, hp, 3, h) != SP_OK) return NULL;
     sp_tensor *r = sp_sigmoid(t, sp_add(t, x[0], h[0])), *z = sp_sigmoid(t, sp_add(t, x[1], h[1]));
-    sp_tensor *n = sp_tanh(t, sp_add(t, x[2], sp_mul(t, r, h[2])));
+    sp_tensor *n = sp_tanh(t, sp_add(t, x[2], sp_mul(t, r, sp_add(t, h[2], b_hn))));
     return sp_add(t, sp_mul(t, sp_one_minus(t, z), n), sp_mul(t, z, h_prev));
 }
 
@@ -134,15 +134,17 @@ static sp_tensor *build(sp_tape *t, void *ctx)
         return weighted_sum(t, sp_embedding(t, A, ids, 6));
     }
     case LSTM_CELL: {
-        sp_tensor *o = sp_lstm_cell(t, A, B);
+        sp_tensor *o = sp_lstm_cell(t, A, C, B);
         /* h and c both feed the loss, as in a step followed by another step */
         return sp_add(t, weighted_sum(t, sp_slice_cols(t, o, 0, 3)), sp_sum(t, sp_tanh(t, sp_slice_cols(t, o, 3, 3))));
     }
-    case GRU_CELL: return weighted_sum(t, sp_gru_cell(t, A, B, C));
+    case GRU_CELL: return weighted_sum(t, sp_gru_cell(t, A, B, sp_slice_rows(t, C, 1, 1), C));
     case LSTM_CELL_VS_COMPOSED: case GRU_CELL_VS_COMPOSED: {
         /* fused minus composed: the value must be 0 and so must every gradient */
-        sp_tensor *f = g->op == LSTM_CELL_VS_COMPOSED ? sp_lstm_cell(t, A, B) : sp_gru_cell(t, A, B, C);
-        sp_tensor *c = g->op == LSTM_CELL_VS_COMPOSED ? composed_lstm(t, A, B) : composed_gru(t, A, B, C);
+        int lstm = g->op == LSTM_CELL_VS_COMPOSED;
+        sp_tensor *bn = lstm ? NULL : sp_slice_rows(t, C, 1, 1);
+        sp_tensor *f = lstm ? sp_lstm_cell(t, A, C, B) : sp_gru_cell(t, A, B, bn, C);
+        sp_tensor *c = lstm ? composed_lstm(t, A, C, B) : composed_gru(t, A, B, bn, C);
         sp_tensor *d = weighted_sum(t, sp_sub(t, f, c));
         if (d && fabs(d->data[0]) > 1e-12) {
             print_error("# fused and composed forms differ: %g\n", (double)d->data[0]);
@@ -176,7 +178,7 @@ static void make_case(grad_case *g, int op)
     case CONCAT_ROWS: br = 2, cr = 3, cc = 5; break;
     case SPLIT: ac = 6; break;
     case EMBEDDING: ar = 5, ac = 3; break;
-    case LSTM_CELL: case LSTM_CELL_VS_COMPOSED: ar = 4, ac = 12, br = 4, bc = 3; break;
+    case LSTM_CELL: case LSTM_CELL_VS_COMPOSED: ar = 4, ac = 12, br = 4, bc = 3, cr = 4, cc = 12; break;
     case GRU_CELL: case GRU_CELL_VS_COMPOSED: ar = 4, ac = 9, br = 4, bc = 9, cr = 4, cc = 3; break;
     default: break;
     }

@@ -163,4 +163,44 @@ int cl_plot(const char *csv, const char *svg, const char *title);
 double cl_now(void); /* seconds, monotonic */
 void cl_fmt_duration(double s, char *buf, size_t n);
 
+/* --------------------------------------------- data, checkpoints, commands (data.c, ...) */
+
+/* Prints "spool-charlm: <message>" on stderr; returns 1 (for `return cl_fail(...)`). */
+int cl_fail(const char *fmt, ...) SP_PRINTF(1, 2);
+
+typedef struct {
+    cl_vocab vocab;
+    cl_data train, valid;
+    int lines;
+    char train_path[CL_STR + 64], valid_path[CL_STR + 96];
+} cl_corpus;
+
+/* Loads the training and held-out text of o. vocab == NULL: build the vocabulary from the
+ * training file; else use it (from a checkpoint). need_train = 0 skips the training ids. */
+int cl_load_corpus(const cl_opts *o, cl_corpus *c, const cl_vocab *vocab, int need_train);
+void cl_corpus_free(cl_corpus *c);
+cl_model_cfg cl_model_cfg_of(const cl_opts *o, int V);
+int cl_save_checkpoint(const char *path, const sp_params *ps, const sp_optim *opt, const cl_opts *o,
+                       const cl_corpus *c, long step, const sp_carry *carry, sp_rng *rng);
+/* Reads a checkpoint's configuration into o (cl_opts_merge_stored), its vocabulary into v, its
+ * mode, step and carried state (hex; malloc'ed, may be NULL). */
+int cl_read_checkpoint_header(const char *path, cl_opts *o, int model_only, cl_vocab *v, int *lines,
+                              long *step, char **carry_hex);
+int cl_carry_from_hex(sp_carry *c, const char *s);
+
+/* Mean held-out loss in nats per predicted character (see train.c). */
+double cl_evaluate(cl_model *m, sp_tape *t, const cl_data *d, int batch, int seq, int reset, long *count);
+
+typedef struct {
+    cl_vocab vocab;
+    int lines;
+    sp_params *ps;
+    cl_model m;
+} cl_trained;
+
+int cl_cmd_train(cl_opts *o);
+int cl_cmd_sample(cl_opts *o);
+int cl_cmd_eval(cl_opts *o);
+int cl_cmd_score(cl_opts *o, const char *text);
+
 #endif

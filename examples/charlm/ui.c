@@ -8,6 +8,17 @@
 #include <string.h>
 #include <unistd.h>
 
+int cl_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("spool-charlm: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
 void cl_progress_init(cl_progress *p, long total, int every, int force)
 {
     memset(p, 0, sizeof *p);

@@ -21,7 +21,7 @@
  *   "<prefix>.weight_hr_l<k><sfx>"  [P, H]      LSTMP projection (proj_size P)
  * k is the layer of a stack, sfx is "" (forward) or "_reverse" (backward direction); an empty
  * prefix gives the bare names ("weight_ih_l0") of a torch.nn.LSTM's own state_dict. Every step
- * computes x W_ih^T + b_ih with sp_matmul_ex(t, x, 0, W, 1), i.e. on PyTorch's layout directly.
+ * computes x W_ih^T with sp_matmul_ex(t, x, 0, W, 1), i.e. on PyTorch's layout directly.
  * Kinds that PyTorch does not have use spool names where their math differs, so a strict PyTorch
  * load_state_dict fails loudly instead of silently misreading:
  *   peephole LSTM   adds "<prefix>.weight_peep_l<k><sfx>" [3, H] (rows: i, f, o diagonals; [2, H],
@@ -106,8 +106,10 @@ typedef struct {
 
 typedef struct sp_cell sp_cell;
 
-/* Input projection of many rows at once: x [N, I] -> [N, G] (x W_ih^T + b_ih). The runners call it
- * once on all T*B rows of a layer's input, so the input half of every gate is one GEMM. */
+/* Input projection of many rows at once: x [N, I] -> [N, G]. The runners call it once on all T*B
+ * rows of a layer's input, so the input half of every gate is one GEMM. The built-in cells return
+ * x W_ih^T + b_ih + b_hh here (b_hh folded in wherever it is not inside a product, i.e. all of it
+ * but the n block of the reset-after GRU), so their steps add no bias. */
 typedef sp_tensor *(*sp_cell_project_fn)(sp_tape *t, const sp_cell *c, sp_tensor *x);
 
 /* One time step. x is [B, G], the step's rows of project()'s output, if the cell has a project

@@ -101,15 +101,17 @@ sp_tensor *sp_embedding(sp_tape *t, sp_tensor *table, const int *ids, int n);
 /* ------------------------------------------------------- fused cells */
 
 /* The elementwise half of an LSTM step in one op (the built-in LSTM uses it; the same math from
- * basic ops stays available to custom cells). gates [B, 4H] are pre-activations in PyTorch's
- * order i, f, g, o; c_prev [B, H]. Returns [B, 2H] = [h | c]:
+ * basic ops stays available to custom cells). The pre-activations are xp + hp, both [B, 4H] in
+ * PyTorch's order i, f, g, o (typically xp = the step's rows of the input projection with both
+ * biases, hp = h_prev W_hh^T; hp may be NULL); c_prev [B, H]. Returns [B, 2H] = [h | c]:
  *   c = s(f) c_prev + s(i) tanh(g),  h = s(o) tanh(c)
  * Take h and c as column views: sp_slice_cols(out, 0, H), sp_slice_cols(out, H, H). */
-sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *gates, sp_tensor *c_prev);
-/* The elementwise half of a GRU step, reset-after form (PyTorch/cuDNN). xp = x W_ih^T + b_ih and
- * hp = h_prev W_hh^T + b_hh, both [B, 3H] in order r, z, n; h_prev [B, H]. Returns h [B, H]:
- *   r = s(xp_r + hp_r), z = s(xp_z + hp_z), n = tanh(xp_n + r hp_n), h = (1 - z) n + z h_prev */
-sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *h_prev);
+sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *c_prev);
+/* The elementwise half of a GRU step, reset-after form (PyTorch/cuDNN). xp = x W_ih^T + b_ih
+ * (plus b_hh's r and z parts) and hp = h_prev W_hh^T, both [B, 3H] in order r, z, n; b_hn [1, H]
+ * (may be NULL) is b_hh's n part, which sits inside the reset; h_prev [B, H]. Returns h [B, H]:
+ *   r = s(xp_r + hp_r), z = s(xp_z + hp_z), n = tanh(xp_n + r (hp_n + b_hn)), h = (1 - z) n + z h_prev */
+sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn, sp_tensor *h_prev);
 
 #ifdef __cplusplus
 }

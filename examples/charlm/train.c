@@ -1,0 +1,300 @@
+/* train.c - the training loop of spool-charlm (batches, forward, backward, clipping, optimizer
+ * step, schedule, periodic held-out loss, log, checkpoints, Ctrl-C) and the held-out evaluation
+ * that train and eval share. */
+#include "charlm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERRN 1024
+static char err[ERRN];
+
+/* ----------------------------------------------------------- evaluation */
+
+/* Mean loss (nats per predicted character) of d. lines: batches of up to `batch` examples.
+ * stream: `batch` tracks read in order in chunks of seq characters, state carried (or reset at
+ * every chunk); the last partial chunk of each track is scored too. */
+double cl_evaluate(cl_model *m, sp_tape *t, const cl_data *d, int batch, int seq, int reset, long *count)
+{
+    cl_batch b = {0};
+    double sum = 0;
+    long n = 0;
+    if (d->lines) {
+        int idx[1024];
+        if (batch > 1024) batch = 1024;
+        for (int s = 0; s < d->n_seq; s += batch) {
+            int B = d->n_seq - s < batch ? d->n_seq - s : batch;
+            for (int r = 0; r < B; r++) idx[r] = s + r;
+            cl_batch_lines(&b, d, idx, B);
+            sp_tape_reset(t);
+            sp_tensor *logits = cl_model_forward(m, t, b.in, b.T, B, NULL, 0, NULL);
+            sp_tensor *loss = sp_softmax_xent(t, logits, b.tgt, NULL);
+            if (!loss) { cl_fail("eval: %s", sp_tape_errmsg(t)); sum = NAN; break; }
+            sum += (double)loss->data[0] * (double)b.predicted;
+            n += b.predicted;
+        }
+    } else {
+        if (d->n / batch < 2) batch = 1;
+        sp_carry carry = {0};
+        if (sp_carry_init(&carry, &m->rnn, batch)) { cl_fail("%s", sp_last_error()); return NAN; }
+        long L = d->n / batch;
+        for (long pos = 0; pos < L - 1; pos += seq) {
+            int T = (int)(L - 1 - pos < seq ? L - 1 - pos : seq);
+            if (reset) sp_carry_reset(&carry);
+            cl_batch_stream_at(&b, d, batch, T, pos);
+            sp_tape_reset(t);
+            sp_tensor *logits = cl_model_forward(m, t, b.in, T, batch, &carry, 0, NULL);
+            sp_tensor *loss = sp_softmax_xent(t, logits, b.tgt, NULL);
+            if (!loss) { cl_fail("eval: %s", sp_tape_errmsg(t)); sum = NAN; break; }
+            sum += (double)loss->data[0] * (double)b.predicted;
+            n += b.predicted;
+        }
+        sp_carry_free(&carry);
+    }
+    cl_batch_free(&b);
+    if (count) *count = n;
+    return n ? sum / (double)n : NAN;
+}
+
+/* ---------------------------------------------------------------- train */
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) { (void)sig; interrupted = 1; }
+
+/* Example order of line data: a fresh permutation per epoch, a pure function of (seed, epoch),
+ * so a resumed run sees the same order without storing it. */
+typedef struct {
+    int *perm, n;
+    long epoch;
+    uint64_t seed;
+} order;
+
+static int order_get(order *o, long g)
+{
+    long e = g / o->n;
+    if (e != o->epoch) {
+        sp_rng r;
+        sp_rng_seed(&r, o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)e + 1);
+        for (int i = 0; i < o->n; i++) o->perm[i] = i;
+        for (int i = o->n - 1; i > 0; i--) {
+            int j = sp_rng_below(&r, i + 1), x = o->perm[i];
+            o->perm[i] = o->perm[j];
+            o->perm[j] = x;
+        }
+        o->epoch = e;
+    }
+    return o->perm[g % o->n];
+}
+
+static int parse_optimizer(const char *s, sp_optim_kind *k)
+{
+    static const struct { const char *n; sp_optim_kind k; } t[] = {
+        {"sgd", SP_SGD}, {"rmsprop", SP_RMSPROP}, {"adagrad", SP_ADAGRAD}, {"adam", SP_ADAM}, {"adamw", SP_ADAMW}};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, t[i].n)) { *k = t[i].k; return 0; }
+    return -1;
+}
+
+static void default_paths(cl_opts *o)
+{
+    char base[CL_STR];
+    snprintf(base, sizeof base, "%s", o->checkpoint);
+    char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
+    if (dot && (!slash || dot > slash)) *dot = 0;
+    if (!o->log[0]) snprintf(o->log, sizeof o->log, "%.*s.csv", CL_STR - 8, base);
+    if (!o->plot[0]) snprintf(o->plot, sizeof o->plot, "%.*s.svg", CL_STR - 8, base);
+}
+
+int cl_cmd_train(cl_opts *o)
+{
+    cl_vocab ck_vocab = {0};
+    int ck_lines = 0;
+    long start_step = 0;
+    char *carry_hex = NULL;
+    if (o->resume && cl_read_checkpoint_header(o->checkpoint, o, 0, &ck_vocab, &ck_lines, &start_step, &carry_hex))
+        return 1;
+    default_paths(o);
+    sp_optim_kind ok;
+    if (parse_optimizer(o->optimizer, &ok)) return cl_fail("--optimizer must be sgd, rmsprop, adagrad, adam or adamw, not '%s'", o->optimizer);
+    if (!cl_cell_known(o->cell)) return cl_fail("unknown --cell '%s' (one of: %s)", o->cell, cl_cell_list());
+    if (o->seq < 1 || o->batch < 1 || o->batch > 1024) return cl_fail("--seq must be >= 1 and --batch in 1..1024");
+    if (o->steps < 1 && o->epochs <= 0) return cl_fail("--steps must be >= 1 (or give --epochs > 0)");
+    if (o->clip < 0 || o->lr < 0) return cl_fail("--clip and --lr must be >= 0");
+    if (o->eval_every < 0 || o->checkpoint_every < 0) return cl_fail("--eval-every and --checkpoint-every must be >= 0");
+    sp_sched_kind sk;
+    if (!strcmp(o->lr_schedule, "constant")) sk = SP_SCHED_CONSTANT;
+    else if (!strcmp(o->lr_schedule, "step")) sk = SP_SCHED_STEP;
+    else if (!strcmp(o->lr_schedule, "cosine")) sk = SP_SCHED_COSINE;
+    else return cl_fail("--lr-schedule must be constant, step or cosine, not '%s'", o->lr_schedule);
+
+    sp_set_threads(o->threads);
+    printf("# spool-charlm train | %s\n", sp_info());
+    cl_opts_echo(o, CL_TRAIN, stdout);
+
+    cl_corpus c;
+    if (cl_load_corpus(o, &c, NULL, 1)) { cl_vocab_free(&ck_vocab); free(carry_hex); return 1; }
+    if (o->resume) {
+        int same = ck_vocab.V == c.vocab.V && ck_lines == c.lines &&
+                   !memcmp(ck_vocab.cp, c.vocab.cp, sizeof(uint32_t) * (size_t)c.vocab.V);
+        cl_vocab_free(&ck_vocab);
+        if (!same) {
+            cl_corpus_free(&c);
+            free(carry_hex);
+            return cl_fail("%s was trained on data with another vocabulary or mode than %s", o->checkpoint, c.train_path);
+        }
+    }
+    long per_epoch = c.lines ? (c.train.n_seq + o->batch - 1) / o->batch : cl_stream_chunks(&c.train, o->batch, o->seq);
+    if (per_epoch < 1) {
+        cl_corpus_free(&c);
+        free(carry_hex);
+        return cl_fail("%s is too short for --batch %d x --seq %d", c.train_path, o->batch, o->seq);
+    }
+    long total = o->epochs > 0 ? (long)ceil(o->epochs * (double)per_epoch) : o->steps;
+    printf("# data: %s (%s mode, %ld characters, %d %s), held out: %s (%ld characters)\n", c.train_path,
+           c.lines ? "lines" : "stream", c.train.n, c.train.n_seq, c.lines ? "lines" : "stream", c.valid_path, c.valid.n);
+    printf("# vocabulary: %d symbols%s; %ld steps (%.2f epochs of %ld steps)\n", c.vocab.V,
+           c.lines ? " (incl. the start/end token)" : "", total, (double)total / (double)per_epoch, per_epoch);
+
+    sp_rng rng, drop_rng;
+    sp_rng_seed(&rng, (uint64_t)o->seed);
+    sp_rng_seed(&drop_rng, (uint64_t)o->seed ^ 0xD5A61266F0C9392Cull);
+    sp_params *ps = sp_params_new();
+    cl_model m;
+    cl_model_cfg mc = cl_model_cfg_of(o, c.vocab.V);
+    if (!ps || cl_model_init(&m, &mc, ps, &rng, err, ERRN)) {
+        sp_params_free(ps);
+        cl_corpus_free(&c);
+        free(carry_hex);
+        return cl_fail("model: %s", err);
+    }
+    printf("# model: embed %d -> %d x %s(%d%s) -> linear %d; %zu parameters\n", mc.E, mc.L, mc.cell, mc.H,
+           m.cfg.P ? ", proj" : "", c.vocab.V, ps->numel);
+    sp_optim_config oc = sp_optim_defaults(ok);
+    oc.lr = o->lr, oc.beta1 = o->beta1, oc.beta2 = o->beta2, oc.eps = o->eps, oc.momentum = o->momentum;
+    if (ok != SP_ADAMW || cl_opts_given("weight-decay")) oc.weight_decay = o->weight_decay;
+    sp_optim *opt = sp_optim_new(ps, &oc);
+    sp_schedule sched = {.kind = sk, .base_lr = o->lr, .step_size = o->step_size, .gamma = o->gamma,
+                         .warmup = o->warmup < total ? o->warmup : 0, .total = (int)total, .min_lr = o->min_lr};
+    sp_carry carry = {0};
+    int rc = 0;
+    if (!opt) rc = cl_fail("optimizer: %s", sp_last_error());
+    else if (sp_schedule_lr(&sched, 0) < 0) rc = cl_fail("--lr-schedule: %s", sp_last_error());
+    else if (!c.lines && sp_carry_init(&carry, &m.rnn, o->batch)) rc = cl_fail("%s", sp_last_error());
+    long step = 0;
+    if (!rc && o->resume) {
+        sp_ckpt_opts lo = {.rng = &drop_rng};
+        if (sp_load(o->checkpoint, ps, opt, &lo) != SP_OK) rc = cl_fail("cannot resume from %s: %s", o->checkpoint, sp_last_error());
+        else if (!c.lines && (!carry_hex || cl_carry_from_hex(&carry, carry_hex)))
+            rc = cl_fail("%s: carried state missing or of another batch size", o->checkpoint);
+        step = start_step;
+        if (!rc) printf("# resumed from %s at step %ld\n", o->checkpoint, step);
+    }
+    free(carry_hex);
+    FILE *logf = NULL;
+    if (!rc) {
+        logf = fopen(o->log, o->resume ? "a" : "w");
+        if (!logf) rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
+        else if (!o->resume) fprintf(logf, "step,epoch,lr,train_loss,train_loss_avg,grad_norm,valid_loss,tok_s,elapsed_s\n");
+    }
+    if (rc) {
+        sp_carry_free(&carry);
+        sp_optim_free(opt);
+        sp_params_free(ps);
+        cl_corpus_free(&c);
+        return rc;
+    }
+    printf("# seed %ld; log %s\n", o->seed, o->log);
+    fflush(stdout);
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+
+    sp_tape *t = sp_tape_new();
+    cl_batch b = {0};
+    order ord = {.perm = malloc(sizeof(int) * (size_t)c.train.n_seq), .n = c.train.n_seq, .epoch = -1,
+                 .seed = (uint64_t)o->seed};
+    int *idx = malloc(sizeof(int) * (size_t)o->batch);
+    cl_progress pg;
+    cl_progress_init(&pg, total, o->print_every, o->progress);
+    double t0 = cl_now(), ema = 0, ema_w = 0, last_valid = NAN, tok_rate = 0;
+    long tokens = 0;
+    int stopped = 0;
+    while (step < total) {
+        double ts = cl_now();
+        if (c.lines) {
+            for (int r = 0; r < o->batch; r++) idx[r] = order_get(&ord, step * (long)o->batch + r);
+            cl_batch_lines(&b, &c.train, idx, o->batch);
+        } else {
+            long chunk = step % per_epoch;
+            if (chunk == 0) sp_carry_reset(&carry);
+            cl_batch_stream(&b, &c.train, o->batch, o->seq, chunk);
+        }
+        sp_tape_reset(t);
+        sp_params_zero_grad(ps);
+        sp_tensor *logits = cl_model_forward(&m, t, b.in, b.T, b.B, c.lines ? NULL : &carry, 1, &drop_rng);
+        sp_tensor *loss = sp_softmax_xent(t, logits, b.tgt, NULL);
+        if (!loss || sp_backward(t, loss) != SP_OK) { rc = cl_fail("training step %ld: %s", step + 1, sp_tape_errmsg(t)); break; }
+        if (step == start_step && o->dot[0]) {
+            if (sp_tape_dot_file(t, o->dot, 1) != SP_OK) { rc = cl_fail("--dot: %s", sp_last_error()); break; }
+            cl_progress_note(&pg, "# wrote the graph of step %ld (%d records) to %s", step + 1, sp_tape_count(t), o->dot);
+        }
+        double gnorm = 0, lr = sp_schedule_lr(&sched, step);
+        sp_status cs = o->clip > 0 ? sp_clip_grad_norm(ps, o->clip, &gnorm) : sp_clip_grad_value(ps, INFINITY, &gnorm);
+        if (cs != SP_OK || sp_optim_step(opt, lr) != SP_OK) { rc = cl_fail("step %ld: %s", step + 1, sp_last_error()); break; }
+        step++;
+        double lv = loss->data[0];
+        tokens += b.predicted;
+        ema = 0.98 * ema + 0.02 * lv;
+        ema_w = 0.98 * ema_w + 0.02;
+        double dt = cl_now() - ts;
+        tok_rate = tok_rate == 0 ? (double)b.predicted / dt : 0.95 * tok_rate + 0.05 * (double)b.predicted / dt;
+        int last = step == total, do_eval = (o->eval_every > 0 && step % o->eval_every == 0) || last;
+        double vl = NAN;
+        if (do_eval) {
+            vl = cl_evaluate(&m, t, &c.valid, c.lines ? 256 : o->batch, o->seq, 0, NULL);
+            last_valid = vl;
+            cl_progress_note(&pg, "step %ld: train loss %.4f (running mean %.4f), held-out loss %.4f nats/char (%.3f bits), %.0f s",
+                             step, lv, ema / ema_w, vl, vl / log(2.0), cl_now() - t0);
+        }
+        fprintf(logf, "%ld,%.4f,%.6g,%.6f,%.6f,%.6f,%.6f,%.0f,%.2f\n", step, (double)step / (double)per_epoch, lr, lv,
+                ema / ema_w, gnorm, vl, tok_rate, cl_now() - t0);
+        if (do_eval) fflush(logf);
+        cl_progress_update(&pg, step, ema / ema_w, tok_rate, lr);
+        int stop = interrupted || (o->stop_after > 0 && step >= o->stop_after);
+        if (last || stop || (o->checkpoint_every > 0 && step % o->checkpoint_every == 0)) {
+            if (cl_save_checkpoint(o->checkpoint, ps, opt, o, &c, step, c.lines ? NULL : &carry, &drop_rng)) { rc = 1; break; }
+        }
+        if (stop && !last) {
+            cl_progress_note(&pg, "# %s at step %ld: checkpoint saved to %s; continue with the same command plus --resume",
+                             interrupted ? "interrupted" : "stopped", step, o->checkpoint);
+            stopped = 1;
+            break;
+        }
+    }
+    cl_progress_done(&pg);
+    double el = cl_now() - t0;
+    if (logf) fclose(logf);
+    if (!rc && !stopped) {
+        char d[32];
+        cl_fmt_duration(el, d, sizeof d);
+        printf("# done: %ld steps in %s (%.1f s, %.0f characters/s); final held-out loss %.4f nats/char, %.4f bits/char, perplexity %.3f\n",
+               step - start_step, d, el, (double)tokens / el, last_valid, last_valid / log(2.0), exp(last_valid));
+        printf("# checkpoint %s, log %s\n", o->checkpoint, o->log);
+        if (strcmp(o->plot, "none") && cl_plot(o->log, o->plot, o->checkpoint) == 0) printf("# loss plot %s\n", o->plot);
+    }
+    free(idx);
+    free(ord.perm);
+    cl_batch_free(&b);
+    sp_tape_free(t);
+    sp_carry_free(&carry);
+    sp_optim_free(opt);
+    sp_params_free(ps);
+    cl_corpus_free(&c);
+    return rc ? rc : (stopped && interrupted ? 130 : 0);
+}
+
