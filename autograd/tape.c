@@ -86,6 +86,18 @@ void *sp__alloc(sp_tape *t, size_t bytes)
     return p;
 }
 
+void *sp__scratch(sp_tape *t, size_t bytes)
+{
+    if (bytes > t->scratch_size) {
+        free(t->scratch);
+        t->scratch = aligned_alloc(SP_ALIGN, (bytes + SP_ALIGN - 1) / SP_ALIGN * SP_ALIGN);
+        t->scratch_size = t->scratch ? bytes : 0;
+        t->mallocs++;
+        if (!t->scratch) sp_tape_fail(t, SP_ERR_NOMEM, "tape: out of memory for %zu bytes of scratch", bytes);
+    }
+    return t->scratch;
+}
+
 void *sp_tape_alloc(sp_tape *t, size_t bytes)
 {
     if (!t || t->status != SP_OK) return NULL;
@@ -127,6 +139,7 @@ void sp_tape_free(sp_tape *t)
     if (!t) return;
     chunks_free(t->chunks);
     free(t->rec);
+    free(t->scratch);
     free(t);
 }
 

@@ -44,6 +44,8 @@ struct sp_tape {
     int n_rec, cap_rec;
     int mallocs;
     int backward_done;        /* sp_backward ran since the last reset */
+    void *scratch;            /* sp__scratch's buffer, reused by every backward kernel */
+    size_t scratch_size;
     sp_record **deferred;     /* records whose backward left work for their op's finish */
     int n_deferred;
     sp_status status;
@@ -54,6 +56,9 @@ struct sp_tape {
 /* Arena allocation (zeroed, 64-byte aligned). NULL and a sticky error if out of memory. */
 void *sp__alloc(sp_tape *t, size_t bytes);
 void *sp__alloc_raw(sp_tape *t, size_t bytes); /* the same, not zeroed */
+/* Temporary memory for one backward kernel, valid until the next sp__scratch call (it is reused,
+ * so the T steps of a sequence do not each keep their scratch in the arena). Not zeroed. */
+void *sp__scratch(sp_tape *t, size_t bytes);
 /* Backward kernels may hand part of their work to their op's finish hook (e.g. to sum the
  * weight gradients of all time steps in one GEMM): push the record here. */
 void sp__defer(sp_record *r);

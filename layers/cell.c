@@ -101,7 +101,7 @@ sp_tensor *sp__project_ih(sp_tape *t, const sp_cell *c, sp_tensor *x)
         sp_tensor *parts[2] = {sp_slice_cols(t, b, 0, 2 * H), sp_slice_cols(t, c->b_ih, 2 * H, H)};
         b = sp_concat(t, parts, 2);
     }
-    return sp_add(t, sp_matmul_ex(t, x, 0, c->w_ih, 1), sp_name(t, b, "bias"));
+    return sp_matmul_bias(t, x, 0, c->w_ih, 1, sp_name(t, b, "bias"));
 }
 
 /* h W_hh^T for the rows [r0, r0+n) of W_hh (its biases are in the projection). */

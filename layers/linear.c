@@ -41,8 +41,7 @@ sp_tensor *sp_linear_forward(sp_tape *t, const sp_linear *l, sp_tensor *x)
                      l->weight->name, x->name, x->rows, x->cols, x->cols, l->in);
         return NULL;
     }
-    sp_tensor *y = sp_matmul_ex(t, x, 0, l->weight, 1);
-    return l->bias ? sp_add(t, y, l->bias) : y;
+    return sp_matmul_bias(t, x, 0, l->weight, 1, l->bias);
 }
 
 sp_status sp_embed_init(sp_embed *e, sp_params *ps, const char *prefix, int num, int dim, sp_rng *rng)

@@ -72,7 +72,7 @@ void sp__lstm_cell_backward(sp_record *r)
     sp_tensor *xp = r->in[0], *c_prev = r->in[1], *hp = r->n_in > 2 ? r->in[2] : NULL;
     int B = c_prev->rows, H = c_prev->cols;
     const sp_real *s = r->saved, *dout = r->out->grad;
-    sp_real *scratch = sp__alloc_raw(r->tape, (size_t)B * 5 * H * sizeof(sp_real));
+    sp_real *scratch = sp__scratch(r->tape, (size_t)B * 5 * H * sizeof(sp_real));
     if (!scratch) return;
     ROWS_PARALLEL_IF((size_t)B * H)
     for (int b = 0; b < B; b++) {
@@ -150,7 +150,7 @@ void sp__gru_cell_backward(sp_record *r)
     int B = h_prev->rows, H = h_prev->cols;
     const sp_real *s = r->saved;
     /* per row: da_r, da_z, da_n (for xp) then da_n r (for hp_n and b_hn) */
-    sp_real *scratch = sp__alloc_raw(r->tape, (size_t)B * 4 * H * sizeof(sp_real));
+    sp_real *scratch = sp__scratch(r->tape, (size_t)B * 4 * H * sizeof(sp_real));
     if (!scratch) return;
     ROWS_PARALLEL_IF((size_t)B * H)
     for (int b = 0; b < B; b++) {

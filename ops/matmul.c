@@ -33,9 +33,9 @@ static void gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda,
             (sp_real *)A, lda, 1, (sp_real *)B, ldb, 1, &beta, C, ldc, 1, NULL, &rntm);
 }
 
-sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b)
+sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b, sp_tensor *bias)
 {
-    sp_tensor *in[2] = {a, b};
+    sp_tensor *in[3] = {a, b, bias};
     if (!sp__ready(t, SP_OP_MATMUL, in, 2)) return NULL;
     int M = trans_a ? a->cols : a->rows, K = trans_a ? a->rows : a->cols;
     int Kb = trans_b ? b->cols : b->rows, N = trans_b ? b->rows : b->cols;
@@ -44,19 +44,31 @@ sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int
                                                             : "inner dims differ", a, b);
         return NULL;
     }
-    sp_record *r = sp__record(t, SP_OP_MATMUL, M, N, in, 2);
+    if (bias && (bias->rows != 1 || bias->cols != N)) {
+        sp__shape_error(t, SP_OP_MATMUL, "bias must be a row [1 x N] of the product's N columns", bias, b);
+        return NULL;
+    }
+    sp_record *r = sp__record(t, SP_OP_MATMUL, M, N, in, bias ? 3 : 2);
     if (!r) return NULL;
     r->iattr[0] = !!trans_a;
     r->iattr[1] = !!trans_b;
     r->iattr[2] = K;
-    gemm(trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, 0, r->out->data, N);
+    sp_real *C = r->out->data;
+    if (bias) /* C = bias in every row, then C += op(A) op(B): one pass, no separate add node */
+        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * N, bias->data, (size_t)N * sizeof(sp_real));
+    gemm(trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias ? 1 : 0, C, N);
     return r->out;
+}
+
+sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b)
+{
+    return sp_matmul_bias(t, a, trans_a, b, trans_b, NULL);
 }
 
 sp_tensor *sp_matmul(sp_tape *t, sp_tensor *a, sp_tensor *b) { return sp_matmul_ex(t, a, 0, b, 0); }
 
-/* forward: C[M,N] = op(A)[M,K] op(B)[K,N]
- *   d op(A) = dC op(B)^T      d op(B) = op(A)^T dC
+/* forward: C[M,N] = op(A)[M,K] op(B)[K,N] (+ bias[1,N] in every row)
+ *   d op(A) = dC op(B)^T      d op(B) = op(A)^T dC      dbias = sum over rows of dC
  * and a transposed operand receives the transpose of that. beta = 1: gradients accumulate. */
 void sp__matmul_backward(sp_record *r)
 {
@@ -76,6 +88,13 @@ void sp__matmul_backward(sp_record *r)
         else /* dB[N,K] += dC^T op(A) */
             gemm(1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
     }
+    sp_tensor *bias = r->n_in > 2 ? r->in[2] : NULL;
+    if (bias && bias->grad) /* dbias += column sums of dC */
+        for (int i = 0; i < M; i++) {
+            const sp_real *restrict g = c->grad + (size_t)i * c->stride;
+            sp_real *restrict d = bias->grad;
+            for (int j = 0; j < N; j++) d[j] += g[j];
+        }
 }
 
 static int same_group(const sp_record *r, const sp_tensor *b, int tb)
@@ -83,9 +102,19 @@ static int same_group(const sp_record *r, const sp_tensor *b, int tb)
     return r && r->op == SP_OP_MATMUL && r->in[1] == b && r->iattr[1] == tb;
 }
 
-/* Deferred records that share the parameter and its transpose flag: stack the rows of A
- * [sum M, K] and of dC [sum M, N], then dB += Astack^T Cstack (Cstack^T Astack if B is used
- * transposed). */
+/* Rows stacked per GEMM: K = 512 already runs BLIS near its peak, and a cap keeps the stacking
+ * buffers small (they would otherwise double the memory of a long sequence's activations). */
+#define SP_STACK_ROWS 512
+
+/* dB += A^T C (or C^T A for a B used transposed) for stacked rows A [M, K], C [M, N]. */
+static void stacked_gemm(int tb, int M, int N, int K, const sp_real *A, const sp_real *C, sp_tensor *b)
+{
+    if (!tb) gemm(1, 0, K, N, M, A, K, C, N, 1, b->grad, b->stride);
+    else gemm(1, 0, N, K, M, C, N, A, K, 1, b->grad, b->stride);
+}
+
+/* Deferred records that share the parameter and its transpose flag: stack the rows of every
+ * step's A and dC (up to SP_STACK_ROWS at a time) and add their product into dB. */
 void sp__matmul_finish(sp_tape *t)
 {
     sp_record **d = t->deferred;
@@ -93,35 +122,31 @@ void sp__matmul_finish(sp_tape *t)
     for (int i = 0; i < n; i++) {
         if (!d[i] || d[i]->op != SP_OP_MATMUL) continue;
         sp_tensor *b = d[i]->in[1];
-        int tb = d[i]->iattr[1], K = d[i]->iattr[2], N = d[i]->out->cols, M = 0, count = 0;
+        int tb = d[i]->iattr[1], K = d[i]->iattr[2], N = d[i]->out->cols, M = 0;
         for (int j = i; j < n; j++)
-            if (same_group(d[j], b, tb)) M += d[j]->out->rows, count++;
-        sp_real *A = NULL, *C = NULL;
-        if (count > 1) {
-            A = sp__alloc_raw(t, (size_t)M * K * sizeof(sp_real));
-            C = A ? sp__alloc_raw(t, (size_t)M * N * sizeof(sp_real)) : NULL;
-        }
-        if (!A || !C) { /* a single product (or no memory to stack): one GEMM per record */
-            for (int j = i; j < n; j++) {
-                if (!same_group(d[j], b, tb)) continue;
-                sp_tensor *a = d[j]->in[0], *c = d[j]->out;
-                if (!tb) gemm(1, 0, K, N, c->rows, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
-                else gemm(1, 0, N, K, c->rows, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
-                d[j] = NULL;
-            }
-            continue;
-        }
-        size_t row = 0;
+            if (same_group(d[j], b, tb)) M += d[j]->out->rows;
+        int cap = M < SP_STACK_ROWS ? M : SP_STACK_ROWS;
+        sp_real *A = M > d[i]->out->rows ? sp__scratch(t, (size_t)cap * (K + N) * sizeof(sp_real)) : NULL;
+        sp_real *C = A ? A + (size_t)cap * K : NULL;
+        int rows = 0;
         for (int j = i; j < n; j++) {
             if (!same_group(d[j], b, tb)) continue;
             sp_tensor *a = d[j]->in[0], *c = d[j]->out;
-            for (int r = 0; r < c->rows; r++, row++) {
-                memcpy(A + row * K, sp_at(a, r, 0), (size_t)K * sizeof(sp_real));
-                memcpy(C + row * N, c->grad + (size_t)r * c->stride, (size_t)N * sizeof(sp_real));
-            }
             d[j] = NULL;
+            if (!A || c->rows > cap) { /* nothing to stack with (or no memory): this product alone */
+                if (!tb) gemm(1, 0, K, N, c->rows, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
+                else gemm(1, 0, N, K, c->rows, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+                continue;
+            }
+            if (rows + c->rows > cap) {
+                stacked_gemm(tb, rows, N, K, A, C, b);
+                rows = 0;
+            }
+            for (int r = 0; r < c->rows; r++, rows++) {
+                memcpy(A + (size_t)rows * K, sp_at(a, r, 0), (size_t)K * sizeof(sp_real));
+                memcpy(C + (size_t)rows * N, c->grad + (size_t)r * c->stride, (size_t)N * sizeof(sp_real));
+            }
         }
-        if (!tb) gemm(1, 0, K, N, M, A, K, C, N, 1, b->grad, b->stride); /* dB[K,N] += A^T C */
-        else gemm(1, 0, N, K, M, C, N, A, K, 1, b->grad, b->stride);     /* dB[N,K] += C^T A */
+        if (rows) stacked_gemm(tb, rows, N, K, A, C, b);
     }
 }

@@ -24,11 +24,12 @@ static void test_value_used_twice_accumulates(void **state)
 }
 
 /* h_t = tanh(W h_{t-1}) over T steps: dL/dW equals the sum of the per-step contributions, each
- * measured by giving that step its own copy of W. */
+ * measured by giving that step its own copy of W. R = 150 rows per step makes the stacked
+ * weight-gradient GEMM (ops/matmul.c) run in several chunks of at most 512 rows. */
 static void test_shared_weight_gets_sum_of_per_step_gradients(void **state)
 {
     (void)state;
-    enum { T = 5, H = 3 };
+    enum { T = 5, H = 3, R = 150 };
     sp_params *ps = sp_params_new();
     sp_tensor *W = sp_param(ps, "W", H, H), *Wt[T];
     char nm[16];
@@ -43,15 +44,15 @@ static void test_shared_weight_gets_sum_of_per_step_gradients(void **state)
     sp_tape *t = sp_tape_new();
     for (int pass = 0; pass < 2; pass++) {
         sp_tape_reset(t);
-        sp_tensor *h = sp_const(t, 1, H);
-        for (int j = 0; j < H; j++) h->data[j] = (sp_real)(0.3 * (j + 1));
+        sp_tensor *h = sp_const(t, R, H);
+        for (int j = 0; j < R * H; j++) h->data[j] = (sp_real)(0.3 * (j % 7 - 3));
         for (int k = 0; k < T; k++) h = sp_tanh(t, sp_matmul(t, h, pass == 0 ? W : Wt[k]));
         assert_int_equal(sp_backward(t, sp_sum(t, h)), SP_OK);
     }
     for (int e = 0; e < H * H; e++) {
         double sum = 0;
         for (int k = 0; k < T; k++) sum += Wt[k]->grad[e];
-        sp_test_close(W->grad[e], sum, 1e-5, 1e-7, "shared W grad vs sum of per-step grads");
+        sp_test_close(W->grad[e], sum, 1e-4, 1e-5, "shared W grad vs sum of per-step grads");
     }
     sp_tape_free(t);
     sp_params_free(ps);
