@@ -140,6 +140,7 @@ void sp_tape_free(sp_tape *t)
     chunks_free(t->chunks);
     free(t->rec);
     free(t->scratch);
+    sp__packed_free(t);
     free(t);
 }
 
@@ -160,6 +161,7 @@ void sp_tape_reset(sp_tape *t)
     t->cur = t->chunks;
     t->n_rec = 0;
     t->backward_done = 0;
+    sp__packed_reset(t); /* parameters may have changed since they were packed */
     t->status = SP_OK;
     t->msg[0] = 0;
     t->scope[0] = 0;
@@ -381,5 +383,6 @@ sp_status sp_backward(sp_tape *t, sp_tensor *loss)
     for (int op = 0; op < SP_OP__COUNT; op++)
         if (sp_op_table[op].finish) sp_op_table[op].finish(t);
     t->n_deferred = 0;
+    sp__packed_reset(t); /* an optimizer step usually follows: later products must re-pack */
     return t->status;
 }

@@ -30,6 +30,17 @@ typedef struct {
 
 extern const sp_op_def sp_op_table[SP_OP__COUNT];
 
+/* A parameter packed for the recurrent-product kernel (ops/packed.c), valid until the next reset. */
+#define SP_MAX_PACKED 64
+#define SP_PACKED_MAX_ROWS 64 /* products with more rows of A go to BLIS */
+typedef struct {
+    const sp_real *w; /* the parameter's data */
+    int trans, K, N;  /* which op(W) [K, N] was packed */
+    int valid;        /* packed since the last reset */
+    float *buf;
+    size_t cap;
+} sp_packed;
+
 typedef struct sp_chunk {
     struct sp_chunk *next;
     size_t size, used;
@@ -44,6 +55,8 @@ struct sp_tape {
     int n_rec, cap_rec;
     int mallocs;
     int backward_done;        /* sp_backward ran since the last reset */
+    sp_packed packed[SP_MAX_PACKED]; /* weights packed for small products (ops/packed.c) */
+    int n_packed;
     void *scratch;            /* sp__scratch's buffer, reused by every backward kernel */
     size_t scratch_size;
     sp_record **deferred;     /* records whose backward left work for their op's finish */
@@ -62,6 +75,13 @@ void *sp__scratch(sp_tape *t, size_t bytes);
 /* Backward kernels may hand part of their work to their op's finish hook (e.g. to sum the
  * weight gradients of all time steps in one GEMM): push the record here. */
 void sp__defer(sp_record *r);
+/* C[M, N] (+)= A[M, K] op(W) from W packed once per tape epoch; op(W)[k][n] = trans ? W[n][k] :
+ * W[k][n]. Returns 0 (and does nothing) when the product is not one it handles: the caller then
+ * uses BLIS. */
+int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
+                    sp_real *C, int ldc, int accumulate);
+void sp__packed_reset(sp_tape *t);
+void sp__packed_free(sp_tape *t);
 /* True if the op may proceed: tape ok and all inputs non-NULL (else sets an error naming op). */
 int sp__ready(sp_tape *t, sp_op op, sp_tensor *const *in, int n);
 /* Record an op whose output is a new rows x cols arena tensor (NOT zeroed: the op writes it all). Inputs are copied into

@@ -61,11 +61,12 @@ def classify(frames):
         return "optimizer (clip + Adam)", "optimizer"
     if "sp_params_zero_grad" in syms:
         return "zero parameter grads (memset)", "sp_params_zero_grad"
-    if any(s.startswith("cblas_sgemm") or s.startswith("cblas_dgemm") for s in syms):
+    # Any time inside BLIS is GEMM time (spool calls it through cblas_?gemm or BLIS's typed API).
+    if any("libblis" in dso for _, dso in frames) or any(s.startswith("cblas_") for s in syms):
         pack = any("packm" in s or "scal2m" in s for s in syms)
+        op = next((s for s in syms if "matmul" in s or s.startswith("sp_linear")), "gemm")
         return ("GEMM %s: %s" % ("backward" if bwd else "forward",
-                                 "BLIS packing" if pack else "kernel + other")), (
-            "sp__matmul_backward" if bwd else "sp_matmul_ex")
+                                 "BLIS packing" if pack else "kernel + other")), op
     if "kallsyms" in leaf_dso:
         return "kernel (page faults, syscalls)", "kernel"
     # the op: the spool frame nearest the leaf that is not a generic helper

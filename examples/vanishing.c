@@ -62,7 +62,7 @@ static void usage(FILE *f)
             "Trains a vanilla RNN, a GRU and an LSTM (same parameter budget) to recall the first symbol\n"
             "of a sequence after T distractors, for several T; prints accuracy per T and cell and the\n"
             "norm of dL/dh<t> for every step t of one batch; writes .tsv data and SVG plots.\n"
-            "  --gaps LIST        gaps T, comma separated (5,10,20,50,100)\n"
+            "  --gaps LIST        gaps T, comma separated (5,10,20,50,100,200)\n"
             "  --cells LIST       of rnn,gru,lstm (all three)\n"
             "  --budget N         parameters per model, cell + head (5000)\n"
             "  --symbols K        key symbols, chance = 1/K (8)\n"
@@ -72,7 +72,7 @@ static void usage(FILE *f)
             "  --lr X             Adam learning rate (0.005)\n"
             "  --clip X           gradient-norm clipping, 0 = off (1)\n"
             "  --gate-bias X      initial bias of the gate that keeps the state: LSTM forget gate,\n"
-            "                     GRU update gate z (3; PyTorch's default init is about 0)\n"
+            "                     GRU update gate z (5; PyTorch's default init is about 0)\n"
             "  --eval-every N     held-out accuracy every N updates (100)\n"
             "  --target X         stop a model early at this held-out accuracy (0.99)\n"
             "  --test-n N         held-out sequences (1000)\n"
@@ -105,10 +105,10 @@ static int parse_list_int(const char *s, int *out, int max, int lo, int hi)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.gaps = {5, 10, 20, 50, 100}, .ngaps = 5, .use = {1, 1, 1}, .K = 8, .D = 8, .steps = 3000,
+    *o = (options){.gaps = {5, 10, 20, 50, 100, 200}, .ngaps = 6, .use = {1, 1, 1}, .K = 8, .D = 8, .steps = 3000,
                    .batch = 32, .eval_every = 100, .test_n = 1000, .grad_gap = 100, .explode_gap = 20,
                    .explode_steps = 400, .plot = 1, .budget = 5000, .lr = 5e-3, .clip = 1, .target = 0.99,
-                   .explode_scale = 2, .explode_lr = 0.2, .gate_bias = 3, .seed = 1, .out_dir = "docs/img"};
+                   .explode_scale = 2, .explode_lr = 0.2, .gate_bias = 5, .seed = 1, .out_dir = "docs/img"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r = 0;
@@ -430,7 +430,7 @@ static int write_plots(const options *o, int explode, int trained)
     FILE *f = open_out(o, "vanishing.gp", path, sizeof path);
     if (!f) return -1;
     fprintf(f,
-            "# gnuplot script written by spool-vanishing; run from the repository root or from %s\n"
+            "# gnuplot script written by spool-vanishing; run it from the folder the program ran in\n"
             "set terminal svg size 760,440 dynamic noenhanced font 'sans,12'\n"
             "set datafile separator tab\nset key outside right\nset grid\n"
             "cd '%s'\n"
@@ -444,9 +444,9 @@ static int write_plots(const options *o, int explode, int trained)
             "set output 'vanishing_accuracy.svg'\n"
             "set title 'held-out accuracy of recalling the first symbol after T distractors'\n"
             "set xlabel 'gap T'\nset ylabel 'accuracy'\nset yrange [0:1.05]\n"
-            "plot for [c=2:*] 'vanishing_accuracy.tsv' using 1:c with linespoints lw 2 pt 7 title columnheader(c), "
-            "%g with lines dt 2 lc rgb 'gray' title 'chance'\n",
-            o->out_dir, o->out_dir, o->grad_gap, trained_cmd, 1.0 / o->K);
+            "plot for [c=2:*] 'vanishing_accuracy.tsv' using 1:c with linespoints lw 2 pt 2*c+1 ps 1.3 "
+            "title columnheader(c), 'vanishing_accuracy.tsv' using 1:(%g) with lines dt 2 lc rgb 'gray' title 'chance'\n",
+            o->out_dir, o->grad_gap, trained_cmd, 1.0 / o->K);
     if (explode)
         fprintf(f,
                 "unset logscale x\nset yrange [*:*]\nset logscale y\nset format y '%%.0e'\n"

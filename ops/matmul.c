@@ -56,7 +56,8 @@ sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, i
     sp_real *C = r->out->data;
     if (bias) /* C = bias in every row, then C += op(A) op(B): one pass, no separate add node */
         for (int i = 0; i < M; i++) memcpy(C + (size_t)i * N, bias->data, (size_t)N * sizeof(sp_real));
-    gemm(trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias ? 1 : 0, C, N);
+    if (trans_a || !sp__packed_gemm(t, M, N, K, a->data, a->stride, b, trans_b, C, N, bias != NULL))
+        gemm(trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias ? 1 : 0, C, N);
     return r->out;
 }
 
@@ -75,8 +76,10 @@ void sp__matmul_backward(sp_record *r)
     sp_tensor *a = r->in[0], *b = r->in[1], *c = r->out;
     int ta = r->iattr[0], tb = r->iattr[1], K = r->iattr[2], M = c->rows, N = c->cols;
     if (a->grad) {
-        if (!ta) /* dA[M,K] += dC[M,N] op(B)^T */
-            gemm(0, !tb, M, K, N, c->grad, c->stride, b->data, b->stride, 1, a->grad, a->stride);
+        if (!ta) { /* dA[M,K] += dC[M,N] op(B)^T */
+            if (!sp__packed_gemm(r->tape, M, K, N, c->grad, c->stride, b, !tb, a->grad, a->stride, 1))
+                gemm(0, !tb, M, K, N, c->grad, c->stride, b->data, b->stride, 1, a->grad, a->stride);
+        }
         else /* dA[K,M] += op(B)[K,N] dC^T */
             gemm(tb, 1, K, M, N, b->data, b->stride, c->grad, c->stride, 1, a->grad, a->stride);
     }

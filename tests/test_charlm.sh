@@ -80,6 +80,10 @@ expect_fail "resume with another model size" "another configuration: --hidden 24
     $BIN train $TINY --hidden 32 --checkpoint t-lstm.safetensors --resume
 expect_fail "resume with another cell" "another configuration: --cell lstm there, gru here" \
     $BIN train $TINY --cell gru --checkpoint t-lstm.safetensors --resume
+expect_fail "resume on other data" "trained on data with another vocabulary" \
+    $BIN train $TINY --data names --checkpoint t-lstm.safetensors --resume
+expect_fail "resume of a finished run" "already done 150 of 150 steps" \
+    $BIN train $TINY --cell lstm --checkpoint t-lstm.safetensors --resume
 expect_fail "score text outside the vocabulary" "character 'X'" $BIN score $CK "the X"
 expect_fail "too short for the batch" "too short" $BIN train --data tiny.txt --mode stream --seq 500 --plot none
 

@@ -223,6 +223,30 @@ static void test_program_end_to_end(void **state)
         assert_true(contains(out, "result: test accuracy"));
         free(out);
     }
+    /* seeded: the same command again gives the same losses and accuracies, epoch by epoch (the
+     * lines without their timings) */
+    char *first = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        const char *args[] = {"train", "--data", data, "--limit", "120", "--epochs", "2", "--embed", "8", "--hidden",
+                              "8", "--batch", "16", "--out", model, "--threads", "1", "--seed", "9", "--unk", "0.5",
+                              "--word-dropout", "0.1", NULL};
+        assert_int_equal(run(&out, args), 0);
+        char *kept = calloc(strlen(out) + 1, 1);
+        for (char *line = strstr(out, "\nepoch"); line; line = strstr(line + 1, "\nepoch")) {
+            char *end = strstr(line, "  (");
+            assert_non_null(end);
+            strncat(kept, line, (size_t)(end - line));
+        }
+        assert_non_null(strstr(kept, "epoch  2"));
+        if (rep == 0) first = kept;
+        else {
+            if (strcmp(first, kept)) print_message("# run 1:%s\n# run 2:%s\n", first, kept);
+            assert_string_equal(first, kept);
+            free(kept);
+        }
+        free(out);
+    }
+    free(first);
     const char *ev[] = {"eval", "--model", model, "--data", data, NULL};
     assert_int_equal(run(&out, ev), 0);
     assert_true(contains(out, "test accuracy"));

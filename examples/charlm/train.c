@@ -89,6 +89,23 @@ static int order_get(order *o, long g)
     return o->perm[g % o->n];
 }
 
+/* The running mean of the training loss continues from the log's last row, so the plot of a
+ * resumed run has no jump (the mean is for display only; nothing else depends on it). */
+static void resume_running_mean(const char *path, long step, double *ema, double *ema_w)
+{
+    FILE *f = fopen(path, "r");
+    char line[512], last[512] = "";
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) memcpy(last, line, sizeof last);
+    fclose(f);
+    long s;
+    double epoch, lr, loss, avg;
+    if (sscanf(last, "%ld,%lf,%lf,%lf,%lf", &s, &epoch, &lr, &loss, &avg) == 5 && s == step) {
+        *ema_w = 1 - pow(0.98, (double)step); /* the weight of a mean started at 0 after `step` updates */
+        *ema = avg * *ema_w;
+    }
+}
+
 static int parse_optimizer(const char *s, sp_optim_kind *k)
 {
     static const struct { const char *n; sp_optim_kind k; } t[] = {
@@ -141,9 +158,10 @@ int cl_cmd_train(cl_opts *o)
                    !memcmp(ck_vocab.cp, c.vocab.cp, sizeof(uint32_t) * (size_t)c.vocab.V);
         cl_vocab_free(&ck_vocab);
         if (!same) {
+            cl_fail("%s was trained on data with another vocabulary or mode than %s", o->checkpoint, c.train_path);
             cl_corpus_free(&c);
             free(carry_hex);
-            return cl_fail("%s was trained on data with another vocabulary or mode than %s", o->checkpoint, c.train_path);
+            return 1;
         }
     }
     long per_epoch = c.lines ? (c.train.n_seq + o->batch - 1) / o->batch : cl_stream_chunks(&c.train, o->batch, o->seq);
@@ -190,6 +208,8 @@ int cl_cmd_train(cl_opts *o)
         else if (!c.lines && (!carry_hex || cl_carry_from_hex(&carry, carry_hex)))
             rc = cl_fail("%s: carried state missing or of another batch size", o->checkpoint);
         step = start_step;
+        if (!rc && step >= total)
+            rc = cl_fail("%s has already done %ld of %ld steps: give a larger --steps to train on", o->checkpoint, step, total);
         if (!rc) printf("# resumed from %s at step %ld\n", o->checkpoint, step);
     }
     free(carry_hex);
@@ -222,6 +242,7 @@ int cl_cmd_train(cl_opts *o)
     cl_progress pg;
     cl_progress_init(&pg, total, o->print_every, o->progress);
     double t0 = cl_now(), ema = 0, ema_w = 0, last_valid = NAN, tok_rate = 0;
+    if (o->resume) resume_running_mean(o->log, start_step, &ema, &ema_w);
     long tokens = 0;
     int stopped = 0;
     while (step < total) {

@@ -167,7 +167,9 @@ void *sp_tape_alloc(sp_tape *t, size_t bytes);
 
 /* Walk the record in reverse from loss (a 1 x 1 node), accumulating d loss / d x into ->grad of
  * every node and parameter that needs it. Parameters accumulate across calls until
- * sp_params_zero_grad. Returns the tape's status. Activation gradients stay readable until reset. */
+ * sp_params_zero_grad. Returns the tape's status. Activation gradients stay readable until reset.
+ * Parameters must not change between the forward ops that use them and this call (the backward
+ * reads them, and products keep a packed copy of a weight until reset or backward). */
 sp_status sp_backward(sp_tape *t, sp_tensor *loss) SP_WARN_UNUSED;
 
 /* Introspection for tests, dot export and tools. */

@@ -1,0 +1,165 @@
+/* packed.c - the recurrent product h W^T with W packed once per tape, not once per call.
+ *
+ * A recurrent layer multiplies a small [B, H] state by the same weight at every time step, forward
+ * (h W^T) and backward (dG W). BLIS re-packs the whole weight into its panel format on each of those
+ * 2T calls, which at B = 32 costs more than the arithmetic: measured here, [32 x 256] x [256 x 1024]
+ * runs at ~75 GFLOP/s through BLIS and ~200 GFLOP/s from weights packed once (see
+ * bench/packed_gemm_proto.c and bench/PROFILE.md). So a matmul whose B operand is a parameter and
+ * whose A has few rows asks this file first: the weight is packed on first use after each
+ * sp_tape_reset (parameters change only between steps) into panels of 32 output columns, and an
+ * AVX-512 micro-kernel (8 rows x 32 columns of accumulators) computes from the panels. Other CPUs,
+ * the double build, and large or odd products go to BLIS as before.
+ */
+#include "../autograd/tape_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(SP_USE_DOUBLE)
+#define SP_HAVE_PACKED 1
+#include <immintrin.h>
+#endif
+
+#define MR 8  /* rows of C per micro-tile */
+#define NR 32 /* output columns per packed panel: two 16-float vectors */
+
+void sp__packed_reset(sp_tape *t)
+{
+    for (int i = 0; i < t->n_packed; i++) t->packed[i].valid = 0;
+}
+
+void sp__packed_free(sp_tape *t)
+{
+    for (int i = 0; i < t->n_packed; i++) free(t->packed[i].buf);
+    t->n_packed = 0;
+}
+
+#ifdef SP_HAVE_PACKED
+
+static int cpu_ok(void)
+{
+    static int ok = -1;
+    if (ok < 0) {
+        __builtin_cpu_init();
+        ok = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return ok;
+}
+
+/* Element (k, n) of op(W): W[n][k] if trans else W[k][n]. */
+static inline float wel(const sp_tensor *W, int trans, int k, int n)
+{
+    return trans ? W->data[(size_t)n * W->stride + k] : W->data[(size_t)k * W->stride + n];
+}
+
+/* Panels Bp[p][k][0..NR) = op(W)[k][p*NR ..], zero past N, for op(W) of shape [K, N]. */
+static void pack(const sp_tensor *W, int trans, int K, int N, float *Bp)
+{
+    int P = (N + NR - 1) / NR;
+    const size_t omp_n_ = (size_t)K * N;
+#pragma omp parallel for if(omp_n_ >= 65536) schedule(static)
+    for (int p = 0; p < P; p++) {
+        float *dst = Bp + (size_t)p * K * NR;
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < NR; j++) {
+                int n = p * NR + j;
+                dst[(size_t)k * NR + j] = n < N ? wel(W, trans, k, n) : 0.0f;
+            }
+    }
+}
+
+/* C[mr x cols] (+)= A[mr x K] Bpanel[K x NR], mr <= MR, cols <= NR. */
+__attribute__((target("avx512f"))) static void tile(int mr, int K, const float *A, int lda, const float *bp,
+                                                     float *C, int ldc, int cols, int accumulate)
+{
+    __m512 c0[MR], c1[MR];
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    if (mr == MR) {
+        for (int k = 0; k < K; k++) {
+            __m512 b0 = _mm512_load_ps(bp + (size_t)k * NR), b1 = _mm512_load_ps(bp + (size_t)k * NR + 16);
+            for (int r = 0; r < MR; r++) {
+                __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);
+                c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+                c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+            }
+        }
+    } else {
+        for (int k = 0; k < K; k++) {
+            __m512 b0 = _mm512_load_ps(bp + (size_t)k * NR), b1 = _mm512_load_ps(bp + (size_t)k * NR + 16);
+            for (int r = 0; r < mr; r++) {
+                __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);
+                c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+                c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+            }
+        }
+    }
+    __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+    __mmask16 m1 = cols >= NR ? 0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        if (accumulate) {
+            c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
+            c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+        }
+        _mm512_mask_storeu_ps(c, m0, c0[r]);
+        _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+    }
+}
+
+/* The packed panels of op(W) for this tape epoch, packing them on first use. NULL: no room. */
+static const float *panels(sp_tape *t, const sp_tensor *W, int trans, int K, int N)
+{
+    sp_packed *e = NULL;
+    for (int i = 0; i < t->n_packed && !e; i++)
+        if (t->packed[i].w == W->data && t->packed[i].trans == trans && t->packed[i].K == K && t->packed[i].N == N)
+            e = &t->packed[i];
+    if (!e) {
+        if (t->n_packed == SP_MAX_PACKED) return NULL;
+        e = &t->packed[t->n_packed++];
+        memset(e, 0, sizeof *e);
+        e->w = W->data, e->trans = trans, e->K = K, e->N = N;
+    }
+    size_t bytes = (size_t)((N + NR - 1) / NR) * K * NR * sizeof(float);
+    if (bytes > e->cap) {
+        free(e->buf);
+        e->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        e->cap = e->buf ? bytes : 0;
+        e->valid = 0;
+        t->mallocs++;
+        if (!e->buf) return NULL;
+    }
+    if (!e->valid) {
+        pack(W, trans, K, N, e->buf);
+        e->valid = 1;
+    }
+    return e->buf;
+}
+
+int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
+                    sp_real *C, int ldc, int accumulate)
+{
+    if (M > SP_PACKED_MAX_ROWS || K < 16 || N < 16 || !(W->flags & SP_PARAM) || !cpu_ok()) return 0;
+    const float *Bp = panels(t, W, trans, K, N);
+    if (!Bp) return 0;
+    int P = (N + NR - 1) / NR;
+    const double flops = 2.0 * M * N * K;
+#pragma omp parallel for if(flops >= 2e6) schedule(static)
+    for (int p = 0; p < P; p++) {
+        int cols = N - p * NR < NR ? N - p * NR : NR;
+        for (int i = 0; i < M; i += MR)
+            tile(M - i < MR ? M - i : MR, K, A + (size_t)i * lda, lda, Bp + (size_t)p * K * NR, C + (size_t)i * ldc + p * NR,
+                 ldc, cols, accumulate);
+    }
+    return 1;
+}
+
+#else
+
+int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
+                    sp_real *C, int ldc, int accumulate)
+{
+    (void)t, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)W, (void)trans, (void)C, (void)ldc, (void)accumulate;
+    return 0;
+}
+
+#endif
