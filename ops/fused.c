@@ -84,11 +84,12 @@ void sp__lstm_cell_backward(sp_record *r)
             dc[j] = dcn[j] + dh[j] * o * (1 - tc * tc);
             da[3 * H + j] = dh[j] * tc * o * (1 - o);
         }
+        sp_real *restrict di = da, *restrict df = da + H, *restrict dg = da + 2 * H; /* disjoint: vectorises */
         for (int j = 0; j < H; j++) {
             sp_real i = sv[j], f = sv[H + j], g = sv[2 * H + j];
-            da[j] = dc[j] * g * i * (1 - i);
-            da[H + j] = dc[j] * cp[j] * f * (1 - f);
-            da[2 * H + j] = dc[j] * i * (1 - g * g);
+            di[j] = dc[j] * g * i * (1 - i);
+            df[j] = dc[j] * cp[j] * f * (1 - f);
+            dg[j] = dc[j] * i * (1 - g * g);
         }
         if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, da, 4 * H);
         if (hp && hp->grad) row_add(hp->grad + (size_t)b * hp->stride, da, 4 * H);
@@ -157,13 +158,14 @@ void sp__gru_cell_backward(sp_record *r)
         const sp_real *restrict sv = s + (size_t)b * 4 * H, *restrict dh = r->out->grad + (size_t)b * H;
         const sp_real *restrict hv = sp_at(h_prev, b, 0);
         sp_real *restrict da = scratch + (size_t)b * 4 * H;
+        sp_real *restrict dr = da, *restrict dz = da + H, *restrict dn = da + 2 * H, *restrict dnr = da + 3 * H;
         for (int j = 0; j < H; j++) {
             sp_real rr = sv[j], z = sv[H + j], n = sv[2 * H + j], hn = sv[3 * H + j];
             sp_real dan = dh[j] * (1 - z) * (1 - n * n);
-            da[2 * H + j] = dan;
-            da[3 * H + j] = dan * rr;
-            da[j] = dan * hn * rr * (1 - rr);
-            da[H + j] = dh[j] * (hv[j] - n) * z * (1 - z);
+            dn[j] = dan;
+            dnr[j] = dan * rr;
+            dr[j] = dan * hn * rr * (1 - rr);
+            dz[j] = dh[j] * (hv[j] - n) * z * (1 - z);
         }
         if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, da, 3 * H);
         if (hp->grad) {
