@@ -54,7 +54,7 @@ static sp_status gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *x
                                       sp_tensor **out)
 {
     int H = c->hidden_size;
-    sp_tensor *h = state[0], *pre = sp_add(t, xp, sp__recurrent(t, c, h, 0, 2 * H));
+    sp_tensor *h = state[0], *pre = sp_matmul_bias(t, h, 0, c->w_hh, 1, xp); /* xp + h W_hh^T */
     sp_tensor *z = sp_name(t, sp_sigmoid(t, sp_slice_cols(t, pre, 0, H)), "update");
     sp_tensor *n = sp_name(t, sp_tanh(t, sp_slice_cols(t, pre, H, H)), "candidate");
     out[0] = gru_update(t, z, n, h);

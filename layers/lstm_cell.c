@@ -42,7 +42,7 @@ static sp_status lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tenso
         out[0] = sp_name(t, c->w_hr ? sp_matmul_ex(t, h2, 0, c->w_hr, 1) : h2, "h");
         return sp_tape_status(t);
     }
-    sp_tensor *a = sp_name(t, sp_add(t, xp, sp__recurrent(t, c, h, 0, c->gate_size)), "gates");
+    sp_tensor *a = sp_name(t, sp_matmul_bias(t, h, 0, c->w_hh, 1, xp), "gates"); /* xp + h W_hh^T */
     /* column blocks: i, f, g, o  or (coupled) i, g, o */
     int bi = 0, bf = H, bg = coupled ? H : 2 * H, bo = coupled ? 2 * H : 3 * H;
     sp_tensor *i = gate(t, sp_slice_cols(t, a, bi, H), c, 0, cell, "input");

@@ -11,7 +11,8 @@
 
 static sp_status rnn_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
-    sp_tensor *pre = sp_add(t, xp, sp__recurrent(t, c, state[0], 0, c->hidden_size));
+    /* xp + h W_hh^T in one node: the step's projected rows are the product's addend */
+    sp_tensor *pre = sp_matmul_bias(t, state[0], 0, c->w_hh, 1, xp);
     out[0] = sp_name(t, c->kind == SP_CELL_RNN_RELU ? sp_relu(t, pre) : sp_tanh(t, pre), "h");
     return sp_tape_status(t);
 }

@@ -44,8 +44,8 @@ sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, i
                                                             : "inner dims differ", a, b);
         return NULL;
     }
-    if (bias && (bias->rows != 1 || bias->cols != N)) {
-        sp__shape_error(t, SP_OP_MATMUL, "bias must be a row [1 x N] of the product's N columns", bias, b);
+    if (bias && ((bias->rows != 1 && bias->rows != M) || bias->cols != N)) {
+        sp__shape_error(t, SP_OP_MATMUL, "the addend must be [1 x N] or [M x N] for the product's M x N", bias, b);
         return NULL;
     }
     sp_record *r = sp__record(t, SP_OP_MATMUL, M, N, in, bias ? 3 : 2);
@@ -54,8 +54,8 @@ sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, i
     r->iattr[1] = !!trans_b;
     r->iattr[2] = K;
     sp_real *C = r->out->data;
-    if (bias) /* C = bias in every row, then C += op(A) op(B): one pass, no separate add node */
-        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * N, bias->data, (size_t)N * sizeof(sp_real));
+    if (bias) /* C = the addend, then C += op(A) op(B): one pass, no separate add node */
+        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * N, sp_at(bias, bias->rows == 1 ? 0 : i, 0), (size_t)N * sizeof(sp_real));
     if (trans_a || !sp__packed_gemm(t, M, N, K, a->data, a->stride, b, trans_b, C, N, bias != NULL))
         gemm(trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias ? 1 : 0, C, N);
     return r->out;
@@ -68,8 +68,8 @@ sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int
 
 sp_tensor *sp_matmul(sp_tape *t, sp_tensor *a, sp_tensor *b) { return sp_matmul_ex(t, a, 0, b, 0); }
 
-/* forward: C[M,N] = op(A)[M,K] op(B)[K,N] (+ bias[1,N] in every row)
- *   d op(A) = dC op(B)^T      d op(B) = op(A)^T dC      dbias = sum over rows of dC
+/* forward: C[M,N] = op(A)[M,K] op(B)[K,N] (+ bias, [1,N] in every row or [M,N])
+ *   d op(A) = dC op(B)^T      d op(B) = op(A)^T dC      dbias = dC (summed over rows for [1,N])
  * and a transposed operand receives the transpose of that. beta = 1: gradients accumulate. */
 void sp__matmul_backward(sp_record *r)
 {
@@ -92,10 +92,10 @@ void sp__matmul_backward(sp_record *r)
             gemm(1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
     }
     sp_tensor *bias = r->n_in > 2 ? r->in[2] : NULL;
-    if (bias && bias->grad) /* dbias += column sums of dC */
+    if (bias && bias->grad) /* dbias += dC, summed over rows for a [1 x N] row */
         for (int i = 0; i < M; i++) {
             const sp_real *restrict g = c->grad + (size_t)i * c->stride;
-            sp_real *restrict d = bias->grad;
+            sp_real *restrict d = bias->grad + (bias->rows == 1 ? 0 : (size_t)i * bias->stride);
             for (int j = 0; j < N; j++) d[j] += g[j];
         }
 }

@@ -27,7 +27,7 @@ static sp_tensor *weighted_sum(sp_tape *t, sp_tensor *x)
 }
 
 enum {
-    MATMUL_NN, MATMUL_TN, MATMUL_NT, MATMUL_TT, MATMUL_BIAS, MATMUL_SHARED,
+    MATMUL_NN, MATMUL_TN, MATMUL_NT, MATMUL_TT, MATMUL_BIAS, MATMUL_ADDEND, MATMUL_SHARED,
     ADD, ADD_ROW, ADD_COL, ADD_SCALAR, SUB, SUB_ROW, MUL, MUL_ROW, MUL_COL,
     SCALE, ONE_MINUS, SIGMOID, TANH, RELU, SOFTMAX, XENT, XENT_PADDED, BCE, BCE_MASKED,
     SUM, MEAN, CONCAT, CONCAT_ROWS, SLICE_COLS, SLICE_ROWS, SLICE_OF_SLICE, SPLIT, EMBEDDING, DROPOUT, LSTM_CELL, GRU_CELL, LSTM_CELL_VS_COMPOSED, GRU_CELL_VS_COMPOSED,
@@ -35,7 +35,7 @@ enum {
 };
 
 static const char *case_name[CASE_COUNT] = {
-    "matmul", "matmul A^T", "matmul B^T", "matmul A^T B^T", "matmul B^T + bias",
+    "matmul", "matmul A^T", "matmul B^T", "matmul A^T B^T", "matmul B^T + bias", "matmul + full addend",
     "matmul with a weight shared by several products (stacked weight-gradient GEMM)", "add", "add row bias", "add column",
     "add scalar", "sub", "sub row", "mul", "mul row", "mul column", "scale", "one_minus", "sigmoid",
     "tanh", "relu", "softmax", "softmax_xent", "softmax_xent with padding", "sigmoid_bce",
@@ -74,6 +74,7 @@ static sp_tensor *build(sp_tape *t, void *ctx)
     case MATMUL_NT: return weighted_sum(t, sp_matmul_ex(t, A, 0, B, 1));
     case MATMUL_TT: return weighted_sum(t, sp_matmul_ex(t, A, 1, B, 1));
     case MATMUL_BIAS: return weighted_sum(t, sp_matmul_bias(t, A, 0, B, 1, C));
+    case MATMUL_ADDEND: return weighted_sum(t, sp_matmul_bias(t, A, 0, B, 0, sp_tanh(t, C)));
     case MATMUL_SHARED: { /* B in three products (one on a strided view) and once transposed */
         sp_tensor *y1 = weighted_sum(t, sp_matmul(t, A, B));
         sp_tensor *y2 = weighted_sum(t, sp_matmul(t, sp_tanh(t, A), B));
@@ -172,6 +173,7 @@ static void make_case(grad_case *g, int op)
     case MATMUL_NT: ar = 3, ac = 4, br = 5, bc = 4; break;
     case MATMUL_TT: ar = 4, ac = 3, br = 5, bc = 4; break;
     case MATMUL_BIAS: ar = 3, ac = 4, br = 5, bc = 4, cr = 1, cc = 5; break;
+    case MATMUL_ADDEND: ar = 3, ac = 4, br = 4, bc = 5, cr = 3, cc = 5; break;
     case MATMUL_SHARED: ar = 3, ac = 4, br = 4, bc = 5, cr = 4, cc = 6; break;
     case ADD_ROW: case SUB_ROW: case MUL_ROW: br = 1; break;
     case ADD_COL: case MUL_COL: bc = 1; break;

@@ -42,8 +42,9 @@ const char *sp_op_name(sp_op op);
 sp_tensor *sp_matmul(sp_tape *t, sp_tensor *a, sp_tensor *b);
 /* op(a) x op(b), where op transposes when trans_a / trans_b is nonzero. */
 sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b);
-/* op(a) x op(b) + bias, bias a row [1, N] added to every row (a linear layer: x W^T + b). One node
- * instead of a matmul and an add: half the memory of the [M, N] result. bias may be NULL. */
+/* op(a) x op(b) + bias, bias a row [1, N] added to every row (a linear layer: x W^T + b) or a full
+ * [M, N] addend (a recurrent step: x_t W_ih^T + h W_hh^T). One node instead of a matmul and an
+ * add: half the memory of the [M, N] result. bias may be NULL. */
 sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b, sp_tensor *bias);
 
 /* ------------------------------------------------------------- elementwise */
