@@ -1,11 +1,13 @@
 /* custom_cell.c - is a cell written by a user as fast as the built-in one?
  *
  * Times one training step (forward over T steps, backward, no optimizer) of:
- *   builtin   the library's LSTM (SP_CELL_LSTM) through sp_seq_run;
- *   user      an LSTM written here from public ops only, with a project() function, through the
- *             same runner (what docs/layers.md shows how to write);
- *   user-nop  the same user cell without project(): each step multiplies its own input rows,
- *             the form a first attempt usually takes (T small GEMMs instead of one big one).
+ *   builtin    the library's LSTM (SP_CELL_LSTM) through sp_seq_run;
+ *   user       an LSTM written here from public ops only, through the same runner, using the
+ *              public fused op sp_lstm_cell as the built-in does: nothing is reserved to the library;
+ *   user-basic the same cell from elementary ops only (split, sigmoid, tanh, mul, add): what the
+ *              fused op saves;
+ *   user-nop   user-basic without project(): each step multiplies its own input rows, the form a
+ *              first attempt usually takes (T small GEMMs instead of one big one).
  * Runs alternate (A, B, C, A, B, C, ...) so load on a shared machine hits all alike; medians are
  * printed with the ratio user / builtin. The weights are shared, so all three compute the same
  * numbers; the program checks that before timing.
@@ -28,6 +30,23 @@ static sp_tensor *user_project(sp_tape *t, const sp_cell *c, sp_tensor *x)
 {
     const user_lstm *p = c->user;
     return sp_add(t, sp_matmul_ex(t, x, 0, p->w_ih, 1), p->b_ih);
+}
+
+/* The fused form: both biases in the projection, xp + h W_hh^T inside sp_lstm_cell. */
+static sp_tensor *user_project_fused(sp_tape *t, const sp_cell *c, sp_tensor *x)
+{
+    const user_lstm *p = c->user;
+    return sp_matmul_bias(t, x, 0, p->w_ih, 1, sp_add(t, p->b_ih, p->b_hh));
+}
+
+static sp_status user_step_fused(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+{
+    const user_lstm *p = c->user;
+    int H = c->hidden_size;
+    sp_tensor *hc = sp_lstm_cell(t, xp, sp_matmul_ex(t, state[0], 0, p->w_hh, 1), state[1]);
+    out[0] = sp_slice_cols(t, hc, 0, H);
+    out[1] = sp_slice_cols(t, hc, H, H);
+    return sp_tape_status(t);
 }
 
 /* xp: projected input rows (with project) or raw input rows (without). */
@@ -88,7 +107,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: spool-custom-cell [-T steps] [-B batch] [-I input] [-H hidden] [-n iters] [--threads n]\n"
                "Times a training step (forward + backward) of the built-in LSTM against the same LSTM\n"
-               "written from public ops (with and without an all-steps input projection) and prints\n"
+               "written from public ops (with the public fused op, from elementary ops, and without an\n"
+           "all-steps input projection) and prints\n"
                "median milliseconds and the ratio user / builtin. Defaults: -T 50 -B 32 -I 128 -H 256 -n 20.\n");
 }
 
@@ -138,40 +158,45 @@ int main(int argc, char **argv)
     sp_cell user = {.kind = SP_CELL_CUSTOM, .input_size = I, .hidden_size = H, .out_size = H, .gate_size = 4 * H,
                     .n_state = 2, .state_size = {H, H}, .project = user_project, .step = user_step, .user = &up,
                     .name = "user"};
+    sp_cell user_fused = user;
+    user_fused.project = user_project_fused;
+    user_fused.step = user_step_fused;
+    snprintf(user_fused.name, sizeof user_fused.name, "user_fused");
     sp_cell user_nop = user;
     user_nop.project = NULL;
     snprintf(user_nop.name, sizeof user_nop.name, "user_noproject");
 
     sp_real *x = malloc(sizeof(sp_real) * T * B * I);
-    double *tm[3];
-    for (int k = 0; k < 3; k++) tm[k] = malloc(sizeof(double) * iters);
+    double *tm[4];
+    for (int k = 0; k < 4; k++) tm[k] = malloc(sizeof(double) * iters);
     sp_tape *t = sp_tape_new();
-    if (!x || !t || !tm[0] || !tm[1] || !tm[2]) {
+    if (!x || !t || !tm[0] || !tm[1] || !tm[2] || !tm[3]) {
         fprintf(stderr, "spool-custom-cell: out of memory\n");
         return 1;
     }
     for (size_t k = 0; k < (size_t)T * B * I; k++) x[k] = (sp_real)(2 * sp_rng_uniform(&rng) - 1);
-    const sp_cell *cells[3] = {&builtin, &user, &user_nop};
-    const char *names[3] = {"builtin", "user", "user-nop"};
-    double o[3];
-    for (int k = 0; k < 3; k++) /* warm-up (sizes the arena) and agreement check */
+    const sp_cell *cells[4] = {&builtin, &user_fused, &user, &user_nop};
+    const char *names[4] = {"builtin", "user", "user-basic", "user-nop"};
+    double o[4];
+    for (int k = 0; k < 4; k++) /* warm-up (sizes the arena) and agreement check */
         if (step(t, ps, cells[k], x, T, B, &o[k]) < 0) return 1;
-    if (fabs(o[1] - o[0]) > 1e-5 * (1 + fabs(o[0])) || fabs(o[2] - o[0]) > 1e-5 * (1 + fabs(o[0]))) {
-        fprintf(stderr, "spool-custom-cell: cells disagree (%g, %g, %g)\n", o[0], o[1], o[2]);
+    if (fabs(o[1] - o[0]) > 1e-5 * (1 + fabs(o[0])) || fabs(o[2] - o[0]) > 1e-5 * (1 + fabs(o[0])) ||
+        fabs(o[3] - o[0]) > 1e-5 * (1 + fabs(o[0]))) {
+        fprintf(stderr, "spool-custom-cell: cells disagree (%g, %g, %g, %g)\n", o[0], o[1], o[2], o[3]);
         return 1;
     }
     for (int it = 0; it < iters; it++)
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 4; k++)
             if ((tm[k][it] = step(t, ps, cells[k], x, T, B, &o[k])) < 0) return 1;
-    double med[3];
-    for (int k = 0; k < 3; k++) med[k] = median(tm[k], iters);
+    double med[4];
+    for (int k = 0; k < 4; k++) med[k] = median(tm[k], iters);
     printf("# %s\n# LSTM T=%d B=%d I=%d H=%d, %d iterations, training step (forward + backward)\n", sp_info(), T, B, I,
            H, iters);
-    for (int k = 0; k < 3; k++)
-        printf("%-9s %9.3f ms  ratio to builtin %.3f\n", names[k], 1e3 * med[k], med[k] / med[0]);
+    for (int k = 0; k < 4; k++)
+        printf("%-10s %9.3f ms  ratio to builtin %.3f\n", names[k], 1e3 * med[k], med[k] / med[0]);
     sp_tape_free(t);
     sp_params_free(ps);
     free(x);
-    for (int k = 0; k < 3; k++) free(tm[k]);
+    for (int k = 0; k < 4; k++) free(tm[k]);
     return 0;
 }
