@@ -197,8 +197,9 @@ def write_results(path, rows, meta, peers_used):
              "for 1-thread rows, as spinning OpenMP threads inflate CPU time with more); peak RSS in MB (target: spool <= 1/10 of the smaller peer's); spool's "
              "achieved GEMM GFLOP/s (model FLOPs, step_gemms.h, over the median step); "
              "**ceil** = spool's tokens/s as a fraction of the GEMM-only bound measured by "
-             "spool-gemm-ceiling at the same shapes and threads (1.0 = nothing but BLIS GEMMs; "
-             "per CPU-second for 1-thread rows, as the ceiling takes the best of 3 rounds).\n")
+             "spool-gemm-ceiling at the same shapes and threads (1.0 = as fast as BLIS doing nothing but the "
+             "step's GEMMs; above 1 where spool's own recurrent kernel beats BLIS; per CPU-second for "
+             "1-thread rows, as the ceiling takes the best of 3 rounds).\n")
     hdr = ["cell", "H", "L", "dir", "thr", "spool tok/s"]
     for p in peers_used:
         hdr.append("%s tok/s" % p)
@@ -218,6 +219,8 @@ def write_results(path, rows, meta, peers_used):
         ratio_cpu = s["tokcpu"] / bestc if (s["tokcpu"] and bestc) else None
         st = s["tokcpu"] if c["threads"] == 1 else s["tok"]
         ceil = (st / r["ceiling"]) if (st and r.get("ceiling")) else None
+        if bool(meta["load_note"]) and c["threads"] > 1:
+            ceil = None  # a wall-clock ceiling on a busy machine means nothing
         line = [c["cell"], str(c["hidden"]), str(c["layers"]), "bi" if c["bidirectional"] else "uni",
                 str(c["threads"]), fmt_k(s["tok"])]
         line += [fmt_k(r[p]["tok"]) if r[p]["tok"] is not None else (r[p]["err"] or "–")[:40]

@@ -18,12 +18,15 @@ rc2=$?
 
 python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json <<'PY'
 import json, sys
-passed = failed = 0
+passed = failed = skipped = 0
 for path in sys.argv[1:]:
     try:
         for line in open(path):
             r = json.loads(line)
-            if r.get("result") in ("OK", "EXPECTEDFAIL", "SKIP"):
+            if r.get("result") == "SKIP":
+                skipped += 1
+                print(f"skipped: {r.get('name')} ({path.split('/')[0]})")
+            elif r.get("result") in ("OK", "EXPECTEDFAIL"):
                 passed += 1
             else:
                 failed += 1
@@ -31,7 +34,7 @@ for path in sys.argv[1:]:
     except FileNotFoundError:
         failed += 1
         print(f"FAILED: no test log {path} (build failed?)")
-print(f"{passed} passed, {failed} failed")
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)
 PY
 rc3=$?

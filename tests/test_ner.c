@@ -1,9 +1,9 @@
 /* test_ner.c - the NER example: BIO span extraction by the CoNLL rules (I- without B-, type
  * changes, adjacent B-), entity-level precision/recall/F1 on hand-made sentences, the file reader
  * and its error messages, the most-frequent-tag baseline; then spool-ner itself, run end to end on
- * a tiny slice of WikiGold (train, eval, tag, resume) and with bad options and files, which must
- * give an exit status != 0 and a message, never a crash. The program's path comes from the
- * SPOOL_EXAMPLE environment variable (set by tests/meson.build). */
+ * a tiny slice of WikiGold (trained twice with one seed, eval, tag, resume) and with bad options
+ * and files, which must give an exit status != 0 and a message, never a crash. The program's path
+ * comes from the SPOOL_EXAMPLE environment variable (set by tests/meson.build). */
 #include "helpers.h"
 
 #include "ner_eval.h"
@@ -257,12 +257,25 @@ static void test_program_end_to_end(void **state)
     const char *train[] = {"train", "--data", data, "--limit", "60", "--epochs", "2", "--embed", "8", "--hidden", "8",
                            "--chars", "--char-embed", "4", "--char-hidden", "4", "--batch", "8", "--seed", "3",
                            "--out", model, "--threads", "1", "--dev", dev, "--test", test, NULL};
-    assert_int_equal(run(&out, train), 0);
-    assert_true(contains(out, "dev 40 /"));
-    assert_true(contains(out, "baseline test: precision"));
-    assert_true(contains(out, "epoch  2"));
-    assert_true(contains(out, "result: test F1"));
-    free(out);
+    /* run twice: seeded, so the epoch lines (without their timings) must agree exactly */
+    char *epochs[2];
+    for (int rep = 0; rep < 2; rep++) {
+        assert_int_equal(run(&out, train), 0);
+        assert_true(contains(out, "dev 40 /"));
+        assert_true(contains(out, "baseline test: precision"));
+        assert_true(contains(out, "epoch  2"));
+        assert_true(contains(out, "result: test F1"));
+        epochs[rep] = calloc(strlen(out) + 1, 1);
+        for (char *line = strstr(out, "\nepoch"); line; line = strstr(line + 1, "\nepoch")) {
+            char *end = strstr(line, "  (");
+            assert_non_null(end);
+            strncat(epochs[rep], line, (size_t)(end - line));
+        }
+        free(out);
+    }
+    if (strcmp(epochs[0], epochs[1])) print_message("# run 1:%s\n# run 2:%s\n", epochs[0], epochs[1]);
+    assert_string_equal(epochs[0], epochs[1]);
+    free(epochs[0]), free(epochs[1]);
     const char *ev[] = {"eval", "--model", model, "--test", test, NULL};
     assert_int_equal(run(&out, ev), 0);
     assert_true(contains(out, "test: precision"));
