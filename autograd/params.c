@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sp_runtime_init(void);
 
 sp_params *sp_params_new(void)
 {

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sp_runtime_init(void);
 
 #define SP_ALIGN 64
 #define SP_MIN_CHUNK ((size_t)1 << 20)

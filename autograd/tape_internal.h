@@ -66,6 +66,8 @@ struct sp_tape {
     char scope[256];
 };
 
+/* Sets BLIS's kernel set and the thread counts, once, before BLIS initialises (runtime.c). */
+void sp_runtime_init(void);
 /* Arena allocation (zeroed, 64-byte aligned). NULL and a sticky error if out of memory. */
 void *sp__alloc(sp_tape *t, size_t bytes);
 void *sp__alloc_raw(sp_tape *t, size_t bytes); /* the same, not zeroed */
