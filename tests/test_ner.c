@@ -5,50 +5,20 @@
  * and files, which must give an exit status != 0 and a message, never a crash. The program's path
  * comes from the SPOOL_EXAMPLE environment variable (set by tests/meson.build). */
 #include "helpers.h"
+#include "example_run.h"
 
 #include "ner_eval.h"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
-
-/* ------------------------------------------------------------ running the program */
 
 static char tmpdir[256];
 
-/* Runs the example with args (NULL-terminated), stdout+stderr into *out (malloc'd). Returns the
- * exit status, or 1000 + signal if it was killed by a signal (a crash). */
-static int run(char **out, const char *const *args)
-{
-    const char *exe = getenv("SPOOL_EXAMPLE");
-    assert_non_null(exe);
-    char log[512];
-    snprintf(log, sizeof log, "%s/out.txt", tmpdir);
-    const char *argv[32] = {exe};
-    int n = 1;
-    for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid;
-    assert_int_equal(posix_spawn(&pid, exe, &fa, NULL, (char *const *)argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    char err[256];
-    size_t len;
-    *out = ex_read_file(log, &len, err, sizeof err);
-    assert_non_null(*out);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
-}
+/* The program under test, run with args; see example_run.h. */
+static int run(char **out, const char *const *args) { return sp_test_run_example(tmpdir, out, args); }
 
 static const char *data_dir(void)
 {
