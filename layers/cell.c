@@ -1,25 +1,12 @@
-/* cell.c - what every recurrent cell shares: creating a built-in cell (names, sizes, dispatch to
- * its family's file), the input projection x W_ih^T + b_ih and the recurrent product
- * h W_hh^T + b_hh on PyTorch's weight layout, zero and trainable initial states, and one step from
- * raw inputs (the building block of generation and decoders). */
+/* cell.c - what every recurrent cell shares: creating a built-in cell (names and sizes here, the
+ * kind's own parameters by its row of the cell table, layers/cell_table.c), zero and trainable
+ * initial states, and one step from raw inputs (the building block of generation and decoders). */
+#include "cell_table.h"
 #include "layers_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static const char *short_name(sp_cell_kind k)
-{
-    switch (k) {
-    case SP_CELL_RNN_TANH: case SP_CELL_RNN_RELU: return "rnn";
-    case SP_CELL_GRU_UPDATE_ONLY:
-    case SP_CELL_GRU_RESET_BEFORE_MATMUL:
-    case SP_CELL_GRU_RESET_AFTER_MATMUL:
-        return "gru";
-    case SP_CELL_LSTM: return "lstm";
-    default: return "cell";
-    }
-}
 
 sp_status sp_cell_init(sp_cell *c, sp_cell_kind kind, sp_params *ps, const char *prefix, int layer, int reverse,
                        int I, int H, const sp_cell_opts *opts, sp_rng *rng)
@@ -27,12 +14,13 @@ sp_status sp_cell_init(sp_cell *c, sp_cell_kind kind, sp_params *ps, const char 
     sp_cell_opts o = {0};
     if (opts) o = *opts;
     const char *pfx = prefix ? prefix : "";
+    const sp_cell_def *d = sp__cell_def(kind);
     if (!c || !ps || !rng || I <= 0 || H <= 0 || layer < 0)
         return sp_fail(SP_ERR_ARG, "cell \"%s\" layer %d: %s", pfx, layer,
                        !c || !ps || !rng ? "cell, params and rng must not be NULL" : "sizes must be positive");
-    if (kind != SP_CELL_LSTM && (o.lstm_flags || o.proj_size || o.forget_bias_one))
-        return sp_fail(SP_ERR_ARG, "cell \"%s\" layer %d: LSTM options given for a %s cell", pfx, layer,
-                       short_name(kind));
+    if (!d) return sp_fail(SP_ERR_ARG, "cell \"%s\" layer %d: kind %d is not a built-in cell", pfx, layer, (int)kind);
+    if (!(d->opts & SP_CELL_OPT_LSTM) && (o.lstm_flags || o.proj_size || o.forget_bias_one))
+        return sp_fail(SP_ERR_ARG, "cell \"%s\" layer %d: LSTM options given for a %s cell", pfx, layer, d->scope);
     if (o.proj_size < 0 || (o.proj_size && o.proj_size >= H))
         return sp_fail(SP_ERR_ARG, "cell \"%s\" layer %d: proj_size %d must be 0 or in (0, H = %d)", pfx, layer,
                        o.proj_size, H);
@@ -41,20 +29,14 @@ sp_status sp_cell_init(sp_cell *c, sp_cell_kind kind, sp_params *ps, const char 
     c->input_size = I;
     c->hidden_size = H;
     c->out_size = H;
-    c->n_state = 1;
-    snprintf(c->name, sizeof c->name, "%s%d%s", *pfx ? pfx : short_name(kind), layer, reverse ? "_reverse" : "");
+    c->n_state = d->n_state;
+    c->project = d->project;
+    c->step = d->step;
+    snprintf(c->name, sizeof c->name, "%s%d%s", *pfx ? pfx : d->scope, layer, reverse ? "_reverse" : "");
     char pre[200], sfx[32];
     snprintf(pre, sizeof pre, "%s%s", pfx, *pfx ? "." : "");
     snprintf(sfx, sizeof sfx, "_l%d%s", layer, reverse ? "_reverse" : "");
-    sp_status s;
-    switch (kind) {
-    case SP_CELL_RNN_TANH: case SP_CELL_RNN_RELU: s = sp__rnn_cell_init(c, ps, pre, sfx, &o, rng); break;
-    case SP_CELL_GRU_UPDATE_ONLY: case SP_CELL_GRU_RESET_BEFORE_MATMUL: case SP_CELL_GRU_RESET_AFTER_MATMUL:
-        s = sp__gru_cell_init(c, ps, pre, sfx, &o, rng);
-        break;
-    case SP_CELL_LSTM: s = sp__lstm_cell_init(c, ps, pre, sfx, &o, rng); break;
-    default: return sp_fail(SP_ERR_ARG, "cell \"%s\": kind %d is not a built-in cell", c->name, (int)kind);
-    }
+    sp_status s = d->init(c, ps, pre, sfx, &o, rng);
     c->state_size[0] = c->out_size;
     if (c->n_state > 1) c->state_size[1] = H;
     return s;
@@ -63,52 +45,19 @@ sp_status sp_cell_init(sp_cell *c, sp_cell_kind kind, sp_params *ps, const char 
 const char *sp_cell_kind_name(const sp_cell *c)
 {
     if (!c) return "?";
-    static const char *lstm[8] = {"lstm", "lstm+peephole", "lstm+coupled", "lstm+peephole+coupled",
-                                  "lstm+projection", "lstm+peephole+projection", "lstm+coupled+projection",
-                                  "lstm+peephole+coupled+projection"};
-    switch (c->kind) {
-    case SP_CELL_RNN_TANH: return "rnn_tanh";
-    case SP_CELL_RNN_RELU: return "rnn_relu";
-    case SP_CELL_GRU_UPDATE_ONLY: return "gru_update_only";
-    case SP_CELL_GRU_RESET_BEFORE_MATMUL: return "gru_reset_before_matmul";
-    case SP_CELL_GRU_RESET_AFTER_MATMUL: return "gru_reset_after_matmul";
-    case SP_CELL_LSTM: return lstm[(c->lstm_flags & 3) | (c->out_size < c->hidden_size ? 4 : 0)];
-    default: return "custom";
-    }
+    const sp_cell_def *d = sp__cell_def(c->kind);
+    if (!d) return "custom";
+    const char *mode;
+    return d->variant ? d->variant(c, &mode) : d->name;
 }
 
 const char *sp_cell_pytorch_mode(const sp_cell *c)
 {
-    if (!c) return NULL;
-    switch (c->kind) {
-    case SP_CELL_RNN_TANH: return "RNN_TANH";
-    case SP_CELL_RNN_RELU: return "RNN_RELU";
-    case SP_CELL_GRU_RESET_AFTER_MATMUL: return "GRU";
-    case SP_CELL_LSTM: return c->lstm_flags ? NULL : "LSTM";
-    default: return NULL;
-    }
-}
-
-/* Both biases join the input projection, once for all T*B rows, instead of b_hh being added at
- * every step: a pre-activation is x W_ih^T + b_ih + h W_hh^T + b_hh, and where b_hh stands outside
- * any product the sum is the same. The one exception is the n block of the reset-after GRU,
- * r * (h W_hn^T + b_hn): that block of b_hh stays in the step (sp_gru_cell takes it). */
-sp_tensor *sp__project_ih(sp_tape *t, const sp_cell *c, sp_tensor *x)
-{
-    sp_tensor *b = sp_add(t, c->b_ih, c->b_hh);
-    if (c->kind == SP_CELL_GRU_RESET_AFTER_MATMUL) {
-        int H = c->hidden_size;
-        sp_tensor *parts[2] = {sp_slice_cols(t, b, 0, 2 * H), sp_slice_cols(t, c->b_ih, 2 * H, H)};
-        b = sp_concat(t, parts, 2);
-    }
-    return sp_matmul_bias(t, x, 0, c->w_ih, 1, sp_name(t, b, "bias"));
-}
-
-/* h W_hh^T for the rows [r0, r0+n) of W_hh (its biases are in the projection). */
-sp_tensor *sp__recurrent(sp_tape *t, const sp_cell *c, sp_tensor *h, int r0, int n)
-{
-    sp_tensor *w = n == c->w_hh->rows ? c->w_hh : sp_slice_rows(t, c->w_hh, r0, n);
-    return sp_matmul_ex(t, h, 0, w, 1);
+    const sp_cell_def *d = c ? sp__cell_def(c->kind) : NULL;
+    if (!d) return NULL;
+    const char *mode = d->pytorch_mode;
+    if (d->variant) d->variant(c, &mode);
+    return mode;
 }
 
 sp_status sp_cell_zero_state(sp_tape *t, const sp_cell *c, int B, sp_tensor **state)

@@ -1,5 +1,5 @@
 /* gru_cell.c - gated recurrent units in the three forms people mean by "GRU", named by what they
- * do (see anchors-and-asks B#11: arXiv 1406.1078 v1/v2 vs v3, Keras reset_after).
+ * do (arXiv 1406.1078 v1/v2 vs v3, Keras reset_after).
  *
  * Gates are stacked r, z, n (PyTorch order); xr = x W_ir^T + b_ir etc. come from project(), and
  * hr = h W_hr^T + b_hr etc. are one recurrent matmul per step.
@@ -17,6 +17,7 @@
  *
  * z keeps the old state (PyTorch's sign convention).
  */
+#include "cell_table.h"
 #include "layers_internal.h"
 
 #include <math.h>
@@ -27,7 +28,17 @@ static sp_tensor *gru_update(sp_tape *t, sp_tensor *z, sp_tensor *n, sp_tensor *
     return sp_name(t, sp_add(t, n, sp_mul(t, z, sp_sub(t, h, n))), "h");
 }
 
-static sp_status gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+/* The reset-after GRU's n block r * (h W_hn^T + b_hn) has b_hn inside the product term, so that
+ * block of b_hh stays out of the projection (the step passes it to sp_gru_cell). */
+sp_tensor *sp__gru_after_project(sp_tape *t, const sp_cell *c, sp_tensor *x)
+{
+    int H = c->hidden_size;
+    sp_tensor *b = sp_add(t, c->b_ih, c->b_hh);
+    sp_tensor *parts[2] = {sp_slice_cols(t, b, 0, 2 * H), sp_slice_cols(t, c->b_ih, 2 * H, H)};
+    return sp__project_with_bias(t, c, x, sp_concat(t, parts, 2));
+}
+
+sp_status sp__gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
     /* the fused op is exactly this composition (tests/test_ops_grad.c checks both ways):
      *   rz = s(xp_rz + gh_rz), n = tanh(xp_n + r (gh_n + b_hn)), h' = n + z (h - n) */
@@ -37,7 +48,7 @@ static sp_status gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_
     return sp_tape_status(t);
 }
 
-static sp_status gru_before_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+sp_status sp__gru_before_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
     int H = c->hidden_size;
     sp_tensor *h = state[0], *gh = sp__recurrent(t, c, h, 0, 2 * H);
@@ -50,8 +61,8 @@ static sp_status gru_before_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp
     return sp_tape_status(t);
 }
 
-static sp_status gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state,
-                                      sp_tensor **out)
+sp_status sp__gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state,
+                                   sp_tensor **out)
 {
     int H = c->hidden_size;
     sp_tensor *h = state[0], *pre = sp_matmul_bias(t, h, 0, c->w_hh, 1, xp); /* xp + h W_hh^T */
@@ -61,12 +72,11 @@ static sp_status gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *x
     return sp_tape_status(t);
 }
 
-sp_status sp__gru_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
-                            sp_rng *rng)
+static sp_status gru_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                          sp_rng *rng, int gates, const char *hh)
 {
-    int I = c->input_size, H = c->hidden_size, gates = c->kind == SP_CELL_GRU_UPDATE_ONLY ? 2 : 3, G = gates * H;
+    int I = c->input_size, H = c->hidden_size, G = gates * H;
     double k = 1 / sqrt((double)H);
-    const char *hh = c->kind == SP_CELL_GRU_RESET_BEFORE_MATMUL ? "weight_hh_resetbefore" : "weight_hh";
     c->gate_size = G;
     if (!(c->w_ih = sp__param(ps, pre, "weight_ih", sfx, G, I, k, rng)) ||
         !(c->w_hh = sp__param(ps, pre, hh, sfx, G, H, k, rng)) ||
@@ -76,8 +86,23 @@ sp_status sp__gru_cell_init(sp_cell *c, sp_params *ps, const char *pre, const ch
     if (o->orthogonal)
         for (int g = 0; g < gates; g++)
             if (sp_init_orthogonal(c->w_hh, g * H, H, rng) != SP_OK) return sp_last_status();
-    c->project = sp__project_ih;
-    c->step = c->kind == SP_CELL_GRU_RESET_AFTER_MATMUL ? gru_after_step
-            : c->kind == SP_CELL_GRU_RESET_BEFORE_MATMUL ? gru_before_step : gru_update_only_step;
     return SP_OK;
+}
+
+sp_status sp__gru_update_only_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx,
+                                   const sp_cell_opts *o, sp_rng *rng)
+{
+    return gru_init(c, ps, pre, sfx, o, rng, 2, "weight_hh");
+}
+
+sp_status sp__gru_before_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                              sp_rng *rng)
+{
+    return gru_init(c, ps, pre, sfx, o, rng, 3, "weight_hh_resetbefore");
+}
+
+sp_status sp__gru_after_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                             sp_rng *rng)
+{
+    return gru_init(c, ps, pre, sfx, o, rng, 3, "weight_hh");
 }

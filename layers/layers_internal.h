@@ -1,22 +1,15 @@
-/* layers_internal.h - what the files of layers/ share: each cell family's init, and the shared
- * input projection. Not installed; users see only spool/layers.h. */
+/* layers_internal.h - what the files of layers/ share: the cells' two products (project.c),
+ * parameter creation (init.c), step masks and scopes (cell.c), sequence checks (pool.c). The cell
+ * families' functions are in cell_table.h. Not installed; users see only spool/layers.h. */
 #ifndef SP_LAYERS_INTERNAL_H
 #define SP_LAYERS_INTERNAL_H
 
 #include "spool.h"
 
-/* Per-family parameter creation (called by sp_cell_init once sizes and names are known). `sfx` is
- * "_l<k>" or "_l<k>_reverse"; `pre` is "<prefix>." or "". */
-sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
-                            sp_rng *rng);
-sp_status sp__gru_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
-                            sp_rng *rng);
-sp_status sp__lstm_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
-                             sp_rng *rng);
-
-/* x [N, I] -> x W_ih^T + b_ih + b_hh [N, G] (b_hh's n block excluded for the reset-after GRU):
- * every built-in cell's project(). */
+/* x [N, I] -> x W_ih^T + b_ih + b_hh [N, G]: the built-in cells' project() (project.c). */
 sp_tensor *sp__project_ih(sp_tape *t, const sp_cell *c, sp_tensor *x);
+/* x [N, I] -> x W_ih^T + bias, bias [1, G] (for a cell that folds in only part of b_hh). */
+sp_tensor *sp__project_with_bias(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *bias);
 /* h W_hh^T [B, n] for the rows [r0, r0+n) of W_hh (b_hh is already in the projection). */
 sp_tensor *sp__recurrent(sp_tape *t, const sp_cell *c, sp_tensor *h, int r0, int n);
 

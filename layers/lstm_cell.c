@@ -18,6 +18,7 @@
  *                     W_hr [P, H]; the recurrent input is the P-wide h, so W_hh is [G, P].
  * State: h [B, O] (O = P or H) is state[0], c [B, H] is state[1].
  */
+#include "cell_table.h"
 #include "layers_internal.h"
 
 #include <math.h>
@@ -29,7 +30,7 @@ static sp_tensor *gate(sp_tape *t, sp_tensor *a, const sp_cell *c, int peep_row,
     return sp_name(t, sp_sigmoid(t, a), "%s", name);
 }
 
-static sp_status lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+sp_status sp__lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
     int H = c->hidden_size, coupled = c->lstm_flags & SP_LSTM_COUPLED;
     sp_tensor *h = state[0], *cell = state[1];
@@ -67,7 +68,6 @@ sp_status sp__lstm_cell_init(sp_cell *c, sp_params *ps, const char *pre, const c
     c->lstm_flags = o->lstm_flags & (SP_LSTM_PEEPHOLE | SP_LSTM_COUPLED);
     c->gate_size = G;
     c->out_size = O;
-    c->n_state = 2;
     /* Creation order follows torch's state_dict order: ih, hh, biases, then hr. */
     if (!(c->w_ih = sp__param(ps, pre, "weight_ih", sfx, G, I, k, rng)) ||
         !(c->w_hh = sp__param(ps, pre, "weight_hh", sfx, G, O, k, rng)) ||
@@ -86,7 +86,16 @@ sp_status sp__lstm_cell_init(sp_cell *c, sp_params *ps, const char *pre, const c
             *sp_at(c->b_ih, 0, H + j) = 1;
             *sp_at(c->b_hh, 0, H + j) = 0;
         }
-    c->project = sp__project_ih;
-    c->step = lstm_step;
     return SP_OK;
+}
+
+/* "lstm", "lstm+peephole", ..., "lstm+peephole+coupled+projection"; PyTorch has the plain cell
+ * and the projection (proj_size) one, no peephole or coupled gates. */
+const char *sp__lstm_variant(const sp_cell *c, const char **pytorch_mode)
+{
+    static const char *names[8] = {"lstm", "lstm+peephole", "lstm+coupled", "lstm+peephole+coupled",
+                                   "lstm+projection", "lstm+peephole+projection", "lstm+coupled+projection",
+                                   "lstm+peephole+coupled+projection"};
+    if (c->lstm_flags) *pytorch_mode = NULL;
+    return names[(c->lstm_flags & 3) | (c->out_size < c->hidden_size ? 4 : 0)];
 }

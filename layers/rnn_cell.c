@@ -5,15 +5,21 @@
  * W_ih [H, I], W_hh [H, H], b_ih, b_hh [1, H]. The x_t W_ih^T + b_ih half comes from project()
  * for all steps at once; the step adds the recurrent half and applies the nonlinearity.
  */
+#include "cell_table.h"
 #include "layers_internal.h"
 
 #include <math.h>
 
-static sp_status rnn_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+/* xp + h W_hh^T in one node: the step's projected rows are the product's addend */
+sp_status sp__rnn_tanh_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
-    /* xp + h W_hh^T in one node: the step's projected rows are the product's addend */
-    sp_tensor *pre = sp_matmul_bias(t, state[0], 0, c->w_hh, 1, xp);
-    out[0] = sp_name(t, c->kind == SP_CELL_RNN_RELU ? sp_relu(t, pre) : sp_tanh(t, pre), "h");
+    out[0] = sp_name(t, sp_tanh(t, sp_matmul_bias(t, state[0], 0, c->w_hh, 1, xp)), "h");
+    return sp_tape_status(t);
+}
+
+sp_status sp__rnn_relu_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+{
+    out[0] = sp_name(t, sp_relu(t, sp_matmul_bias(t, state[0], 0, c->w_hh, 1, xp)), "h");
     return sp_tape_status(t);
 }
 
@@ -29,7 +35,5 @@ sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const ch
         !(c->b_hh = sp__param(ps, pre, "bias_hh", sfx, 1, H, k, rng)))
         return sp_last_status();
     if (o->orthogonal && sp_init_orthogonal(c->w_hh, 0, H, rng) != SP_OK) return sp_last_status();
-    c->project = sp__project_ih;
-    c->step = rnn_step;
     return SP_OK;
 }

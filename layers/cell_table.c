@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* cell_table.c - the built-in cells, one row each (see cell_table.h for the columns). The math of
+ * each kind lives in its family's file; this file only says which functions make up a kind. */
+#include "cell_table.h"
+#include "layers_internal.h"
+
+const sp_cell_def sp_cell_table[SP_CELL_CUSTOM] = {
+    [SP_CELL_RNN_TANH] = {
+        .name = "rnn_tanh", .scope = "rnn", .pytorch_mode = "RNN_TANH", .n_state = 1,
+        .init = sp__rnn_cell_init, .project = sp__project_ih, .step = sp__rnn_tanh_step},
+    [SP_CELL_RNN_RELU] = {
+        .name = "rnn_relu", .scope = "rnn", .pytorch_mode = "RNN_RELU", .n_state = 1,
+        .init = sp__rnn_cell_init, .project = sp__project_ih, .step = sp__rnn_relu_step},
+    [SP_CELL_GRU_UPDATE_ONLY] = {
+        .name = "gru_update_only", .scope = "gru", .pytorch_mode = NULL, .n_state = 1,
+        .init = sp__gru_update_only_init, .project = sp__project_ih, .step = sp__gru_update_only_step},
+    [SP_CELL_GRU_RESET_BEFORE_MATMUL] = {
+        .name = "gru_reset_before_matmul", .scope = "gru", .pytorch_mode = NULL, .n_state = 1,
+        .init = sp__gru_before_init, .project = sp__project_ih, .step = sp__gru_before_step},
+    [SP_CELL_GRU_RESET_AFTER_MATMUL] = {
+        .name = "gru_reset_after_matmul", .scope = "gru", .pytorch_mode = "GRU", .n_state = 1,
+        .init = sp__gru_after_init, .project = sp__gru_after_project, .step = sp__gru_after_step},
+    [SP_CELL_LSTM] = {
+        .name = "lstm", .scope = "lstm", .pytorch_mode = "LSTM", .n_state = 2, .opts = SP_CELL_OPT_LSTM,
+        .init = sp__lstm_cell_init, .project = sp__project_ih, .step = sp__lstm_step,
+        .variant = sp__lstm_variant},
+};
+
+const sp_cell_def *sp__cell_def(sp_cell_kind kind)
+{
+    return (unsigned)kind < SP_CELL_CUSTOM && sp_cell_table[kind].name ? &sp_cell_table[kind] : NULL;
+}
