@@ -1,8 +1,10 @@
 /* ner.c - spool-ner: a named-entity tagger, the many-to-many (Tx = Ty) shape of a recurrent
  * network. Each word becomes a vector (a learned word embedding, a small casing embedding and,
  * with --chars, the two final states of a character-level BiLSTM run over the word's letters);
- * a bidirectional LSTM reads the sentence both ways, and a linear layer + softmax gives each word
- * a BIO tag. Scored by entity-level precision/recall/F1 with exact span matching (the CoNLL
+ * a bidirectional LSTM reads the sentence both ways, and a linear layer scores each word's BIO
+ * tags. The output layer is a linear-chain CRF (--output crf, the default: transition scores
+ * between tags, the sentence's log-likelihood by the forward algorithm, Viterbi decoding that
+ * forbids I-X after anything but B-X/I-X) or a per-token softmax (--output softmax). Scored by entity-level precision/recall/F1 with exact span matching (the CoNLL
  * rules, see ner_eval.h), next to the most-frequent-tag baseline computed on the same data.
  *
  * Batches hold sentences of mixed lengths in random order: the runners get per-row lengths, the
@@ -32,6 +34,7 @@ enum { N_CASES = 6, MAX_WORD_CHARS = 24 };
 
 typedef struct {
     int embed, case_dim, hidden, layers, chars, char_embed, char_hidden;
+    int crf; /* 1: CRF output layer, 0: per-token softmax */
     double dropout;
 } ner_config;
 
@@ -44,6 +47,8 @@ typedef struct {
     sp_embed wemb, cemb, chemb;
     sp_rnn rnn, char_rnn;
     sp_linear out;
+    sp_tensor *trans, *tstart, *tend;          /* CRF: [K, K] transitions, [1, K] first/last tag */
+    unsigned char *allowed, *allowed_start;    /* BIO masks for decoding (ner_bio_allowed) */
 } ner_model;
 
 /* Lower-case and map every digit to 0: "1984" and "2001" share one embedding. */
@@ -104,6 +109,16 @@ static int model_build(ner_model *m, sp_rng *rng)
     if (sp_rnn_init(&m->rnn, m->ps, "lstm", SP_CELL_LSTM, I, c->hidden, c->layers, 1, NULL, rng) ||
         sp_linear_init(&m->out, m->ps, "out", sp_rnn_out_size(&m->rnn), m->tags->n, 1, rng))
         return -1;
+    int K = m->tags->n;
+    if (c->crf) { /* transition scores start at 0: no preference until trained */
+        m->trans = sp_param(m->ps, "crf/transitions", K, K);
+        m->tstart = sp_param(m->ps, "crf/start", 1, K);
+        m->tend = sp_param(m->ps, "crf/end", 1, K);
+        if (!m->trans || !m->tstart || !m->tend) return -1;
+    }
+    m->allowed = malloc((size_t)K * K), m->allowed_start = malloc((size_t)K);
+    if (!m->allowed || !m->allowed_start) return -1;
+    ner_bio_allowed((const char *const *)m->tags->word, K, m->allowed, m->allowed_start);
     return 0;
 }
 
@@ -111,6 +126,7 @@ static void model_free(ner_model *m)
 {
     sp_params_free(m->ps);
     ex_vocab_free(m->words), ex_vocab_free(m->tags), ex_vocab_free(m->chars);
+    free(m->allowed), free(m->allowed_start);
     memset(m, 0, sizeof *m);
 }
 
@@ -127,7 +143,9 @@ typedef struct {
     int U;
     int *uidx;         /* [T*B] index of the position's word among the distinct words; -1 at padding */
     int *chid, *clen;  /* [Tc*U] character ids (row tc*U + u) and [U] word lengths in characters */
-    const char **word; /* [T*B] the words as written, NULL at padding */
+    const char **word; /* [T*B] the words as written (or lower-cased, see batch_fill), NULL at padding */
+    char *low;         /* lower-cased copies of the words of lower-cased sentences */
+    size_t low_cap;
 } ner_batch;
 
 static int batch_alloc(ner_batch *b, int B, int T)
@@ -143,19 +161,33 @@ static int batch_alloc(ner_batch *b, int B, int T)
 static void batch_free(ner_batch *b)
 {
     free(b->len), free(b->wid), free(b->cid), free(b->tgt), free(b->chid), free(b->clen), free(b->word);
-    free(b->uidx);
+    free(b->uidx), free(b->low);
 }
 
 /* Fill b with sentences idx[0..B) of c. unk_p > 0 (training) replaces each word seen once in
- * training by <unk> with that probability, so the <unk> embedding is trained on rare words. */
-static void batch_fill(ner_batch *b, const ner_model *m, const ner_corpus *c, const int *idx, int B, double unk_p,
-                       sp_rng *rng)
+ * training by <unk> with that probability, so the <unk> embedding is trained on rare words.
+ * Each sentence is lower-cased with probability lower_p (>= 1: always): its casing classes and
+ * characters then see what a user typing in lower case gives, so the model cannot rely on
+ * capitals alone. Returns 0, or -1 if out of memory. */
+static int batch_fill(ner_batch *b, const ner_model *m, const ner_corpus *c, const int *idx, int B, double unk_p,
+                      double lower_p, sp_rng *rng)
 {
     int T = 1;
     for (int i = 0; i < B; i++) T = c->len[idx[i]] > T ? c->len[idx[i]] : T;
     b->T = T, b->B = B, b->Tc = 1;
     char norm[256], ch[MAX_WORD_CHARS][5];
-    for (int i = 0; i < B; i++) b->len[i] = c->len[idx[i]];
+    unsigned char lower[B];
+    size_t need = 0, used = 0;
+    for (int i = 0; i < B; i++) {
+        b->len[i] = c->len[idx[i]];
+        lower[i] = lower_p >= 1 || (lower_p > 0 && sp_rng_uniform(rng) < lower_p);
+        for (int k = 0; lower[i] && k < b->len[i]; k++) need += strlen(c->word[c->start[idx[i]] + k]) + 1;
+    }
+    if (need > b->low_cap) {
+        char *p = realloc(b->low, need);
+        if (!p) return -1;
+        b->low = p, b->low_cap = need;
+    }
     for (int t = 0; t < T; t++)
         for (int i = 0; i < B; i++) {
             int r = t * B + i;
@@ -165,6 +197,13 @@ static void batch_fill(ner_batch *b, const ner_model *m, const ner_corpus *c, co
             }
             int k = c->start[idx[i]] + t;
             const char *w = c->word[k];
+            if (lower[i]) { /* ASCII capitals only: the word embedding is lower-cased the same way */
+                char *l = b->low + used;
+                size_t n = strlen(w);
+                for (size_t j = 0; j <= n; j++) l[j] = (w[j] >= 'A' && w[j] <= 'Z') ? (char)(w[j] - 'A' + 'a') : w[j];
+                used += n + 1;
+                w = l;
+            }
             normalise(w, norm, sizeof norm);
             int id = ex_vocab_find(m->words, norm);
             if (id < 0) id = 0;
@@ -172,8 +211,9 @@ static void batch_fill(ner_batch *b, const ner_model *m, const ner_corpus *c, co
             b->wid[r] = id, b->cid[r] = case_id(w), b->word[r] = w;
             b->tgt[r] = c->tag ? c->tag[k] : -1;
         }
-    if (!m->cfg.chars) return;
+    if (!m->cfg.chars) return 0;
     ex_vocab *distinct = ex_vocab_new();
+    if (!distinct) return -1;
     int N = T * B;
     b->U = 0;
     for (int n = 0; n < N; n++) {
@@ -193,6 +233,7 @@ static void batch_fill(ner_batch *b, const ner_model *m, const ner_corpus *c, co
         }
     }
     ex_vocab_free(distinct);
+    return 0;
 }
 
 /* ================================================================================ forward */
@@ -238,30 +279,39 @@ static int argmax_row(const sp_tensor *x, int r)
     return best;
 }
 
-/* Tag every sentence of c with the model; pred gets c->n_tok tag ids. */
-static int model_tag(const ner_model *m, const ner_corpus *c, int *pred, int batch)
+/* Tag every sentence of c with the model (lower-cased first if lower != 0); pred gets c->n_tok
+ * tag ids. A CRF model decodes each sentence by Viterbi under the BIO masks, so its output is
+ * always valid BIO; a softmax model takes each token's most likely tag. */
+static int model_tag(const ner_model *m, const ner_corpus *c, int *pred, int batch, int lower)
 {
     ner_batch b = {0};
     int *idx = malloc(sizeof(int) * batch), rc = -1;
+    int *path = malloc(sizeof(int) * (size_t)batch * (c->max_len > 0 ? c->max_len : 1));
     sp_tape *t = sp_tape_new();
-    if (!idx || !t || batch_alloc(&b, batch, c->max_len > 0 ? c->max_len : 1)) goto out;
+    if (!idx || !path || !t || batch_alloc(&b, batch, c->max_len > 0 ? c->max_len : 1)) goto out;
     for (int s0 = 0; s0 < c->n_sent; s0 += batch) {
         int B = c->n_sent - s0 < batch ? c->n_sent - s0 : batch;
         for (int i = 0; i < B; i++) idx[i] = s0 + i;
-        batch_fill(&b, m, c, idx, B, 0, NULL);
+        if (batch_fill(&b, m, c, idx, B, 0, lower, NULL)) goto out;
         sp_tape_reset(t);
         sp_tensor *logits = model_forward(t, m, &b, 0, NULL);
         if (!logits) {
             fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
             goto out;
         }
+        if (m->cfg.crf && sp_crf_decode(logits, m->trans, m->tstart, m->tend, b.len, b.T, B, m->allowed,
+                                        m->allowed_start, path, NULL) != SP_OK) {
+            fprintf(stderr, "%s: %s\n", prog, sp_last_error());
+            goto out;
+        }
         for (int i = 0; i < B; i++)
-            for (int k = 0; k < c->len[s0 + i]; k++) pred[c->start[s0 + i] + k] = argmax_row(logits, k * B + i);
+            for (int k = 0; k < c->len[s0 + i]; k++)
+                pred[c->start[s0 + i] + k] = m->cfg.crf ? path[k * B + i] : argmax_row(logits, k * B + i);
     }
     rc = 0;
 out:
     batch_free(&b);
-    free(idx);
+    free(idx), free(path);
     sp_tape_free(t);
     return rc;
 }
@@ -319,8 +369,9 @@ static int model_save(const ner_model *m, const char *path, const sp_optim *opt,
 {
     const ner_config *c = &m->cfg;
     char cfg[256], ep[32];
-    snprintf(cfg, sizeof cfg, "embed=%d case_dim=%d hidden=%d layers=%d chars=%d char_embed=%d char_hidden=%d dropout=%g",
-             c->embed, c->case_dim, c->hidden, c->layers, c->chars, c->char_embed, c->char_hidden, c->dropout);
+    snprintf(cfg, sizeof cfg,
+             "embed=%d case_dim=%d hidden=%d layers=%d chars=%d char_embed=%d char_hidden=%d dropout=%g crf=%d",
+             c->embed, c->case_dim, c->hidden, c->layers, c->chars, c->char_embed, c->char_hidden, c->dropout, c->crf);
     snprintf(ep, sizeof ep, "%d", epoch);
     char *w = join_vocab(m->words), *tg = join_vocab(m->tags), *ch = m->chars ? join_vocab(m->chars) : strdup("");
     sp_kv meta[] = {{"ner.config", cfg}, {"ner.epoch", ep}, {"ner.words", w}, {"ner.tags", tg}, {"ner.chars", ch}};
@@ -344,9 +395,9 @@ static int model_load(ner_model *m, const char *path, int *epoch)
     const char *tg = sp_ckpt_meta(ci, "ner.tags"), *ch = sp_ckpt_meta(ci, "ner.chars"), *ep = sp_ckpt_meta(ci, "ner.epoch");
     ner_config *c = &m->cfg;
     if (!cfg || !w || !tg ||
-        sscanf(cfg, "embed=%d case_dim=%d hidden=%d layers=%d chars=%d char_embed=%d char_hidden=%d dropout=%lf",
+        sscanf(cfg, "embed=%d case_dim=%d hidden=%d layers=%d chars=%d char_embed=%d char_hidden=%d dropout=%lf crf=%d",
                &c->embed, &c->case_dim, &c->hidden, &c->layers, &c->chars, &c->char_embed, &c->char_hidden,
-               &c->dropout) != 8) {
+               &c->dropout, &c->crf) < 8) { /* models saved before the CRF have no crf= (softmax) */
         fprintf(stderr, "%s: '%s' is not a spool-ner model (no ner.config/ner.words/ner.tags metadata)\n", prog, path);
         sp_ckpt_close(ci);
         return -1;
@@ -369,7 +420,7 @@ static int model_load(ner_model *m, const char *path, int *epoch)
 typedef struct {
     const char *train, *dev, *test, *out, *resume;
     int epochs, batch, limit, threads, log_every;
-    double lr, clip, unk_p, embed_init;
+    double lr, clip, unk_p, embed_init, lower_p;
     uint64_t seed;
     ner_config cfg;
 } train_opts;
@@ -382,9 +433,11 @@ static void usage(FILE *f)
             "       spool-ner tag --model M \"some text to tag\"\n"
             "\n"
             "train options [defaults]:\n"
-            "  --data DIR          directory with train.tsv, dev.tsv, test.tsv [examples/data/ner-wikigold]\n"
+            "  --data DIR          directory with train.tsv, dev.tsv, test.tsv [the bundled examples/data/ner-wikigold]\n"
             "  --train/--dev/--test FILE   override one split (token<TAB>BIO-tag lines, blank line between sentences)\n"
-            "  --out FILE          best model (by dev F1), safetensors [ner.safetensors];\n"
+            "  --out FILE          best model (by dev F1), safetensors [ner-wikigold.safetensors: named\n"
+            "                      after --data's folder, ner-wnut17.safetensors etc.; -softmax.safetensors\n"
+            "                      with --output softmax];\n"
             "                      FILE.last holds the last epoch with optimizer state, for --resume\n"
             "  --resume FILE       continue from a FILE.last checkpoint (same data and options)\n"
             "  --epochs N [15]  --batch B [16]  --lr LR [0.002] (Adam)  --clip C [5] (global norm)\n"
@@ -396,9 +449,14 @@ static void usage(FILE *f)
             "  --embed-init S [0.1]  embeddings start as N(0, S^2) (torch.nn.Embedding: S = 1)\n"
             "  --dropout P [0.5]   on the word vectors, between layers and before the output layer\n"
             "  --unk P [0.5]       replace words seen once in training by <unk> with probability P\n"
+            "  --output crf|softmax [crf]  CRF: tag transitions + Viterbi decoding (always valid BIO);\n"
+            "                      softmax: each token's most likely tag on its own\n"
+            "  --lower P [0.2]     lower-case each training sentence with probability P (so lower-case\n"
+            "                      text is not blind; the result line also scores a lower-cased test)\n"
             "  --limit N           use only the first N training sentences (quick runs, tests)\n"
             "  --seed S [1]  --threads N [OMP_NUM_THREADS or all cores]  --log-every N [20] batches\n"
-            "eval/tag options: --model FILE [ner.safetensors], --test FILE [examples/data/ner-wikigold/test.tsv]\n");
+            "eval/tag options: --model FILE [what train writes for --data/--output], --test FILE [DATA/test.tsv],\n"
+            "  --tokens (tag: also one line per token with its tag)\n");
 }
 
 static int do_train(train_opts *o)
@@ -514,11 +572,14 @@ static int do_train(train_opts *o)
         int nb = 0, tokens = 0;
         for (int s0 = 0; s0 < tr->n_sent; s0 += o->batch, step++) {
             int B = tr->n_sent - s0 < o->batch ? tr->n_sent - s0 : o->batch;
-            batch_fill(&b, &m, tr, order + s0, B, o->unk_p, &rng);
+            if (batch_fill(&b, &m, tr, order + s0, B, o->unk_p, o->lower_p, &rng)) return 1;
             sp_tape_reset(t);
             sp_params_zero_grad(m.ps);
             sp_tensor *logits = model_forward(t, &m, &b, 1, &rng);
-            sp_tensor *loss = sp_softmax_xent(t, logits, b.tgt, NULL);
+            /* CRF: the mean negative log-likelihood of each sentence's tag sequence (per sentence,
+             * not per token as the softmax's, hence larger) */
+            sp_tensor *loss = m.cfg.crf ? sp_crf_nll(t, logits, m.trans, m.tstart, m.tend, b.tgt, b.len, b.T, B)
+                                        : sp_softmax_xent(t, logits, b.tgt, NULL);
             double norm;
             if (sp_backward(t, loss) != SP_OK) {
                 fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
@@ -534,7 +595,7 @@ static int do_train(train_opts *o)
                 fprintf(stderr, "epoch %d  batch %4d/%d  loss %.4f  grad-norm %.2f  %.0f tokens/s\n", ep, nb,
                         (tr->n_sent + o->batch - 1) / o->batch, loss_sum / nb, norm, tokens / (ex_now() - te0));
         }
-        if (model_tag(&m, dv, pred, 64)) return 1;
+        if (model_tag(&m, dv, pred, 64, 0)) return 1;
         ner_scorer *ds = score(dv, m.tags, pred, NULL);
         ner_prf df = ner_scorer_total(ds);
         ner_scorer_free(ds);
@@ -557,14 +618,19 @@ static int do_train(train_opts *o)
 
     /* the best model on dev, scored once on test */
     ner_model best;
-    if (model_load(&best, o->out, NULL) || model_tag(&best, te, pred, 64)) return 1;
+    if (model_load(&best, o->out, NULL) || model_tag(&best, te, pred, 64, 0)) return 1;
     ner_scorer *ts = score(te, best.tags, pred, NULL);
     ner_prf tf = ner_scorer_total(ts);
     ner_scorer_print(ts, stdout, "model test");
-    printf("result: test F1 %.2f (P %.2f R %.2f) with the best dev epoch %d (dev F1 %.2f); "
-           "most-frequent-tag baseline F1 %.2f; training %.1f s\n",
-           100 * tf.f1, 100 * tf.precision, 100 * tf.recall, best_epoch, 100 * best_f1, 100 * base_f.f1, train_s);
-    ner_scorer_free(ts);
+    /* the same test text typed in lower case: what the casing augmentation (--lower) buys */
+    if (model_tag(&best, te, pred, 64, 1)) return 1;
+    ner_scorer *ls = score(te, best.tags, pred, NULL);
+    ner_prf lf = ner_scorer_total(ls);
+    printf("result: test F1 %.2f (P %.2f R %.2f) with the best dev epoch %d (dev F1 %.2f); lower-cased test F1 %.2f; "
+           "most-frequent-tag baseline F1 %.2f; output %s; training %.1f s\n",
+           100 * tf.f1, 100 * tf.precision, 100 * tf.recall, best_epoch, 100 * best_f1, 100 * lf.f1, 100 * base_f.f1,
+           best.cfg.crf ? "crf" : "softmax", train_s);
+    ner_scorer_free(ts), ner_scorer_free(ls);
     model_free(&best);
     sp_tape_free(t);
     sp_optim_free(opt);
@@ -590,7 +656,7 @@ static int do_eval(const char *model, const char *test)
         return 1;
     }
     int *pred = malloc(sizeof(int) * te->n_tok);
-    if (!pred || model_tag(&m, te, pred, 64)) return 1;
+    if (!pred || model_tag(&m, te, pred, 64, 0)) return 1;
     ner_scorer *s = score(te, m.tags, pred, NULL);
     ner_scorer_print(s, stdout, "test");
     ner_scorer_free(s);
@@ -600,7 +666,7 @@ static int do_eval(const char *model, const char *test)
     return 0;
 }
 
-static int do_tag(const char *model, const char *text)
+static int do_tag(const char *model, const char *text, int tokens)
 {
     ner_model m;
     if (model_load(&m, model, NULL)) return 1;
@@ -615,9 +681,28 @@ static int do_tag(const char *model, const char *text)
     ner_corpus c = {.n_sent = 1, .n_tok = w.n, .max_len = w.n, .word = w.items};
     int start = 0, len = w.n, *pred = malloc(sizeof(int) * w.n);
     c.start = &start, c.len = &len;
-    if (!pred || model_tag(&m, &c, pred, 1)) return 1;
-    for (int i = 0; i < w.n; i++) printf("%s\t%s\n", w.items[i], m.tags->word[pred[i]]);
-    free(pred);
+    const char **tg = malloc(sizeof(char *) * w.n);
+    ner_span *sp = malloc(sizeof(ner_span) * w.n);
+    if (!pred || !tg || !sp || model_tag(&m, &c, pred, 1, 0)) return 1;
+    /* the sentence with its entities in brackets, then one line per entity (and per token with
+     * --tokens): "[PER Ada Lovelace] met [PER Charles Babbage] in [LOC London]" */
+    for (int i = 0; i < w.n; i++) tg[i] = m.tags->word[pred[i]];
+    int ns = ner_spans(tg, w.n, sp);
+    for (int i = 0, k = 0; i < w.n; i++) {
+        int opens = k < ns && sp[k].begin == i;
+        if (opens) printf("%s[%s", i ? " " : "", sp[k].type);
+        printf("%s%s", i || opens ? " " : "", w.items[i]);
+        if (k < ns && sp[k].end == i + 1) printf("]"), k++;
+    }
+    printf("\n");
+    for (int k = 0; k < ns; k++) {
+        printf("%s\t", sp[k].type);
+        for (int i = sp[k].begin; i < sp[k].end; i++) printf("%s%s", i > sp[k].begin ? " " : "", w.items[i]);
+        printf("\t(words %d-%d)\n", sp[k].begin + 1, sp[k].end);
+    }
+    if (ns == 0) printf("(no entities)\n");
+    for (int i = 0; tokens && i < w.n; i++) printf("%s\t%s\n", w.items[i], tg[i]);
+    free(pred), free(tg), free(sp);
     ex_words_free(&w);
     model_free(&m);
     return 0;
@@ -627,6 +712,7 @@ static int do_tag(const char *model, const char *text)
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* results and progress (stderr) interleave in the order written */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -637,22 +723,26 @@ int main(int argc, char **argv)
         return 2;
     }
     train_opts o = {.epochs = 15, .batch = 16, .threads = 0, .log_every = 20, .lr = 0.002, .clip = 5, .unk_p = 0.5,
-                    .embed_init = 0.1, .seed = 1, .out = "ner.safetensors"};
+                    .embed_init = 0.1, .lower_p = 0.2, .seed = 1, .out = NULL};
     ner_config cfg = {.embed = 64, .case_dim = 8, .hidden = 96, .layers = 1, .chars = 0, .char_embed = 24,
                       .char_hidden = 24, .dropout = 0.5};
-    const char *data = "examples/data/ner-wikigold", *model = "ner.safetensors", *text = NULL;
+    const char *data = NER_DATA_DIR "/ner-wikigold", *model = NULL, *text = NULL, *output = "crf";
+    int tokens = 0;
     char trainp[1024], devp[1024], testp[1024];
-    int bad = 0;
+    int bad = 0, out_set = 0;
     for (int i = 2; i < argc && !bad; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!strcmp(a, name) && (v || (fprintf(stderr, "%s: %s needs a value\n", prog, name), bad = 1, 0)) && ++i)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--chars")) cfg.chars = 1;
+        else if (!strcmp(a, "--tokens")) tokens = 1;
+        else if (OPT("--output")) output = v;
+        else if (OPT("--lower")) bad = ex_parse_double(prog, a, v, 0, 1, &o.lower_p);
         else if (OPT("--data")) data = v;
         else if (OPT("--train")) o.train = v;
         else if (OPT("--dev")) o.dev = v;
         else if (OPT("--test")) o.test = v;
-        else if (OPT("--out")) o.out = v;
+        else if (OPT("--out")) o.out = v, out_set = 1;
         else if (OPT("--model")) model = v;
         else if (OPT("--resume")) o.resume = v;
         else if (OPT("--epochs")) bad = ex_parse_int(prog, a, v, 1, 100000, &o.epochs);
@@ -680,6 +770,20 @@ int main(int argc, char **argv)
 #undef OPT
     }
     if (bad) return 2;
+    if (strcmp(output, "crf") && strcmp(output, "softmax")) {
+        fprintf(stderr, "%s: --output must be crf or softmax, not '%s'\n", prog, output);
+        return 2;
+    }
+    cfg.crf = !strcmp(output, "crf");
+    /* default model file: named after the data set and the output layer, in the working
+     * directory, so the WikiGold and WNUT17 (CRF and softmax) models never overwrite each other */
+    static char outp[1100];
+    const char *base = strrchr(data, '/');
+    base = base && base[1] ? base + 1 : data;
+    snprintf(outp, sizeof outp, "%s%s%s.safetensors", strncmp(base, "ner-", 4) ? "ner-" : "", base,
+             cfg.crf ? "" : "-softmax");
+    if (!out_set) o.out = outp;
+    if (!model) model = outp;
     if (o.threads > 0) sp_set_threads(o.threads);
     snprintf(trainp, sizeof trainp, "%s/train.tsv", data);
     snprintf(devp, sizeof devp, "%s/dev.tsv", data);
@@ -694,7 +798,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: tag needs the text to tag, e.g. spool-ner tag --model M \"Ada Lovelace met Babbage\"\n", prog);
             return 2;
         }
-        return do_tag(model, text) ? 1 : 0;
+        return do_tag(model, text, tokens) ? 1 : 0;
     }
     o.cfg = cfg;
     printf("%s", prog);

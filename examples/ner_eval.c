@@ -21,6 +21,31 @@ int ner_tag_split(const char *tag, char *prefix, const char **type)
     return -1;
 }
 
+/* j may follow i (i < 0: sentence start) under the BIO rules */
+static int bio_may_follow(const char *prev, const char *tag)
+{
+    char pj, pi = 'O';
+    const char *tj, *ti = "";
+    if (ner_tag_split(tag, &pj, &tj) != 0 || pj != 'I') return 1;
+    if (prev && ner_tag_split(prev, &pi, &ti) != 0) pi = 'O';
+    return prev && pi != 'O' && !strcmp(ti, tj);
+}
+
+void ner_bio_allowed(const char *const *tags, int K, unsigned char *allowed, unsigned char *start)
+{
+    for (int j = 0; j < K; j++) {
+        start[j] = (unsigned char)bio_may_follow(NULL, tags[j]);
+        for (int i = 0; i < K; i++) allowed[i * K + j] = (unsigned char)bio_may_follow(tags[i], tags[j]);
+    }
+}
+
+int ner_bio_valid(const char *const *tags, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!bio_may_follow(i ? tags[i - 1] : NULL, tags[i])) return 0;
+    return 1;
+}
+
 /* ----------------------------------------------------------------- spans */
 
 int ner_spans(const char *const *tags, int n, ner_span *out)

@@ -13,6 +13,14 @@
  * after the FIRST hyphen ("creative-work"). Returns 0, or -1 for anything else ("", "B-", "X"). */
 int ner_tag_split(const char *tag, char *prefix, const char **type);
 
+/* The BIO rules as masks for constrained (Viterbi) decoding over the K tags tags[0..K): a tag may
+ * start a sentence unless it is I-X, and I-X may only follow B-X or I-X; allowed[i*K + j] = 1 if
+ * tag j may follow tag i, start[j] = 1 if tag j may come first. Tags that are not BIO (see
+ * ner_tag_split) are treated as O. */
+void ner_bio_allowed(const char *const *tags, int K, unsigned char *allowed, unsigned char *start);
+/* 1 if the tag sequence obeys those rules (every I-X continues a B-X or I-X), else 0. */
+int ner_bio_valid(const char *const *tags, int n);
+
 /* ----------------------------------------------------------------- spans */
 
 typedef struct {

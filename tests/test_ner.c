@@ -1,8 +1,8 @@
-/* test_ner.c - the NER example: BIO span extraction by the CoNLL rules (I- without B-, type
- * changes, adjacent B-), entity-level precision/recall/F1 on hand-made sentences, the file reader
+/* test_ner.c - the NER example: the BIO masks and CRF decoding that always obeys them, BIO span
+ * extraction by the CoNLL rules (I- without B-, type changes, adjacent B-), entity-level precision/recall/F1 on hand-made sentences, the file reader
  * and its error messages, the most-frequent-tag baseline; then spool-ner itself, run end to end on
- * a tiny slice of WikiGold (trained twice with one seed, eval, tag, resume) and with bad options
- * and files, which must give an exit status != 0 and a message, never a crash. The program's path
+ * a tiny slice of WikiGold (trained twice with one seed, eval, tag, resume, the softmax output)
+ * and with bad options and files, which must give an exit status != 0 and a message, never a crash. The program's path
  * comes from the SPOOL_EXAMPLE environment variable (set by tests/meson.build). */
 #include "helpers.h"
 #include "example_run.h"
@@ -33,6 +33,74 @@ static void write_text(const char *path, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
+}
+
+/* --------------------------------------------------------------- BIO rules, CRF */
+
+static void test_bio_masks(void **state)
+{
+    (void)state;
+    const char *tags[] = {"O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-creative-work", "I-creative-work"};
+    enum { K = 7 };
+    unsigned char al[K * K], st[K];
+    ner_bio_allowed(tags, K, al, st);
+    const unsigned char want_start[K] = {1, 1, 0, 1, 0, 1, 0};
+    assert_memory_equal(st, want_start, K);
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < K; j++) {
+            /* I-X only after B-X or I-X of the same type; anything else may follow anything */
+            int want = tags[j][0] != 'I' || (tags[i][0] != 'O' && !strcmp(tags[i] + 2, tags[j] + 2));
+            if (al[i * K + j] != want) print_message("# %s -> %s: %d\n", tags[i], tags[j], al[i * K + j]);
+            assert_int_equal(al[i * K + j], want);
+        }
+    const char *ok[] = {"B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "I-LOC"};
+    const char *bad1[] = {"I-PER"}, *bad2[] = {"O", "I-LOC"}, *bad3[] = {"B-PER", "I-LOC"};
+    assert_true(ner_bio_valid(ok, 7));
+    assert_true(ner_bio_valid(ok, 0));
+    assert_false(ner_bio_valid(bad1, 1));
+    assert_false(ner_bio_valid(bad2, 2));
+    assert_false(ner_bio_valid(bad3, 2));
+}
+
+/* Viterbi under the BIO masks never emits an invalid sequence, whatever the scores (random, and
+ * with the forbidden transitions made the most attractive); without the masks the same scores do
+ * give invalid sequences, so the masks are what keeps the output valid. WNUT17's 13 tags. */
+static void test_crf_decoding_is_always_valid_bio(void **state)
+{
+    (void)state;
+    const char *tags[] = {"O", "B-person", "I-person", "B-location", "I-location", "B-group", "I-group",
+                          "B-corporation", "I-corporation", "B-product", "I-product", "B-creative-work",
+                          "I-creative-work"};
+    enum { K = 13, T = 12, B = 8 };
+    unsigned char al[K * K], st[K];
+    ner_bio_allowed(tags, K, al, st);
+    sp_params *ps = sp_params_new();
+    sp_tensor *e = sp_param(ps, "e", T * B, K), *tr = sp_param(ps, "tr", K, K), *s0 = sp_param(ps, "s", 1, K),
+              *s1 = sp_param(ps, "end", 1, K);
+    assert_non_null(s1);
+    sp_rng r;
+    sp_rng_seed(&r, 42);
+    int lens[B], path[T * B], invalid_unmasked = 0, checked = 0;
+    const char *seq[T];
+    for (int trial = 0; trial < 300; trial++) {
+        for (size_t k = 0; k < ps->numel; k++) ps->value[k] = (sp_real)(6 * sp_rng_uniform(&r) - 3);
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++)
+                if (!al[i * K + j]) tr->data[i * K + j] += 3; /* tempt it */
+        for (int b = 0; b < B; b++) lens[b] = (int)(sp_rng_uniform(&r) * (T + 1));
+        for (int masked = 1; masked >= 0; masked--) {
+            assert_int_equal(sp_crf_decode(e, tr, s0, s1, lens, T, B, masked ? al : NULL, masked ? st : NULL, path, NULL),
+                             SP_OK);
+            for (int b = 0; b < B; b++) {
+                for (int t = 0; t < lens[b]; t++) seq[t] = tags[path[t * B + b]];
+                if (masked) assert_true(ner_bio_valid(seq, lens[b])), checked++;
+                else invalid_unmasked += !ner_bio_valid(seq, lens[b]);
+            }
+        }
+    }
+    assert_int_equal(checked, 300 * B);
+    assert_true(invalid_unmasked > 100);
+    sp_params_free(ps);
 }
 
 /* ------------------------------------------------------------------------- spans */
@@ -250,9 +318,17 @@ static void test_program_end_to_end(void **state)
     assert_int_equal(run(&out, ev), 0);
     assert_true(contains(out, "test: precision"));
     free(out);
-    const char *tag[] = {"tag", "--model", model, "Ada Lovelace visited London.", NULL};
+    const char *tag[] = {"tag", "--model", model, "--tokens", "Ada Lovelace visited London.", NULL};
     assert_int_equal(run(&out, tag), 0);
     assert_true(contains(out, "Lovelace\t") && contains(out, "London\t") && contains(out, ".\t"));
+    /* the sentence comes first, with any entity in brackets */
+    assert_true(contains(out, "Lovelace") && strstr(out, "London") < strstr(out, "Ada\t"));
+    free(out);
+    /* the softmax output layer, one epoch */
+    const char *sm[] = {"train", "--data", data, "--limit", "30", "--epochs", "1", "--embed", "8", "--hidden", "8",
+                        "--output", "softmax", "--out", model, "--threads", "1", "--dev", dev, "--test", test, NULL};
+    assert_int_equal(run(&out, sm), 0);
+    assert_true(contains(out, "output softmax") && contains(out, "lower-cased test F1"));
     free(out);
     /* resume from the last epoch's checkpoint (optimizer state + generator) for a third epoch */
     const char *res[] = {"train", "--data", data, "--limit", "60", "--epochs", "3", "--batch", "8", "--resume", last,
@@ -282,6 +358,8 @@ static void test_program_bad_input(void **state)
         {{"train", "--lr", "abc", NULL}, 2, "--lr expects"},
         {{"train", "--hidden", NULL}, 2, "needs a value"},
         {{"train", "--bogus", NULL}, 2, "unknown option"},
+        {{"train", "--output", "hmm", NULL}, 2, "crf or softmax"},
+        {{"train", "--lower", "2", NULL}, 2, "--lower expects"},
         {{"train", "--train", "/nonexistent/train.tsv", NULL}, 1, "cannot open '/nonexistent/train.tsv'"},
         {{"eval", "--model", "/nonexistent/m.safetensors", NULL}, 1, "cannot open model"},
         {{"eval", "--model", bad, NULL}, 1, "cannot open model"},
@@ -324,6 +402,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tag_split),
+        cmocka_unit_test(test_bio_masks),
+        cmocka_unit_test(test_crf_decoding_is_always_valid_bio),
         cmocka_unit_test(test_spans_bio_edge_cases),
         cmocka_unit_test(test_scorer_exact_match),
         cmocka_unit_test(test_read_and_baseline),

@@ -31,6 +31,7 @@ typedef enum {
     SP_OP_SUM, SP_OP_MEAN,
     SP_OP_EMBEDDING, SP_OP_DROPOUT,
     SP_OP_LSTM_CELL, SP_OP_GRU_CELL,
+    SP_OP_CRF_NLL,
     SP_OP__COUNT
 } sp_op;
 
@@ -90,6 +91,23 @@ sp_tensor *sp_softmax_xent(sp_tape *t, sp_tensor *logits, const int *target, flo
  * (same shape, a constant), computed stably from the logits. With mask (same shape or a
  * column [R, 1], 0/1) only masked-in elements count, divided by max(count, 1). Returns [1, 1]. */
 sp_tensor *sp_sigmoid_bce(sp_tape *t, sp_tensor *logits, sp_tensor *target, sp_tensor *mask);
+
+/* Linear-chain CRF negative log-likelihood (ops/crf.c), the mean over sequences with a real step.
+ * emit [T*B, K] holds the tag scores of step t of sequence b in row t*B + b; trans [K, K] scores
+ * tag i followed by tag j at [i, j]; start and end [1, K] score the first and last tag. For each
+ * sequence of lengths[b] (NULL: all T) real steps with gold tags[t*B + b]:
+ *   s(y) = start[y_0] + sum_t emit[t, y_t] + sum_{t>0} trans[y_{t-1}, y_t] + end[y_{L-1}]
+ *   nll  = log sum_y exp s(y) - s(gold)   (forward algorithm; backward from the marginals)
+ * Tags at padded steps are ignored; a gold tag outside [0, K) is an error. Returns [1, 1]. */
+sp_tensor *sp_crf_nll(sp_tape *t, sp_tensor *emit, sp_tensor *trans, sp_tensor *start, sp_tensor *end,
+                      const int *tags, const int *lengths, int T, int B);
+/* Viterbi decoding under the same scores (no tape, nothing recorded): path[t*B + b] gets the best
+ * tag sequence, -1 at padded steps; score[b] (may be NULL) its score. allowed [K*K] (row = from
+ * tag) and allowed_start [K] may be NULL; a 0 forbids that transition or first tag (e.g. the BIO
+ * rule: I-X only after B-X or I-X). An error if some sequence has no allowed path. */
+sp_status sp_crf_decode(const sp_tensor *emit, const sp_tensor *trans, const sp_tensor *start, const sp_tensor *end,
+                        const int *lengths, int T, int B, const unsigned char *allowed,
+                        const unsigned char *allowed_start, int *path, double *score);
 
 /* ----------------------------------------------------------- reductions */
 
