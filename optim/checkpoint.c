@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,21 @@ static char *state_name(const sp_optim *opt, int slot, const char *fname)
 
 /* ------------------------------------------------------------------- save */
 
-enum { META_SPOOL = 20 };
+/* A printf'd metadata value in memory of its own (NULL if out of memory). */
+static char *meta_value(const char *fmt, ...) SP_PRINTF(1, 2);
+static char *meta_value(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *v = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!v) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(v, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return v;
+}
 
 sp_status sp_save(const char *path, const sp_params *ps, const sp_optim *opt, const sp_ckpt_opts *o)
 {
@@ -95,10 +110,12 @@ sp_status sp_save(const char *path, const sp_params *ps, const sp_optim *opt, co
     int cap = nsel * (1 + nslots) + 1;
     sp_st_out *ts = calloc((size_t)cap, sizeof *ts);
     char **owned = calloc((size_t)cap, sizeof *owned);
-    sp_kv *meta = calloc((size_t)nuser + META_SPOOL, sizeof *meta);
-    char vals[META_SPOOL][48];
+    /* spool.version, spool.real, spool.rng, spool.optim.kind and one entry per config field */
+    int meta_cap = nuser + 4 + sp_optim_n_fields, nm = 0, nv = 0;
+    sp_kv *meta = calloc((size_t)meta_cap, sizeof *meta);
+    char **vals = calloc((size_t)meta_cap + (size_t)sp_optim_n_fields, sizeof *vals); /* values and field keys */
     sp_status st = SP_OK;
-    if (!ts || !owned || !meta) {
+    if (!ts || !owned || !meta || !vals) {
         st = sp_fail(SP_ERR_NOMEM, "sp_save %s: out of memory", path);
         goto done;
     }
@@ -122,34 +139,34 @@ sp_status sp_save(const char *path, const sp_params *ps, const sp_optim *opt, co
     }
     if (opt) ts[nt++] = (sp_st_out){"optim.step", 1, {1, 0}, NULL, &opt->step};
 
-    int nm = 0, nv = 0;
     for (int i = 0; i < nuser; i++) meta[nm++] = o->meta[i];
-#define META(k, ...) (snprintf(vals[nv], sizeof vals[nv], __VA_ARGS__), meta[nm++] = (sp_kv){k, vals[nv++]})
+#define META(k, ...) (vals[nv] = meta_value(__VA_ARGS__), meta[nm++] = (sp_kv){k, vals[nv++]})
     META("spool.version", "%s", SP_VERSION);
     META("spool.real", "%s", SP_REAL_NAME);
     if (o && o->rng) META("spool.rng", "%016" PRIx64 ":%016" PRIx64, o->rng->s[0], o->rng->s[1]);
     if (opt) {
-        const sp_optim_config *c = &opt->cfg;
-        META("spool.optim.kind", "%s", sp_optim_kind_name(c->kind));
-        META("spool.optim.lr", "%.17g", c->lr);
-        META("spool.optim.weight_decay", "%.17g", c->weight_decay);
-        META("spool.optim.momentum", "%.17g", c->momentum);
-        META("spool.optim.dampening", "%.17g", c->dampening);
-        META("spool.optim.nesterov", "%d", c->nesterov);
-        META("spool.optim.alpha", "%.17g", c->alpha);
-        META("spool.optim.centered", "%d", c->centered);
-        META("spool.optim.lr_decay", "%.17g", c->lr_decay);
-        META("spool.optim.initial_accumulator_value", "%.17g", c->initial_accumulator_value);
-        META("spool.optim.beta1", "%.17g", c->beta1);
-        META("spool.optim.beta2", "%.17g", c->beta2);
-        META("spool.optim.amsgrad", "%d", c->amsgrad);
-        META("spool.optim.eps", "%.17g", c->eps);
+        META("spool.optim.kind", "%s", sp_optim_kind_name(opt->cfg.kind));
+        for (int i = 0; i < sp_optim_n_fields; i++) {
+            const sp_optim_field *f = &sp_optim_fields[i];
+            char *key = meta_value("spool.optim.%s", f->name);
+            double v = sp__optim_field_get(&opt->cfg, f);
+            vals[nv++] = key;
+            if (f->is_int) META(key, "%d", (int)v);
+            else META(key, "%.17g", v);
+        }
     }
 #undef META
+    for (int i = 0; i < nv; i++)
+        if (!vals[i]) {
+            st = sp_fail(SP_ERR_NOMEM, "sp_save %s: out of memory", path);
+            goto done;
+        }
     st = sp_st_write(path, ts, nt, meta, nm);
 done:
     for (int i = 0; owned && i < cap; i++) free(owned[i]);
     free(owned);
+    for (int i = 0; vals && i < meta_cap + sp_optim_n_fields; i++) free(vals[i]);
+    free(vals);
     free(ts);
     free(meta);
     return st;

@@ -1,80 +1,79 @@
-/* optim.c - the update rules (SGD, RMSprop, Adagrad, Adam, AdamW), gradient clipping and
- * learning-rate schedules.
- *
- * Every rule is one flat loop over the parameter slab, written to follow torch.optim 1.13's
- * single-tensor code path operation for operation (same state, same order of arithmetic, the
- * scalars cast to the real type the way torch casts them for a float tensor), so a float run here
- * and a float run in PyTorch stay within rounding of each other. Elementwise loops are
- * deterministic whatever the thread count, which exact resume relies on.
- */
+/* optim.c - the optimizer calls (create from a configuration, step, state slabs), gradient
+ * norms and clipping, and learning-rate schedules. The update rules themselves, their defaults,
+ * checks and state are rows of the optimizer table (rules.c); nothing here knows a particular
+ * rule. */
 #include "optim_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { PAR_MIN = 1 << 15 }; /* below this many elements threads cost more than they give */
-
 sp_optim_config sp_optim_defaults(sp_optim_kind kind)
 {
+    const sp_optim_def *d = sp__optim_def(kind);
     sp_optim_config c;
     memset(&c, 0, sizeof c);
+    if (d) c = d->defaults;
     c.kind = kind;
-    switch (kind) {
-    case SP_SGD: c.lr = 0.01; break;
-    case SP_RMSPROP: c.lr = 1e-2, c.alpha = 0.99, c.eps = 1e-8; break;
-    case SP_ADAGRAD: c.lr = 1e-2, c.eps = 1e-10; break;
-    case SP_ADAM: c.lr = 1e-3, c.beta1 = 0.9, c.beta2 = 0.999, c.eps = 1e-8; break;
-    case SP_ADAMW: c.lr = 1e-3, c.beta1 = 0.9, c.beta2 = 0.999, c.eps = 1e-8, c.weight_decay = 1e-2; break;
-    }
     return c;
 }
 
 const char *sp_optim_kind_name(sp_optim_kind kind)
 {
-    switch (kind) {
-    case SP_SGD: return "sgd";
-    case SP_RMSPROP: return "rmsprop";
-    case SP_ADAGRAD: return "adagrad";
-    case SP_ADAM: return "adam";
-    case SP_ADAMW: return "adamw";
-    }
-    return NULL;
+    const sp_optim_def *d = sp__optim_def(kind);
+    return d ? d->name : NULL;
 }
 
+static const char *range_text(sp_field_range r)
+{
+    switch (r) {
+    case SP_FIELD_NONNEG: return ">= 0";
+    case SP_FIELD_POSITIVE: return "> 0";
+    case SP_FIELD_UNIT: return "in [0, 1]";
+    case SP_FIELD_UNIT_OPEN: return "in [0, 1)";
+    default: return "finite";
+    }
+}
+
+static int in_range(double v, sp_field_range r)
+{
+    switch (r) {
+    case SP_FIELD_FLAG: return 1;
+    case SP_FIELD_FINITE: return isfinite(v);
+    case SP_FIELD_NONNEG: return v >= 0 && isfinite(v);
+    case SP_FIELD_POSITIVE: return v > 0 && isfinite(v);
+    case SP_FIELD_UNIT: return v >= 0 && v <= 1;
+    case SP_FIELD_UNIT_OPEN: return v >= 0 && v < 1;
+    }
+    return 0;
+}
+
+/* The fields the kind's row lists, each in its range, then the row's own rule. */
 static sp_status check_config(const sp_optim_config *c)
 {
-    const char *k = sp_optim_kind_name(c->kind);
-    if (!k) return sp_fail(SP_ERR_ARG, "sp_optim_new: unknown optimizer kind %d", (int)c->kind);
-    if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
-        return sp_fail(SP_ERR_ARG, "sp_optim_new %s: weight_decay %g must be >= 0", k, c->weight_decay);
-    switch (c->kind) {
-    case SP_SGD:
-        if (!(c->momentum >= 0) || !isfinite(c->momentum) || !isfinite(c->dampening))
-            return sp_fail(SP_ERR_ARG, "sp_optim_new sgd: momentum %g must be >= 0", c->momentum);
-        if (c->nesterov && (c->momentum <= 0 || c->dampening != 0))
-            return sp_fail(SP_ERR_ARG, "sp_optim_new sgd: nesterov needs momentum > 0 and dampening 0 "
-                           "(momentum %g, dampening %g)", c->momentum, c->dampening);
-        return SP_OK;
-    case SP_RMSPROP:
-        if (!(c->alpha >= 0 && c->alpha <= 1) || !(c->momentum >= 0) || !isfinite(c->momentum))
-            return sp_fail(SP_ERR_ARG, "sp_optim_new rmsprop: need 0 <= alpha <= 1 and momentum >= 0 "
-                           "(alpha %g, momentum %g)", c->alpha, c->momentum);
-        break;
-    case SP_ADAGRAD:
-        if (!(c->lr_decay >= 0) || !(c->initial_accumulator_value >= 0) || !isfinite(c->lr_decay) ||
-            !isfinite(c->initial_accumulator_value))
-            return sp_fail(SP_ERR_ARG, "sp_optim_new adagrad: lr_decay %g and initial_accumulator_value %g "
-                           "must be >= 0", c->lr_decay, c->initial_accumulator_value);
-        break;
-    case SP_ADAM:
-    case SP_ADAMW:
-        if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
-            return sp_fail(SP_ERR_ARG, "sp_optim_new %s: betas (%g, %g) must be in [0, 1)", k, c->beta1, c->beta2);
-        break;
+    const sp_optim_def *d = sp__optim_def(c->kind);
+    if (!d) return sp_fail(SP_ERR_ARG, "sp_optim_new: unknown optimizer kind %d", (int)c->kind);
+    for (const char *s = d->checks; s && *s;) {
+        size_t len = strcspn(s, " ");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)len, s);
+        const sp_optim_field *f = sp__optim_field(name);
+        if (!f) return sp_fail(SP_ERR_STATE, "sp_optim_new %s: the table names no field \"%s\"", d->name, name);
+        double v = sp__optim_field_get(c, f);
+        if (!in_range(v, f->range))
+            return sp_fail(SP_ERR_ARG, "sp_optim_new %s: %s %g must be %s", d->name, f->torch_name, v,
+                           range_text(f->range));
+        s += len;
+        s += strspn(s, " ");
     }
-    if (!(c->eps > 0) || !isfinite(c->eps)) return sp_fail(SP_ERR_ARG, "sp_optim_new %s: eps %g must be > 0", k, c->eps);
-    return SP_OK;
+    return d->check ? d->check(c) : SP_OK;
+}
+
+static double field_value(const sp_optim_config *c, const char *name)
+{
+    const sp_optim_field *f = sp__optim_field(name);
+    return f ? sp__optim_field_get(c, f) : 0;
 }
 
 sp_optim *sp_optim_new(sp_params *ps, const sp_optim_config *cfg)
@@ -84,35 +83,24 @@ sp_optim *sp_optim_new(sp_params *ps, const sp_optim_config *cfg)
         return NULL;
     }
     if (check_config(cfg) != SP_OK) return NULL;
+    const sp_optim_def *d = sp__optim_def(cfg->kind);
     sp_optim *o = calloc(1, sizeof *o);
     if (!o) goto nomem;
     o->ps = ps;
     o->cfg = *cfg;
     o->numel = ps->numel;
-    const sp_optim_config *c = cfg;
-    switch (c->kind) {
-    case SP_SGD:
-        if (c->momentum != 0) o->slot_name[o->nslots++] = "momentum_buffer";
-        break;
-    case SP_RMSPROP:
-        o->slot_name[o->nslots++] = "square_avg";
-        if (c->momentum > 0) o->slot_name[o->nslots++] = "momentum_buffer";
-        if (c->centered) o->slot_name[o->nslots++] = "grad_avg";
-        break;
-    case SP_ADAGRAD: o->slot_name[o->nslots++] = "sum"; break;
-    case SP_ADAM:
-    case SP_ADAMW:
-        o->slot_name[o->nslots++] = "exp_avg";
-        o->slot_name[o->nslots++] = "exp_avg_sq";
-        if (c->amsgrad) o->slot_name[o->nslots++] = "max_exp_avg_sq";
-        break;
+    for (int j = 0; j < SP_OPTIM_MAX_SLOTS && d->slots[j].name; j++) {
+        const sp_optim_slot_def *sd = &d->slots[j];
+        if (sd->when && field_value(cfg, sd->when) == 0) continue;
+        sp_real *slab = calloc(o->numel ? o->numel : 1, sizeof(sp_real));
+        if (!slab) goto nomem;
+        o->slot_name[o->nslots] = sd->name;
+        o->slot[o->nslots++] = o->by_row[j] = slab;
+        if (sd->init) {
+            const sp_real v = (sp_real)field_value(cfg, sd->init);
+            for (size_t i = 0; i < o->numel; i++) slab[i] = v;
+        }
     }
-    for (int s = 0; s < o->nslots; s++) {
-        o->slot[s] = calloc(o->numel ? o->numel : 1, sizeof(sp_real));
-        if (!o->slot[s]) goto nomem;
-    }
-    if (c->kind == SP_ADAGRAD)
-        for (size_t i = 0; i < o->numel; i++) o->slot[0][i] = (sp_real)c->initial_accumulator_value;
     return o;
 nomem:
     sp_optim_free(o);
@@ -145,7 +133,7 @@ static const sp_tensor *first_nonfinite(const sp_params *ps, size_t *where)
 {
     int bad = 0;
     const sp_real *g = ps->grad;
-#pragma omp parallel for reduction(| : bad) if (ps->numel > PAR_MIN) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (ps->numel > SP_OPTIM_PAR_MIN) schedule(static)
     for (size_t i = 0; i < ps->numel; i++) bad |= !isfinite(g[i]);
     if (!bad) return NULL;
     for (int k = 0; k < ps->count; k++) {
@@ -178,99 +166,10 @@ sp_status sp_optim_step(sp_optim *o, double lr)
     const sp_tensor *bad = first_nonfinite(ps, &e);
     if (bad) return nonfinite_error("sp_optim_step", bad, e);
 
-    const sp_optim_config *c = &o->cfg;
-    const size_t n = o->numel;
-    sp_real *restrict p = ps->value;
-    const sp_real *restrict g = ps->grad;
-    const sp_real wd = (sp_real)c->weight_decay, eps = (sp_real)c->eps, lr_r = (sp_real)lr;
+    sp_optim_update u = {&o->cfg, o->numel, ps->value, ps->grad, {NULL}, lr, o->step + 1};
+    memcpy(u.slot, o->by_row, sizeof u.slot);
     o->step++;
-    const double step = (double)o->step;
-
-    switch (c->kind) {
-    case SP_SGD: {
-        const sp_real mu = (sp_real)c->momentum, damp = (sp_real)(1 - c->dampening);
-        sp_real *restrict buf = o->slot[0];
-        const int first = o->step == 1, nesterov = c->nesterov, has_mom = c->momentum != 0;
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            sp_real d = g[i];
-            if (wd != 0) d = d + wd * p[i];
-            if (has_mom) {
-                buf[i] = first ? d : buf[i] * mu + damp * d;
-                d = nesterov ? d + mu * buf[i] : buf[i];
-            }
-            p[i] = p[i] + (-lr_r) * d;
-        }
-        break;
-    }
-    case SP_RMSPROP: {
-        const sp_real a = (sp_real)c->alpha, one_a = (sp_real)(1 - c->alpha), mu = (sp_real)c->momentum;
-        sp_real *restrict sq = o->slot[0];
-        sp_real *restrict buf = sp_optim_slot_by_name(o, "momentum_buffer");
-        sp_real *restrict gavg = sp_optim_slot_by_name(o, "grad_avg");
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            sp_real d = g[i];
-            if (wd != 0) d = d + wd * p[i];
-            sq[i] = sq[i] * a + one_a * (d * d);
-            sp_real avg;
-            if (gavg) {
-                gavg[i] = gavg[i] * a + one_a * d;
-                sp_real v = sq[i] - gavg[i] * gavg[i];
-                avg = sqrt(v > 0 ? v : 0); /* rounding can take v a hair below 0 */
-            } else {
-                avg = sqrt(sq[i]);
-            }
-            avg = avg + eps;
-            if (buf) {
-                buf[i] = buf[i] * mu + d / avg;
-                p[i] = p[i] + (-lr_r) * buf[i];
-            } else {
-                p[i] = p[i] + (-lr_r) * (d / avg);
-            }
-        }
-        break;
-    }
-    case SP_ADAGRAD: {
-        const sp_real clr = (sp_real)(lr / (1 + (step - 1) * c->lr_decay));
-        sp_real *restrict sum = o->slot[0];
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            sp_real d = g[i];
-            if (wd != 0) d = d + wd * p[i];
-            sum[i] = sum[i] + d * d;
-            sp_real sd = (sp_real)sqrt(sum[i]) + eps;
-            p[i] = p[i] + (-clr) * (d / sd);
-        }
-        break;
-    }
-    case SP_ADAM:
-    case SP_ADAMW: {
-        const int decoupled = c->kind == SP_ADAMW, ams = c->amsgrad;
-        const sp_real b1 = (sp_real)c->beta1, b2 = (sp_real)c->beta2;
-        const sp_real one_b1 = (sp_real)(1 - c->beta1), one_b2 = (sp_real)(1 - c->beta2);
-        const double bc1 = 1 - pow(c->beta1, step), bc2 = 1 - pow(c->beta2, step);
-        const sp_real step_size = (sp_real)(lr / bc1), bc2_sqrt = (sp_real)sqrt(bc2);
-        const sp_real shrink = (sp_real)(1 - lr * c->weight_decay);
-        sp_real *restrict m = o->slot[0], *restrict v = o->slot[1], *restrict vmax = o->slot[2];
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            sp_real d = g[i];
-            if (decoupled) p[i] = p[i] * shrink;
-            else if (wd != 0) d = d + wd * p[i];
-            m[i] = m[i] * b1 + one_b1 * d;
-            v[i] = v[i] * b2 + one_b2 * (d * d);
-            sp_real s = v[i];
-            if (ams) {
-                if (vmax[i] < v[i] || isnan(v[i])) vmax[i] = v[i];
-                s = vmax[i];
-            }
-            sp_real denom = (sp_real)sqrt(s) / bc2_sqrt + eps;
-            p[i] = p[i] + (-step_size) * (m[i] / denom);
-        }
-        break;
-    }
-    }
+    sp__optim_def(o->cfg.kind)->step(&u);
     return SP_OK;
 }
 
@@ -280,7 +179,7 @@ static double grad_norm(const sp_params *ps)
 {
     const sp_real *g = ps->grad;
     double ss = 0;
-#pragma omp parallel for reduction(+ : ss) if (ps->numel > PAR_MIN) schedule(static)
+#pragma omp parallel for reduction(+ : ss) if (ps->numel > SP_OPTIM_PAR_MIN) schedule(static)
     for (size_t i = 0; i < ps->numel; i++) ss += (double)g[i] * (double)g[i];
     if (isfinite(ss)) return sqrt(ss);
     /* Finite values whose squares overflow a double (only possible in the double build). */

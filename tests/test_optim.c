@@ -197,6 +197,7 @@ static void ref_step(const sp_optim_config *c, ref_state *s, double g, double lr
         double vh = (c->amsgrad ? s->vmax : s->v) / (1 - pow(c->beta2, t));
         s->p -= lr * (s->m / (1 - pow(c->beta1, t))) / (sqrt(vh) + c->eps);
         break;
+    default: break;
     }
 }
 

@@ -26,7 +26,10 @@ extern "C" {
 
 /* -------------------------------------------------------------- optimizers */
 
-typedef enum { SP_SGD, SP_RMSPROP, SP_ADAGRAD, SP_ADAM, SP_ADAMW } sp_optim_kind;
+typedef enum {
+    SP_SGD, SP_RMSPROP, SP_ADAGRAD, SP_ADAM, SP_ADAMW,
+    SP_OPTIM_KIND_COUNT /* the number of kinds, not a kind */
+} sp_optim_kind;
 
 /* Hyper-parameters. Start from sp_optim_defaults(kind), which gives PyTorch's defaults:
  *   SGD      momentum 0, dampening 0, nesterov 0, weight_decay 0      (torch has no default lr)
