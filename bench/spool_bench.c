@@ -17,9 +17,9 @@
 #include "spool.h"
 #include "bench_model.h"
 #include "step_gemms.h"
+#include "common/opts.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,103 +29,59 @@
 
 typedef bench_cfg cfg;
 
-static void usage(FILE *f)
+/* The options, one table of the shared option layer (examples/common/opts.h). */
+static int set_cell(const char *v, void *base, char *err, size_t errn)
 {
-    fprintf(f,
-            "usage: spool-bench [options]\n"
-            "One char-LM training step (one-hot -> RNN/GRU/LSTM -> linear -> softmax xent ->\n"
-            "backward -> clip 5.0 -> Adam 2e-3), timed; prints one JSON line with the keys of\n"
-            "bench/peer_torch.py plus gflops and peak RSS.\n"
-            "  --cell rnn|gru|lstm   (lstm)      --hidden H   (256)   --layers L (1)\n"
-            "  --batch B  (32)       --seq T (64) --vocab V   (65)    --threads N (1; 0 = all cores)\n"
-            "  --steps S  (0: auto from --target-seconds, default 10)  --warmup W (3)\n"
-            "  --bidirectional       --forward-only (forward + loss only)  --seed S (1234)\n"
-            "  --lr LR (2e-3)        --clip C (5.0)  --help\n"
-            "  --dump DIR  instead of timing: run one step on batch 0 and write DIR/init.safetensors,\n"
-            "              DIR/step1.safetensors (parameters before and after), DIR/tokens.txt and\n"
-            "              DIR/loss.txt, for bench/check_same_math.py to redo the step in PyTorch\n");
-}
-
-static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == 0 || *end != 0 || v < lo || v > hi) {
-        fprintf(stderr, "spool-bench: %s wants an integer in [%d, %d], got '%s'\n", opt, lo, hi, s);
-        return 0;
+    if (!step_gates(v)) {
+        snprintf(err, errn, "--cell must be rnn, gru or lstm, got '%s'", v);
+        return -1;
     }
-    *out = (int)v;
-    return 1;
+    ((cfg *)base)->cell = v;
+    return 0;
 }
 
-static int parse_real(const char *opt, const char *s, double lo, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (*s == 0 || *end != 0 || !(v >= lo) || !isfinite(v)) {
-        fprintf(stderr, "spool-bench: %s wants a number >= %g, got '%s'\n", opt, lo, s);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
+#define C cfg
+static const ex_opt OPTS[] = {
+    EX_CALLBACK("cell", set_cell, NULL, 0, "rnn|gru|lstm", "recurrent cell (default: lstm)"),
+    EX_OPT("hidden", EX_INT, C, H, "256", 1, 1 << 16, 0, "H", "hidden size"),
+    EX_OPT("layers", EX_INT, C, L, "1", 1, SP_RNN_MAX_LAYERS, 0, "L", "stacked layers"),
+    EX_OPT("batch", EX_INT, C, B, "32", 1, 1 << 16, 0, "B", "sequences per step"),
+    EX_OPT("seq", EX_INT, C, T, "64", 1, 1 << 16, 0, "T", "time steps"),
+    EX_OPT("vocab", EX_INT, C, V, "65", 2, 1 << 20, 0, "V", "vocabulary (one-hot width)"),
+    EX_OPT("threads", EX_INT, C, threads, "1", 0, EX_MAX_THREADS, 0, "N", "threads (0 = all cores)"),
+    EX_OPT("steps", EX_INT, C, steps, "0", 0, 100000000, 0, "S", "timed steps (0: auto from --target-seconds)"),
+    EX_OPT("warmup", EX_INT, C, warmup, "3", 0, 1000000, 0, "W", "untimed warm-up steps"),
+    EX_OPT("target-seconds", EX_DBL, C, target_seconds, "10", 0, 1e9, 0, "X", "seconds of timed steps when --steps is 0"),
+    EX_OPT("bidirectional", EX_FLAG, C, bidir, NULL, 0, 0, 0, NULL, "bidirectional layers"),
+    EX_OPT("forward-only", EX_FLAG, C, fwd_only, NULL, 0, 0, 0, NULL, "forward + loss only"),
+    EX_OPT("seed", EX_LONG, C, seed, "1234", 0, 2147483647, 0, "S", "random seed"),
+    EX_OPT("lr", EX_DBL, C, lr, "2e-3", 0, 1e9, 0, "LR", "Adam learning rate"),
+    EX_OPT("clip", EX_DBL, C, clip, "5.0", 0, 1e9, 0, "C", "global-norm clip"),
+    EX_OPT("dump", EX_STR, C, dump_dir, NULL, 0, 0, 0, "DIR",
+           "instead of timing: run one step on batch 0 and write DIR/init.safetensors,\n"
+           "                        DIR/step1.safetensors (parameters before and after), DIR/tokens.txt and\n"
+           "                        DIR/loss.txt, for bench/check_same_math.py to redo the step in PyTorch"),
+};
+#undef C
+static const ex_cli CLI = {"spool-bench",
+                           "usage: spool-bench [options]\n"
+                           "One char-LM training step (one-hot -> RNN/GRU/LSTM -> linear -> softmax xent ->\n"
+                           "backward -> clip 5.0 -> Adam 2e-3), timed; prints one JSON line with the keys of\n"
+                           "bench/peer_torch.py plus gflops and peak RSS.\n",
+                           NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 
-/* 0 on success, 1 after --help, 2 on a bad option. */
+/* -1 to go on, else the exit status (0 after --help, 2 on a bad option). */
 static int parse(int argc, char **argv, cfg *c)
 {
-    *c = (cfg){"lstm", 256, 1, 32, 64, 65, 1, 0, 3, 0, 0, 1234, 10.0, 2e-3, 5.0, NULL};
-    enum { O_CELL = 256, O_H, O_L, O_B, O_T, O_V, O_THR, O_STEPS, O_WARM, O_TGT, O_BIDIR, O_FWD,
-           O_SEED, O_LR, O_CLIP, O_DUMP, O_HELP };
-    static const struct option opts[] = {
-        {"cell", 1, 0, O_CELL}, {"hidden", 1, 0, O_H}, {"layers", 1, 0, O_L}, {"batch", 1, 0, O_B},
-        {"seq", 1, 0, O_T}, {"vocab", 1, 0, O_V}, {"threads", 1, 0, O_THR}, {"steps", 1, 0, O_STEPS},
-        {"warmup", 1, 0, O_WARM}, {"target-seconds", 1, 0, O_TGT}, {"bidirectional", 0, 0, O_BIDIR},
-        {"forward-only", 0, 0, O_FWD}, {"seed", 1, 0, O_SEED}, {"lr", 1, 0, O_LR},
-        {"clip", 1, 0, O_CLIP}, {"dump", 1, 0, O_DUMP}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
-    int o, ok = 1, seed = 1234;
-    opterr = 0;
-    while (ok && (o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case O_CELL:
-            c->cell = optarg;
-            if (!step_gates(optarg)) {
-                fprintf(stderr, "spool-bench: --cell must be rnn, gru or lstm, got '%s'\n", optarg);
-                ok = 0;
-            }
-            break;
-        case O_H: ok = parse_int("--hidden", optarg, 1, 1 << 16, &c->H); break;
-        case O_L: ok = parse_int("--layers", optarg, 1, SP_RNN_MAX_LAYERS, &c->L); break;
-        case O_B: ok = parse_int("--batch", optarg, 1, 1 << 16, &c->B); break;
-        case O_T: ok = parse_int("--seq", optarg, 1, 1 << 16, &c->T); break;
-        case O_V: ok = parse_int("--vocab", optarg, 2, 1 << 20, &c->V); break;
-        case O_THR: ok = parse_int("--threads", optarg, 0, 4096, &c->threads); break;
-        case O_STEPS: ok = parse_int("--steps", optarg, 0, 100000000, &c->steps); break;
-        case O_WARM: ok = parse_int("--warmup", optarg, 0, 1000000, &c->warmup); break;
-        case O_TGT: ok = parse_real("--target-seconds", optarg, 0, &c->target_seconds); break;
-        case O_BIDIR: c->bidir = 1; break;
-        case O_FWD: c->fwd_only = 1; break;
-        case O_SEED: ok = parse_int("--seed", optarg, 0, 2147483647, &seed); break;
-        case O_LR: ok = parse_real("--lr", optarg, 0, &c->lr); break;
-        case O_CLIP: ok = parse_real("--clip", optarg, 0, &c->clip); break;
-        case O_DUMP: c->dump_dir = optarg; break;
-        case 'h':
-        case O_HELP: usage(stdout); return 1;
-        default:
-            fprintf(stderr, "spool-bench: unknown option or missing value '%s' (try --help)\n",
-                    argv[optind - 1]);
-            ok = 0;
-        }
-    }
-    if (ok && optind < argc) {
-        fprintf(stderr, "spool-bench: unexpected argument '%s' (try --help)\n", argv[optind]);
-        ok = 0;
-    }
-    if (ok && (double)c->T * c->B * (c->V > c->H ? c->V : c->H) * 4 > 8e9) {
+    *c = (cfg){.cell = "lstm"};
+    ex_args args;
+    int rc = ex_cli_parse(&CLI, argc, argv, c, &args);
+    if (rc >= 0) return rc;
+    if ((double)c->T * c->B * (c->V > c->H ? c->V : c->H) * 4 > 8e9) {
         fprintf(stderr, "spool-bench: T*B*max(V,H) is too large for a benchmark\n");
-        ok = 0;
+        return 2;
     }
-    c->seed = (unsigned long)seed;
-    return ok ? 0 : 2;
+    return -1;
 }
 
 static double now_s(void)
@@ -212,7 +168,7 @@ int main(int argc, char **argv)
 {
     cfg c;
     int pr = parse(argc, argv, &c);
-    if (pr) return pr == 1 ? 0 : 2;
+    if (pr >= 0) return pr;
     sp_set_threads(c.threads); /* 0 = all cores (OMP_NUM_THREADS if set) */
     const char *info = sp_info(); /* initialises BLIS with the kernel set spool chose */
     char info_copy[256];

@@ -14,6 +14,7 @@
 #include "spool.h"
 #include "spool/layers.h"
 #include "spool/optim.h"
+#include "common/opts.h"
 #include "common/text.h"
 #include "dates_data.h"
 
@@ -42,96 +43,64 @@ typedef struct {
     int n_translate;
 } options;
 
-static void usage(FILE *f)
+static int add_translate(const char *v, void *base, char *err, size_t errn)
 {
-    fprintf(f,
-            "usage: " PROG " [options]                      train, evaluate, save a checkpoint\n"
-            "       " PROG " --load CKPT --translate TEXT ...  translate with a saved model\n"
-            "Encoder-decoder over characters: human-written dates -> ISO YYYY-MM-DD.\n"
-            "  --steps N        training updates (3000)\n"
-            "  --batch B        examples per update (64)\n"
-            "  --cell KIND      lstm | gru (lstm)\n"
-            "  --emb E          character embedding size (32)\n"
-            "  --hidden H       encoder hidden size per direction (64)\n"
-            "  --dec-hidden H   decoder hidden size (128)\n"
-            "  --lr X           Adam learning rate (0.003)\n"
-            "  --clip X         clip the gradient norm at X, 0 = off (5)\n"
-            "  --seed S         seed of the data, the split and the initialisation (1)\n"
-            "  --test-frac F    fraction of the dates held out for test (0.1)\n"
-            "  --test-n N       test examples (2000)\n"
-            "  --eval-every N   greedy test accuracy every N updates (500)\n"
-            "  --beam K         beam width for the final evaluation (4; 1 = greedy only)\n"
-            "  --show N         print N test examples with both decodings (8)\n"
-            "  --save PATH      checkpoint written at every evaluation and at the end (dates.safetensors)\n"
-            "  --resume PATH    continue training from a checkpoint (model, optimizer, rng)\n"
-            "  --load PATH      load a model for --translate\n"
-            "  --translate TEXT translate TEXT (repeatable; needs --load)\n"
-            "  --threads N      threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --help           this text\n"
-            "The formats it learns (shown for 1998-03-03):\n");
-    for (int k = 0; k < dt_nformats(); k++) fprintf(f, "    %s\n", dt_format_name(k));
+    options *o = base;
+    if (o->n_translate == 32) {
+        snprintf(err, errn, "at most 32 --translate texts");
+        return -1;
+    }
+    o->translate[o->n_translate++] = v;
+    return 0;
 }
 
+#define T options
+static const ex_opt OPTS[] = {
+    EX_OPT("steps", EX_INT, T, steps, "3000", 0, 100000000, 0, "N", "training updates"),
+    EX_OPT("batch", EX_INT, T, batch, "64", 1, 65536, 0, "B", "examples per update"),
+    EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru", 0, "KIND", "recurrent cell"),
+    EX_OPT("emb", EX_INT, T, emb, "32", 1, 4096, 0, "E", "character embedding size"),
+    EX_OPT("hidden", EX_INT, T, hidden, "64", 1, 4096, 0, "H", "encoder hidden size per direction"),
+    EX_OPT("dec-hidden", EX_INT, T, dec_hidden, "128", 1, 4096, 0, "H", "decoder hidden size"),
+    EX_OPT("lr", EX_DBL, T, lr, "0.003", 0, 10, 0, "X", "Adam learning rate"),
+    EX_OPT("clip", EX_DBL, T, clip, "5", 0, 1e9, 0, "X", "clip the gradient norm at X, 0 = off"),
+    EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, 0, "S", "seed of the data, the split and the initialisation"),
+    EX_OPT("test-frac", EX_DBL, T, test_frac, "0.1", 0.001, 0.9, 0, "F", "fraction of the dates held out for test"),
+    EX_OPT("test-n", EX_INT, T, test_n, "2000", 1, 1000000, 0, "N", "test examples"),
+    EX_OPT("eval-every", EX_INT, T, eval_every, "500", 1, 100000000, 0, "N", "greedy test accuracy every N updates"),
+    EX_OPT("beam", EX_INT, T, beam, "4", 1, 64, 0, "K", "beam width for the final evaluation (1 = greedy only)"),
+    EX_OPT("show", EX_INT, T, show, "8", 0, 1000000, 0, "N", "print N test examples with both decodings"),
+    EX_OPT("save", EX_STR, T, save, "dates.safetensors", 0, 0, 0, "PATH", "checkpoint written at every evaluation and at the end"),
+    EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, 0, "PATH", "continue training from a checkpoint (model, optimizer, rng)"),
+    EX_OPT("load", EX_STR, T, load, NULL, 0, 0, 0, "PATH", "load a model for --translate"),
+    EX_CALLBACK("translate", add_translate, NULL, 0, "TEXT", "translate TEXT (repeatable; needs --load)"),
+    EX_OPT_THREADS(T, threads, 0),
+};
+#undef T
+
+static void usage_more(FILE *f)
+{
+    fprintf(f, "\nThe formats it learns (shown for 1998-03-03):\n");
+    for (int k = 0; k < dt_nformats(); k++) fprintf(f, "    %s\n", dt_format_name(k));
+}
+static const ex_cli CLI = {PROG,
+                           "usage: " PROG " [options]                      train, evaluate, save a checkpoint\n"
+                           "       " PROG " --load CKPT --translate TEXT ...  translate with a saved model\n"
+                           "Encoder-decoder over characters: human-written dates -> ISO YYYY-MM-DD.\n",
+                           usage_more, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
+
+/* -1 to go on, else the exit status */
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.steps = 3000, .batch = 64, .emb = 32, .hidden = 64, .dec_hidden = 128,
-                   .eval_every = 500, .test_n = 2000, .beam = 4, .show = 8, .threads = 0,
-                   .lr = 3e-3, .clip = 5, .test_frac = 0.1, .seed = 1, .cell = "lstm",
-                   .save = "dates.safetensors"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-#define NEED()                                                            \
-    if (!v) {                                                             \
-        fprintf(stderr, PROG ": %s needs a value (try --help)\n", a);     \
-        return -1;                                                        \
-    }                                                                     \
-    i++
-        if (!strcmp(a, "--steps")) { NEED(); r = ex_parse_int(PROG, a, v, 0, 100000000, &o->steps); }
-        else if (!strcmp(a, "--batch")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 65536, &o->batch); }
-        else if (!strcmp(a, "--emb")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 4096, &o->emb); }
-        else if (!strcmp(a, "--hidden")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 4096, &o->hidden); }
-        else if (!strcmp(a, "--dec-hidden")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 4096, &o->dec_hidden); }
-        else if (!strcmp(a, "--eval-every")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 100000000, &o->eval_every); }
-        else if (!strcmp(a, "--test-n")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 1000000, &o->test_n); }
-        else if (!strcmp(a, "--beam")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 64, &o->beam); }
-        else if (!strcmp(a, "--show")) { NEED(); r = ex_parse_int(PROG, a, v, 0, 1000000, &o->show); }
-        else if (!strcmp(a, "--threads")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 1024, &o->threads); }
-        else if (!strcmp(a, "--lr")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 10, &o->lr); }
-        else if (!strcmp(a, "--clip")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 1e9, &o->clip); }
-        else if (!strcmp(a, "--test-frac")) { NEED(); r = ex_parse_double(PROG, a, v, 0.001, 0.9, &o->test_frac); }
-        else if (!strcmp(a, "--seed")) { NEED(); r = ex_parse_u64(PROG, a, v, &o->seed); }
-        else if (!strcmp(a, "--cell")) { NEED(); o->cell = v; }
-        else if (!strcmp(a, "--save")) { NEED(); o->save = v; }
-        else if (!strcmp(a, "--resume")) { NEED(); o->resume = v; }
-        else if (!strcmp(a, "--load")) { NEED(); o->load = v; }
-        else if (!strcmp(a, "--translate")) {
-            NEED();
-            if (o->n_translate == 32) {
-                fprintf(stderr, PROG ": at most 32 --translate texts\n");
-                return -1;
-            }
-            o->translate[o->n_translate++] = v;
-        } else {
-            fprintf(stderr, PROG ": unknown option '%s' (try --help)\n", a);
-            return -1;
-        }
-#undef NEED
-        if (r) return -1;
-    }
-    if (strcmp(o->cell, "lstm") && strcmp(o->cell, "gru")) {
-        fprintf(stderr, PROG ": --cell expects lstm or gru, got '%s'\n", o->cell);
-        return -1;
-    }
+    *o = (options){0};
+    ex_args args;
+    int rc = ex_cli_parse(&CLI, argc, argv, o, &args);
+    if (rc >= 0) return rc;
     if (o->n_translate && !o->load) {
         fprintf(stderr, PROG ": --translate needs --load CKPT\n");
-        return -1;
+        return 2;
     }
-    return 0;
+    return -1;
 }
 
 /* ------------------------------------------------------------------- model */
@@ -431,7 +400,8 @@ static int translate(const options *o0)
 int main(int argc, char **argv)
 {
     options o;
-    if (parse_args(argc, argv, &o)) return 2;
+    int prc = parse_args(argc, argv, &o);
+    if (prc >= 0) return prc;
     if (o.threads) sp_set_threads(o.threads);
     if (o.n_translate) return translate(&o);
 

@@ -1,41 +1,42 @@
 /* demo.c - the smallest complete use of spool's core: a two-layer network learns to tell which
  * of two interleaved spirals a point belongs to, trained with plain SGD. Prints a falling loss. */
 #include "spool.h"
+#include "common/opts.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct {
+    int steps, hidden;
+    uint64_t seed;
+    const char *dot;
+} demo_opts;
+
+static const ex_opt OPTS[] = {
+    EX_OPT("steps", EX_INT, demo_opts, steps, "300", 1, 100000000, 0, "N", "SGD steps"),
+    EX_OPT("hidden", EX_INT, demo_opts, hidden, "32", 1, 65536, 0, "H", "hidden units"),
+    EX_OPT("seed", EX_U64, demo_opts, seed, "1", 0, 0, 0, "S", "random seed (data and init)"),
+    EX_OPT("dot", EX_STR, demo_opts, dot, NULL, 0, 0, 0, "FILE", "write the graph of one training step as Graphviz dot"),
+};
+static const ex_cli CLI = {"spool-demo",
+                           "usage: spool-demo [options]\n"
+                           "Trains a 2-layer tanh network on two spirals with SGD and prints the loss.\n",
+                           NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
+
 int main(int argc, char **argv)
 {
-    int steps = 300, hidden = 32, N = 256;
-    const char *dot_path = NULL;
-    unsigned long seed = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: spool-demo [--steps N (300)] [--hidden H (32)] [--seed S (1)] [--dot FILE] [--info]\n"
-                   "Trains a 2-layer tanh network on two spirals with SGD and prints the loss.\n"
-                   "  --dot FILE  write the graph of one training step as Graphviz dot\n"
-                   "  --info      print the spool/BLIS configuration and exit\n");
-            return 0;
-        } else if (!strcmp(argv[i], "--info")) {
-            printf("%s\n", sp_info());
-            return 0;
-        } else if (i + 1 < argc && !strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--hidden")) hidden = atoi(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--dot")) dot_path = argv[++i];
-        else if (i + 1 < argc && !strcmp(argv[i], "--seed")) seed = strtoul(argv[++i], NULL, 10);
-        else {
-            fprintf(stderr, "spool-demo: unknown option '%s' (try --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    if (steps <= 0 || hidden <= 0) {
-        fprintf(stderr, "spool-demo: --steps and --hidden must be positive\n");
-        return 2;
-    }
-    printf("spool-demo: steps %d hidden %d seed %lu | %s\n", steps, hidden, seed, sp_info());
+    int N = 256;
+    demo_opts o = {0};
+    ex_args args;
+    int rc = ex_cli_parse(&CLI, argc, argv, &o, &args);
+    if (rc >= 0) return rc;
+    int steps = o.steps, hidden = o.hidden;
+    const char *dot_path = o.dot;
+    uint64_t seed = o.seed;
+    printf("spool-demo: steps %d hidden %d seed %llu | %s\n", steps, hidden, (unsigned long long)seed, sp_info());
 
     sp_rng rng;
     sp_rng_seed(&rng, seed);

@@ -18,6 +18,7 @@
 #include "spool/layers.h"
 #include "spool/optim.h"
 
+#include "common/opts.h"
 #include "common/text.h"
 #include "ner_eval.h"
 
@@ -418,46 +419,66 @@ static int model_load(ner_model *m, const char *path, int *epoch)
 /* =================================================================================== train */
 
 typedef struct {
-    const char *train, *dev, *test, *out, *resume;
-    int epochs, batch, limit, threads, log_every;
+    const char *train, *dev, *test, *out, *resume, *data, *model, *output;
+    int epochs, batch, limit, threads, log_every, tokens;
     double lr, clip, unk_p, embed_init, lower_p;
     uint64_t seed;
     ner_config cfg;
 } train_opts;
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: spool-ner train [options]       train a BiLSTM tagger, score it on the test split\n"
-            "       spool-ner eval --model M [--test FILE]\n"
-            "       spool-ner tag --model M \"some text to tag\"\n"
-            "\n"
-            "train options [defaults]:\n"
-            "  --data DIR          directory with train.tsv, dev.tsv, test.tsv [the bundled examples/data/ner-wikigold]\n"
-            "  --train/--dev/--test FILE   override one split (token<TAB>BIO-tag lines, blank line between sentences)\n"
-            "  --out FILE          best model (by dev F1), safetensors [ner-wikigold.safetensors: named\n"
-            "                      after --data's folder, ner-wnut17.safetensors etc.; -softmax.safetensors\n"
-            "                      with --output softmax];\n"
-            "                      FILE.last holds the last epoch with optimizer state, for --resume\n"
-            "  --resume FILE       continue from a FILE.last checkpoint (same data and options)\n"
-            "  --epochs N [15]  --batch B [16]  --lr LR [0.002] (Adam)  --clip C [5] (global norm)\n"
-            "  --embed D [64]      word embedding size (words lower-cased, digits -> 0)\n"
-            "  --case-dim D [8]    casing-class embedding size (lower/Initial/CAPS/miXed/number/punct)\n"
-            "  --hidden H [96]     LSTM size per direction    --layers L [1]  BiLSTM layers\n"
-            "  --chars             add a character-level BiLSTM per word\n"
-            "  --char-embed D [24] --char-hidden H [24]\n"
-            "  --embed-init S [0.1]  embeddings start as N(0, S^2) (torch.nn.Embedding: S = 1)\n"
-            "  --dropout P [0.5]   on the word vectors, between layers and before the output layer\n"
-            "  --unk P [0.5]       replace words seen once in training by <unk> with probability P\n"
-            "  --output crf|softmax [crf]  CRF: tag transitions + Viterbi decoding (always valid BIO);\n"
-            "                      softmax: each token's most likely tag on its own\n"
-            "  --lower P [0.2]     lower-case each training sentence with probability P (so lower-case\n"
-            "                      text is not blind; the result line also scores a lower-cased test)\n"
-            "  --limit N           use only the first N training sentences (quick runs, tests)\n"
-            "  --seed S [1]  --threads N [OMP_NUM_THREADS or all cores]  --log-every N [20] batches\n"
-            "eval/tag options: --model FILE [what train writes for --data/--output], --test FILE [DATA/test.tsv],\n"
-            "  --tokens (tag: also one line per token with its tag)\n");
-}
+enum { TRAIN = 1, EVAL = 2, TAG = 4 };
+#define T train_opts
+static const ex_opt OPTS[] = {
+    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL | TAG, "DIR",
+           "directory with train.tsv, dev.tsv, test.tsv (default: the bundled ner-wikigold)"),
+    EX_OPT("train", EX_STR, T, train, NULL, 0, 0, TRAIN, "FILE",
+           "training split instead of DIR/train.tsv (token<TAB>BIO-tag lines, blank line between sentences)"),
+    EX_OPT("dev", EX_STR, T, dev, NULL, 0, 0, TRAIN, "FILE", "dev split instead of DIR/dev.tsv"),
+    EX_OPT("test", EX_STR, T, test, NULL, 0, 0, TRAIN | EVAL, "FILE", "test split instead of DIR/test.tsv"),
+    EX_OPT("out", EX_STR, T, out, NULL, 0, 0, TRAIN, "FILE",
+           "best model (by dev F1), safetensors (default: named after --data's folder, ner-wikigold.safetensors,\n"
+           "                        ner-wnut17.safetensors etc.; -softmax.safetensors with --output softmax);\n"
+           "                        FILE.last holds the last epoch with optimizer state, for --resume"),
+    EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, TRAIN, "FILE",
+           "continue from a FILE.last checkpoint (same data and options)"),
+    EX_OPT("model", EX_STR, T, model, NULL, 0, 0, EVAL | TAG, "FILE",
+           "the trained model (default: what train writes for --data/--output)"),
+    EX_OPT("epochs", EX_INT, T, epochs, "15", 1, 100000, TRAIN, "N", "passes over the training data"),
+    EX_OPT("batch", EX_INT, T, batch, "16", 1, 4096, TRAIN, "B", "sentences per update"),
+    EX_OPT("lr", EX_DBL, T, lr, "0.002", 0, 10, TRAIN, "X", "Adam learning rate"),
+    EX_OPT("clip", EX_DBL, T, clip, "5", 1e-6, 1e6, TRAIN, "X", "clip the global gradient norm at X"),
+    EX_OPT("embed", EX_INT, T, cfg.embed, "64", 1, 4096, TRAIN, "D", "word embedding size (words lower-cased, digits -> 0)"),
+    EX_OPT("case-dim", EX_INT, T, cfg.case_dim, "8", 1, 256, TRAIN, "D",
+           "casing-class embedding size (lower/Initial/CAPS/miXed/number/punct)"),
+    EX_OPT("hidden", EX_INT, T, cfg.hidden, "96", 1, 4096, TRAIN, "H", "LSTM size per direction"),
+    EX_OPT("layers", EX_INT, T, cfg.layers, "1", 1, SP_RNN_MAX_LAYERS, TRAIN, "L", "BiLSTM layers"),
+    EX_OPT("chars", EX_FLAG, T, cfg.chars, NULL, 0, 0, TRAIN, NULL, "add a character-level BiLSTM per word"),
+    EX_OPT("char-embed", EX_INT, T, cfg.char_embed, "24", 1, 1024, TRAIN, "D", "character embedding size (--chars)"),
+    EX_OPT("char-hidden", EX_INT, T, cfg.char_hidden, "24", 1, 1024, TRAIN, "H", "character BiLSTM size (--chars)"),
+    EX_OPT("embed-init", EX_DBL, T, embed_init, "0.1", 0, 10, TRAIN, "S",
+           "embeddings start as N(0, S^2) (torch.nn.Embedding: S = 1)"),
+    EX_OPT("dropout", EX_DBL, T, cfg.dropout, "0.5", 0, 0.95, TRAIN, "P",
+           "on the word vectors, between layers and before the output layer"),
+    EX_OPT("unk", EX_DBL, T, unk_p, "0.5", 0, 1, TRAIN, "P", "replace words seen once in training by <unk> with probability P"),
+    EX_CHOICE("output", EX_STR, T, output, "crf", "crf|softmax", TRAIN | EVAL | TAG, "KIND",
+              "crf: tag transitions + Viterbi decoding (always valid BIO);\n"
+              "                        softmax: each token's most likely tag on its own"),
+    EX_OPT("lower", EX_DBL, T, lower_p, "0.2", 0, 1, TRAIN, "P",
+           "lower-case each training sentence with probability P (so lower-case\n"
+           "                        text is not blind; the result line also scores a lower-cased test)"),
+    EX_OPT("tokens", EX_FLAG, T, tokens, NULL, 0, 0, TAG, NULL, "also one line per token with its tag"),
+    EX_OPT("limit", EX_INT, T, limit, "0", 0, 1 << 30, TRAIN, "N", "use only the first N training sentences (0 = all)"),
+    EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, TRAIN, "S", "random seed"),
+    EX_OPT_THREADS(T, threads, 0),
+    EX_OPT("log-every", EX_INT, T, log_every, "20", 0, 1 << 30, TRAIN, "N", "a progress line every N batches (0 = none)"),
+};
+#undef T
+static const char *const CMDS[] = {"train", "eval", "tag", NULL};
+static const ex_cli CLI = {"spool-ner",
+                           "usage: spool-ner train [options]       train a BiLSTM(-CRF) tagger, score it on the test split\n"
+                           "       spool-ner eval --model M [--test FILE]\n"
+                           "       spool-ner tag --model M \"some text to tag\"\n",
+                           ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 1, "text"};
 
 static int do_train(train_opts *o)
 {
@@ -713,78 +734,34 @@ static int do_tag(const char *model, const char *text, int tokens)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* results and progress (stderr) interleave in the order written */
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "train") && strcmp(cmd, "eval") && strcmp(cmd, "tag")) {
-        fprintf(stderr, "%s: unknown command '%s' (train, eval or tag; try --help)\n", prog, cmd);
+    train_opts o = {0};
+    ex_args args;
+    int rc = ex_cli_parse(&CLI, argc, argv, &o, &args);
+    if (rc >= 0) return rc;
+    const char *cmd = CMDS[args.cmd], *model = o.model, *text = args.npos ? args.pos[0] : NULL;
+    int tokens = o.tokens;
+    if (args.npos && args.cmd != 2) {
+        fprintf(stderr, "%s: unexpected argument '%s' for '%s' (try --help)\n", prog, text, cmd);
         return 2;
     }
-    train_opts o = {.epochs = 15, .batch = 16, .threads = 0, .log_every = 20, .lr = 0.002, .clip = 5, .unk_p = 0.5,
-                    .embed_init = 0.1, .lower_p = 0.2, .seed = 1, .out = NULL};
-    ner_config cfg = {.embed = 64, .case_dim = 8, .hidden = 96, .layers = 1, .chars = 0, .char_embed = 24,
-                      .char_hidden = 24, .dropout = 0.5};
-    const char *data = NER_DATA_DIR "/ner-wikigold", *model = NULL, *text = NULL, *output = "crf";
-    int tokens = 0;
-    char trainp[1024], devp[1024], testp[1024];
-    int bad = 0, out_set = 0;
-    for (int i = 2; i < argc && !bad; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && (v || (fprintf(stderr, "%s: %s needs a value\n", prog, name), bad = 1, 0)) && ++i)
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "--chars")) cfg.chars = 1;
-        else if (!strcmp(a, "--tokens")) tokens = 1;
-        else if (OPT("--output")) output = v;
-        else if (OPT("--lower")) bad = ex_parse_double(prog, a, v, 0, 1, &o.lower_p);
-        else if (OPT("--data")) data = v;
-        else if (OPT("--train")) o.train = v;
-        else if (OPT("--dev")) o.dev = v;
-        else if (OPT("--test")) o.test = v;
-        else if (OPT("--out")) o.out = v, out_set = 1;
-        else if (OPT("--model")) model = v;
-        else if (OPT("--resume")) o.resume = v;
-        else if (OPT("--epochs")) bad = ex_parse_int(prog, a, v, 1, 100000, &o.epochs);
-        else if (OPT("--batch")) bad = ex_parse_int(prog, a, v, 1, 4096, &o.batch);
-        else if (OPT("--limit")) bad = ex_parse_int(prog, a, v, 1, 1 << 30, &o.limit);
-        else if (OPT("--threads")) bad = ex_parse_int(prog, a, v, 0, 1024, &o.threads);
-        else if (OPT("--log-every")) bad = ex_parse_int(prog, a, v, 0, 1 << 30, &o.log_every);
-        else if (OPT("--lr")) bad = ex_parse_double(prog, a, v, 0, 10, &o.lr);
-        else if (OPT("--clip")) bad = ex_parse_double(prog, a, v, 1e-6, 1e6, &o.clip);
-        else if (OPT("--unk")) bad = ex_parse_double(prog, a, v, 0, 1, &o.unk_p);
-        else if (OPT("--dropout")) bad = ex_parse_double(prog, a, v, 0, 0.95, &cfg.dropout);
-        else if (OPT("--embed-init")) bad = ex_parse_double(prog, a, v, 0, 10, &o.embed_init);
-        else if (OPT("--embed")) bad = ex_parse_int(prog, a, v, 1, 4096, &cfg.embed);
-        else if (OPT("--case-dim")) bad = ex_parse_int(prog, a, v, 1, 256, &cfg.case_dim);
-        else if (OPT("--hidden")) bad = ex_parse_int(prog, a, v, 1, 4096, &cfg.hidden);
-        else if (OPT("--layers")) bad = ex_parse_int(prog, a, v, 1, SP_RNN_MAX_LAYERS, &cfg.layers);
-        else if (OPT("--char-embed")) bad = ex_parse_int(prog, a, v, 1, 1024, &cfg.char_embed);
-        else if (OPT("--char-hidden")) bad = ex_parse_int(prog, a, v, 1, 1024, &cfg.char_hidden);
-        else if (OPT("--seed")) bad = ex_parse_u64(prog, a, v, &o.seed);
-        else if (!bad && !strcmp(cmd, "tag") && a[0] != '-' && !text) text = a;
-        else if (!bad) {
-            fprintf(stderr, "%s: unknown option '%s' for '%s' (try --help)\n", prog, a, cmd);
-            bad = 1;
-        }
-#undef OPT
-    }
-    if (bad) return 2;
-    if (strcmp(output, "crf") && strcmp(output, "softmax")) {
-        fprintf(stderr, "%s: --output must be crf or softmax, not '%s'\n", prog, output);
-        return 2;
-    }
-    cfg.crf = !strcmp(output, "crf");
+    char datap[1024], trainp[1200], devp[1200], testp[1200];
+    const char *data = o.data ? o.data : ex_data_path("ner-wikigold", datap, sizeof datap);
+    o.cfg.crf = !strcmp(o.output, "crf");
     /* default model file: named after the data set and the output layer, in the working
      * directory, so the WikiGold and WNUT17 (CRF and softmax) models never overwrite each other */
     static char outp[1100];
-    const char *base = strrchr(data, '/');
-    base = base && base[1] ? base + 1 : data;
+    const char *base = o.data ? o.data : "ner-wikigold";
+    const char *slash = strrchr(base, '/');
+    base = slash && slash[1] ? slash + 1 : base;
     snprintf(outp, sizeof outp, "%s%s%s.safetensors", strncmp(base, "ner-", 4) ? "ner-" : "", base,
-             cfg.crf ? "" : "-softmax");
-    if (!out_set) o.out = outp;
+             o.cfg.crf ? "" : "-softmax");
+    if (!o.out) o.out = outp;
     if (!model) model = outp;
     if (o.threads > 0) sp_set_threads(o.threads);
+    if (!*data && args.cmd != 2 && (!o.test || (args.cmd == 0 && (!o.train || !o.dev)))) {
+        fprintf(stderr, "%s: no --data DIR given and %s\n", prog, ex_data_hint());
+        return 1;
+    }
     snprintf(trainp, sizeof trainp, "%s/train.tsv", data);
     snprintf(devp, sizeof devp, "%s/dev.tsv", data);
     snprintf(testp, sizeof testp, "%s/test.tsv", data);
@@ -800,7 +777,6 @@ int main(int argc, char **argv)
         }
         return do_tag(model, text, tokens) ? 1 : 0;
     }
-    o.cfg = cfg;
     printf("%s", prog);
     for (int i = 1; i < argc; i++) printf(" %s", argv[i]);
     printf("\nseed %llu | %s\n", (unsigned long long)o.seed, sp_info());

@@ -14,6 +14,7 @@
 #include "spool/layers.h"
 #include "spool/optim.h"
 
+#include "common/opts.h"
 #include "common/text.h"
 #include "sentiment_data.h"
 
@@ -248,40 +249,59 @@ static int model_load(sent_model *m, const char *path, int *epoch)
 /* =================================================================================== train */
 
 typedef struct {
-    const char *train, *test, *out, *resume;
+    const char *train, *test, *out, *resume, *data, *model, *cell, *pool, *output;
     int epochs, batch, limit, threads, log_every;
     double lr, clip, unk_p, word_drop, dev_frac, weight_decay, embed_init;
     uint64_t seed;
     sent_config cfg;
 } train_opts;
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: spool-sentiment train [options]        train a recurrent sentence classifier\n"
-            "       spool-sentiment eval --model M [--test FILE]\n"
-            "       spool-sentiment predict --model M \"a sentence\"   prints P(positive)\n"
-            "\n"
-            "train options [defaults]:\n"
-            "  --data DIR          directory with train.tsv and test.tsv [examples/data/sentiment-mr]\n"
-            "  --train/--test FILE override a split (sentence<TAB>0|1 lines)\n"
-            "  --dev-frac F [0.1]  share of the training lines held out (seeded) to pick the best epoch\n"
-            "  --out FILE          best model (by dev accuracy), safetensors [sentiment.safetensors];\n"
-            "                      FILE.last holds the last epoch with optimizer state, for --resume\n"
-            "  --resume FILE       continue from a FILE.last checkpoint (same data and options)\n"
-            "  --cell lstm|gru [lstm]   --bidir   --layers L [1]   --hidden H [100]   --embed D [100]\n"
-            "  --pool last|mean|max [max]  sentence vector: final state(s), or mean/max over real steps\n"
-            "  --output logistic|softmax [logistic]  one logit + sigmoid, or two + softmax\n"
-            "  --embed-init S [0.1]  word vectors start as N(0, S^2) (torch.nn.Embedding: S = 1)\n"
-            "  --dropout P [0.5]   on the embeddings, between layers and on the sentence vector\n"
-            "  --min-count N [1]   words seen fewer times in training become <unk>\n"
-            "  --unk P [0]         replace words seen once by <unk> with probability P while training\n"
-            "  --word-dropout P [0]  replace any word by <unk> with probability P while training\n"
-            "  --epochs N [10]  --batch B [32]  --lr LR [0.001] (Adam)  --clip C [5] (global norm)\n"
-            "  --weight-decay W [0]  --limit N (first N training lines)\n"
-            "  --seed S [1]  --threads N [OMP_NUM_THREADS or all cores]  --log-every N [50] batches\n"
-            "eval/predict options: --model FILE [sentiment.safetensors], --test FILE\n");
-}
+enum { TRAIN = 1, EVAL = 2, PREDICT = 4 };
+#define T train_opts
+static const ex_opt OPTS[] = {
+    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL, "DIR",
+           "directory with train.tsv and test.tsv (default: the bundled sentiment-mr)"),
+    EX_OPT("train", EX_STR, T, train, NULL, 0, 0, TRAIN, "FILE", "training split instead of DIR/train.tsv (sentence<TAB>0|1 lines)"),
+    EX_OPT("test", EX_STR, T, test, NULL, 0, 0, TRAIN | EVAL, "FILE", "test split instead of DIR/test.tsv"),
+    EX_OPT("dev-frac", EX_DBL, T, dev_frac, "0.1", 0, 0.9, TRAIN, "F",
+           "share of the training lines held out (seeded) to pick the best epoch"),
+    EX_OPT("out", EX_STR, T, out, "sentiment.safetensors", 0, 0, TRAIN, "FILE",
+           "best model (by dev accuracy), safetensors; FILE.last holds the last epoch with optimizer state, for --resume"),
+    EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, TRAIN, "FILE", "continue from a FILE.last checkpoint (same data and options)"),
+    EX_OPT("model", EX_STR, T, model, "sentiment.safetensors", 0, 0, EVAL | PREDICT, "FILE", "the trained model"),
+    EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru", TRAIN, "KIND", "recurrent cell"),
+    EX_OPT("bidir", EX_FLAG, T, cfg.bidir, NULL, 0, 0, TRAIN, NULL, "bidirectional"),
+    EX_OPT("layers", EX_INT, T, cfg.layers, "1", 1, SP_RNN_MAX_LAYERS, TRAIN, "L", "stacked layers"),
+    EX_OPT("hidden", EX_INT, T, cfg.hidden, "100", 1, 4096, TRAIN, "H", "hidden size"),
+    EX_OPT("embed", EX_INT, T, cfg.embed, "100", 1, 4096, TRAIN, "D", "word embedding size"),
+    EX_CHOICE("pool", EX_STR, T, pool, "max", "last|mean|max", TRAIN, "HOW",
+              "sentence vector: final state(s), or mean/max over real steps"),
+    EX_CHOICE("output", EX_STR, T, output, "logistic", "logistic|softmax", TRAIN, "KIND",
+              "one logit + sigmoid, or two + softmax"),
+    EX_OPT("embed-init", EX_DBL, T, embed_init, "0.1", 0, 10, TRAIN, "S",
+           "word vectors start as N(0, S^2) (torch.nn.Embedding: S = 1)"),
+    EX_OPT("dropout", EX_DBL, T, cfg.dropout, "0.5", 0, 0.95, TRAIN, "P", "on the embeddings, between layers and on the sentence vector"),
+    EX_OPT("min-count", EX_INT, T, cfg.min_count, "1", 1, 1 << 30, TRAIN, "N", "words seen fewer times in training become <unk>"),
+    EX_OPT("unk", EX_DBL, T, unk_p, "0", 0, 1, TRAIN, "P", "replace words seen once by <unk> with probability P while training"),
+    EX_OPT("word-dropout", EX_DBL, T, word_drop, "0", 0, 0.95, TRAIN, "P",
+           "replace any word by <unk> with probability P while training"),
+    EX_OPT("epochs", EX_INT, T, epochs, "10", 1, 100000, TRAIN, "N", "passes over the training data"),
+    EX_OPT("batch", EX_INT, T, batch, "32", 1, 4096, TRAIN, "B", "sentences per update"),
+    EX_OPT("lr", EX_DBL, T, lr, "0.001", 0, 10, TRAIN, "X", "Adam learning rate"),
+    EX_OPT("clip", EX_DBL, T, clip, "5", 1e-6, 1e6, TRAIN, "X", "clip the global gradient norm at X"),
+    EX_OPT("weight-decay", EX_DBL, T, weight_decay, "0", 0, 1, TRAIN, "W", "L2 weight decay"),
+    EX_OPT("limit", EX_INT, T, limit, "0", 0, 1 << 30, TRAIN, "N", "use only the first N training lines (0 = all)"),
+    EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, TRAIN, "S", "random seed"),
+    EX_OPT_THREADS(T, threads, 0),
+    EX_OPT("log-every", EX_INT, T, log_every, "50", 0, 1 << 30, TRAIN, "N", "a progress line every N batches (0 = none)"),
+};
+#undef T
+static const char *const CMDS[] = {"train", "eval", "predict", NULL};
+static const ex_cli CLI = {"spool-sentiment",
+                           "usage: spool-sentiment train [options]        train a recurrent sentence classifier\n"
+                           "       spool-sentiment eval --model M [--test FILE]\n"
+                           "       spool-sentiment predict --model M \"a sentence\"   prints P(positive)\n",
+                           ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 1, "sentence"};
 
 static int do_train(const train_opts *o)
 {
@@ -492,72 +512,26 @@ static int do_predict(const char *model, const char *text)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "train") && strcmp(cmd, "eval") && strcmp(cmd, "predict")) {
-        fprintf(stderr, "%s: unknown command '%s' (train, eval or predict; try --help)\n", prog, cmd);
+    train_opts o = {0};
+    ex_args args;
+    int rc = ex_cli_parse(&CLI, argc, argv, &o, &args);
+    if (rc >= 0) return rc;
+    const char *cmd = CMDS[args.cmd], *model = o.model, *text = args.npos ? args.pos[0] : NULL;
+    if (args.npos && args.cmd != 2) {
+        fprintf(stderr, "%s: unexpected argument '%s' for '%s' (try --help)\n", prog, text, cmd);
         return 2;
     }
-    train_opts o = {.epochs = 10, .batch = 32, .log_every = 50, .lr = 0.001, .clip = 5, .dev_frac = 0.1,
-                    .embed_init = 0.1, .seed = 1, .out = "sentiment.safetensors"};
-    o.cfg = (sent_config){.embed = 100, .hidden = 100, .layers = 1, .pool = POOL_MAX, .dropout = 0.5, .min_count = 1};
-    const char *data = "examples/data/sentiment-mr", *model = "sentiment.safetensors", *text = NULL;
-    char trainp[1024], testp[1024];
-    int bad = 0;
-    for (int i = 2; i < argc && !bad; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && (v || (fprintf(stderr, "%s: %s needs a value\n", prog, name), bad = 1, 0)) && ++i)
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "--bidir")) o.cfg.bidir = 1;
-        else if (OPT("--data")) data = v;
-        else if (OPT("--train")) o.train = v;
-        else if (OPT("--test")) o.test = v;
-        else if (OPT("--out")) o.out = v;
-        else if (OPT("--model")) model = v;
-        else if (OPT("--resume")) o.resume = v;
-        else if (OPT("--cell")) {
-            if (!strcmp(v, "lstm") || !strcmp(v, "gru")) o.cfg.gru = !strcmp(v, "gru");
-            else fprintf(stderr, "%s: --cell expects lstm or gru, got '%s'\n", prog, v), bad = 1;
-        } else if (OPT("--pool")) {
-            int k = -1;
-            for (int j = 0; j < 3; j++)
-                if (!strcmp(v, pool_names[j])) k = j;
-            if (k < 0) fprintf(stderr, "%s: --pool expects last, mean or max, got '%s'\n", prog, v), bad = 1;
-            else o.cfg.pool = (pool_kind)k;
-        } else if (OPT("--output")) {
-            if (!strcmp(v, "logistic") || !strcmp(v, "softmax")) o.cfg.softmax = !strcmp(v, "softmax");
-            else fprintf(stderr, "%s: --output expects logistic or softmax, got '%s'\n", prog, v), bad = 1;
-        }
-        else if (OPT("--epochs")) bad = ex_parse_int(prog, a, v, 1, 100000, &o.epochs);
-        else if (OPT("--batch")) bad = ex_parse_int(prog, a, v, 1, 4096, &o.batch);
-        else if (OPT("--limit")) bad = ex_parse_int(prog, a, v, 1, 1 << 30, &o.limit);
-        else if (OPT("--threads")) bad = ex_parse_int(prog, a, v, 0, 1024, &o.threads);
-        else if (OPT("--log-every")) bad = ex_parse_int(prog, a, v, 0, 1 << 30, &o.log_every);
-        else if (OPT("--min-count")) bad = ex_parse_int(prog, a, v, 1, 1 << 30, &o.cfg.min_count);
-        else if (OPT("--lr")) bad = ex_parse_double(prog, a, v, 0, 10, &o.lr);
-        else if (OPT("--clip")) bad = ex_parse_double(prog, a, v, 1e-6, 1e6, &o.clip);
-        else if (OPT("--unk")) bad = ex_parse_double(prog, a, v, 0, 1, &o.unk_p);
-        else if (OPT("--word-dropout")) bad = ex_parse_double(prog, a, v, 0, 0.95, &o.word_drop);
-        else if (OPT("--dev-frac")) bad = ex_parse_double(prog, a, v, 0, 0.9, &o.dev_frac);
-        else if (OPT("--weight-decay")) bad = ex_parse_double(prog, a, v, 0, 1, &o.weight_decay);
-        else if (OPT("--dropout")) bad = ex_parse_double(prog, a, v, 0, 0.95, &o.cfg.dropout);
-        else if (OPT("--embed-init")) bad = ex_parse_double(prog, a, v, 0, 10, &o.embed_init);
-        else if (OPT("--embed")) bad = ex_parse_int(prog, a, v, 1, 4096, &o.cfg.embed);
-        else if (OPT("--hidden")) bad = ex_parse_int(prog, a, v, 1, 4096, &o.cfg.hidden);
-        else if (OPT("--layers")) bad = ex_parse_int(prog, a, v, 1, SP_RNN_MAX_LAYERS, &o.cfg.layers);
-        else if (OPT("--seed")) bad = ex_parse_u64(prog, a, v, &o.seed);
-        else if (!bad && !strcmp(cmd, "predict") && a[0] != '-' && !text) text = a;
-        else if (!bad) {
-            fprintf(stderr, "%s: unknown option '%s' for '%s' (try --help)\n", prog, a, cmd);
-            bad = 1;
-        }
-#undef OPT
-    }
-    if (bad) return 2;
+    o.cfg.gru = !strcmp(o.cell, "gru");
+    o.cfg.softmax = !strcmp(o.output, "softmax");
+    for (int j = 0; j < 3; j++)
+        if (!strcmp(o.pool, pool_names[j])) o.cfg.pool = (pool_kind)j;
+    char datap[1024], trainp[1200], testp[1200];
+    const char *data = o.data ? o.data : ex_data_path("sentiment-mr", datap, sizeof datap);
     if (o.threads > 0) sp_set_threads(o.threads);
+    if (!*data && args.cmd != 2 && (!o.test || (args.cmd == 0 && !o.train))) {
+        fprintf(stderr, "%s: no --data DIR given and %s\n", prog, ex_data_hint());
+        return 1;
+    }
     snprintf(trainp, sizeof trainp, "%s/train.tsv", data);
     snprintf(testp, sizeof testp, "%s/test.tsv", data);
     if (!o.train) o.train = trainp;

@@ -13,6 +13,7 @@
 #include "spool.h"
 #include "spool/layers.h"
 #include "spool/optim.h"
+#include "common/opts.h"
 #include "common/text.h"
 #include "vanishing_data.h"
 
@@ -39,7 +40,7 @@ enum { NCELLS = 3 };
 
 typedef struct {
     int gaps[MAXG], ngaps, use[NCELLS];
-    int K, D, steps, batch, eval_every, test_n, grad_gap, explode_gap, explode_steps, threads, plot;
+    int K, D, steps, batch, eval_every, test_n, grad_gap, explode_gap, explode_steps, threads, no_plot;
     long budget;
     double lr, clip, target, explode_scale, explode_lr, gate_bias;
     uint64_t seed;
@@ -54,131 +55,102 @@ typedef struct {
     int H;
 } net;
 
-static void usage(FILE *f)
+static int set_gaps(const char *s, void *base, char *err, size_t errn)
 {
-    fprintf(f,
-            "usage: " PROG " [options]\n"
-            "       " PROG " --eval CKPT     accuracy of a saved model on fresh sequences\n"
-            "Trains a vanilla RNN, a GRU and an LSTM (same parameter budget) to recall the first symbol\n"
-            "of a sequence after T distractors, for several T; prints accuracy per T and cell and the\n"
-            "norm of dL/dh<t> for every step t of one batch; writes .tsv data and SVG plots.\n"
-            "  --gaps LIST        gaps T, comma separated (5,10,20,50,100,200)\n"
-            "  --cells LIST       of rnn,gru,lstm (all three)\n"
-            "  --budget N         parameters per model, cell + head (5000)\n"
-            "  --symbols K        key symbols, chance = 1/K (8)\n"
-            "  --distractors D    distractor symbols (8)\n"
-            "  --steps N          most updates per model (3000)\n"
-            "  --batch B          sequences per update (32)\n"
-            "  --lr X             Adam learning rate (0.005)\n"
-            "  --clip X           gradient-norm clipping, 0 = off (1)\n"
-            "  --gate-bias X      initial bias of the gate that keeps the state: LSTM forget gate,\n"
-            "                     GRU update gate z (5; PyTorch's default init is about 0)\n"
-            "  --eval-every N     held-out accuracy every N updates (100)\n"
-            "  --target X         stop a model early at this held-out accuracy (0.99)\n"
-            "  --test-n N         held-out sequences (1000)\n"
-            "  --grad-gap T       gap of the gradient-norm profile (100)\n"
-            "  --explode-scale S  recurrent matrix of the exploding RNN: S x orthogonal (2; 0 = skip)\n"
-            "  --explode-gap T    gap of the clipping experiment (20)\n"
-            "  --explode-steps N  SGD updates with and without clipping (400)\n"
-            "  --explode-lr X     SGD learning rate of that experiment (0.2)\n"
-            "  --seed S           seed of data and initialisation (1)\n"
-            "  --out-dir DIR      .tsv data, gnuplot script and SVG plots (docs/img)\n"
-            "  --no-plot          write the data and script but do not run gnuplot\n"
-            "  --save-dir DIR     save every trained model as DIR/vanishing_<cell>_T<T>.safetensors\n"
-            "  --eval CKPT        load a saved model and report its accuracy\n"
-            "  --threads N        threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --help             this text\n");
-}
-
-static int parse_list_int(const char *s, int *out, int max, int lo, int hi)
-{
-    int n = 0;
+    options *o = base;
     char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        int v;
-        if (n == max || ex_parse_int(PROG, "--gaps", tok, lo, hi, &v)) return -1;
-        out[n++] = v;
+    if (strlen(s) >= sizeof buf) {
+        snprintf(err, errn, "--gaps: list too long");
+        return -1;
     }
-    return n;
-}
-
-static int parse_args(int argc, char **argv, options *o)
-{
-    *o = (options){.gaps = {5, 10, 20, 50, 100, 200}, .ngaps = 6, .use = {1, 1, 1}, .K = 8, .D = 8, .steps = 3000,
-                   .batch = 32, .eval_every = 100, .test_n = 1000, .grad_gap = 100, .explode_gap = 20,
-                   .explode_steps = 400, .plot = 1, .budget = 5000, .lr = 5e-3, .clip = 1, .target = 0.99,
-                   .explode_scale = 2, .explode_lr = 0.2, .gate_bias = 5, .seed = 1, .out_dir = "docs/img"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-#define NEED()                                                        \
-    if (!v) {                                                         \
-        fprintf(stderr, PROG ": %s needs a value (try --help)\n", a); \
-        return -1;                                                    \
-    }                                                                 \
-    i++
-        if (!strcmp(a, "--gaps")) {
-            NEED();
-            o->ngaps = parse_list_int(v, o->gaps, MAXG, 1, 100000);
-            r = o->ngaps <= 0;
-            if (o->ngaps == 0) fprintf(stderr, PROG ": --gaps needs at least one gap\n");
-        } else if (!strcmp(a, "--cells")) {
-            NEED();
-            char buf[64];
-            snprintf(buf, sizeof buf, "%s", v);
-            memset(o->use, 0, sizeof o->use);
-            for (char *tok = strtok(buf, ","); tok && !r; tok = strtok(NULL, ",")) {
-                int found = 0;
-                for (int c = 0; c < NCELLS; c++)
-                    if (!strcmp(tok, CELLS[c].name)) o->use[c] = found = 1;
-                if (!found) {
-                    fprintf(stderr, PROG ": --cells: unknown cell '%s' (rnn, gru, lstm)\n", tok);
-                    r = -1;
-                }
-            }
-        } else if (!strcmp(a, "--budget")) {
-            NEED();
-            int b;
-            r = ex_parse_int(PROG, a, v, 100, 100000000, &b);
-            o->budget = b;
-        } else if (!strcmp(a, "--symbols")) { NEED(); r = ex_parse_int(PROG, a, v, 2, 1000, &o->K); }
-        else if (!strcmp(a, "--distractors")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 1000, &o->D); }
-        else if (!strcmp(a, "--steps")) { NEED(); r = ex_parse_int(PROG, a, v, 0, 100000000, &o->steps); }
-        else if (!strcmp(a, "--batch")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 65536, &o->batch); }
-        else if (!strcmp(a, "--eval-every")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 100000000, &o->eval_every); }
-        else if (!strcmp(a, "--test-n")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 1000000, &o->test_n); }
-        else if (!strcmp(a, "--grad-gap")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 100000, &o->grad_gap); }
-        else if (!strcmp(a, "--explode-gap")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 100000, &o->explode_gap); }
-        else if (!strcmp(a, "--explode-steps")) { NEED(); r = ex_parse_int(PROG, a, v, 0, 1000000, &o->explode_steps); }
-        else if (!strcmp(a, "--threads")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 1024, &o->threads); }
-        else if (!strcmp(a, "--lr")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 10, &o->lr); }
-        else if (!strcmp(a, "--clip")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 1e9, &o->clip); }
-        else if (!strcmp(a, "--gate-bias")) { NEED(); r = ex_parse_double(PROG, a, v, -20, 20, &o->gate_bias); }
-        else if (!strcmp(a, "--target")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 1.01, &o->target); }
-        else if (!strcmp(a, "--explode-scale")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 100, &o->explode_scale); }
-        else if (!strcmp(a, "--explode-lr")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 100, &o->explode_lr); }
-        else if (!strcmp(a, "--seed")) { NEED(); r = ex_parse_u64(PROG, a, v, &o->seed); }
-        else if (!strcmp(a, "--out-dir")) { NEED(); o->out_dir = v; }
-        else if (!strcmp(a, "--save-dir")) { NEED(); o->save_dir = v; }
-        else if (!strcmp(a, "--eval")) { NEED(); o->eval = v; }
-        else if (!strcmp(a, "--no-plot")) o->plot = 0;
-        else {
-            fprintf(stderr, PROG ": unknown option '%s' (try --help)\n", a);
+    snprintf(buf, sizeof buf, "%s", s);
+    int n = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        long v;
+        if (n == MAXG) {
+            snprintf(err, errn, "--gaps: at most %d gaps", MAXG);
             return -1;
         }
-#undef NEED
-        if (r) return -1;
+        if (ex_parse_long("--gaps", tok, 1, 100000, &v, err, errn)) return -1;
+        o->gaps[n++] = (int)v;
+    }
+    if (n == 0) {
+        snprintf(err, errn, "--gaps needs at least one gap");
+        return -1;
+    }
+    o->ngaps = n;
+    return 0;
+}
+
+static int set_cells(const char *s, void *base, char *err, size_t errn)
+{
+    options *o = base;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", s);
+    memset(o->use, 0, sizeof o->use);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int found = 0;
+        for (int c = 0; c < NCELLS; c++)
+            if (!strcmp(tok, CELLS[c].name)) o->use[c] = found = 1;
+        if (!found) {
+            snprintf(err, errn, "--cells: unknown cell '%s' (rnn, gru, lstm)", tok);
+            return -1;
+        }
     }
     if (!o->use[0] && !o->use[1] && !o->use[2]) {
-        fprintf(stderr, PROG ": --cells selects no cell\n");
+        snprintf(err, errn, "--cells selects no cell");
         return -1;
     }
     return 0;
+}
+
+#define T options
+static const ex_opt OPTS[] = {
+    EX_CALLBACK("gaps", set_gaps, "5,10,20,50,100,200", 0, "LIST", "gaps T, comma separated"),
+    EX_CALLBACK("cells", set_cells, "rnn,gru,lstm", 0, "LIST", "of rnn,gru,lstm"),
+    EX_OPT("budget", EX_LONG, T, budget, "5000", 100, 100000000, 0, "N", "parameters per model, cell + head"),
+    EX_OPT("symbols", EX_INT, T, K, "8", 2, 1000, 0, "K", "key symbols, chance = 1/K"),
+    EX_OPT("distractors", EX_INT, T, D, "8", 1, 1000, 0, "D", "distractor symbols"),
+    EX_OPT("steps", EX_INT, T, steps, "3000", 0, 100000000, 0, "N", "most updates per model"),
+    EX_OPT("batch", EX_INT, T, batch, "32", 1, 65536, 0, "B", "sequences per update"),
+    EX_OPT("lr", EX_DBL, T, lr, "0.005", 0, 10, 0, "X", "Adam learning rate"),
+    EX_OPT("clip", EX_DBL, T, clip, "1", 0, 1e9, 0, "X", "gradient-norm clipping, 0 = off"),
+    EX_OPT("gate-bias", EX_DBL, T, gate_bias, "5", -20, 20, 0, "X",
+           "initial bias of the gate that keeps the state: LSTM forget gate,\n"
+           "                        GRU update gate z (PyTorch's default init is about 0)"),
+    EX_OPT("eval-every", EX_INT, T, eval_every, "100", 1, 100000000, 0, "N", "held-out accuracy every N updates"),
+    EX_OPT("target", EX_DBL, T, target, "0.99", 0, 1.01, 0, "X", "stop a model early at this held-out accuracy"),
+    EX_OPT("test-n", EX_INT, T, test_n, "1000", 1, 1000000, 0, "N", "held-out sequences"),
+    EX_OPT("grad-gap", EX_INT, T, grad_gap, "100", 1, 100000, 0, "T", "gap of the gradient-norm profile"),
+    EX_OPT("explode-scale", EX_DBL, T, explode_scale, "2", 0, 100, 0, "S",
+           "recurrent matrix of the exploding RNN: S x orthogonal (0 = skip)"),
+    EX_OPT("explode-gap", EX_INT, T, explode_gap, "20", 1, 100000, 0, "T", "gap of the clipping experiment"),
+    EX_OPT("explode-steps", EX_INT, T, explode_steps, "400", 0, 1000000, 0, "N", "SGD updates with and without clipping"),
+    EX_OPT("explode-lr", EX_DBL, T, explode_lr, "0.2", 0, 100, 0, "X", "SGD learning rate of that experiment"),
+    EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, 0, "S", "seed of data and initialisation"),
+    EX_OPT("out-dir", EX_STR, T, out_dir, "docs/img", 0, 0, 0, "DIR", ".tsv data, gnuplot script and SVG plots"),
+    EX_OPT("no-plot", EX_FLAG, T, no_plot, NULL, 0, 0, 0, NULL, "write the data and script but do not run gnuplot"),
+    EX_OPT("save-dir", EX_STR, T, save_dir, NULL, 0, 0, 0, "DIR", "save every trained model as DIR/vanishing_<cell>_T<T>.safetensors"),
+    EX_OPT("eval", EX_STR, T, eval, NULL, 0, 0, 0, "CKPT", "load a saved model and report its accuracy"),
+    EX_OPT_THREADS(T, threads, 0),
+};
+#undef T
+static const ex_cli CLI = {PROG,
+                           "usage: " PROG " [options]\n"
+                           "       " PROG " --eval CKPT     accuracy of a saved model on fresh sequences\n"
+                           "Trains a vanilla RNN, a GRU and an LSTM (same parameter budget) to recall the first symbol\n"
+                           "of a sequence after T distractors, for several T; prints accuracy per T and cell and the\n"
+                           "norm of dL/dh<t> for every step t of one batch; writes .tsv data and SVG plots.\n",
+                           NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
+
+/* -1 to go on, else the exit status */
+static int parse_args(int argc, char **argv, options *o)
+{
+    char err[256];
+    *o = (options){0};
+    if (set_gaps("5,10,20,50,100,200", o, err, sizeof err) || set_cells("rnn,gru,lstm", o, err, sizeof err)) return 1;
+    ex_args args;
+    return ex_cli_parse(&CLI, argc, argv, o, &args);
 }
 
 /* -------------------------------------------------------------------- model */
@@ -460,7 +432,7 @@ static int write_plots(const options *o, int explode, int trained)
                 "'vanishing_explode.tsv' using 1:5 with lines lw 2 title 'clipped at norm 1'\n",
                 o->explode_scale);
     if (fclose(f)) return -1;
-    if (!o->plot) return 0;
+    if (o->no_plot) return 0;
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "gnuplot '%s'", path);
     int r = system(cmd);
@@ -512,7 +484,8 @@ static int eval_ckpt(const options *o)
 int main(int argc, char **argv)
 {
     options o;
-    if (parse_args(argc, argv, &o)) return 2;
+    int prc = parse_args(argc, argv, &o);
+    if (prc >= 0) return prc;
     if (o.threads) sp_set_threads(o.threads);
     if (o.eval) return eval_ckpt(&o);
     if (mkdir(o.out_dir, 0777) && errno != EEXIST) {

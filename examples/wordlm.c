@@ -12,6 +12,7 @@
 #include "spool.h"
 #include "spool/layers.h"
 #include "spool/optim.h"
+#include "common/opts.h"
 #include "common/text.h"
 #include "wordlm_data.h"
 #include "wordlm_lm.h"
@@ -32,115 +33,72 @@ typedef struct {
     int n_sentences;
 } options;
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: " PROG " train  [options]                  train, report held-out perplexity, save\n"
-            "       " PROG " eval   --load CKPT [--test FILE]   perplexity of a saved model\n"
-            "       " PROG " score  --load CKPT \"a sentence\" ... P(sentence) and each word's P(w | before)\n"
-            "       " PROG " sample --load CKPT [--n N] [--temperature X] [--seed S]\n"
-            "Word-level language model (embedding -> LSTM/GRU/RNN -> softmax over the vocabulary).\n"
-            "  --train FILE       training sentences (examples/data/sentiment-mr/train.tsv);\n"
-            "                     .tsv: the text before the first TAB of each line; else every line\n"
-            "  --test FILE        held-out sentences (examples/data/sentiment-mr/test.tsv)\n"
-            "  --min-count N      words seen fewer than N times in training become <unk> (3)\n"
-            "  --max-sentences N  use only the first N training sentences (0 = all)\n"
-            "  --epochs N         passes over the training sentences (6)\n"
-            "  --batch B          sentences per update (32)\n"
-            "  --cell KIND        lstm | gru | rnn (lstm)\n"
-            "  --emb E            word embedding size (128)\n"
-            "  --hidden H         hidden size (256)\n"
-            "  --dropout P        dropout on embeddings and outputs while training (0.3)\n"
-            "  --lr X             Adam learning rate (0.002, halved after every epoch from the 3rd)\n"
-            "  --clip X           gradient-norm clipping, 0 = off (5)\n"
-            "  --seed S           seed of shuffling, initialisation and sampling (1)\n"
-            "  --save CKPT        checkpoint after every epoch (wordlm.safetensors; vocabulary in CKPT.vocab)\n"
-            "  --load CKPT        model for eval / score / sample\n"
-            "  --n N              sentences to sample (5)\n"
-            "  --temperature X    sampling temperature (1.0)\n"
-            "  --max-len N        longest sampled sentence in words (40)\n"
-            "  --allow-unk        let sampling draw <unk>\n"
-            "  --threads N        threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --help             this text\n");
-}
+enum { TRAIN = 1, EVAL = 2, SCORE = 4, SAMPLE = 8 };
+#define T options
+static const ex_opt OPTS[] = {
+    EX_OPT("train", EX_STR, T, train, NULL, 0, 0, TRAIN, "FILE",
+           "training sentences (default: the bundled sentiment-mr/train.tsv);\n"
+           "                        .tsv: the text before the first TAB of each line; else every line"),
+    EX_OPT("test", EX_STR, T, test, NULL, 0, 0, TRAIN | EVAL, "FILE", "held-out sentences (default: the bundled sentiment-mr/test.tsv)"),
+    EX_OPT("min-count", EX_INT, T, min_count, "3", 1, 1000000, TRAIN, "N", "words seen fewer than N times in training become <unk>"),
+    EX_OPT("max-sentences", EX_INT, T, max_sent, "0", 0, 100000000, TRAIN, "N", "use only the first N training sentences (0 = all)"),
+    EX_OPT("epochs", EX_INT, T, epochs, "6", 0, 100000, TRAIN, "N", "passes over the training sentences"),
+    EX_OPT("batch", EX_INT, T, batch, "32", 1, 4096, TRAIN, "B", "sentences per update"),
+    EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru|rnn", TRAIN, "KIND", "recurrent cell"),
+    EX_OPT("emb", EX_INT, T, emb, "128", 1, 4096, TRAIN, "E", "word embedding size"),
+    EX_OPT("hidden", EX_INT, T, hidden, "256", 1, 8192, TRAIN, "H", "hidden size"),
+    EX_OPT("dropout", EX_DBL, T, dropout, "0.3", 0, 0.95, TRAIN, "P", "dropout on embeddings and outputs while training"),
+    EX_OPT("lr", EX_DBL, T, lr, "0.002", 0, 10, TRAIN, "X", "Adam learning rate (halved after every epoch from the 3rd)"),
+    EX_OPT("clip", EX_DBL, T, clip, "5", 0, 1e9, TRAIN, "X", "gradient-norm clipping, 0 = off"),
+    EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, TRAIN | SAMPLE, "S", "seed of shuffling, initialisation and sampling"),
+    EX_OPT("save", EX_STR, T, save, "wordlm.safetensors", 0, 0, TRAIN, "CKPT",
+           "checkpoint after every epoch (vocabulary in CKPT.vocab)"),
+    EX_OPT("load", EX_STR, T, load, NULL, 0, 0, EVAL | SCORE | SAMPLE, "CKPT", "model for eval / score / sample"),
+    EX_OPT("n", EX_INT, T, n, "5", 0, 100000, SAMPLE, "N", "sentences to sample"),
+    EX_OPT("temperature", EX_DBL, T, temperature, "1", 1e-3, 100, SAMPLE, "X", "sampling temperature"),
+    EX_OPT("max-len", EX_INT, T, maxlen, "40", 1, 10000, SAMPLE, "N", "longest sampled sentence in words"),
+    EX_OPT("allow-unk", EX_FLAG, T, allow_unk, NULL, 0, 0, SAMPLE, NULL, "let sampling draw <unk>"),
+    EX_OPT_THREADS(T, threads, 0),
+};
+#undef T
+static const char *const CMDS[] = {"train", "eval", "score", "sample", NULL};
+static const ex_cli CLI = {PROG,
+                           "usage: " PROG " train  [options]                  train, report held-out perplexity, save\n"
+                           "       " PROG " eval   --load CKPT [--test FILE]   perplexity of a saved model\n"
+                           "       " PROG " score  --load CKPT \"a sentence\" ... P(sentence) and each word's P(w | before)\n"
+                           "       " PROG " sample --load CKPT [--n N] [--temperature X] [--seed S]\n"
+                           "Word-level language model (embedding -> LSTM/GRU/RNN -> softmax over the vocabulary).\n",
+                           ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 64, "sentences"};
 
+/* -1 to go on, else the exit status */
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.train = "examples/data/sentiment-mr/train.tsv", .test = "examples/data/sentiment-mr/test.tsv",
-                   .cell = "lstm", .save = "wordlm.safetensors", .epochs = 6, .batch = 32, .emb = 128,
-                   .hidden = 256, .min_count = 3, .n = 5, .maxlen = 40, .lr = 2e-3, .clip = 5,
-                   .dropout = 0.3, .temperature = 1, .seed = 1};
-    if (argc < 2) {
-        fprintf(stderr, PROG ": a command is needed: train, eval, score or sample (try --help)\n");
-        return -1;
+    static char trainp[1200], testp[1200];
+    *o = (options){0};
+    ex_args args;
+    int rc = ex_cli_parse(&CLI, argc, argv, o, &args);
+    if (rc >= 0) return rc;
+    o->cmd = CMDS[args.cmd];
+    if (args.npos && strcmp(o->cmd, "score")) {
+        fprintf(stderr, PROG ": unexpected argument '%s' (try --help)\n", args.pos[0]);
+        return 2;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(stdout);
-        exit(0);
-    }
-    o->cmd = argv[1];
-    if (strcmp(o->cmd, "train") && strcmp(o->cmd, "eval") && strcmp(o->cmd, "score") && strcmp(o->cmd, "sample")) {
-        fprintf(stderr, PROG ": unknown command '%s': train, eval, score or sample (try --help)\n", o->cmd);
-        return -1;
-    }
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-#define NEED()                                                        \
-    if (!v) {                                                         \
-        fprintf(stderr, PROG ": %s needs a value (try --help)\n", a); \
-        return -1;                                                    \
-    }                                                                 \
-    i++
-        if (!strcmp(a, "--train")) { NEED(); o->train = v; }
-        else if (!strcmp(a, "--test")) { NEED(); o->test = v; }
-        else if (!strcmp(a, "--cell")) { NEED(); o->cell = v; }
-        else if (!strcmp(a, "--save")) { NEED(); o->save = v; }
-        else if (!strcmp(a, "--load")) { NEED(); o->load = v; }
-        else if (!strcmp(a, "--min-count")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 1000000, &o->min_count); }
-        else if (!strcmp(a, "--max-sentences")) { NEED(); r = ex_parse_int(PROG, a, v, 0, 100000000, &o->max_sent); }
-        else if (!strcmp(a, "--epochs")) { NEED(); r = ex_parse_int(PROG, a, v, 0, 100000, &o->epochs); }
-        else if (!strcmp(a, "--batch")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 4096, &o->batch); }
-        else if (!strcmp(a, "--emb")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 4096, &o->emb); }
-        else if (!strcmp(a, "--hidden")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 8192, &o->hidden); }
-        else if (!strcmp(a, "--n")) { NEED(); r = ex_parse_int(PROG, a, v, 0, 100000, &o->n); }
-        else if (!strcmp(a, "--max-len")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 10000, &o->maxlen); }
-        else if (!strcmp(a, "--threads")) { NEED(); r = ex_parse_int(PROG, a, v, 1, 1024, &o->threads); }
-        else if (!strcmp(a, "--lr")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 10, &o->lr); }
-        else if (!strcmp(a, "--clip")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 1e9, &o->clip); }
-        else if (!strcmp(a, "--dropout")) { NEED(); r = ex_parse_double(PROG, a, v, 0, 0.95, &o->dropout); }
-        else if (!strcmp(a, "--temperature")) { NEED(); r = ex_parse_double(PROG, a, v, 1e-3, 100, &o->temperature); }
-        else if (!strcmp(a, "--seed")) { NEED(); r = ex_parse_u64(PROG, a, v, &o->seed); }
-        else if (!strcmp(a, "--allow-unk")) o->allow_unk = 1;
-        else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, PROG ": unknown option '%s' (try --help)\n", a);
-            return -1;
-        } else if (!strcmp(o->cmd, "score") && o->n_sentences < 64) {
-            o->sentences[o->n_sentences++] = a;
-        } else {
-            fprintf(stderr, PROG ": unexpected argument '%s' (try --help)\n", a);
-            return -1;
-        }
-#undef NEED
-        if (r) return -1;
-    }
+    for (int i = 0; i < args.npos; i++) o->sentences[o->n_sentences++] = args.pos[i];
     if (strcmp(o->cmd, "train") && !o->load) {
         fprintf(stderr, PROG ": %s needs --load CKPT\n", o->cmd);
-        return -1;
+        return 2;
     }
     if (!strcmp(o->cmd, "score") && !o->n_sentences) {
         fprintf(stderr, PROG ": score needs at least one sentence\n");
-        return -1;
+        return 2;
     }
-    if (strcmp(o->cell, "lstm") && strcmp(o->cell, "gru") && strcmp(o->cell, "rnn")) {
-        fprintf(stderr, PROG ": --cell expects lstm, gru or rnn, got '%s'\n", o->cell);
-        return -1;
+    if (!o->train) o->train = ex_data_path("sentiment-mr/train.tsv", trainp, sizeof trainp);
+    if (!o->test) o->test = ex_data_path("sentiment-mr/test.tsv", testp, sizeof testp);
+    if ((!*o->train && !strcmp(o->cmd, "train")) || (!*o->test && strcmp(o->cmd, "score") && strcmp(o->cmd, "sample"))) {
+        fprintf(stderr, PROG ": no --train/--test FILE given and %s\n", ex_data_hint());
+        return 1;
     }
-    return 0;
+    return -1;
 }
 
 /* Reads a file of sentences into word ids with vocabulary v (built here from it if *v is NULL). */
@@ -422,7 +380,8 @@ static int cmd_loaded(const options *o)
 int main(int argc, char **argv)
 {
     options o;
-    if (parse_args(argc, argv, &o)) return 2;
+    int prc = parse_args(argc, argv, &o);
+    if (prc >= 0) return prc;
     if (o.threads) sp_set_threads(o.threads);
     return !strcmp(o.cmd, "train") ? cmd_train(&o) : cmd_loaded(&o);
 }

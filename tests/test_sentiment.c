@@ -85,16 +85,7 @@ static void test_vocab_and_options(void **state)
     assert_int_equal(ex_vocab_find(l, "w1234"), 1234);
     ex_vocab_free(l), ex_vocab_free(v);
 
-    int x;
-    double d;
-    assert_int_equal(ex_parse_int("p", "--n", "12", 1, 20, &x), 0);
-    assert_int_equal(x, 12);
-    assert_int_equal(ex_parse_int("p", "--n", "12x", 1, 20, &x), -1);
-    assert_int_equal(ex_parse_int("p", "--n", "", 1, 20, &x), -1);
-    assert_int_equal(ex_parse_int("p", "--n", "21", 1, 20, &x), -1);
-    assert_int_equal(ex_parse_double("p", "--d", "0.25", 0, 1, &d), 0);
-    assert_int_equal(ex_parse_double("p", "--d", "nan", 0, 1, &d), -1);
-    assert_int_equal(ex_parse_double("p", "--d", "1.5", 0, 1, &d), -1);
+    /* option parsing: tests/test_opts.c */
 }
 
 /* --------------------------------------------------------------- reader, accuracy */

@@ -124,12 +124,12 @@ typedef struct {
     char prime[CL_STR], prime_file[CL_STR], state[16], split[16];
 } cl_opts;
 
-enum { CL_TRAIN = 1, CL_SAMPLE = 2, CL_EVAL = 4, CL_SCORE = 8 };
+enum { CL_TRAIN = 1, CL_SAMPLE = 2, CL_EVAL = 4, CL_SCORE = 8, CL_PLOT = 16 };
 
-/* Parses argv[first..] for command cmd into o (defaults first). Positional arguments go to
- * pos[0..*npos-1]. Returns 0, or -1 after printing the error. */
-int cl_opts_parse(cl_opts *o, int cmd, int argc, char **argv, int first, char **pos, int *npos);
-void cl_opts_help(FILE *f);
+/* Parses the command line into o (defaults first) with the shared option layer: *cmd is the
+ * command's CL_* bit (CL_PLOT for plot), positional arguments go to pos[0..*npos-1] (at most 2).
+ * Returns -1 to go on, or the exit status to return now (--help, --version, --info, errors). */
+int cl_opts_parse(cl_opts *o, int argc, char **argv, int *cmd, char **pos, int *npos);
 /* Prints "# name = value" for every option of cmd. */
 void cl_opts_echo(const cl_opts *o, int cmd, FILE *f);
 /* "key=value\n" lines of every option stored in checkpoints (model, data, training). */

@@ -2,25 +2,23 @@
  * turned into a vocabulary and training / held-out ids, and checkpoints (sp_save / sp_load plus
  * the metadata that makes a run resumable: configuration, vocabulary, step, carried state). */
 #include "charlm.h"
+#include "common/opts.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef CHARLM_DATA_DIR
-#define CHARLM_DATA_DIR "examples/data"
-#endif
-
 #define ERRN 1024
 static char err[ERRN];
 
 /* ------------------------------------------------------------------ data */
 
+/* examples/common/opts.c finds them: $SPOOL_DATA, share/spool/data, or the source tree */
 static const char *data_dir(void)
 {
-    const char *e = getenv("SPOOL_CHARLM_DATA");
-    return e && *e ? e : CHARLM_DATA_DIR;
+    const char *d = ex_data_dir();
+    return d ? d : "(bundled data not found)";
 }
 
 /* Splits a decoded text for held-out data: every 10th non-empty line (lines), or the last 10%
@@ -88,7 +86,7 @@ int cl_load_corpus(const cl_opts *o, cl_corpus *c, const cl_vocab *vocab, int ne
     uint32_t *txt = NULL, *vtxt = NULL;
     long n = 0, nv = 0;
     if (decode_file(c->train_path, &txt, &n)) {
-        if (bundled) fprintf(stderr, "spool-charlm: (bundled data are looked for in %s; set SPOOL_CHARLM_DATA to move them)\n", data_dir());
+        if (bundled) fprintf(stderr, "spool-charlm: (%s)\n", ex_data_hint());
         return 1;
     }
     if (!strcmp(o->mode, "lines")) c->lines = 1;

@@ -1,215 +1,117 @@
-/* opts.c - the command-line options of spool-charlm as one table, so that parsing, --help (with
- * every default), the configuration echo at start and the configuration stored in checkpoints
- * cannot drift apart. */
+/* SPDX-License-Identifier: MIT */
+/* opts.c - the command-line options of spool-charlm as one table of the shared option layer
+ * (examples/common/opts.h), so that parsing, --help (with every default), the configuration echo
+ * at start and the configuration stored in checkpoints cannot drift apart. */
 #include "charlm.h"
+#include "common/opts.h"
 
-#include <errno.h>
-#include <math.h>
-#include <stddef.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { T_STR, T_INT, T_LONG, T_DBL, T_FLAG };
-/* where: which commands take it; store: 1 = kept in checkpoints, 2 = defines the model (must
- * match when resuming) */
-typedef struct {
-    const char *name;
-    int type;
-    size_t off, size;
-    const char *def;
-    int where, store;
-    const char *help;
-} opt_def;
-
-#define S(f) offsetof(cl_opts, f), sizeof(((cl_opts *)0)->f)
+/* where: which commands take it (bit i = command i of CMDS); tag: 1 = kept in checkpoints,
+ * 2 = defines the model (must match when resuming) */
+#define S(f) EX_AT(cl_opts, f)
 #define TR CL_TRAIN
 #define ALL (CL_TRAIN | CL_SAMPLE | CL_EVAL | CL_SCORE)
-static const opt_def OPTS[] = {
-    {"data", T_STR, S(data), "names", TR | CL_EVAL, 1,
-     "training text: a file, or a bundled set: names, dinos, shakespeare"},
-    {"valid", T_STR, S(valid), "", TR | CL_EVAL, 1,
-     "held-out file (default: none, i.e. the bundled set's test split, or for another file every 10th line (lines) or the last 10% (stream))"},
-    {"mode", T_STR, S(mode), "auto", TR, 2,
-     "lines (one example per line, start/end token) | stream (running text, state carried) | auto (stream for shakespeare or lines longer than 100 chars)"},
-    {"checkpoint", T_STR, S(checkpoint), "charlm.safetensors", ALL, 0, "checkpoint file written by train, read by the others"},
-    {"resume", T_FLAG, S(resume), "0", TR, 0, "continue training from --checkpoint (same losses as an uninterrupted run)"},
-    {"log", T_STR, S(log), "", TR, 0, "CSV log of losses and gradient norms (default: the checkpoint name with .csv)"},
-    {"plot", T_STR, S(plot), "", TR, 0, "SVG of the loss curves drawn with gnuplot at the end ('none' for none; default: the checkpoint name with .svg)"},
-    {"dot", T_STR, S(dot), "", TR, 0, "write the graph of the first training step as Graphviz dot to this file"},
-    {"cell", T_STR, S(cell), "lstm", TR, 2, NULL /* filled from cl_cell_list() */},
-    {"hidden", T_INT, S(hidden), "128", TR, 2, "hidden units per layer"},
-    {"layers", T_INT, S(layers), "1", TR, 2, "stacked recurrent layers"},
-    {"embed", T_INT, S(embed), "32", TR, 2, "embedding size of a character"},
-    {"proj", T_INT, S(proj), "0", TR, 2, "LSTM projection size P < hidden (lstmp; 0 = hidden/2 for lstmp, none otherwise)"},
-    {"orthogonal", T_FLAG, S(orthogonal), "0", TR, 2, "orthogonal init of recurrent weights"},
-    {"forget-bias", T_FLAG, S(forget_bias), "0", TR, 2, "LSTM forget-gate bias initialised to 1"},
-    {"dropout", T_DBL, S(dropout), "0", TR, 1, "dropout between layers and before the output layer"},
-    {"seq", T_INT, S(seq), "64", TR, 1, "characters per chunk (stream mode; truncated BPTT length)"},
-    {"batch", T_INT, S(batch), "32", TR, 1, "sequences per step"},
-    {"optimizer", T_STR, S(optimizer), "adam", TR, 1, "sgd | rmsprop | adagrad | adam | adamw"},
-    {"lr", T_DBL, S(lr), "0.003", TR, 1, "base learning rate"},
-    {"beta1", T_DBL, S(beta1), "0.9", TR, 1, "Adam/AdamW beta1"},
-    {"beta2", T_DBL, S(beta2), "0.999", TR, 1, "Adam/AdamW beta2"},
-    {"eps", T_DBL, S(eps), "1e-8", TR, 1, "epsilon of adam, adamw, rmsprop, adagrad"},
-    {"momentum", T_DBL, S(momentum), "0", TR, 1, "SGD / RMSprop momentum"},
-    {"weight-decay", T_DBL, S(weight_decay), "0", TR, 1, "weight decay, L2 (adamw: decoupled, and 0.01 unless this option is given)"},
-    {"clip", T_DBL, S(clip), "5", TR, 1, "clip the global gradient norm to this (0 = no clipping)"},
-    {"lr-schedule", T_STR, S(lr_schedule), "cosine", TR, 1, "constant | step | cosine (with --warmup, down to --min-lr)"},
-    {"warmup", T_INT, S(warmup), "100", TR, 1, "cosine: linear warm-up steps"},
-    {"min-lr", T_DBL, S(min_lr), "0.0001", TR, 1, "cosine: final learning rate"},
-    {"step-size", T_INT, S(step_size), "1000", TR, 1, "step schedule: steps between decays"},
-    {"gamma", T_DBL, S(gamma), "0.5", TR, 1, "step schedule: decay factor"},
-    {"steps", T_LONG, S(steps), "10000", TR, 1, "optimizer steps (ignored if --epochs is given)"},
-    {"epochs", T_DBL, S(epochs), "0", TR, 1, "train for this many passes over the data instead of --steps"},
-    {"seed", T_LONG, S(seed), "1", TR | CL_SAMPLE, 1, "random seed (init, data order, dropout; sampling)"},
-    {"threads", T_INT, S(threads), "0", ALL, 0, "threads (0 = OMP_NUM_THREADS or all cores)"},
-    {"eval-every", T_INT, S(eval_every), "500", TR, 0, "held-out loss every N steps (0 = only at the end)"},
-    {"checkpoint-every", T_INT, S(checkpoint_every), "1000", TR, 0, "write the checkpoint every N steps (0 = only at the end)"},
-    {"print-every", T_INT, S(print_every), "100", TR, 0, "a progress line every N steps when stderr is not a terminal"},
-    {"stop-after", T_LONG, S(stop_after), "0", TR, 0, "stop after this step with a checkpoint, as Ctrl-C does (0 = never; for tests of --resume)"},
-    {"progress", T_FLAG, S(progress), "0", TR, 0, "force the progress bar even when stderr is not a terminal"},
-    {"temperature", T_DBL, S(temperature), "1", CL_SAMPLE, 0, "sampling temperature (> 0; 0 = always the most likely character)"},
-    {"top-k", T_INT, S(top_k), "0", CL_SAMPLE, 0, "sample among the k most likely characters only (0 = all)"},
-    {"prime", T_STR, S(prime), "", CL_SAMPLE, 0, "text the model reads before sampling (it is printed first)"},
-    {"prime-file", T_STR, S(prime_file), "", CL_SAMPLE, 0, "read the priming text from this file"},
-    {"max-len", T_INT, S(max_len), "0", CL_SAMPLE, 0, "characters per sample (0 = 100 for lines data, 500 for stream)"},
-    {"count", T_INT, S(count), "10", CL_SAMPLE, 0, "number of samples (lines mode: names; stream: passages)"},
-    {"split", T_STR, S(split), "valid", CL_EVAL, 0, "valid | train: which split eval reads"},
-    {"state", T_STR, S(state), "carry", CL_EVAL, 0, "stream eval: carry the state from chunk to chunk, or reset it at each chunk"},
-    {"eval-batch", T_INT, S(eval_batch), "1", CL_EVAL, 0, "stream eval: parallel tracks (1 = the split read in order as one stream)"},
-    {"eval-seq", T_INT, S(eval_seq), "0", CL_EVAL, 0, "stream eval: chunk length (0 = the training --seq)"},
+static ex_opt OPTS[] = {
+    {"data", EX_BUF, S(data), "names", 0, 0, TR | CL_EVAL, NULL,
+     "training text: a file, or a bundled set: names, dinos, shakespeare", NULL, NULL, 1},
+    {"valid", EX_BUF, S(valid), "", 0, 0, TR | CL_EVAL, NULL,
+     "held-out file (default: none, i.e. the bundled set's test split, or for another file every 10th line (lines) or the last 10% (stream))", NULL, NULL, 1},
+    {"mode", EX_BUF, S(mode), "auto", 0, 0, TR, NULL,
+     "lines (one example per line, start/end token) | stream (running text, state carried) | auto (stream for shakespeare or lines longer than 100 chars)", NULL, NULL, 2},
+    {"checkpoint", EX_BUF, S(checkpoint), "charlm.safetensors", 0, 0, ALL, NULL, "checkpoint file written by train, read by the others", NULL, NULL, 0},
+    {"resume", EX_FLAG, S(resume), "0", 0, 0, TR, NULL, "continue training from --checkpoint (same losses as an uninterrupted run)", NULL, NULL, 0},
+    {"log", EX_BUF, S(log), "", 0, 0, TR, NULL, "CSV log of losses and gradient norms (default: the checkpoint name with .csv)", NULL, NULL, 0},
+    {"plot", EX_BUF, S(plot), "", 0, 0, TR, NULL, "SVG of the loss curves drawn with gnuplot at the end ('none' for none; default: the checkpoint name with .svg)", NULL, NULL, 0},
+    {"dot", EX_BUF, S(dot), "", 0, 0, TR, NULL, "write the graph of the first training step as Graphviz dot to this file", NULL, NULL, 0},
+    {"cell", EX_BUF, S(cell), "lstm", 0, 0, TR, NULL, NULL, NULL, NULL, 2},
+    {"hidden", EX_INT, S(hidden), "128", 1, 65536, TR, NULL, "hidden units per layer", NULL, NULL, 2},
+    {"layers", EX_INT, S(layers), "1", 1, SP_RNN_MAX_LAYERS, TR, NULL, "stacked recurrent layers", NULL, NULL, 2},
+    {"embed", EX_INT, S(embed), "32", 1, 65536, TR, NULL, "embedding size of a character", NULL, NULL, 2},
+    {"proj", EX_INT, S(proj), "0", 0, 65536, TR, NULL, "LSTM projection size P < hidden (lstmp; 0 = hidden/2 for lstmp, none otherwise)", NULL, NULL, 2},
+    {"orthogonal", EX_FLAG, S(orthogonal), "0", 0, 0, TR, NULL, "orthogonal init of recurrent weights", NULL, NULL, 2},
+    {"forget-bias", EX_FLAG, S(forget_bias), "0", 0, 0, TR, NULL, "LSTM forget-gate bias initialised to 1", NULL, NULL, 2},
+    {"dropout", EX_DBL, S(dropout), "0", 0, 0.99, TR, NULL, "dropout between layers and before the output layer", NULL, NULL, 1},
+    {"seq", EX_INT, S(seq), "64", 1, 1048576, TR, NULL, "characters per chunk (stream mode; truncated BPTT length)", NULL, NULL, 1},
+    {"batch", EX_INT, S(batch), "32", 1, 1024, TR, NULL, "sequences per step", NULL, NULL, 1},
+    {"optimizer", EX_BUF, S(optimizer), "adam", 0, 0, TR, NULL, "sgd | rmsprop | adagrad | adam | adamw", "sgd|rmsprop|adagrad|adam|adamw", NULL, 1},
+    {"lr", EX_DBL, S(lr), "0.003", 0, 10, TR, NULL, "base learning rate", NULL, NULL, 1},
+    {"beta1", EX_DBL, S(beta1), "0.9", 0, 0.999999, TR, NULL, "Adam/AdamW beta1", NULL, NULL, 1},
+    {"beta2", EX_DBL, S(beta2), "0.999", 0, 0.999999999, TR, NULL, "Adam/AdamW beta2", NULL, NULL, 1},
+    {"eps", EX_DBL, S(eps), "1e-8", 0, 1, TR, NULL, "epsilon of adam, adamw, rmsprop, adagrad", NULL, NULL, 1},
+    {"momentum", EX_DBL, S(momentum), "0", 0, 0.999999, TR, NULL, "SGD / RMSprop momentum", NULL, NULL, 1},
+    {"weight-decay", EX_DBL, S(weight_decay), "0", 0, 10, TR, NULL, "weight decay, L2 (adamw: decoupled, and 0.01 unless this option is given)", NULL, NULL, 1},
+    {"clip", EX_DBL, S(clip), "5", 0, 1000000000.0, TR, NULL, "clip the global gradient norm to this (0 = no clipping)", NULL, NULL, 1},
+    {"lr-schedule", EX_BUF, S(lr_schedule), "cosine", 0, 0, TR, NULL, "constant | step | cosine (with --warmup, down to --min-lr)", "constant|step|cosine", NULL, 1},
+    {"warmup", EX_INT, S(warmup), "100", 0, 1000000000, TR, NULL, "cosine: linear warm-up steps", NULL, NULL, 1},
+    {"min-lr", EX_DBL, S(min_lr), "0.0001", 0, 10, TR, NULL, "cosine: final learning rate", NULL, NULL, 1},
+    {"step-size", EX_INT, S(step_size), "1000", 1, 1000000000, TR, NULL, "step schedule: steps between decays", NULL, NULL, 1},
+    {"gamma", EX_DBL, S(gamma), "0.5", 0, 1, TR, NULL, "step schedule: decay factor", NULL, NULL, 1},
+    {"steps", EX_LONG, S(steps), "10000", 0, 1000000000, TR, NULL, "optimizer steps (ignored if --epochs is given)", NULL, NULL, 1},
+    {"epochs", EX_DBL, S(epochs), "0", 0, 1000000, TR, NULL, "train for this many passes over the data instead of --steps", NULL, NULL, 1},
+    {"seed", EX_LONG, S(seed), "1", 0, LONG_MAX, TR | CL_SAMPLE, NULL, "random seed (init, data order, dropout; sampling)", NULL, NULL, 1},
+    {"threads", EX_INT, S(threads), "0", 0, EX_MAX_THREADS, ALL, NULL, "threads (0 = OMP_NUM_THREADS or all cores)", NULL, NULL, 0},
+    {"eval-every", EX_INT, S(eval_every), "500", 0, 1000000000, TR, NULL, "held-out loss every N steps (0 = only at the end)", NULL, NULL, 0},
+    {"checkpoint-every", EX_INT, S(checkpoint_every), "1000", 0, 1000000000, TR, NULL, "write the checkpoint every N steps (0 = only at the end)", NULL, NULL, 0},
+    {"print-every", EX_INT, S(print_every), "100", 1, 1000000000, TR, NULL, "a progress line every N steps when stderr is not a terminal", NULL, NULL, 0},
+    {"stop-after", EX_LONG, S(stop_after), "0", 0, 1000000000, TR, NULL, "stop after this step with a checkpoint, as Ctrl-C does (0 = never; for tests of --resume)", NULL, NULL, 0},
+    {"progress", EX_FLAG, S(progress), "0", 0, 0, TR, NULL, "force the progress bar even when stderr is not a terminal", NULL, NULL, 0},
+    {"temperature", EX_DBL, S(temperature), "1", 0, 100, CL_SAMPLE, NULL, "sampling temperature (> 0; 0 = always the most likely character)", NULL, NULL, 0},
+    {"top-k", EX_INT, S(top_k), "0", 0, 1048576, CL_SAMPLE, NULL, "sample among the k most likely characters only (0 = all)", NULL, NULL, 0},
+    {"prime", EX_BUF, S(prime), "", 0, 0, CL_SAMPLE, NULL, "text the model reads before sampling (it is printed first)", NULL, NULL, 0},
+    {"prime-file", EX_BUF, S(prime_file), "", 0, 0, CL_SAMPLE, NULL, "read the priming text from this file", NULL, NULL, 0},
+    {"max-len", EX_INT, S(max_len), "0", 0, 100000000, CL_SAMPLE, NULL, "characters per sample (0 = 100 for lines data, 500 for stream)", NULL, NULL, 0},
+    {"count", EX_INT, S(count), "10", 1, 100000000, CL_SAMPLE, NULL, "number of samples (lines mode: names; stream: passages)", NULL, NULL, 0},
+    {"split", EX_BUF, S(split), "valid", 0, 0, CL_EVAL, NULL, "valid | train: which split eval reads", "valid|train", NULL, 0},
+    {"state", EX_BUF, S(state), "carry", 0, 0, CL_EVAL, NULL, "stream eval: carry the state from chunk to chunk, or reset it at each chunk", "carry|reset", NULL, 0},
+    {"eval-batch", EX_INT, S(eval_batch), "1", 1, 1024, CL_EVAL, NULL, "stream eval: parallel tracks (1 = the split read in order as one stream)", NULL, NULL, 0},
+    {"eval-seq", EX_INT, S(eval_seq), "0", 0, 1048576, CL_EVAL, NULL, "stream eval: chunk length (0 = the training --seq)", NULL, NULL, 0},
 };
 #define NOPTS ((int)(sizeof OPTS / sizeof OPTS[0]))
-static int given[NOPTS];
 
-static const char *help_of(const opt_def *d)
+static const char *const CMDS[] = {"train", "sample", "eval", "score", "plot", NULL};
+static const ex_cli CLI = {
+    "spool-charlm",
+    "usage: spool-charlm COMMAND [options]\n"
+    "Character-level language models with spool: learn to spell names or write like\n"
+    "Shakespeare, one character at a time, then sample new text.\n\n"
+    "Commands:\n"
+    "  train              train a model (writes --checkpoint, a CSV log and an SVG loss plot)\n"
+    "  sample             generate text from a checkpoint\n"
+    "  eval               held-out loss in nats/char, bits/char and perplexity\n"
+    "  score \"TEXT\"       log-probability of TEXT with a per-character breakdown\n"
+    "  plot LOG.csv OUT.svg  redraw the loss curves of a training log (needs gnuplot)\n\n"
+    "Examples:\n"
+    "  spool-charlm train --data names --steps 3000\n"
+    "  spool-charlm sample --count 10 --temperature 0.8\n"
+    "  spool-charlm train --data shakespeare --hidden 256 --layers 2 --dropout 0.2 --checkpoint sh.safetensors\n"
+    "  spool-charlm sample --checkpoint sh.safetensors --prime 'ROMEO:' --max-len 400\n"
+    "Ctrl-C during training saves a checkpoint; add --resume to continue.\n",
+    ex_usage_data, CMDS, NULL, OPTS, NOPTS, 2, "arguments"};
+static ex_args args;
+
+static void fill_cell_help(void)
 {
     static char buf[256];
-    if (d->help) return d->help;
     snprintf(buf, sizeof buf, "recurrent cell: %s", cl_cell_list());
-    return buf;
-}
-
-static int set_value(cl_opts *o, const opt_def *d, const char *v, char *err, size_t errn)
-{
-    char *p = (char *)o + d->off, *end;
-    errno = 0;
-    switch (d->type) {
-    case T_STR:
-        if (strlen(v) >= d->size) {
-            snprintf(err, errn, "--%s: value longer than %zu bytes", d->name, d->size - 1);
-            return -1;
-        }
-        strcpy(p, v);
-        return 0;
-    case T_FLAG:
-    case T_INT: {
-        long x = strtol(v, &end, 10);
-        if (end == v || *end || errno || x < -2147483647L || x > 2147483647L) break;
-        *(int *)p = (int)x;
-        return 0;
-    }
-    case T_LONG: {
-        long x = strtol(v, &end, 10);
-        if (end == v || *end || errno) break;
-        *(long *)p = x;
-        return 0;
-    }
-    case T_DBL: {
-        double x = strtod(v, &end);
-        if (end == v || *end || errno || !isfinite(x)) break;
-        *(double *)p = x;
-        return 0;
-    }
-    }
-    snprintf(err, errn, "--%s: '%s' is not a valid %s", d->name, v,
-             d->type == T_DBL ? "number" : "integer");
-    return -1;
-}
-
-static void format_value(const cl_opts *o, const opt_def *d, char *buf, size_t n)
-{
-    const char *p = (const char *)o + d->off;
-    switch (d->type) {
-    case T_STR: snprintf(buf, n, "%s", p); break;
-    case T_FLAG:
-    case T_INT: snprintf(buf, n, "%d", *(const int *)p); break;
-    case T_LONG: snprintf(buf, n, "%ld", *(const long *)p); break;
-    case T_DBL: snprintf(buf, n, "%.17g", *(const double *)p); break;
-    }
-}
-
-int cl_opts_given(const char *name)
-{
     for (int i = 0; i < NOPTS; i++)
-        if (!strcmp(OPTS[i].name, name)) return given[i];
-    return 0;
+        if (!strcmp(OPTS[i].name, "cell")) OPTS[i].help = buf;
 }
 
-int cl_opts_parse(cl_opts *o, int cmd, int argc, char **argv, int first, char **pos, int *npos)
+int cl_opts_given(const char *name) { return ex_given(&CLI, &args, name); }
+
+int cl_opts_parse(cl_opts *o, int argc, char **argv, int *cmd, char **pos, int *npos)
 {
-    char err[600];
     memset(o, 0, sizeof *o);
-    memset(given, 0, sizeof given);
-    for (int i = 0; i < NOPTS; i++) set_value(o, &OPTS[i], OPTS[i].def, err, sizeof err);
-    *npos = 0;
-    for (int a = first; a < argc; a++) {
-        const char *arg = argv[a];
-        if (strncmp(arg, "--", 2) || !arg[2]) {
-            if (*npos >= 4) {
-                fprintf(stderr, "spool-charlm: unexpected argument '%s' (try --help)\n", arg);
-                return -1;
-            }
-            pos[(*npos)++] = argv[a];
-            continue;
-        }
-        const char *name = arg + 2, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const opt_def *d = NULL;
-        int k = 0;
-        for (; k < NOPTS; k++)
-            if (strlen(OPTS[k].name) == len && !strncmp(OPTS[k].name, name, len)) { d = &OPTS[k]; break; }
-        if (!d) {
-            fprintf(stderr, "spool-charlm: unknown option '%s' (try --help)\n", arg);
-            return -1;
-        }
-        if (!(d->where & cmd)) {
-            fprintf(stderr, "spool-charlm: option --%s does not apply to this command (try --help)\n", d->name);
-            return -1;
-        }
-        const char *v;
-        if (eq) v = eq + 1;
-        else if (d->type == T_FLAG) v = "1";
-        else if (a + 1 < argc) v = argv[++a];
-        else {
-            fprintf(stderr, "spool-charlm: option --%s needs a value\n", d->name);
-            return -1;
-        }
-        if (set_value(o, d, v, err, sizeof err)) {
-            fprintf(stderr, "spool-charlm: %s\n", err);
-            return -1;
-        }
-        given[k] = 1;
-    }
-    return 0;
-}
-
-void cl_opts_help(FILE *f)
-{
-    static const struct { int cmd; const char *title; } groups[] = {
-        {CL_TRAIN, "train"}, {CL_SAMPLE, "sample"}, {CL_EVAL, "eval"}, {CL_SCORE, "score"}};
-    for (int g = 0; g < 4; g++) {
-        fprintf(f, "\nOptions of %s:\n", groups[g].title);
-        for (int i = 0; i < NOPTS; i++) {
-            const opt_def *d = &OPTS[i];
-            if (!(d->where & groups[g].cmd)) continue;
-            char left[64];
-            snprintf(left, sizeof left, "--%s%s", d->name,
-                     d->type == T_FLAG ? "" : d->type == T_STR ? " S" : d->type == T_DBL ? " X" : " N");
-            if (strstr(help_of(d), "default")) fprintf(f, "  %-22s %s\n", left, help_of(d));
-            else fprintf(f, "  %-22s %s (default: %s)\n", left, help_of(d), d->def[0] ? d->def : "none");
-        }
-    }
+    fill_cell_help();
+    int rc = ex_cli_parse(&CLI, argc, argv, o, &args);
+    if (rc >= 0) return rc;
+    *cmd = 1 << args.cmd;
+    *npos = args.npos;
+    for (int i = 0; i < args.npos; i++) pos[i] = args.pos[i];
+    return -1;
 }
 
 void cl_opts_echo(const cl_opts *o, int cmd, FILE *f)
@@ -217,8 +119,8 @@ void cl_opts_echo(const cl_opts *o, int cmd, FILE *f)
     char v[CL_STR + 8];
     for (int i = 0; i < NOPTS; i++) {
         if (!(OPTS[i].where & cmd)) continue;
-        format_value(o, &OPTS[i], v, sizeof v);
-        fprintf(f, "# %-17s = %s%s\n", OPTS[i].name, v, given[i] ? "" : "  (default)");
+        ex_opt_format(&OPTS[i], o, v, sizeof v);
+        fprintf(f, "# %-17s = %s%s\n", OPTS[i].name, v, args.given[i] ? "" : "  (default)");
     }
 }
 
@@ -229,9 +131,10 @@ char *cl_opts_serialise(const cl_opts *o)
     char *s = malloc(cap), v[CL_STR + 8];
     if (!s) return NULL;
     size_t k = 0;
+    s[0] = 0;
     for (int i = 0; i < NOPTS; i++) {
-        if (!OPTS[i].store) continue;
-        format_value(o, &OPTS[i], v, sizeof v);
+        if (!OPTS[i].tag) continue;
+        ex_opt_format(&OPTS[i], o, v, sizeof v);
         k += (size_t)snprintf(s + k, cap - k, "%s=%s\n", OPTS[i].name, v);
     }
     return s;
@@ -258,21 +161,25 @@ int cl_opts_merge_stored(cl_opts *o, const char *stored, int model_only, char *e
         }
         memcpy(val, eq + 1, vl);
         val[vl] = 0;
-        const opt_def *d = &OPTS[k];
-        if (!model_only || d->store == 2) {
-            if (given[k] && d->store == 2) {
-                char now[CL_STR + 8];
-                format_value(o, d, now, sizeof now);
+        const ex_opt *d = &OPTS[k];
+        char why[600];
+        if (!model_only || d->tag == 2) {
+            if (args.given[k] && d->tag == 2) {
+                char now[CL_STR + 8], was[CL_STR + 8];
+                ex_opt_format(d, o, now, sizeof now);
                 cl_opts tmp = *o;
-                if (set_value(&tmp, d, val, err, errn)) return -1;
-                char was[CL_STR + 8];
-                format_value(&tmp, d, was, sizeof was);
+                if (ex_opt_set(d, &tmp, val, why, sizeof why)) {
+                    snprintf(err, errn, "the checkpoint's stored setting is invalid: %s", why);
+                    return -1;
+                }
+                ex_opt_format(d, &tmp, was, sizeof was);
                 if (strcmp(was, now)) {
                     snprintf(err, errn, "the checkpoint holds a model of another configuration: --%s %s there, %s here",
                              d->name, was, now);
                     return -1;
                 }
-            } else if (!given[k] && set_value(o, d, val, err, errn)) {
+            } else if (!args.given[k] && ex_opt_set(d, o, val, why, sizeof why)) {
+                snprintf(err, errn, "the checkpoint's stored setting is invalid: %s", why);
                 return -1;
             }
         }

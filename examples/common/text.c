@@ -278,49 +278,6 @@ fail:
     return NULL;
 }
 
-/* ----------------------------------------------------------------- options */
-
-int ex_parse_int(const char *prog, const char *opt, const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long x = s ? strtol(s, &end, 10) : 0;
-    if (!s || !*s || *end || errno || x < lo || x > hi) {
-        fprintf(stderr, "%s: %s expects an integer in [%ld, %ld], got '%s'\n", prog, opt, lo, hi,
-                s ? s : "(nothing)");
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
-
-int ex_parse_double(const char *prog, const char *opt, const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double x = s ? strtod(s, &end) : 0;
-    if (!s || !*s || *end || errno || !isfinite(x) || x < lo || x > hi) {
-        fprintf(stderr, "%s: %s expects a number in [%g, %g], got '%s'\n", prog, opt, lo, hi,
-                s ? s : "(nothing)");
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
-int ex_parse_u64(const char *prog, const char *opt, const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long x = (s && *s != '-') ? strtoull(s, &end, 10) : 0;
-    if (!s || !*s || *s == '-' || *end || errno) {
-        fprintf(stderr, "%s: %s expects a non-negative integer, got '%s'\n", prog, opt, s ? s : "(nothing)");
-        return -1;
-    }
-    *out = (uint64_t)x;
-    return 0;
-}
-
 /* ------------------------------------------------------------------- misc */
 
 void ex_shuffle(int *a, int n, sp_rng *rng)

@@ -1,6 +1,6 @@
 /* examples/common/text.h - plain helpers shared by the word-level examples (NER, sentiment):
  * reading a whole file, cleaning stray control characters, splitting text into words, a word
- * vocabulary (string <-> id), strict option parsing and a wall clock. Nothing here touches
+ * vocabulary (string <-> id) and a wall clock (options: common/opts.h). Nothing here touches
  * spool's tensors: it is the data plumbing a reader can skim past to reach the model code.
  * Symbols are prefixed ex_ (example helpers), not sp_, because they are not part of the library. */
 #ifndef EX_COMMON_TEXT_H
@@ -55,12 +55,6 @@ int ex_vocab_find(const ex_vocab *v, const char *w);  /* id, or -1 if absent */
  * Words must not contain '\n'. 0 or -1 with err set. */
 int ex_vocab_save(const ex_vocab *v, const char *path, char *err, size_t errlen);
 ex_vocab *ex_vocab_load(const char *path, char *err, size_t errlen);
-
-/* Strict number parsing for command-line options: the whole string must be a number in
- * [lo, hi]. On failure prints "<prog>: <opt> expects ..." to stderr and returns -1. */
-int ex_parse_int(const char *prog, const char *opt, const char *s, long lo, long hi, int *out);
-int ex_parse_double(const char *prog, const char *opt, const char *s, double lo, double hi, double *out);
-int ex_parse_u64(const char *prog, const char *opt, const char *s, uint64_t *out);
 
 /* Fisher-Yates shuffle of a[0..n) with spool's seeded generator (runs are reproducible). */
 void ex_shuffle(int *a, int n, sp_rng *rng);
