@@ -36,9 +36,9 @@ typedef struct {
 
 typedef struct {
     int steps, batch, emb, hidden, dec_hidden, eval_every, test_n, beam, show, threads;
-    double lr, clip, test_frac;
+    double lr, clip, test_frac, min_logprob;
     uint64_t seed;
-    const char *cell, *save, *resume, *load;
+    const char *cell, *save, *resume, *load, *eval_file;
     const char *translate[32];
     int n_translate;
 } options;
@@ -73,13 +73,21 @@ static const ex_opt OPTS[] = {
     EX_OPT("save", EX_STR, T, save, "dates.safetensors", 0, 0, 0, "PATH", "checkpoint written at every evaluation and at the end"),
     EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, 0, "PATH", "continue training from a checkpoint (model, optimizer, rng)"),
     EX_OPT("load", EX_STR, T, load, NULL, 0, 0, 0, "PATH", "load a model for --translate"),
-    EX_CALLBACK("translate", add_translate, NULL, 0, "TEXT", "translate TEXT (repeatable; needs --load)"),
+    EX_CALLBACK("translate", add_translate, NULL, 0, "TEXT",
+                "translate TEXT (repeatable; needs --load): the date and the log-probability of the decoded sequence"),
+    EX_OPT("min-logprob", EX_DBL, T, min_logprob, "-1", -1e9, 0, 0, "X",
+           "under this log-probability of the best reading, say the date cannot be read"),
+    EX_OPT("eval-file", EX_STR, T, eval_file, NULL, 0, 0, 0, "FILE",
+           "with --load: exact match over FILE's 'text<TAB>YYYY-MM-DD' lines (e.g. tests/dates_human.tsv)"),
     EX_OPT_THREADS(T, threads, 0),
 };
 #undef T
 
 static void usage_more(FILE *f)
 {
+    fprintf(f, "\nSupported years: %d to %d (two-digit years: 50-99 -> 19xx, 00-49 -> 20xx); a year outside\n"
+               "them is refused, not guessed. The text is lower-cased, commas dropped and spaces collapsed first.\n",
+            DT_YEAR0, DT_YEAR1);
     fprintf(f, "\nThe formats it learns (shown for 1998-03-03):\n");
     for (int k = 0; k < dt_nformats(); k++) fprintf(f, "    %s\n", dt_format_name(k));
 }
@@ -96,8 +104,8 @@ static int parse_args(int argc, char **argv, options *o)
     ex_args args;
     int rc = ex_cli_parse(&CLI, argc, argv, o, &args);
     if (rc >= 0) return rc;
-    if (o->n_translate && !o->load) {
-        fprintf(stderr, PROG ": --translate needs --load CKPT\n");
+    if ((o->n_translate || o->eval_file) && !o->load) {
+        fprintf(stderr, PROG ": --translate and --eval-file need --load CKPT\n");
         return 2;
     }
     return -1;
@@ -133,15 +141,18 @@ typedef struct {
 static int encode(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, encoded *e)
 {
     int Tx = 1;
+    /* the model reads the normalised text (dt_normalise: case, spaces, commas), in training too */
+    char (*norm)[TEXT_CAP] = sp_tape_alloc(t, (size_t)n * TEXT_CAP);
+    if (!norm) return -1;
     for (int b = 0; b < n; b++) {
-        int L = (int)strlen(texts[b]);
+        int L = dt_normalise(texts[b], norm[b], TEXT_CAP); /* never longer than the text */
         if (L > Tx) Tx = L;
     }
     int *ids = sp_tape_alloc(t, sizeof(int) * (size_t)Tx * n), *len = sp_tape_alloc(t, sizeof(int) * n);
     if (!ids || !len) return -1;
     for (int b = 0; b < n; b++) {
-        len[b] = (int)strlen(texts[b]);
-        for (int s = 0; s < Tx; s++) ids[s * n + b] = s < len[b] ? dt_in_id(texts[b][s]) : -1;
+        len[b] = (int)strlen(norm[b]);
+        for (int s = 0; s < Tx; s++) ids[s * n + b] = s < len[b] ? dt_in_id(norm[b][s]) : -1;
     }
     sp_tape_scope(t, "encoder");
     sp_tensor *x = sp_embed_forward(t, &m->in_emb, ids, Tx * n);
@@ -218,7 +229,7 @@ static int greedy(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, ch
 /* Beam search with K hypotheses for one text. The K rows share the encoding; at each step every
  * hypothesis is extended by every character and the K best sums of log-probabilities are kept.
  * All outputs have length 10, so no length normalisation is needed. */
-static int beam_one(sp_tape *t, const model *m, const char *text, int K, char *out)
+static int beam_one(sp_tape *t, const model *m, const char *text, int K, char *out, double *logprob)
 {
     char (*rep)[TEXT_CAP] = malloc(sizeof *rep * (size_t)K);
     int V = dt_out_vocab() - 1, rc = -1;
@@ -262,6 +273,7 @@ static int beam_one(sp_tape *t, const model *m, const char *text, int K, char *o
     }
     memcpy(out, hyp[0], 10);
     out[10] = 0;
+    if (logprob) *logprob = score[0];
     rc = 0;
 done:
     free(rep), free(score), free(cand), free(hyp), free(nhyp), free(prev), free(from);
@@ -352,13 +364,40 @@ static double eval_greedy(sp_tape *t, const model *m, const dataset *d, char (*p
 static double eval_beam(sp_tape *t, const model *m, const dataset *d, int K, char (*pred)[11])
 {
     for (int i = 0; i < d->n; i++)
-        if (beam_one(t, m, d->text[i], K, pred[i])) return -1;
+        if (beam_one(t, m, d->text[i], K, pred[i], NULL)) return -1;
     const char **p = malloc(sizeof(char *) * d->n), **g = malloc(sizeof(char *) * d->n);
     if (!p || !g) return free(p), free(g), -1;
     for (int i = 0; i < d->n; i++) p[i] = pred[i], g[i] = d->iso[i];
     double acc = dt_exact_match(p, g, d->n);
     free(p), free(g);
     return acc;
+}
+
+/* Read one date: normalise, refuse what the model cannot know (no number, a year outside the
+ * range), beam-decode, and refuse a result that is not a real date or whose log-probability is
+ * under the threshold. Returns 0 with iso set, 1 with why set (cannot read), -1 on error. */
+static int read_date(sp_tape *t, const model *m, const options *o, const char *text, char *iso, double *logprob,
+                     char *why, int cap)
+{
+    char norm[TEXT_CAP];
+    *logprob = 0;
+    if (!*text || strlen(text) >= TEXT_CAP || dt_normalise(text, norm, TEXT_CAP) < 0) {
+        snprintf(why, (size_t)cap, "the text must have 1 to %d characters", TEXT_CAP - 1);
+        return 1;
+    }
+    if (dt_check_input(norm, why, cap)) return 1;
+    if (beam_one(t, m, norm, o->beam, iso, logprob)) return -1;
+    dt_date d;
+    if (dt_parse_iso(iso, &d)) {
+        snprintf(why, (size_t)cap, "the model wrote %s, which is not a date", iso);
+        return 1;
+    }
+    if (*logprob < o->min_logprob) {
+        snprintf(why, (size_t)cap, "not sure: best reading %s has log-probability %.3g < %g (--min-logprob)", iso,
+                 *logprob, o->min_logprob);
+        return 1;
+    }
+    return 0;
 }
 
 static int translate(const options *o0)
@@ -373,26 +412,62 @@ static int translate(const options *o0)
     }
     sp_tape *t = sp_tape_new();
     int rc = 0;
-    for (int i = 0; i < o.n_translate && !rc; i++) {
-        char text[1][TEXT_CAP], g[1][11], b[11];
-        if (strlen(o.translate[i]) >= TEXT_CAP || !*o.translate[i]) {
-            fprintf(stderr, PROG ": --translate text must have 1 to %d characters\n", TEXT_CAP - 1);
-            rc = 1;
-            break;
-        }
-        snprintf(text[0], TEXT_CAP, "%s", o.translate[i]);
-        if (greedy(t, &m, text, 1, g) || beam_one(t, &m, text[0], o.beam, b)) {
+    for (int i = 0; i < o.n_translate && rc != 2; i++) {
+        char iso[11], why[160];
+        double lp;
+        int r = read_date(t, &m, &o, o.translate[i], iso, &lp, why, sizeof why);
+        if (r < 0) {
             fprintf(stderr, PROG ": %s\n", sp_tape_errmsg(t));
+            rc = 2;
+        } else if (r > 0) {
+            printf("%-32s cannot read this date: %s\n", o.translate[i], why);
             rc = 1;
-            break;
+        } else {
+            printf("%-32s %s  log-probability %.3g\n", o.translate[i], iso, lp);
         }
-        dt_date d;
-        printf("%-32s greedy %s  beam(%d) %s%s\n", o.translate[i], g[0], o.beam, b,
-               dt_parse_iso(b, &d) ? "  (not a valid date)" : "");
+    }
+    if (o.eval_file && rc != 2) {
+        FILE *f = fopen(o.eval_file, "r");
+        char line[512];
+        int n = 0, ok = 0, refused = 0, lineno = 0;
+        if (!f) {
+            fprintf(stderr, PROG ": cannot open '%s'\n", o.eval_file);
+            rc = 2;
+        }
+        while (f && fgets(line, sizeof line, f)) {
+            lineno++;
+            line[strcspn(line, "\r\n")] = 0;
+            if (!line[0] || line[0] == '#') continue;
+            char *tab = strchr(line, '\t');
+            dt_date gd;
+            if (!tab || dt_parse_iso(tab + 1, &gd)) {
+                fprintf(stderr, PROG ": %s:%d: expected 'text<TAB>YYYY-MM-DD'\n", o.eval_file, lineno);
+                rc = 2;
+                break;
+            }
+            *tab = 0;
+            char iso[11], why[160];
+            double lp;
+            int r = read_date(t, &m, &o, line, iso, &lp, why, sizeof why);
+            if (r < 0) {
+                fprintf(stderr, PROG ": %s\n", sp_tape_errmsg(t));
+                rc = 2;
+                break;
+            }
+            n++;
+            refused += r > 0;
+            ok += r == 0 && !strcmp(iso, tab + 1);
+            if (r > 0) printf("  refused  %-32s gold %s: %s\n", line, tab + 1, why);
+            else if (strcmp(iso, tab + 1)) printf("  wrong    %-32s gold %s  read %s  log-probability %.3g\n", line, tab + 1, iso, lp);
+        }
+        if (f) fclose(f);
+        if (rc != 2)
+            printf("%s: exact match %.4f (%d of %d; %d refused as unreadable)\n", o.eval_file, n ? (double)ok / n : 0, ok,
+                   n, refused);
     }
     sp_tape_free(t);
     sp_params_free(m.ps);
-    return rc;
+    return rc ? 1 : 0;
 }
 
 /* ------------------------------------------------------------------ training */
@@ -403,7 +478,7 @@ int main(int argc, char **argv)
     int prc = parse_args(argc, argv, &o);
     if (prc >= 0) return prc;
     if (o.threads) sp_set_threads(o.threads);
-    if (o.n_translate) return translate(&o);
+    if (o.n_translate || o.eval_file) return translate(&o);
 
     sp_rng rng;
     sp_rng_seed(&rng, o.seed);

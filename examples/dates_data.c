@@ -133,7 +133,8 @@ static const char *const format_names[] = {
     "03/03/1998",            "3rd march 1998",        "tue 3 mar 1998",  "march 3rd, 1998",
     "3-mar-1998",            "19980303",              "tuesday 3 march 1998", "3.3.98",
     "1998/03/03",            "Mar. 3, 1998",          "3 March, 1998",   "Tue, 03 Mar 1998",
-    "03-03-1998",            "the 3rd of March, 1998",
+    "03-03-1998",            "the 3rd of March, 1998", "13/3/98 (day > 12; else 3/13/98)",
+    "13/03/1998 (day > 12; else 03/13/1998)",
 };
 enum { NFORMATS = (int)(sizeof format_names / sizeof format_names[0]) };
 
@@ -172,7 +173,10 @@ int dt_format(int f, dt_date a, char *out, int cap_)
     case 18: n = snprintf(out, (size_t)cap_, "%d %s, %d", d, cm, y); break;
     case 19: n = snprintf(out, (size_t)cap_, "%s, %02d %s %d", cw3, d, cm3, y); break;
     case 20: n = snprintf(out, (size_t)cap_, "%02d-%02d-%d", d, m, y); break;
-    default: n = snprintf(out, (size_t)cap_, "the %d%s of %s, %d", d, o, cm, y); break;
+    case 22: n = d > 12 ? snprintf(out, (size_t)cap_, "%d/%d/%02d", d, m, yy) : snprintf(out, (size_t)cap_, "%d/%d/%02d", m, d, yy); break;
+    case 23: n = d > 12 ? snprintf(out, (size_t)cap_, "%02d/%02d/%d", d, m, y) : snprintf(out, (size_t)cap_, "%02d/%02d/%d", m, d, y); break;
+    case 21: n = snprintf(out, (size_t)cap_, "the %d%s of %s, %d", d, o, cm, y); break;
+    default: return -1;
     }
     return n < cap_ ? n : -1;
 }
@@ -243,6 +247,7 @@ int dt_parse_human(const char *s, dt_date *out)
         a.y = num[0] / 10000, a.m = num[0] / 100 % 100, a.d = num[0] % 100;
     } else if (nn == 3) {
         if (ndig[0] == 4) yi = 0, a.m = num[1], a.d = num[2];
+        else if (sep == '/' && num[0] > 12) yi = 2, a.d = num[0], a.m = num[1]; /* 13/3/98: no month 13 */
         else if (sep == '/') yi = 2, a.m = num[0], a.d = num[1];
         else if (sep == '.' || sep == '-') yi = 2, a.d = num[0], a.m = num[1];
         else return -1;
@@ -256,6 +261,61 @@ int dt_parse_human(const char *s, dt_date *out)
     }
     if (!dt_valid(a) || (wday >= 0 && wday != dt_weekday(a))) return -1;
     *out = a;
+    return 0;
+}
+
+/* ----------------------------------------------------------- normalisation */
+
+int dt_normalise(const char *in, char *out, int cap_)
+{
+    int n = 0, pending_space = 0, glue = 0;
+    if (cap_ <= 0) return -1;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        int c = tolower(*p), prev = n ? (unsigned char)out[n - 1] : 0;
+        if (c == ',' || (c == '.' && isalpha(prev)) || isspace(c)) {
+            pending_space = n > 0;
+            continue;
+        }
+        /* separators take no space on either side: "3 / 3 / 98" -> "3/3/98", "3 - mar" -> "3-mar" */
+        int sep = c == '/' || c == '-' || (c == '.' && isdigit(prev));
+        if (pending_space && !sep && !glue) {
+            if (n + 1 >= cap_) return out[n] = 0, -1;
+            out[n++] = ' ';
+        }
+        pending_space = 0, glue = sep;
+        if (n + 1 >= cap_) return out[n] = 0, -1;
+        out[n++] = (char)c;
+    }
+    out[n] = 0;
+    return n;
+}
+
+int dt_check_input(const char *s, char *why, int cap_)
+{
+    int digits = 0;
+    for (const char *p = s; *p;) {
+        if (!isdigit((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        int k = 0, v = 0;
+        while (isdigit((unsigned char)p[k])) v = k < 8 ? v * 10 + (p[k] - '0') : v, k++;
+        digits++;
+        int year = k == 4 ? v : k == 8 ? v / 10000 : -1;
+        if (k == 3 || (k > 4 && k != 8)) {
+            snprintf(why, (size_t)cap_, "'%.*s' is not a day, a month or a year", k, p);
+            return -1;
+        }
+        if (year >= 0 && (year < DT_YEAR0 || year > DT_YEAR1)) {
+            snprintf(why, (size_t)cap_, "year %d is outside the supported range %d-%d", year, DT_YEAR0, DT_YEAR1);
+            return -1;
+        }
+        p += k;
+    }
+    if (!digits) {
+        snprintf(why, (size_t)cap_, "no number in it: a date needs at least a day and a year");
+        return -1;
+    }
     return 0;
 }
 

@@ -35,7 +35,8 @@ int dt_parse_iso(const char *s, dt_date *out);
 /* The human formats. dt_format writes format f of date a into out (cap bytes, always
  * terminated) and returns the length, or -1 if f is out of range or cap too small. Slashes are
  * month/day/year (US), dots and dashes day.month.year (European), as in the format list in
- * docs/dates.md. */
+ * docs/dates.md; two slash formats write day/month/year when the day is over 12 (13/3/98, where
+ * no month 13 makes it ambiguous) and month/day/year otherwise. */
 int dt_nformats(void);
 const char *dt_format_name(int f);     /* a sample of the format, e.g. "tuesday, march 3, 1998" */
 int dt_format(int f, dt_date a, char *out, int cap);
@@ -44,6 +45,19 @@ int dt_format(int f, dt_date a, char *out, int cap);
  * names (full or 3 letters), weekday names (checked against the date), ordinals (3rd),
  * two-digit years, 8-digit yyyymmdd. 0 on success, -1 if the text is not a valid date. */
 int dt_parse_human(const char *s, dt_date *out);
+
+/* What the model reads: the text lower-cased, commas and dots after letters ("Mar.") turned into
+ * spaces, spaces around '/', '-' and '.' between digits removed, runs of white space collapsed to
+ * one space, no space at either end. "  3   March , 1998 " -> "3 march 1998". Applied to training
+ * and user text alike, so extra spaces, capitals and commas cannot change the reading. Writes at
+ * most cap bytes (always terminated) and returns the length, or -1 if it does not fit. */
+int dt_normalise(const char *in, char *out, int cap);
+
+/* Checks a normalised text before the model reads it: it must hold a number, no number of 3,
+ * 5-7 or more than 8 digits, and every 4-digit year (also the year of an 8-digit yyyymmdd) must lie
+ * in [DT_YEAR0, DT_YEAR1]: the model only knows that range and would otherwise silently map 2051
+ * to some year it knows. Returns 0, or -1 with a reason in why (cap bytes). */
+int dt_check_input(const char *norm, char *why, int cap);
 
 /* Input characters: the text is lower-cased, and any character outside the set maps to <unk>.
  * Ids: 0 = <pad> (unused by the model, which masks with -1), 1 = <unk>, then the set. */

@@ -7,6 +7,7 @@
 #include "dates_data.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_calendar(void **state)
@@ -49,10 +50,19 @@ static void test_formats_by_hand(void **state)
     char b[64];
     dt_date d = {1998, 3, 3};
     for (int f = 0; f < dt_nformats(); f++) {
-        /* the name of each format is its rendering of 1998-03-03 */
-        assert_true(dt_format(f, d, b, sizeof b) > 0);
-        assert_string_equal(b, dt_format_name(f));
+        /* the name of each format is its rendering of 1998-03-03; the day-first slash formats
+         * show 1998-03-13 (and write 1998-03-03 month first, like the US formats) */
+        const char *name = dt_format_name(f), *paren = strstr(name, " (day > 12");
+        assert_true(dt_format(f, paren ? (dt_date){1998, 3, 13} : d, b, sizeof b) > 0);
+        if (paren) assert_memory_equal(b, name, (size_t)(paren - name)), assert_int_equal(strlen(b), paren - name);
+        else assert_string_equal(b, name);
     }
+    dt_format(22, d, b, sizeof b);
+    assert_string_equal(b, "3/3/98");
+    dt_format(23, (dt_date){2001, 12, 11}, b, sizeof b);
+    assert_string_equal(b, "12/11/2001");
+    dt_format(23, (dt_date){2001, 11, 25}, b, sizeof b);
+    assert_string_equal(b, "25/11/2001");
     dt_format(1, (dt_date){2001, 11, 11}, b, sizeof b);
     assert_string_equal(b, "the 11th of november 2001");
     dt_format(9, (dt_date){2022, 2, 22}, b, sizeof b);
@@ -118,6 +128,55 @@ static void test_readers_reject(void **state)
     assert_int_equal(r.y, 2049);
     assert_int_equal(dt_parse_human("1.1.50", &r), 0);
     assert_int_equal(r.y, 1950);
+    assert_int_equal(dt_parse_human("13/3/98", &r), 0); /* no month 13: day first */
+    assert_true(r.y == 1998 && r.m == 3 && r.d == 13);
+}
+
+static void test_normalise_and_check(void **state)
+{
+    (void)state;
+    char b[64], why[160];
+    struct {
+        const char *in, *out;
+    } cases[] = {
+        {"  3   march   1998  ", "3 march 1998"},
+        {"3 March 1998", "3 march 1998"},
+        {"TUESDAY,  March 3 ,1998", "tuesday march 3 1998"},
+        {"Mar. 3, 98", "mar 3 98"},
+        {"3 / 3 / 98", "3/3/98"},
+        {"03 . 03 . 1998", "03.03.1998"},
+        {"3 - mar - 1998", "3-mar-1998"},
+        {"\t19980303\n", "19980303"},
+        {"", ""},
+        {" , ", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(dt_normalise(cases[i].in, b, sizeof b), (int)strlen(cases[i].out));
+        assert_string_equal(b, cases[i].out);
+    }
+    assert_int_equal(dt_normalise("the 3rd of march 1998", b, 8), -1); /* does not fit: an error, terminated */
+    assert_true(strlen(b) < 8);
+    /* every generated text is unchanged in meaning by normalisation: the reader agrees */
+    for (int f = 0; f < dt_nformats(); f++) {
+        char t[64];
+        dt_date r, a = {2013, 12, 31};
+        dt_format(f, a, t, sizeof t);
+        dt_normalise(t, b, sizeof b);
+        assert_int_equal(dt_parse_human(b, &r), 0);
+        assert_true(r.y == a.y && r.m == a.m && r.d == a.d);
+        assert_int_equal(dt_check_input(b, why, sizeof why), 0);
+    }
+    assert_int_equal(dt_check_input("3 march 2051", why, sizeof why), -1);
+    assert_non_null(strstr(why, "year 2051 is outside the supported range 1950-2049"));
+    assert_int_equal(dt_check_input("1 jan 1949", why, sizeof why), -1);
+    assert_non_null(strstr(why, "1949"));
+    assert_int_equal(dt_check_input("20510101", why, sizeof why), -1);
+    assert_non_null(strstr(why, "2051"));
+    assert_int_equal(dt_check_input("tomorrow", why, sizeof why), -1);
+    assert_non_null(strstr(why, "no number"));
+    assert_int_equal(dt_check_input("3 march 199", why, sizeof why), -1);
+    assert_int_equal(dt_check_input("3 march 1950", why, sizeof why), 0);
+    assert_int_equal(dt_check_input("31/12/49", why, sizeof why), 0); /* two-digit years are in range by definition */
 }
 
 static void test_split_is_by_date(void **state)
@@ -183,13 +242,49 @@ static void test_exact_match(void **state)
     assert_true(dt_exact_match(half, gold, 0) == 0.0);
 }
 
+/* tests/dates_human.tsv, the set of human-typed forms: every gold date is what the rule-based
+ * reader gets from the normalised text, no line is a form the generator writes, and every date is
+ * a test day of seeds 1-3 (unseen in training by the README's models). */
+static void test_human_set_is_right_and_unseen(void **state)
+{
+    (void)state;
+    const char *path = getenv("SPOOL_DATES_HUMAN");
+    assert_non_null(path);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[256], norm[64], g[64];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0] || line[0] == '#') continue;
+        char *tab = strchr(line, '\t');
+        assert_non_null(tab);
+        *tab = 0;
+        dt_date gold, r;
+        assert_int_equal(dt_parse_iso(tab + 1, &gold), 0);
+        assert_true(dt_normalise(line, norm, sizeof norm) > 0);
+        if (dt_parse_human(norm, &r) || r.y != gold.y || r.m != gold.m || r.d != gold.d)
+            fail_msg("'%s' does not read as %s", line, tab + 1);
+        for (int k = 0; k < dt_nformats(); k++) {
+            dt_format(k, gold, g, sizeof g);
+            if (!strcmp(g, line)) fail_msg("'%s' is format %d of the generator", line, k);
+        }
+        for (uint64_t seed = 1; seed <= 3; seed++) assert_true(dt_is_test_date(gold, seed, 0.1));
+        n++;
+    }
+    fclose(f);
+    assert_true(n >= 150);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calendar),         cmocka_unit_test(test_formats_by_hand),
         cmocka_unit_test(test_round_trip_every_format), cmocka_unit_test(test_readers_reject),
+        cmocka_unit_test(test_normalise_and_check),
         cmocka_unit_test(test_split_is_by_date), cmocka_unit_test(test_vocab),
         cmocka_unit_test(test_exact_match),
+        cmocka_unit_test(test_human_set_is_right_and_unseen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
