@@ -30,6 +30,11 @@ static sp_tensor *gate(sp_tape *t, sp_tensor *a, const sp_cell *c, int peep_row,
     return sp_name(t, sp_sigmoid(t, a), "%s", name);
 }
 
+int sp__lstm_is_plain(const sp_cell *c)
+{
+    return c->kind == SP_CELL_LSTM && !c->w_peep && !c->w_hr && !(c->lstm_flags & SP_LSTM_COUPLED) && c->project;
+}
+
 sp_status sp__lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
     int H = c->hidden_size, coupled = c->lstm_flags & SP_LSTM_COUPLED;

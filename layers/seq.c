@@ -78,6 +78,14 @@ static sp_status run(sp_tape *t, const sp_cell *c, sp_tensor *x, int T, int B, c
     sp_tensor *xp = c->project ? sp_name(t, c->project(t, c, in), "projected") : in;
     sp_tensor *state[SP_CELL_MAX_STATE], *ns[SP_CELL_MAX_STATE];
     for (int k = 0; k < c->n_state; k++) state[k] = initial(t, c, k, o->init ? o->init[k] : NULL, B);
+    if (xp && sp__lstm_is_plain(c)) { /* the whole recurrence is one op (ops/seq.c) */
+        sp_tensor *hc = sp_name(t, sp_lstm_seq(t, xp, c->w_hh, state[0], state[1], T, len), "cells");
+        sp_tensor *y = sp_name(t, sp_slice_rows(t, hc, 0, T * B), "out");
+        out->out = o->reverse ? sp_seq_reverse(t, y, T, B, len) : y;
+        out->final[0] = sp_name(t, sp_slice_rows(t, hc, T * B, B), "h");
+        out->final[1] = sp_name(t, sp_slice_rows(t, hc, (2 * T + 1) * B, B), "c");
+        return sp_tape_status(t);
+    }
     sp_tensor **ys = sp_tape_alloc(t, (size_t)T * sizeof *ys), *zero = NULL;
     if (!ys || !xp) return sp_tape_status(t);
     for (int s = 0; s < T; s++) {

@@ -5,11 +5,9 @@
  * the backward, and the "projected input + recurrent product" sum happens inside it, so a step is
  * just GEMM + this op. These are ordinary ops: same table, own gradient tests (also against their
  * composed forms); the built-in cells use them, and the composed forms stay available to users.
- *
- * Each row's work is a few simple loops rather than one loop doing everything: simple loops over
- * restrict pointers vectorise (with the branch-free exp of fastmath.h), one big loop does not.
+ * The LSTM's per-row math lives in cell_rows.h, shared with the whole-sequence op (ops/seq.c).
  */
-#include "fastmath.h"
+#include "cell_rows.h"
 
 #include <string.h>
 
@@ -51,15 +49,8 @@ sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *c_p
     for (int b = 0; b < B; b++) {
         const sp_real *restrict x = sp_at(xp, b, 0), *restrict cp = sp_at(c_prev, b, 0);
         const sp_real *restrict y = hp ? sp_at(hp, b, 0) : NULL;
-        sp_real *restrict sv = s + (size_t)b * 5 * H, *restrict h = out + (size_t)b * 2 * H, *restrict c = h + H;
-        if (y) for (int j = 0; j < 4 * H; j++) sv[j] = x[j] + y[j];
-        else for (int j = 0; j < 4 * H; j++) sv[j] = x[j];
-        for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(sv[j]);          /* i, f */
-        for (int j = 2 * H; j < 3 * H; j++) sv[j] = sp_tanh_r(sv[j]);         /* g */
-        for (int j = 3 * H; j < 4 * H; j++) sv[j] = sp_sigmoid_r(sv[j]);      /* o */
-        for (int j = 0; j < H; j++) c[j] = sv[H + j] * cp[j] + sv[j] * sv[2 * H + j];
-        for (int j = 0; j < H; j++) sv[4 * H + j] = sp_tanh_r(c[j]);
-        for (int j = 0; j < H; j++) h[j] = sv[3 * H + j] * sv[4 * H + j];
+        sp_real *h = out + (size_t)b * 2 * H;
+        sp__lstm_row_fwd(x, y, cp, s + (size_t)b * 5 * H, h, h + H, H);
     }
     return r->out;
 }
@@ -79,18 +70,7 @@ void sp__lstm_cell_backward(sp_record *r)
         const sp_real *restrict sv = s + (size_t)b * 5 * H, *restrict dh = dout + (size_t)b * 2 * H;
         const sp_real *restrict dcn = dh + H, *restrict cp = sp_at(c_prev, b, 0);
         sp_real *restrict da = scratch + (size_t)b * 5 * H, *restrict dc = da + 4 * H;
-        for (int j = 0; j < H; j++) {
-            sp_real o = sv[3 * H + j], tc = sv[4 * H + j];
-            dc[j] = dcn[j] + dh[j] * o * (1 - tc * tc);
-            da[3 * H + j] = dh[j] * tc * o * (1 - o);
-        }
-        sp_real *restrict di = da, *restrict df = da + H, *restrict dg = da + 2 * H; /* disjoint: vectorises */
-        for (int j = 0; j < H; j++) {
-            sp_real i = sv[j], f = sv[H + j], g = sv[2 * H + j];
-            di[j] = dc[j] * g * i * (1 - i);
-            df[j] = dc[j] * cp[j] * f * (1 - f);
-            dg[j] = dc[j] * i * (1 - g * g);
-        }
+        sp__lstm_row_bwd(sv, dh, dcn, cp, da, dc, H);
         if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, da, 4 * H);
         if (hp && hp->grad) row_add(hp->grad + (size_t)b * hp->stride, da, 4 * H);
         if (c_prev->grad) {

@@ -6,7 +6,7 @@
  * So the backward of a matmul whose B operand is a parameter only computes dA at once, and defers
  * dB to sp__matmul_finish, which stacks the rows of every step's A and dC and issues one
  * [G, T*B] x [T*B, H] GEMM per parameter. Same sum, one large GEMM; no layer knows about it. */
-#include "../autograd/tape_internal.h"
+#include "kernels.h"
 
 #include <blis.h>
 #include <string.h>
@@ -21,16 +21,23 @@
 #define GEMM_EX bli_sgemm_ex
 #endif
 
-/* C[M,N] = op(A) op(B) + beta C, row-major, through BLIS's typed API (its per-call runtime object
- * sets the thread count per product). */
-static void gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B,
-                 int ldb, sp_real beta, sp_real *C, int ldc)
+void sp__gemm_threads(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B, int ldb,
+                      sp_real beta, sp_real *C, int ldc, int threads)
 {
     sp_real one = 1;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
-    bli_rntm_set_num_threads(2.0 * M * N * K < SP_GEMM_SERIAL_FLOPS ? 1 : sp_get_threads(), &rntm);
+    bli_rntm_set_num_threads(threads, &rntm);
     GEMM_EX(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, M, N, K, &one,
             (sp_real *)A, lda, 1, (sp_real *)B, ldb, 1, &beta, C, ldc, 1, NULL, &rntm);
+}
+
+/* C[M,N] = op(A) op(B) + beta C, row-major, through BLIS's typed API (its per-call runtime object
+ * sets the thread count per product). */
+void sp__gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B, int ldb, sp_real beta,
+              sp_real *C, int ldc)
+{
+    sp__gemm_threads(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc,
+                     2.0 * M * N * K < SP_GEMM_SERIAL_FLOPS ? 1 : sp_get_threads());
 }
 
 sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b, sp_tensor *bias)
@@ -57,7 +64,7 @@ sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, i
     if (bias) /* C = the addend, then C += op(A) op(B): one pass, no separate add node */
         for (int i = 0; i < M; i++) memcpy(C + (size_t)i * N, sp_at(bias, bias->rows == 1 ? 0 : i, 0), (size_t)N * sizeof(sp_real));
     if (trans_a || !sp__packed_gemm(t, M, N, K, a->data, a->stride, b, trans_b, C, N, bias != NULL))
-        gemm(trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias ? 1 : 0, C, N);
+        sp__gemm(trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias ? 1 : 0, C, N);
     return r->out;
 }
 
@@ -78,18 +85,18 @@ void sp__matmul_backward(sp_record *r)
     if (a->grad) {
         if (!ta) { /* dA[M,K] += dC[M,N] op(B)^T */
             if (!sp__packed_gemm(r->tape, M, K, N, c->grad, c->stride, b, !tb, a->grad, a->stride, 1))
-                gemm(0, !tb, M, K, N, c->grad, c->stride, b->data, b->stride, 1, a->grad, a->stride);
+                sp__gemm(0, !tb, M, K, N, c->grad, c->stride, b->data, b->stride, 1, a->grad, a->stride);
         }
         else /* dA[K,M] += op(B)[K,N] dC^T */
-            gemm(tb, 1, K, M, N, b->data, b->stride, c->grad, c->stride, 1, a->grad, a->stride);
+            sp__gemm(tb, 1, K, M, N, b->data, b->stride, c->grad, c->stride, 1, a->grad, a->stride);
     }
     if (b->grad && (b->flags & SP_PARAM) && !ta) {
         sp__defer(r); /* dB joins the other steps' in sp__matmul_finish */
     } else if (b->grad) {
         if (!tb) /* dB[K,N] += op(A)^T dC */
-            gemm(!ta, 0, K, N, M, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
+            sp__gemm(!ta, 0, K, N, M, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
         else /* dB[N,K] += dC^T op(A) */
-            gemm(1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+            sp__gemm(1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
     }
     sp_tensor *bias = r->n_in > 2 ? r->in[2] : NULL;
     if (bias && bias->grad) /* dbias += dC, summed over rows for a [1 x N] row */
@@ -112,8 +119,8 @@ static int same_group(const sp_record *r, const sp_tensor *b, int tb)
 /* dB += A^T C (or C^T A for a B used transposed) for stacked rows A [M, K], C [M, N]. */
 static void stacked_gemm(int tb, int M, int N, int K, const sp_real *A, const sp_real *C, sp_tensor *b)
 {
-    if (!tb) gemm(1, 0, K, N, M, A, K, C, N, 1, b->grad, b->stride);
-    else gemm(1, 0, N, K, M, C, N, A, K, 1, b->grad, b->stride);
+    if (!tb) sp__gemm(1, 0, K, N, M, A, K, C, N, 1, b->grad, b->stride);
+    else sp__gemm(1, 0, N, K, M, C, N, A, K, 1, b->grad, b->stride);
 }
 
 /* Deferred records that share the parameter and its transpose flag: stack the rows of every
@@ -137,8 +144,8 @@ void sp__matmul_finish(sp_tape *t)
             sp_tensor *a = d[j]->in[0], *c = d[j]->out;
             d[j] = NULL;
             if (!A || c->rows > cap) { /* nothing to stack with (or no memory): this product alone */
-                if (!tb) gemm(1, 0, K, N, c->rows, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
-                else gemm(1, 0, N, K, c->rows, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+                if (!tb) sp__gemm(1, 0, K, N, c->rows, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
+                else sp__gemm(1, 0, N, K, c->rows, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
                 continue;
             }
             if (rows + c->rows > cap) {

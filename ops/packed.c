@@ -10,7 +10,7 @@
  * AVX-512 micro-kernel (8 rows x 32 columns of accumulators) computes from the panels. Other CPUs,
  * the double build, and large or odd products go to BLIS as before.
  */
-#include "../autograd/tape_internal.h"
+#include "kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +53,7 @@ static inline float wel(const sp_tensor *W, int trans, int k, int n)
 }
 
 /* Panels Bp[p][k][0..NR) = op(W)[k][p*NR ..], zero past N, for op(W) of shape [K, N]. */
-static void pack(const sp_tensor *W, int trans, int K, int N, float *Bp)
+void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp)
 {
     int P = (N + NR - 1) / NR;
     const size_t omp_n_ = (size_t)K * N;
@@ -129,10 +129,26 @@ static const float *panels(sp_tape *t, const sp_tensor *W, int trans, int K, int
         if (!e->buf) return NULL;
     }
     if (!e->valid) {
-        pack(W, trans, K, N, e->buf);
+        sp__pack_panels(W, trans, K, N, e->buf);
         e->valid = 1;
     }
     return e->buf;
+}
+
+size_t sp__panels_floats(int K, int N)
+{
+    return cpu_ok() && K >= 16 && N >= 16 ? (size_t)((N + NR - 1) / NR) * K * NR : 0;
+}
+
+void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int accumulate)
+{
+    int P = (N + NR - 1) / NR;
+    for (int p = 0; p < P; p++) {
+        int cols = N - p * NR < NR ? N - p * NR : NR;
+        for (int i = 0; i < M; i += MR)
+            tile(M - i < MR ? M - i : MR, K, A + (size_t)i * lda, lda, Bp + (size_t)p * K * NR, C + (size_t)i * ldc + p * NR,
+                 ldc, cols, accumulate);
+    }
 }
 
 int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
@@ -154,6 +170,22 @@ int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, 
 }
 
 #else
+
+size_t sp__panels_floats(int K, int N)
+{
+    (void)K, (void)N;
+    return 0;
+}
+
+void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp)
+{
+    (void)W, (void)trans, (void)K, (void)N, (void)Bp;
+}
+
+void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int accumulate)
+{
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)C, (void)ldc, (void)accumulate;
+}
 
 int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
                     sp_real *C, int ldc, int accumulate)

@@ -13,7 +13,7 @@ BACKWARD(sp__concat_backward) BACKWARD(sp__concat_rows_backward)
 BACKWARD(sp__softmax_backward) BACKWARD(sp__softmax_xent_backward) BACKWARD(sp__sigmoid_bce_backward)
 BACKWARD(sp__sum_backward) BACKWARD(sp__mean_backward)
 BACKWARD(sp__embedding_backward)
-BACKWARD(sp__lstm_cell_backward) BACKWARD(sp__gru_cell_backward)
+BACKWARD(sp__lstm_cell_backward) BACKWARD(sp__gru_cell_backward) BACKWARD(sp__lstm_seq_backward)
 BACKWARD(sp__crf_nll_backward)
 void sp__matmul_finish(sp_tape *t);
 #undef BACKWARD
@@ -43,6 +43,7 @@ const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_LSTM_CELL] = {"lstm_cell", sp__lstm_cell_backward},
     [SP_OP_GRU_CELL] = {"gru_cell", sp__gru_cell_backward},
     [SP_OP_CRF_NLL] = {"crf_nll", sp__crf_nll_backward},
+    [SP_OP_LSTM_SEQ] = {"lstm_seq", sp__lstm_seq_backward},
 };
 
 const char *sp_op_name(sp_op op)

@@ -30,7 +30,7 @@ typedef enum {
     SP_OP_SOFTMAX, SP_OP_SOFTMAX_XENT, SP_OP_SIGMOID_BCE,
     SP_OP_SUM, SP_OP_MEAN,
     SP_OP_EMBEDDING, SP_OP_DROPOUT,
-    SP_OP_LSTM_CELL, SP_OP_GRU_CELL,
+    SP_OP_LSTM_CELL, SP_OP_GRU_CELL, SP_OP_LSTM_SEQ,
     SP_OP_CRF_NLL,
     SP_OP__COUNT
 } sp_op;
@@ -134,6 +134,16 @@ sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *c_p
  * (may be NULL) is b_hh's n part, which sits inside the reset; h_prev [B, H]. Returns h [B, H]:
  *   r = s(xp_r + hp_r), z = s(xp_z + hp_z), n = tanh(xp_n + r (hp_n + b_hn)), h = (1 - z) n + z h_prev */
 sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn, sp_tensor *h_prev);
+/* A whole LSTM recurrence in one op: the same math as T steps of
+ * sp_lstm_cell(xp_t, h_{t-1} W_hh^T, c_{t-1}), done without a record per step (ops/seq.c says
+ * why it is faster). xp [T*B, 4H] holds the projected inputs of all steps, time outermost (rows
+ * t*B .. t*B+B-1 are step t), biases included; w_hh [4H, H]; h0, c0 [B, H] the initial state.
+ * lengths: NULL (every row runs T steps) or B values in [0, T]; row b is real for t < lengths[b]:
+ * padded steps output 0 and carry the state. Returns [2(T+1)B, H]: the h of every step (row
+ * t*B + b: row b at step t), then the final h of each row (rows T*B .. T*B+B-1, the row's last real
+ * step), then the same (T+1)*B rows for c. So the output sequence is the view of rows 0 .. T*B. */
+sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, sp_tensor *c0, int T,
+                       const int *lengths);
 
 #ifdef __cplusplus
 }

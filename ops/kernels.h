@@ -1,0 +1,23 @@
+/* kernels.h - the matrix-product kernels that ops share (ops/matmul.c, ops/packed.c), for ops that
+ * run their own loops, such as the whole-sequence recurrences of ops/seq.c. Internal to ops/. */
+#ifndef SP_KERNELS_H
+#define SP_KERNELS_H
+
+#include "../autograd/tape_internal.h"
+
+/* C[M,N] = op(A) op(B) + beta C through BLIS, row-major; sp__gemm picks one thread for small
+ * products and sp_get_threads() otherwise, sp__gemm_threads runs on exactly `threads`. */
+void sp__gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B, int ldb, sp_real beta,
+              sp_real *C, int ldc);
+void sp__gemm_threads(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B, int ldb,
+                      sp_real beta, sp_real *C, int ldc, int threads);
+
+/* Weights packed into panels for the AVX-512 micro-kernel (ops/packed.c). sp__panels_floats is
+ * the size of op(W) [K, N] packed, or 0 when the kernel cannot run (double build, a CPU without
+ * AVX-512, tiny shapes): callers then use sp__gemm. sp__panels_gemm runs on the calling thread:
+ * C[M, N] (+)= A[M, K] op(W). */
+size_t sp__panels_floats(int K, int N);
+void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp);
+void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int accumulate);
+
+#endif
