@@ -259,16 +259,19 @@ typedef struct {
 enum { TRAIN = 1, EVAL = 2, PREDICT = 4 };
 #define T train_opts
 static const ex_opt OPTS[] = {
-    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL, "DIR",
-           "directory with train.tsv and test.tsv (default: the bundled sentiment-mr)"),
+    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL | PREDICT, "DIR",
+           "directory with train.tsv and test.tsv (default: the bundled sentiment-mr); also names the\n"
+           "      default model file"),
     EX_OPT("train", EX_STR, T, train, NULL, 0, 0, TRAIN, "FILE", "training split instead of DIR/train.tsv (sentence<TAB>0|1 lines)"),
     EX_OPT("test", EX_STR, T, test, NULL, 0, 0, TRAIN | EVAL, "FILE", "test split instead of DIR/test.tsv"),
     EX_OPT("dev-frac", EX_DBL, T, dev_frac, "0.1", 0, 0.9, TRAIN, "F",
            "share of the training lines held out (seeded) to pick the best epoch"),
-    EX_OPT("out", EX_STR, T, out, "sentiment.safetensors", 0, 0, TRAIN, "FILE",
-           "best model (by dev accuracy), safetensors; FILE.last holds the last epoch with optimizer state, for --resume"),
+    EX_OPT("out", EX_STR, T, out, NULL, 0, 0, TRAIN, "FILE",
+           "best model (by dev accuracy), safetensors; FILE.last holds the last epoch with optimizer state, for\n"
+           "      --resume (default: sentiment-mr.safetensors, named after --data's folder: sentiment-uci...)"),
     EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, TRAIN, "FILE", "continue from a FILE.last checkpoint (same data and options)"),
-    EX_OPT("model", EX_STR, T, model, "sentiment.safetensors", 0, 0, EVAL | PREDICT, "FILE", "the trained model"),
+    EX_OPT("model", EX_STR, T, model, NULL, 0, 0, EVAL | PREDICT, "FILE",
+           "the trained model (default: what train writes for --data)"),
     EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru", TRAIN, "KIND", "recurrent cell"),
     EX_OPT("bidir", EX_FLAG, T, cfg.bidir, NULL, 0, 0, TRAIN, NULL, "bidirectional"),
     EX_OPT("layers", EX_INT, T, cfg.layers, "1", 1, SP_RNN_MAX_LAYERS, TRAIN, "L", "stacked layers"),
@@ -300,8 +303,9 @@ static const char *const CMDS[] = {"train", "eval", "predict", NULL};
 static const ex_cli CLI = {"spool-sentiment",
                            "usage: spool-sentiment train [options]        train a recurrent sentence classifier\n"
                            "       spool-sentiment eval --model M [--test FILE]\n"
-                           "       spool-sentiment predict --model M \"a sentence\"   prints P(positive)\n",
-                           ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 1, "sentence"};
+                           "       spool-sentiment predict --model M \"a sentence\" ...   prints P(positive) per sentence\n"
+                           "       spool-sentiment predict --model M < FILE    one sentence per line of stdin\n",
+                           ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], EX_MAX_POS, "sentence"};
 
 static int do_train(const train_opts *o)
 {
@@ -486,26 +490,62 @@ static int do_eval(const char *model, const char *test)
     return acc < 0;
 }
 
-static int do_predict(const char *model, const char *text)
+/* P(positive) of one sentence: "p<TAB>label<TAB>(n words, k unknown)" (+ the sentence when it
+ * came from stdin, so the lines can be matched up). 0, 1 if it has no words, -1 on error. */
+static int predict_one(const sent_model *m, const char *text, int echo)
 {
-    sent_model m;
     char err[512];
-    if (model_load(&m, model, NULL)) return 1;
     sent_corpus *c = sent_from_text(text, err, sizeof err);
     if (!c) {
         fprintf(stderr, "%s: %s\n", prog, err);
-        model_free(&m);
-        return 1;
+        return -1;
     }
-    int idx = 0, unknown = 0;
+    int idx = 0, unknown = 0, rc = 1;
     double p;
-    for (int i = 0; i < c->words.n; i++) unknown += ex_vocab_find(m.words, c->words.items[i]) < 0;
-    int rc = model_predict(&m, c, &idx, 1, &p);
-    if (!rc)
-        printf("%.4f\t%s\t(%d words, %d unknown)\n", p, p >= 0.5 ? "positive" : "negative", c->words.n, unknown);
+    for (int i = 0; i < c->words.n; i++) unknown += ex_vocab_find(m->words, c->words.items[i]) < 0;
+    if (c->words.n > 0) {
+        rc = model_predict(m, c, &idx, 1, &p) ? -1 : 0;
+        if (!rc)
+            printf("%.4f\t%s\t(%d words, %d unknown)%s%s\n", p, p >= 0.5 ? "positive" : "negative", c->words.n,
+                   unknown, echo ? "\t" : "", echo ? text : "");
+    }
     sent_corpus_free(c);
+    return rc;
+}
+
+/* The sentences given on the command line, or (none given) every line of stdin. An empty
+ * sentence, or stdin without any words, is refused with a message. */
+static int do_predict(const char *model, char *const *texts, int n)
+{
+    sent_model m;
+    if (model_load(&m, model, NULL)) return 1;
+    int rc = 0, done = 0;
+    for (int i = 0; i < n && rc >= 0; i++) {
+        rc = predict_one(&m, texts[i], 0);
+        if (rc > 0) fprintf(stderr, "%s: predict: sentence %d has no words\n", prog, i + 1);
+        done++;
+    }
+    if (n == 0) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        long lineno = 0;
+        while (rc >= 0 && (len = getline(&line, &cap, stdin)) >= 0) {
+            lineno++;
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+            int r = predict_one(&m, line, 1);
+            if (r < 0) rc = -1;
+            done += r == 0;
+        }
+        free(line);
+        if (rc >= 0 && !done) {
+            fprintf(stderr, "%s: predict: no sentence on stdin (%ld line(s) without words); give sentences as "
+                            "arguments or one per line on stdin\n", prog, lineno);
+            rc = 1;
+        }
+    }
     model_free(&m);
-    return rc ? 1 : 0;
+    return rc != 0;
 }
 
 /* ==================================================================================== main */
@@ -516,6 +556,7 @@ int main(int argc, char **argv)
     ex_args args;
     int rc = ex_cli_parse(&CLI, argc, argv, &o, &args);
     if (rc >= 0) return rc;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* results and progress (stderr) interleave in the order written */
     const char *cmd = CMDS[args.cmd], *model = o.model, *text = args.npos ? args.pos[0] : NULL;
     if (args.npos && args.cmd != 2) {
         fprintf(stderr, "%s: unexpected argument '%s' for '%s' (try --help)\n", prog, text, cmd);
@@ -536,15 +577,16 @@ int main(int argc, char **argv)
     snprintf(testp, sizeof testp, "%s/test.tsv", data);
     if (!o.train) o.train = trainp;
     if (!o.test) o.test = testp;
+    /* default model file: named after the data set, in the working directory, so the MR and UCI
+     * models never overwrite each other */
+    char outp[1200];
+    const char *base = strrchr(data, '/');
+    base = base && base[1] ? base + 1 : *data ? data : "sentiment-mr";
+    snprintf(outp, sizeof outp, "%s%s.safetensors", strncmp(base, "sentiment-", 10) ? "sentiment-" : "", base);
+    if (!o.out) o.out = outp;
+    if (!model) model = outp;
     if (!strcmp(cmd, "eval")) return do_eval(model, o.test) ? 1 : 0;
-    if (!strcmp(cmd, "predict")) {
-        if (!text) {
-            fprintf(stderr, "%s: predict needs a sentence, e.g. spool-sentiment predict --model M \"a gem of a film\"\n",
-                    prog);
-            return 2;
-        }
-        return do_predict(model, text) ? 1 : 0;
-    }
+    if (!strcmp(cmd, "predict")) return do_predict(model, args.pos, args.npos) ? 1 : 0;
     printf("%s", prog);
     for (int i = 1; i < argc; i++) printf(" %s", argv[i]);
     printf("\nseed %llu | %s\n", (unsigned long long)o.seed, sp_info());

@@ -31,6 +31,11 @@ static char *slurp(const char *path)
 
 int sp_test_run_example(const char *dir, char **out, const char *const *args)
 {
+    return sp_test_run_example_stdin(dir, out, args, NULL);
+}
+
+int sp_test_run_example_stdin(const char *dir, char **out, const char *const *args, const char *in)
+{
     const char *exe = getenv("SPOOL_EXAMPLE");
     assert_non_null(exe);
     char log[512];
@@ -41,6 +46,7 @@ int sp_test_run_example(const char *dir, char **out, const char *const *args)
     argv[n] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, in ? in : "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     pid_t pid;

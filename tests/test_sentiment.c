@@ -221,6 +221,36 @@ static void test_program_end_to_end(void **state)
     assert_true(p >= 0 && p <= 1);
     assert_true(contains(out, "(7 words"));
     free(out);
+    /* several sentences as arguments, then one per line of stdin (blank lines skipped) */
+    const char *pr2[] = {"predict", "--model", model, "dull", "a joy from start to end", NULL};
+    assert_int_equal(run(&out, pr2), 0);
+    assert_true(contains(out, "(1 words") && contains(out, "(6 words"));
+    free(out);
+    char in[512];
+    snprintf(in, sizeof in, "%s/in.txt", tmpdir);
+    FILE *f = fopen(in, "w");
+    assert_non_null(f);
+    fputs("a gem\n\nboring and far too long\r\nfine\n", f);
+    fclose(f);
+    const char *pr3[] = {"predict", "--model", model, NULL};
+    assert_int_equal(sp_test_run_example_stdin(tmpdir, &out, pr3, in), 0);
+    assert_true(contains(out, "(2 words, ") && contains(out, "\ta gem\n") && contains(out, "\tboring and far too long\n") &&
+                contains(out, "\tfine\n"));
+    int lines = 0;
+    for (char *q = out; (q = strstr(q, "words, ")); q++) lines++;
+    assert_int_equal(lines, 3);
+    free(out);
+    f = fopen(in, "w");
+    assert_non_null(f);
+    fputs("\n  \n", f);
+    fclose(f);
+    assert_int_equal(sp_test_run_example_stdin(tmpdir, &out, pr3, in), 1); /* nothing to read */
+    assert_true(contains(out, "no sentence on stdin"));
+    free(out);
+    const char *pr4[] = {"predict", "--model", model, "", NULL};
+    assert_int_equal(run(&out, pr4), 1);
+    assert_true(contains(out, "sentence 1 has no words"));
+    free(out);
     /* resume the last (bidirectional) run for a third epoch */
     const char *res[] = {"train", "--data", data, "--limit", "120", "--epochs", "3", "--batch", "16",
                          "--resume", last, "--out", model, "--threads", "1", "--seed", "5", NULL};
@@ -255,7 +285,7 @@ static void test_program_bad_input(void **state)
         {{"train", "--seed", "-1", NULL}, 2, "--seed expects"},
         {{"train", "--train", tr, NULL}, 1, "broken.tsv:3: label must be 0 or 1"},
         {{"train", "--data", "/nonexistent", NULL}, 1, "cannot open '/nonexistent/train.tsv'"},
-        {{"predict", "--model", model, NULL}, 2, "needs a sentence"},
+        {{"predict", "--model", model, NULL}, 1, "no sentence on stdin"},
         {{"predict", "--model", bad, "fine", NULL}, 1, "cannot open model"},
         {{"eval", "--model", "/nonexistent.safetensors", NULL}, 1, "cannot open model"},
     };
