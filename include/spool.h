@@ -4,6 +4,7 @@
  *   ops.h     the differentiable ops (matmul, elementwise, shape, losses, embedding, dropout)
  *   layers.h  linear, embedding, recurrent cells and the runners that unroll them over time
  *   optim.h   optimizers, gradient clipping, learning-rate schedules, safetensors checkpoints
+ *   dist.h    data-parallel training across processes on MPI (stubs that fail without MPI)
  */
 #ifndef SPOOL_H
 #define SPOOL_H
@@ -12,5 +13,6 @@
 #include "spool/ops.h"
 #include "spool/layers.h"
 #include "spool/optim.h"
+#include "spool/dist.h"
 
 #endif

@@ -3,6 +3,7 @@
 # Installs only what is missing (so a second run is quick). Needs root (or sudo).
 set -euo pipefail
 pkgs=(gcc meson ninja-build pkg-config libblis-openmp-dev libcmocka-dev graphviz gnuplot-nox python3 python3-torch)
+pkgs+=(libopenmpi-dev openmpi-bin)  # data-parallel training (issue 14) and its mpirun tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
