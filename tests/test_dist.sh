@@ -4,7 +4,7 @@
 # Usage: test_dist.sh MPIRUN test_dist [spool-charlm data-dir]
 set -u
 MPIRUN=${1:?usage: test_dist.sh mpirun test_dist [spool-charlm data-dir]}
-EXE=${2:?}
+EXE=$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")
 # as root (CI) Open MPI wants both variables; --oversubscribe: more ranks than the 2 cores
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 MPI="$MPIRUN --oversubscribe --mca btl self,vader --bind-to none"
@@ -51,6 +51,68 @@ if [ $rc -ne 0 ] && grep -q 'signal 9' "$W/die.txt"; then
     show "$W/die.txt"
 else
     not_ok "dead rank (mpirun exit $rc)" "$(cat "$W/die.txt")"
+fi
+
+# ---------------------------------------------------------------- the char-LM under mpirun
+if [ $# -ge 4 ]; then
+    CL=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
+    export SPOOL_CHARLM_DATA=$(cd "$4" && pwd)
+    cd "$W" || exit 1
+    # same per-step losses within 2e-5 (printed to 6 decimals; the sums differ in order only)
+    same_losses() { # a.csv b.csv first-step
+        awk -F, -v from="${3:-1}" 'NR == FNR { if (FNR > 1) l[$1] = $4; next }
+             FNR > 1 && $1 >= from { n++; d = l[$1] - $4; if (d < 0) d = -d; if (d > m) m = d }
+             END { if (!n) exit 1; printf "%d steps, max |difference| %.2g\n", n, m; exit !(m <= 2e-5) }' "$1" "$2"
+    }
+    for mode in lines stream; do
+        O="--data names --mode $mode --steps 25 --seq 24 --hidden 24 --embed 8 --eval-every 0 --plot none --lr-schedule constant"
+        "$CL" train $O --batch 6 --threads 1 --checkpoint one-$mode.safetensors > one.txt 2>&1
+        $MPI -np 3 "$CL" train $O --batch 2 --checkpoint three-$mode.safetensors > three.txt 2>&1
+        if r=$(same_losses one-$mode.csv three-$mode.csv) && [ "$(wc -l < three-$mode.csv)" = 26 ]; then
+            ok "charlm $mode: 3 ranks x batch 2 = one process x batch 6 ($r); one log"
+        else
+            not_ok "charlm $mode: 3 ranks vs one process" "$r" "$(tail -5 three.txt)"
+        fi
+    done
+    # resume with the same and with another number of ranks; dropout seeded per rank
+    O="--data names --steps 30 --hidden 24 --embed 8 --batch 4 --dropout 0.2 --eval-every 0 --plot none --lr-schedule constant"
+    $MPI -np 2 "$CL" train $O --checkpoint full.safetensors > full.txt 2>&1
+    $MPI -np 2 "$CL" train $O --checkpoint part.safetensors --stop-after 12 > part1.txt 2>&1
+    $MPI -np 2 "$CL" train $O --checkpoint part.safetensors --resume > part2.txt 2>&1
+    if r=$(same_losses full.csv part.csv) && grep -q 'resumed from' part2.txt; then
+        ok "charlm: stopped at 12 and resumed with 2 ranks = uninterrupted, with dropout ($r)"
+    else
+        not_ok "charlm resume, same ranks" "$r" "$(tail -3 part2.txt)"
+    fi
+    $MPI -np 2 "$CL" train $O --checkpoint other.safetensors --stop-after 12 > o1.txt 2>&1
+    $MPI -np 3 "$CL" train $O --checkpoint other.safetensors --resume > o2.txt 2>&1
+    rc3=$?
+    "$CL" train $O --checkpoint other.safetensors --resume --steps 40 > o3.txt 2>&1
+    rc1=$?
+    if [ $rc3 = 0 ] && [ $rc1 = 0 ] && [ "$(tail -1 other.csv | cut -d, -f1)" = 40 ] && "$CL" eval --checkpoint other.safetensors > /dev/null 2>&1; then
+        ok "charlm: 2 ranks, resumed with 3, then with one process"
+    else
+        not_ok "charlm resume with other rank counts ($rc3, $rc1)" "$(tail -3 o2.txt)" "$(tail -3 o3.txt)"
+    fi
+    # a rank with another model configuration: every rank says so, the job ends
+    O="--data names --steps 20 --embed 8 --eval-every 0 --plot none"
+    $MPI -np 1 "$CL" train $O --hidden 24 --checkpoint mm.safetensors : -np 1 "$CL" train $O --hidden 25 --checkpoint mm.safetensors > mm.txt 2>&1
+    rc=$?
+    if [ $rc != 0 ] && [ "$(grep -c 'rank [01]: sp_dist_check: the configuration .* differs between ranks' mm.txt)" = 2 ] && [ ! -e mm.safetensors ]; then
+        ok "charlm: mismatched --hidden: both ranks refuse (exit $rc)"
+    else
+        not_ok "charlm mismatched configuration (exit $rc)" "$(cat mm.txt)"
+    fi
+    # rank 1 killed mid-run: the job ends, rank 0 says so, the last checkpoint loads
+    O="--data names --steps 100000 --hidden 24 --embed 8 --batch 4 --eval-every 0 --plot none --checkpoint-every 20"
+    $MPI -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then (sleep 3; kill -9 $$) & fi; exec "$0" "$@"' \
+        "$CL" train $O --checkpoint dead.safetensors > dead.txt 2>&1
+    rc=$?
+    if [ $rc != 0 ] && grep -q 'rank 0: ended by the launcher' dead.txt && "$CL" eval --checkpoint dead.safetensors > ev.txt 2>&1; then
+        ok "charlm: rank 1 killed: the job ends (exit $rc), rank 0 reports, the checkpoint loads ($(grep -o 'loss [0-9.]*' ev.txt | head -1))"
+    else
+        not_ok "charlm: rank killed (exit $rc)" "$(cat dead.txt)" "$(cat ev.txt 2>/dev/null)"
+    fi
 fi
 
 echo "1..$n"

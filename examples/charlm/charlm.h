@@ -117,6 +117,7 @@ typedef struct {
     long steps, stop_after;
     double epochs;
     long seed;
+    double dist_timeout;
     int threads, eval_every, checkpoint_every, print_every, resume, progress;
     /* sampling, scoring, evaluation */
     double temperature;
@@ -180,8 +181,16 @@ typedef struct {
 int cl_load_corpus(const cl_opts *o, cl_corpus *c, const cl_vocab *vocab, int need_train);
 void cl_corpus_free(cl_corpus *c);
 cl_model_cfg cl_model_cfg_of(const cl_opts *o, int V);
+/* Where the data stands, stored in checkpoints so a run resumes with another number of ranks:
+ * lines mode: examples consumed so far (of the endless sequence of per-epoch permutations);
+ * stream mode: the chunk the next step reads, chunks per epoch, ranks (tracks = ranks * batch). */
+typedef struct {
+    long examples, next_chunk, per_epoch;
+    int ranks;
+} cl_pos;
+/* pos (may be NULL) is stored as charlm.examples, .next_chunk, .chunks_per_epoch, .ranks. */
 int cl_save_checkpoint(const char *path, const sp_params *ps, const sp_optim *opt, const cl_opts *o,
-                       const cl_corpus *c, long step, const sp_carry *carry, sp_rng *rng);
+                       const cl_corpus *c, long step, const sp_carry *carry, sp_rng *rng, const cl_pos *pos);
 /* Reads a checkpoint's configuration into o (cl_opts_merge_stored), its vocabulary into v, its
  * mode, step and carried state (hex; malloc'ed, may be NULL). */
 int cl_read_checkpoint_header(const char *path, cl_opts *o, int model_only, cl_vocab *v, int *lines,
@@ -199,6 +208,22 @@ typedef struct {
 } cl_trained;
 
 int cl_cmd_train(cl_opts *o);
+
+/* ------------------------------------------- under mpirun (dist.c, issue 14) */
+
+/* This process's rank when training with more than one rank, else -1; cl_fail prefixes its
+ * messages with it and ranks > 0 draw no progress. */
+extern int cl_rank;
+/* Joins the group if launched by mpirun (else *d = NULL, nothing changes); with > 1 rank: one
+ * thread per rank unless --threads is given, stdout silenced on ranks > 0, a SIGTERM handler
+ * that says the launcher ended the job. */
+int cl_dist_start(sp_dist **d, cl_opts *o);
+/* Every rank has the same options, vocabulary and data sizes (else every rank fails). */
+int cl_dist_check(sp_dist *d, const cl_opts *o, const cl_corpus *c);
+int cl_carry_gather(sp_dist *d, const sp_carry *local, sp_carry *full);
+void cl_carry_scatter(const sp_carry *full, sp_carry *local, int r);
+/* Fields the checkpoint has are set; the others keep their values. */
+void cl_pos_read(const char *path, cl_pos *p);
 int cl_cmd_sample(cl_opts *o);
 int cl_cmd_eval(cl_opts *o);
 int cl_cmd_score(cl_opts *o, const char *text);

@@ -192,15 +192,24 @@ int cl_carry_from_hex(sp_carry *c, const char *s)
 }
 
 int cl_save_checkpoint(const char *path, const sp_params *ps, const sp_optim *opt, const cl_opts *o,
-                           const cl_corpus *c, long step, const sp_carry *carry, sp_rng *rng)
+                           const cl_corpus *c, long step, const sp_carry *carry, sp_rng *rng, const cl_pos *pos)
 {
     char *cfg = cl_opts_serialise(o), *voc = cl_vocab_to_string(&c->vocab), *hex = carry ? carry_to_hex(carry) : NULL;
     char stepbuf[32];
     snprintf(stepbuf, sizeof stepbuf, "%ld", step);
     sp_kv meta[] = {{"charlm.format", "1"}, {"charlm.config", cfg ? cfg : ""}, {"charlm.vocab", voc ? voc : ""},
                     {"charlm.mode", c->lines ? "lines" : "stream"}, {"charlm.step", stepbuf},
-                    {"charlm.carry", hex ? hex : ""}};
-    sp_ckpt_opts co = {.meta = meta, .n_meta = 6, .rng = rng};
+                    {"charlm.carry", hex ? hex : ""}, {"charlm.examples", ""}, {"charlm.next_chunk", ""},
+                    {"charlm.chunks_per_epoch", ""}, {"charlm.ranks", ""}};
+    char posbuf[4][32];
+    if (pos) { /* the data position (dist.c): resuming with another number of ranks */
+        long v[4] = {pos->examples, pos->next_chunk, pos->per_epoch, pos->ranks};
+        for (int i = 0; i < 4; i++) {
+            snprintf(posbuf[i], sizeof posbuf[i], "%ld", v[i]);
+            meta[6 + i].value = posbuf[i];
+        }
+    }
+    sp_ckpt_opts co = {.meta = meta, .n_meta = pos ? 10 : 6, .rng = rng};
     sp_status s = (cfg && voc) ? sp_save(path, ps, opt, &co) : SP_ERR_NOMEM;
     free(cfg);
     free(voc);

@@ -125,8 +125,30 @@ static void default_paths(cl_opts *o)
     if (!o->plot[0]) snprintf(o->plot, sizeof o->plot, "%.*s.svg", CL_STR - 8, base);
 }
 
+/* Set when a failure came from a check that fails alike on every rank (configuration, a
+ * non-finite averaged gradient), so the ranks can leave together instead of aborting the job. */
+static int failed_together;
+
+static int train(cl_opts *o, sp_dist *dist);
+
+/* Under mpirun (cl_dist_start joins only then): N ranks, each on --batch rows of every step, the
+ * gradients averaged weighted by real characters (= one process on N x batch rows). Without a
+ * launcher this is the single-process program as before. */
 int cl_cmd_train(cl_opts *o)
 {
+    sp_dist *dist = NULL;
+    if (cl_dist_start(&dist, o)) return 1;
+    int rc = train(o, dist);
+    /* A failure on some ranks only (a file, a broken group) would leave the others waiting:
+     * end the job now; the message was printed above, the last checkpoint is intact. */
+    if (rc == 1 && sp_dist_size(dist) > 1 && !failed_together) sp_dist_abort(dist, 1);
+    sp_dist_leave(dist);
+    return rc;
+}
+
+static int train(cl_opts *o, sp_dist *dist)
+{
+    const int N = sp_dist_size(dist), rank = sp_dist_rank(dist);
     cl_vocab ck_vocab = {0};
     int ck_lines = 0;
     long start_step = 0;
@@ -164,7 +186,16 @@ int cl_cmd_train(cl_opts *o)
             return 1;
         }
     }
-    long per_epoch = c.lines ? (c.train.n_seq + o->batch - 1) / o->batch : cl_stream_chunks(&c.train, o->batch, o->seq);
+    if (cl_dist_check(dist, o, &c)) {
+        failed_together = 1;
+        cl_corpus_free(&c);
+        free(carry_hex);
+        return 1;
+    }
+    /* One step reads N x batch rows: lines N x batch examples of the epoch's order, stream N x
+     * batch tracks of which this rank reads its own batch. */
+    const long GB = (long)N * o->batch;
+    long per_epoch = c.lines ? (c.train.n_seq + GB - 1) / GB : cl_stream_chunks(&c.train, (int)GB, o->seq);
     if (per_epoch < 1) {
         cl_corpus_free(&c);
         free(carry_hex);
@@ -175,10 +206,16 @@ int cl_cmd_train(cl_opts *o)
            c.lines ? "lines" : "stream", c.train.n, c.train.n_seq, c.lines ? "lines" : "stream", c.valid_path, c.valid.n);
     printf("# vocabulary: %d symbols%s; %ld steps (%.2f epochs of %ld steps)\n", c.vocab.V,
            c.lines ? " (incl. the start/end token)" : "", total, (double)total / (double)per_epoch, per_epoch);
+    if (N > 1)
+        printf("# %d ranks (MPI) of %d thread%s each, each on --batch %d of every step's %ld %s; log and checkpoints from rank 0\n",
+               N, sp_get_threads(), sp_get_threads() == 1 ? "" : "s", o->batch, GB, c.lines ? "lines" : "tracks");
 
     sp_rng rng, drop_rng;
     sp_rng_seed(&rng, (uint64_t)o->seed);
     sp_rng_seed(&drop_rng, (uint64_t)o->seed ^ 0xD5A61266F0C9392Cull);
+    /* Dropout differs by rank (else every rank drops the same units). Rank 0's generator runs
+     * on as in one process (the checkpoint stores it); ranks > 0 seed theirs at every step from
+     * (seed, rank, step), so a resumed run repeats an uninterrupted one exactly. */
     sp_params *ps = sp_params_new();
     cl_model m;
     cl_model_cfg mc = cl_model_cfg_of(o, c.vocab.V);
@@ -196,30 +233,52 @@ int cl_cmd_train(cl_opts *o)
     sp_optim *opt = sp_optim_new(ps, &oc);
     sp_schedule sched = {.kind = sk, .base_lr = o->lr, .step_size = o->step_size, .gamma = o->gamma,
                          .warmup = o->warmup < total ? o->warmup : 0, .total = (int)total, .min_lr = o->min_lr};
-    sp_carry carry = {0};
+    sp_carry carry = {0}, full = {0}; /* full: every rank's tracks, for rank 0's checkpoint */
     int rc = 0;
     if (!opt) rc = cl_fail("optimizer: %s", sp_last_error());
     else if (sp_schedule_lr(&sched, 0) < 0) rc = cl_fail("--lr-schedule: %s", sp_last_error());
     else if (!c.lines && sp_carry_init(&carry, &m.rnn, o->batch)) rc = cl_fail("%s", sp_last_error());
+    else if (!c.lines && N > 1 && sp_carry_init(&full, &m.rnn, (int)GB)) rc = cl_fail("%s", sp_last_error());
     long step = 0;
+    cl_pos pos = {.examples = 0, .next_chunk = 0, .per_epoch = per_epoch, .ranks = N};
     if (!rc && o->resume) {
         sp_ckpt_opts lo = {.rng = &drop_rng};
+        /* where the data stands (older checkpoints have no charlm.examples: one process) */
+        cl_pos was = {.examples = start_step * o->batch, .next_chunk = start_step % per_epoch, .per_epoch = per_epoch, .ranks = 1};
+        cl_pos_read(o->checkpoint, &was);
+        int same_tracks = was.ranks == N;
         if (sp_load(o->checkpoint, ps, opt, &lo) != SP_OK) rc = cl_fail("cannot resume from %s: %s", o->checkpoint, sp_last_error());
-        else if (!c.lines && (!carry_hex || cl_carry_from_hex(&carry, carry_hex)))
+        else if (!c.lines && same_tracks && N == 1 && (!carry_hex || cl_carry_from_hex(&carry, carry_hex)))
             rc = cl_fail("%s: carried state missing or of another batch size", o->checkpoint);
+        else if (!c.lines && same_tracks && N > 1) {
+            if (!carry_hex || cl_carry_from_hex(&full, carry_hex))
+                rc = cl_fail("%s: carried state missing or of another batch size", o->checkpoint);
+            else cl_carry_scatter(&full, &carry, rank);
+        }
         step = start_step;
+        pos.examples = was.examples;
+        /* stream mode with another number of ranks: other tracks, so the carried state starts
+         * from zero and the run continues at the same fraction of the epoch */
+        pos.next_chunk = same_tracks ? was.next_chunk
+                                     : (long)((double)was.next_chunk / (double)(was.per_epoch > 0 ? was.per_epoch : 1) * (double)per_epoch) % per_epoch;
+        if (!rc && !c.lines && !same_tracks)
+            printf("# resumed with %d ranks, the checkpoint had %d: the carried state starts from zero, at chunk %ld of %ld\n",
+                   N, was.ranks, pos.next_chunk, per_epoch);
         if (!rc && step >= total)
             rc = cl_fail("%s has already done %ld of %ld steps: give a larger --steps to train on", o->checkpoint, step, total);
         if (!rc) printf("# resumed from %s at step %ld\n", o->checkpoint, step);
     }
     free(carry_hex);
+    /* every rank from rank 0's parameters (after a resume they are already equal: a check) */
+    if (!rc && N > 1 && sp_dist_bcast_params(dist, ps, 0) != SP_OK) rc = cl_fail("%s", sp_last_error());
     FILE *logf = NULL;
-    if (!rc) {
+    if (!rc && rank == 0) {
         logf = fopen(o->log, o->resume ? "a" : "w");
         if (!logf) rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
         else if (!o->resume) fprintf(logf, "step,epoch,lr,train_loss,train_loss_avg,grad_norm,valid_loss,tok_s,elapsed_s\n");
     }
     if (rc) {
+        sp_carry_free(&full);
         sp_carry_free(&carry);
         sp_optim_free(opt);
         sp_params_free(ps);
@@ -244,55 +303,91 @@ int cl_cmd_train(cl_opts *o)
     double t0 = cl_now(), ema = 0, ema_w = 0, last_valid = NAN, tok_rate = 0;
     if (o->resume) resume_running_mean(o->log, start_step, &ema, &ema_w);
     long tokens = 0;
-    int stopped = 0;
+    int stopped = 0, intr_seen = 0;
     while (step < total) {
         double ts = cl_now();
-        if (c.lines) {
-            for (int r = 0; r < o->batch; r++) idx[r] = order_get(&ord, step * (long)o->batch + r);
+        if (c.lines) { /* this rank's rows of the step's N x batch examples */
+            for (int r = 0; r < o->batch; r++) idx[r] = order_get(&ord, pos.examples + (long)rank * o->batch + r);
             cl_batch_lines(&b, &c.train, idx, o->batch);
-        } else {
-            long chunk = step % per_epoch;
+            pos.examples += GB;
+        } else { /* tracks rank*batch .. of N*batch tracks of length L: a view of this rank's part */
+            long chunk = pos.next_chunk, L = c.train.n / GB;
+            pos.next_chunk = (chunk + 1) % per_epoch;
             if (chunk == 0) sp_carry_reset(&carry);
-            cl_batch_stream(&b, &c.train, o->batch, o->seq, chunk);
+            cl_data part = c.train;
+            part.ids += (long)rank * o->batch * L;
+            part.n = (long)o->batch * L;
+            cl_batch_stream(&b, &part, o->batch, o->seq, chunk);
         }
+        if (rank > 0)
+            sp_rng_seed(&drop_rng, ((uint64_t)o->seed ^ 0xD5A61266F0C9392Cull ^ (0x9E3779B97F4A7C15ull * (uint64_t)rank)) +
+                                       0xBF58476D1CE4E5B9ull * (uint64_t)step);
         sp_tape_reset(t);
         sp_params_zero_grad(ps);
         sp_tensor *logits = cl_model_forward(&m, t, b.in, b.T, b.B, c.lines ? NULL : &carry, 1, &drop_rng);
         sp_tensor *loss = sp_softmax_xent(t, logits, b.tgt, NULL);
         if (!loss || sp_backward(t, loss) != SP_OK) { rc = cl_fail("training step %ld: %s", step + 1, sp_tape_errmsg(t)); break; }
-        if (step == start_step && o->dot[0]) {
+        double lv = loss->data[0];
+        long predicted = b.predicted;
+        if (N > 1) { /* the step's loss over all ranks, Ctrl-C on any rank; then the mean gradient */
+            double sums[3] = {lv * (double)b.predicted, (double)b.predicted, (double)interrupted};
+            if (sp_dist_sum(dist, sums, 3) != SP_OK || sp_dist_allreduce_grads(dist, ps, (double)b.predicted, NULL) != SP_OK) {
+                rc = cl_fail("step %ld: %s", step + 1, sp_last_error());
+                break;
+            }
+            lv = sums[1] > 0 ? sums[0] / sums[1] : 0;
+            predicted = (long)sums[1];
+            intr_seen = sums[2] > 0; /* the same on every rank: they stop together */
+        }
+        if (step == start_step && o->dot[0] && rank == 0) {
             if (sp_tape_dot_file(t, o->dot, 1) != SP_OK) { rc = cl_fail("--dot: %s", sp_last_error()); break; }
             cl_progress_note(&pg, "# wrote the graph of step %ld (%d records) to %s", step + 1, sp_tape_count(t), o->dot);
         }
         double gnorm = 0, lr = sp_schedule_lr(&sched, step);
         sp_status cs = o->clip > 0 ? sp_clip_grad_norm(ps, o->clip, &gnorm) : sp_clip_grad_value(ps, INFINITY, &gnorm);
-        if (cs != SP_OK || sp_optim_step(opt, lr) != SP_OK) { rc = cl_fail("step %ld: %s", step + 1, sp_last_error()); break; }
+        if (cs != SP_OK || sp_optim_step(opt, lr) != SP_OK) {
+            failed_together = 1; /* the gradients are the same on every rank, so is this */
+            rc = cl_fail("step %ld: %s", step + 1, sp_last_error());
+            break;
+        }
         step++;
-        double lv = loss->data[0];
-        tokens += b.predicted;
+        tokens += predicted;
         ema = 0.98 * ema + 0.02 * lv;
         ema_w = 0.98 * ema_w + 0.02;
         double dt = cl_now() - ts;
-        tok_rate = tok_rate == 0 ? (double)b.predicted / dt : 0.95 * tok_rate + 0.05 * (double)b.predicted / dt;
+        tok_rate = tok_rate == 0 ? (double)predicted / dt : 0.95 * tok_rate + 0.05 * (double)predicted / dt;
         int last = step == total, do_eval = (o->eval_every > 0 && step % o->eval_every == 0) || last;
         double vl = NAN;
-        if (do_eval) {
+        if (do_eval && rank == 0) { /* once, on rank 0; the others wait at the next step */
             vl = cl_evaluate(&m, t, &c.valid, c.lines ? 256 : o->batch, o->seq, 0, NULL);
             last_valid = vl;
             cl_progress_note(&pg, "step %ld: train loss %.4f (running mean %.4f), held-out loss %.4f nats/char (%.3f bits), %.0f s",
                              step, lv, ema / ema_w, vl, vl / log(2.0), cl_now() - t0);
         }
-        fprintf(logf, "%ld,%.4f,%.6g,%.6f,%.6f,%.6f,%.6f,%.0f,%.2f\n", step, (double)step / (double)per_epoch, lr, lv,
+        if (logf) fprintf(logf, "%ld,%.4f,%.6g,%.6f,%.6f,%.6f,%.6f,%.0f,%.2f\n", step, (double)step / (double)per_epoch, lr, lv,
                 ema / ema_w, gnorm, vl, tok_rate, cl_now() - t0);
-        if (do_eval) fflush(logf);
+        if (do_eval && logf) fflush(logf);
         cl_progress_update(&pg, step, ema / ema_w, tok_rate, lr);
-        int stop = interrupted || (o->stop_after > 0 && step >= o->stop_after);
+        int stop = (N > 1 ? intr_seen : interrupted) || (o->stop_after > 0 && step >= o->stop_after);
         if (last || stop || (o->checkpoint_every > 0 && step % o->checkpoint_every == 0)) {
-            if (cl_save_checkpoint(o->checkpoint, ps, opt, o, &c, step, c.lines ? NULL : &carry, &drop_rng)) { rc = 1; break; }
+            /* rank 0 writes (atomically); every rank hears whether that worked */
+            const sp_carry *cc = c.lines ? NULL : &carry;
+            if (cc && N > 1) {
+                if (cl_carry_gather(dist, &carry, &full)) { rc = 1; break; }
+                cc = &full;
+            }
+            double bad = rank == 0 && cl_save_checkpoint(o->checkpoint, ps, opt, o, &c, step, cc, &drop_rng, &pos);
+            if (N > 1 && sp_dist_sum(dist, &bad, 1) != SP_OK) { rc = cl_fail("%s", sp_last_error()); break; }
+            if (bad) {
+                failed_together = 1;
+                if (rank > 0) cl_fail("rank 0 could not write the checkpoint");
+                rc = 1;
+                break;
+            }
         }
         if (stop && !last) {
             cl_progress_note(&pg, "# %s at step %ld: checkpoint saved to %s; continue with the same command plus --resume",
-                             interrupted ? "interrupted" : "stopped", step, o->checkpoint);
+                             (N > 1 ? intr_seen : interrupted) ? "interrupted" : "stopped", step, o->checkpoint);
             stopped = 1;
             break;
         }
@@ -306,12 +401,13 @@ int cl_cmd_train(cl_opts *o)
         printf("# done: %ld steps in %s (%.1f s, %.0f characters/s); final held-out loss %.4f nats/char, %.4f bits/char, perplexity %.3f\n",
                step - start_step, d, el, (double)tokens / el, last_valid, last_valid / log(2.0), exp(last_valid));
         printf("# checkpoint %s, log %s\n", o->checkpoint, o->log);
-        if (strcmp(o->plot, "none") && cl_plot(o->log, o->plot, o->checkpoint) == 0) printf("# loss plot %s\n", o->plot);
+        if (rank == 0 && strcmp(o->plot, "none") && cl_plot(o->log, o->plot, o->checkpoint) == 0) printf("# loss plot %s\n", o->plot);
     }
     free(idx);
     free(ord.perm);
     cl_batch_free(&b);
     sp_tape_free(t);
+    sp_carry_free(&full);
     sp_carry_free(&carry);
     sp_optim_free(opt);
     sp_params_free(ps);

@@ -13,6 +13,7 @@ int cl_fail(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fputs("spool-charlm: ", stderr);
+    if (cl_rank >= 0) fprintf(stderr, "rank %d: ", cl_rank);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -30,6 +31,7 @@ void cl_progress_init(cl_progress *p, long total, int every, int force)
 
 void cl_progress_update(cl_progress *p, long step, double loss, double tok_s, double lr)
 {
+    if (cl_rank > 0) return; /* under mpirun only rank 0 reports */
     double el = cl_now() - p->t0;
     char eta[32], elap[32];
     /* ETA from this session's rate: steps done since start (resume-safe: t0 is this process) */
@@ -55,6 +57,7 @@ void cl_progress_update(cl_progress *p, long step, double loss, double tok_s, do
 
 void cl_progress_note(cl_progress *p, const char *fmt, ...)
 {
+    if (cl_rank > 0) return;
     if (p->tty && p->drawn) fputs("\r\033[K", stderr);
     va_list ap;
     va_start(ap, fmt);
