@@ -286,7 +286,7 @@ static sp_status save(const char *path, const model *m, const sp_optim *opt, con
 {
     char e[16], h[16], hd[16], sd[32], tf[32];
     snprintf(e, sizeof e, "%d", m->E), snprintf(h, sizeof h, "%d", m->H), snprintf(hd, sizeof hd, "%d", m->HD);
-    snprintf(sd, sizeof sd, "%llu", (unsigned long long)o->seed), snprintf(tf, sizeof tf, "%.17g", o->test_frac);
+    snprintf(sd, sizeof sd, "%llu", (unsigned long long)o->seed), ex_fmt_shortest(o->test_frac, tf, sizeof tf);
     sp_kv meta[] = {{"model", "spool-dates"}, {"cell", o->cell}, {"emb", e}, {"hidden", h},
                     {"dec_hidden", hd}, {"seed", sd}, {"test_frac", tf}};
     sp_ckpt_opts co = {.meta = meta, .n_meta = 7, .rng = rng};

@@ -43,6 +43,8 @@ typedef struct {
     int K, D, steps, batch, eval_every, test_n, grad_gap, explode_gap, explode_steps, threads, no_plot;
     long budget;
     double lr, clip, target, explode_scale, explode_lr, gate_bias;
+    double explode_lrs[MAXG]; /* more SGD learning rates for the with/without clipping table */
+    int n_explode_lrs;
     uint64_t seed;
     const char *out_dir, *save_dir, *eval;
 } options;
@@ -79,6 +81,23 @@ static int set_gaps(const char *s, void *base, char *err, size_t errn)
         return -1;
     }
     o->ngaps = n;
+    return 0;
+}
+
+static int set_explode_lrs(const char *s, void *base, char *err, size_t errn)
+{
+    options *o = base;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    o->n_explode_lrs = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (o->n_explode_lrs == MAXG) {
+            snprintf(err, errn, "--explode-lrs: at most %d rates", MAXG);
+            return -1;
+        }
+        if (ex_parse_real("--explode-lrs", tok, 1e-9, 100, &o->explode_lrs[o->n_explode_lrs], err, errn)) return -1;
+        o->n_explode_lrs++;
+    }
     return 0;
 }
 
@@ -126,9 +145,13 @@ static const ex_opt OPTS[] = {
            "recurrent matrix of the exploding RNN: S x orthogonal (0 = skip)"),
     EX_OPT("explode-gap", EX_INT, T, explode_gap, "20", 1, 100000, 0, "T", "gap of the clipping experiment"),
     EX_OPT("explode-steps", EX_INT, T, explode_steps, "400", 0, 1000000, 0, "N", "SGD updates with and without clipping"),
-    EX_OPT("explode-lr", EX_DBL, T, explode_lr, "0.2", 0, 100, 0, "X", "SGD learning rate of that experiment"),
+    EX_OPT("explode-lr", EX_DBL, T, explode_lr, "0.2", 0, 100, 0, "X", "SGD learning rate of that experiment (plotted)"),
+    EX_CALLBACK("explode-lrs", set_explode_lrs, "0.05,0.02", 0, "LIST",
+                "further SGD learning rates, with and without clipping, for the table of where clipping matters\n"
+                "      (empty: none)"),
     EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, 0, "S", "seed of data and initialisation"),
-    EX_OPT("out-dir", EX_STR, T, out_dir, "docs/img", 0, 0, 0, "DIR", ".tsv data, gnuplot script and SVG plots"),
+    EX_OPT("out-dir", EX_STR, T, out_dir, "vanishing-plots", 0, 0, 0, "DIR",
+           ".tsv data, gnuplot script and SVG plots (created; the docs' figures: --out-dir docs/img)"),
     EX_OPT("no-plot", EX_FLAG, T, no_plot, NULL, 0, 0, 0, NULL, "write the data and script but do not run gnuplot"),
     EX_OPT("save-dir", EX_STR, T, save_dir, NULL, 0, 0, 0, "DIR", "save every trained model as DIR/vanishing_<cell>_T<T>.safetensors"),
     EX_OPT("eval", EX_STR, T, eval, NULL, 0, 0, 0, "CKPT", "load a saved model and report its accuracy"),
@@ -148,7 +171,9 @@ static int parse_args(int argc, char **argv, options *o)
 {
     char err[256];
     *o = (options){0};
-    if (set_gaps("5,10,20,50,100,200", o, err, sizeof err) || set_cells("rnn,gru,lstm", o, err, sizeof err)) return 1;
+    if (set_gaps("5,10,20,50,100,200", o, err, sizeof err) || set_cells("rnn,gru,lstm", o, err, sizeof err) ||
+        set_explode_lrs("0.05,0.02", o, err, sizeof err))
+        return 1;
     ex_args args;
     return ex_cli_parse(&CLI, argc, argv, o, &args);
 }
@@ -273,8 +298,9 @@ static sp_status save_net(const char *path, const net *n, const vn_task *task, d
 /* --------------------------------------------------------------------- runs */
 
 typedef struct {
-    double acc, seconds;
-    int steps;
+    double acc, seconds; /* acc: at the end of training */
+    double best;         /* the best held-out accuracy of any evaluation on the way */
+    int steps, best_step;
 } result;
 
 /* Train one cell on one gap with Adam (clipping as configured); stops early at the target. */
@@ -293,8 +319,8 @@ static int train_one(const options *o, const cellspec *spec, const vn_task *task
     int *sym = malloc(sizeof(int) * (size_t)L * o->batch), *key = malloc(sizeof(int) * o->batch);
     if (!opt || !sym || !key) return -1;
     uint64_t st = o->seed ^ ((uint64_t)task->T << 20) ^ 0x11ull;
-    double t0 = ex_now(), acc = 1.0 / task->K, loss_sum = 0;
-    int s = 0, rc = 0, ln = 0;
+    double t0 = ex_now(), acc = 1.0 / task->K, loss_sum = 0, best = 0;
+    int s = 0, rc = 0, ln = 0, best_step = 0;
     for (s = 0; s < o->steps; s++) {
         vn_make_batch(task, o->batch, &st, sym, key);
         sp_tape_reset(t);
@@ -314,6 +340,7 @@ static int train_one(const options *o, const cellspec *spec, const vn_task *task
         loss_sum += loss->data[0], ln++;
         if ((s + 1) % o->eval_every == 0) {
             acc = evaluate(t, &n, task, o->test_n, o->seed);
+            if (acc > best) best = acc, best_step = s + 1;
             printf("    %-4s T=%-4d update %5d  loss %.4f  held-out accuracy %.3f  %.1f s\n", spec->name, task->T, s + 1,
                    loss_sum / ln, acc, ex_now() - t0);
             fflush(stdout);
@@ -325,7 +352,9 @@ static int train_one(const options *o, const cellspec *spec, const vn_task *task
         }
     }
     if (!rc && (o->steps == 0 || s % o->eval_every)) acc = evaluate(t, &n, task, o->test_n, o->seed);
+    if (acc > best) best = acc, best_step = s;
     res->acc = acc, res->steps = s, res->seconds = ex_now() - t0;
+    res->best = best, res->best_step = best_step;
     if (rc == 0 && acc < 0) rc = -1;
     if (rc == 0 && o->save_dir) {
         char path[1024];
@@ -344,7 +373,7 @@ static int train_one(const options *o, const cellspec *spec, const vn_task *task
 
 /* The exploding case: SGD on a scaled-up vanilla RNN, once without and once with clipping. The
  * norm (before clipping) and the loss of every update go to tsv columns. */
-static int explode_run(const options *o, sp_tape *t, int clip, double *norm, double *loss, double *acc)
+static int explode_run(const options *o, double lr, sp_tape *t, int clip, double *norm, double *loss, double *acc)
 {
     vn_task task = {o->explode_gap, o->K, o->D};
     int I = vn_inputs(&task), H = vn_hidden_for_budget(1, I, task.K, o->budget), L = vn_steps(&task);
@@ -369,7 +398,7 @@ static int explode_run(const options *o, sp_tape *t, int clip, double *norm, dou
         double g = 0;
         sp_status ss = sp_clip_grad_norm(n.ps, clip ? 1.0 : 1e300, &g);
         norm[s] = g, loss[s] = l->data[0];
-        if (ss == SP_OK) ss = sp_optim_step(opt, o->explode_lr);
+        if (ss == SP_OK) ss = sp_optim_step(opt, lr);
         if (ss != SP_OK) break; /* non-finite gradient: the run has blown up */
     }
     for (; s < o->explode_steps; s++) norm[s] = loss[s] = NAN;
@@ -401,6 +430,8 @@ static int write_plots(const options *o, int explode, int trained)
                  o->grad_gap);
     FILE *f = open_out(o, "vanishing.gp", path, sizeof path);
     if (!f) return -1;
+    int nu = 0; /* cells in the accuracy table: final accuracies, then the best ones */
+    for (int c = 0; c < NCELLS; c++) nu += o->use[c];
     fprintf(f,
             "# gnuplot script written by spool-vanishing; run it from the folder the program ran in\n"
             "set terminal svg size 760,440 dynamic noenhanced font 'sans,12'\n"
@@ -414,23 +445,26 @@ static int write_plots(const options *o, int explode, int trained)
             "%s"
             "unset logscale y\nset format y '%%g'\nset autoscale xfixmin\nset logscale x\n"
             "set output 'vanishing_accuracy.svg'\n"
-            "set title 'held-out accuracy of recalling the first symbol after T distractors'\n"
+            "set title 'RNN / GRU / LSTM (equal budgets): held-out accuracy of recalling the first symbol after T distractors'\n"
             "set xlabel 'gap T'\nset ylabel 'accuracy'\nset yrange [0:1.05]\n"
-            "plot for [c=2:*] 'vanishing_accuracy.tsv' using 1:c with linespoints lw 2 pt 2*c+1 ps 1.3 "
-            "title columnheader(c), 'vanishing_accuracy.tsv' using 1:(%g) with lines dt 2 lc rgb 'gray' title 'chance'\n",
-            o->out_dir, o->grad_gap, trained_cmd, 1.0 / o->K);
+            "plot for [c=2:%d] 'vanishing_accuracy.tsv' using 1:c with linespoints lw 2 pt 2*c+1 ps 1.3 "
+            "title columnheader(c), for [c=%d:%d] 'vanishing_accuracy.tsv' using 1:c with linespoints lw 1 dt 3 "
+            "pt 2*(c-%d)+1 ps 0.8 title columnheader(c), "
+            "'vanishing_accuracy.tsv' using 1:(%g) with lines dt 2 lc rgb 'gray' title 'chance'\n",
+            o->out_dir, o->grad_gap, trained_cmd, 1 + nu, 2 + nu, 1 + 2 * nu, nu, 1.0 / o->K);
     if (explode)
         fprintf(f,
                 "unset logscale x\nset yrange [*:*]\nset logscale y\nset format y '%%.0e'\n"
                 "set output 'vanishing_explode.svg'\n"
-                "set title 'vanilla RNN, W_hh = %g x orthogonal, SGD: gradient norm before clipping'\n"
+                "set title 'vanilla RNN, W_hh = %g x orthogonal, SGD lr %g, gap %d: gradient norm before clipping'\n"
                 "set xlabel 'update'\nset ylabel 'global gradient norm'\n"
                 "plot 'vanishing_explode.tsv' using 1:2 with lines lw 2 title 'no clipping', "
                 "'vanishing_explode.tsv' using 1:4 with lines lw 2 title 'clipped at norm 1'\n"
-                "set output 'vanishing_explode_loss.svg'\nset title 'the same runs: training loss'\nset ylabel 'loss'\n"
+                "set output 'vanishing_explode_loss.svg'\nset title 'vanilla RNN, W_hh = %g x orthogonal, SGD lr %g: training loss'\n"
+                "set ylabel 'loss'\n"
                 "plot 'vanishing_explode.tsv' using 1:3 with lines lw 2 title 'no clipping', "
                 "'vanishing_explode.tsv' using 1:5 with lines lw 2 title 'clipped at norm 1'\n",
-                o->explode_scale);
+                o->explode_scale, o->explode_lr, o->explode_gap, o->explode_scale, o->explode_lr);
     if (fclose(f)) return -1;
     if (o->no_plot) return 0;
     char cmd[1200];
@@ -443,6 +477,12 @@ static int write_plots(const options *o, int explode, int trained)
     printf("plots: %s/vanishing_grad.svg,%s vanishing_accuracy.svg%s\n", o->out_dir,
            trained ? " vanishing_grad_trained.svg," : "", explode ? ", vanishing_explode.svg, vanishing_explode_loss.svg" : "");
     return 0;
+}
+
+/* a difference of more than 0.1 in held-out accuracy counts */
+static const char *clip_verdict(double noclip, double clip)
+{
+    return clip - noclip > 0.1 ? "clipping helps" : noclip - clip > 0.1 ? "clipping hurts (smaller steps)" : "no difference";
 }
 
 static int eval_ckpt(const options *o)
@@ -568,29 +608,35 @@ int main(int argc, char **argv)
             if (train_one(&o, &CELLS[c], &task, t, &res[gi][c], keep ? &kept[c] : NULL)) rc = 1;
             else if (keep) have_kept[c] = 1;
             if (!rc)
-                printf("  %-4s T=%-4d accuracy %.3f after %d updates, %.1f s\n", CELLS[c].name, task.T,
-                       res[gi][c].acc, res[gi][c].steps, res[gi][c].seconds);
+                printf("  %-4s T=%-4d accuracy %.3f after %d updates (best %.3f at update %d), %.1f s\n", CELLS[c].name,
+                       task.T, res[gi][c].acc, res[gi][c].steps, res[gi][c].best, res[gi][c].best_step,
+                       res[gi][c].seconds);
         }
     }
     if (rc) return 1;
-    printf("\nheld-out accuracy (chance %.3f); updates used in brackets:\n  %6s", 1.0 / o.K, "T");
+    printf("\nheld-out accuracy (chance %.3f): the best evaluation / the end of training (updates used):\n  %6s",
+           1.0 / o.K, "T");
     for (int c = 0; c < NCELLS; c++)
-        if (o.use[c]) printf("  %16s", CELLS[c].name);
+        if (o.use[c]) printf("  %22s", CELLS[c].name);
     printf("\n");
     f = open_out(&o, "vanishing_accuracy.tsv", path, sizeof path);
     if (!f) return 1;
     fprintf(f, "T");
     for (int c = 0; c < NCELLS; c++)
         if (o.use[c]) fprintf(f, "\t%s", CELLS[c].name);
+    for (int c = 0; c < NCELLS; c++)
+        if (o.use[c]) fprintf(f, "\t%s best", CELLS[c].name);
     fprintf(f, "\n");
     for (int gi = 0; gi < o.ngaps; gi++) {
         printf("  %6d", o.gaps[gi]);
         fprintf(f, "%d", o.gaps[gi]);
         for (int c = 0; c < NCELLS; c++) {
             if (!o.use[c]) continue;
-            printf("  %8.3f (%5d)", res[gi][c].acc, res[gi][c].steps);
+            printf("  %6.3f / %6.3f (%5d)", res[gi][c].best, res[gi][c].acc, res[gi][c].steps);
             fprintf(f, "\t%.4f", res[gi][c].acc);
         }
+        for (int c = 0; c < NCELLS; c++)
+            if (o.use[c]) fprintf(f, "\t%.4f", res[gi][c].best);
         printf("\n");
         fprintf(f, "\n");
     }
@@ -627,7 +673,8 @@ int main(int argc, char **argv)
         int N = o.explode_steps;
         double *nn = malloc(sizeof(double) * N), *ln = malloc(sizeof(double) * N), *nc = malloc(sizeof(double) * N),
                *lc = malloc(sizeof(double) * N), a0, a1;
-        if (!nn || !ln || !nc || !lc || explode_run(&o, t, 0, nn, ln, &a0) || explode_run(&o, t, 1, nc, lc, &a1)) {
+        if (!nn || !ln || !nc || !lc || explode_run(&o, o.explode_lr, t, 0, nn, ln, &a0) ||
+            explode_run(&o, o.explode_lr, t, 1, nc, lc, &a1)) {
             fprintf(stderr, PROG ": exploding-gradient runs failed: %s\n", sp_tape_errmsg(t));
             return 1;
         }
@@ -655,6 +702,18 @@ int main(int argc, char **argv)
         fprintf(f, "update\tnorm_noclip\tloss_noclip\tnorm_clip\tloss_clip\n");
         for (int s = 0; s < N; s++) fprintf(f, "%d\t%.6e\t%.6e\t%.6e\t%.6e\n", s, nn[s], ln[s], nc[s], lc[s]);
         fclose(f);
+        /* where clipping matters: the same two runs at other learning rates */
+        printf("\nthe same runs at each SGD learning rate: held-out accuracy without / with clipping at norm 1\n");
+        printf("  %8s  %10s  %10s\n  %8g  %10.3f  %10.3f   %s\n", "lr", "no clip", "clip 1", o.explode_lr, a0, a1,
+               clip_verdict(a0, a1));
+        for (int k = 0; k < o.n_explode_lrs; k++) {
+            double b0, b1;
+            if (explode_run(&o, o.explode_lrs[k], t, 0, nn, ln, &b0) || explode_run(&o, o.explode_lrs[k], t, 1, nc, lc, &b1)) {
+                fprintf(stderr, PROG ": exploding-gradient runs failed: %s\n", sp_tape_errmsg(t));
+                return 1;
+            }
+            printf("  %8g  %10.3f  %10.3f   %s\n", o.explode_lrs[k], b0, b1, clip_verdict(b0, b1));
+        }
         free(nn), free(ln), free(nc), free(lc);
     }
     if (write_plots(&o, explode, ng > 0)) rc = 1;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PROG "spool-wordlm"
 
@@ -243,6 +244,7 @@ static int cmd_train(const options *o)
     }
     sp_tape *t = sp_tape_new();
     double t0 = ex_now(), lr = o->lr, ppl = NAN;
+    const int tty = isatty(fileno(stdout)); /* "\r" progress only where it is redrawn, never into a log file */
     for (int ep = 1; ep <= o->epochs && !rc; ep++) {
         if (ep >= 3) lr *= 0.5;
         wl_bucket_order(&tr, order, 20 * B, &rng);
@@ -270,7 +272,7 @@ static int cmd_train(const options *o)
                 break;
             }
             nll += loss->data[0] * cnt, ntok += cnt;
-            if ((k + 1) % 50 == 0 || k + 1 == nb) {
+            if (tty && ((k + 1) % 50 == 0 || k + 1 == nb)) { /* a progress line redrawn in place, on a terminal only */
                 printf("\repoch %d  batch %d/%d  train perplexity %.1f  %.0f words/s", ep, k + 1, nb,
                        wl_perplexity(nll, ntok), ntok / (ex_now() - te0));
                 fflush(stdout);
@@ -285,7 +287,7 @@ static int cmd_train(const options *o)
             break;
         }
         ppl = wl_perplexity(hn, hc);
-        printf("\nepoch %d  lr %g  train perplexity %.1f  held-out perplexity %.1f (%ld tokens)  %.0f s\n", ep, lr,
+        printf("%sepoch %d  lr %g  train perplexity %.1f  held-out perplexity %.1f (%ld tokens)  %.0f s\n", tty ? "\n" : "", ep, lr,
                wl_perplexity(nll, ntok), ppl, hc, ex_now() - t0);
         fflush(stdout);
         if (o->save && save_all(o->save, &m, v, o, opt, ep)) rc = 1;

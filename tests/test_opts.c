@@ -279,6 +279,20 @@ static void test_every_program(void **state)
     assert_true(programs >= 1);
 }
 
+/* reals are echoed in the shortest form that reads back exactly */
+static void test_shortest_reals(void **state)
+{
+    (void)state;
+    char b[64];
+    const double v[] = {0.003, 0.1, 1e-4, 2.5, 1.0 / 3, 6.02214076e23, -0.2, 0, 5e-324};
+    const char *want[] = {"0.003", "0.1", "0.0001", "2.5", "0.3333333333333333", "6.02214076e+23", "-0.2", "0", "5e-324"};
+    for (int i = 0; i < 9; i++) {
+        ex_fmt_shortest(v[i], b, sizeof b);
+        assert_string_equal(b, want[i]);
+        assert_true(strtod(b, NULL) == v[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_global_options),
         cmocka_unit_test(test_every_program),
+        cmocka_unit_test(test_shortest_reals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

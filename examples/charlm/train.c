@@ -401,7 +401,12 @@ static int train(cl_opts *o, sp_dist *dist)
         printf("# done: %ld steps in %s (%.1f s, %.0f characters/s); final held-out loss %.4f nats/char, %.4f bits/char, perplexity %.3f\n",
                step - start_step, d, el, (double)tokens / el, last_valid, last_valid / log(2.0), exp(last_valid));
         printf("# checkpoint %s, log %s\n", o->checkpoint, o->log);
-        if (rank == 0 && strcmp(o->plot, "none") && cl_plot(o->log, o->plot, o->checkpoint) == 0) printf("# loss plot %s\n", o->plot);
+        /* the plot is titled by the model and the data, not by a file name */
+        char title[CL_STR + 96];
+        const char *dn = strrchr(o->data, '/');
+        snprintf(title, sizeof title, "char-LM: %dx%d %s, embedding %d, on %s", o->layers, o->hidden, o->cell, o->embed,
+                 dn && dn[1] ? dn + 1 : o->data);
+        if (rank == 0 && strcmp(o->plot, "none") && cl_plot(o->log, o->plot, title) == 0) printf("# loss plot %s\n", o->plot);
     }
     free(idx);
     free(ord.perm);

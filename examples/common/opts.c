@@ -148,6 +148,15 @@ int ex_opt_set(const ex_opt *d, void *base, const char *v, char *err, size_t err
     return -1;
 }
 
+void ex_fmt_shortest(double v, char *buf, size_t n)
+{
+    /* the fewest significant digits that read back as exactly v: 0.003, not 0.0030000000000000001 */
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
 void ex_opt_format(const ex_opt *d, const void *base, char *buf, size_t n)
 {
     const char *p = (const char *)base + d->off;
@@ -156,7 +165,7 @@ void ex_opt_format(const ex_opt *d, const void *base, char *buf, size_t n)
     case EX_INT: snprintf(buf, n, "%d", *(const int *)p); break;
     case EX_LONG: snprintf(buf, n, "%ld", *(const long *)p); break;
     case EX_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    case EX_DBL: snprintf(buf, n, "%.17g", *(const double *)p); break;
+    case EX_DBL: ex_fmt_shortest(*(const double *)p, buf, n); break;
     case EX_STR: snprintf(buf, n, "%s", *(const char *const *)p ? *(const char *const *)p : ""); break;
     case EX_BUF: snprintf(buf, n, "%s", p); break;
     case EX_CALL: snprintf(buf, n, "%s", d->def ? d->def : ""); break;

@@ -96,7 +96,9 @@ typedef struct {
 int ex_cli_parse(const ex_cli *c, int argc, char **argv, void *base, ex_args *a);
 /* Sets one option from text, as the command line would (range checks included). */
 int ex_opt_set(const ex_opt *d, void *base, const char *value, char *err, size_t errn);
-/* The value of an option as text (the inverse of ex_opt_set). */
+/* v in the shortest form that reads back exactly (printf %.Ng with the smallest such N). */
+void ex_fmt_shortest(double v, char *buf, size_t n);
+/* The value of an option as text (the inverse of ex_opt_set; reals in shortest form). */
 void ex_opt_format(const ex_opt *d, const void *base, char *buf, size_t n);
 /* The table entry of --name, or NULL. */
 const ex_opt *ex_opt_find(const ex_cli *c, const char *name);
