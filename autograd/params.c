@@ -3,6 +3,9 @@
  * Parameters outlive the tape. Keeping them in one slab each makes zeroing the gradients one
  * memset and lets optimizers and checkpoints treat the whole model as a flat array. The slabs
  * grow while a model is being built; every parameter's data/grad pointers are rebased then.
+ * The set owns the layout: each parameter records its element offset in the slabs (`offset`,
+ * fixed at creation) and how a checkpoint stores it (SP_PARAM_1D: [n] instead of [1, n]), so
+ * optimizers, clipping and checkpoints read that instead of re-deriving it.
  */
 #include "tape_internal.h"
 
@@ -51,12 +54,10 @@ static int grow_slabs(sp_params *ps, size_t need)
     if (!g) return 0;
     ps->grad = g;
     ps->cap = cap;
-    size_t off = 0;
     for (int i = 0; i < ps->count; i++) {
         sp_tensor *p = ps->list[i];
-        p->data = ps->value + off;
-        p->grad = ps->grad + off;
-        off += sp_numel(p);
+        p->data = ps->value + p->offset;
+        p->grad = ps->grad + p->offset;
     }
     return 1;
 }
@@ -90,8 +91,9 @@ sp_tensor *sp_param(sp_params *ps, const char *name, int rows, int cols)
         free(nm);
         goto nomem;
     }
-    p->data = ps->value + ps->numel;
-    p->grad = ps->grad + ps->numel;
+    p->offset = ps->numel;
+    p->data = ps->value + p->offset;
+    p->grad = ps->grad + p->offset;
     memset(p->data, 0, n * sizeof(sp_real));
     memset(p->grad, 0, n * sizeof(sp_real));
     p->rows = rows;
@@ -106,6 +108,13 @@ sp_tensor *sp_param(sp_params *ps, const char *name, int rows, int cols)
 nomem:
     sp_fail(SP_ERR_NOMEM, "sp_param \"%s\": out of memory for [%d x %d]", name, rows, cols);
     return NULL;
+}
+
+sp_tensor *sp_param_vec(sp_params *ps, const char *name, int n)
+{
+    sp_tensor *p = sp_param(ps, name, 1, n);
+    if (p) p->flags |= SP_PARAM_1D;
+    return p;
 }
 
 void sp_params_zero_grad(sp_params *ps)

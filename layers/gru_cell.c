@@ -80,8 +80,8 @@ static sp_status gru_init(sp_cell *c, sp_params *ps, const char *pre, const char
     c->gate_size = G;
     if (!(c->w_ih = sp__param(ps, pre, "weight_ih", sfx, G, I, k, rng)) ||
         !(c->w_hh = sp__param(ps, pre, hh, sfx, G, H, k, rng)) ||
-        !(c->b_ih = sp__param(ps, pre, "bias_ih", sfx, 1, G, k, rng)) ||
-        !(c->b_hh = sp__param(ps, pre, "bias_hh", sfx, 1, G, k, rng)))
+        !(c->b_ih = sp__bias(ps, pre, "bias_ih", sfx, G, k, rng)) ||
+        !(c->b_hh = sp__bias(ps, pre, "bias_hh", sfx, G, k, rng)))
         return sp_last_status();
     if (o->orthogonal)
         for (int g = 0; g < gates; g++)

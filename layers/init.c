@@ -8,17 +8,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* p (a new parameter, or NULL) filled with U(-bound, bound) from rng. */
+static sp_tensor *fill_uniform(sp_tensor *p, double bound, sp_rng *rng)
+{
+    if (!p) return NULL;
+    for (int i = 0; i < p->rows; i++)
+        for (int j = 0; j < p->cols; j++) *sp_at(p, i, j) = (sp_real)(bound * (2 * sp_rng_uniform(rng) - 1));
+    return p;
+}
+
+static int have_rng(const char *who, const char *name, const sp_rng *rng)
+{
+    if (!rng) sp_fail(SP_ERR_ARG, "%s \"%s\": rng is NULL", who, name ? name : "?");
+    return rng != NULL;
+}
+
 sp_tensor *sp_param_uniform(sp_params *ps, const char *name, int rows, int cols, double bound, sp_rng *rng)
 {
-    if (!rng) {
-        sp_fail(SP_ERR_ARG, "sp_param_uniform \"%s\": rng is NULL", name ? name : "?");
-        return NULL;
-    }
-    sp_tensor *p = sp_param(ps, name, rows, cols);
-    if (!p) return NULL;
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) *sp_at(p, i, j) = (sp_real)(bound * (2 * sp_rng_uniform(rng) - 1));
-    return p;
+    if (!have_rng("sp_param_uniform", name, rng)) return NULL;
+    return fill_uniform(sp_param(ps, name, rows, cols), bound, rng);
+}
+
+sp_tensor *sp__bias_uniform(sp_params *ps, const char *name, int n, double bound, sp_rng *rng)
+{
+    if (!have_rng("bias", name, rng)) return NULL;
+    return fill_uniform(sp_param_vec(ps, name, n), bound, rng);
 }
 
 sp_tensor *sp__param(sp_params *ps, const char *pre, const char *what, const char *sfx, int rows, int cols,
@@ -27,6 +41,14 @@ sp_tensor *sp__param(sp_params *ps, const char *pre, const char *what, const cha
     char name[256];
     snprintf(name, sizeof name, "%s%s%s", pre, what, sfx);
     return sp_param_uniform(ps, name, rows, cols, bound, rng);
+}
+
+sp_tensor *sp__bias(sp_params *ps, const char *pre, const char *what, const char *sfx, int n, double bound,
+                    sp_rng *rng)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s%s%s", pre, what, sfx);
+    return sp__bias_uniform(ps, name, n, bound, rng);
 }
 
 /* Modified Gram-Schmidt on m vectors of length len (rows of v, row-major). A vector that comes out

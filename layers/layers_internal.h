@@ -16,6 +16,10 @@ sp_tensor *sp__recurrent(sp_tape *t, const sp_cell *c, sp_tensor *h, int r0, int
 /* "<pre><what><sfx>" into a static-size buffer; the weight is U(+-bound). NULL on error. */
 sp_tensor *sp__param(sp_params *ps, const char *pre, const char *what, const char *sfx, int rows, int cols,
                      double bound, sp_rng *rng);
+/* The same for a bias [1, n], stored 1-D in checkpoints (sp_param_vec). */
+sp_tensor *sp__bias(sp_params *ps, const char *pre, const char *what, const char *sfx, int n, double bound,
+                    sp_rng *rng);
+sp_tensor *sp__bias_uniform(sp_params *ps, const char *name, int n, double bound, sp_rng *rng);
 
 /* A tape constant [R, 1] with 1 where step t is real for row b (t < len[b]), else 0; NULL if every
  * row is real at t (the caller skips masking). *all_pad is set when no row is real. */

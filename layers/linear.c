@@ -23,7 +23,7 @@ sp_status sp_linear_init(sp_linear *l, sp_params *ps, const char *prefix, int in
     if (!(l->weight = sp_param_uniform(ps, name, out, in, bound, rng))) return sp_last_status();
     if (with_bias) {
         join(name, sizeof name, prefix, "bias");
-        if (!(l->bias = sp_param_uniform(ps, name, 1, out, bound, rng))) return sp_last_status();
+        if (!(l->bias = sp__bias_uniform(ps, name, out, bound, rng))) return sp_last_status();
     }
     l->in = in;
     l->out = out;

@@ -76,8 +76,8 @@ sp_status sp__lstm_cell_init(sp_cell *c, sp_params *ps, const char *pre, const c
     /* Creation order follows torch's state_dict order: ih, hh, biases, then hr. */
     if (!(c->w_ih = sp__param(ps, pre, "weight_ih", sfx, G, I, k, rng)) ||
         !(c->w_hh = sp__param(ps, pre, "weight_hh", sfx, G, O, k, rng)) ||
-        !(c->b_ih = sp__param(ps, pre, "bias_ih", sfx, 1, G, k, rng)) ||
-        !(c->b_hh = sp__param(ps, pre, "bias_hh", sfx, 1, G, k, rng)))
+        !(c->b_ih = sp__bias(ps, pre, "bias_ih", sfx, G, k, rng)) ||
+        !(c->b_hh = sp__bias(ps, pre, "bias_hh", sfx, G, k, rng)))
         return sp_last_status();
     if (o->proj_size && !(c->w_hr = sp__param(ps, pre, "weight_hr", sfx, O, H, k, rng))) return sp_last_status();
     if ((o->lstm_flags & SP_LSTM_PEEPHOLE) &&

@@ -31,8 +31,8 @@ sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const ch
     c->gate_size = H;
     if (!(c->w_ih = sp__param(ps, pre, "weight_ih", sfx, H, I, k, rng)) ||
         !(c->w_hh = sp__param(ps, pre, "weight_hh", sfx, H, H, k, rng)) ||
-        !(c->b_ih = sp__param(ps, pre, "bias_ih", sfx, 1, H, k, rng)) ||
-        !(c->b_hh = sp__param(ps, pre, "bias_hh", sfx, 1, H, k, rng)))
+        !(c->b_ih = sp__bias(ps, pre, "bias_ih", sfx, H, k, rng)) ||
+        !(c->b_hh = sp__bias(ps, pre, "bias_hh", sfx, H, k, rng)))
         return sp_last_status();
     if (o->orthogonal && sp_init_orthogonal(c->w_hh, 0, H, rng) != SP_OK) return sp_last_status();
     return SP_OK;

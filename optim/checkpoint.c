@@ -22,15 +22,6 @@
 
 static const char *prefix_of(const sp_ckpt_opts *o) { return o && o->prefix ? o->prefix : ""; }
 
-/* PyTorch stores biases 1-D; a [1, C] parameter named ...bias* is saved as [C]. */
-static int saved_1d(const sp_tensor *p)
-{
-    if (p->rows != 1) return 0;
-    const char *a = strrchr(p->name, '.'), *b = strrchr(p->name, '/');
-    const char *last = a > b ? a + 1 : b ? b + 1 : p->name;
-    return strncmp(last, "bias", 4) == 0;
-}
-
 static int selected(const sp_tensor *p, const char *prefix)
 {
     return strncmp(p->name, prefix, strlen(prefix)) == 0;
@@ -92,12 +83,11 @@ sp_status sp_save(const char *path, const sp_params *ps, const sp_optim *opt, co
     }
 
     /* Refuse what sp_load would refuse: non-finite values, or doubles beyond the F32 range. */
-    size_t off0 = 0;
-    for (int i = 0; i < ps->count; off0 += sp_numel(ps->list[i]), i++) {
+    for (int i = 0; i < ps->count; i++) {
         const sp_tensor *p = ps->list[i];
         if (!selected(p, prefix)) continue;
         for (int s = -1; s < (opt ? opt->nslots : 0); s++) {
-            const sp_real *v = (s < 0 ? ps->value : opt->slot[s]) + off0;
+            const sp_real *v = (s < 0 ? ps->value : opt->slot[s]) + p->offset;
             for (size_t e = 0; e < sp_numel(p); e++)
                 if (!isfinite((float)v[e]))
                     return sp_fail(SP_ERR_NONFINITE, "sp_save %s: %s of \"%s\" [%d x %d] is %g at element %zu (not "
@@ -119,12 +109,11 @@ sp_status sp_save(const char *path, const sp_params *ps, const sp_optim *opt, co
         st = sp_fail(SP_ERR_NOMEM, "sp_save %s: out of memory", path);
         goto done;
     }
-    size_t off = 0;
-    for (int i = 0; i < ps->count; off += sp_numel(ps->list[i]), i++) {
+    for (int i = 0; i < ps->count; i++) {
         const sp_tensor *p = ps->list[i];
         if (!selected(p, prefix)) continue;
-        sp_st_out t = {p->name + plen, 2, {p->rows, p->cols}, ps->value + off, NULL};
-        if (saved_1d(p)) t.ndim = 1, t.shape[0] = p->cols;
+        sp_st_out t = {p->name + plen, 2, {p->rows, p->cols}, ps->value + p->offset, NULL};
+        if (p->flags & SP_PARAM_1D) t.ndim = 1, t.shape[0] = p->cols;
         ts[nt++] = t;
         for (int s = 0; s < nslots; s++) {
             char *nm = owned[nt] = state_name(opt, s, t.name);
@@ -134,7 +123,7 @@ sp_status sp_save(const char *path, const sp_params *ps, const sp_optim *opt, co
             }
             ts[nt] = t;
             ts[nt].name = nm;
-            ts[nt++].src = opt->slot[s] + off;
+            ts[nt++].src = opt->slot[s] + p->offset;
         }
     }
     if (opt) ts[nt++] = (sp_st_out){"optim.step", 1, {1, 0}, NULL, &opt->step};
@@ -290,10 +279,9 @@ static sp_status load_into(const sp_ckpt_info *ci, const unsigned char *buf, sp_
                            const sp_ckpt_opts *o)
 {
     const char *prefix = prefix_of(o);
-    size_t plen = strlen(prefix), nsel_el = 0;
+    size_t plen = strlen(prefix);
     int nsel = 0;
-    for (int i = 0; i < ps->count; i++)
-        if (selected(ps->list[i], prefix)) nsel++, nsel_el += sp_numel(ps->list[i]);
+    for (int i = 0; i < ps->count; i++) nsel += selected(ps->list[i], prefix);
     if (!nsel) return sp_fail(SP_ERR_ARG, "no parameter name starts with \"%s\"", prefix);
     if (opt && (opt->ps != ps || opt->numel != ps->numel))
         return sp_fail(SP_ERR_ARG, "the optimizer was made for another parameter set");
@@ -319,40 +307,38 @@ static sp_status load_into(const sp_ckpt_info *ci, const unsigned char *buf, sp_
             return sp_fail(SP_ERR_FORMAT, "the file holds %.20s optimizer state, not %s", k, sp_optim_kind_name(opt->cfg.kind));
     }
 
+    /* temporaries laid out like the slabs: value, then each state slot, each ps->numel long */
     int nslots = opt ? opt->nslots : 0;
-    sp_real *tmp = malloc((nsel_el ? nsel_el : 1) * (size_t)(1 + nslots) * sizeof *tmp);
-    if (!tmp) return sp_fail(SP_ERR_NOMEM, "out of memory for %zu values", nsel_el * (size_t)(1 + nslots));
+    const size_t n_all = ps->numel;
+    sp_real *tmp = malloc((n_all ? n_all : 1) * (size_t)(1 + nslots) * sizeof *tmp);
+    if (!tmp) return sp_fail(SP_ERR_NOMEM, "out of memory for %zu values", n_all * (size_t)(1 + nslots));
     int64_t step = 0;
     sp_rng rng = {{0, 0}};
     sp_status st = SP_OK;
     if (opt && (st = read_step(ci, buf, &step)) != SP_OK) goto done;
     if (o && o->rng && (st = read_rng(ci, &rng)) != SP_OK) goto done;
-    size_t at = 0;
     for (int i = 0; i < ps->count && st == SP_OK; i++) {
         const sp_tensor *p = ps->list[i];
         if (!selected(p, prefix)) continue;
         const char *fn = p->name + plen;
-        st = decode(ci, buf, fn, p, tmp + at);
+        st = decode(ci, buf, fn, p, tmp + p->offset);
         for (int s = 0; s < nslots && st == SP_OK; s++) {
             char *sn = state_name(opt, s, fn);
-            st = sn ? decode(ci, buf, sn, p, tmp + (size_t)(s + 1) * nsel_el + at)
+            st = sn ? decode(ci, buf, sn, p, tmp + (size_t)(s + 1) * n_all + p->offset)
                     : sp_fail(SP_ERR_NOMEM, "out of memory");
             free(sn);
         }
-        at += sp_numel(p);
     }
     if (st != SP_OK) goto done;
 
     /* Nothing below can fail: commit. */
-    size_t off = 0;
-    at = 0;
-    for (int i = 0; i < ps->count; off += sp_numel(ps->list[i]), i++) {
+    for (int i = 0; i < ps->count; i++) {
         const sp_tensor *p = ps->list[i];
         if (!selected(p, prefix)) continue;
         size_t n = sp_numel(p);
-        memcpy(ps->value + off, tmp + at, n * sizeof *tmp);
-        for (int s = 0; s < nslots; s++) memcpy(opt->slot[s] + off, tmp + (size_t)(s + 1) * nsel_el + at, n * sizeof *tmp);
-        at += n;
+        memcpy(ps->value + p->offset, tmp + p->offset, n * sizeof *tmp);
+        for (int s = 0; s < nslots; s++)
+            memcpy(opt->slot[s] + p->offset, tmp + (size_t)(s + 1) * n_all + p->offset, n * sizeof *tmp);
     }
     if (opt) opt->step = step;
     if (o && o->rng) *o->rng = rng;

@@ -192,7 +192,7 @@ static double grad_norm(const sp_params *ps)
 }
 
 /* Norm, or the error if any gradient is not finite (norm then NaN/Inf). */
-static sp_status norm_or_fail(sp_params *ps, const char *who, double *norm)
+static sp_status norm_or_fail(const sp_params *ps, const char *who, double *norm)
 {
     if (!ps) return sp_fail(SP_ERR_ARG, "%s: parameter set is NULL", who);
     double nm = grad_norm(ps);
@@ -203,6 +203,11 @@ static sp_status norm_or_fail(sp_params *ps, const char *who, double *norm)
     if (!bad) return sp_fail(SP_ERR_NONFINITE, "%s: gradient norm is not finite; nothing was changed", who);
     if (norm) *norm = isnan(bad->grad[e]) ? NAN : INFINITY;
     return nonfinite_error(who, bad, e);
+}
+
+sp_status sp_grad_norm(const sp_params *ps, double *norm)
+{
+    return norm_or_fail(ps, "sp_grad_norm", norm);
 }
 
 sp_status sp_clip_grad_value(sp_params *ps, double c, double *norm)

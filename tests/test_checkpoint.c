@@ -61,7 +61,7 @@ static sp_params *model(int H, uint64_t seed)
 {
     sp_params *ps = sp_params_new();
     sp_tensor *w = sp_param(ps, "lstm.weight_ih_l0", 4 * H, 3);
-    sp_tensor *b = sp_param(ps, "lstm.bias_ih_l0", 1, 4 * H);
+    sp_tensor *b = sp_param_vec(ps, "lstm.bias_ih_l0", 4 * H);
     sp_tensor *f = sp_param(ps, "fc.weight", 2, H);
     assert_true(w && b && f);
     sp_rng r;
@@ -134,6 +134,39 @@ static void test_file_layout_and_round_trip(void **state)
 }
 
 /* The table of contents is enough to rebuild a model of the saved size before loading. */
+/* The set owns its layout: offsets fixed at creation survive the slabs growing, and the stored
+ * shape comes from how a parameter was made (sp_param_vec: 1-D), never from its name. */
+static void test_layout_owned_by_the_set(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    sp_tensor *w = sp_param(ps, "bias_looking.bias", 1, 3), *v = sp_param_vec(ps, "v", 3);
+    for (int k = 0; k < 40; k++) { /* enough parameters that the slabs move */
+        char nm[16];
+        snprintf(nm, sizeof nm, "m%d", k);
+        assert_non_null(sp_param(ps, nm, 16, 16));
+    }
+    size_t off = 0;
+    for (int i = 0; i < ps->count; i++) {
+        const sp_tensor *p = ps->list[i];
+        assert_int_equal(p->offset, off);
+        assert_ptr_equal(p->data, ps->value + off);
+        assert_ptr_equal(p->grad, ps->grad + off);
+        off += sp_numel(p);
+    }
+    assert_int_equal(off, ps->numel);
+    assert_true(!(w->flags & SP_PARAM_1D) && (v->flags & SP_PARAM_1D) && v->rows == 1);
+    const char *path = path_in("layout.safetensors");
+    assert_int_equal(sp_save(path, ps, NULL, NULL), SP_OK);
+    sp_ckpt_info *ci = sp_ckpt_open(path);
+    assert_non_null(ci);
+    const sp_ckpt_tensor *tw = sp_ckpt_find(ci, "bias_looking.bias"), *tv = sp_ckpt_find(ci, "v");
+    assert_true(tw && tw->ndim == 2 && tw->shape[0] == 1 && tw->shape[1] == 3);
+    assert_true(tv && tv->ndim == 1 && tv->shape[0] == 3);
+    sp_ckpt_close(ci);
+    sp_params_free(ps);
+}
+
 static void test_rebuild_from_metadata(void **state)
 {
     (void)state;
@@ -264,7 +297,7 @@ static void test_bad_files_refused_model_untouched(void **state)
     expect_refused(p, wrong, NULL, "has shape [8 x 3], parameter \"lstm.weight_ih_l0\" is [12 x 3]");
     /* a model with an extra parameter: missing tensor; with one fewer: unexpected tensor */
     sp_params *more = model(2, 13);
-    sp_param(more, "fc.bias", 1, 2);
+    sp_param_vec(more, "fc.bias", 2);
     expect_refused(p, more, NULL, "\"fc.bias\"");
     sp_params *less = sp_params_new();
     sp_param(less, "fc.weight", 2, 2);
@@ -403,6 +436,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_layout_and_round_trip),
+        cmocka_unit_test(test_layout_owned_by_the_set),
         cmocka_unit_test(test_rebuild_from_metadata),
         cmocka_unit_test(test_prefix_selects_a_submodule),
         cmocka_unit_test(test_atomic_write),

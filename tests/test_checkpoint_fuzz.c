@@ -428,7 +428,7 @@ static sp_params *fuzz_model(uint64_t seed)
 {
     sp_params *ps = sp_params_new();
     sp_param(ps, "lstm.weight_ih_l0", 8, 3);
-    sp_param(ps, "lstm.bias_ih_l0", 1, 8);
+    sp_param_vec(ps, "lstm.bias_ih_l0", 8);
     sp_param(ps, "fc.weight", 2, 2);
     sp_rng r;
     sp_rng_seed(&r, seed);

@@ -343,6 +343,27 @@ static void test_clip_norm_edges(void **state)
     sp_params_free(ps);
 }
 
+/* sp_grad_norm: the norm across parameters, nothing changed, NaN/Inf reported with its name. */
+static void test_grad_norm(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    sp_tensor *a = sp_param(ps, "a", 1, 2), *b = sp_param_vec(ps, "b", 1);
+    double norm = -1;
+    assert_int_equal(sp_grad_norm(ps, &norm), SP_OK);
+    assert_true(norm == 0);
+    a->grad[0] = 2, a->grad[1] = -4, b->grad[0] = 4; /* sqrt(4 + 16 + 16) = 6 */
+    assert_int_equal(sp_grad_norm(ps, &norm), SP_OK);
+    sp_test_close(norm, 6.0, 1e-12, 0, "grad norm");
+    assert_true(a->grad[0] == 2 && a->grad[1] == -4 && b->grad[0] == 4);
+    b->grad[0] = (sp_real)INFINITY;
+    assert_int_equal(sp_grad_norm(ps, &norm), SP_ERR_NONFINITE);
+    assert_true(isinf(norm));
+    assert_non_null(strstr(sp_last_error(), "\"b\""));
+    assert_int_equal(sp_grad_norm(NULL, &norm), SP_ERR_ARG);
+    sp_params_free(ps);
+}
+
 static void test_clip_value(void **state)
 {
     (void)state;
@@ -467,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_nonfinite_gradient_refused),
         cmocka_unit_test(test_bad_configs_rejected),
         cmocka_unit_test(test_clip_norm_edges),
+        cmocka_unit_test(test_grad_norm),
         cmocka_unit_test(test_clip_value),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_loss_falls_with_each_optimizer),

@@ -344,7 +344,7 @@ static int train(cl_opts *o, sp_dist *dist)
             cl_progress_note(&pg, "# wrote the graph of step %ld (%d records) to %s", step + 1, sp_tape_count(t), o->dot);
         }
         double gnorm = 0, lr = sp_schedule_lr(&sched, step);
-        sp_status cs = o->clip > 0 ? sp_clip_grad_norm(ps, o->clip, &gnorm) : sp_clip_grad_value(ps, INFINITY, &gnorm);
+        sp_status cs = o->clip > 0 ? sp_clip_grad_norm(ps, o->clip, &gnorm) : sp_grad_norm(ps, &gnorm);
         if (cs != SP_OK || sp_optim_step(opt, lr) != SP_OK) {
             failed_together = 1; /* the gradients are the same on every rank, so is this */
             rc = cl_fail("step %ld: %s", step + 1, sp_last_error());

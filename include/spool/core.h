@@ -96,18 +96,20 @@ int sp_rng_below(sp_rng *r, int n);         /* uniform integer in [0, n) */
 enum {
     SP_NEEDS_GRAD = 1, /* gradients flow into this node */
     SP_PARAM = 2,      /* lives in an sp_params slab, outlives the tape */
-    SP_VIEW = 4        /* data (and grad) alias another node's memory */
+    SP_VIEW = 4,       /* data (and grad) alias another node's memory */
+    SP_PARAM_1D = 8    /* a [1, n] parameter that checkpoints store 1-D as [n] (PyTorch's biases) */
 };
 
 typedef struct sp_tensor {
     sp_real *data;           /* rows x cols, row i starts at data + i*stride */
     sp_real *grad;           /* same layout; NULL until backward (activations) or if no grad */
     int rows, cols, stride;  /* stride >= cols, in elements */
-    int flags;               /* SP_NEEDS_GRAD | SP_PARAM | SP_VIEW */
+    int flags;               /* SP_NEEDS_GRAD | SP_PARAM | SP_VIEW | SP_PARAM_1D */
     int id;                  /* index of the tape record that made it; -1 for parameters */
     const char *name;        /* "lstm0/t3/forget"; never NULL (may be "") */
     struct sp_tensor *base;  /* for a view: the node whose memory it aliases */
-    size_t offset;           /* for a view: element offset of data[0] inside base->data */
+    size_t offset;           /* for a view: element offset of data[0] inside base->data; for a
+                                parameter: its element offset in the set's value and grad slabs */
 } sp_tensor;
 
 static inline sp_real *sp_at(const sp_tensor *x, int i, int j) { return x->data + (size_t)i * x->stride + j; }
@@ -132,6 +134,9 @@ void sp_params_free(sp_params *ps);
 /* Adds a rows x cols parameter initialised to zero. NULL on error (sp_last_error): bad shape, a
  * duplicate name, out of memory. The name is copied. */
 sp_tensor *sp_param(sp_params *ps, const char *name, int rows, int cols);
+/* A bias: a [1, n] parameter (a row, as ops broadcast it) that checkpoints store 1-D as [n], the
+ * way PyTorch stores biases (flag SP_PARAM_1D). Otherwise as sp_param. */
+sp_tensor *sp_param_vec(sp_params *ps, const char *name, int n);
 sp_tensor *sp_params_find(const sp_params *ps, const char *name);
 void sp_params_zero_grad(sp_params *ps);
 

@@ -85,6 +85,11 @@ sp_real *sp_optim_slot_by_name(const sp_optim *opt, const char *name); /* NULL i
 
 /* ---------------------------------------------------------------- clipping */
 
+/* The global L2 norm of all gradients of ps, computed in double (scaled where squares would
+ * overflow), into *norm. SP_ERR_NONFINITE (naming the parameter) with *norm NaN or Inf if any
+ * gradient is NaN or Inf. Changes nothing. */
+sp_status sp_grad_norm(const sp_params *ps, double *norm) SP_WARN_UNUSED;
+
 /* Both compute the global L2 norm of all gradients (in double) and store it in *norm (may be
  * NULL) before clipping, so a training loop can log it. If any gradient is NaN or Inf they
  * return SP_ERR_NONFINITE (naming the parameter), set *norm to NaN or Inf and change nothing.
@@ -138,8 +143,9 @@ typedef struct {
  * rng: saved in __metadata__ as "spool.rng" (two 16-digit hex words) if not NULL; on load it is
  *   restored into *rng if the file has one (error if it has none).
  *
- * Shapes: a parameter is saved as [rows, cols], except that a [1, C] parameter whose last name
- * component (after '.' or '/') starts with "bias" is saved 1-D as [C], as PyTorch stores biases.
+ * Shapes: a parameter is saved as [rows, cols], except that a bias made by sp_param_vec (every
+ * bias the layers of layers.h create) is saved 1-D as [C], as PyTorch stores biases: the set's
+ * own layout (offset, SP_PARAM_1D) decides, never the name.
  * Loading accepts [rows, cols], and also [C] or [] where that is the same thing. Values are
  * stored as F32 (converted from double in the double build); loading accepts F32 and F64. */
 typedef struct {

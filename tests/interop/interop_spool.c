@@ -255,7 +255,7 @@ static int optim_all(const char *dir)
         sp_rng_seed(&rng, 500 + k);
         sp_params *ps = sp_params_new(), *gs = sp_params_new();
         sp_param(ps, "weight", 4, 5);
-        sp_param(ps, "bias", 1, 5);
+        sp_param_vec(ps, "bias", 5);
         for (size_t i = 0; i < ps->numel; i++) ps->value[i] = (sp_real)(2 * sp_rng_uniform(&rng) - 1);
         char path[1024], name[32], lrs[STEPS * 24] = "";
         size_t at = 0;
@@ -263,7 +263,7 @@ static int optim_all(const char *dir)
             snprintf(name, sizeof name, "s%d.weight", s);
             sp_param(gs, name, 4, 5);
             snprintf(name, sizeof name, "s%d.bias", s);
-            sp_param(gs, name, 1, 5);
+            sp_param_vec(gs, name, 5);
         }
         for (size_t i = 0; i < gs->numel; i++) gs->value[i] = (sp_real)sp_rng_normal(&rng);
         snprintf(path, sizeof path, "%s/optim_%d_init.safetensors", dir, k);
