@@ -65,7 +65,7 @@ sp_status sp_save(const char *path, const sp_params *ps, const sp_optim *opt, co
         const sp_tensor *p = ps->list[i];
         if (!selected(p, prefix)) continue;
         const char *fn = p->name + plen;
-        if (!*fn || strncmp(fn, "optim.", 6) == 0 || strcmp(fn, "__metadata__") == 0 || !sj_utf8_valid(fn, strlen(fn)))
+        if (!*fn || strncmp(fn, "optim.", 6) == 0 || strcmp(fn, "__metadata__") == 0 || !sp__utf8_valid(fn, strlen(fn)))
             return sp_fail(SP_ERR_ARG, "sp_save %s: parameter \"%s\" cannot be saved as \"%s\" (empty, reserved "
                            "or not UTF-8)", path, p->name, fn);
         nsel++;
@@ -73,8 +73,8 @@ sp_status sp_save(const char *path, const sp_params *ps, const sp_optim *opt, co
     if (!nsel) return sp_fail(SP_ERR_ARG, "sp_save %s: no parameter name starts with \"%s\"", path, prefix);
     for (int i = 0; i < nuser; i++) {
         const sp_kv *kv = &o->meta[i];
-        if (!kv->key || !kv->value || !sj_utf8_valid(kv->key, strlen(kv->key)) ||
-            !sj_utf8_valid(kv->value, strlen(kv->value)) || strncmp(kv->key, "spool.", 6) == 0)
+        if (!kv->key || !kv->value || !sp__utf8_valid(kv->key, strlen(kv->key)) ||
+            !sp__utf8_valid(kv->value, strlen(kv->value)) || strncmp(kv->key, "spool.", 6) == 0)
             return sp_fail(SP_ERR_ARG, "sp_save %s: metadata entry %d (\"%s\") is NULL, not UTF-8 or uses the "
                            "reserved prefix \"spool.\"", path, i, kv->key ? kv->key : "(null)");
         for (int j = 0; j < i; j++)

@@ -59,7 +59,7 @@ static int utf8_seq(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
-int sj_utf8_valid(const char *buf, size_t len)
+int sp__utf8_valid(const char *buf, size_t len)
 {
     const unsigned char *p = (const unsigned char *)buf, *end = p + len;
     while (p < end) {
@@ -407,14 +407,14 @@ static void free_value(sj_value *v)
     free(v->key_lens);
 }
 
-void sj_free(sj_value *v)
+void sp__json_free(sj_value *v)
 {
     if (!v) return;
     free_value(v);
     free(v);
 }
 
-sj_value *sj_parse(const char *text, size_t len, char *err, size_t errlen)
+sj_value *sp__json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
     sj_parser ps = {(const unsigned char *)text, (const unsigned char *)text + len,
                     (const unsigned char *)text, err, errlen, 0, 0};
@@ -429,13 +429,13 @@ sj_value *sj_parse(const char *text, size_t len, char *err, size_t errlen)
         if (ps.p != ps.end) fail_at(&ps, "trailing characters after the JSON value");
     }
     if (ps.failed) {
-        sj_free(v);
+        sp__json_free(v);
         return NULL;
     }
     return v;
 }
 
-const sj_value *sj_get(const sj_value *obj, const char *key)
+const sj_value *sp__json_get(const sj_value *obj, const char *key)
 {
     if (!obj || obj->type != SJ_OBJ) return NULL;
     for (int i = 0; i < obj->n; i++)

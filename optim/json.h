@@ -28,11 +28,11 @@ typedef struct sj_value {
 
 /* Parses text[0..len) as one JSON value with optional surrounding whitespace. NULL on error with
  * a message (including the byte offset) in err. */
-sj_value *sj_parse(const char *text, size_t len, char *err, size_t errlen);
-void sj_free(sj_value *v);
+sj_value *sp__json_parse(const char *text, size_t len, char *err, size_t errlen);
+void sp__json_free(sj_value *v);
 /* The member of an object by key, or NULL. */
-const sj_value *sj_get(const sj_value *obj, const char *key);
+const sj_value *sp__json_get(const sj_value *obj, const char *key);
 /* 1 if buf[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-int sj_utf8_valid(const char *buf, size_t len);
+int sp__utf8_valid(const char *buf, size_t len);
 
 #endif

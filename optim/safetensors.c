@@ -76,7 +76,7 @@ static sp_ckpt_info *format_error(sp_ckpt_info *ci, sj_value *root, const char *
     va_end(ap);
     sp_fail(SP_ERR_FORMAT, "safetensors: %s", msg);
     sp_ckpt_close(ci);
-    sj_free(root);
+    sp__json_free(root);
     return NULL;
 }
 
@@ -87,7 +87,7 @@ static const char *parse_entry(const sj_value *v, sp_st_entry *e)
     for (int k = 0; k < v->n; k++)
         if (strcmp(v->keys[k], "dtype") && strcmp(v->keys[k], "shape") && strcmp(v->keys[k], "data_offsets"))
             return "entry has a key other than dtype, shape, data_offsets";
-    const sj_value *dt = sj_get(v, "dtype"), *sh = sj_get(v, "shape"), *off = sj_get(v, "data_offsets");
+    const sj_value *dt = sp__json_get(v, "dtype"), *sh = sp__json_get(v, "shape"), *off = sp__json_get(v, "data_offsets");
     if (!dt || !sh || !off) return "entry lacks dtype, shape or data_offsets";
     if (dt->type != SJ_STR || !(e->elem = dtype_size(dt->s, &e->pub.dtype))) return "unknown or unsupported dtype";
     if (sh->type != SJ_ARR) return "shape is not an array";
@@ -125,13 +125,13 @@ static char *dup_n(const char *s, size_t n)
 sp_ckpt_info *sp_st_parse_header(const unsigned char *hdr, size_t hdr_len, uint64_t data_len)
 {
     char err[256];
-    sj_value *root = sj_parse((const char *)hdr, hdr_len, err, sizeof err);
+    sj_value *root = sp__json_parse((const char *)hdr, hdr_len, err, sizeof err);
     if (!root) return format_error(NULL, NULL, "header is not valid JSON: %s", err);
     if (root->type != SJ_OBJ) return format_error(NULL, root, "header is not a JSON object");
     sp_ckpt_info *ci = calloc(1, sizeof *ci);
     if (!ci || !(ci->t = calloc((size_t)root->n + 1, sizeof *ci->t))) {
         sp_ckpt_close(ci);
-        sj_free(root);
+        sp__json_free(root);
         sp_fail(SP_ERR_NOMEM, "safetensors: out of memory for a header of %d entries", root->n);
         return NULL;
     }
@@ -162,7 +162,7 @@ sp_ckpt_info *sp_st_parse_header(const unsigned char *hdr, size_t hdr_len, uint6
         ci->nt++;
         if (why) return format_error(ci, root, "tensor \"%.120s\": %s", key, why);
     }
-    sj_free(root);
+    sp__json_free(root);
     root = NULL;
     /* Coverage: sorted by begin, each starts where the previous ended, the last ends at the
      * end of the buffer. This rejects gaps, overlaps, out-of-range offsets and trailing bytes. */

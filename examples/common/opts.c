@@ -189,7 +189,7 @@ int ex_given(const ex_cli *c, const ex_args *a, const char *name)
 
 void ex_cli_version(const ex_cli *c, FILE *f)
 {
-    fprintf(f, "%s (spool) %s\n", c->prog, SP_VERSION);
+    fprintf(f, "%s (spool) %s\n", c->prog, sp_version());
 }
 
 static void help_line(const ex_opt *d, FILE *f)

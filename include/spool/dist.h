@@ -39,6 +39,8 @@
 extern "C" {
 #endif
 
+SP_API_BEGIN
+
 typedef struct sp_dist sp_dist;
 
 /* 1 if this library was built with MPI, else 0. */
@@ -103,6 +105,8 @@ int64_t sp_dist_reduce_calls(const sp_dist *d);
 /* Ends every rank of the group's job with exit code `code` (MPI_Abort). Only for a program that
  * decides so after an error; spool never calls it. Does nothing for NULL. */
 void sp_dist_abort(sp_dist *d, int code);
+
+SP_API_END
 
 #ifdef __cplusplus
 }

@@ -45,6 +45,8 @@
 extern "C" {
 #endif
 
+SP_API_BEGIN
+
 /* ===================================================================== initialisation helpers */
 
 /* A new parameter rows x cols filled with U(-bound, bound) from rng. NULL on error (sp_last_error).
@@ -307,6 +309,8 @@ sp_status sp_carry_load(sp_tape *t, const sp_carry *c, int B, sp_rnn_state *init
 /* Zero row b of every carried state (its sequence ended; the next batch starts a new one). */
 sp_status sp_carry_reset_row(sp_carry *c, int b);
 void sp_carry_reset(sp_carry *c); /* all rows */
+
+SP_API_END
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,8 @@
 extern "C" {
 #endif
 
+SP_API_BEGIN
+
 /* The op table's keys. Adding an op: a value here, one line in the table (ops/table.c), the
  * constructor + backward kernel in the family's file under ops/, and one gradient-test line. */
 typedef enum {
@@ -144,6 +146,8 @@ sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn
  * step), then the same (T+1)*B rows for c. So the output sequence is the view of rows 0 .. T*B. */
 sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, sp_tensor *c0, int T,
                        const int *lengths);
+
+SP_API_END
 
 #ifdef __cplusplus
 }

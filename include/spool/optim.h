@@ -24,6 +24,8 @@
 extern "C" {
 #endif
 
+SP_API_BEGIN
+
 /* -------------------------------------------------------------- optimizers */
 
 typedef enum {
@@ -199,6 +201,8 @@ const sp_ckpt_tensor *sp_ckpt_find(const sp_ckpt_info *ci, const char *name);
 sp_ckpt_info *sp_ckpt_parse(const unsigned char *buf, size_t len);
 sp_status sp_load_mem(const unsigned char *buf, size_t len, sp_params *ps, sp_optim *opt,
                       const sp_ckpt_opts *o) SP_WARN_UNUSED;
+
+SP_API_END
 
 #ifdef __cplusplus
 }
