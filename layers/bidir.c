@@ -29,8 +29,8 @@ sp_status sp_bidir_run(sp_tape *t, const sp_cell *fwd, const sp_cell *bwd, sp_te
                      fwd->name, bwd->name, (int)o.merge, fwd->out_size, bwd->out_size);
         return sp_tape_status(t);
     }
-    sp_seq_opts fo = {o.lengths, o.init_fwd, 0, o.input_mask};
-    sp_seq_opts bo = {o.lengths, o.init_bwd, 1, o.input_mask};
+    sp_seq_opts fo = {o.lengths, o.init_fwd, 0, o.input_mask, o.noise};
+    sp_seq_opts bo = {o.lengths, o.init_bwd, 1, o.input_mask, o.noise};
     sp_seq_out fr, br;
     if (sp_seq_run(t, fwd, x, T, B, &fo, &fr) != SP_OK || sp_seq_run(t, bwd, x, T, B, &bo, &br) != SP_OK)
         return sp_tape_status(t);

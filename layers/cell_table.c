@@ -24,6 +24,12 @@ const sp_cell_def sp_cell_table[SP_CELL_CUSTOM] = {
         .name = "lstm", .scope = "lstm", .pytorch_mode = "LSTM", .n_state = 2, .opts = SP_CELL_OPT_LSTM,
         .init = sp__lstm_cell_init, .project = sp__project_ih, .step = sp__lstm_step,
         .variant = sp__lstm_variant},
+    [SP_CELL_LN_LSTM] = { /* ln_cell.c; of the LSTM options only forget_bias_one (checked by its init) */
+        .name = "ln_lstm", .scope = "lnlstm", .pytorch_mode = NULL, .n_state = 2, .opts = SP_CELL_OPT_LSTM,
+        .init = sp__ln_cell_init, .project = sp__ln_project, .step = sp__ln_lstm_step},
+    [SP_CELL_LN_GRU] = {
+        .name = "ln_gru", .scope = "lngru", .pytorch_mode = NULL, .n_state = 1,
+        .init = sp__ln_cell_init, .project = sp__ln_project, .step = sp__ln_gru_step},
 };
 
 const sp_cell_def *sp__cell_def(sp_cell_kind kind)

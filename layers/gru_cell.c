@@ -43,21 +43,30 @@ sp_status sp__gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_ten
     /* the fused op is exactly this composition (tests/test_ops_grad.c checks both ways):
      *   rz = s(xp_rz + gh_rz), n = tanh(xp_n + r (gh_n + b_hn)), h' = n + z (h - n) */
     int H = c->hidden_size;
-    sp_tensor *h = state[0], *gh = sp__recurrent(t, c, h, 0, 3 * H);
-    out[0] = sp_name(t, sp_gru_cell(t, xp, gh, sp_slice_cols(t, c->b_hh, 2 * H, H), h), "h");
+    sp_tensor *h = state[0], *gh = sp__recurrent(t, c, sp__rec_input(t, c, h), 0, 3 * H);
+    sp_tensor *b_hn = sp_slice_cols(t, c->b_hh, 2 * H, H);
+    if (!c->cand_mask) {
+        out[0] = sp_name(t, sp_gru_cell(t, xp, gh, b_hn, h), "h");
+        return sp_tape_status(t);
+    }
+    /* candidate dropout needs n itself: the fused op's composition, with d(n) */
+    sp_tensor *rz = sp_sigmoid(t, sp_add(t, sp_slice_cols(t, xp, 0, 2 * H), sp_slice_cols(t, gh, 0, 2 * H)));
+    sp_tensor *r = sp_name(t, sp_slice_cols(t, rz, 0, H), "reset"), *z = sp_name(t, sp_slice_cols(t, rz, H, H), "update");
+    sp_tensor *n = sp_tanh(t, sp_add(t, sp_slice_cols(t, xp, 2 * H, H), sp_mul(t, r, sp_add(t, sp_slice_cols(t, gh, 2 * H, H), b_hn))));
+    out[0] = gru_update(t, z, sp_mul(t, sp_name(t, n, "candidate"), c->cand_mask), h);
     return sp_tape_status(t);
 }
 
 sp_status sp__gru_before_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
     int H = c->hidden_size;
-    sp_tensor *h = state[0], *gh = sp__recurrent(t, c, h, 0, 2 * H);
+    sp_tensor *h = state[0], *hr = sp__rec_input(t, c, h), *gh = sp__recurrent(t, c, hr, 0, 2 * H);
     sp_tensor *rz = sp_sigmoid(t, sp_add(t, sp_slice_cols(t, xp, 0, 2 * H), gh));
     sp_tensor *r = sp_name(t, sp_slice_cols(t, rz, 0, H), "reset");
     sp_tensor *z = sp_name(t, sp_slice_cols(t, rz, H, H), "update");
-    sp_tensor *hn = sp__recurrent(t, c, sp_mul(t, r, h), 2 * H, H);
-    sp_tensor *n = sp_tanh(t, sp_add(t, sp_slice_cols(t, xp, 2 * H, H), hn));
-    out[0] = gru_update(t, z, sp_name(t, n, "candidate"), h);
+    sp_tensor *hn = sp__recurrent(t, c, sp_mul(t, r, hr), 2 * H, H);
+    sp_tensor *n = sp_name(t, sp_tanh(t, sp_add(t, sp_slice_cols(t, xp, 2 * H, H), hn)), "candidate");
+    out[0] = gru_update(t, z, c->cand_mask ? sp_mul(t, n, c->cand_mask) : n, h);
     return sp_tape_status(t);
 }
 
@@ -65,10 +74,10 @@ sp_status sp__gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, 
                                    sp_tensor **out)
 {
     int H = c->hidden_size;
-    sp_tensor *h = state[0], *pre = sp_matmul_bias(t, h, 0, c->w_hh, 1, xp); /* xp + h W_hh^T */
+    sp_tensor *h = state[0], *pre = sp_matmul_bias(t, sp__rec_input(t, c, h), 0, c->w_hh, 1, xp); /* xp + h W_hh^T */
     sp_tensor *z = sp_name(t, sp_sigmoid(t, sp_slice_cols(t, pre, 0, H)), "update");
     sp_tensor *n = sp_name(t, sp_tanh(t, sp_slice_cols(t, pre, H, H)), "candidate");
-    out[0] = gru_update(t, z, n, h);
+    out[0] = gru_update(t, z, c->cand_mask ? sp_mul(t, n, c->cand_mask) : n, h);
     return sp_tape_status(t);
 }
 

@@ -13,6 +13,12 @@ sp_tensor *sp__project_with_bias(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_
 /* h W_hh^T [B, n] for the rows [r0, r0+n) of W_hh (b_hh is already in the projection). */
 sp_tensor *sp__recurrent(sp_tape *t, const sp_cell *c, sp_tensor *h, int r0, int n);
 
+/* The recurrent product's input: h, or h * c->h_mask under recurrent (variational) dropout. */
+static inline sp_tensor *sp__rec_input(sp_tape *t, const sp_cell *c, sp_tensor *h)
+{
+    return c->h_mask ? sp_mul(t, h, c->h_mask) : h;
+}
+
 /* "<pre><what><sfx>" into a static-size buffer; the weight is U(+-bound). NULL on error. */
 sp_tensor *sp__param(sp_params *ps, const char *pre, const char *what, const char *sfx, int rows, int cols,
                      double bound, sp_rng *rng);

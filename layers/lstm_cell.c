@@ -38,8 +38,8 @@ int sp__lstm_is_plain(const sp_cell *c)
 sp_status sp__lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
     int H = c->hidden_size, coupled = c->lstm_flags & SP_LSTM_COUPLED;
-    sp_tensor *h = state[0], *cell = state[1];
-    if (!c->w_peep && !coupled) {
+    sp_tensor *h = sp__rec_input(t, c, state[0]), *cell = state[1]; /* h only feeds the recurrent product */
+    if (!c->w_peep && !coupled && !c->cand_mask) {
         /* the standard cell's gate math is one fused op (the composition below, checked equal in
          * tests/test_ops_grad.c): [h' | c'] = lstm_cell(xp + h W_hh^T, c) */
         sp_tensor *hc = sp_name(t, sp_lstm_cell(t, xp, sp__recurrent(t, c, h, 0, c->gate_size), cell), "cell");
@@ -55,6 +55,7 @@ sp_status sp__lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *
     sp_tensor *f = coupled ? sp_name(t, sp_one_minus(t, i), "forget")
                            : gate(t, sp_slice_cols(t, a, bf, H), c, 1, cell, "forget");
     sp_tensor *g = sp_name(t, sp_tanh(t, sp_slice_cols(t, a, bg, H)), "candidate");
+    if (c->cand_mask) g = sp_mul(t, g, c->cand_mask); /* Semeniuta et al.: c' = f c + i d(g) */
     sp_tensor *c2 = sp_name(t, sp_add(t, sp_mul(t, f, cell), sp_mul(t, i, g)), "c");
     sp_tensor *o = gate(t, sp_slice_cols(t, a, bo, H), c, coupled ? 1 : 2, c2, "output");
     sp_tensor *h2 = sp_mul(t, o, sp_tanh(t, c2));

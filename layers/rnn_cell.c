@@ -10,17 +10,24 @@
 
 #include <math.h>
 
-/* xp + h W_hh^T in one node: the step's projected rows are the product's addend */
+/* xp + h W_hh^T in one node: the step's projected rows are the product's addend. Recurrent
+ * dropout masks h before the product; candidate dropout masks the new h. */
+static sp_status rnn_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out, int relu)
+{
+    sp_tensor *pre = sp_matmul_bias(t, sp__rec_input(t, c, state[0]), 0, c->w_hh, 1, xp);
+    sp_tensor *h = relu ? sp_relu(t, pre) : sp_tanh(t, pre);
+    out[0] = sp_name(t, c->cand_mask ? sp_mul(t, h, c->cand_mask) : h, "h");
+    return sp_tape_status(t);
+}
+
 sp_status sp__rnn_tanh_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
-    out[0] = sp_name(t, sp_tanh(t, sp_matmul_bias(t, state[0], 0, c->w_hh, 1, xp)), "h");
-    return sp_tape_status(t);
+    return rnn_step(t, c, xp, state, out, 0);
 }
 
 sp_status sp__rnn_relu_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
-    out[0] = sp_name(t, sp_relu(t, sp_matmul_bias(t, state[0], 0, c->w_hh, 1, xp)), "h");
-    return sp_tape_status(t);
+    return rnn_step(t, c, xp, state, out, 1);
 }
 
 sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,

@@ -68,17 +68,60 @@ static sp_status check_step(sp_tape *t, const sp_cell *c, int s, sp_tensor **ns,
     return sp_tape_status(t);
 }
 
-static sp_status run(sp_tape *t, const sp_cell *c, sp_tensor *x, int T, int B, const sp_seq_opts *o, sp_seq_out *out,
+/* Zoneout of state k: s = s_old + keep * (s_new - s_old), keep = 1 - d with d ~ Bernoulli(z) per
+ * element in training, keep = 1 - z (the expectation) at evaluation. */
+static sp_tensor *zoneout(sp_tape *t, sp_tensor *fresh, sp_tensor *old, double z, const sp_cell_noise *n)
+{
+    if (!(z > 0)) return fresh;
+    sp_tensor *keep = sp_name(t, sp_const(t, n->train ? fresh->rows : 1, n->train ? fresh->cols : 1), "zoneout_keep");
+    if (!keep) return NULL;
+    if (n->train) {
+        for (int i = 0; i < fresh->rows; i++)
+            for (int j = 0; j < fresh->cols; j++) *sp_at(keep, i, j) = sp_rng_uniform(n->rng) < z ? 0 : 1;
+    } else {
+        keep->data[0] = (sp_real)(1 - z);
+    }
+    return sp_add(t, old, sp_mul(t, sp_sub(t, fresh, old), keep));
+}
+
+static int check_noise(sp_tape *t, const sp_cell *c, const sp_cell_noise *n)
+{
+    double r[4] = {n->zoneout_h, n->zoneout_c, n->recurrent_dropout, n->candidate_dropout};
+    static const char *what[4] = {"zoneout_h", "zoneout_c", "recurrent_dropout", "candidate_dropout"};
+    int any = 0;
+    for (int k = 0; k < 4; k++) {
+        if (!(r[k] >= 0 && r[k] < 1)) {
+            sp_tape_fail(t, SP_ERR_ARG, "seq \"%s\": %s = %g must be in [0, 1)", c->name, what[k], r[k]);
+            return 0;
+        }
+        any |= r[k] > 0;
+    }
+    if (any && n->train && !n->rng) {
+        sp_tape_fail(t, SP_ERR_ARG, "seq \"%s\": zoneout or recurrent/candidate dropout in training needs an rng", c->name);
+        return 0;
+    }
+    return 1;
+}
+
+static sp_status run(sp_tape *t, const sp_cell *cell, sp_tensor *x, int T, int B, const sp_seq_opts *o, sp_seq_out *out,
                      const char *outer)
 {
     const int *len = o->lengths;
+    const sp_cell_noise *nz = &o->noise;
+    if (!check_noise(t, cell, nz)) return sp_tape_status(t);
+    /* the runner's own copy, so the dropout masks can ride on it into the step */
+    sp_cell cc = *cell;
+    const sp_cell *c = &cc;
+    int cand = nz->train && nz->candidate_dropout > 0;
     sp__scope_push(t, outer, "%s", c->name);
     sp_tensor *in = o->reverse ? sp_seq_reverse(t, x, T, B, len) : x;
     if (o->input_mask) in = sp_dropout_mask(t, in, tile_mask(t, c, o->input_mask, T, B));
     sp_tensor *xp = c->project ? sp_name(t, c->project(t, c, in), "projected") : in;
     sp_tensor *state[SP_CELL_MAX_STATE], *ns[SP_CELL_MAX_STATE];
     for (int k = 0; k < c->n_state; k++) state[k] = initial(t, c, k, o->init ? o->init[k] : NULL, B);
-    if (xp && sp__lstm_is_plain(c)) { /* the whole recurrence is one op (ops/seq.c) */
+    /* zoneout (in training and, as its expectation, at evaluation) and dropout masks need the steps */
+    int noisy = nz->zoneout_h > 0 || nz->zoneout_c > 0 || (nz->train && (nz->recurrent_dropout > 0 || cand));
+    if (xp && !noisy && sp__lstm_is_plain(c)) { /* the whole recurrence is one op (ops/seq.c) */
         sp_tensor *hc = sp_name(t, sp_lstm_seq(t, xp, c->w_hh, state[0], state[1], T, len), "cells");
         sp_tensor *y = sp_name(t, sp_slice_rows(t, hc, 0, T * B), "out");
         out->out = o->reverse ? sp_seq_reverse(t, y, T, B, len) : y;
@@ -88,6 +131,9 @@ static sp_status run(sp_tape *t, const sp_cell *c, sp_tensor *x, int T, int B, c
     }
     sp_tensor **ys = sp_tape_alloc(t, (size_t)T * sizeof *ys), *zero = NULL;
     if (!ys || !xp) return sp_tape_status(t);
+    if (nz->train && nz->recurrent_dropout > 0 &&
+        !(cc.h_mask = sp_name(t, sp_variational_mask(t, B, c->out_size, nz->recurrent_dropout, nz->rng), "h_mask")))
+        return sp_tape_status(t);
     for (int s = 0; s < T; s++) {
         sp__scope_push(t, outer, "%s/t%d", c->name, s);
         int all_pad;
@@ -97,8 +143,13 @@ static sp_status run(sp_tape *t, const sp_cell *c, sp_tensor *x, int T, int B, c
             continue;
         }
         memset(ns, 0, sizeof ns);
+        if (cand && !(cc.cand_mask = sp_name(t, sp_variational_mask(t, B, c->hidden_size, nz->candidate_dropout, nz->rng),
+                                             "cand_mask")))
+            return sp_tape_status(t);
         if (c->step(t, c, sp_slice_rows(t, xp, s * B, B), state, ns) != SP_OK || check_step(t, c, s, ns, B) != SP_OK)
             return sp_tape_status(t);
+        for (int k = 0; k < c->n_state && k < 2; k++)
+            if (!(ns[k] = zoneout(t, ns[k], state[k], k ? nz->zoneout_c : nz->zoneout_h, nz))) return sp_tape_status(t);
         if (!m) {
             ys[s] = ns[0];
             for (int k = 0; k < c->n_state; k++) state[k] = ns[k];

@@ -62,6 +62,9 @@ sp_status sp_rnn_run(sp_tape *t, const sp_rnn *r, sp_tensor *x, int T, int B, co
         sp_tape_fail(t, SP_ERR_ARG, "rnn \"%s\": dropout in training needs an rng", r->cell[0][0].name);
         return sp_tape_status(t);
     }
+    if (!o.noise.rng) o.noise.rng = o.rng;
+    if (!o.train) o.noise.train = 0; /* evaluation switches every regulariser off */
+    else o.noise.train = 1;
     char outer[256];
     snprintf(outer, sizeof outer, "%s", sp_tape_get_scope(t));
     sp_tensor *h = x;
@@ -76,14 +79,14 @@ sp_status sp_rnn_run(sp_tape *t, const sp_rnn *r, sp_tensor *x, int T, int B, co
             if (!mask) return sp_tape_status(t);
         }
         if (r->bidirectional) {
-            sp_bidir_opts bo = {o.lengths, i0, i1, r->merge, mask};
+            sp_bidir_opts bo = {o.lengths, i0, i1, r->merge, mask, o.noise};
             sp_bidir_out br;
             if (sp_bidir_run(t, &c[0], &c[1], h, T, B, &bo, &br) != SP_OK) return sp_tape_status(t);
             h = br.out;
             memcpy(out->final.s[l][0], br.fwd_final, sizeof br.fwd_final);
             memcpy(out->final.s[l][1], br.bwd_final, sizeof br.bwd_final);
         } else {
-            sp_seq_opts so = {o.lengths, i0, 0, mask};
+            sp_seq_opts so = {o.lengths, i0, 0, mask, o.noise};
             sp_seq_out sr;
             if (sp_seq_run(t, &c[0], h, T, B, &so, &sr) != SP_OK) return sp_tape_status(t);
             h = sr.out;

@@ -91,3 +91,13 @@ int sp_gradcheck(sp_params *ps, sp_test_build build, void *ctx, const sp_gradche
     sp_tape_free(t);
     return bad;
 }
+
+sp_tensor *sp_test_const(sp_tape *t, int rows, int cols, uint64_t seed)
+{
+    sp_tensor *x = sp_const(t, rows, cols);
+    if (!x) return NULL;
+    sp_rng r;
+    sp_rng_seed(&r, seed);
+    sp_test_fill(x, &r, -1, 1);
+    return x;
+}

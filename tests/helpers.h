@@ -17,6 +17,9 @@ void sp_test_close(double a, double b, double rtol, double atol, const char *wha
 /* Fill a tensor with uniform values in [lo, hi). */
 void sp_test_fill(sp_tensor *x, sp_rng *r, double lo, double hi);
 
+/* A tape constant rows x cols filled with uniform values in [-1, 1) from seed. */
+sp_tensor *sp_test_const(sp_tape *t, int rows, int cols, uint64_t seed);
+
 /* Builds the loss for a gradient check on a freshly reset tape. Everything it differentiates
  * with respect to must be a parameter of the set given to sp_gradcheck. */
 typedef sp_tensor *(*sp_test_build)(sp_tape *t, void *ctx);

@@ -219,6 +219,20 @@ void *sp_tape_alloc(sp_tape *t, size_t bytes);
  * reads them, and products keep a packed copy of a weight until reset or backward). */
 sp_status sp_backward(sp_tape *t, sp_tensor *loss) SP_WARN_UNUSED;
 
+/* Memory-efficient BPTT by recomputation (autograd/segment.c). fn builds a piece of the forward
+ * pass (e.g. k time steps) on the tape it is given from in[0..n_in-1] and writes n_out outputs;
+ * sp_segment runs it on `scratch` (a second tape of the caller's, rewound here) and keeps only the
+ * inputs and copies of the outputs (out[k], views of one record) on t, so the piece's
+ * activations are dropped as soon as the next segment runs. sp_backward on t runs fn again on
+ * scratch from the same inputs, with rng (may be NULL) restored to its state at the forward call
+ * so dropout/zoneout masks repeat, and backpropagates through it. Gradients equal those of the
+ * plain tape to rounding (sums are grouped per segment). fn must compute the same thing every
+ * time it is called with the same inputs and rng state, and parameters it reads and what user
+ * points to must not change before sp_backward (give each segment its own user data). Inputs may be tape tensors or parameters (at most 16 each way). */
+typedef sp_status (*sp_segment_fn)(sp_tape *t, void *user, sp_tensor *const *in, sp_tensor **out);
+sp_status sp_segment(sp_tape *t, sp_tape *scratch, sp_segment_fn fn, void *user, sp_rng *rng, int n_in,
+                     sp_tensor *const *in, int n_out, sp_tensor **out);
+
 /* Introspection for tests, dot export and tools. */
 int sp_tape_count(const sp_tape *t);            /* records */
 size_t sp_tape_bytes(const sp_tape *t);         /* arena bytes in use */

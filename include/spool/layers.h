@@ -88,6 +88,8 @@ typedef enum {
     SP_CELL_GRU_RESET_BEFORE_MATMUL,  /* n = tanh(.. + W_hn (r*h')) Keras reset_after=False        */
     SP_CELL_GRU_RESET_AFTER_MATMUL,   /* n = tanh(.. + r*(W_hn h' + b_hn))  nn.GRU / cuDNN         */
     SP_CELL_LSTM,       /* nn.LSTM (i, f, g, o); variants by sp_cell_opts.lstm_flags / proj_size  */
+    SP_CELL_LN_LSTM,    /* layer-normalised LSTM (Ba et al. 2016): LN on both gate halves and on c  */
+    SP_CELL_LN_GRU,     /* layer-normalised GRU, reset after the product (equations in ln_cell.c)  */
     SP_CELL_CUSTOM      /* a user's cell: the caller fills the struct */
 } sp_cell_kind;
 
@@ -101,7 +103,8 @@ typedef struct {
     int lstm_flags;      /* SP_LSTM_PEEPHOLE | SP_LSTM_COUPLED, LSTM only */
     int proj_size;       /* LSTM only: 0, or P with 0 < P < H (LSTMP, PyTorch proj_size) */
     int orthogonal;      /* recurrent weights: each gate's block orthogonal instead of uniform */
-    int forget_bias_one; /* LSTM: forget gate bias b_ih = 1, b_hh = 0 (sum 1) after init; no-op coupled */
+    int forget_bias_one; /* LSTM: forget gate bias b_ih = 1, b_hh = 0 (sum 1) after init; no-op coupled;
+                            LN-LSTM: the forget block of the input LN bias = 1 */
 } sp_cell_opts;
 
 #define SP_CELL_MAX_STATE 2
@@ -132,9 +135,14 @@ struct sp_cell {
     int state_size[SP_CELL_MAX_STATE]; /* [0] = O (h), [1] = H (c, LSTM) */
     /* Built-in parameters (NULL where the kind has none). */
     sp_tensor *w_ih, *w_hh, *b_ih, *b_hh, *w_hr, *w_peep;
+    sp_tensor *ln_gain[3], *ln_bias[3]; /* layer-norm cells: [0] on x W_ih^T, [1] on h W_hh^T, [2] on c */
     sp_cell_project_fn project; /* NULL: step receives raw input rows */
     sp_cell_step_fn step;
     void *user;          /* custom cells: whatever step needs (e.g. a struct of parameters) */
+    /* Set by the runners on their own copy of the cell while a training run uses dropout (see
+     * sp_cell_noise); NULL otherwise. A custom cell may honour them or ignore them. */
+    sp_tensor *h_mask;     /* [B, O] 0 or 1/(1-p): multiplies h before every recurrent product */
+    sp_tensor *cand_mask;  /* [B, H] 0 or 1/(1-p): multiplies the candidate (LSTM g, GRU n, RNN h') */
     char name[64];       /* tape scope of this cell, e.g. "lstm0" or "lstm0_reverse" (prefix, or the kind, + layer) */
 };
 
@@ -160,6 +168,29 @@ sp_status sp_cell_forward(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor 
 
 /* ============================================================================ one sequence */
 
+/* Regularisers of the recurrence, options of every built-in cell (and of custom cells through
+ * their state, and h_mask / cand_mask where the cell honours them). All draw from rng only when
+ * train != 0 and a rate is > 0, so a run is reproducible from its seed.
+ *   zoneout_h, zoneout_c  Zoneout (Krueger et al. 2016): in training each element of the new state
+ *                         keeps its previous value with probability z (fresh mask per element and
+ *                         step): s_t = d * s_{t-1} + (1 - d) * s_new, d ~ Bernoulli(z). At
+ *                         evaluation its expectation, s_t = z s_{t-1} + (1 - z) s_new (as the
+ *                         paper does). zoneout_c applies to the LSTM cell state (state 1).
+ *   recurrent_dropout     variational dropout of the hidden-to-hidden path (Gal & Ghahramani
+ *                         2016): one [B, O] mask per sequence multiplies h before the recurrent
+ *                         product at every step (the state itself and GRU's interpolation see the
+ *                         unmasked h). Identity at evaluation.
+ *   candidate_dropout     dropout of the candidate (Semeniuta et al. 2016, "without memory
+ *                         loss"): a fresh [B, H] mask per step on LSTM's g (c' = f c + i d(g)),
+ *                         GRU's n (h' = (1 - z) d(n) + z h) and the vanilla RNN's new h.
+ *                         Identity at evaluation.
+ * Masks are inverted (kept values scaled by 1/(1-p)), so no rescaling is needed at evaluation. */
+typedef struct {
+    double zoneout_h, zoneout_c, recurrent_dropout, candidate_dropout;
+    sp_rng *rng; /* required when train and any rate > 0 */
+    int train;   /* 0: evaluation */
+} sp_cell_noise;
+
 typedef struct {
     const int *lengths;        /* int[B] real lengths in [0, T], any order; NULL: every row is T long */
     sp_tensor *const *init;    /* n_state tensors, each [B, S] or [1, S] (broadcast to every row, e.g.
@@ -169,6 +200,7 @@ typedef struct {
                                   are still returned in the original time order */
     sp_tensor *input_mask;     /* optional [B, I] constant mask (0 or 1/(1-p)) reused at every step:
                                   variational dropout of the input (see sp_variational_mask) */
+    sp_cell_noise noise;       /* zoneout, recurrent and candidate dropout (zeros: none) */
 } sp_seq_opts;
 
 typedef struct {
@@ -221,6 +253,7 @@ typedef struct {
     sp_tensor *const *init_bwd;
     sp_merge merge;
     sp_tensor *input_mask;        /* as sp_seq_opts.input_mask, shared by both directions */
+    sp_cell_noise noise;          /* as sp_seq_opts.noise, for both directions (masks drawn per direction) */
 } sp_bidir_opts;
 
 typedef struct {
@@ -273,6 +306,8 @@ typedef struct {
                                        mask per sequence reused at every step (Gal & Ghahramani) */
     sp_rng *rng;                    /* required when train and a dropout > 0 */
     int train;                      /* 0: dropouts are the identity (eval) */
+    sp_cell_noise noise;            /* zoneout, recurrent and candidate dropout in every layer;
+                                       its rng and train fields default to the ones above */
 } sp_rnn_opts;
 
 typedef struct {
@@ -310,6 +345,50 @@ sp_status sp_carry_load(sp_tape *t, const sp_carry *c, int B, sp_rnn_state *init
 sp_status sp_carry_reset_row(sp_carry *c, int b);
 void sp_carry_reset(sp_carry *c); /* all rows */
 
+/* ======================================================================= streaming inference */
+
+/* Forward-only inference one step at a time (layers/stream.c): a one-directional stack stepped on
+ * its own state with a private tape rewound at every step, so a stream of any length needs one
+ * step's memory and keeps nothing for a backward pass. Outputs equal sp_rnn_run's (evaluation
+ * mode, zoneout as its expectation if noise has zoneout rates; dropouts are off). Per step:
+ *   sp_tape *t = sp_stream_begin(s);             rewinds the step's memory; build inputs on t
+ *   sp_tensor *h = sp_stream_step(s, x);         every layer one step; x [B, I] made on t
+ *   ... a head on t (e.g. sp_linear_forward(t, &head, h)); valid until the next begin.
+ * The state starts at zero (sp_stream_reset zeroes it again); sp_stream_state gives the buffer of
+ * layer l's state k ([B, S] row-major) to read or set. */
+typedef struct sp_stream sp_stream;
+sp_stream *sp_stream_new(const sp_rnn *r, int B, const sp_cell_noise *noise); /* NULL + sp_last_error */
+void sp_stream_free(sp_stream *s);
+void sp_stream_reset(sp_stream *s);
+sp_real *sp_stream_state(sp_stream *s, int layer, int k);
+sp_tape *sp_stream_begin(sp_stream *s);
+sp_tensor *sp_stream_step(sp_stream *s, sp_tensor *x);
+
+/* ================================================================================ attention */
+
+/* Attention of a decoder step over an encoder's outputs (layers/attention.c; ops in ops.h). */
+typedef enum {
+    SP_ATTN_DOT,      /* q . k (Luong "dot"; query size = key size) */
+    SP_ATTN_GENERAL,  /* (q W^T) . k, W "<prefix>.weight" [K, Q] (Luong "general", multiplicative) */
+    SP_ATTN_ADDITIVE  /* v . tanh(q W_q^T + k W_k^T) (Bahdanau): "<prefix>.query_weight" [A, Q],
+                         ".key_weight" [A, K], ".v" [1, A] */
+} sp_attn_kind;
+
+typedef struct {
+    sp_attn_kind kind;
+    int query_size, key_size, attn_size;
+    sp_tensor *w_q, *w_k, *v;
+} sp_attention;
+
+sp_status sp_attention_init(sp_attention *a, sp_params *ps, const char *prefix, sp_attn_kind kind, int Q, int K, int A,
+                            sp_rng *rng);
+/* Once per encoder output enc [S*B, K]: the keys the scores use (enc W_k^T for additive, enc itself
+ * otherwise). */
+sp_tensor *sp_attention_keys(sp_tape *t, const sp_attention *a, sp_tensor *enc);
+/* One decoder step: query [B, Q] -> context [B, K] = sum over each row's real steps (lengths, may
+ * be NULL) of softmax(scores) * enc. *weights (may be NULL) receives the [B, S] attention weights. */
+sp_tensor *sp_attention_step(sp_tape *t, const sp_attention *a, sp_tensor *query, sp_tensor *keys, sp_tensor *enc,
+                             int S, const int *lengths, sp_tensor **weights);
 SP_API_END
 
 #ifdef __cplusplus

@@ -34,6 +34,9 @@ typedef enum {
     SP_OP_EMBEDDING, SP_OP_DROPOUT,
     SP_OP_LSTM_CELL, SP_OP_GRU_CELL, SP_OP_LSTM_SEQ,
     SP_OP_CRF_NLL,
+    SP_OP_LAYER_NORM,                                      /* ops/norm.c */
+    SP_OP_ATTN_DOT, SP_OP_ATTN_ADDITIVE, SP_OP_ATTN_CONTEXT, /* ops/attention.c */
+    SP_OP_SEGMENT,                                         /* autograd/segment.c */
     SP_OP__COUNT
 } sp_op;
 
@@ -147,6 +150,30 @@ sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn
 sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, sp_tensor *c0, int T,
                        const int *lengths);
 
+/* ------------------------------------------------------ normalisation */
+
+/* Layer normalisation of each row of x [R, C] (Ba, Kiros & Hinton 2016), torch.nn.LayerNorm(C)'s
+ * math: y = (x - mean) / sqrt(var + 1e-5) * gain + bias, var the biased variance over the row.
+ * gain and bias are rows [1, C] (usually parameters initialised to 1 and 0); either may be NULL. */
+sp_tensor *sp_layer_norm(sp_tape *t, sp_tensor *x, sp_tensor *gain, sp_tensor *bias);
+
+/* ---------------------------------------------------------- attention */
+
+/* Attention over S encoder steps of B sequences, the encoder side in the sequence layout
+ * [S*B, D] (row s*B + b is step s of sequence b), the decoder side one step [B, D]. Scores are
+ * [B, S]; mask them for variable lengths with sp_attn_mask and normalise with sp_softmax.
+ *   sp_attn_dot       e[b][s] = q_b . k_{s,b}                    (Luong et al. 2015 "dot"; "general"
+ *                                                                  is q = h W first, a matmul)
+ *   sp_attn_additive  e[b][s] = sum_d v_d tanh(q_{b,d} + k_{s,b,d})  (Bahdanau et al. 2015, with
+ *                                                                  q = h W_q, k = enc W_k precomputed)
+ *   sp_attn_context   c_b = sum_s a[b][s] v_{s,b}  -> [B, D]       the context vector */
+sp_tensor *sp_attn_dot(sp_tape *t, sp_tensor *q, sp_tensor *keys, int S);
+sp_tensor *sp_attn_additive(sp_tape *t, sp_tensor *q, sp_tensor *keys, sp_tensor *v, int S);
+sp_tensor *sp_attn_context(sp_tape *t, sp_tensor *weights, sp_tensor *values, int S);
+/* scores [B, S] + a constant that is 0 at s < lengths[b] and -1e30 after, so a following
+ * sp_softmax gives exactly 0 weight to padding (a row of length 0 gets uniform weights over
+ * nothing real, never NaN). lengths NULL: returns scores unchanged. */
+sp_tensor *sp_attn_mask(sp_tape *t, sp_tensor *scores, const int *lengths);
 SP_API_END
 
 #ifdef __cplusplus

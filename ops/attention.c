@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/* attention.c - the attention ops of encoder-decoders, forward and backward side by side:
+ * dot-product scores (Luong et al. 2015), additive scores (Bahdanau et al. 2015) and the context
+ * vector, over an encoder sequence in spool's layout [S*B, D] (row s*B + b = step s of sequence
+ * b) against one decoder step [B, D]. Masking for variable lengths is a composition (a constant
+ * added to the scores, then sp_softmax), so padding needs no op of its own. The layer that uses
+ * them is layers/attention.c. */
+#include "../autograd/tape_internal.h"
+
+#include <math.h>
+
+#define G(x, i, j) ((x)->grad + (size_t)(i) * (x)->stride + (j)) /* input gradients share data's stride */
+
+static int check(sp_tape *t, sp_op op, sp_tensor *q, sp_tensor *keys, int S, const char *kname)
+{
+    if (S <= 0 || keys->rows != S * q->rows) {
+        char why[160];
+        snprintf(why, sizeof why, "%s must be [S*B x D] with S = %d and B = the query's rows", kname, S);
+        sp__shape_error(t, op, why, q, keys);
+        return 0;
+    }
+    if (keys->cols != q->cols) {
+        sp__shape_error(t, op, "query and keys need the same columns D", q, keys);
+        return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ dot */
+
+sp_tensor *sp_attn_dot(sp_tape *t, sp_tensor *q, sp_tensor *keys, int S)
+{
+    sp_tensor *in[2] = {q, keys};
+    if (!sp__ready(t, SP_OP_ATTN_DOT, in, 2) || !check(t, SP_OP_ATTN_DOT, q, keys, S, "keys")) return NULL;
+    int B = q->rows, D = q->cols;
+    sp_record *r = sp__record(t, SP_OP_ATTN_DOT, B, S, in, 2);
+    if (!r) return NULL;
+    r->iattr[0] = S;
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) {
+            const sp_real *qb = sp_at(q, b, 0), *k = sp_at(keys, s * B + b, 0);
+            sp_real e = 0;
+            for (int d = 0; d < D; d++) e += qb[d] * k[d];
+            r->out->data[(size_t)b * S + s] = e;
+        }
+    return r->out;
+}
+
+void sp__attn_dot_backward(sp_record *r)
+{
+    sp_tensor *q = r->in[0], *keys = r->in[1], *o = r->out;
+    int S = r->iattr[0], B = q->rows, D = q->cols;
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) {
+            sp_real g = o->grad[(size_t)b * S + s];
+            const sp_real *qb = sp_at(q, b, 0), *k = sp_at(keys, s * B + b, 0);
+            if (q->grad)
+                for (int d = 0; d < D; d++) *G(q, b, d) += g * k[d];
+            if (keys->grad)
+                for (int d = 0; d < D; d++) *G(keys, s * B + b, d) += g * qb[d];
+        }
+}
+
+/* ------------------------------------------------------------- additive */
+
+sp_tensor *sp_attn_additive(sp_tape *t, sp_tensor *q, sp_tensor *keys, sp_tensor *v, int S)
+{
+    sp_tensor *in[3] = {q, keys, v};
+    if (!sp__ready(t, SP_OP_ATTN_ADDITIVE, in, 3) || !check(t, SP_OP_ATTN_ADDITIVE, q, keys, S, "keys")) return NULL;
+    int B = q->rows, D = q->cols;
+    if (v->rows != 1 || v->cols != D) {
+        sp__shape_error(t, SP_OP_ATTN_ADDITIVE, "v must be a row [1 x D]", q, v);
+        return NULL;
+    }
+    sp_record *r = sp__record(t, SP_OP_ATTN_ADDITIVE, B, S, in, 3);
+    if (!r) return NULL;
+    sp_real *u = sp__alloc_raw(t, (size_t)S * B * D * sizeof(sp_real)); /* tanh(q + k), for the backward */
+    if (!u) return NULL;
+    r->saved = u;
+    r->iattr[0] = S;
+    for (int s = 0; s < S; s++)
+        for (int b = 0; b < B; b++) {
+            const sp_real *qb = sp_at(q, b, 0), *k = sp_at(keys, s * B + b, 0);
+            sp_real *ui = u + ((size_t)s * B + b) * D, e = 0;
+            for (int d = 0; d < D; d++) {
+                ui[d] = SP_TANH(qb[d] + k[d]);
+                e += v->data[d] * ui[d];
+            }
+            r->out->data[(size_t)b * S + s] = e;
+        }
+    return r->out;
+}
+
+void sp__attn_additive_backward(sp_record *r)
+{
+    sp_tensor *q = r->in[0], *keys = r->in[1], *v = r->in[2], *o = r->out;
+    int S = r->iattr[0], B = q->rows, D = q->cols;
+    const sp_real *u = r->saved;
+    for (int s = 0; s < S; s++)
+        for (int b = 0; b < B; b++) {
+            sp_real g = o->grad[(size_t)b * S + s];
+            const sp_real *ui = u + ((size_t)s * B + b) * D;
+            for (int d = 0; d < D; d++) {
+                sp_real pre = g * v->data[d] * (1 - ui[d] * ui[d]);
+                if (q->grad) *G(q, b, d) += pre;
+                if (keys->grad) *G(keys, s * B + b, d) += pre;
+                if (v->grad) *G(v, 0, d) += g * ui[d];
+            }
+        }
+}
+
+/* -------------------------------------------------------------- context */
+
+sp_tensor *sp_attn_context(sp_tape *t, sp_tensor *a, sp_tensor *values, int S)
+{
+    sp_tensor *in[2] = {a, values};
+    if (!sp__ready(t, SP_OP_ATTN_CONTEXT, in, 2)) return NULL;
+    int B = a->rows, D = values->cols;
+    if (a->cols != S || values->rows != S * B) {
+        sp__shape_error(t, SP_OP_ATTN_CONTEXT, "weights must be [B x S] and values [S*B x D]", a, values);
+        return NULL;
+    }
+    sp_record *r = sp__record(t, SP_OP_ATTN_CONTEXT, B, D, in, 2);
+    if (!r) return NULL;
+    r->iattr[0] = S;
+    for (int b = 0; b < B; b++) {
+        sp_real *cb = r->out->data + (size_t)b * D;
+        for (int d = 0; d < D; d++) cb[d] = 0;
+        for (int s = 0; s < S; s++) {
+            sp_real w = *sp_at(a, b, s);
+            const sp_real *vs = sp_at(values, s * B + b, 0);
+            for (int d = 0; d < D; d++) cb[d] += w * vs[d];
+        }
+    }
+    return r->out;
+}
+
+void sp__attn_context_backward(sp_record *r)
+{
+    sp_tensor *a = r->in[0], *values = r->in[1], *o = r->out;
+    int S = r->iattr[0], B = a->rows, D = values->cols;
+    for (int b = 0; b < B; b++) {
+        const sp_real *g = o->grad + (size_t)b * D;
+        for (int s = 0; s < S; s++) {
+            const sp_real *vs = sp_at(values, s * B + b, 0);
+            if (a->grad) {
+                sp_real dot = 0;
+                for (int d = 0; d < D; d++) dot += g[d] * vs[d];
+                *G(a, b, s) += dot;
+            }
+            if (values->grad) {
+                sp_real w = *sp_at(a, b, s);
+                for (int d = 0; d < D; d++) *G(values, s * B + b, d) += w * g[d];
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- mask */
+
+sp_tensor *sp_attn_mask(sp_tape *t, sp_tensor *scores, const int *lengths)
+{
+    if (!lengths || !scores || sp_tape_status(t) != SP_OK) return scores;
+    int B = scores->rows, S = scores->cols;
+    sp_tensor *m = sp_name(t, sp_const(t, B, S), "attn_mask");
+    if (!m) return NULL;
+    for (int b = 0; b < B; b++) {
+        if (lengths[b] < 0 || lengths[b] > S) {
+            sp_tape_fail(t, SP_ERR_ARG, "attn_mask \"%s\": length %d of row %d is outside [0, S = %d]", scores->name,
+                         lengths[b], b, S);
+            return NULL;
+        }
+        for (int s = lengths[b]; s < S; s++) *sp_at(m, b, s) = (sp_real)-1e30;
+    }
+    return sp_add(t, scores, m);
+}
