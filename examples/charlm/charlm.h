@@ -81,6 +81,7 @@ typedef struct {
     int V, E, H, P, L; /* vocab, embedding, hidden, projection (lstmp; else 0), layers */
     double dropout;    /* between layers and before the head */
     int orthogonal, forget_bias_one;
+    double zoneout_h, zoneout_c, recurrent_dropout, candidate_dropout; /* sp_cell_noise of every layer */
 } cl_model_cfg;
 
 typedef struct {
@@ -108,7 +109,7 @@ typedef struct {
     /* model */
     char cell[24];
     int hidden, layers, embed, proj, orthogonal, forget_bias;
-    double dropout;
+    double dropout, zoneout_h, zoneout_c, recurrent_dropout, candidate_dropout;
     /* training */
     int seq, batch;
     char optimizer[16], lr_schedule[16];

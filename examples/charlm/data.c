@@ -150,6 +150,10 @@ cl_model_cfg cl_model_cfg_of(const cl_opts *o, int V)
     snprintf(m.cell, sizeof m.cell, "%s", o->cell);
     m.V = V, m.E = o->embed, m.H = o->hidden, m.P = o->proj, m.L = o->layers;
     m.dropout = o->dropout;
+    m.zoneout_h = o->zoneout_h;
+    m.zoneout_c = o->zoneout_c;
+    m.recurrent_dropout = o->recurrent_dropout;
+    m.candidate_dropout = o->candidate_dropout;
     m.orthogonal = o->orthogonal, m.forget_bias_one = o->forget_bias;
     return m;
 }

@@ -52,9 +52,20 @@ int cl_model_init(cl_model *m, const cl_model_cfg *cfg, sp_params *ps, sp_rng *r
         return -1;
     }
     if (cfg->V < 2 || cfg->E < 1 || cfg->H < 1 || cfg->L < 1 || cfg->L > SP_RNN_MAX_LAYERS ||
-        cfg->dropout < 0 || cfg->dropout >= 1) {
+        !(cfg->dropout >= 0 && cfg->dropout < 1)) {
         snprintf(err, errn, "bad model size: vocab %d, --embed %d, --hidden %d, --layers %d (1..%d), --dropout %g ([0, 1))",
                  cfg->V, cfg->E, cfg->H, cfg->L, SP_RNN_MAX_LAYERS, cfg->dropout);
+        return -1;
+    }
+    double rates[4] = {cfg->zoneout_h, cfg->zoneout_c, cfg->recurrent_dropout, cfg->candidate_dropout};
+    static const char *rate_name[4] = {"zoneout-h", "zoneout-c", "recurrent-dropout", "candidate-dropout"};
+    for (int k = 0; k < 4; k++)
+        if (!(rates[k] >= 0 && rates[k] < 1)) {
+            snprintf(err, errn, "--%s %g must be in [0, 1)", rate_name[k], rates[k]);
+            return -1;
+        }
+    if (cfg->zoneout_c > 0 && CELLS[ci].kind != SP_CELL_LSTM) {
+        snprintf(err, errn, "--zoneout-c applies to LSTM cells only (the %s cell has no cell state)", cfg->cell);
         return -1;
     }
     sp_cell_opts co = {0};
@@ -92,6 +103,8 @@ sp_tensor *cl_model_forward(cl_model *m, sp_tape *t, const int *in, int T, int B
     ro.between_layers_dropout = m->cfg.dropout;
     ro.rng = rng;
     ro.train = train;
+    ro.noise = (sp_cell_noise){m->cfg.zoneout_h, m->cfg.zoneout_c, m->cfg.recurrent_dropout, m->cfg.candidate_dropout,
+                               rng, train};
     sp_rnn_out out;
     if (sp_rnn_run(t, &m->rnn, x, T, B, &ro, &out)) return NULL;
     if (carry && sp_carry_save(carry, &out.final)) {
