@@ -97,6 +97,15 @@ int cl_model_init(cl_model *m, const cl_model_cfg *cfg, sp_params *ps, sp_rng *r
  * holds the initial state and receives the final one (plain numbers: truncated BPTT). */
 sp_tensor *cl_model_forward(cl_model *m, sp_tape *t, const int *in, int T, int B, sp_carry *carry,
                             int train, sp_rng *rng);
+/* The batch's training loss (mean cross-entropy over its `predicted` real targets). segment > 0:
+ * the chunk runs in pieces of `segment` steps on `scratch` whose activations are dropped and
+ * recomputed in backward (sp_segment): same loss and gradients to rounding, far less memory. */
+sp_tensor *cl_model_loss(cl_model *m, sp_tape *t, sp_tape *scratch, const int *in, const int *tgt, int T, int B,
+                         long predicted, sp_carry *carry, int train, sp_rng *rng, int segment);
+/* Streaming inference with batch 1 (sp_stream): one character in, the logits of the next out
+ * (valid until the next step); NULL with the message in err. */
+sp_stream *cl_model_stream_new(const cl_model *m);
+const sp_real *cl_model_stream_step(cl_model *m, sp_stream *s, int id, char *err, size_t errn);
 int cl_cell_known(const char *name);
 const char *cl_cell_list(void);
 
@@ -111,7 +120,7 @@ typedef struct {
     int hidden, layers, embed, proj, orthogonal, forget_bias;
     double dropout, zoneout_h, zoneout_c, recurrent_dropout, candidate_dropout;
     /* training */
-    int seq, batch;
+    int seq, batch, segment;
     char optimizer[16], lr_schedule[16];
     double lr, beta1, beta2, eps, momentum, weight_decay, clip, min_lr, gamma;
     int warmup, step_size;

@@ -40,6 +40,7 @@ static ex_opt OPTS[] = {
     {"candidate-dropout", EX_DBL, S(candidate_dropout), "0", 0, 0.99, TR, NULL, "dropout of the candidate g/n at every step (Semeniuta et al. 2016)", NULL, NULL, 1},
     {"seq", EX_INT, S(seq), "64", 1, 1048576, TR, NULL, "characters per chunk (stream mode; truncated BPTT length)", NULL, NULL, 1},
     {"batch", EX_INT, S(batch), "32", 1, 1024, TR, NULL, "sequences per step (under mpirun: per rank; a step reads ranks x batch)", NULL, NULL, 1},
+    {"segment", EX_INT, S(segment), "0", 0, 1048576, TR, NULL, "recompute the activations of every N steps in backward instead of keeping them (long --seq; 0 = keep all)", NULL, NULL, 0},
     {"optimizer", EX_BUF, S(optimizer), "adam", 0, 0, TR, NULL, "sgd | rmsprop | adagrad | adam | adamw", "sgd|rmsprop|adagrad|adam|adamw", NULL, 1},
     {"lr", EX_DBL, S(lr), "0.003", 0, 10, TR, NULL, "base learning rate", NULL, NULL, 1},
     {"beta1", EX_DBL, S(beta1), "0.9", 0, 0.999999, TR, NULL, "Adam/AdamW beta1", NULL, NULL, 1},

@@ -153,6 +153,7 @@ static int train(cl_opts *o, sp_dist *dist)
     int ck_lines = 0;
     long start_step = 0;
     char *carry_hex = NULL;
+    if (o->segment < 0) return cl_fail("--segment must be >= 0 (0 = keep every activation), not %d", o->segment);
     if (o->resume && cl_read_checkpoint_header(o->checkpoint, o, 0, &ck_vocab, &ck_lines, &start_step, &carry_hex))
         return 1;
     default_paths(o);
@@ -293,7 +294,7 @@ static int train(cl_opts *o, sp_dist *dist)
     sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
 
-    sp_tape *t = sp_tape_new();
+    sp_tape *t = sp_tape_new(), *scratch = o->segment > 0 ? sp_tape_new() : NULL;
     cl_batch b = {0};
     order ord = {.perm = malloc(sizeof(int) * (size_t)c.train.n_seq), .n = c.train.n_seq, .epoch = -1,
                  .seed = (uint64_t)o->seed};
@@ -324,8 +325,8 @@ static int train(cl_opts *o, sp_dist *dist)
                                        0xBF58476D1CE4E5B9ull * (uint64_t)step);
         sp_tape_reset(t);
         sp_params_zero_grad(ps);
-        sp_tensor *logits = cl_model_forward(&m, t, b.in, b.T, b.B, c.lines ? NULL : &carry, 1, &drop_rng);
-        sp_tensor *loss = sp_softmax_xent(t, logits, b.tgt, NULL);
+        sp_tensor *loss = cl_model_loss(&m, t, scratch, b.in, b.tgt, b.T, b.B, b.predicted, c.lines ? NULL : &carry, 1,
+                                        &drop_rng, o->segment);
         if (!loss || sp_backward(t, loss) != SP_OK) { rc = cl_fail("training step %ld: %s", step + 1, sp_tape_errmsg(t)); break; }
         double lv = loss->data[0];
         long predicted = b.predicted;
@@ -413,6 +414,7 @@ static int train(cl_opts *o, sp_dist *dist)
     cl_batch_free(&b);
     sp_tape_free(t);
     sp_carry_free(&full);
+    sp_tape_free(scratch);
     sp_carry_free(&carry);
     sp_optim_free(opt);
     sp_params_free(ps);

@@ -142,32 +142,26 @@ int cl_cmd_sample(cl_opts *o)
     for (long i = 0; i < np; i++) ctx[nc++] = pids[i];
     sp_rng rng;
     sp_rng_seed(&rng, (uint64_t)o->seed);
-    sp_tape *t = sp_tape_new();
-    sp_carry carry = {0};
-    if (sp_carry_init(&carry, &tm.m.rnn, 1)) rc = cl_fail("%s", sp_last_error());
+    /* streaming inference: one character at a time on the stream's state, nothing recorded */
+    sp_stream *st = cl_model_stream_new(&tm.m);
+    if (!st) rc = cl_fail("%s", sp_last_error());
     for (int s = 0; s < o->count && !rc; s++) {
-        sp_carry_reset(&carry);
-        sp_tape_reset(t);
-        sp_tensor *logits = cl_model_forward(&tm.m, t, ctx, (int)nc, 1, &carry, 0, NULL);
-        if (!logits) { rc = cl_fail("%s", sp_tape_errmsg(t)); break; }
+        sp_stream_reset(st);
+        const sp_real *row = NULL;
+        for (long i = 0; i < nc && !rc; i++)
+            if (!(row = cl_model_stream_step(&tm.m, st, ctx[i], err, ERRN))) rc = cl_fail("%s", err);
+        if (rc) break;
         fwrite(prime, 1, plen, stdout);
-        const sp_real *row = sp_at(logits, (int)nc - 1, 0);
-        int ended = 0;
         for (int k = 0; k < max_len; k++) {
             int id = pick(row, V, o->temperature, o->top_k, &rng, NULL);
-            if (tm.lines && id == 0) { ended = 1; break; }
+            if (tm.lines && id == 0) break;
             put_symbol(&tm.vocab, id, stdout);
-            sp_tape_reset(t);
-            logits = cl_model_forward(&tm.m, t, &id, 1, 1, &carry, 0, NULL);
-            if (!logits) { rc = cl_fail("%s", sp_tape_errmsg(t)); break; }
-            row = logits->data;
+            if (!(row = cl_model_stream_step(&tm.m, st, id, err, ERRN))) { rc = cl_fail("%s", err); break; }
         }
-        (void)ended;
         fputs(tm.lines ? "\n" : (s + 1 < o->count ? "\n\n----\n\n" : "\n"), stdout);
     }
     fflush(stdout);
-    sp_carry_free(&carry);
-    sp_tape_free(t);
+    sp_stream_free(st);
     free(ctx);
     free(pids);
     free(prime);
@@ -234,17 +228,17 @@ int cl_cmd_score(cl_opts *o, const char *text)
         in[i] = tm.lines ? (i == 0 ? 0 : ids[i - 1]) : ids[i];
         tg[i] = tm.lines ? (i < n ? ids[i] : 0) : ids[i + 1];
     }
-    sp_tape *t = sp_tape_new();
-    sp_tensor *logits = cl_model_forward(&tm.m, t, in, (int)T, 1, NULL, 0, NULL);
-    int rc = 0;
-    if (!logits) rc = cl_fail("%s", sp_tape_errmsg(t));
-    else {
+    /* streaming inference, one character at a time (the same numbers as one forward over the text) */
+    sp_stream *st = cl_model_stream_new(&tm.m);
+    int rc = st ? 0 : cl_fail("%s", sp_last_error());
+    if (!rc) {
         printf("# spool-charlm score | checkpoint %s (%s mode)%s\n", o->checkpoint, tm.lines ? "lines" : "stream",
                tm.lines ? "" : "; the first character is context, not scored");
         printf("%4s  %-14s %10s %10s %12s\n", "pos", "char", "p", "-log p", "cumulative");
         double total = 0;
         for (long i = 0; i < T; i++) {
-            const sp_real *r = sp_at(logits, (int)i, 0);
+            const sp_real *r = cl_model_stream_step(&tm.m, st, in[i], err, ERRN);
+            if (!r) { rc = cl_fail("%s", err); break; }
             double mx = r[0], z = 0;
             for (int v = 1; v < tm.vocab.V; v++) mx = r[v] > mx ? r[v] : mx;
             for (int v = 0; v < tm.vocab.V; v++) z += exp((double)r[v] - mx);
@@ -253,10 +247,10 @@ int cl_cmd_score(cl_opts *o, const char *text)
             char sh[48];
             printf("%4ld  %-14s %10.5f %10.4f %12.4f\n", i + 1, cl_cp_show(tm.vocab.cp[tg[i]], sh, sizeof sh), exp(lp), -lp, -total);
         }
-        printf("log-probability %.4f nats (%.4f bits); %.4f nats/char over %ld predicted characters, perplexity %.3f\n",
+        if (!rc) printf("log-probability %.4f nats (%.4f bits); %.4f nats/char over %ld predicted characters, perplexity %.3f\n",
                total, total / log(2.0), -total / (double)T, T, exp(-total / (double)T));
     }
-    sp_tape_free(t);
+    sp_stream_free(st);
     free(in);
     free(tg);
     free(ids);
