@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/* test_seq_ops.c - the whole-sequence recurrence ops (ops/seq.c) against finite differences and
+ * against the per-step composition a user would write (matmul + lstm_cell per step).
+ *
+ * Built twice: linked to the double library it checks gradients by central differences and the
+ * composition to 1e-12; linked to the float library (SEQ_F32) it checks the packed AVX-512 path
+ * (lstm_seq with W_hh packed, several threads) against the composition on BLIS, values and every
+ * gradient, and that one and two threads give the same numbers. */
+#include "helpers.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    sp_params *ps;
+    sp_tensor *xp, *w, *h0, *c0;
+    int T, B, H;
+    const int *len;
+    int composed;
+} seq_case;
+
+static sp_tensor *weights(sp_tape *t, int rows, int cols, int seed)
+{
+    sp_tensor *w = sp_const(t, rows, cols);
+    sp_rng r;
+    sp_rng_seed(&r, (uint64_t)seed);
+    sp_test_fill(w, &r, -1, 1);
+    return w;
+}
+
+/* The per-step composition, one row at a time for its own length (so no masks are involved):
+ * outputs laid out like lstm_seq's ([h of all steps; final h; c of all steps; final c]). */
+static sp_tensor *composed(sp_tape *t, seq_case *g)
+{
+    int T = g->T, B = g->B, H = g->H;
+    sp_tensor **h = sp_tape_alloc(t, 2 * (size_t)(T + 1) * B * sizeof *h), *zero = sp_const(t, 1, H);
+    for (int b = 0; b < B; b++) {
+        int L = g->len ? g->len[b] : T;
+        sp_tensor *hp = sp_slice_rows(t, g->h0, b, 1), *cp = sp_slice_rows(t, g->c0, b, 1);
+        for (int s = 0; s < T; s++) {
+            if (s >= L) {
+                h[s * B + b] = h[(T + 1) * B + s * B + b] = zero;
+                continue;
+            }
+            sp_tensor *a = sp_matmul_bias(t, hp, 0, g->w, 1, sp_slice_rows(t, g->xp, s * B + b, 1));
+            sp_tensor *hc = sp_lstm_cell(t, a, NULL, cp);
+            hp = sp_slice_cols(t, hc, 0, H), cp = sp_slice_cols(t, hc, H, H);
+            h[s * B + b] = hp, h[(T + 1) * B + s * B + b] = cp;
+        }
+        h[T * B + b] = hp, h[(T + 1) * B + T * B + b] = cp;
+    }
+    return sp_concat_rows(t, h, 2 * (T + 1) * B);
+}
+
+static sp_tensor *forward(sp_tape *t, seq_case *g)
+{
+    return g->composed ? composed(t, g) : sp_lstm_seq(t, g->xp, g->w, g->h0, g->c0, g->T, g->len);
+}
+
+/* sum(out * random): every output element, the final states included, gets its own gradient */
+static sp_tensor *build(sp_tape *t, void *ctx)
+{
+    seq_case *g = ctx;
+    sp_tensor *o = forward(t, g);
+    if (!o) return NULL;
+    return sp_sum(t, sp_mul(t, o, weights(t, o->rows, o->cols, 7)));
+}
+
+static void make(seq_case *g, int T, int B, int H, const int *len, int seed)
+{
+    memset(g, 0, sizeof *g);
+    g->T = T, g->B = B, g->H = H, g->len = len;
+    g->ps = sp_params_new();
+    g->xp = sp_param(g->ps, "xp", T * B, 4 * H);
+    g->w = sp_param(g->ps, "w_hh", 4 * H, H);
+    g->h0 = sp_param(g->ps, "h0", B, H);
+    g->c0 = sp_param(g->ps, "c0", B, H);
+    sp_rng r;
+    sp_rng_seed(&r, (uint64_t)seed);
+    for (size_t k = 0; k < g->ps->numel; k++) g->ps->value[k] = (sp_real)(2 * sp_rng_uniform(&r) - 1);
+}
+
+/* Loss and every gradient of one run: returns the loss, gradients copied into grad. */
+static double run(seq_case *g, double *grad)
+{
+    sp_tape *t = sp_tape_new();
+    sp_params_zero_grad(g->ps);
+    sp_tensor *l = build(t, g);
+    assert_non_null(l);
+    assert_int_equal(sp_backward(t, l), SP_OK);
+    double loss = l->data[0];
+    for (size_t k = 0; k < g->ps->numel; k++) grad[k] = g->ps->grad[k];
+    sp_tape_free(t);
+    return loss;
+}
+
+static void compare_with_composition(seq_case *g, double rtol, double atol)
+{
+    size_t n = g->ps->numel;
+    double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    g->composed = 0;
+    double la = run(g, a);
+    g->composed = 1;
+    double lb = run(g, b);
+    g->composed = 0;
+    sp_test_close(la, lb, rtol, atol, "loss of lstm_seq vs its composition");
+    for (size_t k = 0; k < n; k++) sp_test_close(a[k], b[k], rtol, atol, "gradient of lstm_seq vs its composition");
+    free(a);
+    free(b);
+}
+
+#ifndef SEQ_F32
+
+static void test_lstm_seq_gradcheck(void **state)
+{
+    (void)state;
+    const int len[3] = {5, 2, 0}; /* full, short, empty */
+    seq_case g;
+    make(&g, 5, 3, 4, len, 1);
+    assert_int_equal(sp_gradcheck(g.ps, build, &g, NULL), 0);
+    /* the checker sees a single wrong component of the weight gradient */
+    sp_gradcheck_opts bad = {1e-6, 1e-9, 1e-6, (int)(g.w->data - g.ps->value) + 5};
+    assert_int_not_equal(sp_gradcheck(g.ps, build, &g, &bad), 0);
+    sp_params_free(g.ps);
+    make(&g, 6, 2, 3, NULL, 2); /* every row runs T steps */
+    assert_int_equal(sp_gradcheck(g.ps, build, &g, NULL), 0);
+    sp_params_free(g.ps);
+}
+
+static void test_lstm_seq_equals_composition(void **state)
+{
+    (void)state;
+    const int len[4] = {1, 6, 3, 6};
+    seq_case g;
+    make(&g, 6, 4, 5, len, 3);
+    compare_with_composition(&g, 1e-12, 1e-12);
+    sp_params_free(g.ps);
+}
+
+/* Accumulation: a weight reached twice (two lstm_seq ops share W_hh; one input feeds both) gets
+ * the sum of both gradients, and a second backward on a fresh tape adds to the first. */
+static sp_tensor *twice(sp_tape *t, void *ctx)
+{
+    seq_case *g = ctx;
+    sp_tensor *a = sp_lstm_seq(t, g->xp, g->w, g->h0, g->c0, g->T, NULL);
+    sp_tensor *b = sp_lstm_seq(t, sp_tanh(t, g->xp), g->w, g->c0, g->h0, g->T, g->len);
+    return sp_add(t, sp_sum(t, sp_mul(t, a, weights(t, a->rows, a->cols, 3))),
+                  sp_sum(t, sp_mul(t, b, weights(t, b->rows, b->cols, 4))));
+}
+
+static void test_lstm_seq_accumulates(void **state)
+{
+    (void)state;
+    const int len[2] = {2, 4};
+    seq_case g;
+    make(&g, 4, 2, 3, len, 4);
+    assert_int_equal(sp_gradcheck(g.ps, twice, &g, NULL), 0);
+    size_t n = g.ps->numel;
+    double *one = malloc(n * sizeof *one);
+    sp_tape *t = sp_tape_new();
+    sp_params_zero_grad(g.ps);
+    assert_int_equal(sp_backward(t, twice(t, &g)), SP_OK);
+    for (size_t k = 0; k < n; k++) one[k] = g.ps->grad[k];
+    sp_tape_reset(t);
+    assert_int_equal(sp_backward(t, twice(t, &g)), SP_OK); /* no zero_grad in between */
+    for (size_t k = 0; k < n; k++) sp_test_close(g.ps->grad[k], 2 * one[k], 1e-12, 1e-14, "second backward adds");
+    sp_tape_free(t);
+    free(one);
+    sp_params_free(g.ps);
+}
+
+static void test_lstm_seq_errors(void **state)
+{
+    (void)state;
+    seq_case g;
+    make(&g, 3, 2, 4, NULL, 5);
+    sp_tape *t = sp_tape_new();
+    assert_null(sp_lstm_seq(t, g.xp, g.w, g.h0, g.c0, 4, NULL)); /* 4 steps of 2 rows != 6 rows */
+    assert_non_null(strstr(sp_tape_errmsg(t), "lstm_seq"));
+    sp_tape_reset(t);
+    const int bad[2] = {1, 7};
+    assert_null(sp_lstm_seq(t, g.xp, g.w, g.h0, g.c0, 3, bad));
+    assert_non_null(strstr(sp_tape_errmsg(t), "lengths[1] = 7"));
+    sp_tape_reset(t);
+    assert_null(sp_lstm_seq(t, g.xp, g.h0, g.h0, g.c0, 3, NULL)); /* w_hh of the wrong shape */
+    assert_non_null(strstr(sp_tape_errmsg(t), "w_hh"));
+    sp_tape_free(t);
+    sp_params_free(g.ps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lstm_seq_gradcheck),
+        cmocka_unit_test(test_lstm_seq_equals_composition),
+        cmocka_unit_test(test_lstm_seq_accumulates),
+        cmocka_unit_test(test_lstm_seq_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#else /* SEQ_F32: the packed float kernels against the BLIS composition */
+
+/* B = 72 rows: the composition's per-step products have more rows than the packed kernel takes,
+ * so they run on BLIS, while lstm_seq runs on packed panels: two independent paths. */
+static void test_lstm_seq_packed_vs_reference(void **state)
+{
+    (void)state;
+    enum { T = 4, B = 72, H = 32 };
+    int len[B];
+    for (int b = 0; b < B; b++) len[b] = (b * 7) % (T + 1);
+    seq_case g;
+    make(&g, T, B, H, len, 6);
+    for (size_t k = 0; k < g.ps->numel; k++) g.ps->value[k] *= 0.5f; /* keep gates off saturation */
+    compare_with_composition(&g, 2e-4, 2e-5);
+    size_t n = g.ps->numel;
+    double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    sp_set_threads(1);
+    double la = run(&g, a);
+    sp_set_threads(2);
+    double lb = run(&g, b);
+    sp_test_close(la, lb, 1e-6, 1e-6, "loss with 1 and 2 threads");
+    for (size_t k = 0; k < n; k++) sp_test_close(a[k], b[k], 1e-5, 1e-6, "gradient with 1 and 2 threads");
+    free(a);
+    free(b);
+    sp_params_free(g.ps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lstm_seq_packed_vs_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif
