@@ -19,9 +19,13 @@
 #include "dates_data.h"
 
 #include <math.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+
+extern char **environ;
 
 #define PROG "spool-dates"
 #define TEXT_CAP 64
@@ -32,13 +36,15 @@ typedef struct {
     sp_embed in_emb, out_emb;
     sp_cell enc_f, enc_b, dec;
     sp_linear bridge, head;
+    int attn;         /* 0: the fixed context; else 1 + sp_attn_kind (attention over the encoder outputs) */
+    sp_attention att;
 } model;
 
 typedef struct {
     int steps, batch, emb, hidden, dec_hidden, eval_every, test_n, beam, show, threads;
     double lr, clip, test_frac, min_logprob;
     uint64_t seed;
-    const char *cell, *save, *resume, *load, *eval_file;
+    const char *cell, *save, *resume, *load, *eval_file, *attention, *heatmap;
     const char *translate[32];
     int n_translate;
 } options;
@@ -79,6 +85,10 @@ static const ex_opt OPTS[] = {
            "under this log-probability of the best reading, say the date cannot be read"),
     EX_OPT("eval-file", EX_STR, T, eval_file, NULL, 0, 0, 0, "FILE",
            "with --load: exact match over FILE's 'text<TAB>YYYY-MM-DD' lines (e.g. tests/dates_human.tsv)"),
+    EX_CHOICE("attention", EX_STR, T, attention, "none", "none|additive|general|dot", 0, "KIND",
+              "attention over the encoder outputs: additive (Bahdanau), general or dot (Luong), none = fixed context"),
+    EX_OPT("heatmap", EX_STR, T, heatmap, NULL, 0, 0, 0, "SVG",
+           "with --attention: after training, draw the alignment of 4 test examples with gnuplot (data in SVG.tsv)"),
     EX_OPT_THREADS(T, threads, 0),
 };
 #undef T
@@ -104,6 +114,10 @@ static int parse_args(int argc, char **argv, options *o)
     ex_args args;
     int rc = ex_cli_parse(&CLI, argc, argv, o, &args);
     if (rc >= 0) return rc;
+    if (o->heatmap && (!o->attention || !strcmp(o->attention, "none"))) {
+        fprintf(stderr, PROG ": --heatmap draws attention weights: it needs --attention additive|general|dot\n");
+        return 2;
+    }
     if ((o->n_translate || o->eval_file) && !o->load) {
         fprintf(stderr, PROG ": --translate and --eval-file need --load CKPT\n");
         return 2;
@@ -113,9 +127,20 @@ static int parse_args(int argc, char **argv, options *o)
 
 /* ------------------------------------------------------------------- model */
 
-static int model_init(model *m, const char *cell, int E, int H, int HD, sp_rng *rng)
+static int attn_of(const char *name)
+{
+    return !name || !strcmp(name, "none") ? 0 : !strcmp(name, "dot") ? 1 + SP_ATTN_DOT
+                                              : !strcmp(name, "general") ? 1 + SP_ATTN_GENERAL : 1 + SP_ATTN_ADDITIVE;
+}
+
+static int model_init(model *m, const char *cell, int E, int H, int HD, const char *attention, sp_rng *rng)
 {
     memset(m, 0, sizeof *m);
+    m->attn = attn_of(attention);
+    if (m->attn == 1 + SP_ATTN_DOT && HD != 2 * H) {
+        sp_fail(SP_ERR_ARG, "--attention dot needs --dec-hidden = 2 x --hidden (%d), not %d", 2 * H, HD);
+        return -1;
+    }
     m->cell_kind = strcmp(cell, "gru") ? SP_CELL_LSTM : SP_CELL_GRU_RESET_AFTER_MATMUL;
     m->E = E, m->H = H, m->HD = HD;
     m->ps = sp_params_new();
@@ -129,6 +154,8 @@ static int model_init(model *m, const char *cell, int E, int H, int HD, sp_rng *
         sp_cell_init(&m->dec, m->cell_kind, m->ps, "dec", 0, 0, E + 2 * H, HD, &co, rng) ||
         sp_linear_init(&m->head, m->ps, "head", HD, dt_out_vocab() - 1, 1, rng))
         return -1;
+    /* the query is the decoder's h, the keys the encoder's [fwd | bwd] outputs */
+    if (m->attn && sp_attention_init(&m->att, m->ps, "attn", (sp_attn_kind)(m->attn - 1), HD, 2 * H, HD, rng)) return -1;
     return 0;
 }
 
@@ -136,6 +163,9 @@ static int model_init(model *m, const char *cell, int E, int H, int HD, sp_rng *
 typedef struct {
     sp_tensor *ctx;
     sp_tensor *state[SP_CELL_MAX_STATE];
+    sp_tensor *enc, *keys; /* attention: encoder outputs [Tx*n, 2H] and their keys */
+    int Tx, *len;
+    sp_tensor *weights;    /* attention weights [n, Tx] of the last decoder step */
 } encoded;
 
 static int encode(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, encoded *e)
@@ -161,6 +191,8 @@ static int encode(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, en
     if (sp_bidir_run(t, &m->enc_f, &m->enc_b, x, Tx, n, &bo, &out) != SP_OK) return -1;
     sp_tensor *both[2] = {out.fwd_final[0], out.bwd_final[0]};
     e->ctx = sp_concat(t, both, 2);
+    e->enc = out.out, e->Tx = Tx, e->len = len, e->weights = NULL;
+    e->keys = m->attn ? sp_attention_keys(t, &m->att, out.out) : NULL;
     sp_tape_scope(t, "bridge");
     e->state[0] = sp_tanh(t, sp_linear_forward(t, &m->bridge, e->ctx));
     e->state[1] = NULL;
@@ -170,10 +202,13 @@ static int encode(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, en
 }
 
 /* One decoder step from the previous characters prev[0..n) -> logits [n, 11]; state is updated. */
-static sp_tensor *decode_step(sp_tape *t, const model *m, sp_tensor *ctx, const int *prev, int n,
-                              sp_tensor **state, int step)
+static sp_tensor *decode_step(sp_tape *t, const model *m, encoded *e, const int *prev, int n, sp_tensor **state,
+                              int step)
 {
     sp_tape_scope(t, "decoder/t%d", step);
+    /* Bahdanau et al.: the context of step s attends from the state before it */
+    sp_tensor *ctx = m->attn ? sp_attention_step(t, &m->att, state[0], e->keys, e->enc, e->Tx, e->len, &e->weights)
+                             : e->ctx;
     sp_tensor *in[2] = {sp_embed_forward(t, &m->out_emb, prev, n), ctx};
     sp_tensor *ns[SP_CELL_MAX_STATE] = {0};
     if (sp_cell_forward(t, &m->dec, sp_concat(t, in, 2), state, ns) != SP_OK) return NULL;
@@ -195,7 +230,7 @@ static sp_tensor *batch_loss(sp_tape *t, const model *m, char (*texts)[TEXT_CAP]
     /* The head runs per step here (not once over concat_rows of the states) because decode_step
      * is shared with inference; the head is small next to the recurrent GEMMs. */
     for (int s = 0; s < DT_TY; s++) {
-        outs[s] = decode_step(t, m, e.ctx, prev, B, e.state, s);
+        outs[s] = decode_step(t, m, &e, prev, B, e.state, s);
         if (!outs[s]) return NULL;
         for (int b = 0; b < B; b++) target[s * B + b] = prev[b] = dt_out_id(iso[b][s]);
     }
@@ -212,7 +247,7 @@ static int greedy(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, ch
     if (!prev) return -1;
     for (int b = 0; b < n; b++) prev[b] = DT_GO;
     for (int s = 0; s < DT_TY; s++) {
-        sp_tensor *lg = decode_step(t, m, e.ctx, prev, n, e.state, s);
+        sp_tensor *lg = decode_step(t, m, &e, prev, n, e.state, s);
         if (!lg) return -1;
         for (int b = 0; b < n; b++) {
             int best = 0;
@@ -243,7 +278,7 @@ static int beam_one(sp_tape *t, const model *m, const char *text, int K, char *o
     if (encode(t, m, rep, K, &e)) goto done;
     for (int k = 0; k < K; k++) score[k] = k ? -INFINITY : 0, prev[k] = DT_GO;
     for (int s = 0; s < DT_TY; s++) {
-        sp_tensor *lg = decode_step(t, m, e.ctx, prev, K, e.state, s);
+        sp_tensor *lg = decode_step(t, m, &e, prev, K, e.state, s);
         if (!lg) goto done;
         for (int k = 0; k < K; k++) {
             double mx = -INFINITY, z = 0;
@@ -288,8 +323,8 @@ static sp_status save(const char *path, const model *m, const sp_optim *opt, con
     snprintf(e, sizeof e, "%d", m->E), snprintf(h, sizeof h, "%d", m->H), snprintf(hd, sizeof hd, "%d", m->HD);
     snprintf(sd, sizeof sd, "%llu", (unsigned long long)o->seed), ex_fmt_shortest(o->test_frac, tf, sizeof tf);
     sp_kv meta[] = {{"model", "spool-dates"}, {"cell", o->cell}, {"emb", e}, {"hidden", h},
-                    {"dec_hidden", hd}, {"seed", sd}, {"test_frac", tf}};
-    sp_ckpt_opts co = {.meta = meta, .n_meta = 7, .rng = rng};
+                    {"dec_hidden", hd}, {"seed", sd}, {"test_frac", tf}, {"attention", o->attention ? o->attention : "none"}};
+    sp_ckpt_opts co = {.meta = meta, .n_meta = 8, .rng = rng};
     return sp_save(path, m->ps, opt, &co);
 }
 
@@ -303,7 +338,7 @@ static int model_from_ckpt(const char *path, model *m, options *o)
     }
     const char *cell = sp_ckpt_meta(ci, "cell"), *e = sp_ckpt_meta(ci, "emb"), *h = sp_ckpt_meta(ci, "hidden"),
                *hd = sp_ckpt_meta(ci, "dec_hidden"), *sd = sp_ckpt_meta(ci, "seed"), *tf = sp_ckpt_meta(ci, "test_frac"),
-               *kind = sp_ckpt_meta(ci, "model");
+               *kind = sp_ckpt_meta(ci, "model"), *att = sp_ckpt_meta(ci, "attention");
     int ok = kind && !strcmp(kind, "spool-dates") && cell && e && h && hd && sd && tf &&
              (!strcmp(cell, "lstm") || !strcmp(cell, "gru")) && atoi(e) > 0 && atoi(h) > 0 && atoi(hd) > 0;
     if (ok) {
@@ -311,6 +346,9 @@ static int model_from_ckpt(const char *path, model *m, options *o)
         snprintf(cellbuf, sizeof cellbuf, "%s", cell);
         o->cell = cellbuf, o->emb = atoi(e), o->hidden = atoi(h), o->dec_hidden = atoi(hd);
         o->seed = strtoull(sd, NULL, 10), o->test_frac = atof(tf);
+        static char attbuf[16];
+        snprintf(attbuf, sizeof attbuf, "%s", att ? att : "none"); /* older checkpoints: no attention */
+        o->attention = attbuf;
     }
     sp_ckpt_close(ci);
     if (!ok) {
@@ -319,7 +357,7 @@ static int model_from_ckpt(const char *path, model *m, options *o)
     }
     sp_rng r;
     sp_rng_seed(&r, o->seed);
-    if (model_init(m, o->cell, o->emb, o->hidden, o->dec_hidden, &r)) {
+    if (model_init(m, o->cell, o->emb, o->hidden, o->dec_hidden, o->attention, &r)) {
         fprintf(stderr, PROG ": %s\n", sp_last_error());
         return -1;
     }
@@ -470,6 +508,88 @@ static int translate(const options *o0)
     return rc ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ heatmap */
+
+/* Runs gnuplot on script without a shell; 0 if it drew, 1 if gnuplot is missing, -1 if it failed. */
+static int run_gnuplot(const char *script)
+{
+    pid_t pid;
+    char *argv[] = {"gnuplot", (char *)script, NULL};
+    if (posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ) != 0) return 1;
+    int st;
+    if (waitpid(pid, &st, 0) < 0) return -1;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : WIFEXITED(st) && WEXITSTATUS(st) == 127 ? 1 : -1;
+}
+
+/* The attention weights of the first n test examples under greedy decoding, as one heatmap per
+ * example: rows the 10 output characters, columns the input characters. Data in svg.tsv (one
+ * gnuplot matrix block per example), script in svg.gp. */
+static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const char *svg)
+{
+    if (n > d->n) n = d->n;
+    sp_tape_reset(t);
+    encoded e;
+    if (encode(t, m, d->text, n, &e)) return -1;
+    int prev[4];
+    char out[4][11] = {{0}};
+    sp_real *w = sp_tape_alloc(t, sizeof(sp_real) * (size_t)n * DT_TY * e.Tx);
+    if (!w) return -1;
+    for (int b = 0; b < n; b++) prev[b] = DT_GO;
+    for (int s = 0; s < DT_TY; s++) {
+        sp_tensor *lg = decode_step(t, m, &e, prev, n, e.state, s);
+        if (!lg || !e.weights) return -1;
+        for (int b = 0; b < n; b++) {
+            int best = 0;
+            for (int v = 1; v < lg->cols; v++)
+                if (*sp_at(lg, b, v) > *sp_at(lg, b, best)) best = v;
+            prev[b] = best;
+            out[b][s] = dt_out_char(best);
+            for (int x = 0; x < e.Tx; x++) w[((size_t)b * DT_TY + s) * e.Tx + x] = *sp_at(e.weights, b, x);
+        }
+    }
+    char tsv[1024], gp[1024];
+    snprintf(tsv, sizeof tsv, "%s.tsv", svg), snprintf(gp, sizeof gp, "%s.gp", svg);
+    FILE *f = fopen(tsv, "w"), *g = fopen(gp, "w");
+    if (!f || !g) {
+        if (f) fclose(f);
+        if (g) fclose(g);
+        sp_fail(SP_ERR_IO, "heatmap: cannot write %s / %s", tsv, gp);
+        return -1;
+    }
+    fprintf(g, "# written by spool-dates --heatmap: attention weights of %d test examples\n"
+               "set terminal svg size 1100,%d dynamic font 'sans,11'\nset output '%s'\n"
+               "set multiplot layout %d,1\nset palette defined (0 'white', 1 '#08306b')\nset cbrange [0:1]\n"
+               "unset key\nset yrange [9.5:-0.5]\n",
+            n, 260 * n, svg, n);
+    for (int b = 0; b < n; b++) {
+        char norm[TEXT_CAP];
+        dt_normalise(d->text[b], norm, TEXT_CAP);
+        int L = (int)strlen(norm);
+        fprintf(f, "# example %d: \"%s\" -> %s (gold %s)\n", b, norm, out[b], d->iso[b]);
+        for (int s = 0; s < DT_TY; s++)
+            for (int x = 0; x < L; x++) fprintf(f, "%.4f%c", (double)w[((size_t)b * DT_TY + s) * e.Tx + x], x + 1 == L ? '\n' : '\t');
+        fprintf(f, "\n\n");
+        fprintf(g, "set title \"%s  ->  %s\" noenhanced\nset xrange [-0.5:%d.5]\nset xtics (", norm, out[b], L - 1);
+        for (int x = 0; x < L; x++) fprintf(g, "%s\"%c\" %d", x ? ", " : "", norm[x] == ' ' ? '_' : norm[x], x);
+        fprintf(g, ") noenhanced\nset ytics (");
+        for (int s = 0; s < DT_TY; s++) fprintf(g, "%s\"%c\" %d", s ? ", " : "", out[b][s], s);
+        fprintf(g, ")\nplot '%s' index %d matrix with image\n", tsv, b);
+    }
+    fprintf(g, "unset multiplot\n");
+    int bad = ferror(f) | ferror(g);
+    bad |= fclose(f) != 0;
+    bad |= fclose(g) != 0;
+    if (bad) {
+        sp_fail(SP_ERR_IO, "heatmap: writing %s failed", tsv);
+        return -1;
+    }
+    int r = run_gnuplot(gp);
+    if (r > 0) printf("heatmap: gnuplot is not installed; data in %s, script in %s\n", tsv, gp);
+    else if (r < 0) printf("heatmap: gnuplot failed on %s\n", gp);
+    else printf("heatmap: attention of %d test examples in %s (data %s)\n", n, svg, tsv);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ training */
 
 int main(int argc, char **argv)
@@ -485,7 +605,7 @@ int main(int argc, char **argv)
     model m;
     if (o.resume) {
         if (model_from_ckpt(o.resume, &m, &o)) return 1;
-    } else if (model_init(&m, o.cell, o.emb, o.hidden, o.dec_hidden, &rng)) {
+    } else if (model_init(&m, o.cell, o.emb, o.hidden, o.dec_hidden, o.attention, &rng)) {
         fprintf(stderr, PROG ": %s\n", sp_last_error());
         return 1;
     }
@@ -510,9 +630,9 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": out of memory\n");
         return 1;
     }
-    printf(PROG ": cell %s emb %d hidden %d dec-hidden %d params %zu | batch %d steps %d lr %g seed %llu | "
+    printf(PROG ": cell %s emb %d hidden %d dec-hidden %d attention %s params %zu | batch %d steps %d lr %g seed %llu | "
            "%d formats, %ld dates, test %.0f%% of them, %d test examples\n%s\n",
-           o.cell, o.emb, o.hidden, o.dec_hidden, m.ps->numel, o.batch, o.steps, o.lr,
+           o.cell, o.emb, o.hidden, o.dec_hidden, o.attention, m.ps->numel, o.batch, o.steps, o.lr,
            (unsigned long long)o.seed, dt_nformats(), dt_range_days(), 100 * o.test_frac, o.test_n, sp_info());
 
     sp_tape *t = sp_tape_new();
@@ -600,6 +720,10 @@ int main(int argc, char **argv)
                 } else {
                     printf("checkpoint: %s\n", o.save);
                 }
+            }
+            if (!rc && o.heatmap && m.attn && heatmap(t, &m, &test, 4, o.heatmap)) {
+                fprintf(stderr, PROG ": heatmap: %s%s\n", sp_tape_errmsg(t), sp_last_error());
+                rc = 1;
             }
         }
         free(bpred);

@@ -46,6 +46,15 @@ bad --load "$dir/d2.safetensors" --eval-file "$dir/missing.tsv"
 bad --eval-file "$dir/h.tsv"
 bad --min-logprob 3
 echo "ok: train, resume, translate"
+# attention (issue 17): trains, draws the alignment heatmap's data, reloads with its kind
+"$exe" --steps 4 --batch 8 --hidden 8 --dec-hidden 16 --emb 8 --eval-every 4 --test-n 10 --beam 2 --show 0 --threads 1 \
+    --attention additive --heatmap "$dir/att.svg" --save "$dir/a.safetensors" >"$dir/la" 2>&1 || { cat "$dir/la"; fail "attention run"; }
+grep -q "attention additive" "$dir/la" || fail "attention not reported"
+[ "$(grep -c '^# example' "$dir/att.svg.tsv")" -eq 4 ] || fail "heatmap data"
+"$exe" --load "$dir/a.safetensors" --translate "3/3/98" --min-logprob -1e9 --threads 1 >"$dir/ta" 2>&1
+[ $? -le 1 ] || { cat "$dir/ta"; fail "attention translate"; }
+bad --heatmap "$dir/x.svg" --steps 1
+echo "ok: attention"
 bad --bogus
 bad --steps
 bad --steps -3
