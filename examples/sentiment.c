@@ -307,8 +307,40 @@ static const ex_cli CLI = {"spool-sentiment",
                            "       spool-sentiment predict --model M < FILE    one sentence per line of stdin\n",
                            ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], EX_MAX_POS, "sentence"};
 
+/* Under mpirun (issue 14): N ranks split every step's N x --batch sentences, the gradients are
+ * averaged weighted by sentences, rank 0 alone evaluates on dev, prints and saves. The epoch's
+ * order is then a function of (seed, epoch), the same on every rank, and the noise (dropout,
+ * <unk>, word dropout) of each rank one of (seed, rank, epoch), so a run resumed from FILE.last
+ * with any number of ranks repeats the uninterrupted one. Alone, nothing of this applies. */
+static sp_dist *dist;
+static int dist_together; /* the failure was the same on every rank: leave without aborting */
+
+static int dist_start(train_opts *o)
+{
+    if (!sp_dist_launched()) return 0;
+    sp_dist_opts dopt = {.timeout_s = 600};
+    if (!(dist = sp_dist_join(&dopt))) {
+        fprintf(stderr, "%s: started by an MPI launcher, but %s\n", prog, sp_last_error());
+        return 1;
+    }
+    if (sp_dist_size(dist) > 1 && o->threads == 0) sp_set_threads(1); /* the ranks share the cores */
+    if (sp_dist_rank(dist) > 0 && !freopen("/dev/null", "w", stdout)) return 1;
+    return 0;
+}
+
+static int do_train_ranks(const train_opts *o);
+
 static int do_train(const train_opts *o)
 {
+    int rc = do_train_ranks(o);
+    if (rc && sp_dist_size(dist) > 1 && !dist_together) sp_dist_abort(dist, 1);
+    sp_dist_leave(dist);
+    return rc;
+}
+
+static int do_train_ranks(const train_opts *o)
+{
+    const int N = sp_dist_size(dist), rank = sp_dist_rank(dist);
     char err[512];
     sent_corpus *tr = sent_read(o->train, o->limit, err, sizeof err), *te = NULL;
     if (tr) te = sent_read(o->test, 0, err, sizeof err);
@@ -374,6 +406,21 @@ static int do_train(const train_opts *o)
             }
     }
     const sent_config *c = &m.cfg;
+    if (N > 1) { /* the same options, data and vocabulary everywhere, then rank 0's values */
+        char all[1024];
+        snprintf(all, sizeof all, "embed=%d hidden=%d layers=%d bidir=%d gru=%d softmax=%d pool=%d dropout=%g "
+                 "epochs=%d batch=%d lr=%g clip=%g unk=%g wd=%g dev=%g decay=%g seed=%llu limit=%d train=%d test=%d words=%d",
+                 c->embed, c->hidden, c->layers, c->bidir, c->gru, c->softmax, (int)c->pool, c->dropout, o->epochs,
+                 o->batch, o->lr, o->clip, o->unk_p, o->word_drop, o->dev_frac, o->weight_decay,
+                 (unsigned long long)o->seed, o->limit, tr->n, te->n, m.words->n);
+        if (sp_dist_check(dist, all, strlen(all), "the configuration (options, data, vocabulary)") != SP_OK) {
+            fprintf(stderr, "%s: rank %d: %s\n", prog, rank, sp_last_error());
+            dist_together = 1;
+            return 1;
+        }
+        printf("%d ranks (MPI), %d thread(s) each, each on --batch %d of every step's %d sentences; rank 0 reports and saves\n",
+               N, sp_get_threads(), o->batch, N * o->batch);
+    }
     printf("model: embed %d x %d, %s%s %d x %d layer(s), pool %s, %s output, %zu parameters\n", m.words->n, c->embed,
            c->bidir ? "Bi" : "", c->gru ? "GRU" : "LSTM", c->hidden, c->layers, pool_names[c->pool],
            c->softmax ? "softmax" : "logistic", m.ps->numel);
@@ -393,6 +440,11 @@ static int do_train(const train_opts *o)
         }
         printf("resumed from %s at epoch %d\n", o->resume, start_epoch);
     }
+    if (N > 1 && sp_dist_bcast_params(dist, m.ps, 0) != SP_OK) {
+        fprintf(stderr, "%s: rank %d: %s\n", prog, rank, sp_last_error());
+        dist_together = 1;
+        return 1;
+    }
 
     int *ids = malloc(sizeof(int) * (tr->words.n + 1));
     sent_batch b = {0};
@@ -406,32 +458,64 @@ static int do_train(const train_opts *o)
     sp_tape *t = sp_tape_new();
     double best = -1, t0 = ex_now();
     int best_epoch = 0;
+    int epochs_run = 0;
     for (int ep = start_epoch; ep <= o->epochs; ep++) {
-        ex_shuffle(fit, n_fit, &rng);
+        sp_rng *noise = &rng, rank_rng;
+        if (N > 1) {
+            sp_rng order;
+            sp_rng_seed(&order, o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)ep);
+            ex_shuffle(fit, n_fit, &order);
+            sp_rng_seed(&rank_rng, (o->seed ^ 0xD5A61266F0C9392Cull) + 0x9E3779B97F4A7C15ull * (uint64_t)rank +
+                                       0xBF58476D1CE4E5B9ull * (uint64_t)ep);
+            noise = &rank_rng;
+        } else
+            ex_shuffle(fit, n_fit, &rng);
         double loss_sum = 0, te0 = ex_now();
         int nb = 0, correct = 0;
-        for (int s0 = 0; s0 < n_fit; s0 += o->batch) {
-            int B = n_fit - s0 < o->batch ? n_fit - s0 : o->batch;
-            batch_fill(&b, &m, tr, ids, fit + s0, B, o->unk_p, o->word_drop, &rng);
+        epochs_run++;
+        for (int s0 = 0; s0 < n_fit; s0 += o->batch * N) {
+            /* this rank's share of the step's sentences (the last step may leave a rank none) */
+            int lo = s0 + rank * o->batch, B = n_fit - lo < o->batch ? n_fit - lo : o->batch;
+            if (B < 0) B = 0;
             sp_tape_reset(t);
             sp_params_zero_grad(m.ps);
-            sp_tensor *logits = model_forward(t, &m, &b, 1, &rng);
-            sp_tensor *loss = model_loss(t, &m, logits, &b);
-            double norm;
-            if (sp_backward(t, loss) != SP_OK) {
-                fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
-                return 1;
+            double lsum = 0, norm;
+            int corr = 0;
+            sp_tensor *logits = NULL;
+            if (B > 0) {
+                batch_fill(&b, &m, tr, ids, fit + lo, B, o->unk_p, o->word_drop, noise);
+                logits = model_forward(t, &m, &b, 1, noise);
+                sp_tensor *loss = model_loss(t, &m, logits, &b);
+                if (sp_backward(t, loss) != SP_OK) {
+                    fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
+                    return 1;
+                }
+                for (int i = 0; i < B; i++) corr += (prob_pos(&m, logits, i) >= 0.5) == b.label[i];
+                lsum = loss->data[0] * (double)B;
+            }
+            int Bsum = B;
+            if (N > 1) { /* the step's loss and hits over all ranks, then the mean gradient */
+                double sums[3] = {lsum, (double)B, (double)corr};
+                if (sp_dist_sum(dist, sums, 3) != SP_OK || sp_dist_allreduce_grads(dist, m.ps, (double)B, NULL) != SP_OK) {
+                    fprintf(stderr, "%s: rank %d: %s\n", prog, rank, sp_last_error());
+                    return 1;
+                }
+                lsum = sums[0], Bsum = (int)sums[1], corr = (int)sums[2];
             }
             if (sp_clip_grad_norm(m.ps, o->clip, &norm) != SP_OK || sp_optim_step(opt, o->lr) != SP_OK) {
                 fprintf(stderr, "%s: epoch %d batch %d: %s\n", prog, ep, nb, sp_last_error());
+                dist_together = 1; /* the averaged gradients are the same on every rank */
                 return 1;
             }
-            for (int i = 0; i < B; i++) correct += (prob_pos(&m, logits, i) >= 0.5) == b.label[i];
-            loss_sum += loss->data[0], nb++;
+            correct += corr;
+            loss_sum += lsum / Bsum, nb++;
+            if (rank > 0) continue; /* rank 0 reports */
             if (o->log_every > 0 && nb % o->log_every == 0)
                 fprintf(stderr, "epoch %d  batch %4d/%d  loss %.4f  grad-norm %.2f  %.0f sentences/s\n", ep, nb,
-                        (n_fit + o->batch - 1) / o->batch, loss_sum / nb, norm, (double)(s0 + B) / (ex_now() - te0));
+                        (n_fit + o->batch * N - 1) / (o->batch * N), loss_sum / nb, norm,
+                        (double)(s0 + Bsum) / (ex_now() - te0));
         }
+        if (rank > 0) continue; /* held-out accuracy once, on rank 0; the others go on */
         double dacc = n_dev > 0 ? model_accuracy(&m, tr, dev, n_dev, NULL) : (double)correct / n_fit;
         if (dacc < 0) return 1;
         int better = dacc > best;
@@ -446,12 +530,14 @@ static int do_train(const train_opts *o)
         if (model_save(&m, last, opt, &rng, ep)) return 1;
     }
     double train_s = ex_now() - t0;
+    if (rank > 0 && epochs_run > 0) best_epoch = -1; /* only rank 0 evaluates and saves */
     if (best_epoch == 0) {
         fprintf(stderr, "%s: nothing to train (epoch %d > --epochs %d)\n", prog, start_epoch, o->epochs);
         return 1;
     }
-    sent_model bm;
+    sent_model bm = {0};
     sent_confusion cf;
+    if (rank > 0) goto done;
     if (model_load(&bm, o->out, NULL)) return 1;
     double acc = model_accuracy(&bm, te, NULL, te->n, &cf);
     if (acc < 0) return 1;
@@ -459,6 +545,7 @@ static int do_train(const train_opts *o)
            "(dev acc %.4f); training %.1f s\n",
            acc, cf.tp + cf.tn, te->n, cf.tp, cf.tn, cf.fp, cf.fn, best_epoch, best, train_s);
     model_free(&bm);
+done:
     sp_tape_free(t);
     sp_optim_free(opt);
     free(ids), free(b.len), free(b.label), free(b.ids), free(last), free(perm);
@@ -587,6 +674,7 @@ int main(int argc, char **argv)
     if (!model) model = outp;
     if (!strcmp(cmd, "eval")) return do_eval(model, o.test) ? 1 : 0;
     if (!strcmp(cmd, "predict")) return do_predict(model, args.pos, args.npos) ? 1 : 0;
+    if (dist_start(&o)) return 1;
     printf("%s", prog);
     for (int i = 1; i < argc; i++) printf(" %s", argv[i]);
     printf("\nseed %llu | %s\n", (unsigned long long)o.seed, sp_info());

@@ -1,12 +1,14 @@
 #!/bin/bash
 # test_dist.sh - the MPI tests of issue 14 (TAP): test_dist's modes under mpirun with 2 and 3
 # ranks (see tests/test_dist.c), and, given spool-charlm, distributed training of the char-LM.
-# Usage: test_dist.sh MPIRUN test_dist [spool-charlm data-dir]
+# Usage: test_dist.sh MPIRUN test_dist [spool-charlm data-dir [spool-sentiment]]
 set -u
 MPIRUN=${1:?usage: test_dist.sh mpirun test_dist [spool-charlm data-dir]}
 EXE=$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")
 # as root (CI) Open MPI wants both variables; --oversubscribe: more ranks than the 2 cores
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+# programs by absolute path (the tests run in a scratch directory)
+[ $# -ge 5 ] && SE=$(cd "$(dirname "$5")" && pwd)/$(basename "$5")
 MPI="$MPIRUN --oversubscribe --mca btl self,vader --bind-to none"
 W=$(mktemp -d "${TMPDIR:-/tmp}/test_dist.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -112,6 +114,28 @@ if [ $# -ge 4 ]; then
         ok "charlm: rank 1 killed: the job ends (exit $rc), rank 0 reports, the checkpoint loads ($(grep -o 'loss [0-9.]*' ev.txt | head -1))"
     else
         not_ok "charlm: rank killed (exit $rc)" "$(cat dead.txt)" "$(cat ev.txt 2>/dev/null)"
+    fi
+fi
+
+# -------------------------------------------------------------- the sentiment classifier
+if [ $# -ge 5 ]; then
+    O="--data $4/sentiment-mr --limit 600 --embed 8 --hidden 8 --batch 8 --log-every 0"
+    $MPI -np 2 "$SE" train $O --epochs 1 --out se.safetensors > se1.txt 2>&1
+    rc1=$?
+    $MPI -np 3 "$SE" train $O --epochs 2 --resume se.safetensors.last --out se.safetensors > se2.txt 2>&1
+    rc2=$?
+    if [ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$(grep -c '^epoch  1 ' se1.txt)" = 1 ] && grep -q '^2 ranks' se1.txt &&
+       grep -q '^epoch  2 ' se2.txt && grep -q '^result: test accuracy' se2.txt && "$SE" eval --model se.safetensors --test "$4/sentiment-mr/test.tsv" > /dev/null 2>&1; then
+        ok "sentiment: 2 ranks for epoch 1, resumed with 3 for epoch 2; one report; the model loads"
+    else
+        not_ok "sentiment under mpirun ($rc1, $rc2)" "$(tail -4 se1.txt)" "$(tail -4 se2.txt)"
+    fi
+    $MPI -np 1 "$SE" train $O --epochs 1 --out mm.safetensors : -np 1 "$SE" train $O --epochs 1 --lr 0.01 --out mm.safetensors > sm.txt 2>&1
+    rc=$?
+    if [ $rc != 0 ] && [ "$(grep -c 'rank [01]: sp_dist_check: the configuration .* differs' sm.txt)" = 2 ]; then
+        ok "sentiment: mismatched --lr: both ranks refuse"
+    else
+        not_ok "sentiment mismatched configuration (exit $rc)" "$(cat sm.txt)"
     fi
 fi
 
