@@ -10,13 +10,16 @@
 
 int cl_fail(const char *fmt, ...)
 {
+    /* one write per message, so the lines of ranks sharing a terminal under mpirun do not mix */
+    char msg[4096];
+    int n = snprintf(msg, sizeof msg, "spool-charlm: ");
+    if (cl_rank >= 0) n += snprintf(msg + n, sizeof msg - (size_t)n, "rank %d: ", cl_rank);
     va_list ap;
     va_start(ap, fmt);
-    fputs("spool-charlm: ", stderr);
-    if (cl_rank >= 0) fprintf(stderr, "rank %d: ", cl_rank);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg + n, sizeof msg - (size_t)n - 1, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "%s\n", msg);
+    fflush(stderr);
     return 1;
 }
 
