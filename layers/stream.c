@@ -4,7 +4,8 @@
  *
  * The stream owns the state of every layer in buffers of its own and a private tape that is
  * rewound at the start of every step, so memory is one step's worth whatever the length of the
- * stream (O(1) per step, no malloc after the first step), nothing is kept for a backward pass,
+ * stream (O(1) per step, no malloc after the first step; the weights packed for the small
+ * products are kept from step to step), nothing is kept for a backward pass,
  * and the state never sits on a tape longer than one step. Each step runs exactly the ops the
  * tape path runs (sp_cell_forward per layer, zoneout's evaluation expectation where set), so its
  * outputs equal those of sp_rnn_run over the whole sequence (tests/test_stream.c). */
@@ -78,7 +79,7 @@ sp_real *sp_stream_state(sp_stream *s, int layer, int k)
 sp_tape *sp_stream_begin(sp_stream *s)
 {
     if (!s) return NULL;
-    sp_tape_reset(s->tape);
+    sp_tape_rewind(s->tape); /* parameters are fixed while streaming: keep their packed copies */
     s->began = 1;
     return s->tape;
 }

@@ -145,6 +145,8 @@ int cl_cmd_sample(cl_opts *o)
     /* streaming inference: one character at a time on the stream's state, nothing recorded */
     sp_stream *st = cl_model_stream_new(&tm.m);
     if (!st) rc = cl_fail("%s", sp_last_error());
+    long sampled = 0;
+    double t0 = cl_now();
     for (int s = 0; s < o->count && !rc; s++) {
         sp_stream_reset(st);
         const sp_real *row = NULL;
@@ -156,11 +158,16 @@ int cl_cmd_sample(cl_opts *o)
             int id = pick(row, V, o->temperature, o->top_k, &rng, NULL);
             if (tm.lines && id == 0) break;
             put_symbol(&tm.vocab, id, stdout);
+            sampled++;
             if (!(row = cl_model_stream_step(&tm.m, st, id, err, ERRN))) { rc = cl_fail("%s", err); break; }
         }
         fputs(tm.lines ? "\n" : (s + 1 < o->count ? "\n\n----\n\n" : "\n"), stdout);
     }
     fflush(stdout);
+    double dt = cl_now() - t0;
+    if (!rc) /* priming included: the rate of the whole streaming loop */
+        fprintf(stderr, "# sampled %ld characters in %.3f s: %.0f characters/s (streaming, batch 1)\n", sampled, dt,
+                dt > 0 ? (double)sampled / dt : 0);
     sp_stream_free(st);
     free(ctx);
     free(pids);

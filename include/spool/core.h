@@ -192,6 +192,11 @@ void sp_tape_free(sp_tape *t);
  * is kept, so a training loop allocates only during its first step. Clears a sticky error. */
 void sp_tape_reset(sp_tape *t);
 
+/* sp_tape_reset for inference loops whose parameters do not change between resets: keeps what the
+ * tape derived from parameters (weights packed for small products), so a stream stepped once per
+ * rewind does not re-pack its weights at every step. Change a parameter: call sp_tape_reset. */
+void sp_tape_rewind(sp_tape *t);
+
 sp_status sp_tape_status(const sp_tape *t);
 const char *sp_tape_errmsg(const sp_tape *t);       /* "" if no error */
 /* Put the tape into the error state (used by layers to report their own argument errors). */

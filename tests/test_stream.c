@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* test_stream.c - streaming inference in the float build, where small products run from packed
+ * copies of the weights (ops/packed.c) that the stream keeps from step to step (sp_tape_rewind):
+ * its outputs over 40 steps equal sp_rnn_run's on the whole sequence to float rounding, for a
+ * 2-layer LSTM and a GRU at batch 1 and 3, and the stream's tape stays the same size. */
+#include "helpers.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { T = 40, I = 8, H = 32 };
+
+static void test_stream_equals_the_tape_path_in_float(void **state)
+{
+    (void)state;
+    sp_cell_kind kinds[2] = {SP_CELL_LSTM, SP_CELL_GRU_RESET_AFTER_MATMUL};
+    for (int k = 0; k < 2; k++)
+        for (int B = 1; B <= 3; B += 2) {
+            sp_params *ps = sp_params_new();
+            sp_rng rng;
+            sp_rng_seed(&rng, 11 + k);
+            sp_rnn rnn;
+            assert_int_equal(sp_rnn_init(&rnn, ps, "s", kinds[k], I, H, 2, 0, NULL, &rng), SP_OK);
+            sp_tape *t = sp_tape_new();
+            sp_tensor *x = sp_test_const(t, T * B, I, 5);
+            sp_rnn_out r;
+            assert_int_equal(sp_rnn_run(t, &rnn, x, T, B, NULL, &r), SP_OK);
+            sp_stream *s = sp_stream_new(&rnn, B, NULL);
+            assert_non_null(s);
+            size_t bytes = 0;
+            double worst = 0;
+            for (int step = 0; step < T; step++) {
+                sp_tape *st = sp_stream_begin(s);
+                sp_tensor *xs = sp_const(st, B, I);
+                memcpy(xs->data, sp_at(x, step * B, 0), sizeof(sp_real) * B * I);
+                sp_tensor *h = sp_stream_step(s, xs);
+                assert_non_null(h);
+                for (int i = 0; i < B; i++)
+                    for (int j = 0; j < H; j++) {
+                        double a = *sp_at(h, i, j), b = *sp_at(r.out, step * B + i, j);
+                        worst = fmax(worst, fabs(a - b));
+                        sp_test_close(a, b, 1e-4, 1e-5, "stream vs tape (float)");
+                    }
+                if (step == 1) bytes = sp_tape_bytes(st);
+                if (step > 1) assert_true(sp_tape_bytes(st) == bytes);
+            }
+            print_message("# %s B=%d: max |stream - tape| over %d steps %.2g\n", sp_cell_kind_name(&rnn.cell[0][0]), B, T,
+                          worst);
+            sp_stream_free(s);
+            sp_tape_free(t);
+            sp_params_free(ps);
+        }
+}
+
+static void test_stream_errors(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    sp_rng rng;
+    sp_rng_seed(&rng, 1);
+    sp_rnn rnn;
+    assert_int_equal(sp_rnn_init(&rnn, ps, "b", SP_CELL_LSTM, I, H, 1, 1, NULL, &rng), SP_OK);
+    assert_null(sp_stream_new(&rnn, 1, NULL)); /* bidirectional: a stream cannot see the future */
+    assert_non_null(strstr(sp_last_error(), "stream"));
+    rnn.bidirectional = 0;
+    sp_stream *s = sp_stream_new(&rnn, 2, NULL);
+    sp_tape *st = sp_stream_begin(s);
+    assert_null(sp_stream_step(s, sp_const(st, 3, I))); /* 3 rows for B = 2 */
+    assert_non_null(strstr(sp_tape_errmsg(st), "B = 2"));
+    assert_null(sp_stream_step(s, NULL)); /* no begin */
+    sp_stream_free(s);
+    sp_params_free(ps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stream_equals_the_tape_path_in_float),
+        cmocka_unit_test(test_stream_errors),
+    };
+    return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
+}
