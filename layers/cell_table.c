@@ -7,10 +7,12 @@
 const sp_cell_def sp_cell_table[SP_CELL_CUSTOM] = {
     [SP_CELL_RNN_TANH] = {
         .name = "rnn_tanh", .scope = "rnn", .pytorch_mode = "RNN_TANH", .n_state = 1,
-        .init = sp__rnn_cell_init, .project = sp__project_ih, .step = sp__rnn_tanh_step},
+        .init = sp__rnn_cell_init, .project = sp__project_ih, .step = sp__rnn_tanh_step,
+        .seq = sp__rnn_seq},
     [SP_CELL_RNN_RELU] = {
         .name = "rnn_relu", .scope = "rnn", .pytorch_mode = "RNN_RELU", .n_state = 1,
-        .init = sp__rnn_cell_init, .project = sp__project_ih, .step = sp__rnn_relu_step},
+        .init = sp__rnn_cell_init, .project = sp__project_ih, .step = sp__rnn_relu_step,
+        .seq = sp__rnn_seq},
     [SP_CELL_GRU_UPDATE_ONLY] = {
         .name = "gru_update_only", .scope = "gru", .pytorch_mode = NULL, .n_state = 1,
         .init = sp__gru_update_only_init, .project = sp__project_ih, .step = sp__gru_update_only_step},
@@ -19,10 +21,11 @@ const sp_cell_def sp_cell_table[SP_CELL_CUSTOM] = {
         .init = sp__gru_before_init, .project = sp__project_ih, .step = sp__gru_before_step},
     [SP_CELL_GRU_RESET_AFTER_MATMUL] = {
         .name = "gru_reset_after_matmul", .scope = "gru", .pytorch_mode = "GRU", .n_state = 1,
-        .init = sp__gru_after_init, .project = sp__gru_after_project, .step = sp__gru_after_step},
+        .init = sp__gru_after_init, .project = sp__gru_after_project, .step = sp__gru_after_step,
+        .seq = sp__gru_after_seq},
     [SP_CELL_LSTM] = {
         .name = "lstm", .scope = "lstm", .pytorch_mode = "LSTM", .n_state = 2, .opts = SP_CELL_OPT_LSTM,
-        .init = sp__lstm_cell_init, .project = sp__project_ih, .step = sp__lstm_step,
+        .init = sp__lstm_cell_init, .project = sp__project_ih, .step = sp__lstm_step, .seq = sp__lstm_seq,
         .variant = sp__lstm_variant},
     [SP_CELL_LN_LSTM] = { /* ln_cell.c; of the LSTM options only forget_bias_one (checked by its init) */
         .name = "ln_lstm", .scope = "lnlstm", .pytorch_mode = NULL, .n_state = 2, .opts = SP_CELL_OPT_LSTM,

@@ -22,6 +22,13 @@ enum {
     SP_CELL_OPT_LSTM = 1 /* lstm_flags, proj_size, forget_bias_one */
 };
 
+/* The whole recurrence of T steps as one op (ops/seq.c) from the projected inputs xp [T*B, G] and
+ * the initial state: returns that op's output (h rows of all steps and the final h, then the same
+ * for c when n_state is 2), or NULL with the tape still OK when these options need the step by
+ * step path (e.g. LSTM peepholes; any option that changes the step must make it return NULL). */
+typedef sp_tensor *(*sp_cell_seq_fn)(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T,
+                                     const int *lengths);
+
 typedef struct {
     const char *name;           /* sp_cell_kind_name (the base name when `variant` is set) */
     const char *scope;          /* default scope and name prefix: "rnn" -> cells "rnn0", "rnn1" */
@@ -29,6 +36,7 @@ typedef struct {
     sp_cell_init_fn init;
     sp_cell_project_fn project; /* input projection of all steps (NULL: step gets raw rows) */
     sp_cell_step_fn step;
+    sp_cell_seq_fn seq;         /* optional: all steps as one op; the runner prefers it */
     int n_state;                /* state layout: [0] h [B, out_size]; [1] (if 2) c [B, H] */
     unsigned opts;              /* SP_CELL_OPT_* the kind accepts */
     /* Optional: name and PyTorch mode of a variant chosen by the options (LSTM flags). */
@@ -46,6 +54,10 @@ sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const ch
                             sp_rng *rng);
 sp_status sp__rnn_tanh_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
 sp_status sp__rnn_relu_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
+sp_tensor *sp__rnn_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T, const int *lengths);
+sp_tensor *sp__gru_after_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T,
+                             const int *lengths);
+sp_tensor *sp__lstm_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T, const int *lengths);
 
 sp_status sp__gru_update_only_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx,
                                    const sp_cell_opts *o, sp_rng *rng);

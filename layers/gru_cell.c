@@ -57,6 +57,13 @@ sp_status sp__gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_ten
     return sp_tape_status(t);
 }
 
+sp_tensor *sp__gru_after_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T,
+                             const int *lengths)
+{
+    int H = c->hidden_size;
+    return sp_gru_seq(t, xp, c->w_hh, sp_slice_cols(t, c->b_hh, 2 * H, H), state[0], T, lengths);
+}
+
 sp_status sp__gru_before_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
     int H = c->hidden_size;

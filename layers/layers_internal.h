@@ -29,8 +29,6 @@ sp_tensor *sp__bias_uniform(sp_params *ps, const char *name, int n, double bound
 
 /* A tape constant [R, 1] with 1 where step t is real for row b (t < len[b]), else 0; NULL if every
  * row is real at t (the caller skips masking). *all_pad is set when no row is real. */
-/* A built-in LSTM without peepholes, coupling or projection: the runner gives it sp_lstm_seq. */
-int sp__lstm_is_plain(const sp_cell *c);
 sp_tensor *sp__step_mask(sp_tape *t, int tstep, int B, const int *lengths, int *all_pad);
 
 /* Checks that seq is [T*B, C] with T, B > 0 and lengths (if any) in [0, T]; else fails the tape

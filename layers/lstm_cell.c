@@ -30,9 +30,11 @@ static sp_tensor *gate(sp_tape *t, sp_tensor *a, const sp_cell *c, int peep_row,
     return sp_name(t, sp_sigmoid(t, a), "%s", name);
 }
 
-int sp__lstm_is_plain(const sp_cell *c)
+/* Only the plain LSTM runs as one op: peepholes, coupling and projection go step by step. */
+sp_tensor *sp__lstm_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T, const int *lengths)
 {
-    return c->kind == SP_CELL_LSTM && !c->w_peep && !c->w_hr && !(c->lstm_flags & SP_LSTM_COUPLED) && c->project;
+    if (c->w_peep || c->w_hr || (c->lstm_flags & SP_LSTM_COUPLED)) return NULL;
+    return sp_lstm_seq(t, xp, c->w_hh, state[0], state[1], T, lengths);
 }
 
 sp_status sp__lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)

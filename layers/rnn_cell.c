@@ -30,6 +30,11 @@ sp_status sp__rnn_relu_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tens
     return rnn_step(t, c, xp, state, out, 1);
 }
 
+sp_tensor *sp__rnn_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T, const int *lengths)
+{
+    return sp_rnn_seq(t, xp, c->w_hh, state[0], c->kind == SP_CELL_RNN_RELU, T, lengths);
+}
+
 sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
                             sp_rng *rng)
 {

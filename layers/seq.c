@@ -7,6 +7,7 @@
  * skipped entirely when every row is real, and the step is not run at all when every row is
  * padding, (3) the reverse direction by reversing each row within its length before and after,
  * and (4) one sp_concat_rows of the step outputs so a head runs one GEMM over all steps. */
+#include "cell_table.h"
 #include "layers_internal.h"
 
 #include <stdio.h>
@@ -121,14 +122,17 @@ static sp_status run(sp_tape *t, const sp_cell *cell, sp_tensor *x, int T, int B
     for (int k = 0; k < c->n_state; k++) state[k] = initial(t, c, k, o->init ? o->init[k] : NULL, B);
     /* zoneout (in training and, as its expectation, at evaluation) and dropout masks need the steps */
     int noisy = nz->zoneout_h > 0 || nz->zoneout_c > 0 || (nz->train && (nz->recurrent_dropout > 0 || cand));
-    if (xp && !noisy && sp__lstm_is_plain(c)) { /* the whole recurrence is one op (ops/seq.c) */
-        sp_tensor *hc = sp_name(t, sp_lstm_seq(t, xp, c->w_hh, state[0], state[1], T, len), "cells");
-        sp_tensor *y = sp_name(t, sp_slice_rows(t, hc, 0, T * B), "out");
+    const sp_cell_def *def = sp__cell_def(c->kind);
+    sp_tensor *all = xp && !noisy && def && def->seq && c->step == def->step ? def->seq(t, c, xp, state, T, len) : NULL;
+    if (all) { /* the whole recurrence is one op (ops/seq.c): h rows of all steps, final h (, c) */
+        sp_name(t, all, "cells");
+        sp_tensor *y = sp_name(t, sp_slice_rows(t, all, 0, T * B), "out");
         out->out = o->reverse ? sp_seq_reverse(t, y, T, B, len) : y;
-        out->final[0] = sp_name(t, sp_slice_rows(t, hc, T * B, B), "h");
-        out->final[1] = sp_name(t, sp_slice_rows(t, hc, (2 * T + 1) * B, B), "c");
+        out->final[0] = sp_name(t, sp_slice_rows(t, all, T * B, B), "h");
+        if (c->n_state > 1) out->final[1] = sp_name(t, sp_slice_rows(t, all, (2 * T + 1) * B, B), "c");
         return sp_tape_status(t);
     }
+    if (sp_tape_status(t) != SP_OK) return sp_tape_status(t);
     sp_tensor **ys = sp_tape_alloc(t, (size_t)T * sizeof *ys), *zero = NULL;
     if (!ys || !xp) return sp_tape_status(t);
     if (nz->train && nz->recurrent_dropout > 0 &&

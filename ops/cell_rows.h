@@ -1,6 +1,6 @@
-/* cell_rows.h - the gate math of one batch row of an LSTM step, forward and backward, shared by
- * the per-step op (sp_lstm_cell, ops/fused.c) and the whole-sequence op (sp_lstm_seq, ops/seq.c),
- * so both compute exactly the same numbers.
+/* cell_rows.h - the gate math of one batch row of an LSTM or GRU step, forward and backward,
+ * shared by the per-step ops (sp_lstm_cell, sp_gru_cell: ops/fused.c) and the whole-sequence ops
+ * (sp_lstm_seq, sp_gru_seq: ops/seq.c), so both compute exactly the same numbers.
  *
  * Each is a few simple loops over restrict pointers rather than one loop doing everything: simple
  * loops vectorise (with the branch-free exp of fastmath.h), one big loop does not. */
@@ -43,6 +43,36 @@ static inline void sp__lstm_row_bwd(const sp_real *restrict sv, const sp_real *r
         di[j] = dc[j] * g * i * (1 - i);
         df[j] = dc[j] * cp[j] * f * (1 - f);
         dg[j] = dc[j] * i * (1 - g * g);
+    }
+}
+
+/* GRU, reset-after: x = xp row [3H] (r, z, n), y = h_prev W_hh^T row [3H], bn = b_hn [H] or NULL:
+ *   r = s(x_r + y_r)  z = s(x_z + y_z)  n = tanh(x_n + r (y_n + bn))  h = (1 - z) n + z hp
+ * sv [4H] receives r, z, n, y_n + bn. */
+static inline void sp__gru_row_fwd(const sp_real *restrict x, const sp_real *restrict y, const sp_real *restrict bn,
+                                   const sp_real *restrict hp, sp_real *restrict sv, sp_real *restrict h, int H)
+{
+    for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(x[j] + y[j]); /* r, z */
+    if (bn) for (int j = 0; j < H; j++) sv[3 * H + j] = y[2 * H + j] + bn[j];
+    else for (int j = 0; j < H; j++) sv[3 * H + j] = y[2 * H + j];
+    for (int j = 0; j < H; j++) sv[2 * H + j] = sp_tanh_r(x[2 * H + j] + sv[j] * sv[3 * H + j]); /* n */
+    for (int j = 0; j < H; j++) h[j] = (1 - sv[H + j]) * sv[2 * H + j] + sv[H + j] * hp[j];
+}
+
+/* From sv [4H], dh and hp = h_prev:  da_n = dh (1-z)(1-n^2)  da_r = da_n (y_n + bn) r(1-r)
+ * da_z = dh (hp - n) z(1-z). dx [3H] = (da_r, da_z, da_n) is the gradient of xp, dy [3H] =
+ * (da_r, da_z, da_n r) that of h_prev W_hh^T (and da_n r that of b_hn); h_prev also gets dh z. */
+static inline void sp__gru_row_bwd(const sp_real *restrict sv, const sp_real *restrict dh, const sp_real *restrict hp,
+                                   sp_real *restrict dx, sp_real *restrict dy, int H)
+{
+    for (int j = 0; j < H; j++) {
+        sp_real rr = sv[j], z = sv[H + j], n = sv[2 * H + j], hn = sv[3 * H + j];
+        sp_real dan = dh[j] * (1 - z) * (1 - n * n);
+        sp_real dr = dan * hn * rr * (1 - rr), dz = dh[j] * (hp[j] - n) * z * (1 - z);
+        dx[j] = dy[j] = dr;
+        dx[H + j] = dy[H + j] = dz;
+        dx[2 * H + j] = dan;
+        dy[2 * H + j] = dan * rr;
     }
 }
 

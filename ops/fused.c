@@ -112,12 +112,7 @@ sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn
     for (int b = 0; b < B; b++) {
         const sp_real *restrict x = sp_at(xp, b, 0), *restrict y = sp_at(hp, b, 0), *restrict hv = sp_at(h_prev, b, 0);
         const sp_real *restrict bn = b_hn ? b_hn->data : NULL;
-        sp_real *restrict sv = s + (size_t)b * 4 * H, *restrict o = r->out->data + (size_t)b * H;
-        for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(x[j] + y[j]);          /* r, z */
-        if (bn) for (int j = 0; j < H; j++) sv[3 * H + j] = y[2 * H + j] + bn[j];
-        else for (int j = 0; j < H; j++) sv[3 * H + j] = y[2 * H + j];
-        for (int j = 0; j < H; j++) sv[2 * H + j] = sp_tanh_r(x[2 * H + j] + sv[j] * sv[3 * H + j]); /* n */
-        for (int j = 0; j < H; j++) o[j] = (1 - sv[H + j]) * sv[2 * H + j] + sv[H + j] * hv[j];
+        sp__gru_row_fwd(x, y, bn, hv, s + (size_t)b * 4 * H, r->out->data + (size_t)b * H, H);
     }
     return r->out;
 }
@@ -130,34 +125,21 @@ void sp__gru_cell_backward(sp_record *r)
     sp_tensor *xp = r->in[0], *hp = r->in[1], *h_prev = r->in[2], *b_hn = r->n_in > 3 ? r->in[3] : NULL;
     int B = h_prev->rows, H = h_prev->cols;
     const sp_real *s = r->saved;
-    /* per row: da_r, da_z, da_n (for xp) then da_n r (for hp_n and b_hn) */
-    sp_real *scratch = sp__scratch(r->tape, (size_t)B * 4 * H * sizeof(sp_real));
+    /* per row: dx [3H] (for xp) then dy [3H] (for hp; its n part also for b_hn) */
+    sp_real *scratch = sp__scratch(r->tape, (size_t)B * 6 * H * sizeof(sp_real));
     if (!scratch) return;
     ROWS_PARALLEL_IF((size_t)B * H)
     for (int b = 0; b < B; b++) {
         const sp_real *restrict sv = s + (size_t)b * 4 * H, *restrict dh = r->out->grad + (size_t)b * H;
-        const sp_real *restrict hv = sp_at(h_prev, b, 0);
-        sp_real *restrict da = scratch + (size_t)b * 4 * H;
-        sp_real *restrict dr = da, *restrict dz = da + H, *restrict dn = da + 2 * H, *restrict dnr = da + 3 * H;
-        for (int j = 0; j < H; j++) {
-            sp_real rr = sv[j], z = sv[H + j], n = sv[2 * H + j], hn = sv[3 * H + j];
-            sp_real dan = dh[j] * (1 - z) * (1 - n * n);
-            dn[j] = dan;
-            dnr[j] = dan * rr;
-            dr[j] = dan * hn * rr * (1 - rr);
-            dz[j] = dh[j] * (hv[j] - n) * z * (1 - z);
-        }
-        if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, da, 3 * H);
-        if (hp->grad) {
-            sp_real *restrict d = hp->grad + (size_t)b * hp->stride;
-            row_add(d, da, 2 * H);
-            row_add(d + 2 * H, da + 3 * H, H);
-        }
+        sp_real *restrict dx = scratch + (size_t)b * 6 * H, *restrict dy = dx + 3 * H;
+        sp__gru_row_bwd(sv, dh, sp_at(h_prev, b, 0), dx, dy, H);
+        if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, dx, 3 * H);
+        if (hp->grad) row_add(hp->grad + (size_t)b * hp->stride, dy, 3 * H);
         if (h_prev->grad) {
             sp_real *restrict d = h_prev->grad + (size_t)b * h_prev->stride;
             for (int j = 0; j < H; j++) d[j] += dh[j] * sv[H + j];
         }
     }
     if (b_hn && b_hn->grad) /* serial: every row adds into the same bias */
-        for (int b = 0; b < B; b++) row_add(b_hn->grad, scratch + (size_t)b * 4 * H + 3 * H, H);
+        for (int b = 0; b < B; b++) row_add(b_hn->grad, scratch + (size_t)b * 6 * H + 5 * H, H);
 }

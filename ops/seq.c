@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* seq.c - a whole LSTM recurrence as one op: all T steps forward, all T steps back.
+/* seq.c - a whole recurrence as one op (LSTM, reset-after GRU, tanh/relu RNN): all T steps
+ * forward, all T steps back.
  *
  * As T separate steps (a matmul and an lstm_cell per step) a 1-layer LSTM puts 2T records on the
  * tape, opens 2T parallel regions per pass that each synchronise every thread, gives backward 2T
  * gate-gradient buffers to zero, and stacks copies of every step's rows for the weight gradient.
- * sp_lstm_seq does the same arithmetic (tests/test_seq_ops.c checks it against that per-step
+ * These ops do the same arithmetic (tests/test_seq_ops.c checks them against that per-step
  * composition and against finite differences) with
  *  - W_hh packed once per pass into the AVX-512 kernel's panels (ops/packed.c; BLIS where that
  *    kernel cannot run);
@@ -15,7 +16,10 @@
  *    only the rows still running, padded outputs are 0 and the final state is each row's last
  *    real one;
  *  - each step's gate gradient written over its saved gates, so the weight gradient is one GEMM
- *    over all steps ([4H, T*B] x [T*B, H]) and dxp accumulates while dG is computed.
+ *    over all steps ([G, T*B] x [T*B, H]) and dxp accumulates while dG is computed.
+ * One engine runs every kind; a kind is a row of `kinds` below: its gate count, what it saves,
+ * and the per-row forward and backward of its gate math (cell_rows.h, shared with the per-step
+ * ops so both compute the same numbers).
  */
 #include "cell_rows.h"
 #include "kernels.h"
@@ -27,12 +31,106 @@
 /* Below this many multiply-adds per step a second thread costs more than it saves. */
 #define SEQ_PARALLEL_MIN_MACS 262144
 
+/* ------------------------------------------------------------------ the cell kinds */
+
+typedef enum { K_LSTM, K_GRU, K_RNN_TANH, K_RNN_RELU } kind_id;
+
+/* Forward of one row: x = xp row [G], y = h_prev W_hh^T row [G], bn = b_hn (GRU) or NULL,
+ * hp/cp = previous h/c [H] (cp NULL without a cell state) -> sv [S], h [H], c [H]. */
+typedef void (*row_fwd_fn)(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp,
+                           const sp_real *cp, sp_real *sv, sp_real *h, sp_real *c, int H);
+/* Backward of one row from sv, dh, dcn (total gradients of h and c at this step): dx [G] for xp,
+ * dy [G] for h_prev W_hh^T; dhd [H] the part of dh_prev that bypasses W_hh (GRU) or NULL; dcp
+ * [H] the gradient of c_prev (LSTM). scr [2H] is scratch. */
+typedef void (*row_bwd_fn)(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp,
+                           const sp_real *cp, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H);
+
 typedef struct {
+    sp_op op;
+    int gates, saved, cstate, direct; /* G = gates H, S = saved H, has c, has dhd */
+    row_fwd_fn fwd;
+    row_bwd_fn bwd;
+} seq_kind;
+
+static void lstm_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,
+                     sp_real *sv, sp_real *h, sp_real *c, int H)
+{
+    (void)bn, (void)hp;
+    sp__lstm_row_fwd(x, y, cp, sv, h, c, H);
+}
+
+static void lstm_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
+                     sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+{
+    (void)hp, (void)dhd, (void)dy;
+    sp__lstm_row_bwd(sv, dh, dcn, cp, dx, scr, H); /* dy = dx: the caller passes the same row */
+    for (int j = 0; j < H; j++) dcp[j] = scr[j] * sv[H + j];
+}
+
+static void gru_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,
+                    sp_real *sv, sp_real *h, sp_real *c, int H)
+{
+    (void)cp, (void)c;
+    sp__gru_row_fwd(x, y, bn, hp, sv, h, H);
+}
+
+static void gru_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
+                    sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+{
+    (void)dcn, (void)cp, (void)dcp, (void)scr;
+    sp__gru_row_bwd(sv, dh, hp, dx, dy, H);
+    for (int j = 0; j < H; j++) dhd[j] = dh[j] * sv[H + j];
+}
+
+/* RNN: h = act(x + y); saved: h */
+static void tanh_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,
+                     sp_real *sv, sp_real *h, sp_real *c, int H)
+{
+    (void)bn, (void)hp, (void)cp, (void)c;
+    for (int j = 0; j < H; j++) h[j] = sv[j] = sp_tanh_r(x[j] + y[j]);
+}
+
+static void relu_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,
+                     sp_real *sv, sp_real *h, sp_real *c, int H)
+{
+    (void)bn, (void)hp, (void)cp, (void)c;
+    for (int j = 0; j < H; j++) {
+        sp_real a = x[j] + y[j];
+        h[j] = sv[j] = a > 0 ? a : 0;
+    }
+}
+
+static void tanh_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
+                     sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+{
+    (void)dcn, (void)hp, (void)cp, (void)dy, (void)dhd, (void)dcp, (void)scr;
+    for (int j = 0; j < H; j++) dx[j] = dh[j] * (1 - sv[j] * sv[j]);
+}
+
+static void relu_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
+                     sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+{
+    (void)dcn, (void)hp, (void)cp, (void)dy, (void)dhd, (void)dcp, (void)scr;
+    for (int j = 0; j < H; j++) dx[j] = sv[j] > 0 ? dh[j] : 0;
+}
+
+static const seq_kind kinds[] = {
+    [K_LSTM] = {SP_OP_LSTM_SEQ, 4, 5, 1, 0, lstm_fwd, lstm_bwd},
+    [K_GRU] = {SP_OP_GRU_SEQ, 3, 4, 0, 1, gru_fwd, gru_bwd},
+    [K_RNN_TANH] = {SP_OP_RNN_SEQ, 1, 1, 0, 0, tanh_fwd, tanh_bwd},
+    [K_RNN_RELU] = {SP_OP_RNN_SEQ, 1, 1, 0, 0, relu_fwd, relu_bwd},
+};
+
+/* ------------------------------------------------------------------------ the engine */
+
+typedef struct {
+    const seq_kind *k;
     int T, B, H, nt;  /* steps, rows, hidden size, threads */
     int *len, *order; /* [B] real length per row; rows by decreasing length */
-    sp_real *sv;      /* [T*B, 5H] i, f, g, o, tanh(c) per row and step (dG after backward) */
+    sp_real *sv;      /* [T*B, S] what the kind saves per row and step (dy after backward) */
     sp_real *work;    /* per-thread buffers, `per` reals each */
     size_t per;
+    int maxr;         /* most rows one thread holds */
 } seq_state;
 
 /* Row slots of thread k: chunks k, k + nt, ... of `order`, so threads get rows of every length. */
@@ -44,18 +142,18 @@ static int my_rows(const seq_state *q, int k, int *rows)
     return n;
 }
 
-/* G[m, N] (+)= A[m, K] op(W) on this thread: packed panels when there are any, else BLIS. */
+/* G[m, N] = A[m, K] op(W) on this thread: packed panels when there are any, else BLIS. */
 static void step_gemm(int m, int N, int K, const sp_real *A, const float *panels, const sp_tensor *W, int trans,
-                      sp_real *G, int accumulate)
+                      sp_real *G)
 {
 #ifndef SP_USE_DOUBLE
     if (panels) {
-        sp__panels_gemm(m, N, K, A, K, panels, G, N, accumulate);
+        sp__panels_gemm(m, N, K, A, K, panels, G, N, 0);
         return;
     }
 #endif
     (void)panels;
-    sp__gemm_threads(0, trans, m, N, K, A, K, W->data, W->stride, accumulate ? 1 : 0, G, N, 1);
+    sp__gemm_threads(0, trans, m, N, K, A, K, W->data, W->stride, 0, G, N, 1);
 }
 
 /* op(W) packed for step_gemm, or NULL (then step_gemm uses BLIS on W as stored). */
@@ -67,56 +165,66 @@ static const float *pack(sp_tape *t, const sp_tensor *W, int trans, int K, int N
     return p;
 }
 
-static int threads_for(int B, int H)
+static int threads_for(int B, int G, int H)
 {
     int nt = sp_get_threads(), chunks = (B + CHUNK - 1) / CHUNK;
-    if ((double)B * H * 4 * H < SEQ_PARALLEL_MIN_MACS) nt = 1;
+    if ((double)B * H * G < SEQ_PARALLEL_MIN_MACS) nt = 1;
     return nt < chunks ? nt : chunks;
 }
 
-sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, sp_tensor *c0, int T,
-                       const int *lengths)
+static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *b_hn, sp_tensor *h0,
+                         sp_tensor *c0, int T, const int *lengths)
 {
-    sp_tensor *in[4] = {xp, w_hh, h0, c0};
-    if (!sp__ready(t, SP_OP_LSTM_SEQ, in, 4)) return NULL;
-    int B = h0->rows, H = h0->cols;
-    if (T < 1 || B < 1 || (size_t)T * B != (size_t)xp->rows) {
-        sp_tape_fail(t, SP_ERR_SHAPE, "lstm_seq \"%s\": T = %d steps of B = %d rows need xp \"%s\" with T*B rows, it has %d",
-                     sp__scope_name(t, "lstm_seq"), T, B, xp->name, xp->rows);
+    const seq_kind *k = &kinds[kid];
+    const char *name = sp_op_name(k->op);
+    sp_tensor *in[5] = {xp, w_hh, h0, c0, b_hn};
+    if (!sp__ready(t, k->op, in, k->cstate ? 4 : 3)) return NULL;
+    int B = h0->rows, H = h0->cols, G = k->gates * H, S = k->saved * H, n_in = k->cstate ? 4 : 3;
+    if (T < 1 || (size_t)T * B != (size_t)xp->rows) {
+        sp_tape_fail(t, SP_ERR_SHAPE, "%s \"%s\": T = %d steps of B = %d rows need xp \"%s\" with T*B rows, it has %d",
+                     name, sp__scope_name(t, name), T, B, xp->name, xp->rows);
         return NULL;
     }
-    if (xp->cols != 4 * H) {
-        sp__shape_error(t, SP_OP_LSTM_SEQ, "xp must be [T*B x 4H] for h0 [B x H]", xp, h0);
+    if (xp->cols != G) {
+        sp__shape_error(t, k->op, k->gates == 4 ? "xp must be [T*B x 4H] for h0 [B x H]"
+                                  : k->gates == 3 ? "xp must be [T*B x 3H] for h0 [B x H]"
+                                                  : "xp must be [T*B x H] for h0 [B x H]", xp, h0);
         return NULL;
     }
-    if (w_hh->rows != 4 * H || w_hh->cols != H) {
-        sp__shape_error(t, SP_OP_LSTM_SEQ, "w_hh must be [4H x H] for h0 [B x H]", w_hh, h0);
+    if (w_hh->rows != G || w_hh->cols != H) {
+        sp__shape_error(t, k->op, "w_hh must be [G x H] (G = xp's columns) for h0 [B x H]", w_hh, h0);
         return NULL;
     }
-    if (c0->rows != B || c0->cols != H) {
-        sp__shape_error(t, SP_OP_LSTM_SEQ, "c0 must be [B x H] like h0", c0, h0);
+    if (k->cstate && (c0->rows != B || c0->cols != H)) {
+        sp__shape_error(t, k->op, "c0 must be [B x H] like h0", c0, h0);
+        return NULL;
+    }
+    if (b_hn && (b_hn->rows != 1 || b_hn->cols != H)) {
+        sp__shape_error(t, k->op, "b_hn must be [1 x H] for h0 [B x H]", b_hn, h0);
         return NULL;
     }
     for (int b = 0; lengths && b < B; b++)
         if (lengths[b] < 0 || lengths[b] > T) {
-            sp_tape_fail(t, SP_ERR_ARG, "lstm_seq \"%s\": lengths[%d] = %d is outside [0, T = %d]",
-                         sp__scope_name(t, "lstm_seq"), b, lengths[b], T);
+            sp_tape_fail(t, SP_ERR_ARG, "%s \"%s\": lengths[%d] = %d is outside [0, T = %d]", name,
+                         sp__scope_name(t, name), b, lengths[b], T);
             return NULL;
         }
-    sp_record *r = sp__record(t, SP_OP_LSTM_SEQ, 2 * (T + 1) * B, H, in, 4);
+    if (!k->cstate) in[3] = b_hn, n_in = b_hn ? 4 : 3;
+    sp_record *r = sp__record(t, k->op, (k->cstate ? 2 : 1) * (T + 1) * B, H, in, n_in);
     seq_state *q = r ? sp__alloc(t, sizeof *q) : NULL;
     if (!q) return NULL;
-    q->T = T, q->B = B, q->H = H, q->nt = threads_for(B, H);
-    int maxr = ((B + CHUNK - 1) / CHUNK + q->nt - 1) / q->nt * CHUNK; /* most rows one thread holds */
-    q->per = (size_t)maxr * 12 * H + 3 * (size_t)H;
+    q->k = k, q->T = T, q->B = B, q->H = H, q->nt = threads_for(B, G, H);
+    int maxr = q->maxr = ((B + CHUNK - 1) / CHUNK + q->nt - 1) / q->nt * CHUNK;
+    q->per = (size_t)maxr * (3 * (size_t)G + 3 * (size_t)H) + 6 * (size_t)H;
     q->len = sp__alloc_raw(t, 2 * (size_t)B * sizeof(int));
-    q->sv = sp__alloc_raw(t, (size_t)T * B * 5 * H * sizeof(sp_real));
+    q->sv = sp__alloc_raw(t, (size_t)T * B * S * sizeof(sp_real));
     q->work = sp__alloc_raw(t, q->nt * q->per * sizeof(sp_real));
     int *rows = sp__alloc_raw(t, (size_t)q->nt * 2 * maxr * sizeof(int));
-    const float *wp = pack(t, w_hh, 1, H, 4 * H); /* op(W) = W_hh^T [H, 4H] */
+    const float *wp = pack(t, w_hh, 1, H, G); /* op(W) = W_hh^T [H, G] */
     if (!q->len || !q->sv || !q->work || !rows || sp_tape_status(t) != SP_OK) return NULL;
     r->saved = q;
     q->order = q->len + B;
+    r->iattr[0] = kid;
     /* order: rows by decreasing length, stable (insertion sort: B is a batch, not a dataset) */
     for (int b = 0; b < B; b++) {
         q->len[b] = lengths ? lengths[b] : T;
@@ -125,11 +233,12 @@ sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0
         q->order[j] = b;
     }
     sp_real *out = r->out->data, *cout = out + (size_t)(T + 1) * B * H; /* h rows, then c rows */
+    const sp_real *bn = b_hn ? b_hn->data : NULL;
 #pragma omp parallel num_threads(q->nt)
     {
-        int k = q->nt > 1 ? omp_get_thread_num() : 0;
-        int *mine = rows + (size_t)k * 2 * maxr, *act = mine + maxr, n = my_rows(q, k, mine);
-        sp_real *A = q->work + k * q->per, *G = A + (size_t)maxr * H;
+        int tid = q->nt > 1 ? omp_get_thread_num() : 0;
+        int *mine = rows + (size_t)tid * 2 * maxr, *act = mine + maxr, n = my_rows(q, tid, mine);
+        sp_real *A = q->work + tid * q->per, *Y = A + (size_t)maxr * H;
         for (int s = 0; s < T; s++) {
             int m = 0;
             for (int i = 0; i < n; i++) {
@@ -137,22 +246,21 @@ sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0
                 size_t at = (size_t)s * B + b;
                 if (q->len[b] > s) {
                     act[m++] = b;
-                    const sp_real *hp = s ? out + (at - B) * H : sp_at(h0, b, 0);
-                    memcpy(A + (size_t)(m - 1) * H, hp, (size_t)H * sizeof(sp_real));
-                    memcpy(G + (size_t)(m - 1) * 4 * H, sp_at(xp, s * B + b, 0), 4 * (size_t)H * sizeof(sp_real));
+                    memcpy(A + (size_t)(m - 1) * H, s ? out + (at - B) * H : sp_at(h0, b, 0), (size_t)H * sizeof(sp_real));
                 } else { /* padding: output 0, nothing saved (so its gate gradient is 0 too) */
                     memset(out + at * H, 0, (size_t)H * sizeof(sp_real));
-                    memset(cout + at * H, 0, (size_t)H * sizeof(sp_real));
-                    memset(q->sv + ((size_t)s * B + b) * 5 * H, 0, 5 * (size_t)H * sizeof(sp_real));
+                    if (k->cstate) memset(cout + at * H, 0, (size_t)H * sizeof(sp_real));
+                    memset(q->sv + at * S, 0, (size_t)S * sizeof(sp_real));
                 }
             }
             if (!m) continue;
-            step_gemm(m, 4 * H, H, A, wp, w_hh, 1, G, 1); /* G = xp + h W_hh^T */
+            step_gemm(m, G, H, A, wp, w_hh, 1, Y); /* Y = h W_hh^T */
             for (int i = 0; i < m; i++) {
                 int b = act[i];
                 size_t at = (size_t)s * B + b;
-                const sp_real *cp = s ? cout + (at - B) * H : sp_at(c0, b, 0);
-                sp__lstm_row_fwd(G + (size_t)i * 4 * H, NULL, cp, q->sv + at * 5 * H, out + at * H, cout + at * H, H);
+                const sp_real *cp = !k->cstate ? NULL : s ? cout + (at - B) * H : sp_at(c0, b, 0);
+                k->fwd(sp_at(xp, (int)at, 0), Y + (size_t)i * G, bn, A + (size_t)i * H, cp, q->sv + at * S, out + at * H,
+                       k->cstate ? cout + at * H : NULL, H);
             }
         }
         for (int i = 0; i < n; i++) { /* final state of each row: its last real step */
@@ -160,35 +268,56 @@ sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0
             size_t fin = (size_t)T * B + b, last = (size_t)(q->len[b] - 1) * B + b;
             const size_t bytes = (size_t)H * sizeof(sp_real);
             memcpy(out + fin * H, q->len[b] ? out + last * H : sp_at(h0, b, 0), bytes);
-            memcpy(cout + fin * H, q->len[b] ? cout + last * H : sp_at(c0, b, 0), bytes);
+            if (k->cstate) memcpy(cout + fin * H, q->len[b] ? cout + last * H : sp_at(c0, b, 0), bytes);
         }
     }
     return r->out;
 }
 
+sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, sp_tensor *c0, int T,
+                       const int *lengths)
+{
+    return seq_op(t, K_LSTM, xp, w_hh, NULL, h0, c0, T, lengths);
+}
+
+sp_tensor *sp_gru_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *b_hn, sp_tensor *h0, int T,
+                      const int *lengths)
+{
+    return seq_op(t, K_GRU, xp, w_hh, b_hn, h0, NULL, T, lengths);
+}
+
+sp_tensor *sp_rnn_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, int relu, int T, const int *lengths)
+{
+    return seq_op(t, relu ? K_RNN_RELU : K_RNN_TANH, xp, w_hh, NULL, h0, NULL, T, lengths);
+}
+
 /* Backward, step T-1 down to 0, each thread on its rows. Per row, the gradient reaching step s is
- * dh = dout_h[s] + dG[s+1] W_hh (carried), dc = dout_c[s] + dc[s+1] f[s+1] (carried), plus the
- * final state's gradient at the row's last real step. Then dW_hh += sum_s dG[s]^T h[s-1]. */
-void sp__lstm_seq_backward(sp_record *r)
+ * dh = dout_h[s] + dy[s+1] W_hh (+ the kind's direct part), carried, and for the LSTM
+ * dc = dout_c[s] + dc_prev[s+1], carried, plus the final state's gradient at the row's last real
+ * step. Then dW_hh += sum_s dy[s]^T h[s-1], and db_hn += the column sums of dy's n block. */
+void sp__seq_backward(sp_record *r)
 {
     seq_state *q = r->saved;
-    sp_tensor *xp = r->in[0], *w = r->in[1], *h0 = r->in[2], *c0 = r->in[3];
-    int T = q->T, B = q->B, H = q->H;
+    const seq_kind *k = q->k;
+    sp_tensor *xp = r->in[0], *w = r->in[1], *h0 = r->in[2], *c0 = k->cstate ? r->in[3] : NULL;
+    sp_tensor *b_hn = !k->cstate && r->n_in > 3 ? r->in[3] : NULL;
+    int T = q->T, B = q->B, H = q->H, G = k->gates * H, S = k->saved * H, maxr = q->maxr;
     const size_t CB = (size_t)(T + 1) * B * H; /* offset of the c rows */
     const sp_real *out = r->out->data, *dout = r->out->grad;
-    int maxr = ((B + CHUNK - 1) / CHUNK + q->nt - 1) / q->nt * CHUNK;
     int *rows = sp__scratch(r->tape, (size_t)q->nt * 2 * maxr * sizeof(int));
-    const float *wp = rows ? pack(r->tape, w, 0, 4 * H, H) : NULL; /* op(W) = W_hh [4H, H] */
+    const float *wp = rows ? pack(r->tape, w, 0, G, H) : NULL; /* op(W) = W_hh [G, H] */
     if (!rows || sp_tape_status(r->tape) != SP_OK) return;
+    int same = k->gates != 3; /* dx = dy for all but the GRU */
 #pragma omp parallel num_threads(q->nt)
     {
-        int k = q->nt > 1 ? omp_get_thread_num() : 0;
-        int *mine = rows + (size_t)k * 2 * maxr, *act = mine + maxr, n = my_rows(q, k, mine);
-        sp_real *D = q->work + k * q->per;          /* [maxr, 4H] dG of the running rows */
-        sp_real *DH = D + (size_t)maxr * 4 * H;     /* [maxr, H] dG W_hh */
-        sp_real *dhc = DH + (size_t)maxr * H;       /* [maxr, H] carried dh, by slot */
-        sp_real *dcc = dhc + (size_t)maxr * H;      /* [maxr, H] carried dc, by slot */
-        sp_real *dh = dcc + (size_t)maxr * H, *dc = dh + H, *dcn = dc + H;
+        int tid = q->nt > 1 ? omp_get_thread_num() : 0;
+        int *mine = rows + (size_t)tid * 2 * maxr, *act = mine + maxr, n = my_rows(q, tid, mine);
+        sp_real *D = q->work + tid * q->per;     /* [maxr, G] dy of the running rows */
+        sp_real *DH = D + (size_t)maxr * G;      /* [maxr, H] dy W_hh */
+        sp_real *dhc = DH + (size_t)maxr * H;    /* [maxr, H] carried dh, by slot */
+        sp_real *dcc = dhc + (size_t)maxr * H;   /* [maxr, H] carried dc, by slot */
+        sp_real *DX = dcc + (size_t)maxr * H;    /* [G] dx of one row (GRU) */
+        sp_real *dh = DX + G, *dcn = dh + H, *scr = dcn + H, *dhd = scr + 2 * H;
         memset(dhc, 0, 2 * (size_t)maxr * H * sizeof(sp_real));
         for (int s = T - 1; s >= 0; s--) {
             int m = 0;
@@ -196,45 +325,53 @@ void sp__lstm_seq_backward(sp_record *r)
                 int b = mine[i];
                 if (q->len[b] <= s) continue;
                 size_t at = (size_t)s * B + b;
-                const sp_real *g = dout + at * H, *gc = dout + CB + at * H;
-                const sp_real *fin = dout + ((size_t)T * B + b) * H, *finc = fin + CB;
+                const sp_real *g = dout + at * H, *fin = dout + ((size_t)T * B + b) * H;
                 int last = q->len[b] == s + 1;
-                for (int j = 0; j < H; j++) {
-                    dh[j] = g[j] + dhc[(size_t)i * H + j] + (last ? fin[j] : 0);
-                    dcn[j] = gc[j] + dcc[(size_t)i * H + j] + (last ? finc[j] : 0);
-                }
-                sp_real *sv = q->sv + at * 5 * H, *da = D + (size_t)m * 4 * H;
-                const sp_real *cp = s ? out + CB + (at - B) * H : sp_at(c0, b, 0);
-                sp__lstm_row_bwd(sv, dh, dcn, cp, da, dc, H);
-                for (int j = 0; j < H; j++) dcc[(size_t)i * H + j] = dc[j] * sv[H + j];
-                memcpy(sv, da, 4 * (size_t)H * sizeof(sp_real)); /* dG replaces the gates it came from */
+                for (int j = 0; j < H; j++) dh[j] = g[j] + dhc[(size_t)i * H + j] + (last ? fin[j] : 0);
+                if (k->cstate)
+                    for (int j = 0; j < H; j++) dcn[j] = dout[CB + at * H + j] + dcc[(size_t)i * H + j] + (last ? fin[CB + j] : 0);
+                sp_real *sv = q->sv + at * S, *dy = D + (size_t)m * G, *dx = same ? dy : DX;
+                const sp_real *hp = s ? out + (at - B) * H : sp_at(h0, b, 0);
+                const sp_real *cp = !k->cstate ? NULL : s ? out + CB + (at - B) * H : sp_at(c0, b, 0);
+                k->bwd(sv, dh, dcn, hp, cp, dx, dy, dhd, dcc + (size_t)i * H, scr, H);
+                memcpy(sv, dy, (size_t)G * sizeof(sp_real)); /* dy replaces what it came from */
                 if (xp->grad) {
-                    sp_real *restrict x = xp->grad + ((size_t)s * B + b) * xp->stride;
-                    for (int j = 0; j < 4 * H; j++) x[j] += da[j];
+                    sp_real *restrict x = xp->grad + at * xp->stride;
+                    for (int j = 0; j < G; j++) x[j] += dx[j];
                 }
+                if (k->direct) memcpy(dhc + (size_t)i * H, dhd, (size_t)H * sizeof(sp_real));
                 act[m++] = i;
             }
             if (!m) continue;
-            step_gemm(m, H, 4 * H, D, wp, w, 0, DH, 0); /* dh[s-1] = dG[s] W_hh */
-            for (int i = 0; i < m; i++)
-                memcpy(dhc + (size_t)act[i] * H, DH + (size_t)i * H, (size_t)H * sizeof(sp_real));
+            step_gemm(m, H, G, D, wp, w, 0, DH); /* dh[s-1] (+)= dy[s] W_hh */
+            for (int i = 0; i < m; i++) {
+                sp_real *restrict d = dhc + (size_t)act[i] * H;
+                const sp_real *restrict e = DH + (size_t)i * H;
+                if (k->direct) for (int j = 0; j < H; j++) d[j] += e[j];
+                else memcpy(d, e, (size_t)H * sizeof(sp_real));
+            }
         }
         for (int i = 0; i < n; i++) { /* what reaches the initial state */
             int b = mine[i];
-            const sp_real *fin = dout + ((size_t)T * B + b) * H, *finc = fin + CB;
+            const sp_real *fin = dout + ((size_t)T * B + b) * H;
             int none = q->len[b] == 0; /* the final state is the initial one */
             if (h0->grad) {
                 sp_real *d = h0->grad + (size_t)b * h0->stride;
                 for (int j = 0; j < H; j++) d[j] += dhc[(size_t)i * H + j] + (none ? fin[j] : 0);
             }
-            if (c0->grad) {
+            if (c0 && c0->grad) {
                 sp_real *d = c0->grad + (size_t)b * c0->stride;
-                for (int j = 0; j < H; j++) d[j] += dcc[(size_t)i * H + j] + (none ? finc[j] : 0);
+                for (int j = 0; j < H; j++) d[j] += dcc[(size_t)i * H + j] + (none ? fin[CB + j] : 0);
             }
         }
     }
-    if (w->grad) { /* dW_hh [4H, H] += dG^T h_prev over all steps: step 0 from h0, the rest from out */
-        sp__gemm(1, 0, 4 * H, H, B, q->sv, 5 * H, h0->data, h0->stride, 1, w->grad, w->stride);
-        if (T > 1) sp__gemm(1, 0, 4 * H, H, (T - 1) * B, q->sv + (size_t)B * 5 * H, 5 * H, out, H, 1, w->grad, w->stride);
+    if (w->grad) { /* dW_hh [G, H] += dy^T h_prev over all steps: step 0 from h0, the rest from out */
+        sp__gemm(1, 0, G, H, B, q->sv, S, h0->data, h0->stride, 1, w->grad, w->stride);
+        if (T > 1) sp__gemm(1, 0, G, H, (T - 1) * B, q->sv + (size_t)B * S, S, out, H, 1, w->grad, w->stride);
     }
+    if (b_hn && b_hn->grad) /* serial: every row adds into the same bias */
+        for (size_t row = 0; row < (size_t)T * B; row++) {
+            const sp_real *restrict e = q->sv + row * S + 2 * H;
+            for (int j = 0; j < H; j++) b_hn->grad[j] += e[j];
+        }
 }

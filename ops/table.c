@@ -13,7 +13,7 @@ BACKWARD(sp__concat_backward) BACKWARD(sp__concat_rows_backward)
 BACKWARD(sp__softmax_backward) BACKWARD(sp__softmax_xent_backward) BACKWARD(sp__sigmoid_bce_backward)
 BACKWARD(sp__sum_backward) BACKWARD(sp__mean_backward)
 BACKWARD(sp__embedding_backward)
-BACKWARD(sp__lstm_cell_backward) BACKWARD(sp__gru_cell_backward) BACKWARD(sp__lstm_seq_backward)
+BACKWARD(sp__lstm_cell_backward) BACKWARD(sp__gru_cell_backward) BACKWARD(sp__seq_backward)
 BACKWARD(sp__crf_nll_backward)
 BACKWARD(sp__layer_norm_backward)
 BACKWARD(sp__attn_dot_backward) BACKWARD(sp__attn_additive_backward) BACKWARD(sp__attn_context_backward)
@@ -46,7 +46,9 @@ const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_LSTM_CELL] = {"lstm_cell", sp__lstm_cell_backward},
     [SP_OP_GRU_CELL] = {"gru_cell", sp__gru_cell_backward},
     [SP_OP_CRF_NLL] = {"crf_nll", sp__crf_nll_backward},
-    [SP_OP_LSTM_SEQ] = {"lstm_seq", sp__lstm_seq_backward},
+    [SP_OP_LSTM_SEQ] = {"lstm_seq", sp__seq_backward},
+    [SP_OP_GRU_SEQ] = {"gru_seq", sp__seq_backward},
+    [SP_OP_RNN_SEQ] = {"rnn_seq", sp__seq_backward},
     [SP_OP_LAYER_NORM] = {"layer_norm", sp__layer_norm_backward},
     [SP_OP_ATTN_DOT] = {"attn_dot", sp__attn_dot_backward},
     [SP_OP_ATTN_ADDITIVE] = {"attn_additive", sp__attn_additive_backward},

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* test_seq_ops.c - the whole-sequence recurrence ops (ops/seq.c) against finite differences and
- * against the per-step composition a user would write (matmul + lstm_cell per step).
+/* test_seq_ops.c - the whole-sequence recurrence ops (ops/seq.c: LSTM, GRU, tanh/relu RNN) against
+ * finite differences and against the per-step composition a user would write (matmul + lstm_cell,
+ * gru_cell, tanh or relu per step).
  *
  * Built twice: linked to the double library it checks gradients by central differences and the
  * composition to 1e-12; linked to the float library (SEQ_F32) it checks the packed AVX-512 path
- * (lstm_seq with W_hh packed, several threads) against the composition on BLIS, values and every
+ * (the seq ops with W_hh packed, several threads) against the composition on BLIS, values and every
  * gradient, and that one and two threads give the same numbers. */
 #include "helpers.h"
 
@@ -12,10 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { LSTM, GRU, RNN_TANH, RNN_RELU };
+static const int gates[] = {4, 3, 1, 1};
+
 typedef struct {
     sp_params *ps;
-    sp_tensor *xp, *w, *h0, *c0;
-    int T, B, H;
+    sp_tensor *xp, *w, *h0, *c0, *bn; /* c0: LSTM only, bn (b_hn): GRU only */
+    int kind, T, B, H;
     const int *len;
     int composed;
 } seq_case;
@@ -29,33 +33,51 @@ static sp_tensor *weights(sp_tape *t, int rows, int cols, int seed)
     return w;
 }
 
+/* One step of the kind from basic and per-step ops, as a custom cell would write it. */
+static void step(sp_tape *t, seq_case *g, sp_tensor *x, sp_tensor **hp, sp_tensor **cp)
+{
+    int H = g->H;
+    if (g->kind == LSTM) {
+        sp_tensor *hc = sp_lstm_cell(t, sp_matmul_bias(t, *hp, 0, g->w, 1, x), NULL, *cp);
+        *hp = sp_slice_cols(t, hc, 0, H), *cp = sp_slice_cols(t, hc, H, H);
+    } else if (g->kind == GRU) {
+        *hp = sp_gru_cell(t, x, sp_matmul_ex(t, *hp, 0, g->w, 1), g->bn, *hp);
+    } else {
+        sp_tensor *a = sp_matmul_bias(t, *hp, 0, g->w, 1, x);
+        *hp = g->kind == RNN_TANH ? sp_tanh(t, a) : sp_relu(t, a);
+    }
+}
+
 /* The per-step composition, one row at a time for its own length (so no masks are involved):
- * outputs laid out like lstm_seq's ([h of all steps; final h; c of all steps; final c]). */
+ * outputs laid out like the seq op's ([h of all steps; final h] and, LSTM, the same for c). */
 static sp_tensor *composed(sp_tape *t, seq_case *g)
 {
-    int T = g->T, B = g->B, H = g->H;
+    int T = g->T, B = g->B, H = g->H, lstm = g->kind == LSTM;
     sp_tensor **h = sp_tape_alloc(t, 2 * (size_t)(T + 1) * B * sizeof *h), *zero = sp_const(t, 1, H);
     for (int b = 0; b < B; b++) {
         int L = g->len ? g->len[b] : T;
-        sp_tensor *hp = sp_slice_rows(t, g->h0, b, 1), *cp = sp_slice_rows(t, g->c0, b, 1);
+        sp_tensor *hp = sp_slice_rows(t, g->h0, b, 1), *cp = lstm ? sp_slice_rows(t, g->c0, b, 1) : NULL;
         for (int s = 0; s < T; s++) {
             if (s >= L) {
                 h[s * B + b] = h[(T + 1) * B + s * B + b] = zero;
                 continue;
             }
-            sp_tensor *a = sp_matmul_bias(t, hp, 0, g->w, 1, sp_slice_rows(t, g->xp, s * B + b, 1));
-            sp_tensor *hc = sp_lstm_cell(t, a, NULL, cp);
-            hp = sp_slice_cols(t, hc, 0, H), cp = sp_slice_cols(t, hc, H, H);
+            step(t, g, sp_slice_rows(t, g->xp, s * B + b, 1), &hp, &cp);
             h[s * B + b] = hp, h[(T + 1) * B + s * B + b] = cp;
         }
         h[T * B + b] = hp, h[(T + 1) * B + T * B + b] = cp;
     }
-    return sp_concat_rows(t, h, 2 * (T + 1) * B);
+    return sp_concat_rows(t, h, (lstm ? 2 : 1) * (T + 1) * B);
 }
 
 static sp_tensor *forward(sp_tape *t, seq_case *g)
 {
-    return g->composed ? composed(t, g) : sp_lstm_seq(t, g->xp, g->w, g->h0, g->c0, g->T, g->len);
+    if (g->composed) return composed(t, g);
+    switch (g->kind) {
+    case LSTM: return sp_lstm_seq(t, g->xp, g->w, g->h0, g->c0, g->T, g->len);
+    case GRU: return sp_gru_seq(t, g->xp, g->w, g->bn, g->h0, g->T, g->len);
+    default: return sp_rnn_seq(t, g->xp, g->w, g->h0, g->kind == RNN_RELU, g->T, g->len);
+    }
 }
 
 /* sum(out * random): every output element, the final states included, gets its own gradient */
@@ -67,15 +89,16 @@ static sp_tensor *build(sp_tape *t, void *ctx)
     return sp_sum(t, sp_mul(t, o, weights(t, o->rows, o->cols, 7)));
 }
 
-static void make(seq_case *g, int T, int B, int H, const int *len, int seed)
+static void make(seq_case *g, int kind, int T, int B, int H, const int *len, int seed)
 {
     memset(g, 0, sizeof *g);
-    g->T = T, g->B = B, g->H = H, g->len = len;
+    g->kind = kind, g->T = T, g->B = B, g->H = H, g->len = len;
     g->ps = sp_params_new();
-    g->xp = sp_param(g->ps, "xp", T * B, 4 * H);
-    g->w = sp_param(g->ps, "w_hh", 4 * H, H);
+    g->xp = sp_param(g->ps, "xp", T * B, gates[kind] * H);
+    g->w = sp_param(g->ps, "w_hh", gates[kind] * H, H);
     g->h0 = sp_param(g->ps, "h0", B, H);
-    g->c0 = sp_param(g->ps, "c0", B, H);
+    if (kind == LSTM) g->c0 = sp_param(g->ps, "c0", B, H);
+    if (kind == GRU) g->bn = sp_param(g->ps, "b_hn", 1, H);
     sp_rng r;
     sp_rng_seed(&r, (uint64_t)seed);
     for (size_t k = 0; k < g->ps->numel; k++) g->ps->value[k] = (sp_real)(2 * sp_rng_uniform(&r) - 1);
@@ -112,30 +135,34 @@ static void compare_with_composition(seq_case *g, double rtol, double atol)
 
 #ifndef SEQ_F32
 
-static void test_lstm_seq_gradcheck(void **state)
+static void test_seq_gradcheck(void **state)
 {
     (void)state;
     const int len[3] = {5, 2, 0}; /* full, short, empty */
-    seq_case g;
-    make(&g, 5, 3, 4, len, 1);
-    assert_int_equal(sp_gradcheck(g.ps, build, &g, NULL), 0);
-    /* the checker sees a single wrong component of the weight gradient */
-    sp_gradcheck_opts bad = {1e-6, 1e-9, 1e-6, (int)(g.w->data - g.ps->value) + 5};
-    assert_int_not_equal(sp_gradcheck(g.ps, build, &g, &bad), 0);
-    sp_params_free(g.ps);
-    make(&g, 6, 2, 3, NULL, 2); /* every row runs T steps */
-    assert_int_equal(sp_gradcheck(g.ps, build, &g, NULL), 0);
-    sp_params_free(g.ps);
+    for (int kind = LSTM; kind <= RNN_RELU; kind++) {
+        seq_case g;
+        make(&g, kind, 5, 3, 4, len, 1 + kind);
+        assert_int_equal(sp_gradcheck(g.ps, build, &g, NULL), 0);
+        /* the checker sees a single wrong component of the weight gradient */
+        sp_gradcheck_opts bad = {1e-6, 1e-9, 1e-6, (int)(g.w->data - g.ps->value) + 5};
+        assert_int_not_equal(sp_gradcheck(g.ps, build, &g, &bad), 0);
+        sp_params_free(g.ps);
+        make(&g, kind, 6, 2, 3, NULL, 2); /* every row runs T steps */
+        assert_int_equal(sp_gradcheck(g.ps, build, &g, NULL), 0);
+        sp_params_free(g.ps);
+    }
 }
 
-static void test_lstm_seq_equals_composition(void **state)
+static void test_seq_equals_composition(void **state)
 {
     (void)state;
     const int len[4] = {1, 6, 3, 6};
-    seq_case g;
-    make(&g, 6, 4, 5, len, 3);
-    compare_with_composition(&g, 1e-12, 1e-12);
-    sp_params_free(g.ps);
+    for (int kind = LSTM; kind <= RNN_RELU; kind++) {
+        seq_case g;
+        make(&g, kind, 6, 4, 5, len, 3);
+        compare_with_composition(&g, 1e-12, 1e-12);
+        sp_params_free(g.ps);
+    }
 }
 
 /* Accumulation: a weight reached twice (two lstm_seq ops share W_hh; one input feeds both) gets
@@ -154,7 +181,7 @@ static void test_lstm_seq_accumulates(void **state)
     (void)state;
     const int len[2] = {2, 4};
     seq_case g;
-    make(&g, 4, 2, 3, len, 4);
+    make(&g, LSTM, 4, 2, 3, len, 4);
     assert_int_equal(sp_gradcheck(g.ps, twice, &g, NULL), 0);
     size_t n = g.ps->numel;
     double *one = malloc(n * sizeof *one);
@@ -174,7 +201,7 @@ static void test_lstm_seq_errors(void **state)
 {
     (void)state;
     seq_case g;
-    make(&g, 3, 2, 4, NULL, 5);
+    make(&g, LSTM, 3, 2, 4, NULL, 5);
     sp_tape *t = sp_tape_new();
     assert_null(sp_lstm_seq(t, g.xp, g.w, g.h0, g.c0, 4, NULL)); /* 4 steps of 2 rows != 6 rows */
     assert_non_null(strstr(sp_tape_errmsg(t), "lstm_seq"));
@@ -192,8 +219,8 @@ static void test_lstm_seq_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lstm_seq_gradcheck),
-        cmocka_unit_test(test_lstm_seq_equals_composition),
+        cmocka_unit_test(test_seq_gradcheck),
+        cmocka_unit_test(test_seq_equals_composition),
         cmocka_unit_test(test_lstm_seq_accumulates),
         cmocka_unit_test(test_lstm_seq_errors),
     };
@@ -204,33 +231,35 @@ int main(void)
 
 /* B = 72 rows: the composition's per-step products have more rows than the packed kernel takes,
  * so they run on BLIS, while lstm_seq runs on packed panels: two independent paths. */
-static void test_lstm_seq_packed_vs_reference(void **state)
+static void test_seq_packed_vs_reference(void **state)
 {
     (void)state;
     enum { T = 4, B = 72, H = 32 };
     int len[B];
     for (int b = 0; b < B; b++) len[b] = (b * 7) % (T + 1);
-    seq_case g;
-    make(&g, T, B, H, len, 6);
-    for (size_t k = 0; k < g.ps->numel; k++) g.ps->value[k] *= 0.5f; /* keep gates off saturation */
-    compare_with_composition(&g, 2e-4, 2e-5);
-    size_t n = g.ps->numel;
-    double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
-    sp_set_threads(1);
-    double la = run(&g, a);
-    sp_set_threads(2);
-    double lb = run(&g, b);
-    sp_test_close(la, lb, 1e-6, 1e-6, "loss with 1 and 2 threads");
-    for (size_t k = 0; k < n; k++) sp_test_close(a[k], b[k], 1e-5, 1e-6, "gradient with 1 and 2 threads");
-    free(a);
-    free(b);
-    sp_params_free(g.ps);
+    for (int kind = LSTM; kind <= RNN_RELU; kind++) {
+        seq_case g;
+        make(&g, kind, T, B, H, len, 6);
+        for (size_t k = 0; k < g.ps->numel; k++) g.ps->value[k] *= 0.5f; /* keep gates off saturation */
+        compare_with_composition(&g, 2e-4, 2e-5);
+        size_t n = g.ps->numel;
+        double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+        sp_set_threads(1);
+        double la = run(&g, a);
+        sp_set_threads(2);
+        double lb = run(&g, b);
+        sp_test_close(la, lb, 1e-6, 1e-6, "loss with 1 and 2 threads");
+        for (size_t k = 0; k < n; k++) sp_test_close(a[k], b[k], 1e-5, 1e-6, "gradient with 1 and 2 threads");
+        free(a);
+        free(b);
+        sp_params_free(g.ps);
+    }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lstm_seq_packed_vs_reference),
+        cmocka_unit_test(test_seq_packed_vs_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

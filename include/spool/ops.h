@@ -32,7 +32,7 @@ typedef enum {
     SP_OP_SOFTMAX, SP_OP_SOFTMAX_XENT, SP_OP_SIGMOID_BCE,
     SP_OP_SUM, SP_OP_MEAN,
     SP_OP_EMBEDDING, SP_OP_DROPOUT,
-    SP_OP_LSTM_CELL, SP_OP_GRU_CELL, SP_OP_LSTM_SEQ,
+    SP_OP_LSTM_CELL, SP_OP_GRU_CELL, SP_OP_LSTM_SEQ, SP_OP_GRU_SEQ, SP_OP_RNN_SEQ,
     SP_OP_CRF_NLL,
     SP_OP_LAYER_NORM,                                      /* ops/norm.c */
     SP_OP_ATTN_DOT, SP_OP_ATTN_ADDITIVE, SP_OP_ATTN_CONTEXT, /* ops/attention.c */
@@ -149,6 +149,13 @@ sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn
  * step), then the same (T+1)*B rows for c. So the output sequence is the view of rows 0 .. T*B. */
 sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, sp_tensor *c0, int T,
                        const int *lengths);
+/* The same for the reset-after GRU (sp_gru_cell's math; xp [T*B, 3H] with b_ih and the r, z parts
+ * of b_hh folded in, w_hh [3H, H], b_hn [1, H] or NULL) and the Elman RNN (h = tanh or, relu != 0,
+ * relu of xp + h W_hh^T; xp [T*B, H], w_hh [H, H]). They have no c: the result is [(T+1)B, H], the
+ * h of every step, then the final h of each row. */
+sp_tensor *sp_gru_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *b_hn, sp_tensor *h0, int T,
+                      const int *lengths);
+sp_tensor *sp_rnn_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, int relu, int T, const int *lengths);
 
 /* ------------------------------------------------------ normalisation */
 
