@@ -1,8 +1,9 @@
 /* bench_model.c - the benchmark's model: the peer's char-LM built from spool's own layers and
  * optimizer, exactly as a user would write it.
  *
- * sp_rnn (a stack of RNN-tanh / GRU / LSTM cells, optionally bidirectional, PyTorch parameter
- * names, layouts and initialisation) -> sp_linear head -> sp_softmax_xent; then sp_backward,
+ * [sp_embed with --embedding] -> sp_rnn (a stack of RNN-tanh / GRU / LSTM cells, optionally
+ * bidirectional, PyTorch parameter names, layouts and initialisation; row lengths with --varlen)
+ * -> sp_linear head -> sp_softmax_xent (padding targets are -1: mean over real positions); then sp_backward,
  * sp_clip_grad_norm and sp_optim_step with Adam. Parameter count matches torch.nn's.
  */
 #include "bench_model.h"
@@ -15,6 +16,7 @@ const char *const bench_model_name = "spool layers: sp_rnn + sp_linear";
 const char *const bench_optim_name = "spool sp_clip_grad_norm + sp_optim Adam";
 
 struct bench_model_impl {
+    sp_embed emb;
     sp_rnn rnn;
     sp_linear head;
     sp_optim *opt;
@@ -40,7 +42,8 @@ int model_build(bench_model *m, const bench_cfg *c, sp_rng *rng)
         fprintf(stderr, "spool-bench: out of memory building the model\n");
         return 1;
     }
-    if (sp_rnn_init(&im->rnn, m->ps, "rnn", cell_kind(c->cell), c->V, c->H, c->L, c->bidir, NULL, rng) != SP_OK ||
+    if ((c->E && sp_embed_init(&im->emb, m->ps, "emb", c->V, c->E, rng) != SP_OK) ||
+        sp_rnn_init(&im->rnn, m->ps, "rnn", cell_kind(c->cell), c->E ? c->E : c->V, c->H, c->L, c->bidir, NULL, rng) != SP_OK ||
         sp_linear_init(&im->head, m->ps, "head", sp_rnn_out_size(&im->rnn), c->V, 1, rng) != SP_OK) {
         fprintf(stderr, "spool-bench: building the model: %s\n", sp_last_error());
         return 1;
@@ -54,18 +57,22 @@ int model_build(bench_model *m, const bench_cfg *c, sp_rng *rng)
     return 0;
 }
 
-int model_step(bench_model *m, const bench_cfg *c, sp_tape *tp, const float *onehot,
-               const int *target, double *loss)
+int model_step(bench_model *m, const bench_cfg *c, sp_tape *tp, const bench_batch *bt, double *loss)
 {
     bench_model_impl *im = m->impl;
     const int TB = c->T * c->B, V = c->V;
+    const int *target = bt->target;
     sp_tape_reset(tp);
-    sp_tensor *x = sp_const(tp, TB, V);
-    if (x)
-        for (size_t k = 0; k < (size_t)TB * V; k++) x->data[k] = (sp_real)onehot[k];
+    sp_tensor *x;
+    if (c->E) {
+        x = sp_embed_forward(tp, &im->emb, bt->ids, TB);
+    } else if ((x = sp_const(tp, TB, V))) {
+        for (size_t k = 0; k < (size_t)TB * V; k++) x->data[k] = (sp_real)bt->onehot[k];
+    }
     sp_rnn_opts ro;
     memset(&ro, 0, sizeof ro);
     ro.train = !c->fwd_only;
+    ro.lengths = bt->lengths;
     sp_rnn_out out;
     memset(&out, 0, sizeof out);
     sp_tensor *l = NULL;

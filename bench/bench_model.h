@@ -8,6 +8,7 @@
 typedef struct {
     const char *cell;          /* "rnn", "gru", "lstm" */
     int H, L, B, T, V, threads, steps, warmup, bidir, fwd_only;
+    int E, varlen;             /* --embedding E (0: one-hot input), --varlen */
     unsigned long seed;
     double target_seconds, lr, clip;
     const char *dump_dir;      /* --dump: write parameters before/after one step, then stop */
@@ -25,10 +26,16 @@ extern const char *const bench_optim_name;   /* whose Adam and clipping run */
 
 /* 0 on success; on failure prints why to stderr and returns nonzero. */
 int model_build(bench_model *m, const bench_cfg *c, sp_rng *rng);
-/* One step on a [T*B, V] one-hot batch with targets [T*B]: forward, loss, and unless
- * c->fwd_only backward, clip and Adam. *loss receives the loss. Nonzero on failure (printed). */
-int model_step(bench_model *m, const bench_cfg *c, sp_tape *tape, const float *onehot,
-               const int *target, double *loss);
+/* One batch: inputs as a [T*B, V] one-hot matrix, or (--embedding) token ids [T*B]; targets
+ * [T*B] (-1 at padded positions); lengths [B] with --varlen, else NULL. */
+typedef struct {
+    const float *onehot;
+    const int *ids, *target, *lengths;
+} bench_batch;
+
+/* One step: forward, loss (mean over real positions), and unless c->fwd_only backward, clip and
+ * Adam. *loss receives the loss. Nonzero on failure (printed). */
+int model_step(bench_model *m, const bench_cfg *c, sp_tape *tape, const bench_batch *batch, double *loss);
 void model_free(bench_model *m);
 
 #endif

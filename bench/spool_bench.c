@@ -53,6 +53,9 @@ static const ex_opt OPTS[] = {
     EX_OPT("warmup", EX_INT, C, warmup, "3", 0, 1000000, 0, "W", "untimed warm-up steps"),
     EX_OPT("target-seconds", EX_DBL, C, target_seconds, "10", 0, 1e9, 0, "X", "seconds of timed steps when --steps is 0"),
     EX_OPT("bidirectional", EX_FLAG, C, bidir, NULL, 0, 0, 0, NULL, "bidirectional layers"),
+    EX_OPT("embedding", EX_INT, C, E, "0", 0, 1 << 16, 0, "E", "input through an embedding of width E (0: one-hot)"),
+    EX_OPT("varlen", EX_FLAG, C, varlen, NULL, 0, 0, 0, NULL,
+           "rows of lengths uniform in [max(1, T/4), T], unsorted; loss over real positions"),
     EX_OPT("forward-only", EX_FLAG, C, fwd_only, NULL, 0, 0, 0, NULL, "forward + loss only"),
     EX_OPT("seed", EX_LONG, C, seed, "1234", 0, 2147483647, 0, "S", "random seed"),
     EX_OPT("lr", EX_DBL, C, lr, "2e-3", 0, 1e9, 0, "LR", "Adam learning rate"),
@@ -123,7 +126,7 @@ static int dump_file(const char *dir, const char *name, char *path, size_t n)
 
 /* --dump: parameters before and after one training step on batch 0, its tokens ([t][b], T+1
  * rows) and its loss, so check_same_math.py can run the same step in PyTorch and compare. */
-static int dump_one_step(const cfg *c, bench_model *m, const float *onehot, const int *target, const int *tok0)
+static int dump_one_step(const cfg *c, bench_model *m, const bench_batch *bt, const int *tok0)
 {
     char path[4096];
     if (!dump_file(c->dump_dir, "init.safetensors", path, sizeof path)) return 2;
@@ -133,7 +136,7 @@ static int dump_one_step(const cfg *c, bench_model *m, const float *onehot, cons
     }
     sp_tape *tape = sp_tape_new();
     double loss;
-    if (!tape || model_step(m, c, tape, onehot, target, &loss)) return 1;
+    if (!tape || model_step(m, c, tape, bt, &loss)) return 1;
     sp_tape_free(tape);
     if (!dump_file(c->dump_dir, "step1.safetensors", path, sizeof path)) return 2;
     if (sp_save(path, m->ps, NULL, NULL) != SP_OK) {
@@ -182,30 +185,42 @@ int main(int argc, char **argv)
     if (model_build(&m, &c, &rng) != 0) return 1;
 
     /* The data pool: NB batches of T+1 random tokens per sequence, laid out [t][b] (time
-     * outermost, as the ops want sequences); inputs are tokens 0..T-1, targets 1..T. */
-    float *onehot = calloc((size_t)NB * T * B * V, sizeof *onehot);
-    int *target = malloc((size_t)NB * T * B * sizeof *target);
-    if (!onehot || !target) {
+     * outermost, as the ops want sequences); inputs are tokens 0..T-1, targets 1..T. With
+     * --embedding the inputs stay ids; with --varlen each row gets a length in [max(1, T/4), T]
+     * (as the peer's) and the targets past it are -1 (padding, ignored by the loss). */
+    float *onehot = c.E ? NULL : calloc((size_t)NB * T * B * V, sizeof *onehot);
+    int *ids = malloc((size_t)NB * T * B * sizeof *ids), *target = malloc((size_t)NB * T * B * sizeof *target);
+    int *lens = malloc((size_t)NB * B * sizeof *lens), *tok0 = malloc((size_t)(T + 1) * B * sizeof *tok0);
+    int *tok = malloc((size_t)(T + 1) * B * sizeof *tok);
+    if ((!c.E && !onehot) || !ids || !target || !lens || !tok0 || !tok) {
         fprintf(stderr, "spool-bench: out of memory for the data pool\n");
         return 1;
     }
-    int *tok0 = malloc((size_t)(T + 1) * B * sizeof *tok0);
-    if (!tok0) return 1;
+    double real_tokens[8];
     for (int k = 0; k < NB; k++) {
-        int *tok = malloc((size_t)(T + 1) * B * sizeof *tok);
-        if (!tok) return 1;
         for (int i = 0; i < (T + 1) * B; i++) tok[i] = sp_rng_below(&rng, V);
+        int lo = T / 4 > 1 ? T / 4 : 1;
+        real_tokens[k] = 0;
+        for (int b = 0; b < B; b++) {
+            lens[k * B + b] = c.varlen ? lo + sp_rng_below(&rng, T - lo + 1) : T;
+            real_tokens[k] += lens[k * B + b];
+        }
         for (int r = 0; r < T * B; r++) {
-            onehot[((size_t)k * T * B + r) * V + tok[r]] = 1;
-            target[(size_t)k * T * B + r] = tok[r + B];
+            if (onehot) onehot[((size_t)k * T * B + r) * V + tok[r]] = 1;
+            ids[(size_t)k * T * B + r] = tok[r];
+            target[(size_t)k * T * B + r] = r / B < lens[k * B + r % B] ? tok[r + B] : -1;
         }
         if (k == 0) memcpy(tok0, tok, (size_t)(T + 1) * B * sizeof *tok);
-        free(tok);
     }
+    free(tok);
+    bench_batch pool[8];
+    for (int k = 0; k < NB; k++)
+        pool[k] = (bench_batch){onehot ? onehot + (size_t)k * T * B * V : NULL, ids + (size_t)k * T * B,
+                                target + (size_t)k * T * B, c.varlen ? lens + (size_t)k * B : NULL};
     if (c.dump_dir) {
-        int rc = dump_one_step(&c, &m, onehot, target, tok0);
+        int rc = dump_one_step(&c, &m, &pool[0], tok0);
         model_free(&m);
-        free(onehot), free(target), free(tok0);
+        free(onehot), free(ids), free(target), free(lens), free(tok0);
         return rc;
     }
     free(tok0);
@@ -220,7 +235,7 @@ int main(int argc, char **argv)
     double loss_first = NAN, loss_last = NAN;
     for (int i = 0; i < c.warmup; i++) {
         double t0 = now_s(), l;
-        if (model_step(&m, &c, tape, onehot + (size_t)(i % NB) * T * B * V, target + (size_t)(i % NB) * T * B, &l))
+        if (model_step(&m, &c, tape, &pool[i % NB], &l))
             return 1;
         wtimes[i] = now_s() - t0;
         if (i == 0) loss_first = l;
@@ -236,11 +251,13 @@ int main(int argc, char **argv)
     if (!times) return 1;
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
+    double real = 0;
+    for (int i = 0; i < S; i++) real += real_tokens[(c.warmup + i) % NB];
     double t_all = now_s();
     for (int i = 0; i < S; i++) {
         int k = (c.warmup + i) % NB;
         double t0 = now_s();
-        if (model_step(&m, &c, tape, onehot + (size_t)k * T * B * V, target + (size_t)k * T * B, &loss_last))
+        if (model_step(&m, &c, tape, &pool[k], &loss_last))
             return 1;
         times[i] = now_s() - t0;
         if (i == 0 && c.warmup == 0) loss_first = loss_last;
@@ -261,6 +278,7 @@ int main(int argc, char **argv)
            "\"hidden\": %d, \"layers\": %d, \"batch\": %d, \"seq\": %d, \"vocab\": %d, "
            "\"bidirectional\": %s, \"threads\": %d, \"torch_threads\": %d, \"blis_arch_type\": \"%s\", "
            "\"steps\": %d, \"warmup\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f, "
+           "\"varlen\": %s, \"embedding\": %d, \"real_tokens_per_s\": %.1f, "
            "\"ms_per_step\": %.3f, \"ms_per_step_median\": %.3f, \"ms_per_step_min\": %.3f, "
            "\"peak_rss_mb\": %.1f, \"rss_after_import_mb\": %.1f, \"n_params\": %zu, "
            "\"cpu_util\": %.3f, \"sys_frac\": %.3f, \"minflt_per_step\": %.1f, "
@@ -269,7 +287,7 @@ int main(int argc, char **argv)
            "\"model\": \"%s\", \"info\": \"%s\"}\n",
            SP_VERSION, c.fwd_only ? "forward" : "train", c.cell, c.H, c.L, B, T, V,
            c.bidir ? "true" : "false", c.threads, sp_get_threads(), arch ? arch : "unset", S,
-           c.warmup, secs, (double)B * T * S / secs, 1000 * secs / S, 1000 * times[S / 2],
+           c.warmup, secs, (double)B * T * S / secs, c.varlen ? "true" : "false", c.E, real / secs, 1000 * secs / S, 1000 * times[S / 2],
            1000 * times[0], rss_mb(), rss_init, m.ps->numel, (ut + st) / secs,
            st / fmax(1e-9, ut + st), (double)(ru1.ru_minflt - ru0.ru_minflt) / S, jnum(jl0, loss_first),
            jnum(jl1, loss_last), flops * 1e-9, flops * 1e-9 / times[S / 2],
@@ -278,7 +296,9 @@ int main(int argc, char **argv)
     sp_tape_free(tape);
     model_free(&m);
     free(onehot);
+    free(ids);
     free(target);
+    free(lens);
     free(wtimes);
     free(times);
     return 0;
