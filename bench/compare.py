@@ -57,21 +57,28 @@ def grid(name, threads_all):
         out.append(dict(cell="lstm", hidden=128, layers=1, bidirectional=False, threads=1))
         out.append(dict(cell="lstm", hidden=512, layers=1, bidirectional=False, threads=1))
         out.append(dict(cell="lstm", hidden=256, layers=1, bidirectional=False, threads=threads_all))
+        out.append(dict(cell="lstm", hidden=256, layers=1, bidirectional=False, threads=1, variant="varlen"))
+        out.append(dict(cell="lstm", hidden=256, layers=1, bidirectional=False, threads=1, variant="emb64"))
         return out
     for th in tl:
         for cell in ("rnn", "gru", "lstm"):
             for H in (128, 256, 512):
                 for L in (1, 2):
                     out.append(dict(cell=cell, hidden=H, layers=L, bidirectional=False, threads=th))
-        out.append(dict(cell="lstm", hidden=256, layers=1, bidirectional=True, threads=th))
+        for H in (128, 256, 512):
+            out.append(dict(cell="lstm", hidden=H, layers=1, bidirectional=True, threads=th))
+        for cell in ("gru", "lstm"):   # the peer's variants: --varlen and --embedding 64
+            out.append(dict(cell=cell, hidden=256, layers=1, bidirectional=False, threads=th, variant="varlen"))
+        out.append(dict(cell="lstm", hidden=256, layers=1, bidirectional=False, threads=th, variant="emb64"))
+        out.append(dict(cell="lstm", hidden=256, layers=1, bidirectional=True, threads=th, variant="varlen"))
     return out
 
 
 def target_ratio(c):
-    """The issue's speed target against the faster peer."""
-    if c["cell"] == "lstm":
-        return 2.0 if c["hidden"] >= 512 else 2.5
-    return 2.0
+    """The speed target against the faster peer: variable lengths 3x, LSTM 1.5x, GRU and RNN 2x."""
+    if c.get("variant") == "varlen":
+        return 3.0
+    return 1.5 if c["cell"] == "lstm" else 2.0
 
 
 def find_bench(path):
@@ -97,6 +104,11 @@ def flags(c, a):
          "--warmup", str(a.warmup), "--seed", "1234"]
     if c["bidirectional"]:
         f.append("--bidirectional")
+    v = c.get("variant", "")
+    if v == "varlen":
+        f.append("--varlen")
+    elif v.startswith("emb"):
+        f += ["--embedding", v[3:]]
     if a.forward_only:
         f.append("--forward-only")
     return f
@@ -153,7 +165,7 @@ def loadavg():
 
 
 def key(c):
-    return (c["cell"], c["hidden"], c["layers"], bool(c["bidirectional"]), c["threads"])
+    return (c["cell"], c["hidden"], c["layers"], bool(c["bidirectional"]), c["threads"], c.get("variant", ""))
 
 
 def med(xs):
@@ -191,19 +203,23 @@ def write_results(path, rows, meta, peers_used):
     if meta.get("note"):
         L.append("> " + meta["note"] + "\n")
     L.append("Columns: tokens/s (B*T per second of the timed steps) of spool and each peer; "
-             "**ratio** = spool / the faster peer (target: LSTM 2.5x at H <= 256, 2x at 512; GRU and "
-             "RNN 2x); **ratio/CPU-s** = the same ratio of tokens per CPU-second of each process "
+             "(real positions per second for `varlen` rows, whose rows have lengths in [T/4, T]; `emb64`: "
+             "input through an embedding of width 64); "
+             "**ratio** = spool / the faster peer (target: LSTM 1.5x, GRU and RNN 2x, varlen 3x); **ratio/CPU-s** = the same ratio of tokens per CPU-second of each process "
              "(less sensitive to a busy machine, since time spent descheduled is not counted; read it "
-             "for 1-thread rows, as spinning OpenMP threads inflate CPU time with more); peak RSS in MB (target: spool <= 1/10 of the smaller peer's); spool's "
-             "achieved GEMM GFLOP/s (model FLOPs, step_gemms.h, over the median step); "
+             "for 1-thread rows, as spinning OpenMP threads inflate CPU time with more); peak RSS in MB; spool's "
+             "achieved GEMM GFLOP/s (model FLOPs, step_gemms.h, over the median step) and **of peak**, that as a "
+             "fraction of the FP32 FMA peak of the cores it ran on (" + fmt(meta.get("fma_peak"), "%.0f") + " GFLOP/s per core, measured by "
+             "spool-fma-peak); "
              "**ceil** = spool's tokens/s as a fraction of the GEMM-only bound measured by "
              "spool-gemm-ceiling at the same shapes and threads (1.0 = as fast as BLIS doing nothing but the "
              "step's GEMMs; above 1 where spool's own recurrent kernel beats BLIS; per CPU-second for "
              "1-thread rows, as the ceiling takes the best of 3 rounds).\n")
-    hdr = ["cell", "H", "L", "dir", "thr", "spool tok/s"]
+    hdr = ["cell", "H", "L", "dir", "var", "thr", "spool tok/s"]
     for p in peers_used:
         hdr.append("%s tok/s" % p)
-    hdr += ["ratio", "target", "ratio/CPU-s", "RSS spool"] + ["RSS %s" % p for p in peers_used] + ["GFLOP/s", "ceil"]
+    hdr += ["ratio", "target", "ratio/CPU-s", "RSS spool"] + ["RSS %s" % p for p in peers_used] + \
+        ["GFLOP/s", "of peak", "ceil"]
     L.append("| " + " | ".join(hdr) + " |")
     L.append("|" + "---|" * len(hdr))
     for r in rows:
@@ -222,7 +238,7 @@ def write_results(path, rows, meta, peers_used):
         if bool(meta["load_note"]) and c["threads"] > 1:
             ceil = None  # a wall-clock ceiling on a busy machine means nothing
         line = [c["cell"], str(c["hidden"]), str(c["layers"]), "bi" if c["bidirectional"] else "uni",
-                str(c["threads"]), fmt_k(s["tok"])]
+                c.get("variant") or "dense", str(c["threads"]), fmt_k(s["tok"])]
         line += [fmt_k(r[p]["tok"]) if r[p]["tok"] is not None else (r[p]["err"] or "–")[:40]
                  for p in peers_used]
         ok = ratio is not None and ratio >= target_ratio(c)
@@ -233,9 +249,11 @@ def write_results(path, rows, meta, peers_used):
         line += ["%s%s" % (fmt(ratio, "%.2fx"), mark),
                  "%.1fx" % target_ratio(c), fmt(ratio_cpu, "%.2fx"), fmt(s["rss"], "%.0f")]
         line += [fmt(r[p]["rss"], "%.0f") for p in peers_used]
-        line += [fmt(s["gflops"], "%.1f"), fmt(ceil, "%.2f")]
+        peak = meta.get("fma_peak")
+        of_peak = s["gflops"] / (peak * c["threads"]) if (s["gflops"] and peak) else None
+        line += [fmt(s["gflops"], "%.1f"), fmt(None if of_peak is None else 100 * of_peak, "%.0f%%"), fmt(ceil, "%.2f")]
         if s["tok"] is None:
-            line[5] = (s["err"] or "failed")[:40]
+            line[6] = (s["err"] or "failed")[:40]
         L.append("| " + " | ".join(line) + " |")
     L.append("")
     if meta["load_note"] and any(r["cfg"]["threads"] > 1 for r in rows):
@@ -314,13 +332,15 @@ def summarise(cfgs, runs, ceilings, peers_used):
             rs = [x for x in runs if x["key"] == list(k) and x["prog"] == prog]
             ok = [x["out"] for x in rs if x["out"]]
             row[prog] = {
-                "tok": med([o["tokens_per_s"] for o in ok]),
+                # real positions per second: the same as tokens/s but for --varlen rows
+                "tok": med([o.get("real_tokens_per_s", o["tokens_per_s"]) for o in ok]),
                 "rss": med([o["peak_rss_mb"] for o in ok]),
                 "gflops": med([o.get("gflops") for o in ok]),
                 # tokens per CPU-second of the process: on a time-shared machine this counts only
                 # the time the program actually ran (meaningful for 1 thread; spinning OpenMP
                 # threads inflate CPU time when there are more).
-                "tokcpu": med([o["tokens_per_s"] / o["cpu_util"] for o in ok if o.get("cpu_util")]),
+                "tokcpu": med([o.get("real_tokens_per_s", o["tokens_per_s"]) / o["cpu_util"] for o in ok
+                               if o.get("cpu_util")]),
                 "err": next((x["err"] for x in rs if x["err"]), "") if not ok else "",
             }
         rows.append(row)
@@ -357,6 +377,8 @@ def main():
                         "their runs are merged, the first file's header is used)")
     p.add_argument("--timeout", type=int, default=300, help="seconds per run")
     p.add_argument("--note", default="", help="a sentence to print at the top of --out")
+    p.add_argument("--busy", type=int, default=0, metavar="N",
+                   help="run N CPU-bound processes beside the benchmarks (threads-never-hurt check)")
     a = p.parse_args()
     if a.reps < 1 or a.target_seconds <= 0:
         sys.exit("compare.py: --reps >= 1 and --target-seconds > 0")
@@ -414,7 +436,8 @@ def main():
         for r in runs:
             if r["key"] not in keys:
                 keys.append(r["key"])
-        cfgs = [dict(cell=k[0], hidden=k[1], layers=k[2], bidirectional=k[3], threads=k[4]) for k in keys]
+        cfgs = [dict(cell=k[0], hidden=k[1], layers=k[2], bidirectional=k[3], threads=k[4],
+                     variant=k[5] if len(k) > 5 else "") for k in keys]
         peers_used = [pp for pp in meta["peers"] if any(r["prog"] == pp for r in runs)]
         write_results(a.out, summarise(cfgs, runs, ceilings, peers_used), meta, peers_used)
         print("wrote %s" % a.out)
@@ -441,7 +464,11 @@ def main():
         # The version comes from the peer's own JSON (first run); recorded here for the header.
         torch_ver[name] = "?"
 
+    peak_bin = os.path.join(os.path.dirname(bench), "spool-fma-peak")
+    pk, _ = run_json([peak_bin, "--json"], env0, 60) if os.access(peak_bin, os.X_OK) else (None, "")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(a.busy)]
     meta = {
+        "fma_peak": pk["fma_peak_gflops"] if pk else None, "busy": a.busy,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": machine(), "cores": ncores(), "spool_info": probe.get("info", "?"),
         "blis_arch_type": arch, "torch": torch_ver, "peers": peers_used, "skipped": skipped,
@@ -493,7 +520,11 @@ def main():
                     ("%.0f tok/s, %.0f MB" % (out["tokens_per_s"], out["peak_rss_mb"])) if out else "FAILED: " + err),
                     file=sys.stderr, flush=True)
     meta["load_after"] = loadavg()
-    meta["load_note"] = load_note(runs, a.threads_all)
+    for b in busy:
+        b.kill()
+    meta["load_note"] = load_note(runs, a.threads_all) if not a.busy else (
+        "%d CPU-bound process(es) ran beside every benchmark (--busy), on purpose: this run checks "
+        "that more threads are never slower on a busy machine." % a.busy)
     raw.close()
     with open(a.raw) as f:
         body = f.read().split("\n", 1)[1]

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/* fma_peak.c - spool-fma-peak: the FP32 fused multiply-add peak of one core, measured.
+ *
+ * bench/RESULTS.md reports each configuration's GEMM GFLOP/s as a fraction of what the core can do
+ * at all. That limit is measured here rather than taken from a data sheet (clock, FMA units and
+ * vector width vary, and a VM may not run at the nominal clock): 12 independent chains of 512-bit
+ * FMAs (enough to cover the FMA latency on every x86 core with two FMA units), on the calling
+ * thread, timed by that thread's CPU clock so a busy machine does not lower the figure; the best
+ * of 5 rounds. Needs AVX-512 (else it says so and exits 1). One JSON line with --json. */
+#include "common/opts.h"
+
+#include <immintrin.h>
+#include <stdio.h>
+#include <time.h>
+
+typedef struct {
+    double seconds;
+    int json;
+} cfg;
+
+#define C cfg
+static const ex_opt OPTS[] = {
+    EX_OPT("seconds", EX_DBL, C, seconds, "0.2", 0.001, 60, 0, "S", "seconds per round (5 rounds)"),
+    EX_OPT("json", EX_FLAG, C, json, NULL, 0, 0, 0, NULL, "one JSON line"),
+};
+#undef C
+static const ex_cli CLI = {"spool-fma-peak",
+                           "usage: spool-fma-peak [options]\n"
+                           "Measures the FP32 FMA peak of one core (12 chains of AVX-512 FMAs) in GFLOP/s.\n",
+                           NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* n rounds of 12 independent FMAs on 16 floats each: 384 flops per round. Twelve named
+ * variables, not an array, so they stay in registers. */
+__attribute__((target("avx512f"), noinline)) static float chains(long n)
+{
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2), a3 = _mm512_set1_ps(3);
+    __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7);
+    __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
+    for (long k = 0; k < n; k++) {
+#define F(x) x = _mm512_fmadd_ps(x, m, c)
+        F(a0), F(a1), F(a2), F(a3), F(a4), F(a5), F(a6), F(a7), F(a8), F(a9), F(a10), F(a11);
+#undef F
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    return _mm512_reduce_add_ps(s);
+}
+
+int main(int argc, char **argv)
+{
+    cfg c = {0};
+    ex_args args;
+    int rc = ex_cli_parse(&CLI, argc, argv, &c, &args);
+    if (rc >= 0) return rc;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) {
+        fprintf(stderr, "spool-fma-peak: this CPU has no AVX-512; the peak is not measured\n");
+        return EX_EXIT_FAIL;
+    }
+    long n = 1 << 20;
+    double t0 = cpu_s();
+    volatile float sink = chains(n);
+    double t1 = cpu_s() - t0;
+    n = (long)(n * c.seconds / (t1 > 1e-6 ? t1 : 1e-6)) + 1;
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        t0 = cpu_s();
+        sink += chains(n);
+        double g = 384.0 * (double)n / (cpu_s() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    (void)sink;
+    if (c.json) printf("{\"fma_peak_gflops\": %.1f, \"rounds\": 5, \"flops_per_round\": %.0f}\n", best, 384.0 * n);
+    else printf("FP32 FMA peak of one core: %.1f GFLOP/s (12 chains of AVX-512 FMAs, best of 5)\n", best);
+    return 0;
+}
