@@ -81,7 +81,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("load", EX_STR, T, load, NULL, 0, 0, 0, "PATH", "load a model for --translate"),
     EX_CALLBACK("translate", add_translate, NULL, 0, "TEXT",
                 "translate TEXT (repeatable; needs --load): the date and the log-probability of the decoded sequence"),
-    EX_OPT("min-logprob", EX_DBL, T, min_logprob, "-1", -1e9, 0, 0, "X",
+    EX_OPT("min-logprob", EX_DBL, T, min_logprob, "-0.2", -1e9, 0, 0, "X",
            "under this log-probability of the best reading, say the date cannot be read"),
     EX_OPT("eval-file", EX_STR, T, eval_file, NULL, 0, 0, 0, "FILE",
            "with --load: exact match over FILE's 'text<TAB>YYYY-MM-DD' lines (e.g. tests/dates_human.tsv)"),
@@ -458,8 +458,7 @@ static int translate(const options *o0)
             fprintf(stderr, PROG ": %s\n", sp_tape_errmsg(t));
             rc = 2;
         } else if (r > 0) {
-            printf("%-32s cannot read this date: %s\n", o.translate[i], why);
-            rc = 1;
+            printf("%-32s cannot read this date: %s\n", o.translate[i], why); /* an answer, not a failure */
         } else {
             printf("%-32s %s  log-probability %.3g\n", o.translate[i], iso, lp);
         }

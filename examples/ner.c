@@ -430,7 +430,8 @@ enum { TRAIN = 1, EVAL = 2, TAG = 4 };
 #define T train_opts
 static const ex_opt OPTS[] = {
     EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL | TAG, "DIR",
-           "directory with train.tsv, dev.tsv, test.tsv (default: the bundled ner-wikigold)"),
+           "directory with train.tsv, dev.tsv, test.tsv, or the name of a bundled set: ner-wikigold\n"
+           "      (the default) or ner-wnut17"),
     EX_OPT("train", EX_STR, T, train, NULL, 0, 0, TRAIN, "FILE",
            "training split instead of DIR/train.tsv (token<TAB>BIO-tag lines, blank line between sentences)"),
     EX_OPT("dev", EX_STR, T, dev, NULL, 0, 0, TRAIN, "FILE", "dev split instead of DIR/dev.tsv"),
@@ -486,8 +487,10 @@ static int do_train(train_opts *o)
     ex_vocab *tags = ex_vocab_new();
     if (!tags || ex_vocab_add(tags, "O") < 0) return 1;
     ner_corpus *tr = ner_read(o->train, tags, 1, o->limit, err, sizeof err), *dv = NULL, *te = NULL;
-    if (tr) dv = ner_read(o->dev, tags, 0, 0, err, sizeof err);
-    if (dv) te = ner_read(o->test, tags, 0, 0, err, sizeof err);
+    /* a tag of dev/test that training lacks is an error (wrong file?), except with --limit, where a
+     * slice of the training data may simply not reach it: the tag is then known but never trained */
+    if (tr) dv = ner_read(o->dev, tags, o->limit > 0, 0, err, sizeof err);
+    if (dv) te = ner_read(o->test, tags, o->limit > 0, 0, err, sizeof err);
     if (!te) {
         fprintf(stderr, "%s: %s\n", prog, err);
         ner_corpus_free(tr), ner_corpus_free(dv), ex_vocab_free(tags);
@@ -745,7 +748,7 @@ int main(int argc, char **argv)
         return 2;
     }
     char datap[1024], trainp[1200], devp[1200], testp[1200];
-    const char *data = o.data ? o.data : ex_data_path("ner-wikigold", datap, sizeof datap);
+    const char *data = o.data ? ex_data_resolve(o.data, datap, sizeof datap) : ex_data_path("ner-wikigold", datap, sizeof datap);
     o.cfg.crf = !strcmp(o.output, "crf");
     /* default model file: named after the data set and the output layer, in the working
      * directory, so the WikiGold and WNUT17 (CRF and softmax) models never overwrite each other */

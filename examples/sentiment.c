@@ -260,8 +260,8 @@ enum { TRAIN = 1, EVAL = 2, PREDICT = 4 };
 #define T train_opts
 static const ex_opt OPTS[] = {
     EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL | PREDICT, "DIR",
-           "directory with train.tsv and test.tsv (default: the bundled sentiment-mr); also names the\n"
-           "      default model file"),
+           "directory with train.tsv and test.tsv, or a bundled set: sentiment-mr (the default) or\n"
+           "      sentiment-uci; also names the default model file"),
     EX_OPT("train", EX_STR, T, train, NULL, 0, 0, TRAIN, "FILE", "training split instead of DIR/train.tsv (sentence<TAB>0|1 lines)"),
     EX_OPT("test", EX_STR, T, test, NULL, 0, 0, TRAIN | EVAL, "FILE", "test split instead of DIR/test.tsv"),
     EX_OPT("dev-frac", EX_DBL, T, dev_frac, "0.1", 0, 0.9, TRAIN, "F",
@@ -654,7 +654,7 @@ int main(int argc, char **argv)
     for (int j = 0; j < 3; j++)
         if (!strcmp(o.pool, pool_names[j])) o.cfg.pool = (pool_kind)j;
     char datap[1024], trainp[1200], testp[1200];
-    const char *data = o.data ? o.data : ex_data_path("sentiment-mr", datap, sizeof datap);
+    const char *data = o.data ? ex_data_resolve(o.data, datap, sizeof datap) : ex_data_path("sentiment-mr", datap, sizeof datap);
     if (o.threads > 0) sp_set_threads(o.threads);
     if (!*data && args.cmd != 2 && (!o.test || (args.cmd == 0 && !o.train))) {
         fprintf(stderr, "%s: no --data DIR given and %s\n", prog, ex_data_hint());

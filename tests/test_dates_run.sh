@@ -27,13 +27,12 @@ grep -q "step      9" "$dir/log2" || fail "resume did not continue to step 9"
 grep -q "step      3 " "$dir/log2" && fail "resume started again from 0"
 # a tiny model reads nothing well: each line is a date with its log-probability or a refusal
 "$exe" --load "$dir/d2.safetensors" --translate "the 3rd of March 1998" --translate "3/3/98" --threads 1 \
-    --min-logprob -1e9 >"$dir/tr" 2>&1; rc=$?
-[ $rc -le 1 ] || { cat "$dir/tr"; fail "translate: status $rc"; }
+    --min-logprob -1e9 >"$dir/tr" 2>&1 || { cat "$dir/tr"; fail "translate"; }
 [ "$(grep -c -E '[0-9-]{10}  log-probability -?[0-9.e+-]+$|cannot read this date: the model wrote' "$dir/tr")" -eq 2 ] ||
     { cat "$dir/tr"; fail "translate output"; }
 # refusals come before the model and do not depend on it
-"$exe" --load "$dir/d2.safetensors" --translate "3 march 2051" --translate "tomorrow" --threads 1 >"$dir/tr" 2>&1 &&
-    fail "unreadable dates gave status 0"
+"$exe" --load "$dir/d2.safetensors" --translate "3 march 2051" --translate "tomorrow" --threads 1 >"$dir/tr" 2>&1 ||
+    fail "unreadable dates are an answer (status 0), not a failure"
 grep -q "3 march 2051 .*cannot read this date: year 2051 is outside the supported range 1950-2049" "$dir/tr" ||
     { cat "$dir/tr"; fail "year range"; }
 grep -q "tomorrow .*cannot read this date: no number" "$dir/tr" || { cat "$dir/tr"; fail "no number"; }

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""test_docs.py - every command in README.md and docs/*.md, run as written.
+
+What counts as a command: each line of a ```sh / ```bash block (continuation lines joined,
+trailing comments dropped), each `$ ...` line of any other block, and each inline `code` span
+that starts with a program (spool-..., ./build/examples/..., ./scripts/...). Templates are
+skipped: spans with `...` or an upper-case placeholder word (DIR, FILE, T, LOG.csv). The
+README's build commands (scripts/*.sh, meson, ninja) are exempt: they built the tree this test
+runs in, and scripts/test.sh would run this test again.
+
+How: the commands of one document run in order in one fresh directory under the build
+directory (so a `sample` finds what the `train` before it wrote), with build/examples first on
+PATH as the README says, and stdin from /dev/null. Nothing is written into the source tree: the
+directory holds read-only links to examples/, tests/ and build/, and an empty docs/img for the
+commands that regenerate figures. Each spool program gets a few extra options appended that
+shrink it to seconds (fewer steps, epochs or sentences; SHRINK below, as the docs say); the
+options layer takes the last value of a repeated option, so the command itself is untouched.
+
+usage: test_docs.py SOURCE_ROOT BUILD_DIR     exit status 0 when every command succeeded
+"""
+import glob
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT, BUILD = (os.path.abspath(p) for p in sys.argv[1:3])
+
+# (program, first word after it or None) -> options appended to shrink the run
+SHRINK = {
+    ("spool-charlm", "train"): ["--steps", "3", "--eval-every", "0", "--checkpoint-every", "0", "--warmup", "1"],
+    ("spool-ner", "train"): ["--epochs", "1", "--limit", "40", "--log-every", "0"],
+    ("spool-sentiment", "train"): ["--epochs", "1", "--limit", "200", "--log-every", "0"],
+    ("spool-wordlm", "train"): ["--epochs", "1", "--max-sentences", "200"],
+    ("spool-dates", None): ["--steps", "3", "--eval-every", "3", "--test-n", "20", "--beam", "2", "--show", "2"],
+    ("spool-vanishing", None): ["--gaps", "3,200", "--grad-gap", "3", "--steps", "5", "--eval-every", "5", "--test-n", "20",
+                                "--explode-steps", "3", "--explode-gap", "3", "--budget", "300", "--no-plot"],
+}
+# commands that need an optional dependency: skipped (and said so) where it is missing
+REQUIRES = [(re.compile(r"check_with_torch\.py"), ["python3", "-c", "import torch"], "python3-torch")]
+NO_SHRINK = {"--load", "--eval", "--help", "--version", "--info"}  # uses of a program that train nothing
+EXEMPT = re.compile(r"^(\./)?scripts/[\w-]+\.sh\b|^(meson|ninja)\b")
+PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*(\.[a-z]+)?$")
+PROGRAM = re.compile(r"^(\./)?(build/examples/)?spool-[a-z]+$|^(\./)?scripts/")
+
+
+def commands(path):
+    """(line number, command) of one markdown file."""
+    text = open(path, encoding="utf-8").read()
+    out, fence, lang, pending = [], False, "", None
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            fence, lang = (not fence), line[3:].strip()
+            continue
+        if fence:
+            if lang in ("sh", "bash"):
+                cmd = line
+            elif line.startswith("$ "):
+                cmd = line[2:]
+            elif pending is not None:
+                cmd = line
+            else:
+                continue
+            if pending is not None:
+                cmd, start = pending[1] + " " + cmd.strip(), pending[0]
+            else:
+                start = n
+            if cmd.rstrip().endswith("\\"):
+                pending = (start, cmd.rstrip()[:-1].rstrip())
+                continue
+            pending = None
+            cmd = re.sub(r"\s+#\s.*$|^\s*#.*$", "", cmd).strip()
+            if cmd:
+                out.append((start, cmd))
+        else:
+            for span in re.findall(r"`([^`]+)`", line):
+                words = span.split()
+                if len(words) > 1 and PROGRAM.match(words[0]):  # a bare name is a mention, not a command
+                    out.append((n, span.strip()))
+    return out
+
+
+def is_template(cmd):
+    if "..." in cmd or "…" in cmd:
+        return True
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        return True
+    return not words or words[0].endswith(":") or any(PLACEHOLDER.match(w) for w in words[1:])
+
+
+def shrunk(cmd):
+    """The command with SHRINK options appended to every spool program in it."""
+    toks = list(shlex.shlex(cmd, posix=True, punctuation_chars=True))
+    out, i = [], 0
+    while i < len(toks):
+        j = i
+        while j < len(toks) and toks[j] not in ("&&", "||", "|", ";", ">", ">>", "<"):
+            j += 1
+        seg = toks[i:j]
+        if seg:
+            prog = os.path.basename(seg[0])
+            sub = seg[1] if len(seg) > 1 and not seg[1].startswith("-") else None
+            extra = SHRINK.get((prog, sub)) or SHRINK.get((prog, None))
+            if extra and not NO_SHRINK.intersection(seg) and sub not in ("eval", "sample", "score", "tag", "predict", "plot"):
+                seg = seg + extra
+        out += [shlex.quote(t) for t in seg]
+        if j < len(toks):
+            out.append(toks[j])
+        i = j + 1
+    return " ".join(out)
+
+
+def workdir(name):
+    d = os.path.join(BUILD, "docs-test", name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "docs", "img"))
+    for sub in ("examples", "tests"):
+        os.symlink(os.path.join(ROOT, sub), os.path.join(d, sub))
+    os.symlink(BUILD, os.path.join(d, "build"))
+    return d
+
+
+def main():
+    files = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+    env = dict(os.environ)
+    env["PATH"] = os.path.join(BUILD, "examples") + os.pathsep + env.get("PATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    env.pop("SPOOL_DATA", None)
+    failed = ran = skipped = 0
+    t0 = time.time()
+    for path in files:
+        rel = os.path.relpath(path, ROOT)
+        d = workdir(os.path.basename(path)[:-3])
+        for line, cmd in commands(path):
+            if EXEMPT.match(cmd) or is_template(cmd):
+                skipped += 1
+                continue
+            missing = [name for pat, probe, name in REQUIRES if pat.search(cmd) and
+                       subprocess.run(probe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0]
+            if missing:
+                print(f"skip {rel}:{line}: {cmd} (needs {', '.join(missing)}, not installed)")
+                skipped += 1
+                continue
+            run = shrunk(cmd)
+            r = subprocess.run(["bash", "-c", run], cwd=d, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+            ran += 1
+            ok = r.returncode == 0
+            print(f"{'ok  ' if ok else 'FAIL'} {rel}:{line}: {cmd}", flush=True)
+            if not ok:
+                failed += 1
+                tail = r.stdout.decode(errors="replace").splitlines()[-15:]
+                print(f"     ran as: {run}\n     exit status {r.returncode}; last lines:")
+                for t in tail:
+                    print("     | " + t)
+    print(f"{ran} commands run, {failed} failed, {skipped} skipped (build commands and templates), "
+          f"{time.time() - t0:.0f} s")
+    return 1 if failed or ran == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
