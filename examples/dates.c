@@ -572,7 +572,7 @@ static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const ch
         for (int x = 0; x < L; x++) fprintf(g, "%s\"%c\" %d", x ? ", " : "", norm[x] == ' ' ? '_' : norm[x], x);
         fprintf(g, ") noenhanced\nset ytics (");
         for (int s = 0; s < DT_TY; s++) fprintf(g, "%s\"%c\" %d", s ? ", " : "", out[b][s], s);
-        fprintf(g, ")\nplot '%s' index %d matrix with image\n", tsv, b);
+        fprintf(g, ")\nplot '%s' index %d matrix with image pixels\n", tsv, b);
     }
     fprintf(g, "unset multiplot\n");
     int bad = ferror(f) | ferror(g);

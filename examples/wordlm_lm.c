@@ -1,6 +1,7 @@
 /* wordlm_lm.c - word-level language model of spool-wordlm (see wordlm_lm.h): the whole sequence
- * goes through sp_seq_run and one head GEMM over all T*B steps; scoring and sampling reuse the
- * same parameters one step at a time through sp_cell_forward. */
+ * goes through sp_seq_run and one head GEMM over all T*B steps; scoring is one such forward over
+ * the sentence, and sampling streams one word at a time through sp_stream (forward-only, the
+ * state stepped in place, one step's memory). */
 #include "wordlm_lm.h"
 
 #include <math.h>
@@ -99,18 +100,26 @@ int wl_score(sp_tape *t, const wl_model *m, const int *ids, int L, double *logp)
 
 int wl_sample(sp_tape *t, const wl_model *m, sp_rng *rng, double temp, int allow_unk, int maxlen, int *out)
 {
-    sp_tape_reset(t);
-    sp_tensor *state[SP_CELL_MAX_STATE] = {0}, *ns[SP_CELL_MAX_STATE] = {0};
-    if (sp_cell_zero_state(t, &m->cell, 1, state) != SP_OK) return -1;
+    (void)t; /* streaming inference (sp_stream): one word's memory, whatever the length */
+    sp_rnn one = {0};
+    one.num_layers = 1;
+    one.cell[0][0] = m->cell;
+    sp_stream *s = sp_stream_new(&one, 1, NULL);
     double *p = malloc(sizeof(double) * (size_t)m->V);
-    if (!p) return -1;
-    int prev = WL_EOS, n = 0;
+    if (!p || !s) {
+        free(p);
+        sp_stream_free(s);
+        return -1;
+    }
+    int prev = WL_EOS, n = 0, ok = 1;
     while (n < maxlen) {
-        sp_tensor *x = sp_embed_forward(t, &m->emb, &prev, 1);
-        if (sp_cell_forward(t, &m->cell, x, state, ns) != SP_OK) break;
-        for (int k = 0; k < m->cell.n_state; k++) state[k] = ns[k];
-        sp_tensor *lg = sp_linear_forward(t, &m->head, ns[0]);
-        if (!lg) break;
+        sp_tape *st = sp_stream_begin(s);
+        sp_tensor *h = sp_stream_step(s, sp_embed_forward(st, &m->emb, &prev, 1));
+        sp_tensor *lg = h ? sp_linear_forward(st, &m->head, h) : NULL;
+        if (!lg) {
+            ok = 0;
+            break;
+        }
         double mx = -INFINITY, z = 0;
         for (int v = 0; v < m->V; v++) mx = fmax(mx, lg->data[v] / temp);
         for (int v = 0; v < m->V; v++) z += p[v] = (v == WL_UNK && !allow_unk) ? 0 : exp(lg->data[v] / temp - mx);
@@ -125,5 +134,6 @@ int wl_sample(sp_tape *t, const wl_model *m, sp_rng *rng, double temp, int allow
         out[n++] = prev = w;
     }
     free(p);
-    return sp_tape_status(t) == SP_OK ? n : -1;
+    sp_stream_free(s);
+    return ok ? n : -1;
 }
