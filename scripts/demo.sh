@@ -5,8 +5,8 @@
 # new names from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
-[ -f build/build.ninja ] || meson setup build >/dev/null
+./scripts/install-deps.sh            # the library's and the examples' packages only
+[ -f build/build.ninja ] || meson setup build -Dtests=false >/dev/null  # (test.sh turns tests on)
 ninja -C build >/dev/null
 if [ -x build/examples/spool-charlm ]; then
   ./build/examples/spool-charlm train --data names --checkpoint build/names-demo.safetensors

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# install-deps.sh - the Debian 12 packages spool needs to build, test and run its examples.
-# Installs only what is missing (so a second run is quick). Needs root (or sudo).
+# install-deps.sh - the Debian 12 packages spool needs. Without arguments: what the library and
+# its example programs need (the demo command); with --test, also what the test suite needs
+# (cmocka, PyTorch for the interop and benchmark tests, Open MPI for the distributed tests,
+# CMake for the install test, Doxygen for the reference). Installs only what is missing (so a
+# second run is quick). Needs root (or sudo).
 set -euo pipefail
-pkgs=(gcc meson ninja-build pkg-config libblis-openmp-dev libcmocka-dev graphviz gnuplot-nox python3 python3-torch)
-pkgs+=(libopenmpi-dev openmpi-bin)  # data-parallel training (issue 14) and its mpirun tests
+# the library (compiler, build tools, BLIS) and the examples (gnuplot plots, graphviz pictures)
+pkgs=(gcc meson ninja-build pkg-config libblis-openmp-dev graphviz gnuplot-nox)
+if [ "${1:-}" = --test ]; then
+  pkgs+=(libcmocka-dev python3 python3-torch cmake doxygen)
+  pkgs+=(libopenmpi-dev openmpi-bin)  # data-parallel training (issue 14) and its mpirun tests
+elif [ $# -gt 0 ]; then
+  echo "usage: install-deps.sh [--test]" >&2
+  exit 2
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,4 +25,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "install-deps: all dependencies present"
+echo "install-deps: all dependencies present${1:+ (with the test dependencies)}"

@@ -3,11 +3,12 @@
 # build-asan/), run the whole test suite in both, and print "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh || exit 1
+./scripts/install-deps.sh --test || exit 1
 
 run_suite() { # dir, meson setup args...
   local dir=$1; shift
-  if [ ! -f "$dir/build.ninja" ]; then meson setup "$dir" "$@" >/dev/null || return 1; fi
+  if [ ! -f "$dir/build.ninja" ]; then meson setup "$dir" "$@" >/dev/null || return 1
+  else meson configure "$dir" -Dtests=true >/dev/null || return 1; fi  # demo.sh sets up without tests
   ninja -C "$dir" >/dev/null || { ninja -C "$dir"; return 1; }
   meson test -C "$dir" --print-errorlogs --num-processes 2
 }
