@@ -55,6 +55,7 @@ static uint64_t splitmix64(uint64_t *x)
 
 void sp_rng_seed(sp_rng *r, uint64_t seed)
 {
+    if (!r) return;
     r->s[0] = splitmix64(&seed);
     r->s[1] = splitmix64(&seed);
     if (!r->s[0] && !r->s[1]) r->s[1] = 1;

@@ -42,23 +42,32 @@ sp_tensor *sp_params_find(const sp_params *ps, const char *name)
     return NULL;
 }
 
-static int grow_slabs(sp_params *ps, size_t need)
+static void rebase(sp_params *ps)
 {
-    if (need <= ps->cap) return 1;
-    size_t cap = ps->cap ? ps->cap : 1024;
-    while (cap < need) cap *= 2;
-    sp_real *v = realloc(ps->value, cap * sizeof *v);
-    if (!v) return 0;
-    ps->value = v;
-    sp_real *g = realloc(ps->grad, cap * sizeof *g);
-    if (!g) return 0;
-    ps->grad = g;
-    ps->cap = cap;
     for (int i = 0; i < ps->count; i++) {
         sp_tensor *p = ps->list[i];
         p->data = ps->value + p->offset;
         p->grad = ps->grad + p->offset;
     }
+}
+
+static int grow_slabs(sp_params *ps, size_t need)
+{
+    if (need <= ps->cap) return 1;
+    size_t cap = ps->cap ? ps->cap : 1024;
+    while (cap < need) cap *= 2;
+    if (cap > SIZE_MAX / 2 / sizeof(sp_real)) return 0;
+    /* Rebase after each realloc: if the second one fails, the first slab has moved already and
+     * the parameters must not keep pointing into the freed one. */
+    sp_real *v = realloc(ps->value, cap * sizeof *v);
+    if (!v) return 0;
+    ps->value = v;
+    rebase(ps);
+    sp_real *g = realloc(ps->grad, cap * sizeof *g);
+    if (!g) return 0;
+    ps->grad = g;
+    ps->cap = cap;
+    rebase(ps);
     return 1;
 }
 

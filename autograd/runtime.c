@@ -79,6 +79,10 @@ void sp_set_threads(int n)
         threads_set = 0;
         return;
     }
+    if (n > SP_MAX_THREADS) {
+        sp_fail(SP_ERR_ARG, "sp_set_threads: %d threads capped at SP_MAX_THREADS = %d", n, SP_MAX_THREADS);
+        n = SP_MAX_THREADS;
+    }
     if (!threads_set) host_threads = omp_get_max_threads();
     threads_set = n;
     omp_set_num_threads(n);

@@ -16,6 +16,7 @@
 
 #define SP_ALIGN 64
 #define SP_MIN_CHUNK ((size_t)1 << 20)
+#define SP_MAX_ALLOC (SIZE_MAX / 4) /* no request above this can succeed; keeps sizes from wrapping */
 
 /* ------------------------------------------------------------------ arena */
 
@@ -47,6 +48,7 @@ static void chunks_free(sp_chunk *c)
 
 static void *arena_alloc(sp_tape *t, size_t bytes)
 {
+    if (bytes > SP_MAX_ALLOC) return NULL; /* rounding up below would wrap to 0 */
     bytes = (bytes + SP_ALIGN - 1) / SP_ALIGN * SP_ALIGN;
     if (bytes == 0) bytes = SP_ALIGN;
     /* Walk forward through the chunks kept from earlier steps before asking for a new one. */
@@ -87,6 +89,10 @@ void *sp__alloc(sp_tape *t, size_t bytes)
 
 void *sp__scratch(sp_tape *t, size_t bytes)
 {
+    if (bytes > SP_MAX_ALLOC) {
+        sp_tape_fail(t, SP_ERR_NOMEM, "tape: out of memory for %zu bytes of scratch", bytes);
+        return NULL;
+    }
     if (bytes > t->scratch_size) {
         free(t->scratch);
         t->scratch = aligned_alloc(SP_ALIGN, (bytes + SP_ALIGN - 1) / SP_ALIGN * SP_ALIGN);
@@ -99,13 +105,18 @@ void *sp__scratch(sp_tape *t, size_t bytes)
 
 void *sp_tape_alloc(sp_tape *t, size_t bytes)
 {
-    if (!t || t->status != SP_OK) return NULL;
+    if (!t) {
+        sp_fail(SP_ERR_ARG, "sp_tape_alloc: tape is NULL");
+        return NULL;
+    }
+    if (t->status != SP_OK) return NULL;
     return sp__alloc(t, bytes);
 }
 
 size_t sp_tape_bytes(const sp_tape *t)
 {
     size_t n = 0;
+    if (!t) return 0;
     for (const sp_chunk *c = t->chunks; c; c = c->next) {
         n += c->used;
         if (c == t->cur) break;
@@ -116,6 +127,7 @@ size_t sp_tape_bytes(const sp_tape *t)
 size_t sp_tape_capacity(const sp_tape *t)
 {
     size_t n = 0;
+    if (!t) return 0;
     for (const sp_chunk *c = t->chunks; c; c = c->next) n += c->size;
     return n;
 }
@@ -166,8 +178,8 @@ void sp_tape_reset(sp_tape *t)
     t->scope[0] = 0;
 }
 
-int sp_tape_count(const sp_tape *t) { return t->n_rec; }
-int sp_tape_mallocs(const sp_tape *t) { return t->mallocs; }
+int sp_tape_count(const sp_tape *t) { return t ? t->n_rec : 0; }
+int sp_tape_mallocs(const sp_tape *t) { return t ? t->mallocs : 0; }
 sp_status sp_tape_status(const sp_tape *t) { return t ? t->status : SP_ERR_ARG; }
 const char *sp_tape_errmsg(const sp_tape *t) { return t ? t->msg : "tape is NULL"; }
 
@@ -194,7 +206,7 @@ void sp_tape_scope(sp_tape *t, const char *fmt, ...)
     va_end(ap);
 }
 
-const char *sp_tape_get_scope(const sp_tape *t) { return t->scope; }
+const char *sp_tape_get_scope(const sp_tape *t) { return t ? t->scope : ""; }
 
 const char *sp__scope_name(sp_tape *t, const char *leaf)
 {
@@ -225,7 +237,10 @@ sp_tensor *sp_name(sp_tape *t, sp_tensor *x, const char *fmt, ...)
 
 int sp__ready(sp_tape *t, sp_op op, sp_tensor *const *in, int n)
 {
-    if (!t) return 0;
+    if (!t) {
+        sp_fail(SP_ERR_ARG, "%s: tape is NULL", sp_op_name(op));
+        return 0;
+    }
     if (t->status != SP_OK) return 0;
     for (int i = 0; i < n; i++)
         if (!in[i]) {
@@ -313,7 +328,7 @@ void sp__shape_error(sp_tape *t, sp_op op, const char *why, const sp_tensor *a, 
 
 static sp_tensor *leaf(sp_tape *t, sp_op op, int rows, int cols, int flags)
 {
-    if (!t || t->status != SP_OK) return NULL;
+    if (!sp__ready(t, op, NULL, 0)) return NULL;
     if (rows <= 0 || cols <= 0) {
         sp_tape_fail(t, SP_ERR_SHAPE, "%s \"%s\": shape must be positive: [%d x %d]", sp_op_name(op),
                      sp__scope_name(t, sp_op_name(op)), rows, cols);

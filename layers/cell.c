@@ -18,6 +18,9 @@ sp_status sp_cell_init(sp_cell *c, sp_cell_kind kind, sp_params *ps, const char 
     if (!c || !ps || !rng || I <= 0 || H <= 0 || layer < 0)
         return sp_fail(SP_ERR_ARG, "cell \"%s\" layer %d: %s", pfx, layer,
                        !c || !ps || !rng ? "cell, params and rng must not be NULL" : "sizes must be positive");
+    if (I > SP_MAX_CELL_SIZE || H > SP_MAX_CELL_SIZE) /* gates * H and G x I must fit an int */
+        return sp_fail(SP_ERR_ARG, "cell \"%s\" layer %d: sizes I = %d, H = %d above the maximum %d", pfx, layer, I,
+                       H, SP_MAX_CELL_SIZE);
     if (!d) return sp_fail(SP_ERR_ARG, "cell \"%s\" layer %d: kind %d is not a built-in cell", pfx, layer, (int)kind);
     if (!(d->opts & SP_CELL_OPT_LSTM) && (o.lstm_flags || o.proj_size || o.forget_bias_one))
         return sp_fail(SP_ERR_ARG, "cell \"%s\" layer %d: LSTM options given for a %s cell", pfx, layer, d->scope);

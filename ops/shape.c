@@ -9,7 +9,7 @@
 
 sp_tensor *sp_concat(sp_tape *t, sp_tensor *const *xs, int n)
 {
-    if (!t || t->status != SP_OK) return NULL;
+    if (!sp__ready(t, SP_OP_CONCAT, NULL, 0)) return NULL; /* NULL tape: says so */
     if (!xs || n <= 0) {
         sp_tape_fail(t, SP_ERR_ARG, "concat \"%s\": needs at least one input (n = %d)",
                      sp__scope_name(t, "concat"), n);
@@ -53,7 +53,7 @@ void sp__concat_backward(sp_record *r)
 
 sp_tensor *sp_concat_rows(sp_tape *t, sp_tensor *const *xs, int n)
 {
-    if (!t || t->status != SP_OK) return NULL;
+    if (!sp__ready(t, SP_OP_CONCAT, NULL, 0)) return NULL; /* NULL tape: says so */
     if (!xs || n <= 0) {
         sp_tape_fail(t, SP_ERR_ARG, "concat_rows \"%s\": needs at least one input (n = %d)",
                      sp__scope_name(t, "concat_rows"), n);
@@ -92,9 +92,9 @@ void sp__concat_rows_backward(sp_record *r)
 sp_tensor *sp_slice_cols(sp_tape *t, sp_tensor *x, int c0, int n)
 {
     if (!sp__ready(t, SP_OP_SLICE, &x, 1)) return NULL;
-    if (c0 < 0 || n <= 0 || c0 + n > x->cols) {
+    if (c0 < 0 || n <= 0 || c0 > x->cols || n > x->cols - c0) { /* no c0 + n: it can overflow */
         char why[96];
-        snprintf(why, sizeof why, "columns [%d, %d) out of range", c0, c0 + n);
+        snprintf(why, sizeof why, "columns [%d, %lld) out of range", c0, (long long)c0 + n);
         sp__shape_error(t, SP_OP_SLICE, why, x, NULL);
         return NULL;
     }
@@ -105,9 +105,9 @@ sp_tensor *sp_slice_cols(sp_tape *t, sp_tensor *x, int c0, int n)
 sp_tensor *sp_slice_rows(sp_tape *t, sp_tensor *x, int r0, int n)
 {
     if (!sp__ready(t, SP_OP_SLICE, &x, 1)) return NULL;
-    if (r0 < 0 || n <= 0 || r0 + n > x->rows) {
+    if (r0 < 0 || n <= 0 || r0 > x->rows || n > x->rows - r0) {
         char why[96];
-        snprintf(why, sizeof why, "rows [%d, %d) out of range", r0, r0 + n);
+        snprintf(why, sizeof why, "rows [%d, %lld) out of range", r0, (long long)r0 + n);
         sp__shape_error(t, SP_OP_SLICE, why, x, NULL);
         return NULL;
     }

@@ -130,9 +130,10 @@ sp_ckpt_info *sp_st_parse_header(const unsigned char *hdr, size_t hdr_len, uint6
     if (root->type != SJ_OBJ) return format_error(NULL, root, "header is not a JSON object");
     sp_ckpt_info *ci = calloc(1, sizeof *ci);
     if (!ci || !(ci->t = calloc((size_t)root->n + 1, sizeof *ci->t))) {
+        int n = root->n; /* read before root is freed */
         sp_ckpt_close(ci);
         sp__json_free(root);
-        sp_fail(SP_ERR_NOMEM, "safetensors: out of memory for a header of %d entries", root->n);
+        sp_fail(SP_ERR_NOMEM, "safetensors: out of memory for a header of %d entries", n);
         return NULL;
     }
     ci->data_len = data_len;

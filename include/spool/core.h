@@ -107,7 +107,9 @@ typedef struct {
 sp_status sp_init(const sp_init_opts *o);
 /* Threads for OpenMP elementwise kernels and BLIS together (never nested, so no
  * oversubscription): sets the process's OpenMP default (omp_set_num_threads) and BLIS's count.
- * n <= 0 goes back to the host's OpenMP default as it was before spool's first sp_set_threads. */
+ * n <= 0 goes back to the host's OpenMP default as it was before spool's first sp_set_threads.
+ * At most SP_MAX_THREADS: a larger n is capped at it, and sp_last_error says so. */
+#define SP_MAX_THREADS 256
 void sp_set_threads(int n);
 /* The count in use: the last sp_set_threads(n > 0), else omp_get_max_threads() (OMP_NUM_THREADS,
  * the host's omp_set_num_threads, else all cores). */

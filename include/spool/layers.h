@@ -146,6 +146,10 @@ struct sp_cell {
     char name[64];       /* tape scope of this cell, e.g. "lstm0" or "lstm0_reverse" (prefix, or the kind, + layer) */
 };
 
+/* Largest input or hidden size of a built-in cell (so gates * H and every weight's element count
+ * fit their types); larger sizes are refused with SP_ERR_ARG. */
+#define SP_MAX_CELL_SIZE (1 << 24)
+
 /* Create a built-in cell's parameters in ps under prefix (see the naming table above), for layer
  * `layer` of a stack, forward (reverse = 0) or backward direction (reverse = 1), input size I,
  * hidden size H. Init: U(+-1/sqrt(H)) on every weight and bias (PyTorch), then opts. opts may be

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/* test_robust.c - regression tests for the defects of issue 12's audit in the library: sizes that
+ * overflow int arithmetic (slices, tape allocations, orthogonal init, cell sizes), NULL handles
+ * given to the small accessor calls, calls that returned NULL without a message, the thread cap.
+ * Each test here failed (crashed, overflowed or accepted the input) before its fix. */
+#include "helpers.h"
+
+#include <limits.h>
+#include <string.h>
+
+static void test_slice_overflow(void **state)
+{
+    (void)state;
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = sp_const(t, 4, 8);
+    assert_null(sp_slice_cols(t, x, 1, INT_MAX));
+    assert_int_equal(sp_tape_status(t), SP_ERR_SHAPE);
+    assert_non_null(strstr(sp_tape_errmsg(t), "out of range"));
+    sp_tape_reset(t);
+    x = sp_const(t, 4, 8);
+    assert_null(sp_slice_rows(t, x, 2, INT_MAX));
+    assert_int_equal(sp_tape_status(t), SP_ERR_SHAPE);
+    sp_tape_reset(t);
+    x = sp_const(t, 4, 8);
+    assert_null(sp_slice_rows(t, x, INT_MAX, 2));
+    assert_int_equal(sp_tape_status(t), SP_ERR_SHAPE);
+    sp_tape_reset(t);
+    x = sp_const(t, 4, 8); /* the edges still work */
+    sp_tensor *v = sp_slice_cols(t, x, 7, 1);
+    assert_non_null(v);
+    assert_int_equal(v->cols, 1);
+    assert_non_null(sp_slice_rows(t, x, 0, 4));
+    assert_int_equal(sp_tape_status(t), SP_OK);
+    sp_tape_free(t);
+}
+
+static void test_tape_alloc_huge(void **state)
+{
+    (void)state;
+    sp_tape *t = sp_tape_new();
+    assert_null(sp_tape_alloc(t, SIZE_MAX));
+    assert_int_equal(sp_tape_status(t), SP_ERR_NOMEM);
+    sp_tape_reset(t);
+    assert_null(sp_tape_alloc(t, SIZE_MAX - 10));
+    assert_int_equal(sp_tape_status(t), SP_ERR_NOMEM);
+    sp_tape_reset(t);
+    void *p = sp_tape_alloc(t, 100);
+    assert_non_null(p);
+    memset(p, 1, 100);
+    sp_tape_free(t);
+}
+
+static void test_orthogonal_overflow(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    sp_tensor *w = sp_param(ps, "w", 8, 4);
+    sp_rng r;
+    sp_rng_seed(&r, 1);
+    assert_int_equal(sp_init_orthogonal(w, INT_MAX, 2, &r), SP_ERR_ARG);
+    assert_int_equal(sp_init_orthogonal(w, 4, INT_MAX, &r), SP_ERR_ARG);
+    assert_int_equal(sp_init_orthogonal(w, 4, 4, &r), SP_OK);
+    sp_params_free(ps);
+}
+
+static void test_cell_size_cap(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    sp_rng r;
+    sp_rng_seed(&r, 1);
+    sp_cell c;
+    /* 4 * 2^30 wraps to 0 in int: the gate count must not be computed from such a size. */
+    const sp_cell_kind kinds[] = {SP_CELL_LSTM, SP_CELL_GRU_RESET_AFTER_MATMUL, SP_CELL_RNN_TANH};
+    for (int k = 0; k < 3; k++) {
+        sp_clear_error();
+        assert_int_equal(sp_cell_init(&c, kinds[k], ps, "x", 0, 0, 3, 1 << 30, NULL, &r), SP_ERR_ARG);
+        assert_non_null(strstr(sp_last_error(), "maximum"));
+        assert_int_equal(sp_cell_init(&c, kinds[k], ps, "y", 0, 0, 1000000000, 3, NULL, &r), SP_ERR_ARG);
+    }
+    assert_int_equal(ps->count, 0);
+    sp_params_free(ps);
+}
+
+static void test_null_handles(void **state)
+{
+    (void)state;
+    assert_int_equal(sp_tape_count(NULL), 0);
+    assert_int_equal(sp_tape_bytes(NULL), 0);
+    assert_int_equal(sp_tape_capacity(NULL), 0);
+    assert_int_equal(sp_tape_mallocs(NULL), 0);
+    assert_string_equal(sp_tape_get_scope(NULL), "");
+    sp_rng_seed(NULL, 1);
+    assert_int_equal(sp_tape_status(NULL), SP_ERR_ARG);
+    /* A NULL tape: NULL back, and a message saying why. */
+    sp_clear_error();
+    assert_null(sp_tape_alloc(NULL, 8));
+    assert_true(strlen(sp_last_error()) > 0);
+    sp_clear_error();
+    assert_null(sp_const(NULL, 2, 2));
+    assert_true(strlen(sp_last_error()) > 0);
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = sp_const(t, 2, 2);
+    sp_clear_error();
+    assert_null(sp_tanh(NULL, x));
+    assert_non_null(strstr(sp_last_error(), "tape is NULL"));
+    sp_clear_error();
+    assert_null(sp_slice_cols(NULL, x, 0, 1));
+    assert_true(strlen(sp_last_error()) > 0);
+    sp_clear_error();
+    assert_null(sp_matmul(NULL, x, x));
+    assert_true(strlen(sp_last_error()) > 0);
+    sp_tape_free(t);
+}
+
+static void test_thread_cap(void **state)
+{
+    (void)state;
+    int before = sp_get_threads();
+    sp_clear_error();
+    sp_set_threads(100000);
+    assert_int_equal(sp_get_threads(), SP_MAX_THREADS);
+    assert_non_null(strstr(sp_last_error(), "SP_MAX_THREADS"));
+    sp_set_threads(before);
+    assert_int_equal(sp_get_threads(), before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slice_overflow),   cmocka_unit_test(test_tape_alloc_huge),
+        cmocka_unit_test(test_orthogonal_overflow), cmocka_unit_test(test_cell_size_cap),
+        cmocka_unit_test(test_null_handles),     cmocka_unit_test(test_thread_cap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
