@@ -15,6 +15,8 @@
 #include "spool/optim.h"
 #include "common/opts.h"
 #include "common/text.h"
+#include "common/atomic.h"
+#include "common/gnuplot.h"
 #include "vanishing_data.h"
 
 #include <errno.h>
@@ -411,12 +413,24 @@ static int explode_run(const options *o, double lr, sp_tape *t, int clip, double
 
 /* ------------------------------------------------------------------ outputs */
 
+/* One output file at a time, written atomically (examples/common/atomic.h). */
+static ex_atomic out_file;
+
 static FILE *open_out(const options *o, const char *name, char *path, size_t cap)
 {
+    char err[600];
     snprintf(path, cap, "%s/%s", o->out_dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) fprintf(stderr, PROG ": cannot write %s: %s\n", path, strerror(errno));
+    FILE *f = ex_atomic_open(&out_file, path, err, sizeof err);
+    if (!f) fprintf(stderr, PROG ": %s\n", err);
     return f;
+}
+
+static int close_out(void) /* 0, or -1 with a message */
+{
+    char err[600];
+    if (ex_atomic_commit(&out_file, err, sizeof err) == 0) return 0;
+    fprintf(stderr, PROG ": %s\n", err);
+    return -1;
 }
 
 static int write_plots(const options *o, int explode, int trained)
@@ -433,10 +447,9 @@ static int write_plots(const options *o, int explode, int trained)
     int nu = 0; /* cells in the accuracy table: final accuracies, then the best ones */
     for (int c = 0; c < NCELLS; c++) nu += o->use[c];
     fprintf(f,
-            "# gnuplot script written by spool-vanishing; run it from the folder the program ran in\n"
+            "# gnuplot script written by spool-vanishing; run it in its own folder: gnuplot vanishing.gp\n"
             "set terminal svg size 760,440 dynamic noenhanced font 'sans,12'\n"
             "set datafile separator tab\nset key outside right\nset grid\n"
-            "cd '%s'\n"
             "set output 'vanishing_grad.svg'\n"
             "set title 'norm of dL/dh<t> over one batch at initialisation (gap T = %d)'\n"
             "set xlabel 'time step t (loss at the last step)'\nset ylabel 'norm of dL/dh<t>'\nset logscale y\n"
@@ -451,7 +464,7 @@ static int write_plots(const options *o, int explode, int trained)
             "title columnheader(c), for [c=%d:%d] 'vanishing_accuracy.tsv' using 1:c with linespoints lw 1 dt 3 "
             "pt 2*(c-%d)+1 ps 0.8 title columnheader(c), "
             "'vanishing_accuracy.tsv' using 1:(%g) with lines dt 2 lc rgb 'gray' title 'chance'\n",
-            o->out_dir, o->grad_gap, trained_cmd, 1 + nu, 2 + nu, 1 + 2 * nu, nu, 1.0 / o->K);
+            o->grad_gap, trained_cmd, 1 + nu, 2 + nu, 1 + 2 * nu, nu, 1.0 / o->K);
     if (explode)
         fprintf(f,
                 "unset logscale x\nset yrange [*:*]\nset logscale y\nset format y '%%.0e'\n"
@@ -465,13 +478,15 @@ static int write_plots(const options *o, int explode, int trained)
                 "plot 'vanishing_explode.tsv' using 1:3 with lines lw 2 title 'no clipping', "
                 "'vanishing_explode.tsv' using 1:5 with lines lw 2 title 'clipped at norm 1'\n",
                 o->explode_scale, o->explode_lr, o->explode_gap, o->explode_scale, o->explode_lr);
-    if (fclose(f)) return -1;
+    if (close_out()) return -1;
     if (o->no_plot) return 0;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "gnuplot '%s'", path);
-    int r = system(cmd);
+    /* gnuplot runs in the output folder on the script just written (no shell, no path in it) */
+    size_t len = 0;
+    char err[600], *script = ex_read_file(path, &len, err, sizeof err);
+    int r = script ? ex_gnuplot(o->out_dir, script, NULL, err, sizeof err) : -1;
+    free(script);
     if (r != 0) {
-        fprintf(stderr, PROG ": '%s' failed (is gnuplot installed? use --no-plot to skip)\n", cmd);
+        fprintf(stderr, PROG ": cannot draw the plots of %s: %s%s\n", path, err, r == 1 ? " (use --no-plot to skip)" : "");
         return -1;
     }
     printf("plots: %s/vanishing_grad.svg,%s vanishing_accuracy.svg%s\n", o->out_dir,
@@ -593,7 +608,7 @@ int main(int argc, char **argv)
         for (int g = 0; g < ng; g++) fprintf(f, "\t%.6e", gn[(size_t)g * L + s]);
         fprintf(f, "\n");
     }
-    fclose(f);
+    if (close_out()) return 1;
 
     /* 2. accuracy per gap and cell; the models of the profile gap are kept for a trained profile */
     result res[MAXG][NCELLS];
@@ -640,7 +655,7 @@ int main(int argc, char **argv)
         printf("\n");
         fprintf(f, "\n");
     }
-    fclose(f);
+    if (close_out()) return 1;
 
     /* 3. the profile again on the trained models of the profile gap */
     f = open_out(&o, "vanishing_grad_trained.tsv", path, sizeof path);
@@ -660,7 +675,7 @@ int main(int argc, char **argv)
         for (int g = 0; g < ng; g++) fprintf(f, "\t%.6e", gn[(size_t)g * L + s]);
         fprintf(f, "\n");
     }
-    fclose(f);
+    if (close_out()) return 1;
     if (ng) {
         printf("\n||dL/dh<t>|| after training, gap T=%d: ratio first step / last step:", o.grad_gap);
         for (int g = 0; g < ng; g++) printf("  %s %.2e", gname[g], gn[(size_t)g * L] / gn[(size_t)g * L + L - 1]);
@@ -715,6 +730,7 @@ int main(int argc, char **argv)
             printf("  %8g  %10.3f  %10.3f   %s\n", o.explode_lrs[k], b0, b1, clip_verdict(b0, b1));
         }
         free(nn), free(ln), free(nc), free(lc);
+        if (close_out()) return 1;
     }
     if (write_plots(&o, explode, ng > 0)) rc = 1;
     printf("data: %s/vanishing_grad.tsv, vanishing_grad_trained.tsv, vanishing_accuracy.tsv%s, vanishing.gp\n",

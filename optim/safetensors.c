@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* Byte sizes of the dtypes of the format that have a whole number of bytes per element. */
@@ -400,6 +402,30 @@ static sp_status fsync_dir(const char *path)
     return SP_OK;
 }
 
+/* Temp files "<path>.tmp.<pid>.<n>" of saves killed mid-write (their process is gone) would
+ * pile up next to the checkpoint: each save removes them. */
+static void remove_stale_temps(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    size_t bl = strlen(base), dl = slash ? (size_t)(slash - path) : 0;
+    char *dir = slash ? (dl ? strndup(path, dl) : strdup("/")) : strdup(".");
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) || strncmp(n + bl, ".tmp.", 5)) continue;
+        char *end;
+        long pid = strtol(n + bl + 5, &end, 10);
+        if (pid <= 0 || *end != '.' || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        size_t fl = strlen(dir) + strlen(n) + 2;
+        char *full = malloc(fl);
+        if (full) snprintf(full, fl, "%s/%s", dir, n), unlink(full);
+        free(full);
+    }
+    if (d) closedir(d);
+    free(dir);
+}
+
 sp_status sp_st_write(const char *path, sp_st_out *ts, int nt, const sp_kv *meta, int nm)
 {
     qsort(ts, (size_t)nt, sizeof *ts, out_order);
@@ -445,11 +471,23 @@ sp_status sp_st_write(const char *path, sp_st_out *ts, int nt, const sp_kv *meta
         return sp_fail(SP_ERR_NOMEM, "sp_save %s: out of memory", path);
     }
     static _Atomic unsigned serial; /* two threads of one process saving to the same path */
-    snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), serial++);
-    FILE *f = fopen(tmp, "wb");
     sp_status st = SP_OK;
-    if (!f) {
+    FILE *f = NULL;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) { /* rename would replace a device or FIFO */
+        st = sp_fail(SP_ERR_IO, "sp_save: refusing to replace %s: it exists and is not a regular file", path);
+        goto done;
+    }
+    remove_stale_temps(path);
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) { /* O_EXCL: never write through an existing file or link */
+        snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), serial++);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd < 0 || !(f = fdopen(fd, "wb"))) {
         st = sp_fail(SP_ERR_IO, "sp_save: cannot create %s: %s", tmp, strerror(errno));
+        if (fd >= 0) close(fd), unlink(tmp);
         goto done;
     }
     unsigned char b8[8];

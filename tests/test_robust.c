@@ -6,7 +6,52 @@
 #include "helpers.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A pid that no longer runs: a child that has exited and been reaped. */
+static long dead_pid(void)
+{
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    waitpid(p, NULL, 0);
+    return (long)p;
+}
+
+static void test_save_targets(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    sp_param(ps, "w", 2, 3);
+    /* a FIFO (or device) is refused, not replaced by a regular file */
+    unlink("robust_fifo.safetensors");
+    assert_int_equal(mkfifo("robust_fifo.safetensors", 0600), 0);
+    sp_clear_error();
+    assert_int_equal(sp_save("robust_fifo.safetensors", ps, NULL, NULL), SP_ERR_IO);
+    assert_non_null(strstr(sp_last_error(), "not a regular file"));
+    struct stat st;
+    assert_int_equal(stat("robust_fifo.safetensors", &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    unlink("robust_fifo.safetensors");
+    /* temp files of a killed save (dead pid) are removed by the next save; a live process's stay */
+    char stale[64], live[64];
+    snprintf(stale, sizeof stale, "robust.safetensors.tmp.%ld.0", dead_pid());
+    snprintf(live, sizeof live, "robust.safetensors.tmp.%ld.0", (long)getppid());
+    FILE *f = fopen(stale, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_non_null(f = fopen(live, "w"));
+    fclose(f);
+    assert_int_equal(sp_save("robust.safetensors", ps, NULL, NULL), SP_OK);
+    assert_int_not_equal(access(stale, F_OK), 0);
+    assert_int_equal(access(live, F_OK), 0);
+    unlink(live);
+    unlink("robust.safetensors");
+    sp_params_free(ps);
+}
 
 static void test_slice_overflow(void **state)
 {
@@ -131,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_slice_overflow),   cmocka_unit_test(test_tape_alloc_huge),
         cmocka_unit_test(test_orthogonal_overflow), cmocka_unit_test(test_cell_size_cap),
         cmocka_unit_test(test_null_handles),     cmocka_unit_test(test_thread_cap),
+        cmocka_unit_test(test_save_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

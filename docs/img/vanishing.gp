@@ -1,9 +1,8 @@
-# gnuplot script written by spool-vanishing; run it from the folder the program ran in
+# gnuplot script written by spool-vanishing; run it in its own folder: gnuplot vanishing.gp
 set terminal svg size 760,440 dynamic noenhanced font 'sans,12'
 set datafile separator tab
 set key outside right
 set grid
-cd 'docs/img'
 set output 'vanishing_grad.svg'
 set title 'norm of dL/dh<t> over one batch at initialisation (gap T = 100)'
 set xlabel 'time step t (loss at the last step)'

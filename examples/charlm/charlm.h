@@ -112,6 +112,10 @@ const char *cl_cell_list(void);
 /* --------------------------------------------------------------- options */
 
 #define CL_STR 512
+/* Largest step count read from a checkpoint (step x batch stays far inside a long). */
+#define CL_MAX_STEP (1L << 40)
+/* Largest text file read (--data, --prime-file): /dev/zero or a wrong path must not eat memory. */
+#define CL_MAX_FILE ((size_t)1 << 28)
 typedef struct {
     /* files and data */
     char data[CL_STR], valid[CL_STR], mode[16], checkpoint[CL_STR], log[CL_STR], plot[CL_STR], dot[CL_STR];

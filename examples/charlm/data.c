@@ -71,6 +71,9 @@ int cl_load_corpus(const cl_opts *o, cl_corpus *c, const cl_vocab *vocab, int ne
     memset(c, 0, sizeof *c);
     const char *d = o->data;
     int bundled = 1, stream_default = 0;
+    /* Paths are stored one per line in the checkpoint's configuration: a newline would split it. */
+    if (strpbrk(d, "\n\r") || strpbrk(o->valid, "\n\r"))
+        return cl_fail("--%s: a file name with a line break is not supported", strpbrk(d, "\n\r") ? "data" : "valid");
     if (!strcmp(d, "names") || !strcmp(d, "dinos")) {
         snprintf(c->train_path, sizeof c->train_path, "%s/%s/train.txt", data_dir(), d);
         snprintf(c->valid_path, sizeof c->valid_path, "%s/%s/test.txt", data_dir(), d);
@@ -176,23 +179,41 @@ static char *carry_to_hex(const sp_carry *c)
     return s;
 }
 
+/* A decimal field in 1..99999 followed by ':'; advances *s. -1 if malformed. */
+static long carry_field(const char **s)
+{
+    long v = 0;
+    const char *p = *s;
+    while (*p >= '0' && *p <= '9' && v <= 99999) v = 10 * v + (*p++ - '0');
+    if (p == *s || *p != ':' || v < 1 || v > 99999) return -1;
+    *s = p + 1;
+    return v;
+}
+
+static int hex_digit(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* Strict: "B:size:" then exactly two hex digits per byte of state, nothing after. The state is
+ * written only once the whole string has been checked, so a bad one changes nothing. */
 int cl_carry_from_hex(sp_carry *c, const char *s)
 {
-    int B, sz, used;
-    if (sscanf(s, "%d:%d:%n", &B, &sz, &used) != 2 || B != c->B || sz != (int)sizeof(sp_real)) return -1;
-    s += used;
+    long B = carry_field(&s), sz = B < 0 ? -1 : carry_field(&s);
+    if (B != c->B || sz != (long)sizeof(sp_real)) return -1;
+    size_t need = 0;
+    for (int l = 0; l < SP_RNN_MAX_LAYERS; l++)
+        for (int k = 0; k < SP_CELL_MAX_STATE; k++) need += (size_t)c->cols[l][0][k] * (size_t)c->B * sizeof(sp_real);
+    if (strlen(s) != 2 * need) return -1;
+    for (size_t i = 0; i < 2 * need; i++)
+        if (hex_digit(s[i]) < 0) return -1;
     for (int l = 0; l < SP_RNN_MAX_LAYERS; l++)
         for (int k = 0; k < SP_CELL_MAX_STATE; k++) {
             unsigned char *u = (unsigned char *)c->data[l][0][k];
             size_t nb = (size_t)c->cols[l][0][k] * (size_t)c->B * sizeof(sp_real);
-            for (size_t i = 0; i < nb; i++) {
-                unsigned x;
-                if (sscanf(s, "%2x", &x) != 1) return -1;
-                u[i] = (unsigned char)x;
-                s += 2;
-            }
+            for (size_t i = 0; i < nb; i++, s += 2) u[i] = (unsigned char)(hex_digit(s[0]) << 4 | hex_digit(s[1]));
         }
-    return *s ? -1 : 0;
+    return 0;
 }
 
 int cl_save_checkpoint(const char *path, const sp_params *ps, const sp_optim *opt, const cl_opts *o,
@@ -242,8 +263,15 @@ int cl_read_checkpoint_header(const char *path, cl_opts *o, int model_only, cl_v
         rc = cl_fail("%s: %s", path, err);
     } else {
         *lines = !strcmp(mode, "lines");
-        if (step) *step = strtol(st, NULL, 10);
-        if (carry_hex) *carry_hex = hex && *hex ? strdup(hex) : NULL;
+        char *end;
+        errno = 0;
+        long sv = strtol(st, &end, 10);
+        if (errno || end == st || *end || sv < 0 || sv > CL_MAX_STEP) {
+            rc = cl_fail("%s: stored charlm.step \"%.40s\" is not a step count in 0..%ld", path, st, (long)CL_MAX_STEP);
+        } else {
+            if (step) *step = sv;
+            if (carry_hex) *carry_hex = hex && *hex ? strdup(hex) : NULL;
+        }
     }
     sp_ckpt_close(ci);
     return rc;

@@ -84,10 +84,12 @@ unsigned char *cl_read_file(const char *path, size_t *len, char *err, size_t err
     }
     size_t cap = 1 << 16, n = 0;
     unsigned char *buf = malloc(cap);
+    int too_big = 0;
     while (buf) {
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n < cap) break;
+        if (cap >= CL_MAX_FILE) { too_big = 1; break; }
         unsigned char *nb = realloc(buf, cap * 2);
         if (!nb) { free(buf); buf = NULL; break; }
         buf = nb;
@@ -96,6 +98,11 @@ unsigned char *cl_read_file(const char *path, size_t *len, char *err, size_t err
     int bad = ferror(f), e = errno;
     fclose(f);
     errno = e;
+    if (too_big) {
+        snprintf(err, errn, "'%s' is larger than %zu MiB (not a text file?)", path, CL_MAX_FILE >> 20);
+        free(buf);
+        return NULL;
+    }
     if (!buf || bad) {
         snprintf(err, errn, "cannot read '%s': %s", path, buf ? strerror(errno) : "out of memory");
         free(buf);

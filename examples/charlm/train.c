@@ -2,12 +2,14 @@
  * step, schedule, periodic held-out loss, log, checkpoints, Ctrl-C) and the held-out evaluation
  * that train and eval share. */
 #include "charlm.h"
+#include "../common/atomic.h"
 
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ERRN 1024
 static char err[ERRN];
@@ -104,6 +106,37 @@ static void resume_running_mean(const char *path, long step, double *ema, double
         *ema_w = 1 - pow(0.98, (double)step); /* the weight of a mean started at 0 after `step` updates */
         *ema = avg * *ema_w;
     }
+}
+
+/* Before a resumed run appends to its log: keep the header and the complete rows of steps up to
+ * the checkpoint's, drop rows written after it (a run killed between checkpoints) and a torn
+ * last line, so the log has every step once. Rewritten atomically. 0 or -1 (message printed). */
+static int log_keep_until(const char *path, long step)
+{
+    size_t len;
+    unsigned char *buf = cl_read_file(path, &len, err, ERRN);
+    if (!buf) return access(path, F_OK) == 0 ? cl_fail("cannot resume the log: %s", err) : 0; /* no log yet: fine */
+    size_t keep = 0;
+    for (size_t i = 0, first = 1; i < len;) {
+        size_t j = i;
+        while (j < len && buf[j] != '\n') j++;
+        if (j == len) break; /* torn last line */
+        char *end;
+        long s = strtol((const char *)buf + i, &end, 10);
+        if (!first && ((const unsigned char *)end == buf + i || s > step)) break;
+        first = 0;
+        keep = i = j + 1;
+    }
+    if (keep == len) {
+        free(buf);
+        return 0;
+    }
+    ex_atomic a;
+    FILE *f = ex_atomic_open(&a, path, err, ERRN);
+    int rc = !f || fwrite(buf, 1, keep, f) != keep || ex_atomic_commit(&a, err, ERRN);
+    if (rc && f) ex_atomic_abort(&a);
+    free(buf);
+    return rc ? cl_fail("cannot resume the log: %s", err) : 0;
 }
 
 static int parse_optimizer(const char *s, sp_optim_kind *k)
@@ -273,10 +306,14 @@ static int train(cl_opts *o, sp_dist *dist)
     /* every rank from rank 0's parameters (after a resume they are already equal: a check) */
     if (!rc && N > 1 && sp_dist_bcast_params(dist, ps, 0) != SP_OK) rc = cl_fail("%s", sp_last_error());
     FILE *logf = NULL;
+    if (!rc && rank == 0 && o->resume && log_keep_until(o->log, start_step)) rc = 1;
     if (!rc && rank == 0) {
-        logf = fopen(o->log, o->resume ? "a" : "w");
-        if (!logf) rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
-        else if (!o->resume) fprintf(logf, "step,epoch,lr,train_loss,train_loss_avg,grad_norm,valid_loss,tok_s,elapsed_s\n");
+        char e[600];
+        if (ex_check_regular(o->log, e, sizeof e)) rc = cl_fail("log: %s", e);
+        else if (!(logf = fopen(o->log, o->resume ? "a" : "w"))) rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
+        else if (!o->resume && (fprintf(logf, "step,epoch,lr,train_loss,train_loss_avg,grad_norm,valid_loss,tok_s,elapsed_s\n") < 0 ||
+                                fflush(logf) != 0))
+            rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
     }
     if (rc) {
         sp_carry_free(&full);
@@ -365,9 +402,13 @@ static int train(cl_opts *o, sp_dist *dist)
             cl_progress_note(&pg, "step %ld: train loss %.4f (running mean %.4f), held-out loss %.4f nats/char (%.3f bits), %.0f s",
                              step, lv, ema / ema_w, vl, vl / log(2.0), cl_now() - t0);
         }
-        if (logf) fprintf(logf, "%ld,%.4f,%.6g,%.6f,%.6f,%.6f,%.6f,%.0f,%.2f\n", step, (double)step / (double)per_epoch, lr, lv,
-                ema / ema_w, gnorm, vl, tok_rate, cl_now() - t0);
-        if (do_eval && logf) fflush(logf);
+        /* every row flushed: after kill -9 the log has each step done, and resume trims to the checkpoint */
+        if (logf && (fprintf(logf, "%ld,%.4f,%.6g,%.6f,%.6f,%.6f,%.6f,%.0f,%.2f\n", step, (double)step / (double)per_epoch, lr, lv,
+                    ema / ema_w, gnorm, vl, tok_rate, cl_now() - t0) < 0 ||
+                     fflush(logf) != 0)) {
+            rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
+            break;
+        }
         cl_progress_update(&pg, step, ema / ema_w, tok_rate, lr);
         int stop = (N > 1 ? intr_seen : interrupted) || (o->stop_after > 0 && step >= o->stop_after);
         if (last || stop || (o->checkpoint_every > 0 && step % o->checkpoint_every == 0)) {
@@ -395,7 +436,7 @@ static int train(cl_opts *o, sp_dist *dist)
     }
     cl_progress_done(&pg);
     double el = cl_now() - t0;
-    if (logf) fclose(logf);
+    if (logf && fclose(logf) != 0 && !rc) rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
     if (!rc && !stopped) {
         char d[32];
         cl_fmt_duration(el, d, sizeof d);

@@ -2,6 +2,7 @@
  * loss, tokens/s, ETA), plain periodic lines in a log file or pipe, and the loss-curve plot drawn
  * by gnuplot from the CSV log when gnuplot is installed. */
 #include "charlm.h"
+#include "../common/gnuplot.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -78,41 +79,27 @@ void cl_progress_done(cl_progress *p)
 
 int cl_plot(const char *csv, const char *svg, const char *title)
 {
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "spool-charlm: gnuplot is not installed, so no plot was drawn; the losses are in %s "
-                        "(apt-get install gnuplot-nox to get %s)\n", csv, svg);
-        return 1;
-    }
-    char tmp[CL_STR + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", svg, (int)getpid());
-    char script[CL_STR + 32];
-    snprintf(script, sizeof script, "%s.gp.%d", svg, (int)getpid());
-    FILE *f = fopen(script, "w");
-    if (!f) return -1;
-    /* columns: step,epoch,lr,train_loss,train_loss_avg,grad_norm,valid_loss,tok_s,elapsed_s */
-    fprintf(f,
-            "set terminal svg size 800,450 dynamic font 'sans,12' background '#ffffff'\n"
-            "set output '%s'\n"
-            "set datafile separator ','\n"
-            "set datafile missing 'nan'\n"
-            "set key top right\n"
-            "set title '%s' noenhanced\n"
-            "set xlabel 'step'\n"
-            "set ylabel 'loss (nats per character)'\n"
-            "set grid\n"
-            "plot '%s' every ::1 using 1:4 with lines lc rgb '#c8d8f0' title 'train (per step)', \\\n"
-            "     '' every ::1 using 1:5 with lines lw 2 lc rgb '#1f5fbf' title 'train (running mean)', \\\n"
-            "     '' every ::1 using 1:7 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d04010' title 'held-out'\n",
-            tmp, title, csv);
-    fclose(f);
-    char cmd[3 * CL_STR + 64];
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", script);
-    int rc = system(cmd);
-    remove(script);
-    if (rc != 0 || rename(tmp, svg) != 0) {
-        remove(tmp);
-        fprintf(stderr, "spool-charlm: gnuplot failed to draw %s\n", svg);
-        return -1;
-    }
-    return 0;
+    /* columns: step,epoch,lr,train_loss,train_loss_avg,grad_norm,valid_loss,tok_s,elapsed_s.
+     * The file names and the title reach gnuplot as data (ARG1 output, ARG2 title, ARG3 log). */
+    static const char script[] =
+        "set terminal svg size 800,450 dynamic font 'sans,12' background '#ffffff'\n"
+        "set output ARG1\n"
+        "set datafile separator ','\n"
+        "set datafile missing 'nan'\n"
+        "set key top right\n"
+        "set title ARG2 noenhanced\n"
+        "set xlabel 'step'\n"
+        "set ylabel 'loss (nats per character)'\n"
+        "set grid\n"
+        "plot ARG3 every ::1 using 1:4 with lines lc rgb '#c8d8f0' title 'train (per step)', \\\n"
+        "     '' every ::1 using 1:5 with lines lw 2 lc rgb '#1f5fbf' title 'train (running mean)', \\\n"
+        "     '' every ::1 using 1:7 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d04010' title 'held-out'\n";
+    const char *args[] = {title, csv, NULL};
+    char err[512];
+    int rc = ex_plot_svg(svg, script, args, err, sizeof err);
+    if (rc == 1)
+        fprintf(stderr, "spool-charlm: %s, so no plot was drawn; the losses are in %s\n", err, csv);
+    else if (rc)
+        fprintf(stderr, "spool-charlm: cannot draw %s: %s\n", svg, err);
+    return rc;
 }

@@ -76,8 +76,9 @@ static int pick(const sp_real *logits, int V, double temp, int top_k, sp_rng *rn
     /* threshold for top-k: the k-th largest logit */
     double thr = -INFINITY;
     if (top_k > 0 && top_k < V) {
-        double tmp[4096];
-        int n = V < 4096 ? V : 4096;
+        double *tmp = malloc(sizeof(double) * (size_t)V); /* any V and k: no fixed-size array */
+        int n = V;
+        if (!tmp) return best;
         for (int i = 0; i < n; i++) tmp[i] = logits[i];
         for (int k = 0; k < top_k; k++) {
             int a = k;
@@ -88,6 +89,7 @@ static int pick(const sp_real *logits, int V, double temp, int top_k, sp_rng *rn
             tmp[a] = x;
         }
         thr = tmp[top_k - 1];
+        free(tmp);
     }
     double z = 0;
     for (int i = 0; i < V; i++)

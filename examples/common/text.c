@@ -1,6 +1,7 @@
 /* examples/common/text.c - file reading, text cleaning, tokenising, vocabulary and option
  * parsing for the word-level examples (see text.h). Plain C, no spool tensors. */
 #include "text.h"
+#include "atomic.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -52,20 +53,15 @@ char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen)
 
 int ex_write_file(const char *path, const char *data, size_t len, char *err, size_t errlen)
 {
-    size_t plen = strlen(path) + 32;
-    char *tmp = malloc(plen);
-    if (!tmp) { snprintf(err, errlen, "out of memory"); return -1; }
-    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fwrite(data, 1, len, f) == len;
-    if (f) ok = (fflush(f) == 0) && ok, ok = (fsync(fileno(f)) == 0) && ok, ok = (fclose(f) == 0) && ok;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) {
+    ex_atomic a;
+    FILE *f = ex_atomic_open(&a, path, err, errlen);
+    if (!f) return -1;
+    if (len && fwrite(data, 1, len, f) != len) {
         snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
-        unlink(tmp);
+        ex_atomic_abort(&a);
+        return -1;
     }
-    free(tmp);
-    return ok ? 0 : -1;
+    return ex_atomic_commit(&a, err, errlen);
 }
 
 /* ---------------------------------------------------------------- cleaning */

@@ -14,7 +14,7 @@
 /* The whole file, NUL-terminated, in *len bytes (malloc'd). NULL on error, with a message
  * naming the file in err. */
 char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen);
-/* Write len bytes to path atomically (temp file + rename). 0 on success, -1 with err set. */
+/* Write len bytes to path atomically (atomic.h). 0 on success, -1 with err set. */
 int ex_write_file(const char *path, const char *data, size_t len, char *err, size_t errlen);
 
 /* Replace in place, by spaces of the same byte length, the characters that are noise in these
