@@ -166,10 +166,28 @@ sp_status sp_optim_step(sp_optim *o, double lr)
     const sp_tensor *bad = first_nonfinite(ps, &e);
     if (bad) return nonfinite_error("sp_optim_step", bad, e);
 
-    sp_optim_update u = {&o->cfg, o->numel, ps->value, ps->grad, {NULL}, lr, o->step + 1};
+    sp_optim_update u = {&o->cfg, o->numel, ps->value, ps->grad, {NULL}, lr, o->step + 1, 1};
     memcpy(u.slot, o->by_row, sizeof u.slot);
+    const sp_optim_def *def = sp__optim_def(o->cfg.kind);
+    /* Dry run first: an update of finite gradients can still overflow (a huge lr, a tiny eps);
+     * such a step is refused with the first parameter it would break, and nothing changes. */
+    if (def->step(&u)) {
+        size_t off = 0;
+        for (int j = 0; j < ps->count; j++) {
+            const sp_tensor *p = ps->list[j];
+            sp_optim_update w = u;
+            w.n = sp_numel(p), w.p = ps->value + off, w.g = ps->grad + off;
+            for (int s = 0; s < SP_OPTIM_MAX_SLOTS; s++) w.slot[s] = u.slot[s] ? u.slot[s] + off : NULL;
+            if (def->step(&w))
+                return sp_fail(SP_ERR_NONFINITE, "sp_optim_step %s: the update of \"%s\" [%d x %d] would make it or "
+                               "its state non-finite (lr %g); nothing was changed", k, p->name, p->rows, p->cols, lr);
+            off += w.n;
+        }
+        return sp_fail(SP_ERR_NONFINITE, "sp_optim_step %s: the update would be non-finite; nothing was changed", k);
+    }
+    u.dry = 0;
     o->step++;
-    sp__optim_def(o->cfg.kind)->step(&u);
+    def->step(&u);
     return SP_OK;
 }
 

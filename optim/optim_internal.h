@@ -53,7 +53,10 @@ double sp__optim_field_get(const sp_optim_config *c, const sp_optim_field *f);
 /* ------------------------------------------------------------------ the table */
 
 /* What one update sees: flat slabs of n reals. slot[j] is the row's j-th slot (NULL if its
- * condition is off for this configuration); step is 1 on the first update. */
+ * condition is off for this configuration); step is 1 on the first update. dry = 1: compute the
+ * update without storing anything and return 1 if any new parameter or state value would be
+ * non-finite (sp_optim_step runs this first, so a step that would write Inf/NaN is refused and
+ * changes nothing); dry = 0: store it (return value unused). */
 typedef struct {
     const sp_optim_config *cfg;
     size_t n;
@@ -62,6 +65,7 @@ typedef struct {
     sp_real *slot[SP_OPTIM_MAX_SLOTS];
     double lr;
     int64_t step;
+    int dry;
 } sp_optim_update;
 
 /* A per-parameter state slab: PyTorch's state key, the field that must be nonzero for the slab to
@@ -78,7 +82,7 @@ typedef struct {
     const char *checks;            /* space-separated fields sp_optim_new range-checks, in order */
     sp_status (*check)(const sp_optim_config *c); /* optional: rules joining fields (nesterov) */
     sp_optim_slot_def slots[SP_OPTIM_MAX_SLOTS];
-    void (*step)(const sp_optim_update *u);
+    int (*step)(const sp_optim_update *u);
 } sp_optim_def;
 
 /* Indexed by sp_optim_kind. */

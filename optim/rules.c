@@ -60,7 +60,10 @@ static sp_status sgd_check(const sp_optim_config *c)
     return SP_OK;
 }
 
-static void sgd_step(const sp_optim_update *u)
+/* Non-finite x (in a dry run: the step would store it). */
+#define BAD(x) (!isfinite(x))
+
+static int sgd_step(const sp_optim_update *u)
 {
     const sp_optim_config *c = u->cfg;
     const size_t n = u->n;
@@ -69,22 +72,29 @@ static void sgd_step(const sp_optim_update *u)
     const sp_real wd = (sp_real)c->weight_decay, lr_r = (sp_real)u->lr;
     const sp_real mu = (sp_real)c->momentum, damp = (sp_real)(1 - c->dampening);
     sp_real *restrict buf = u->slot[0];
-    const int first = u->step == 1, nesterov = c->nesterov, has_mom = c->momentum != 0;
-#pragma omp parallel for if (n > SP_OPTIM_PAR_MIN) schedule(static)
+    const int first = u->step == 1, nesterov = c->nesterov, has_mom = c->momentum != 0, dry = u->dry;
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {
-        sp_real d = g[i];
+        sp_real d = g[i], nb = 0;
         if (wd != 0) d = d + wd * p[i];
         if (has_mom) {
-            buf[i] = first ? d : buf[i] * mu + damp * d;
-            d = nesterov ? d + mu * buf[i] : buf[i];
+            nb = first ? d : buf[i] * mu + damp * d;
+            d = nesterov ? d + mu * nb : nb;
         }
-        p[i] = p[i] + (-lr_r) * d;
+        sp_real np = p[i] + (-lr_r) * d;
+        if (dry) bad |= BAD(np) | BAD(nb);
+        else {
+            if (has_mom) buf[i] = nb;
+            p[i] = np;
+        }
     }
+    return bad;
 }
 
 /* ------------------------------------------------------------------- RMSprop */
 
-static void rmsprop_step(const sp_optim_update *u)
+static int rmsprop_step(const sp_optim_update *u)
 {
     const sp_optim_config *c = u->cfg;
     const size_t n = u->n;
@@ -95,32 +105,42 @@ static void rmsprop_step(const sp_optim_update *u)
     sp_real *restrict sq = u->slot[0];
     sp_real *restrict buf = u->slot[1];
     sp_real *restrict gavg = u->slot[2];
-#pragma omp parallel for if (n > SP_OPTIM_PAR_MIN) schedule(static)
+    const int dry = u->dry;
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {
-        sp_real d = g[i];
+        sp_real d = g[i], ngavg = 0, nbuf = 0, np;
         if (wd != 0) d = d + wd * p[i];
-        sq[i] = sq[i] * a + one_a * (d * d);
+        sp_real nsq = sq[i] * a + one_a * (d * d);
         sp_real avg;
         if (gavg) {
-            gavg[i] = gavg[i] * a + one_a * d;
-            sp_real v = sq[i] - gavg[i] * gavg[i];
+            ngavg = gavg[i] * a + one_a * d;
+            sp_real v = nsq - ngavg * ngavg;
             avg = sqrt(v > 0 ? v : 0); /* rounding can take v a hair below 0 */
         } else {
-            avg = sqrt(sq[i]);
+            avg = sqrt(nsq);
         }
         avg = avg + eps;
         if (buf) {
-            buf[i] = buf[i] * mu + d / avg;
-            p[i] = p[i] + (-lr_r) * buf[i];
+            nbuf = buf[i] * mu + d / avg;
+            np = p[i] + (-lr_r) * nbuf;
         } else {
-            p[i] = p[i] + (-lr_r) * (d / avg);
+            np = p[i] + (-lr_r) * (d / avg);
+        }
+        if (dry) bad |= BAD(np) | BAD(nsq) | BAD(ngavg) | BAD(nbuf);
+        else {
+            sq[i] = nsq;
+            if (gavg) gavg[i] = ngavg;
+            if (buf) buf[i] = nbuf;
+            p[i] = np;
         }
     }
+    return bad;
 }
 
 /* ------------------------------------------------------------------- Adagrad */
 
-static void adagrad_step(const sp_optim_update *u)
+static int adagrad_step(const sp_optim_update *u)
 {
     const sp_optim_config *c = u->cfg;
     const size_t n = u->n;
@@ -129,19 +149,24 @@ static void adagrad_step(const sp_optim_update *u)
     const sp_real wd = (sp_real)c->weight_decay, eps = (sp_real)c->eps;
     const sp_real clr = (sp_real)(u->lr / (1 + ((double)u->step - 1) * c->lr_decay));
     sp_real *restrict sum = u->slot[0];
-#pragma omp parallel for if (n > SP_OPTIM_PAR_MIN) schedule(static)
+    const int dry = u->dry;
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i];
         if (wd != 0) d = d + wd * p[i];
-        sum[i] = sum[i] + d * d;
-        sp_real sd = (sp_real)sqrt(sum[i]) + eps;
-        p[i] = p[i] + (-clr) * (d / sd);
+        sp_real nsum = sum[i] + d * d;
+        sp_real sd = (sp_real)sqrt(nsum) + eps;
+        sp_real np = p[i] + (-clr) * (d / sd);
+        if (dry) bad |= BAD(np) | BAD(nsum);
+        else sum[i] = nsum, p[i] = np;
     }
+    return bad;
 }
 
 /* ------------------------------------------------------------- Adam, AdamW */
 
-static void adam_step(const sp_optim_update *u)
+static int adam_step(const sp_optim_update *u)
 {
     const sp_optim_config *c = u->cfg;
     const size_t n = u->n;
@@ -156,21 +181,30 @@ static void adam_step(const sp_optim_update *u)
     const sp_real step_size = (sp_real)(lr / bc1), bc2_sqrt = (sp_real)sqrt(bc2);
     const sp_real shrink = (sp_real)(1 - lr * c->weight_decay);
     sp_real *restrict m = u->slot[0], *restrict v = u->slot[1], *restrict vmax = u->slot[2];
-#pragma omp parallel for if (n > SP_OPTIM_PAR_MIN) schedule(static)
+    const int dry = u->dry;
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {
-        sp_real d = g[i];
-        if (decoupled) p[i] = p[i] * shrink;
-        else if (wd != 0) d = d + wd * p[i];
-        m[i] = m[i] * b1 + one_b1 * d;
-        v[i] = v[i] * b2 + one_b2 * (d * d);
-        sp_real s = v[i];
+        sp_real d = g[i], pi = p[i], nvmax = 0;
+        if (decoupled) pi = pi * shrink;
+        else if (wd != 0) d = d + wd * pi;
+        sp_real nm = m[i] * b1 + one_b1 * d;
+        sp_real nv = v[i] * b2 + one_b2 * (d * d);
+        sp_real s = nv;
         if (ams) {
-            if (vmax[i] < v[i] || isnan(v[i])) vmax[i] = v[i];
-            s = vmax[i];
+            nvmax = vmax[i];
+            if (nvmax < nv || isnan(nv)) nvmax = nv;
+            s = nvmax;
         }
         sp_real denom = (sp_real)sqrt(s) / bc2_sqrt + eps;
-        p[i] = p[i] + (-step_size) * (m[i] / denom);
+        sp_real np = pi + (-step_size) * (nm / denom);
+        if (dry) bad |= BAD(np) | BAD(nm) | BAD(nv) | BAD(nvmax);
+        else {
+            m[i] = nm, v[i] = nv, p[i] = np;
+            if (ams) vmax[i] = nvmax;
+        }
     }
+    return bad;
 }
 
 /* --------------------------------------------------------------------- table */

@@ -6,6 +6,7 @@
 #include "helpers.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -170,13 +171,46 @@ static void test_thread_cap(void **state)
     assert_int_equal(sp_get_threads(), before);
 }
 
+/* An update of finite gradients that would overflow a parameter is refused, named, and changes
+ * nothing (parameters, state, step count), for every optimizer. */
+static void test_update_checked(void **state)
+{
+    (void)state;
+    const sp_optim_kind kinds[] = {SP_SGD, SP_RMSPROP, SP_ADAGRAD, SP_ADAM, SP_ADAMW};
+    for (int k = 0; k < 5; k++) {
+        sp_params *ps = sp_params_new();
+        sp_tensor *a = sp_param(ps, "ok", 1, 3), *w = sp_param(ps, "big", 2, 2);
+        for (int i = 0; i < 3; i++) a->data[i] = 1, a->grad[i] = 0; /* a zero step: finite at any lr */
+        for (int i = 0; i < 4; i++) w->data[i] = -3.4e38f, w->grad[i] = 1;
+        sp_optim_config c = sp_optim_defaults(kinds[k]);
+        c.momentum = kinds[k] == SP_SGD ? 0.9 : c.momentum;
+        c.weight_decay = 0;
+        sp_optim *o = sp_optim_new(ps, &c);
+        assert_non_null(o);
+        double lr = 3e37;
+        sp_clear_error();
+        assert_int_equal(sp_optim_step(o, lr), SP_ERR_NONFINITE);
+        if (!strstr(sp_last_error(), "\"big\"")) fail_msg("kind %d: %s", k, sp_last_error());
+        assert_int_equal(sp_optim_steps(o), 0);
+        for (int i = 0; i < 3; i++) assert_true(a->data[i] == 1);
+        for (int i = 0; i < 4; i++) assert_true(w->data[i] == -3.4e38f);
+        for (int s = 0; s < sp_optim_nslots(o); s++)
+            for (size_t i = 0; i < ps->numel; i++) assert_true(isfinite(sp_optim_slot(o, s)[i]));
+        /* a normal step still works */
+        assert_int_equal(sp_optim_step(o, 1e-3), SP_OK);
+        assert_int_equal(sp_optim_steps(o), 1);
+        sp_optim_free(o);
+        sp_params_free(ps);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slice_overflow),   cmocka_unit_test(test_tape_alloc_huge),
         cmocka_unit_test(test_orthogonal_overflow), cmocka_unit_test(test_cell_size_cap),
         cmocka_unit_test(test_null_handles),     cmocka_unit_test(test_thread_cap),
-        cmocka_unit_test(test_save_targets),
+        cmocka_unit_test(test_save_targets),     cmocka_unit_test(test_update_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/* fuzz_text.c - libFuzzer harness of the examples' data readers that parse bytes: the first byte
+ * picks one. charlm: UTF-8 decoding, the vocabulary stored in a checkpoint, the carried-state
+ * hex; word examples: cleaning + tokenising, the vocabulary file; sentiment: the review reader;
+ * dates: the ISO and human date parsers. Files are read through a temp file where the reader
+ * takes a path. */
+#include "spool.h"
+#include "charlm/charlm.h"
+#include "common/text.h"
+#include "dates_data.h"
+#include "sentiment_data.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1) return 0;
+    int which = data[0] % 7;
+    const uint8_t *d = data + 1;
+    size_t n = size - 1;
+    char *s = malloc(n + 1), err[256];
+    memcpy(s, d, n);
+    s[n] = 0;
+    switch (which) {
+    case 0: {
+        uint32_t *cp = NULL;
+        long k = cl_utf8_decode(d, n, &cp, err, sizeof err);
+        if (k >= 0) {
+            cl_vocab v = {0};
+            if (cl_vocab_build(&v, cp, k, (int)(n & 1)) == 0) cl_vocab_free(&v);
+        }
+        free(cp);
+        break;
+    }
+    case 1: {
+        cl_vocab v = {0};
+        if (cl_vocab_from_string(&v, s, err, sizeof err) == 0) {
+            char *back = cl_vocab_to_string(&v);
+            free(back);
+        }
+        cl_vocab_free(&v);
+        break;
+    }
+    case 2: {
+        ex_clean_text(s, n);
+        ex_words w = {0};
+        ex_tokenize(s, strlen(s), (int)(n & 1), &w);
+        ex_words_free(&w);
+        break;
+    }
+    case 3: {
+        char path[] = "/tmp/fuzz_text.XXXXXX";
+        int fd = mkstemp(path);
+        if (fd < 0) break;
+        if (write(fd, d, n) == (ssize_t)n) {
+            ex_vocab *v = ex_vocab_load(path, err, sizeof err);
+            ex_vocab_free(v);
+        }
+        close(fd);
+        unlink(path);
+        break;
+    }
+    case 4: {
+        sent_corpus *c = sent_from_text(s, err, sizeof err);
+        sent_corpus_free(c);
+        break;
+    }
+    case 5: {
+        dt_date a;
+        dt_parse_iso(s, &a);
+        dt_parse_human(s, &a);
+        break;
+    }
+    case 6: {
+        sp_carry c = {0};
+        sp_params *ps = sp_params_new();
+        sp_rnn r;
+        sp_rng rng;
+        sp_rng_seed(&rng, 1);
+        if (sp_rnn_init(&r, ps, "g", SP_CELL_GRU_RESET_AFTER_MATMUL, 2, 3, 1, 0, NULL, &rng) == SP_OK &&
+            sp_carry_init(&c, &r, 2) == SP_OK) {
+            cl_carry_from_hex(&c, s);
+            sp_carry_free(&c);
+        }
+        sp_params_free(ps);
+        break;
+    }
+    }
+    free(s);
+    return 0;
+}
