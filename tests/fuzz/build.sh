@@ -15,7 +15,7 @@ for d in /usr/include/x86_64-linux-gnu/blis-openmp /usr/include/blis /usr/local/
 done
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fopenmp -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -I$SRC/include -I$SRC/examples $BLIS -w"
-LIB=$(ls "$SRC"/autograd/*.c "$SRC"/ops/*.c "$SRC"/layers/*.c "$SRC"/optim/*.c)
+LIB="$(ls "$SRC"/autograd/*.c "$SRC"/ops/*.c "$SRC"/layers/*.c "$SRC"/optim/*.c) $SRC/dist/dist_none.c"
 CHARLM=$(ls "$SRC"/examples/charlm/*.c | grep -v '/main.c$')
 COMMON=$(ls "$SRC"/examples/common/*.c)
 # shellcheck disable=SC2086

@@ -12,7 +12,7 @@ command -v clang > /dev/null || { echo "1..0 # SKIP clang not installed"; exit 7
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 # rebuild when a source is newer than a harness
-newest=$(find "$SRC"/autograd "$SRC"/ops "$SRC"/layers "$SRC"/optim "$SRC"/include "$SRC"/examples "$SRC"/tests/fuzz \
+newest=$(find "$SRC"/autograd "$SRC"/dist "$SRC"/ops "$SRC"/layers "$SRC"/optim "$SRC"/include "$SRC"/examples "$SRC"/tests/fuzz \
          -name '*.[ch]' -newer "$OUT/fuzz_text" 2>/dev/null | head -1)
 if [ ! -x "$OUT/fuzz_ckpt" ] || [ ! -x "$OUT/fuzz_text" ] || [ -n "$newest" ]; then
     "$SRC/tests/fuzz/build.sh" "$OUT" || { echo "not ok 1 - build the harnesses"; echo "1..1"; exit 1; }
