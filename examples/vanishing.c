@@ -716,7 +716,7 @@ int main(int argc, char **argv)
         if (!f) return 1;
         fprintf(f, "update\tnorm_noclip\tloss_noclip\tnorm_clip\tloss_clip\n");
         for (int s = 0; s < N; s++) fprintf(f, "%d\t%.6e\t%.6e\t%.6e\t%.6e\n", s, nn[s], ln[s], nc[s], lc[s]);
-        fclose(f);
+        if (close_out()) return 1;
         /* where clipping matters: the same two runs at other learning rates */
         printf("\nthe same runs at each SGD learning rate: held-out accuracy without / with clipping at norm 1\n");
         printf("  %8s  %10s  %10s\n  %8g  %10.3f  %10.3f   %s\n", "lr", "no clip", "clip 1", o.explode_lr, a0, a1,
@@ -730,7 +730,6 @@ int main(int argc, char **argv)
             printf("  %8g  %10.3f  %10.3f   %s\n", o.explode_lrs[k], b0, b1, clip_verdict(b0, b1));
         }
         free(nn), free(ln), free(nc), free(lc);
-        if (close_out()) return 1;
     }
     if (write_plots(&o, explode, ng > 0)) rc = 1;
     printf("data: %s/vanishing_grad.tsv, vanishing_grad_trained.tsv, vanishing_accuracy.tsv%s, vanishing.gp\n",
