@@ -237,8 +237,10 @@ static sp_tensor *batch_loss(sp_tape *t, const model *m, char (*texts)[TEXT_CAP]
     return sp_softmax_xent(t, sp_concat_rows(t, outs, DT_TY), target, NULL);
 }
 
-/* Greedy decoding of n texts into out[n][11]. */
-static int greedy(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, char (*out)[11])
+/* Greedy decoding of n texts into out[n][11]. With attention and w != NULL, w[(b*DT_TY + s)*TEXT_CAP
+ * + x] receives the weight output s of text b gave input character x, and *tx the padded length. */
+static int greedy_weights(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, char (*out)[11], sp_real *w,
+                          int *tx)
 {
     sp_tape_reset(t);
     encoded e;
@@ -248,17 +250,24 @@ static int greedy(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, ch
     for (int b = 0; b < n; b++) prev[b] = DT_GO;
     for (int s = 0; s < DT_TY; s++) {
         sp_tensor *lg = decode_step(t, m, &e, prev, n, e.state, s);
-        if (!lg) return -1;
+        if (!lg || (w && !e.weights)) return -1;
         for (int b = 0; b < n; b++) {
             int best = 0;
             for (int v = 1; v < lg->cols; v++)
                 if (*sp_at(lg, b, v) > *sp_at(lg, b, best)) best = v;
             prev[b] = best;
             out[b][s] = dt_out_char(best);
+            for (int x = 0; w && x < e.Tx; x++) w[((size_t)b * DT_TY + s) * TEXT_CAP + x] = *sp_at(e.weights, b, x);
         }
     }
     for (int b = 0; b < n; b++) out[b][DT_TY] = 0;
+    if (tx) *tx = e.Tx;
     return 0;
+}
+
+static int greedy(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, char (*out)[11])
+{
+    return greedy_weights(t, m, texts, n, out, NULL, NULL);
 }
 
 /* Beam search with K hypotheses for one text. The K rows share the encoding; at each step every
@@ -526,26 +535,10 @@ static int run_gnuplot(const char *script)
 static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const char *svg)
 {
     if (n > d->n) n = d->n;
-    sp_tape_reset(t);
-    encoded e;
-    if (encode(t, m, d->text, n, &e)) return -1;
-    int prev[4];
+    if (n > 4) n = 4;
     char out[4][11] = {{0}};
-    sp_real *w = sp_tape_alloc(t, sizeof(sp_real) * (size_t)n * DT_TY * e.Tx);
-    if (!w) return -1;
-    for (int b = 0; b < n; b++) prev[b] = DT_GO;
-    for (int s = 0; s < DT_TY; s++) {
-        sp_tensor *lg = decode_step(t, m, &e, prev, n, e.state, s);
-        if (!lg || !e.weights) return -1;
-        for (int b = 0; b < n; b++) {
-            int best = 0;
-            for (int v = 1; v < lg->cols; v++)
-                if (*sp_at(lg, b, v) > *sp_at(lg, b, best)) best = v;
-            prev[b] = best;
-            out[b][s] = dt_out_char(best);
-            for (int x = 0; x < e.Tx; x++) w[((size_t)b * DT_TY + s) * e.Tx + x] = *sp_at(e.weights, b, x);
-        }
-    }
+    static sp_real w[4 * DT_TY * TEXT_CAP];
+    if (greedy_weights(t, m, d->text, n, out, w, NULL)) return -1;
     char tsv[1024], gp[1024];
     snprintf(tsv, sizeof tsv, "%s.tsv", svg), snprintf(gp, sizeof gp, "%s.gp", svg);
     FILE *f = fopen(tsv, "w"), *g = fopen(gp, "w");
@@ -566,7 +559,7 @@ static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const ch
         int L = (int)strlen(norm);
         fprintf(f, "# example %d: \"%s\" -> %s (gold %s)\n", b, norm, out[b], d->iso[b]);
         for (int s = 0; s < DT_TY; s++)
-            for (int x = 0; x < L; x++) fprintf(f, "%.4f%c", (double)w[((size_t)b * DT_TY + s) * e.Tx + x], x + 1 == L ? '\n' : '\t');
+            for (int x = 0; x < L; x++) fprintf(f, "%.4f%c", (double)w[((size_t)b * DT_TY + s) * TEXT_CAP + x], x + 1 == L ? '\n' : '\t');
         fprintf(f, "\n\n");
         fprintf(g, "set title \"%s  ->  %s\" noenhanced\nset xrange [-0.5:%d.5]\nset xtics (", norm, out[b], L - 1);
         for (int x = 0; x < L; x++) fprintf(g, "%s\"%c\" %d", x ? ", " : "", norm[x] == ' ' ? '_' : norm[x], x);

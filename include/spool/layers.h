@@ -311,7 +311,8 @@ typedef struct {
     sp_rng *rng;                    /* required when train and a dropout > 0 */
     int train;                      /* 0: dropouts are the identity (eval) */
     sp_cell_noise noise;            /* zoneout, recurrent and candidate dropout in every layer;
-                                       its rng and train fields default to the ones above */
+                                       its train field follows `train` above, its rng
+                                       defaults to `rng` */
 } sp_rnn_opts;
 
 typedef struct {
