@@ -2,14 +2,7 @@
 /* rewind.c - sp_tape_rewind: sp_tape_reset for inference loops (layers/stream.c). A reset also
  * forgets what the tape derived from parameters (the weights packed for small products, since an
  * optimizer step usually follows); a loop that runs one step per reset with fixed parameters
- * would re-pack every weight at every step. Rewinding keeps those, and nothing else. */
+ * would re-pack every weight at every step. Rewinding keeps every op's state (sp__op_state), and nothing else. */
 #include "tape_internal.h"
 
-void sp_tape_rewind(sp_tape *t)
-{
-    if (!t) return;
-    int valid[SP_MAX_PACKED];
-    for (int i = 0; i < t->n_packed; i++) valid[i] = t->packed[i].valid;
-    sp_tape_reset(t);
-    for (int i = 0; i < t->n_packed; i++) t->packed[i].valid = valid[i];
-}
+void sp_tape_rewind(sp_tape *t) { sp__tape_reset_ex(t, 1); }

@@ -151,11 +151,22 @@ void sp_tape_free(sp_tape *t)
     chunks_free(t->chunks);
     free(t->rec);
     free(t->scratch);
-    sp__packed_free(t);
+    for (int op = 0; op < SP_OP__COUNT; op++)
+        if (t->op_state[op] && sp_op_table[op].free_state) sp_op_table[op].free_state(t->op_state[op]);
     free(t);
 }
 
-void sp_tape_reset(sp_tape *t)
+void **sp__op_state(sp_tape *t, sp_op op) { return &t->op_state[op]; }
+
+static void reset_op_states(sp_tape *t)
+{
+    for (int op = 0; op < SP_OP__COUNT; op++)
+        if (t->op_state[op] && sp_op_table[op].reset) sp_op_table[op].reset(t->op_state[op]);
+}
+
+void sp_tape_reset(sp_tape *t) { sp__tape_reset_ex(t, 0); }
+
+void sp__tape_reset_ex(sp_tape *t, int keep_op_state)
 {
     if (!t) return;
     size_t used = sp_tape_bytes(t);
@@ -172,7 +183,7 @@ void sp_tape_reset(sp_tape *t)
     t->cur = t->chunks;
     t->n_rec = 0;
     t->backward_done = 0;
-    sp__packed_reset(t); /* parameters may have changed since they were packed */
+    if (!keep_op_state) reset_op_states(t); /* e.g. parameters may have changed since an op packed them */
     t->status = SP_OK;
     t->msg[0] = 0;
     t->scope[0] = 0;
@@ -346,7 +357,6 @@ sp_tensor *sp_leaf(sp_tape *t, int rows, int cols) { return leaf(t, SP_OP_LEAF, 
 
 /* --------------------------------------------------------------- backward */
 
-void sp__defer(sp_record *r) { r->tape->deferred[r->tape->n_deferred++] = r; }
 
 sp_status sp_backward(sp_tape *t, sp_tensor *loss)
 {
@@ -386,9 +396,6 @@ sp_status sp_backward(sp_tape *t, sp_tensor *loss)
             if (!o->grad) return t->status;
         }
     }
-    t->deferred = sp__alloc_raw(t, (size_t)(loss->id + 1) * sizeof *t->deferred);
-    t->n_deferred = 0;
-    if (!t->deferred) return t->status;
     loss->grad[0] += 1;
     for (int i = loss->id; i >= 0; i--) {
         sp_record *r = &t->rec[i];
@@ -396,7 +403,6 @@ sp_status sp_backward(sp_tape *t, sp_tensor *loss)
     }
     for (int op = 0; op < SP_OP__COUNT; op++)
         if (sp_op_table[op].finish) sp_op_table[op].finish(t);
-    t->n_deferred = 0;
-    sp__packed_reset(t); /* an optimizer step usually follows: later products must re-pack */
+    reset_op_states(t); /* an optimizer step usually follows */
     return t->status;
 }

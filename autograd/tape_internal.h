@@ -21,25 +21,19 @@ typedef struct sp_record {
 
 typedef void (*sp_backward_fn)(sp_record *r);
 typedef void (*sp_finish_fn)(struct sp_tape *t);
+typedef void (*sp_state_fn)(void *state);
 
+/* An op may keep private state per tape (a cache of packed weights, a list of deferred work) in
+ * sp__op_state(t, op); the tape knows nothing of what is in it, only when to call the hooks. */
 typedef struct {
     const char *name;          /* used in error messages and dot labels */
     sp_backward_fn backward;   /* accumulates into in[k]->grad where that is not NULL */
     sp_finish_fn finish;       /* optional: runs once after the walk, for work backward deferred */
+    sp_state_fn reset;         /* optional: the op's state at sp_tape_reset and after backward */
+    sp_state_fn free_state;    /* optional: frees the op's state with the tape */
 } sp_op_def;
 
 extern const sp_op_def sp_op_table[SP_OP__COUNT];
-
-/* A parameter packed for the recurrent-product kernel (ops/packed.c), valid until the next reset. */
-#define SP_MAX_PACKED 64
-#define SP_PACKED_MAX_ROWS 64 /* products with more rows of A go to BLIS */
-typedef struct {
-    const sp_real *w; /* the parameter's data */
-    int trans, K, N;  /* which op(W) [K, N] was packed */
-    int valid;        /* packed since the last reset */
-    float *buf;
-    size_t cap;
-} sp_packed;
 
 typedef struct sp_chunk {
     struct sp_chunk *next;
@@ -55,12 +49,9 @@ struct sp_tape {
     int n_rec, cap_rec;
     int mallocs;
     int backward_done;        /* sp_backward ran since the last reset */
-    sp_packed packed[SP_MAX_PACKED]; /* weights packed for small products (ops/packed.c) */
-    int n_packed;
+    void *op_state[SP_OP__COUNT]; /* each op's private state (sp__op_state), or NULL */
     void *scratch;            /* sp__scratch's buffer, reused by every backward kernel */
     size_t scratch_size;
-    sp_record **deferred;     /* records whose backward left work for their op's finish */
-    int n_deferred;
     sp_status status;
     char msg[512];
     char scope[256];
@@ -74,16 +65,11 @@ void *sp__alloc_raw(sp_tape *t, size_t bytes); /* the same, not zeroed */
 /* Temporary memory for one backward kernel, valid until the next sp__scratch call (it is reused,
  * so the T steps of a sequence do not each keep their scratch in the arena). Not zeroed. */
 void *sp__scratch(sp_tape *t, size_t bytes);
-/* Backward kernels may hand part of their work to their op's finish hook (e.g. to sum the
- * weight gradients of all time steps in one GEMM): push the record here. */
-void sp__defer(sp_record *r);
-/* C[M, N] (+)= A[M, K] op(W) from W packed once per tape epoch; op(W)[k][n] = trans ? W[n][k] :
- * W[k][n]. Returns 0 (and does nothing) when the product is not one it handles: the caller then
- * uses BLIS. */
-int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
-                    sp_real *C, int ldc, int accumulate);
-void sp__packed_reset(sp_tape *t);
-void sp__packed_free(sp_tape *t);
+/* The slot for op's private state on tape t (NULL until the op stores something there; the op's
+ * table row says how to reset and free it). */
+void **sp__op_state(sp_tape *t, sp_op op);
+/* sp_tape_reset, optionally keeping every op's state (sp_tape_rewind: parameters did not change). */
+void sp__tape_reset_ex(sp_tape *t, int keep_op_state);
 /* True if the op may proceed: tape ok and all inputs non-NULL (else sets an error naming op). */
 int sp__ready(sp_tape *t, sp_op op, sp_tensor *const *in, int n);
 /* Record an op whose output is a new rows x cols arena tensor (NOT zeroed: the op writes it all). Inputs are copied into

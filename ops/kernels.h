@@ -20,4 +20,35 @@ size_t sp__panels_floats(int K, int N);
 void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp);
 void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int accumulate);
 
+/* The matmul op's state on a tape (sp__op_state(t, SP_OP_MATMUL)): weights packed for small
+ * products, valid until the next reset (parameters change between steps), and the records whose
+ * weight gradient backward deferred to sp__matmul_finish. */
+#define SP_MAX_PACKED 64
+#define SP_PACKED_MAX_ROWS 64 /* products with more rows of A go to BLIS */
+typedef struct {
+    const sp_real *w; /* the parameter's data */
+    int trans, K, N;  /* which op(W) [K, N] was packed */
+    int valid;        /* packed since the last reset */
+    float *buf;
+    size_t cap;
+} sp_packed;
+
+typedef struct {
+    sp_packed packed[SP_MAX_PACKED];
+    int n_packed;
+    sp_record **deferred;
+    int n_deferred, cap_deferred;
+} sp_matmul_state;
+
+/* The tape's matmul state, created on first use; NULL (and a tape error) if out of memory. */
+sp_matmul_state *sp__matmul_state(sp_tape *t);
+void sp__matmul_state_reset(void *state);
+void sp__matmul_state_free(void *state);
+
+/* C[M, N] (+)= A[M, K] op(W) from W packed once per tape epoch; op(W)[k][n] = trans ? W[n][k] :
+ * W[k][n]. Returns 0 (and does nothing) when the product is not one it handles: the caller then
+ * uses BLIS. */
+int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
+                    sp_real *C, int ldc, int accumulate);
+
 #endif

@@ -75,6 +75,21 @@ sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int
 
 sp_tensor *sp_matmul(sp_tape *t, sp_tensor *a, sp_tensor *b) { return sp_matmul_ex(t, a, 0, b, 0); }
 
+/* Push a record whose weight gradient waits for sp__matmul_finish (on failure, do it now). */
+static void sp__matmul_now(sp_record *r);
+static void defer(sp_record *r)
+{
+    sp_matmul_state *s = sp__matmul_state(r->tape);
+    if (s && s->n_deferred == s->cap_deferred) {
+        int cap = s->cap_deferred ? 2 * s->cap_deferred : 256;
+        sp_record **d = realloc(s->deferred, (size_t)cap * sizeof *d);
+        r->tape->mallocs++;
+        if (d) s->deferred = d, s->cap_deferred = cap;
+    }
+    if (s && s->n_deferred < s->cap_deferred) s->deferred[s->n_deferred++] = r;
+    else sp__matmul_now(r);
+}
+
 /* forward: C[M,N] = op(A)[M,K] op(B)[K,N] (+ bias, [1,N] in every row or [M,N])
  *   d op(A) = dC op(B)^T      d op(B) = op(A)^T dC      dbias = dC (summed over rows for [1,N])
  * and a transposed operand receives the transpose of that. beta = 1: gradients accumulate. */
@@ -91,7 +106,7 @@ void sp__matmul_backward(sp_record *r)
             sp__gemm(tb, 1, K, M, N, b->data, b->stride, c->grad, c->stride, 1, a->grad, a->stride);
     }
     if (b->grad && (b->flags & SP_PARAM) && !ta) {
-        sp__defer(r); /* dB joins the other steps' in sp__matmul_finish */
+        defer(r); /* dB joins the other steps' in sp__matmul_finish */
     } else if (b->grad) {
         if (!tb) /* dB[K,N] += op(A)^T dC */
             sp__gemm(!ta, 0, K, N, M, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
@@ -125,10 +140,21 @@ static void stacked_gemm(int tb, int M, int N, int K, const sp_real *A, const sp
 
 /* Deferred records that share the parameter and its transpose flag: stack the rows of every
  * step's A and dC (up to SP_STACK_ROWS at a time) and add their product into dB. */
+/* The deferred weight gradient of one record on its own. */
+static void sp__matmul_now(sp_record *r)
+{
+    sp_tensor *a = r->in[0], *b = r->in[1], *c = r->out;
+    int tb = r->iattr[1], K = r->iattr[2], N = c->cols;
+    if (!tb) sp__gemm(1, 0, K, N, c->rows, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
+    else sp__gemm(1, 0, N, K, c->rows, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+}
+
 void sp__matmul_finish(sp_tape *t)
 {
-    sp_record **d = t->deferred;
-    int n = t->n_deferred;
+    sp_matmul_state *s = *sp__op_state(t, SP_OP_MATMUL);
+    if (!s) return;
+    sp_record **d = s->deferred;
+    int n = s->n_deferred;
     for (int i = 0; i < n; i++) {
         if (!d[i] || d[i]->op != SP_OP_MATMUL) continue;
         sp_tensor *b = d[i]->in[1];

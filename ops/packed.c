@@ -23,15 +23,30 @@
 #define MR 8  /* rows of C per micro-tile */
 #define NR 32 /* output columns per packed panel: two 16-float vectors */
 
-void sp__packed_reset(sp_tape *t)
+sp_matmul_state *sp__matmul_state(sp_tape *t)
 {
-    for (int i = 0; i < t->n_packed; i++) t->packed[i].valid = 0;
+    void **slot = sp__op_state(t, SP_OP_MATMUL);
+    if (!*slot) {
+        *slot = calloc(1, sizeof(sp_matmul_state));
+        t->mallocs++;
+        if (!*slot) sp_tape_fail(t, SP_ERR_NOMEM, "matmul: out of memory for its packed-weight cache");
+    }
+    return *slot;
 }
 
-void sp__packed_free(sp_tape *t)
+void sp__matmul_state_reset(void *state)
 {
-    for (int i = 0; i < t->n_packed; i++) free(t->packed[i].buf);
-    t->n_packed = 0;
+    sp_matmul_state *s = state;
+    for (int i = 0; i < s->n_packed; i++) s->packed[i].valid = 0;
+    s->n_deferred = 0;
+}
+
+void sp__matmul_state_free(void *state)
+{
+    sp_matmul_state *s = state;
+    for (int i = 0; i < s->n_packed; i++) free(s->packed[i].buf);
+    free(s->deferred);
+    free(s);
 }
 
 #ifdef SP_HAVE_PACKED
@@ -109,13 +124,15 @@ __attribute__((target("avx512f"))) static void tile(int mr, int K, const float *
 /* The packed panels of op(W) for this tape epoch, packing them on first use. NULL: no room. */
 static const float *panels(sp_tape *t, const sp_tensor *W, int trans, int K, int N)
 {
+    sp_matmul_state *st = sp__matmul_state(t);
+    if (!st) return NULL;
     sp_packed *e = NULL;
-    for (int i = 0; i < t->n_packed && !e; i++)
-        if (t->packed[i].w == W->data && t->packed[i].trans == trans && t->packed[i].K == K && t->packed[i].N == N)
-            e = &t->packed[i];
+    for (int i = 0; i < st->n_packed && !e; i++)
+        if (st->packed[i].w == W->data && st->packed[i].trans == trans && st->packed[i].K == K && st->packed[i].N == N)
+            e = &st->packed[i];
     if (!e) {
-        if (t->n_packed == SP_MAX_PACKED) return NULL;
-        e = &t->packed[t->n_packed++];
+        if (st->n_packed == SP_MAX_PACKED) return NULL;
+        e = &st->packed[st->n_packed++];
         memset(e, 0, sizeof *e);
         e->w = W->data, e->trans = trans, e->K = K, e->N = N;
     }

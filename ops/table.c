@@ -19,12 +19,14 @@ BACKWARD(sp__layer_norm_backward)
 BACKWARD(sp__attn_dot_backward) BACKWARD(sp__attn_additive_backward) BACKWARD(sp__attn_context_backward)
 BACKWARD(sp__segment_backward)
 void sp__matmul_finish(sp_tape *t);
+void sp__matmul_state_reset(void *state);
+void sp__matmul_state_free(void *state);
 #undef BACKWARD
 
 const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_CONST] = {"const", NULL},
     [SP_OP_LEAF] = {"leaf", NULL},
-    [SP_OP_MATMUL] = {"matmul", sp__matmul_backward, sp__matmul_finish},
+    [SP_OP_MATMUL] = {"matmul", sp__matmul_backward, sp__matmul_finish, sp__matmul_state_reset, sp__matmul_state_free},
     [SP_OP_ADD] = {"add", sp__add_backward},
     [SP_OP_SUB] = {"sub", sp__sub_backward},
     [SP_OP_MUL] = {"mul", sp__mul_backward},
