@@ -32,7 +32,9 @@ ROOT, BUILD = (os.path.abspath(p) for p in sys.argv[1:3])
 
 # (program, first word after it or None) -> options appended to shrink the run
 SHRINK = {
-    ("spool-charlm", "train"): ["--steps", "3", "--eval-every", "0", "--checkpoint-every", "0", "--warmup", "1"],
+    # --stop-after 2: a run stops with a checkpoint at step 2, so a --resume after it has a step left
+    ("spool-charlm", "train"): ["--steps", "3", "--eval-every", "0", "--checkpoint-every", "0", "--warmup", "1",
+                                "--stop-after", "2"],
     ("spool-ner", "train"): ["--epochs", "1", "--limit", "40", "--log-every", "0"],
     ("spool-sentiment", "train"): ["--epochs", "1", "--limit", "200", "--log-every", "0"],
     ("spool-wordlm", "train"): ["--epochs", "1", "--max-sentences", "200"],
@@ -103,12 +105,17 @@ def shrunk(cmd):
         while j < len(toks) and toks[j] not in ("&&", "||", "|", ";", ">", ">>", "<"):
             j += 1
         seg = toks[i:j]
+        k = 0  # mpirun [its options] PROGRAM ...: the program is the first spool-* word (docs' MPI section)
+        if seg and os.path.basename(seg[0]) in ("mpirun", "mpiexec"):
+            k = next((m for m, w in enumerate(seg) if os.path.basename(w).startswith("spool-")), 0)
         if seg:
+            pre, seg = seg[:k], seg[k:]
             prog = os.path.basename(seg[0])
             sub = seg[1] if len(seg) > 1 and not seg[1].startswith("-") else None
             extra = SHRINK.get((prog, sub)) or SHRINK.get((prog, None))
             if extra and not NO_SHRINK.intersection(seg) and sub not in ("eval", "sample", "score", "tag", "predict", "plot"):
                 seg = seg + extra
+            seg = pre + seg
         out += [shlex.quote(t) for t in seg]
         if j < len(toks):
             out.append(toks[j])
@@ -132,6 +139,8 @@ def main():
     env["PATH"] = os.path.join(BUILD, "examples") + os.pathsep + env.get("PATH", "")
     env["OMP_NUM_THREADS"] = "1"
     env.pop("SPOOL_DATA", None)
+    # the mpirun commands: as root (CI) Open MPI wants both variables; 3 ranks on 2 cores
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
     failed = ran = skipped = 0
     t0 = time.time()
     for path in files:
