@@ -31,6 +31,9 @@ typedef struct {
     sp_finish_fn finish;       /* optional: runs once after the walk, for work backward deferred */
     sp_state_fn reset;         /* optional: the op's state at sp_tape_reset and after backward */
     sp_state_fn free_state;    /* optional: frees the op's state with the tape */
+    const char *no_backward;   /* why backward is NULL ("constant", "leaf", "view"); NULL for every
+                                  op that has one (tests/test_tables.c checks each row is one or
+                                  the other) */
 } sp_op_def;
 
 extern const sp_op_def sp_op_table[SP_OP__COUNT];

@@ -24,8 +24,8 @@ void sp__matmul_state_free(void *state);
 #undef BACKWARD
 
 const sp_op_def sp_op_table[SP_OP__COUNT] = {
-    [SP_OP_CONST] = {"const", NULL},
-    [SP_OP_LEAF] = {"leaf", NULL},
+    [SP_OP_CONST] = {"const", NULL, .no_backward = "constant: no gradient"},
+    [SP_OP_LEAF] = {"leaf", NULL, .no_backward = "leaf: its gradient is read, not passed on"},
     [SP_OP_MATMUL] = {"matmul", sp__matmul_backward, sp__matmul_finish, sp__matmul_state_reset, sp__matmul_state_free},
     [SP_OP_ADD] = {"add", sp__add_backward},
     [SP_OP_SUB] = {"sub", sp__sub_backward},
@@ -37,7 +37,7 @@ const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_RELU] = {"relu", sp__relu_backward},
     [SP_OP_CONCAT] = {"concat", sp__concat_backward},
     [SP_OP_CONCAT_ROWS] = {"concat_rows", sp__concat_rows_backward},
-    [SP_OP_SLICE] = {"slice", NULL}, /* a view: its gradient aliases its base's, nothing to do */
+    [SP_OP_SLICE] = {"slice", NULL, .no_backward = "view: its gradient aliases its base's"},
     [SP_OP_SOFTMAX] = {"softmax", sp__softmax_backward},
     [SP_OP_SOFTMAX_XENT] = {"softmax_xent", sp__softmax_xent_backward},
     [SP_OP_SIGMOID_BCE] = {"sigmoid_bce", sp__sigmoid_bce_backward},
