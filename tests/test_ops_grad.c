@@ -143,6 +143,26 @@ CASE(gru_vs_composed)
 CASE(lstm_seq) { return weighted_sum(t, sp_lstm_seq(t, A, B, C, D, 3, (int[2]){3, 1})); }
 /* T = 2, B = 2, K = 3; row 1 is 1 step long (its tag at step 1 is junk and must be ignored). */
 CASE(crf_nll) { return sp_crf_nll(t, sp_tanh(t, A), B, C, D, (int[4]){0, 2, 1, 77}, (int[2]){2, 1}, 2, 2); }
+CASE(layer_norm) { return weighted_sum(t, sp_layer_norm(t, A, B, C)); }
+CASE(layer_norm_plain) { return weighted_sum(t, sp_layer_norm(t, sp_tanh(t, A), NULL, NULL)); }
+/* S = 4 encoder steps of 3 sequences, D = 5 */
+CASE(attn_dot) { return weighted_sum(t, sp_attn_dot(t, A, B, 4)); }
+CASE(attn_additive) { return weighted_sum(t, sp_attn_additive(t, A, B, C, 4)); }
+CASE(attn_context) { return weighted_sum(t, sp_attn_context(t, sp_softmax(t, A), B, 4)); }
+/* a recomputed segment: tanh(A B) built on a scratch tape, recomputed by the backward */
+static sp_tape *scratch;
+static sp_status segment_piece(sp_tape *t, void *user, sp_tensor *const *in, sp_tensor **out)
+{
+    (void)user;
+    out[0] = sp_tanh(t, sp_matmul(t, in[0], in[1]));
+    return sp_tape_status(t);
+}
+CASE(segment)
+{
+    sp_tensor *out[1] = {NULL}, *in[2] = {sp_scale(t, A, 0.5), B};
+    if (sp_segment(t, scratch, segment_piece, NULL, NULL, 2, in, 1, out) != SP_OK) return NULL;
+    return weighted_sum(t, out[0]);
+}
 #undef A
 #undef B
 #undef C
@@ -201,6 +221,12 @@ static const grad_case cases[] = {
     {"gru_cell minus its composed form", SP_OP_GRU_CELL, {{4, 9}, {4, 9}, {4, 3}}, gru_vs_composed},
     {"lstm_seq", SP_OP_LSTM_SEQ, {{6, 8}, {8, 2}, {2, 2}, {2, 2}}, lstm_seq},
     {"crf_nll", SP_OP_CRF_NLL, {{4, 3}, {3, 3}, {1, 3}, {1, 3}}, crf_nll},
+    {"layer_norm", SP_OP_LAYER_NORM, {{4, 6}, {1, 6}, {1, 6}}, layer_norm},
+    {"layer_norm without gain and bias", SP_OP_LAYER_NORM, {{4, 6}}, layer_norm_plain},
+    {"attn_dot", SP_OP_ATTN_DOT, AB(3, 5, 12, 5), attn_dot},
+    {"attn_additive", SP_OP_ATTN_ADDITIVE, {{3, 5}, {12, 5}, {1, 5}}, attn_additive},
+    {"attn_context", SP_OP_ATTN_CONTEXT, AB(3, 4, 12, 5), attn_context},
+    {"segment (recomputed on a scratch tape)", SP_OP_SEGMENT, AB(3, 4, 4, 5), segment},
 };
 #undef AB
 enum { CASE_COUNT = (int)(sizeof cases / sizeof cases[0]) };
@@ -308,6 +334,20 @@ static void test_losses_are_stable_for_huge_logits(void **state)
     sp_tape_free(t);
 }
 
+static int group_setup(void **state)
+{
+    (void)state;
+    scratch = sp_tape_new();
+    return scratch ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    sp_tape_free(scratch);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,5 +356,5 @@ int main(void)
         cmocka_unit_test(test_checker_rejects_a_slightly_wrong_gradient),
         cmocka_unit_test(test_losses_are_stable_for_huge_logits),
     };
-    return cmocka_run_group_tests_name("ops_grad", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("ops_grad", tests, group_setup, group_teardown);
 }
