@@ -141,6 +141,9 @@ CASE(gru_vs_composed)
 /* T = 3 steps of B = 2 rows, H = 2; row 1 is 1 step long. The whole output (every step's h, the
  * final h, every c) feeds the loss. */
 CASE(lstm_seq) { return weighted_sum(t, sp_lstm_seq(t, A, B, C, D, 3, (int[2]){3, 1})); }
+CASE(gru_seq) { return weighted_sum(t, sp_gru_seq(t, A, B, C, D, 3, (int[2]){3, 1})); }
+CASE(rnn_seq_tanh) { return weighted_sum(t, sp_rnn_seq(t, A, B, C, 0, 3, (int[2]){3, 1})); }
+CASE(rnn_seq_relu) { return weighted_sum(t, sp_rnn_seq(t, A, B, C, 1, 3, (int[2]){3, 1})); }
 /* T = 2, B = 2, K = 3; row 1 is 1 step long (its tag at step 1 is junk and must be ignored). */
 CASE(crf_nll) { return sp_crf_nll(t, sp_tanh(t, A), B, C, D, (int[4]){0, 2, 1, 77}, (int[2]){2, 1}, 2, 2); }
 CASE(layer_norm) { return weighted_sum(t, sp_layer_norm(t, A, B, C)); }
@@ -220,6 +223,9 @@ static const grad_case cases[] = {
     {"lstm_cell minus its composed form", SP_OP_LSTM_CELL, {{4, 12}, {4, 3}, {4, 12}}, lstm_vs_composed},
     {"gru_cell minus its composed form", SP_OP_GRU_CELL, {{4, 9}, {4, 9}, {4, 3}}, gru_vs_composed},
     {"lstm_seq", SP_OP_LSTM_SEQ, {{6, 8}, {8, 2}, {2, 2}, {2, 2}}, lstm_seq},
+    {"gru_seq", SP_OP_GRU_SEQ, {{6, 6}, {6, 2}, {1, 2}, {2, 2}}, gru_seq},
+    {"rnn_seq tanh", SP_OP_RNN_SEQ, {{6, 2}, {2, 2}, {2, 2}}, rnn_seq_tanh},
+    {"rnn_seq relu", SP_OP_RNN_SEQ, {{6, 2}, {2, 2}, {2, 2}}, rnn_seq_relu},
     {"crf_nll", SP_OP_CRF_NLL, {{4, 3}, {3, 3}, {1, 3}, {1, 3}}, crf_nll},
     {"layer_norm", SP_OP_LAYER_NORM, {{4, 6}, {1, 6}, {1, 6}}, layer_norm},
     {"layer_norm without gain and bias", SP_OP_LAYER_NORM, {{4, 6}}, layer_norm_plain},
