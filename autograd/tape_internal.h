@@ -86,6 +86,10 @@ const char *sp__scope_name(sp_tape *t, const char *leaf);
 
 #define SP_OMP_MIN 32768
 
+/* Threads for a parallel region starting now: sp_get_threads() cut to the cores other processes
+ * leave idle (runtime.c). Every parallel region and multi-threaded product asks it. */
+int sp__threads_now(void);
+
 /* libm in the real type, so the float build does not round-trip through double. */
 #ifdef SP_USE_DOUBLE
 #define SP_EXP exp

@@ -11,7 +11,7 @@
 /* _Pragma cannot expand arguments, so the size goes through a variable declared before the loop. */
 #define ROWS_PARALLEL(n)                                                                           \
     const size_t omp_n_ = (n);                                                                     \
-    _Pragma("omp parallel for if(omp_n_ >= SP_OMP_MIN) schedule(static)")
+    _Pragma("omp parallel for if(omp_n_ >= SP_OMP_MIN) num_threads(sp__threads_now()) schedule(static)")
 
 /* --------------------------------------------------- binary, broadcast b */
 

@@ -37,7 +37,7 @@ void sp__gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, co
               sp_real *C, int ldc)
 {
     sp__gemm_threads(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc,
-                     2.0 * M * N * K < SP_GEMM_SERIAL_FLOPS ? 1 : sp_get_threads());
+                     2.0 * M * N * K < SP_GEMM_SERIAL_FLOPS ? 1 : sp__threads_now());
 }
 
 sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b, sp_tensor *bias)

@@ -167,7 +167,7 @@ static const float *pack(sp_tape *t, const sp_tensor *W, int trans, int K, int N
 
 static int threads_for(int B, int G, int H)
 {
-    int nt = sp_get_threads(), chunks = (B + CHUNK - 1) / CHUNK;
+    int nt = sp__threads_now(), chunks = (B + CHUNK - 1) / CHUNK;
     if ((double)B * H * G < SEQ_PARALLEL_MIN_MACS) nt = 1;
     return nt < chunks ? nt : chunks;
 }

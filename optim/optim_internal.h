@@ -93,5 +93,7 @@ const sp_optim_def *sp__optim_def(sp_optim_kind kind);
 
 /* Below this many elements threads cost more than they give. */
 enum { SP_OPTIM_PAR_MIN = 1 << 15 };
+/* Threads for a parallel loop starting now, cut to the idle cores (autograd/runtime.c). */
+int sp__threads_now(void);
 
 #endif

@@ -74,7 +74,7 @@ static int sgd_step(const sp_optim_update *u)
     sp_real *restrict buf = u->slot[0];
     const int first = u->step == 1, nesterov = c->nesterov, has_mom = c->momentum != 0, dry = u->dry;
     int bad = 0;
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i], nb = 0;
         if (wd != 0) d = d + wd * p[i];
@@ -107,7 +107,7 @@ static int rmsprop_step(const sp_optim_update *u)
     sp_real *restrict gavg = u->slot[2];
     const int dry = u->dry;
     int bad = 0;
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i], ngavg = 0, nbuf = 0, np;
         if (wd != 0) d = d + wd * p[i];
@@ -151,7 +151,7 @@ static int adagrad_step(const sp_optim_update *u)
     sp_real *restrict sum = u->slot[0];
     const int dry = u->dry;
     int bad = 0;
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i];
         if (wd != 0) d = d + wd * p[i];
@@ -183,7 +183,7 @@ static int adam_step(const sp_optim_update *u)
     sp_real *restrict m = u->slot[0], *restrict v = u->slot[1], *restrict vmax = u->slot[2];
     const int dry = u->dry;
     int bad = 0;
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i], pi = p[i], nvmax = 0;
         if (decoupled) pi = pi * shrink;

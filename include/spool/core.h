@@ -96,7 +96,8 @@ sp_status sp_fail(sp_status s, const char *fmt, ...) SP_PRINTF(2, 3);
  * Threads are never changed behind the host's back: spool uses the host's OpenMP default
  * (omp_get_max_threads()) until sp_set_threads or sp_init asks for a count. */
 enum {
-    SP_INIT_KEEP_BLIS = 1 /* leave BLIS_ARCH_TYPE (and so BLIS's kernel choice) alone */
+    SP_INIT_KEEP_BLIS = 1,    /* leave BLIS_ARCH_TYPE (and so BLIS's kernel choice) alone */
+    SP_INIT_FIXED_THREADS = 2 /* always use sp_get_threads() threads, even on a busy machine */
 };
 typedef struct {
     int threads;    /* > 0: as sp_set_threads(threads); 0: the host's OpenMP default */
@@ -112,7 +113,9 @@ sp_status sp_init(const sp_init_opts *o);
 #define SP_MAX_THREADS 256
 void sp_set_threads(int n);
 /* The count in use: the last sp_set_threads(n > 0), else omp_get_max_threads() (OMP_NUM_THREADS,
- * the host's omp_set_num_threads, else all cores). */
+ * the host's omp_set_num_threads, else all cores). It is the most spool uses: on a busy machine
+ * each parallel region takes only the cores other processes leave idle (so more threads are
+ * never slower than fewer); SP_INIT_FIXED_THREADS or SPOOL_LOAD_AWARE=0 turns that off. */
 int sp_get_threads(void);
 /* One line: spool version, real type, BLIS version, BLIS kernel set, thread count. Static
  * storage, valid until the next call. Calling it initialises BLIS. */
