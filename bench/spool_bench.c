@@ -266,6 +266,11 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru1);
     qsort(times, S, sizeof *times, cmp_double);
 
+    /* What BPTT must keep between forward and backward, as the seq ops store it: per layer and
+     * direction the saved gate values (LSTM 5H, GRU 4H, RNN H per row and step) and the h (and c)
+     * of every step; the head's logits [T*B, V] and its input. Working memory is compared to it. */
+    int gates = !strcmp(c.cell, "lstm") ? 5 : !strcmp(c.cell, "gru") ? 4 : 1, nstate = !strcmp(c.cell, "lstm") ? 2 : 1;
+    double act_mb = ((double)c.L * (c.bidir ? 2 : 1) * T * B * c.H * (gates + nstate) + (double)T * B * V) * sizeof(float) / (1 << 20);
     step_gemm g[64];
     int ng = step_gemm_list(c.cell, c.H, c.L, B, T, V, c.bidir ? 2 : 1, !c.fwd_only, 1, g, 64);
     double flops = step_gemm_flops(g, ng);
@@ -278,7 +283,7 @@ int main(int argc, char **argv)
            "\"hidden\": %d, \"layers\": %d, \"batch\": %d, \"seq\": %d, \"vocab\": %d, "
            "\"bidirectional\": %s, \"threads\": %d, \"torch_threads\": %d, \"blis_arch_type\": \"%s\", "
            "\"steps\": %d, \"warmup\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f, "
-           "\"varlen\": %s, \"embedding\": %d, \"real_tokens_per_s\": %.1f, "
+           "\"varlen\": %s, \"embedding\": %d, \"real_tokens_per_s\": %.1f, \"bptt_activations_mb\": %.1f, "
            "\"ms_per_step\": %.3f, \"ms_per_step_median\": %.3f, \"ms_per_step_min\": %.3f, "
            "\"peak_rss_mb\": %.1f, \"rss_after_import_mb\": %.1f, \"n_params\": %zu, "
            "\"cpu_util\": %.3f, \"sys_frac\": %.3f, \"minflt_per_step\": %.1f, "
@@ -287,7 +292,7 @@ int main(int argc, char **argv)
            "\"model\": \"%s\", \"info\": \"%s\"}\n",
            SP_VERSION, c.fwd_only ? "forward" : "train", c.cell, c.H, c.L, B, T, V,
            c.bidir ? "true" : "false", c.threads, sp_get_threads(), arch ? arch : "unset", S,
-           c.warmup, secs, (double)B * T * S / secs, c.varlen ? "true" : "false", c.E, real / secs, 1000 * secs / S, 1000 * times[S / 2],
+           c.warmup, secs, (double)B * T * S / secs, c.varlen ? "true" : "false", c.E, real / secs, act_mb, 1000 * secs / S, 1000 * times[S / 2],
            1000 * times[0], rss_mb(), rss_init, m.ps->numel, (ut + st) / secs,
            st / fmax(1e-9, ut + st), (double)(ru1.ru_minflt - ru0.ru_minflt) / S, jnum(jl0, loss_first),
            jnum(jl1, loss_last), flops * 1e-9, flops * 1e-9 / times[S / 2],
