@@ -4,7 +4,7 @@
  * (h W^T) and backward (dG W). BLIS re-packs the whole weight into its panel format on each of those
  * 2T calls, which at B = 32 costs more than the arithmetic: measured here, [32 x 256] x [256 x 1024]
  * runs at ~75 GFLOP/s through BLIS and ~200 GFLOP/s from weights packed once (see
- * bench/packed_gemm_proto.c and bench/PROFILE.md). So a matmul whose B operand is a parameter and
+ * bench/PROFILE.md). So a matmul whose B operand is a parameter and
  * whose A has few rows asks this file first: the weight is packed on first use after each
  * sp_tape_reset (parameters change only between steps) into panels of 32 output columns, and an
  * AVX-512 micro-kernel (8 rows x 32 columns of accumulators) computes from the panels. Other CPUs,
