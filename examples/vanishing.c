@@ -148,7 +148,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("explode-gap", EX_INT, T, explode_gap, "20", 1, 100000, 0, "T", "gap of the clipping experiment"),
     EX_OPT("explode-steps", EX_INT, T, explode_steps, "400", 0, 1000000, 0, "N", "SGD updates with and without clipping"),
     EX_OPT("explode-lr", EX_DBL, T, explode_lr, "0.2", 0, 100, 0, "X", "SGD learning rate of that experiment (plotted)"),
-    EX_CALLBACK("explode-lrs", set_explode_lrs, "0.05,0.02", 0, "LIST",
+    EX_CALLBACK("explode-lrs", set_explode_lrs, "0.1,0.05,0.02,0.01", 0, "LIST",
                 "further SGD learning rates, with and without clipping, for the table of where clipping matters\n"
                 "      (empty: none)"),
     EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, 0, "S", "seed of data and initialisation"),
@@ -174,7 +174,7 @@ static int parse_args(int argc, char **argv, options *o)
     char err[256];
     *o = (options){0};
     if (set_gaps("5,10,20,50,100,200", o, err, sizeof err) || set_cells("rnn,gru,lstm", o, err, sizeof err) ||
-        set_explode_lrs("0.05,0.02", o, err, sizeof err))
+        set_explode_lrs("0.1,0.05,0.02,0.01", o, err, sizeof err))
         return 1;
     ex_args args;
     return ex_cli_parse(&CLI, argc, argv, o, &args);

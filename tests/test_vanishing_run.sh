@@ -23,8 +23,8 @@ grep -q "held-out accuracy (chance" "$dir/log" || fail "no accuracy table"
 grep -q "the best evaluation / the end of training" "$dir/log" || fail "no best / final accuracy"
 head -n1 "$dir/out/vanishing_accuracy.tsv" | grep -q "rnn best" || fail "no best column in the tsv"
 grep -q "the same runs at each SGD learning rate" "$dir/log" || fail "no learning-rate table of clipping"
-[ "$(grep -c -E '^ +0\.0[25] +[0-9.]+ +[0-9.]+   (clipping helps|clipping hurts|no difference)' "$dir/log")" -eq 2 ] ||
-    fail "no verdict for the learning rates 0.05 and 0.02"
+[ "$(grep -c -E '^ +0\.(1|05|02|01) +[0-9.]+ +[0-9.]+   (clipping helps|clipping hurts|no difference)' "$dir/log")" -eq 4 ] ||
+    fail "no verdict for the learning rates 0.1, 0.05, 0.02 and 0.01"
 grep -q "exploding case" "$dir/log" || fail "no exploding case"
 for f in vanishing_grad.tsv vanishing_grad_trained.tsv vanishing_accuracy.tsv vanishing_explode.tsv vanishing.gp; do
     [ -s "$dir/out/$f" ] || fail "missing $f"
