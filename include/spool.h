@@ -1,4 +1,5 @@
-/* spool.h - the one public header of spool, a tape-based reverse-mode autodiff library in C on
+/** @file
+ * spool.h - the one public header of spool, a tape-based reverse-mode autodiff library in C on
  * which recurrent networks are built. Include this; the files under spool/ are its chapters:
  *   core.h    tensors, parameters, the tape, backward, errors, threads, dot export
  *   ops.h     the differentiable ops (matmul, elementwise, shape, losses, embedding, dropout)

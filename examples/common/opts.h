@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "spool.h"
+
 enum { EX_EXIT_OK = 0, EX_EXIT_FAIL = 1, EX_EXIT_USAGE = 2 };
 
 /* The most threads a program accepts for --threads: the library's documented maximum where it

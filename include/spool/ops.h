@@ -1,4 +1,5 @@
-/* spool/ops.h - the differentiable ops. Each call checks shapes, computes its output now (into
+/** @file
+ * spool/ops.h - the differentiable ops. Each call checks shapes, computes its output now (into
  * the tape's arena) and records itself so sp_backward can run its backward kernel.
  *
  * Conventions for every op:
@@ -21,7 +22,7 @@ extern "C" {
 
 SP_API_BEGIN
 
-/* The op table's keys. Adding an op: a value here, one line in the table (ops/table.c), the
+/** The op table's keys. Adding an op: a value here, one line in the table (ops/table.c), the
  * constructor + backward kernel in the family's file under ops/, and one gradient-test line. */
 typedef enum {
     SP_OP_CONST, SP_OP_LEAF,
@@ -34,70 +35,75 @@ typedef enum {
     SP_OP_EMBEDDING, SP_OP_DROPOUT,
     SP_OP_LSTM_CELL, SP_OP_GRU_CELL, SP_OP_LSTM_SEQ, SP_OP_GRU_SEQ, SP_OP_RNN_SEQ,
     SP_OP_CRF_NLL,
-    SP_OP_LAYER_NORM,                                      /* ops/norm.c */
-    SP_OP_ATTN_DOT, SP_OP_ATTN_ADDITIVE, SP_OP_ATTN_CONTEXT, /* ops/attention.c */
-    SP_OP_SEGMENT,                                         /* autograd/segment.c */
+    SP_OP_LAYER_NORM,                                      /**< ops/norm.c */
+    SP_OP_ATTN_DOT, SP_OP_ATTN_ADDITIVE, SP_OP_ATTN_CONTEXT, /**< ops/attention.c */
+    SP_OP_SEGMENT,                                         /**< autograd/segment.c */
     SP_OP__COUNT
 } sp_op;
 
+/** The op's name as it appears in messages and the dot export ("matmul"). */
 const char *sp_op_name(sp_op op);
 
 /* ---------------------------------------------------------------- products */
 
-/* a [M, K] x b [K, N] -> [M, N]  (BLIS SGEMM/DGEMM). */
+/** a [M, K] x b [K, N] -> [M, N]  (BLIS SGEMM/DGEMM). */
 sp_tensor *sp_matmul(sp_tape *t, sp_tensor *a, sp_tensor *b);
-/* op(a) x op(b), where op transposes when trans_a / trans_b is nonzero. */
+/** op(a) x op(b), where op transposes when trans_a / trans_b is nonzero. */
 sp_tensor *sp_matmul_ex(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b);
-/* op(a) x op(b) + bias, bias a row [1, N] added to every row (a linear layer: x W^T + b) or a full
+/** op(a) x op(b) + bias, bias a row [1, N] added to every row (a linear layer: x W^T + b) or a full
  * [M, N] addend (a recurrent step: x_t W_ih^T + h W_hh^T). One node instead of a matmul and an
  * add: half the memory of the [M, N] result. bias may be NULL. */
 sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b, sp_tensor *bias);
 
 /* ------------------------------------------------------------- elementwise */
 
-sp_tensor *sp_add(sp_tape *t, sp_tensor *a, sp_tensor *b);   /* a + b (b broadcast) */
-sp_tensor *sp_sub(sp_tape *t, sp_tensor *a, sp_tensor *b);   /* a - b (b broadcast) */
-sp_tensor *sp_mul(sp_tape *t, sp_tensor *a, sp_tensor *b);   /* a * b (b broadcast) */
-sp_tensor *sp_scale(sp_tape *t, sp_tensor *x, double s);     /* s * x */
-sp_tensor *sp_one_minus(sp_tape *t, sp_tensor *x);           /* 1 - x */
+sp_tensor *sp_add(sp_tape *t, sp_tensor *a, sp_tensor *b);   /**< a + b (b broadcast) */
+sp_tensor *sp_sub(sp_tape *t, sp_tensor *a, sp_tensor *b);   /**< a - b (b broadcast) */
+sp_tensor *sp_mul(sp_tape *t, sp_tensor *a, sp_tensor *b);   /**< a * b (b broadcast) */
+sp_tensor *sp_scale(sp_tape *t, sp_tensor *x, double s);     /**< s * x */
+sp_tensor *sp_one_minus(sp_tape *t, sp_tensor *x);           /**< 1 - x */
+/** Elementwise 1 / (1 + exp(-x)). */
 sp_tensor *sp_sigmoid(sp_tape *t, sp_tensor *x);
+/** Elementwise tanh(x). */
 sp_tensor *sp_tanh(sp_tape *t, sp_tensor *x);
+/** Elementwise max(x, 0). */
 sp_tensor *sp_relu(sp_tape *t, sp_tensor *x);
-/* Inverted dropout: in training, each element is zeroed with probability p and survivors are
+/** Inverted dropout: in training, each element is zeroed with probability p and survivors are
  * scaled by 1/(1-p); the mask is drawn from rng. With train == 0 (eval) or p == 0 it is the
  * identity (returns x itself, nothing recorded). 0 <= p < 1. */
 sp_tensor *sp_dropout(sp_tape *t, sp_tensor *x, double p, sp_rng *rng, int train);
-/* Dropout with a caller-made mask (values 0 or 1/(1-p)) of x's shape or a row [1, C]: reuse one
+/** Dropout with a caller-made mask (values 0 or 1/(1-p)) of x's shape or a row [1, C]: reuse one
  * mask at every time step for variational dropout. */
 sp_tensor *sp_dropout_mask(sp_tape *t, sp_tensor *x, sp_tensor *mask);
 
 /* ------------------------------------------------------------------- shape */
 
-/* Concatenate n tensors with equal row counts along columns (a copy). */
+/** Concatenate n tensors with equal row counts along columns (a copy). */
 sp_tensor *sp_concat(sp_tape *t, sp_tensor *const *xs, int n);
-/* Stack n tensors with equal column counts along rows (a copy): per-step outputs [B, H] of T
+/** Stack n tensors with equal column counts along rows (a copy): per-step outputs [B, H] of T
  * steps become one [T*B, H] sequence, ready for one GEMM over all steps. */
 sp_tensor *sp_concat_rows(sp_tape *t, sp_tensor *const *xs, int n);
-/* Views, no copy: columns [c0, c0+n) or rows [r0, r0+n) of x. */
+/** Views, no copy: columns [c0, c0+n) or rows [r0, r0+n) of x. */
 sp_tensor *sp_slice_cols(sp_tape *t, sp_tensor *x, int c0, int n);
+/** Rows [r0, r0 + n) of x as a view (no copy; the gradient aliases x's). */
 sp_tensor *sp_slice_rows(sp_tape *t, sp_tensor *x, int r0, int n);
-/* Split x into n equal column blocks (views), written to out[0..n-1]. Returns the tape status. */
+/** Split x into n equal column blocks (views), written to out[0..n-1]. Returns the tape status. */
 sp_status sp_split_cols(sp_tape *t, sp_tensor *x, int n, sp_tensor **out);
 
 /* ------------------------------------------------------- softmax, losses */
 
-sp_tensor *sp_softmax(sp_tape *t, sp_tensor *x);             /* along each row */
-/* Mean over rows of -log softmax(logits)[r, target[r]], fused and stable (log-sum-exp).
+sp_tensor *sp_softmax(sp_tape *t, sp_tensor *x);             /**< along each row */
+/** Mean over rows of -log softmax(logits)[r, target[r]], fused and stable (log-sum-exp).
  * Rows with target < 0 are padding: they add nothing and are not counted; the mean divides by
  * max(real rows, 1) so an all-padding batch gives 0, not NaN. target values >= cols are an
  * error. Returns [1, 1]. If row_loss is not NULL it receives each row's loss (0 for padding). */
 sp_tensor *sp_softmax_xent(sp_tape *t, sp_tensor *logits, const int *target, float *row_loss);
-/* Mean over elements of the binary cross-entropy of sigmoid(logits) against target in [0, 1]
+/** Mean over elements of the binary cross-entropy of sigmoid(logits) against target in [0, 1]
  * (same shape, a constant), computed stably from the logits. With mask (same shape or a
  * column [R, 1], 0/1) only masked-in elements count, divided by max(count, 1). Returns [1, 1]. */
 sp_tensor *sp_sigmoid_bce(sp_tape *t, sp_tensor *logits, sp_tensor *target, sp_tensor *mask);
 
-/* Linear-chain CRF negative log-likelihood (ops/crf.c), the mean over sequences with a real step.
+/** Linear-chain CRF negative log-likelihood (ops/crf.c), the mean over sequences with a real step.
  * emit [T*B, K] holds the tag scores of step t of sequence b in row t*B + b; trans [K, K] scores
  * tag i followed by tag j at [i, j]; start and end [1, K] score the first and last tag. For each
  * sequence of lengths[b] (NULL: all T) real steps with gold tags[t*B + b]:
@@ -106,7 +112,7 @@ sp_tensor *sp_sigmoid_bce(sp_tape *t, sp_tensor *logits, sp_tensor *target, sp_t
  * Tags at padded steps are ignored; a gold tag outside [0, K) is an error. Returns [1, 1]. */
 sp_tensor *sp_crf_nll(sp_tape *t, sp_tensor *emit, sp_tensor *trans, sp_tensor *start, sp_tensor *end,
                       const int *tags, const int *lengths, int T, int B);
-/* Viterbi decoding under the same scores (no tape, nothing recorded): path[t*B + b] gets the best
+/** Viterbi decoding under the same scores (no tape, nothing recorded): path[t*B + b] gets the best
  * tag sequence, -1 at padded steps; score[b] (may be NULL) its score. allowed [K*K] (row = from
  * tag) and allowed_start [K] may be NULL; a 0 forbids that transition or first tag (e.g. the BIO
  * rule: I-X only after B-X or I-X). An error if some sequence has no allowed path. */
@@ -116,30 +122,30 @@ sp_status sp_crf_decode(const sp_tensor *emit, const sp_tensor *trans, const sp_
 
 /* ----------------------------------------------------------- reductions */
 
-sp_tensor *sp_sum(sp_tape *t, sp_tensor *x);                 /* [1, 1] */
-sp_tensor *sp_mean(sp_tape *t, sp_tensor *x);                /* [1, 1] */
+sp_tensor *sp_sum(sp_tape *t, sp_tensor *x);                 /**< [1, 1] */
+sp_tensor *sp_mean(sp_tape *t, sp_tensor *x);                /**< [1, 1] */
 
 /* ---------------------------------------------------------- embedding */
 
-/* Rows of table [V, D] picked by ids[0..n-1] -> [n, D]. An id < 0 gives a zero row (padding);
+/** Rows of table [V, D] picked by ids[0..n-1] -> [n, D]. An id < 0 gives a zero row (padding);
  * an id >= V is an error. The gradient scatters (+=) into the picked rows of table. */
 sp_tensor *sp_embedding(sp_tape *t, sp_tensor *table, const int *ids, int n);
 
 /* ------------------------------------------------------- fused cells */
 
-/* The elementwise half of an LSTM step in one op (the built-in LSTM uses it; the same math from
+/** The elementwise half of an LSTM step in one op (the built-in LSTM uses it; the same math from
  * basic ops stays available to custom cells). The pre-activations are xp + hp, both [B, 4H] in
  * PyTorch's order i, f, g, o (typically xp = the step's rows of the input projection with both
  * biases, hp = h_prev W_hh^T; hp may be NULL); c_prev [B, H]. Returns [B, 2H] = [h | c]:
  *   c = s(f) c_prev + s(i) tanh(g),  h = s(o) tanh(c)
  * Take h and c as column views: sp_slice_cols(out, 0, H), sp_slice_cols(out, H, H). */
 sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *c_prev);
-/* The elementwise half of a GRU step, reset-after form (PyTorch/cuDNN). xp = x W_ih^T + b_ih
+/** The elementwise half of a GRU step, reset-after form (PyTorch/cuDNN). xp = x W_ih^T + b_ih
  * (plus b_hh's r and z parts) and hp = h_prev W_hh^T, both [B, 3H] in order r, z, n; b_hn [1, H]
  * (may be NULL) is b_hh's n part, which sits inside the reset; h_prev [B, H]. Returns h [B, H]:
  *   r = s(xp_r + hp_r), z = s(xp_z + hp_z), n = tanh(xp_n + r (hp_n + b_hn)), h = (1 - z) n + z h_prev */
 sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn, sp_tensor *h_prev);
-/* A whole LSTM recurrence in one op: the same math as T steps of
+/** A whole LSTM recurrence in one op: the same math as T steps of
  * sp_lstm_cell(xp_t, h_{t-1} W_hh^T, c_{t-1}), done without a record per step (ops/seq.c says
  * why it is faster). xp [T*B, 4H] holds the projected inputs of all steps, time outermost (rows
  * t*B .. t*B+B-1 are step t), biases included; w_hh [4H, H]; h0, c0 [B, H] the initial state.
@@ -149,24 +155,25 @@ sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn
  * step), then the same (T+1)*B rows for c. So the output sequence is the view of rows 0 .. T*B. */
 sp_tensor *sp_lstm_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, sp_tensor *c0, int T,
                        const int *lengths);
-/* The same for the reset-after GRU (sp_gru_cell's math; xp [T*B, 3H] with b_ih and the r, z parts
+/** The same for the reset-after GRU (sp_gru_cell's math; xp [T*B, 3H] with b_ih and the r, z parts
  * of b_hh folded in, w_hh [3H, H], b_hn [1, H] or NULL) and the Elman RNN (h = tanh or, relu != 0,
  * relu of xp + h W_hh^T; xp [T*B, H], w_hh [H, H]). They have no c: the result is [(T+1)B, H], the
  * h of every step, then the final h of each row. */
 sp_tensor *sp_gru_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *b_hn, sp_tensor *h0, int T,
                       const int *lengths);
+/** The Elman RNN over all T steps (see sp_gru_seq above): result [(T+1)B, H]. */
 sp_tensor *sp_rnn_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, int relu, int T, const int *lengths);
 
 /* ------------------------------------------------------ normalisation */
 
-/* Layer normalisation of each row of x [R, C] (Ba, Kiros & Hinton 2016), torch.nn.LayerNorm(C)'s
+/** Layer normalisation of each row of x [R, C] (Ba, Kiros & Hinton 2016), torch.nn.LayerNorm(C)'s
  * math: y = (x - mean) / sqrt(var + 1e-5) * gain + bias, var the biased variance over the row.
  * gain and bias are rows [1, C] (usually parameters initialised to 1 and 0); either may be NULL. */
 sp_tensor *sp_layer_norm(sp_tape *t, sp_tensor *x, sp_tensor *gain, sp_tensor *bias);
 
 /* ---------------------------------------------------------- attention */
 
-/* Attention over S encoder steps of B sequences, the encoder side in the sequence layout
+/** Attention over S encoder steps of B sequences, the encoder side in the sequence layout
  * [S*B, D] (row s*B + b is step s of sequence b), the decoder side one step [B, D]. Scores are
  * [B, S]; mask them for variable lengths with sp_attn_mask and normalise with sp_softmax.
  *   sp_attn_dot       e[b][s] = q_b . k_{s,b}                    (Luong et al. 2015 "dot"; "general"
@@ -175,9 +182,11 @@ sp_tensor *sp_layer_norm(sp_tape *t, sp_tensor *x, sp_tensor *gain, sp_tensor *b
  *                                                                  q = h W_q, k = enc W_k precomputed)
  *   sp_attn_context   c_b = sum_s a[b][s] v_{s,b}  -> [B, D]       the context vector */
 sp_tensor *sp_attn_dot(sp_tape *t, sp_tensor *q, sp_tensor *keys, int S);
+/** Additive scores (see above): e[b][s] = sum_d v_d tanh(q_{b,d} + k_{s,b,d}), [B, S]. */
 sp_tensor *sp_attn_additive(sp_tape *t, sp_tensor *q, sp_tensor *keys, sp_tensor *v, int S);
+/** The context vector c_b = sum_s a[b][s] v_{s,b}, [B, D]. */
 sp_tensor *sp_attn_context(sp_tape *t, sp_tensor *weights, sp_tensor *values, int S);
-/* scores [B, S] + a constant that is 0 at s < lengths[b] and -1e30 after, so a following
+/** scores [B, S] + a constant that is 0 at s < lengths[b] and -1e30 after, so a following
  * sp_softmax gives exactly 0 weight to padding (a row of length 0 gets uniform weights over
  * nothing real, never NaN). lengths NULL: returns scores unchanged. */
 sp_tensor *sp_attn_mask(sp_tape *t, sp_tensor *scores, const int *lengths);
