@@ -62,6 +62,11 @@ static sp_status sgd_check(const sp_optim_config *c)
 
 /* Non-finite x (in a dry run: the step would store it). */
 #define BAD(x) (!isfinite(x))
+#ifdef SP_USE_DOUBLE
+#define SQRT_R sqrt
+#else
+#define SQRT_R sqrtf
+#endif
 
 static int sgd_step(const sp_optim_update *u)
 {
@@ -183,6 +188,24 @@ static int adam_step(const sp_optim_update *u)
     sp_real *restrict m = u->slot[0], *restrict v = u->slot[1], *restrict vmax = u->slot[2];
     const int dry = u->dry;
     int bad = 0;
+    if (!ams && !decoupled && wd == 0) { /* the common case, as branch-free loops that vectorise */
+        if (dry) {
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+            for (size_t i = 0; i < n; i++) {
+                sp_real d = g[i], nm = m[i] * b1 + one_b1 * d, nv = v[i] * b2 + one_b2 * (d * d);
+                sp_real np = p[i] + (-step_size) * (nm / (SQRT_R(nv) / bc2_sqrt + eps));
+                bad |= BAD(np) | BAD(nm) | BAD(nv);
+            }
+            return bad;
+        }
+#pragma omp parallel for if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            sp_real d = g[i], nm = m[i] * b1 + one_b1 * d, nv = v[i] * b2 + one_b2 * (d * d);
+            m[i] = nm, v[i] = nv;
+            p[i] = p[i] + (-step_size) * (nm / (SQRT_R(nv) / bc2_sqrt + eps));
+        }
+        return 0;
+    }
 #pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i], pi = p[i], nvmax = 0;
