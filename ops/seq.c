@@ -234,9 +234,10 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
     }
     sp_real *out = r->out->data, *cout = out + (size_t)(T + 1) * B * H; /* h rows, then c rows */
     const sp_real *bn = b_hn ? b_hn->data : NULL;
+    /* a team can be smaller than asked (inside a host's parallel region, OMP_DYNAMIC): each
+     * thread then takes several of the q->nt row sets, so every row is always done */
 #pragma omp parallel num_threads(q->nt)
-    {
-        int tid = q->nt > 1 ? omp_get_thread_num() : 0;
+    for (int tid = omp_get_thread_num(); tid < q->nt; tid += omp_get_num_threads()) {
         int *mine = rows + (size_t)tid * 2 * maxr, *act = mine + maxr, n = my_rows(q, tid, mine);
         sp_real *A = q->work + tid * q->per, *Y = A + (size_t)maxr * H;
         for (int s = 0; s < T; s++) {
@@ -308,9 +309,10 @@ void sp__seq_backward(sp_record *r)
     const float *wp = rows ? pack(r->tape, w, 0, G, H) : NULL; /* op(W) = W_hh [G, H] */
     if (!rows || sp_tape_status(r->tape) != SP_OK) return;
     int same = k->gates != 3; /* dx = dy for all but the GRU */
+    /* a team can be smaller than asked (inside a host's parallel region, OMP_DYNAMIC): each
+     * thread then takes several of the q->nt row sets, so every row is always done */
 #pragma omp parallel num_threads(q->nt)
-    {
-        int tid = q->nt > 1 ? omp_get_thread_num() : 0;
+    for (int tid = omp_get_thread_num(); tid < q->nt; tid += omp_get_num_threads()) {
         int *mine = rows + (size_t)tid * 2 * maxr, *act = mine + maxr, n = my_rows(q, tid, mine);
         sp_real *D = q->work + tid * q->per;     /* [maxr, G] dy of the running rows */
         sp_real *DH = D + (size_t)maxr * G;      /* [maxr, H] dy W_hh */

@@ -256,9 +256,34 @@ static void test_seq_packed_vs_reference(void **state)
     }
 }
 
+/* Called from inside a host's parallel region (nested parallelism off, so spool's team has one
+ * thread although it asks for two): every row is still computed. */
+static void test_seq_inside_host_parallel_region(void **state)
+{
+    (void)state;
+    enum { T = 3, B = 32, H = 16 };
+    seq_case g;
+    make(&g, LSTM, T, B, H, NULL, 8);
+    size_t n = g.ps->numel;
+    double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), lb = 0;
+    sp_set_threads(2);
+    double la = run(&g, a);
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+        lb = run(&g, b);
+    }
+    sp_test_close(la, lb, 1e-6, 1e-6, "loss inside a host region");
+    for (size_t k = 0; k < n; k++) sp_test_close(a[k], b[k], 1e-5, 1e-6, "gradient inside a host region");
+    free(a);
+    free(b);
+    sp_params_free(g.ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seq_inside_host_parallel_region),
         cmocka_unit_test(test_seq_packed_vs_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
