@@ -19,7 +19,8 @@ not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; shift; f
 expect_fail() { # description, regex the message must match, command...
     local what=$1 re=$2; shift 2
     "$@" > err.txt 2>&1; local rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -Eq "$re" err.txt; then ok "error: $what (status $rc)"
+    if grep -q "Sanitizer" err.txt; then not_ok "error: $what: sanitizer report (leak on the error path?)" "$(grep -m3 -A3 'ERROR:' err.txt)"
+    elif [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -Eq "$re" err.txt; then ok "error: $what (status $rc)"
     else not_ok "error: $what: status $rc, want a message matching /$re/" "$(tail -3 err.txt)"; fi
 }
 

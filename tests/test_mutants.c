@@ -52,6 +52,42 @@ static void test_two_paths_single_t(void **s) { (void)s; check_prod(1, 5, 1); }
 static void test_two_paths_stacked(void **s) { (void)s; check_prod(140, 4, 0); }   /* 560 rows > 512 */
 static void test_two_paths_stacked_t(void **s) { (void)s; check_prod(140, 4, 1); } /* x W^T, 560 rows */
 
+/* A non-parameter right operand (an intermediate B = tanh(W)) and a concat input, each reached
+ * by two paths: their backward must add to what the other path left, not overwrite it. */
+typedef struct {
+    sp_tensor *W, *V;
+} inter_ctx;
+
+static sp_tensor *build_inter(sp_tape *t, void *vc)
+{
+    inter_ctx *c = vc;
+    sp_tensor *x = sp_const(t, 3, 4);
+    for (int i = 0; i < 12; i++) x->data[i] = (sp_real)(0.1 * i - 0.5);
+    sp_tensor *B = sp_tanh(t, c->W);                                  /* [4, 2], not a parameter */
+    sp_tensor *y = sp_sum(t, sp_tanh(t, sp_matmul(t, x, B)));         /* first path to B */
+    sp_tensor *yt = sp_sum(t, sp_tanh(t, sp_matmul_ex(t, x, 0, sp_tanh(t, c->V), 1))); /* B^T, non-param */
+    sp_tensor *parts[2] = {B, sp_scale(t, B, 2)};
+    sp_tensor *cat = sp_concat(t, parts, 2);                          /* second and third paths */
+    sp_tensor *pen = sp_sum(t, sp_mul(t, cat, cat));
+    sp_tensor *pen2 = sp_sum(t, sp_mul(t, B, B));                     /* a path after the concat */
+    sp_tensor *crs[2] = {B, B};
+    sp_tensor *pen3 = sp_sum(t, sp_tanh(t, sp_concat_rows(t, crs, 2)));
+    return sp_add(t, sp_add(t, sp_add(t, y, yt), sp_add(t, pen, pen2)), pen3);
+}
+
+static void test_intermediate_two_paths(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    inter_ctx c = {sp_param(ps, "W", 4, 2), sp_param(ps, "V", 2, 4)};
+    sp_rng r;
+    sp_rng_seed(&r, 9);
+    sp_test_fill(c.W, &r, -0.9, 0.9);
+    sp_test_fill(c.V, &r, -0.9, 0.9);
+    assert_int_equal(sp_gradcheck(ps, build_inter, &c, NULL), 0);
+    sp_params_free(ps);
+}
+
 /* Two backward passes without zeroing the gradients in between: the second adds to the first. */
 static void test_backward_twice_adds(void **state)
 {
@@ -113,6 +149,7 @@ int main(void)
         cmocka_unit_test(test_two_paths_single),   cmocka_unit_test(test_two_paths_single_t),
         cmocka_unit_test(test_two_paths_stacked),  cmocka_unit_test(test_two_paths_stacked_t),
         cmocka_unit_test(test_backward_twice_adds), cmocka_unit_test(test_seq_last_values),
+        cmocka_unit_test(test_intermediate_two_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
