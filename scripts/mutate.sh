@@ -38,7 +38,7 @@ PY
     elif meson test -C "$WORK/build" --suite unit --num-processes 2 > "$WORK/test.log" 2>&1; then
         verdict="SURVIVED"
     else
-        verdict="killed by $(grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|ERROR|TIMEOUT)' "$WORK/build/meson-logs/testlog.txt" | awk '{print $2}' | sed 's/.*\///' | tr '\n' ' ')"
+        verdict="killed by $(grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|ERROR|TIMEOUT)' "$WORK/build/meson-logs/testlog.txt" | awk '{print $4}' | sed 's/.*\///' | tr '\n' ' ')"
         killed=$((killed + 1))
     fi
     echo "$verdict  $n $file: $what"
