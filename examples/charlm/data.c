@@ -268,6 +268,7 @@ int cl_read_checkpoint_header(const char *path, cl_opts *o, int model_only, cl_v
         long sv = strtol(st, &end, 10);
         if (errno || end == st || *end || sv < 0 || sv > CL_MAX_STEP) {
             rc = cl_fail("%s: stored charlm.step \"%.40s\" is not a step count in 0..%ld", path, st, (long)CL_MAX_STEP);
+            cl_vocab_free(v); /* the caller frees nothing on error */
         } else {
             if (step) *step = sv;
             if (carry_hex) *carry_hex = hex && *hex ? strdup(hex) : NULL;
