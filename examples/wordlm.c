@@ -169,6 +169,7 @@ static int load_all(const char *path, wl_model *m, ex_vocab **v)
     sp_ckpt_info *ci = sp_ckpt_open(path);
     if (!ci) {
         fprintf(stderr, PROG ": %s\n", sp_last_error());
+        ex_vocab_free(*v), *v = NULL; /* error exits free what they made (the caller returns) */
         return -1;
     }
     const char *kind = sp_ckpt_meta(ci, "model"), *cell = sp_ckpt_meta(ci, "cell"), *e = sp_ckpt_meta(ci, "emb"),
@@ -181,12 +182,15 @@ static int load_all(const char *path, wl_model *m, ex_vocab **v)
     sp_ckpt_close(ci);
     if (!ok) {
         fprintf(stderr, PROG ": %s is not a spool-wordlm checkpoint matching its .vocab file\n", path);
+        ex_vocab_free(*v), *v = NULL;
         return -1;
     }
     sp_rng r;
     sp_rng_seed(&r, 0);
     if (wl_model_init(m, (*v)->n, E, H, cellbuf, 0, &r) || sp_load(path, m->ps, NULL, NULL) != SP_OK) {
         fprintf(stderr, PROG ": %s\n", sp_last_error());
+        ex_vocab_free(*v), *v = NULL;
+        wl_model_free(m);
         return -1;
     }
     return 0;
