@@ -230,6 +230,36 @@ static int adam_step(const sp_optim_update *u)
     return bad;
 }
 
+/* ---------------------------------------------------------------------- Lion */
+
+/* Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms", Algorithm 2: the sign of an
+ * interpolation of momentum and gradient, decoupled weight decay, then the momentum update. */
+static int lion_step(const sp_optim_update *u)
+{
+    const sp_optim_config *c = u->cfg;
+    const size_t n = u->n;
+    sp_real *restrict p = u->p;
+    const sp_real *restrict g = u->g;
+    const sp_real lr = (sp_real)u->lr, shrink = (sp_real)(1 - u->lr * c->weight_decay);
+    const sp_real b1 = (sp_real)c->beta1, b2 = (sp_real)c->beta2;
+    const sp_real one_b1 = (sp_real)(1 - c->beta1), one_b2 = (sp_real)(1 - c->beta2);
+    sp_real *restrict m = u->slot[0];
+    const int dry = u->dry;
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        sp_real d = m[i] * b1 + one_b1 * g[i];
+        sp_real s = (sp_real)((d > 0) - (d < 0));
+        sp_real np = p[i] * shrink - lr * s, nm = m[i] * b2 + one_b2 * g[i];
+        if (dry) bad |= BAD(np) | BAD(nm);
+        else {
+            p[i] = np;
+            m[i] = nm;
+        }
+    }
+    return bad;
+}
+
 /* --------------------------------------------------------------------- table */
 
 const sp_optim_def sp_optim_table[SP_OPTIM_KIND_COUNT] = {
@@ -264,6 +294,12 @@ const sp_optim_def sp_optim_table[SP_OPTIM_KIND_COUNT] = {
         .checks = "weight_decay beta1 beta2 eps",
         .slots = {{"exp_avg"}, {"exp_avg_sq"}, {"max_exp_avg_sq", .when = "amsgrad"}},
         .step = adam_step},
+    [SP_LION] = {
+        .name = "lion",
+        .defaults = {.kind = SP_LION, .lr = 1e-4, .beta1 = 0.9, .beta2 = 0.99},
+        .checks = "weight_decay beta1 beta2",
+        .slots = {{"exp_avg"}},
+        .step = lion_step},
 };
 
 const sp_optim_def *sp__optim_def(sp_optim_kind kind)

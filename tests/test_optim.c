@@ -108,6 +108,25 @@ static void test_adamw_decoupled_decay_by_hand(void **state)
     expect(out, (double[]){0.999, 0.998001, 0.997002999}, 3, "adamw zero gradient");
 }
 
+static void test_lion_by_hand(void **state)
+{
+    (void)state;
+    double out[4];
+    sp_optim_config c = sp_optim_defaults(SP_LION);
+    assert_true(c.lr == 1e-4 && c.beta1 == 0.9 && c.beta2 == 0.99 && c.weight_decay == 0);
+    /* g = 0.5, -0.5, 0: sign(0.9*0 + 0.1*0.5) = +1 -> p 0.9, m = 0.005;
+     * sign(0.9*0.005 - 0.05) = -1 -> p 1.0, m = 0.00495 - 0.005 = -0.00005;
+     * sign(0.9*-0.00005 + 0) = -1 -> p 1.1 */
+    run_scalar(&c, 1, (double[]){0.5, -0.5, 0}, 3, 0.1, out);
+    expect(out, (double[]){0.9, 1.0, 1.1}, 3, "lion");
+    /* decoupled decay: 1 * (1 - 0.1 * 0.5) - 0.1 = 0.85; a zero interpolation moves nothing but the decay */
+    c.weight_decay = 0.5;
+    run_scalar(&c, 1, (double[]){0.5}, 1, 0.1, out);
+    expect(out, (double[]){0.85}, 1, "lion decay");
+    run_scalar(&c, 1, (double[]){0}, 1, 0.1, out);
+    expect(out, (double[]){0.95}, 1, "lion sign(0) = 0");
+}
+
 static void test_rmsprop_by_hand(void **state)
 {
     (void)state;
@@ -482,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_sgd_by_hand),
         cmocka_unit_test(test_adam_bias_correction_by_hand),
         cmocka_unit_test(test_adamw_decoupled_decay_by_hand),
+        cmocka_unit_test(test_lion_by_hand),
         cmocka_unit_test(test_rmsprop_by_hand),
         cmocka_unit_test(test_adagrad_by_hand),
         cmocka_unit_test(test_rules_match_double_reference),

@@ -31,7 +31,7 @@ SP_API_BEGIN
 
 /** The optimizers. */
 typedef enum {
-    SP_SGD, SP_RMSPROP, SP_ADAGRAD, SP_ADAM, SP_ADAMW,
+    SP_SGD, SP_RMSPROP, SP_ADAGRAD, SP_ADAM, SP_ADAMW, SP_LION,
     SP_OPTIM_KIND_COUNT /**< the number of kinds, not a kind */
 } sp_optim_kind;
 
@@ -41,6 +41,9 @@ typedef enum {
  *   Adagrad  lr_decay 0, initial_accumulator_value 0, eps 1e-10, weight_decay 0 (lr 1e-2)
  *   Adam     beta1 0.9, beta2 0.999, eps 1e-8, amsgrad 0, weight_decay 0        (lr 1e-3)
  *   AdamW    as Adam but weight_decay 1e-2, applied decoupled: p *= 1 - lr*wd   (lr 1e-3)
+ *   Lion     beta1 0.9, beta2 0.99, weight_decay 0 (decoupled, as AdamW)       (lr 1e-4)
+ *            (Chen et al. 2023; not in torch.optim: the authors' reference update,
+ *            p -= lr * sign(beta1 m + (1 - beta1) g), then m = beta2 m + (1 - beta2) g)
  * weight_decay is L2 (g += wd * p) for every kind except AdamW. The default lr is in lr; the
  * learning rate actually used is the one passed to sp_optim_step. */
 typedef struct {
@@ -54,15 +57,15 @@ typedef struct {
     int centered;         /**< RMSprop: normalise by the estimated variance */
     double lr_decay;      /**< Adagrad: lr / (1 + (step-1) * lr_decay) */
     double initial_accumulator_value; /**< Adagrad */
-    double beta1;         /**< Adam, AdamW: first-moment decay */
-    double beta2;         /**< Adam, AdamW: second-moment decay */
+    double beta1;         /**< Adam, AdamW: first-moment decay; Lion: interpolation for the sign */
+    double beta2;         /**< Adam, AdamW: second-moment decay; Lion: momentum decay */
     int amsgrad;          /**< Adam, AdamW */
     double eps;           /**< added to the denominator (RMSprop, Adagrad, Adam, AdamW) */
 } sp_optim_config;
 
 /** The configuration PyTorch uses by default for that optimizer (lr aside). */
 sp_optim_config sp_optim_defaults(sp_optim_kind kind);
-/** "sgd", "rmsprop", "adagrad", "adam", "adamw" (also the prefix of state tensor names). */
+/** "sgd", "rmsprop", "adagrad", "adam", "adamw", "lion" (also the prefix of state tensor names). */
 const char *sp_optim_kind_name(sp_optim_kind kind);
 
 /** An optimizer bound to one parameter set, with its state (opaque). */
@@ -86,7 +89,7 @@ int64_t sp_optim_steps(const sp_optim *opt);    /**< updates done so far */
 /** The state slabs, each numel long and laid out like ps->value. Their names are PyTorch's
  * state keys: "momentum_buffer" (SGD with momentum; RMSprop with momentum), "square_avg" and
  * "grad_avg" (RMSprop, the latter if centered), "sum" (Adagrad), "exp_avg", "exp_avg_sq" and
- * "max_exp_avg_sq" (Adam/AdamW, the last with amsgrad). */
+ * "max_exp_avg_sq" (Adam/AdamW, the last with amsgrad), "exp_avg" (Lion). */
 int sp_optim_nslots(const sp_optim *opt);
 /** Name of state slot i ("exp_avg", ...), or NULL past the last. */
 const char *sp_optim_slot_name(const sp_optim *opt, int i);
