@@ -1,8 +1,43 @@
 /* SPDX-License-Identifier: MIT */
 /* cell_table.c - the built-in cells, one row each (see cell_table.h for the columns). The math of
- * each kind lives in its family's file; this file only says which functions make up a kind. */
+ * each kind lives in its family's file; this file declares those functions (as ops/table.c does
+ * the backward kernels) and says which of them make up a kind. */
 #include "cell_table.h"
 #include "layers_internal.h"
+
+/* The families' halves of the rows (rnn_cell.c, gru_cell.c, lstm_cell.c). */
+sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                            sp_rng *rng);
+sp_status sp__rnn_tanh_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
+sp_status sp__rnn_relu_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
+sp_tensor *sp__rnn_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T, const int *lengths);
+sp_tensor *sp__gru_after_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T,
+                             const int *lengths);
+sp_tensor *sp__lstm_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T, const int *lengths);
+
+sp_status sp__gru_update_only_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx,
+                                   const sp_cell_opts *o, sp_rng *rng);
+sp_status sp__gru_before_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                              sp_rng *rng);
+sp_status sp__gru_after_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                             sp_rng *rng);
+sp_status sp__gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state,
+                                   sp_tensor **out);
+sp_status sp__gru_before_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
+sp_status sp__gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
+
+sp_status sp__lstm_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                             sp_rng *rng);
+sp_status sp__lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
+const char *sp__lstm_variant(const sp_cell *c, const char **pytorch_mode);
+sp_tensor *sp__gru_after_project(sp_tape *t, const sp_cell *c, sp_tensor *x);
+
+/* Layer-normalised cells (ln_cell.c, issue 17). */
+sp_status sp__ln_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                           sp_rng *rng);
+sp_tensor *sp__ln_project(sp_tape *t, const sp_cell *c, sp_tensor *x);
+sp_status sp__ln_lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
+sp_status sp__ln_gru_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
 
 const sp_cell_def sp_cell_table[SP_CELL_CUSTOM] = {
     [SP_CELL_RNN_TANH] = {

@@ -2,7 +2,7 @@
 /* cell_table.h - the table of built-in recurrent cells, one row per sp_cell_kind, like the op
  * table of ops/table.c. sp_cell_init, sp_cell_kind_name and sp_cell_pytorch_mode read a cell's
  * row instead of switching on its kind. A new built-in cell is an enum value in spool/layers.h,
- * an init and a step function in its family's file (declared below) and one row in
+ * an init and a step function in its family's file, and their declarations and one row in
  * layers/cell_table.c (docs/layers.md walks through one). Not installed. */
 #ifndef SP_CELL_TABLE_H
 #define SP_CELL_TABLE_H
@@ -48,39 +48,5 @@ extern const sp_cell_def sp_cell_table[SP_CELL_CUSTOM];
 
 /* The row of kind, or NULL for SP_CELL_CUSTOM and values outside the enum. */
 const sp_cell_def *sp__cell_def(sp_cell_kind kind);
-
-/* The families' halves of the rows (rnn_cell.c, gru_cell.c, lstm_cell.c). */
-sp_status sp__rnn_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
-                            sp_rng *rng);
-sp_status sp__rnn_tanh_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
-sp_status sp__rnn_relu_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
-sp_tensor *sp__rnn_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T, const int *lengths);
-sp_tensor *sp__gru_after_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T,
-                             const int *lengths);
-sp_tensor *sp__lstm_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T, const int *lengths);
-
-sp_status sp__gru_update_only_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx,
-                                   const sp_cell_opts *o, sp_rng *rng);
-sp_status sp__gru_before_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
-                              sp_rng *rng);
-sp_status sp__gru_after_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
-                             sp_rng *rng);
-sp_status sp__gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state,
-                                   sp_tensor **out);
-sp_status sp__gru_before_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
-sp_status sp__gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
-
-sp_status sp__lstm_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
-                             sp_rng *rng);
-sp_status sp__lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
-const char *sp__lstm_variant(const sp_cell *c, const char **pytorch_mode);
-sp_tensor *sp__gru_after_project(sp_tape *t, const sp_cell *c, sp_tensor *x);
-
-/* Layer-normalised cells (ln_cell.c, issue 17). */
-sp_status sp__ln_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
-                           sp_rng *rng);
-sp_tensor *sp__ln_project(sp_tape *t, const sp_cell *c, sp_tensor *x);
-sp_status sp__ln_lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
-sp_status sp__ln_gru_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
 
 #endif
