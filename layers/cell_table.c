@@ -25,6 +25,8 @@ sp_status sp__gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, 
                                    sp_tensor **out);
 sp_status sp__gru_before_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
 sp_status sp__gru_after_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
+sp_status sp__mgu_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o, sp_rng *rng);
+sp_status sp__mgu_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
 
 sp_status sp__lstm_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
                              sp_rng *rng);
@@ -68,6 +70,9 @@ const sp_cell_def sp_cell_table[SP_CELL_CUSTOM] = {
     [SP_CELL_LN_GRU] = {
         .name = "ln_gru", .scope = "lngru", .pytorch_mode = NULL, .n_state = 1,
         .init = sp__ln_cell_init, .project = sp__ln_project, .step = sp__ln_gru_step},
+    [SP_CELL_MGU] = { /* gru_cell.c */
+        .name = "mgu", .scope = "mgu", .pytorch_mode = NULL, .n_state = 1,
+        .init = sp__mgu_init, .project = sp__project_ih, .step = sp__mgu_step},
 };
 
 const sp_cell_def *sp__cell_def(sp_cell_kind kind)

@@ -15,6 +15,12 @@
  *   SP_CELL_GRU_UPDATE_ONLY (no reset gate; gates z, n, G = 2H):
  *     z = sigmoid(xz + hz)      n = tanh(xn + hn)      h' = n + z * (h - n)
  *
+ *   SP_CELL_MGU (minimal gated unit, Zhou et al. 2016; gates f, n, G = 2H):
+ *     f = sigmoid(xf + hf)      n = tanh(xn + (f * h) W_hn^T + b_hn)      h' = n + (1 - f) * (h - n)
+ *     One gate plays both parts: it resets h inside the candidate and it lets the candidate in
+ *     (h' = (1 - f) h + f n). Its W_hh is "weight_hh_mgu_l<k>", its own name as no PyTorch cell
+ *     has this math.
+ *
  * z keeps the old state (PyTorch's sign convention).
  */
 #include "cell_table.h"
@@ -88,6 +94,17 @@ sp_status sp__gru_update_only_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, 
     return sp_tape_status(t);
 }
 
+sp_status sp__mgu_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+{
+    int H = c->hidden_size;
+    sp_tensor *h = state[0];
+    sp_tensor *f = sp_name(t, sp_sigmoid(t, sp_add(t, sp_slice_cols(t, xp, 0, H), sp__recurrent(t, c, h, 0, H))), "forget");
+    sp_tensor *hn = sp__recurrent(t, c, sp_mul(t, f, h), H, H);
+    sp_tensor *n = sp_name(t, sp_tanh(t, sp_add(t, sp_slice_cols(t, xp, H, H), hn)), "candidate");
+    out[0] = gru_update(t, sp_one_minus(t, f), n, h);
+    return sp_tape_status(t);
+}
+
 static sp_status gru_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
                           sp_rng *rng, int gates, const char *hh)
 {
@@ -121,4 +138,9 @@ sp_status sp__gru_after_init(sp_cell *c, sp_params *ps, const char *pre, const c
                              sp_rng *rng)
 {
     return gru_init(c, ps, pre, sfx, o, rng, 3, "weight_hh");
+}
+
+sp_status sp__mgu_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o, sp_rng *rng)
+{
+    return gru_init(c, ps, pre, sfx, o, rng, 2, "weight_hh_mgu");
 }

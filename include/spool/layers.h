@@ -96,6 +96,7 @@ typedef enum {
     SP_CELL_LSTM,       /**< nn.LSTM (i, f, g, o); variants by sp_cell_opts.lstm_flags / proj_size  */
     SP_CELL_LN_LSTM,    /**< layer-normalised LSTM (Ba et al. 2016): LN on both gate halves and on c  */
     SP_CELL_LN_GRU,     /**< layer-normalised GRU, reset after the product (equations in ln_cell.c)  */
+    SP_CELL_MGU,        /**< minimal gated unit: one gate f; n = tanh(.. + (f*h) W_hn^T); spool only */
     SP_CELL_CUSTOM      /**< a user's cell: the caller fills the struct */
 } sp_cell_kind;
 
