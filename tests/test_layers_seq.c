@@ -783,6 +783,32 @@ static void test_custom_cell_gradients_and_training(void **state)
     sp_params_free(ps);
 }
 
+/* The MGU's forward against its equations written out for I = H = 1 (the table test in
+ * test_tables.c checks its gradients). */
+static void test_mgu_values_by_hand(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    sp_rng rng;
+    sp_rng_seed(&rng, 1);
+    sp_cell c;
+    assert_int_equal(sp_cell_init(&c, SP_CELL_MGU, ps, "", 0, 0, 1, 1, NULL, &rng), SP_OK);
+    assert_string_equal(c.w_hh->name, "weight_hh_mgu_l0");
+    assert_null(sp_cell_pytorch_mode(&c));
+    /* rows f, n */
+    c.w_ih->data[0] = 0.5, c.w_ih->data[1] = -1, c.w_hh->data[0] = 2, c.w_hh->data[1] = 0.25;
+    c.b_ih->data[0] = 0.1, c.b_ih->data[1] = 0.2, c.b_hh->data[0] = -0.3, c.b_hh->data[1] = 0.05;
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = sp_const(t, 1, 1), *h = sp_const(t, 1, 1), *out[1];
+    x->data[0] = 1, h->data[0] = 0.5;
+    assert_int_equal(sp_cell_forward(t, &c, x, &h, out), SP_OK);
+    double f = 1 / (1 + exp(-(0.5 * 1 + 0.1 + 2 * 0.5 - 0.3)));
+    double n = tanh(-1 * 1 + 0.2 + 0.25 * (f * 0.5) + 0.05);
+    sp_test_close(out[0]->data[0], (1 - f) * 0.5 + f * n, 1e-12, 1e-12, "mgu h'");
+    sp_tape_free(t);
+    sp_params_free(ps);
+}
+
 int main(void)
 {
     /* Tiny matrices: BLIS threads only add wake-up cost (100x on a loaded 2-core machine). */
@@ -802,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_steady_state_steps_do_not_malloc),
         cmocka_unit_test(test_dot_export_clusters_layers_and_steps),
         cmocka_unit_test(test_custom_cell_gradients_and_training),
+        cmocka_unit_test(test_mgu_values_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
