@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dot.c - the recorded graph as Graphviz dot.
  *
  * Ids are tape indices (n<i>) and parameter order (p<k>), never pointers, so the same program

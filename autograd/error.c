@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* error.c - status strings, the thread-local last error for calls that have no tape, and the
  * seeded random generator (kept here because it is as small and as shared as the errors are). */
 #include "spool.h"

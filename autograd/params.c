@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* params.c - a model's parameters: two slabs (values, gradients) with named views into them.
  *
  * Parameters outlive the tape. Keeping them in one slab each makes zeroing the gradients one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tape.c - the tape: a chunked bump arena for activations and the record of every op, and
  * sp_backward, which walks that record in reverse.
  *

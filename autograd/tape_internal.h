@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tape_internal.h - what ops/ and autograd/ share but users do not see: the tape and its
  * records, the op table, and the helpers every op constructor uses. */
 #ifndef SP_TAPE_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_model.c - the benchmark's model: the peer's char-LM built from spool's own layers and
  * optimizer, exactly as a user would write it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_model.h - the benchmark's model and its training step, kept apart from the timing and
  * reporting code in spool_bench.c so the step is easy to read on its own (and to profile). */
 #ifndef SPOOL_BENCH_MODEL_H

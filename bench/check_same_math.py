@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """check_same_math.py - does spool-bench run the same step as the PyTorch peer?
 
 Runs `spool-bench --dump DIR` (one training step on batch 0, parameters saved before and after),

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """compare.py - spool against the PyTorch peers, side by side, written to bench/RESULTS.md.
 
 For every configuration of a grid (cell, hidden size, layers, direction, threads) it runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* custom_cell.c - is a cell written by a user as fast as the built-in one?
  *
  * Times one training step (forward over T steps, backward, no optimizer) of:

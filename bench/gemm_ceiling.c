@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gemm_ceiling.c - how fast BLIS SGEMM runs at the shapes of one char-LM training step.
  *
  * The step's products are listed by step_gemms.h (the same list the bench counts FLOPs from).

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """profile_summary.py - where one spool training step spends its time, from a perf call-graph.
 
 Reads the text of `perf script` (a recording made with --call-graph dwarf of spool-bench) and

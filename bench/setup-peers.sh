@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # setup-peers.sh - install the two PyTorch peers that bench/compare.py runs spool against:
 #   debian: Debian 12's python3-torch (torch 1.13, SGEMM through libblas.so.3 = BLIS once
 #           libblis-openmp-dev is installed), run with /usr/bin/python3;

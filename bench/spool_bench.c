@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* spool_bench.c - spool's side of the benchmark against the PyTorch peer (bench/peer_torch.py).
  *
  * One character-level language-model training step, the same arithmetic as the peer, with the

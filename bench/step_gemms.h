@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* step_gemms.h - the matrix products of one char-LM training step, listed once so that the bench
  * (which divides their FLOPs by the step time) and gemm_ceiling (which times each shape on its
  * own) count exactly the same work.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dates.c - spool-dates: an encoder-decoder (many-to-many with Tx != Ty) that translates dates
  * written by people ("the 3rd of March 1998", "3/3/98", "Tuesday, March 3, 1998") into ISO
  * 1998-03-03.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dates_data.c - calendar, human date formats, their rule-based reader, the seeded generator with
  * a by-date train/test split, vocabularies and the exact-match scorer for spool-dates. Kept free
  * of spool so that tests/test_dates.c can check each piece on hand-made cases. */

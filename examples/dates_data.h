@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dates_data.h - the data side of spool-dates: a small proleptic-Gregorian calendar, the
  * human-written date formats the model learns to read, the seeded train/test generator (split by
  * date, so no test date is ever seen in training), the character vocabularies and the

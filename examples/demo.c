@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* demo.c - the smallest complete use of spool's core: a two-layer network learns to tell which
  * of two interleaved spirals a point belongs to, trained with plain SGD. Prints a falling loss. */
 #include "spool.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ner.c - spool-ner: a named-entity tagger, the many-to-many (Tx = Ty) shape of a recurrent
  * network. Each word becomes a vector (a learned word embedding, a small casing embedding and,
  * with --chars, the two final states of a character-level BiLSTM run over the word's letters);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sentiment.c - spool-sentiment: a sentence classifier, the many-to-one shape of a recurrent
  * network. Words -> learned embedding -> (Bi)LSTM or GRU -> one vector per sentence (the last
  * state, or the mean or max of the outputs over the sentence's real steps) -> a logistic

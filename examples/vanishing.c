@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vanishing.c - spool-vanishing: vanishing (and exploding) gradients, shown on a task that needs
  * memory over a gap of T steps: read a key symbol, then T distractors, then a query; answer the
  * key (vanishing_data.h). For each gap T and each cell (vanilla tanh RNN, GRU, LSTM), all with

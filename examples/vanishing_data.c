@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vanishing_data.c - task generator, equal-budget sizing and scoring for spool-vanishing (see
  * vanishing_data.h). */
 #include "vanishing_data.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vanishing_data.h - the plain-C half of spool-vanishing: the "recall the first symbol" task,
  * the hidden size that gives each cell the same parameter budget, and the small statistics the
  * program reports. No tensors here, so tests/test_vanishing.c can check it on hand-made cases. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wordlm.c - spool-wordlm: a word-level language model. It tokenises a real corpus (by default
  * the Pang & Lee movie-review sentences in examples/data/sentiment-mr), builds a vocabulary with
  * <unk> for rare words and <eos> at sentence ends, trains an LSTM (or GRU / vanilla RNN) to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wordlm_data.c - reading sentences, the vocabulary with <eos>/<unk>, batches and perplexity for
  * spool-wordlm (see wordlm_data.h). */
 #include "wordlm_data.h"

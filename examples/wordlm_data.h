@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wordlm_data.h - the text side of spool-wordlm: sentences read from a corpus file, split into
  * words, a vocabulary with <eos> (end of sentence, also the start symbol) and <unk> (every word
  * seen fewer than min_count times in training), length-bucketed batches, and the arithmetic of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wordlm_lm.c - word-level language model of spool-wordlm (see wordlm_lm.h): the whole sequence
  * goes through sp_seq_run and one head GEMM over all T*B steps; scoring is one such forward over
  * the sentence, and sampling streams one word at a time through sp_stream (forward-only, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wordlm_lm.h - the model of spool-wordlm: word embedding -> one recurrent layer -> linear head
  * over the vocabulary, with its loss, held-out perplexity, per-word scoring of a sentence and
  * sampling. Separate from the command line so the tests can evaluate a hand-set model. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /** @file
  * spool.h - the one public header of spool, a tape-based reverse-mode autodiff library in C on
  * which recurrent networks are built. Include this; the files under spool/ are its chapters:

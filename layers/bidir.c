@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bidir.c - a bidirectional layer over any pair of cells.
  *
  * The forward cell reads each row from its start; the backward cell reads each row from its REAL

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* carry.c - state carried across batches for truncated BPTT / stateful models.
  *
  * The final states of a batch live on the tape, which the next batch resets; so they are copied

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cell.c - what every recurrent cell shares: creating a built-in cell (names and sizes here, the
  * kind's own parameters by its row of the cell table, layers/cell_table.c), zero and trainable
  * initial states, and one step from raw inputs (the building block of generation and decoders). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gru_cell.c - gated recurrent units in the three forms people mean by "GRU", named by what they
  * do (arXiv 1406.1078 v1/v2 vs v3, Keras reset_after).
  *

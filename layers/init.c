@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* init.c - parameter initialisation for layers: uniform (PyTorch's default for RNNs and Linear)
  * and orthogonal blocks (Saxe et al. 2014, "Exact solutions to the nonlinear dynamics of learning
  * in deep linear neural networks"), used as an option for recurrent weights. Runs once at model

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* layers_internal.h - what the files of layers/ share: the cells' two products (project.c),
  * parameter creation (init.c), step masks and scopes (cell.c), sequence checks (pool.c). The cell
  * families' functions are in cell_table.h. Not installed; users see only spool/layers.h. */

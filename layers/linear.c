@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* linear.c - the two non-recurrent layers every model needs around its RNN: a linear map
  * (torch.nn.Linear layout and init) and a token embedding (torch.nn.Embedding). */
 #include "layers_internal.h"

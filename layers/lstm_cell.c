@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lstm_cell.c - the LSTM of torch.nn.LSTM and its variants, as compositions of ops.
  *
  * Gates stacked i, f, g, o (PyTorch). With a = x W_ih^T + b_ih (from project(), all steps at once)

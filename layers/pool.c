@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool.c - many-to-one readouts of a sequence [T*B, C] that respect each row's real length
  * (last real step, mean, max) and the per-row reversal used by the backward direction of a
  * bidirectional layer. Gathers use sp_embedding with the sequence as the table: an id picks a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rnn_cell.c - the vanilla (Elman) recurrent cell, torch.nn.RNN's math and layout.
  *
  *   h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh),   act = tanh or relu

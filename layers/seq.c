@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* seq.c - the runner: one cell unrolled over T steps of a batch [T*B, I].
  *
  * BPTT needs nothing here: each step's ops go on the tape and sp_backward walks them. What the

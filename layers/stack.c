@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stack.c - deep recurrent stacks: layer l > 0 reads layer l-1's (merged) output sequence.
  *
  * Two dropouts whose scope is in their names (anchors-and-asks B#4, B#5):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cell_rows.h - the gate math of one batch row of an LSTM or GRU step, forward and backward,
  * shared by the per-step ops (sp_lstm_cell, sp_gru_cell: ops/fused.c) and the whole-sequence ops
  * (sp_lstm_seq, sp_gru_seq: ops/seq.c), so both compute exactly the same numbers.

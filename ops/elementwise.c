@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* elementwise.c - add, sub, mul (with broadcast of b), scale, 1 - x, sigmoid, tanh, relu and
  * dropout, forward and backward side by side.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* embedding.c - lookup of rows of a table by integer ids; the gradient scatters back into those
  * rows. Equivalent to a one-hot matmul, without the V-wide zeros. */
 #include "../autograd/tape_internal.h"

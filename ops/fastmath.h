@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fastmath.h - exp, sigmoid and tanh for the elementwise kernels.
  *
  * libm's expf/tanhf are scalar calls (about 30 ns per sigmoid here), and a training step calls

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fused.c - the elementwise part of an LSTM and of a GRU (reset-after) step as single ops.
  *
  * Composed from basic ops an LSTM step's gate math is ~12 records, each a pass over [B, H] memory

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kernels.h - the matrix-product kernels that ops share (ops/matmul.c, ops/packed.c), for ops that
  * run their own loops, such as the whole-sequence recurrences of ops/seq.c. Internal to ops/. */
 #ifndef SP_KERNELS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* loss.c - softmax, the fused losses (softmax cross-entropy, sigmoid binary cross-entropy) and
  * the reductions sum and mean. Each loss is a [1 x 1] node, ready for sp_backward.
  *

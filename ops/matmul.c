@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* matmul.c - the one op that does the heavy arithmetic: C = op(A) op(B) through BLIS GEMM.
  * Every other op is bandwidth-bound; this is where the FLOPs are.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* packed.c - the recurrent product h W^T with W packed once per tape, not once per call.
  *
  * A recurrent layer multiplies a small [B, H] state by the same weight at every time step, forward

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shape.c - concat along columns (a copy) and slices of rows or columns (views, no copy).
  *
  * A slice's gradient aliases its base's gradient (see sp_backward), so slicing costs nothing

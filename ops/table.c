@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* table.c - the op table: for every op its name (used in error messages and dot labels) and its
  * backward kernel. The forward half of each op is its public constructor (sp_tanh, sp_matmul...),
  * which sits next to its backward kernel in the family's file. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* checkpoint.c - spool models and optimizers as safetensors files (sp_save, sp_load).
  *
  * A parameter "lstm.weight_ih_l0" saved with prefix "lstm." is the tensor "weight_ih_l0", so a

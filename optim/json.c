@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json.c - the strict JSON parser behind safetensors headers (see json.h for what "strict"
  * means). Recursive descent over a byte buffer that need not be NUL-terminated; every read is
  * bounds-checked against the end, because the buffer is whatever a file said it was.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json.h - a small strict JSON parser (RFC 8259) for safetensors headers. Internal to spool.
  *
  * Strict because the header comes from a file that may be hostile: valid UTF-8 only, no lone

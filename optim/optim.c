@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* optim.c - the optimizer calls (create from a configuration, step, state slabs), gradient
  * norms and clipping, and learning-rate schedules. The update rules themselves, their defaults,
  * checks and state are rows of the optimizer table (rules.c); nothing here knows a particular

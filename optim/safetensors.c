@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* safetensors.c - reading and writing the safetensors container.
  *
  * Layout: 8 bytes little-endian u64 N, N bytes of JSON header, then the data buffer. The header

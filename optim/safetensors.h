@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* safetensors.h - the safetensors format itself, apart from what spool puts in it: parsing and
  * validating a file's header (safetensors.c) and writing a file atomically from a list of
  * tensors. Internal to spool; checkpoint.c maps parameters and optimizer state onto it. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # demo.sh - from a fresh clone: install dependencies, build, run the main example.
 # The main example is the character-level language model (examples/charlm): it trains a 1x128
 # LSTM on 32k first names (about a minute on 2 cores), reports its held-out loss, then samples

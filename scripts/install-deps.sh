@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # install-deps.sh - the Debian 12 packages spool needs. Without arguments: what the library and
 # its example programs need (the demo command); with --test, also what the test suite needs
 # (cmocka, PyTorch for the interop and benchmark tests, Open MPI for the distributed tests,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test.sh - install dependencies, build spool twice (release in build/, ASan+UBSan in
 # build-asan/), run the whole test suite in both, and print "N passed, N failed".
 set -uo pipefail

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* example_run.c - see example_run.h. */
 #include "helpers.h"
 #include "example_run.h"

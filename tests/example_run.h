@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* example_run.h - run an example program from a test and capture what it printed. Shared by the
  * end-to-end tests of the example programs (needs helpers.h's cmocka includes first). */
 #ifndef SP_TEST_EXAMPLE_RUN_H

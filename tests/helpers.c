@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* helpers.c - the finite-difference checker and small test utilities (see helpers.h). */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* helpers.h - what every test shares: cmocka includes in the order cmocka 1.1.5 needs, a
  * tolerance assert, random fills, and the central finite-difference gradient checker. */
 #ifndef SP_TEST_HELPERS_H

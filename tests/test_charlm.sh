@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # test_charlm.sh - end-to-end tests of the spool-charlm example (TAP): a tiny model of every cell
 # kind overfits a short text, sampling is reproducible by seed, bad options and files fail with a
 # message (never a crash), and an interrupted + resumed run has exactly the losses of an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_checkpoint.c - safetensors checkpoints: the bytes on disk follow the format (length
  * prefix, JSON header, little-endian F32 data, PyTorch-style 1-D biases), round trips are exact,
  * prefixes select a sub-module, metadata and the table of contents can be read before loading,

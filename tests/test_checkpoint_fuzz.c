@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_checkpoint_fuzz.c - hostile checkpoint files. The JSON parser's strictness on hand-made
  * headers, then thousands of seeded mutations of one valid checkpoint (model + Adam state + RNG)
  * fed to sp_load_mem.

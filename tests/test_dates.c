@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_dates.c - the data side of spool-dates on hand-made cases: the calendar (leap years,
  * weekdays of known dates, day numbers both ways), each human format written out for known dates,
  * the round trip format -> rule-based reader -> same date over the whole range, the ISO reader,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_dates_run.sh - spool-dates end to end on a tiny configuration: trains a few updates,
 # evaluates greedy and beam decoding, writes a checkpoint, resumes from it, translates with it;
 # bad options and bad files must give a message and an exit status other than 0 (and no crash).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_layers.c - gradients of every recurrent cell and runner against central finite differences
  * (double build). For each case the checked parameter set holds the cell weights AND the input
  * sequence AND the initial state, so one check covers dL/dW, dL/dx and dL/dh0. The loss weights

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_layers_seq.c - what the runners promise beyond correct gradients (test_layers.c has those):
  * the all-steps input projection equals the step-by-step form, padding changes nothing, a
  * length-0 row gives no NaN, the bidirectional layout, stateful carry with row reset and a clear

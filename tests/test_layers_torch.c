@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_layers_torch.c - forward parity with PyTorch (double build). spool builds a stack with
  * PyTorch names (empty prefix), writes its parameters and a padded batch to a text file, and
  * tests/test_layers_torch.py loads the same state_dict into torch.nn.RNN/GRU/LSTM (strict, so

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Reference outputs for tests/test_layers_torch.c, computed with PyTorch in float64.
 
 Usage: test_layers_torch.py IN OUT [IN OUT ...]. IN is written by the C test (a small text format: a header

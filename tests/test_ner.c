@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_ner.c - the NER example: the BIO masks and CRF decoding that always obeys them, BIO span
  * extraction by the CoNLL rules (I- without B-, type changes, adjacent B-), entity-level precision/recall/F1 on hand-made sentences, the file reader
  * and its error messages, the most-frequent-tag baseline; then spool-ner itself, run end to end on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_ops_grad.c - every op's backward against central finite differences, in the double build.
  *
  * The cases are one table (`cases` below), one row per case: its name, the op it is for, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_optim.c - the update rules against values worked out by hand for the first steps (momentum
  * buffers, Nesterov, dampening, weight decay coupled and decoupled, Adam's bias correction,
  * RMSprop centred and with momentum, Adagrad's lr decay), then against an independent double

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sentiment.c - the sentiment example: text cleaning (stray C0/C1 controls), tokenising,
  * the vocabulary, strict option parsing, the sentence<TAB>label reader and its error messages,
  * and accuracy on hand-made cases; then spool-sentiment itself, run end to end on a tiny slice of

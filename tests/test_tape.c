@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_tape.c - the tape's promises: gradients accumulate (a value used twice, a weight shared
  * across steps gets the sum), chains of ops, reset and reuse without malloc, views without copy,
  * sticky errors that name the op, nodes and shapes, and the dot export. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_vanishing.c - the plain-C half of spool-vanishing (task layout, equal parameter budgets
  * checked against the parameters the layers really create, accuracy and norms on hand-made
  * cases) and the measurement it rests on: after sp_backward, the ->grad of a step's output

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_vanishing_run.sh - spool-vanishing end to end on a tiny configuration: the gradient-norm
 # table, accuracy per gap and cell, the exploding run, its data files and checkpoints, --eval of
 # a checkpoint; bad options must give a message and an exit status other than 0.

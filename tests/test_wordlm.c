@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_wordlm.c - the evaluation code of spool-wordlm on hand-made cases: the vocabulary (<eos>,
  * <unk>, order by count), reading a .tsv corpus, batch layout, perplexity arithmetic, a uniform
  * model's perplexity equal to the vocabulary size through the real evaluation path, scoring that

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_wordlm_run.sh - spool-wordlm end to end on a tiny corpus: train (perplexity printed,
 # checkpoint + vocabulary written), eval, score (per-word probabilities and P(sentence)), sample;
 # bad options and files must give a message and an exit status other than 0 (and no crash).

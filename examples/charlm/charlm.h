@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* charlm.h - shared declarations of spool-charlm, the character-level language model example:
  * text (UTF-8 decoding, vocabulary, data sets, batches), the model (embedding, stacked cells,
  * linear head), options, and the terminal/log helpers. One header because the program is one

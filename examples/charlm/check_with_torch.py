@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """check_with_torch.py - recompute spool-charlm's held-out loss with PyTorch, as an independent check.
 
 It reads a spool-charlm checkpoint with plain Python (safetensors is a JSON header and raw

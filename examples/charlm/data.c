@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* data.c - what spool-charlm reads and writes besides the model: the bundled or given text
  * turned into a vocabulary and training / held-out ids, and checkpoints (sp_save / sp_load plus
  * the metadata that makes a run resumable: configuration, vocabulary, step, carried state). */

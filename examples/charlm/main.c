@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c - spool-charlm: character-level language models (names, dinosaurs, Shakespeare) with
  * spool. Commands: train (train.c), sample, eval, score (use.c), plot (ui.c). data.c loads text
  * and checkpoints, text.c decodes and batches, model.c builds the network, opts.c holds the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* model.c - the character model of spool-charlm: embedding -> a stack of recurrent layers from
  * spool's layers API -> dropout -> linear head over the vocabulary. The model is built only from
  * library layers, so this file is also the shortest complete example of using them. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* text.c - from bytes to batches for spool-charlm: strict UTF-8 decoding (so a bad file is
  * reported with its byte offset instead of training on garbage), the code-point vocabulary,
  * data splits as token ids, and the two batch layouts (one example per line, or running text

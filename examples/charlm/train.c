@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* train.c - the training loop of spool-charlm (batches, forward, backward, clipping, optimizer
  * step, schedule, periodic held-out loss, log, checkpoints, Ctrl-C) and the held-out evaluation
  * that train and eval share. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ui.c - what a person watching spool-charlm train sees: a progress bar on a terminal (step,
  * loss, tokens/s, ETA), plain periodic lines in a log file or pipe, and the loss-curve plot drawn
  * by gnuplot from the CSV log when gnuplot is installed. */

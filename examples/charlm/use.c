@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* use.c - what spool-charlm does with a trained model: sample new text (one-to-many: each
  * sampled character is fed back as the next input), measure the held-out loss, and score a
  * string character by character. */

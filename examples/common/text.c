@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* examples/common/text.c - file reading, text cleaning, tokenising, vocabulary and option
  * parsing for the word-level examples (see text.h). Plain C, no spool tensors. */
 #include "text.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* examples/common/text.h - plain helpers shared by the word-level examples (NER, sentiment):
  * reading a whole file, cleaning stray control characters, splitting text into words, a word
  * vocabulary (string <-> id) and a wall clock (options: common/opts.h). Nothing here touches

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /** @file
  * spool/core.h - tensors, parameters, the tape, errors, runtime (threads, BLIS).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /** @file
  * spool/dist.h - data-parallel training across processes and machines on MPI.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /** @file
  * spool/layers.h - linear and embedding layers, recurrent cells and the runners that unroll them.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /** @file
  * spool/ops.h - the differentiable ops. Each call checks shapes, computes its output now (into
  * the tape's arena) and records itself so sp_backward can run its backward kernel.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /** @file
  * spool/optim.h - optimizers, gradient clipping, learning-rate schedules and safetensors
  * checkpoints.

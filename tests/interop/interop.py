@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """interop.py - spool checkpoints and torch.nn recurrent modules, both ways.
 
 usage: interop.py INTEROP_SPOOL WORKDIR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* interop_spool.c - the spool half of the PyTorch checkpoint interoperability test
  * (tests/interop/interop.py drives it).
  *
