@@ -139,7 +139,7 @@ const char *sp_blis_arch_request(void);
 
 /* --------------------------------------------------------------------- rng */
 
-/** A small seeded generator (splitmix64-seeded xoshiro128+ style); its state is plain data so
+/** A small seeded generator (xorshift128+, seeded by splitmix64); its state is plain data so
  * checkpoints can store it. */
 typedef struct {
     uint64_t s[2]; /**< the generator's state */
