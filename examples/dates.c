@@ -108,6 +108,8 @@ static const ex_cli CLI = {PROG,
                            "Encoder-decoder over characters: human-written dates -> ISO YYYY-MM-DD.\n",
                            usage_more, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 
+static ex_args cli_args; /* what parse_args saw: which options were given (for --resume's check) */
+
 /* -1 to go on, else the exit status */
 static int parse_args(int argc, char **argv, options *o)
 {
@@ -115,6 +117,7 @@ static int parse_args(int argc, char **argv, options *o)
     ex_args args;
     int rc = ex_cli_parse(&CLI, argc, argv, o, &args);
     if (rc >= 0) return rc;
+    cli_args = args;
     if (o->heatmap && (!o->attention || !strcmp(o->attention, "none"))) {
         fprintf(stderr, PROG ": --heatmap draws attention weights: it needs --attention additive|general|dot\n");
         return 2;
@@ -597,7 +600,15 @@ int main(int argc, char **argv)
     sp_rng_seed(&rng, o.seed);
     model m;
     if (o.resume) {
+        static const char *const arch[] = {"cell", "emb", "hidden", "dec-hidden", "attention", NULL};
+        options mine = o;
+        char why[256];
         if (model_from_ckpt(o.resume, &m, &o)) return 1;
+        if (ex_given_differs(&CLI, &cli_args, &mine, &o, arch, why, sizeof why)) {
+            fprintf(stderr, PROG ": resuming from '%s': %s\n", o.resume, why);
+            sp_params_free(m.ps);
+            return 1;
+        }
     } else if (model_init(&m, o.cell, o.emb, o.hidden, o.dec_hidden, o.attention, &rng)) {
         fprintf(stderr, PROG ": %s\n", sp_last_error());
         return 1;

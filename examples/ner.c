@@ -482,6 +482,8 @@ static const ex_cli CLI = {"spool-ner",
                            "       spool-ner tag --model M \"some text to tag\"\n",
                            ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 1, "text"};
 
+static ex_args cli_args; /* what main parsed: which options were given (for --resume's check) */
+
 static int do_train(train_opts *o)
 {
     char err[512];
@@ -517,6 +519,16 @@ static int do_train(train_opts *o)
         int ep;
         if (model_load(&m, o->resume, &ep)) return 1;
         start_epoch = ep + 1;
+        static const char *const arch[] = {"embed", "case-dim", "hidden", "layers", "chars", "char-embed",
+                                           "char-hidden", "output", NULL};
+        train_opts st = *o;
+        st.cfg = m.cfg;
+        st.output = m.cfg.crf ? "crf" : "softmax";
+        char why[256];
+        if (ex_given_differs(&CLI, &cli_args, o, &st, arch, why, sizeof why)) {
+            fprintf(stderr, "%s: resuming from '%s': %s\n", prog, o->resume, why);
+            return 1;
+        }
         int same = m.tags->n == tags->n;
         for (int k = 0; same && k < tags->n; k++) same = !strcmp(m.tags->word[k], tags->word[k]);
         if (!same) {
@@ -742,6 +754,7 @@ int main(int argc, char **argv)
     ex_args args;
     int rc = ex_cli_parse(&CLI, argc, argv, &o, &args);
     if (rc >= 0) return rc;
+    cli_args = args;
     const char *cmd = CMDS[args.cmd], *model = o.model, *text = args.npos ? args.pos[0] : NULL;
     int tokens = o.tokens;
     if (args.npos && args.cmd != 2) {

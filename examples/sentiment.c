@@ -330,6 +330,7 @@ static int dist_start(train_opts *o)
 }
 
 static int do_train_ranks(const train_opts *o);
+static ex_args cli_args; /* what main parsed: which options were given (for --resume's check) */
 
 static int do_train(const train_opts *o)
 {
@@ -372,6 +373,17 @@ static int do_train_ranks(const train_opts *o)
     if (o->resume) {
         if (model_load(&m, o->resume, &start_epoch)) return 1;
         start_epoch++;
+        static const char *const arch[] = {"cell", "bidir", "layers", "hidden", "embed", "pool", "output", NULL};
+        train_opts st = *o;
+        st.cfg = m.cfg;
+        st.cell = m.cfg.gru ? "gru" : "lstm";
+        st.output = m.cfg.softmax ? "softmax" : "logistic";
+        st.pool = (unsigned)m.cfg.pool < 3 ? pool_names[m.cfg.pool] : o->pool;
+        char why[256];
+        if (ex_given_differs(&CLI, &cli_args, o, &st, arch, why, sizeof why)) {
+            fprintf(stderr, "%s: resuming from '%s': %s\n", prog, o->resume, why);
+            return 1;
+        }
     } else {
         m.cfg = o->cfg;
         /* vocabulary from the fit part only: dev and test words stay unseen */
@@ -644,6 +656,7 @@ int main(int argc, char **argv)
     ex_args args;
     int rc = ex_cli_parse(&CLI, argc, argv, &o, &args);
     if (rc >= 0) return rc;
+    cli_args = args;
     setvbuf(stdout, NULL, _IOLBF, 0); /* results and progress (stderr) interleave in the order written */
     const char *cmd = CMDS[args.cmd], *model = o.model, *text = args.npos ? args.pos[0] : NULL;
     if (args.npos && args.cmd != 2) {

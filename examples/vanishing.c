@@ -60,14 +60,27 @@ typedef struct {
     int H;
 } net;
 
+/* A comma list with an empty item ("2,,3", ",2", "2,") is a typing slip, not a shorter list, and
+ * one longer than the buffer would be cut: both are refused, naming the option. */
+static int bad_list(const char *opt, const char *s, size_t cap, char *err, size_t errn)
+{
+    size_t n = strlen(s);
+    if (n >= cap) {
+        snprintf(err, errn, "%s: list too long", opt);
+        return -1;
+    }
+    if (!n || s[0] == ',' || s[n - 1] == ',' || strstr(s, ",,")) {
+        snprintf(err, errn, "%s: empty item in '%s'", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
 static int set_gaps(const char *s, void *base, char *err, size_t errn)
 {
     options *o = base;
     char buf[256];
-    if (strlen(s) >= sizeof buf) {
-        snprintf(err, errn, "--gaps: list too long");
-        return -1;
-    }
+    if (bad_list("--gaps", s, sizeof buf, err, errn)) return -1;
     snprintf(buf, sizeof buf, "%s", s);
     int n = 0;
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
@@ -91,6 +104,7 @@ static int set_explode_lrs(const char *s, void *base, char *err, size_t errn)
 {
     options *o = base;
     char buf[256];
+    if (*s && bad_list("--explode-lrs", s, sizeof buf, err, errn)) return -1; /* "": no rates */
     snprintf(buf, sizeof buf, "%s", s);
     o->n_explode_lrs = 0;
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
@@ -108,6 +122,7 @@ static int set_cells(const char *s, void *base, char *err, size_t errn)
 {
     options *o = base;
     char buf[64];
+    if (bad_list("--cells", s, sizeof buf, err, errn)) return -1;
     snprintf(buf, sizeof buf, "%s", s);
     memset(o->use, 0, sizeof o->use);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {

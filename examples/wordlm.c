@@ -135,22 +135,43 @@ static char *vocab_path(const char *ckpt)
     return p;
 }
 
+/* FNV-1a over the words in id order: the checkpoint stores it, so a .vocab file of another run (or
+ * of an interrupted save) is caught at load instead of silently pairing ids with other words. */
+static void vocab_hash(const ex_vocab *v, char *out, size_t n)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (int k = 0; k < v->n; k++)
+        for (const unsigned char *p = (const unsigned char *)v->word[k];; p++) {
+            h = (h ^ *p) * 1099511628211ULL; /* the terminating 0 separates words */
+            if (!*p) break;
+        }
+    snprintf(out, n, "%016llx", h);
+}
+
+/* The checkpoint first, then its vocabulary, each atomically: a failed checkpoint save leaves the
+ * previous pair as it was; a failed vocabulary save is reported, and the hash check at load says
+ * the pair does not match. */
 static int save_all(const char *path, const wl_model *m, const ex_vocab *v, const options *o, const sp_optim *opt,
                     int epoch)
 {
     char e[16], h[16], vs[16], ep[16], mc[16], dr[32];
     snprintf(e, sizeof e, "%d", m->E), snprintf(h, sizeof h, "%d", m->H), snprintf(vs, sizeof vs, "%d", m->V);
     snprintf(ep, sizeof ep, "%d", epoch), snprintf(mc, sizeof mc, "%d", o->min_count), snprintf(dr, sizeof dr, "%g", m->dropout);
+    char vh[32];
+    vocab_hash(v, vh, sizeof vh);
     sp_kv meta[] = {{"model", "spool-wordlm"}, {"cell", o->cell}, {"emb", e}, {"hidden", h}, {"vocab", vs},
-                    {"epoch", ep}, {"min_count", mc}, {"dropout", dr}, {"train", o->train}};
-    sp_ckpt_opts co = {.meta = meta, .n_meta = 9};
+                    {"epoch", ep}, {"min_count", mc}, {"dropout", dr}, {"train", o->train}, {"vocab_fnv", vh}};
+    sp_ckpt_opts co = {.meta = meta, .n_meta = 10};
     char err[512], *vp = vocab_path(path);
     int rc = 0;
-    if (!vp || ex_vocab_save(v, vp, err, sizeof err)) {
-        fprintf(stderr, PROG ": %s\n", vp ? err : "out of memory");
+    if (!vp) {
+        fprintf(stderr, PROG ": out of memory\n");
         rc = -1;
     } else if (sp_save(path, m->ps, opt, &co) != SP_OK) {
         fprintf(stderr, PROG ": %s\n", sp_last_error());
+        rc = -1;
+    } else if (ex_vocab_save(v, vp, err, sizeof err)) {
+        fprintf(stderr, PROG ": %s\n", err);
         rc = -1;
     }
     free(vp);
@@ -174,9 +195,11 @@ static int load_all(const char *path, wl_model *m, ex_vocab **v)
         return -1;
     }
     const char *kind = sp_ckpt_meta(ci, "model"), *cell = sp_ckpt_meta(ci, "cell"), *e = sp_ckpt_meta(ci, "emb"),
-               *h = sp_ckpt_meta(ci, "hidden"), *vs = sp_ckpt_meta(ci, "vocab");
+               *h = sp_ckpt_meta(ci, "hidden"), *vs = sp_ckpt_meta(ci, "vocab"), *vf = sp_ckpt_meta(ci, "vocab_fnv");
+    char vh[32];
+    vocab_hash(*v, vh, sizeof vh);
     int ok = kind && !strcmp(kind, "spool-wordlm") && cell && e && h && vs && atoi(e) > 0 && atoi(h) > 0 &&
-             atoi(vs) == (*v)->n;
+             atoi(vs) == (*v)->n && (!vf || !strcmp(vf, vh)); /* older checkpoints have no hash */
     char cellbuf[16];
     int E = ok ? atoi(e) : 0, H = ok ? atoi(h) : 0;
     if (ok) snprintf(cellbuf, sizeof cellbuf, "%s", cell);

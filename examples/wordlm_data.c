@@ -13,6 +13,14 @@ int wl_read_sentences(const char *path, ex_words *words, int **sent_len, int *n_
     size_t len;
     char *buf = ex_read_file(path, &len, err, errlen);
     if (!buf) return -1;
+    size_t bad;
+    if (!ex_utf8_valid(buf, len, &bad)) { /* words would be cut mid-character: refuse, naming the place */
+        int line = 1;
+        for (size_t i = 0; i < bad; i++) line += buf[i] == '\n';
+        snprintf(err, errlen, "%s: line %d: invalid UTF-8 (byte %zu of the file)", path, line, bad);
+        free(buf);
+        return -1;
+    }
     ex_clean_text(buf, len);
     size_t pl = strlen(path);
     int tsv = pl > 4 && !strcmp(path + pl - 4, ".tsv"), n = 0, cap = 0, *sl = NULL;

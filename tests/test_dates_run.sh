@@ -66,5 +66,6 @@ bad --load "$dir/missing.safetensors" --translate "x"
 printf 'not a checkpoint' >"$dir/junk.safetensors"
 bad --load "$dir/junk.safetensors" --translate "x"
 bad --resume "$dir/junk.safetensors"
+bad --resume "$dir/d.safetensors" --steps 12 --hidden 77 --test-n 20 --threads 1   # architecture differs
 bad --steps 1 --test-n 5 --save "$dir/no/such/dir/x.safetensors" --eval-every 1
 echo "all ok"

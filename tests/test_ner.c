@@ -339,6 +339,12 @@ static void test_program_end_to_end(void **state)
     assert_true(contains(out, "epoch  3"));
     assert_false(strstr(out, "epoch  1 "));
     free(out);
+    /* a resumed run keeps its architecture: another --hidden is refused, not ignored */
+    const char *rh[] = {"train", "--data", data, "--limit", "60", "--epochs", "4", "--batch", "8", "--hidden", "77",
+                        "--resume", last, "--out", model, "--threads", "1", "--dev", dev, "--test", test, NULL};
+    assert_int_equal(run(&out, rh), 1);
+    assert_true(contains(out, "--hidden 77 differs from the checkpoint's"));
+    free(out);
 }
 
 static void test_program_bad_input(void **state)

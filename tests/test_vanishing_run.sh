@@ -44,6 +44,12 @@ bad --bogus
 bad --gaps 0
 bad --gaps ""
 bad --gaps 5,x
+bad --gaps 2,,3
+bad --gaps 2,
+bad --gaps ,2
+bad --gaps 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17
+bad --cells rnn,,gru
+bad --explode-lrs 0.1,,0.2
 bad --cells rnn,foo
 bad --budget 5
 bad --eval "$dir/missing.safetensors"

@@ -33,6 +33,32 @@ static void corpus_from(const char *text, int min_count, ex_vocab **v, wl_corpus
     ex_words_free(&w);
 }
 
+/* Text that is not UTF-8 is refused with the line it is on, not cut into nonsense words. */
+static void test_invalid_utf8_refused(void **state)
+{
+    (void)state;
+    size_t bad = 0;
+    const char *ok = "plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    assert_true(ex_utf8_valid(ok, strlen(ok), &bad));
+    const char *no[] = {"\x80", "\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff"};
+    for (int i = 0; i < 7; i++) assert_false(ex_utf8_valid(no[i], strlen(no[i]), &bad));
+    assert_false(ex_utf8_valid("ab\xc3", 3, &bad));
+    assert_int_equal(bad, 2);
+    char path[] = "/tmp/test_wordlm_XXXXXX.tsv";
+    int fd = mkstemps(path, 4);
+    assert_true(fd >= 0);
+    const char *text = "one good line\nsecond \xc3( line\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    ex_words w = {0};
+    int *sl = NULL, ns = 0;
+    char err[256];
+    assert_int_equal(wl_read_sentences(path, &w, &sl, &ns, err, sizeof err), -1);
+    unlink(path);
+    assert_non_null(strstr(err, "line 2: invalid UTF-8"));
+    ex_words_free(&w);
+}
+
 static void test_vocab_and_corpus(void **state)
 {
     (void)state;
@@ -178,6 +204,7 @@ static void test_sampling_follows_the_model(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invalid_utf8_refused),
         cmocka_unit_test(test_vocab_and_corpus),
         cmocka_unit_test(test_perplexity_arithmetic),
         cmocka_unit_test(test_uniform_model_perplexity_is_vocab_size),

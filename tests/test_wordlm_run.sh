@@ -45,4 +45,11 @@ bad sample
 bad eval --load "$dir/missing.safetensors"
 printf 'junk' >"$dir/j.safetensors"; cp "$dir/m.safetensors.vocab" "$dir/j.safetensors.vocab"
 bad sample --load "$dir/j.safetensors"
+# a vocabulary that is not the checkpoint's (same size, words swapped): refused, not mis-paired
+cp "$dir/m.safetensors" "$dir/w.safetensors"
+awk 'NR == 3 { l3 = $0; next } NR == 4 { print; print l3; next } { print }' "$dir/m.safetensors.vocab" >"$dir/w.safetensors.vocab"
+cmp -s "$dir/m.safetensors.vocab" "$dir/w.safetensors.vocab" && fail "the swapped vocabulary is the same file"
+bad sample --load "$dir/w.safetensors"
+printf 'caf\303( au lait .\t1\n' >"$dir/bad.tsv"
+bad train --train "$dir/bad.tsv" --test "$dir/test.tsv"
 echo "all ok"

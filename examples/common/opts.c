@@ -100,6 +100,38 @@ static void choices_text(const char *choices, char *buf, size_t n)
     }
 }
 
+int ex_given_differs(const ex_cli *c, const ex_args *a, const void *mine, const void *stored,
+                     const char *const *names, char *err, size_t errn)
+{
+    for (int i = 0; i < c->nopts && i < EX_MAX_OPTS; i++) {
+        const ex_opt *d = &c->opts[i];
+        int named = 0;
+        for (const char *const *n = names; *n && !named; n++) named = !strcmp(*n, d->name);
+        if (!named || !a->given[i] || d->type == EX_CALL) continue;
+        const char *p = (const char *)mine + d->off, *q = (const char *)stored + d->off;
+        char x[64], y[64];
+        if (d->type == EX_STR) {
+            const char *s1 = *(const char *const *)p, *s2 = *(const char *const *)q;
+            if (!s1 || !s2 || !strcmp(s1, s2)) continue;
+            snprintf(x, sizeof x, "%s", s1), snprintf(y, sizeof y, "%s", s2);
+        } else if (d->type == EX_BUF) {
+            if (!strcmp(p, q)) continue;
+            snprintf(x, sizeof x, "%s", p), snprintf(y, sizeof y, "%s", q);
+        } else {
+            if (!memcmp(p, q, d->size)) continue;
+            if (d->type == EX_DBL) ex_fmt_shortest(*(const double *)p, x, sizeof x), ex_fmt_shortest(*(const double *)q, y, sizeof y);
+            else if (d->type == EX_LONG) snprintf(x, sizeof x, "%ld", *(const long *)p), snprintf(y, sizeof y, "%ld", *(const long *)q);
+            else if (d->type == EX_U64) snprintf(x, sizeof x, "%llu", (unsigned long long)*(const uint64_t *)p),
+                                        snprintf(y, sizeof y, "%llu", (unsigned long long)*(const uint64_t *)q);
+            else snprintf(x, sizeof x, "%d", *(const int *)p), snprintf(y, sizeof y, "%d", *(const int *)q);
+        }
+        snprintf(err, errn, "--%s %s differs from the checkpoint's %s (a resumed run keeps the architecture it "
+                 "was trained with: drop the option or start a new run)", d->name, x, y);
+        return 1;
+    }
+    return 0;
+}
+
 int ex_opt_set(const ex_opt *d, void *base, const char *v, char *err, size_t errn)
 {
     char name[80];

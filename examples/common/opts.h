@@ -96,6 +96,12 @@ typedef struct {
  * the exit status to return now (0 after --help/--version/--info, EX_EXIT_USAGE after an error,
  * which is printed as "prog: message (try --help)"). */
 int ex_cli_parse(const ex_cli *c, int argc, char **argv, void *base, ex_args *a);
+/* After --resume: `stored` is a copy of the options struct `mine` with the checkpoint's values
+ * filled in. Returns 1 (and "--name X differs from the checkpoint's Y" in err) if one of `names`
+ * (NULL-terminated) was given on the command line with another value than the checkpoint's: a
+ * resumed run keeps the architecture it was trained with, and says so rather than ignore it. */
+int ex_given_differs(const ex_cli *c, const ex_args *a, const void *mine, const void *stored,
+                     const char *const *names, char *err, size_t errn);
 /* Sets one option from text, as the command line would (range checks included). */
 int ex_opt_set(const ex_opt *d, void *base, const char *value, char *err, size_t errn);
 /* v in the shortest form that reads back exactly (printf %.Ng with the smallest such N). */

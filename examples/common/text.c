@@ -79,6 +79,29 @@ void ex_clean_text(char *s, size_t len)
     }
 }
 
+int ex_utf8_valid(const char *s, size_t len, size_t *bad)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        unsigned c = u[i];
+        int n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+        if (n < 0 || i + (size_t)n >= len + (n ? 0 : 1)) goto fail;
+        unsigned cp = n ? c & (0x3f >> n) : c;
+        for (int k = 1; k <= n; k++) {
+            if (i + (size_t)k >= len || (u[i + k] & 0xc0) != 0x80) goto fail;
+            cp = cp << 6 | (u[i + k] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            goto fail;
+        i += (size_t)n + 1;
+        continue;
+    fail:
+        if (bad) *bad = i;
+        return 0;
+    }
+    return 1;
+}
+
 /* ------------------------------------------------------------------- words */
 
 int ex_words_push(ex_words *w, const char *s, size_t len)

@@ -23,6 +23,9 @@ int ex_write_file(const char *path, const char *data, size_t len, char *err, siz
  * U+0080..U+009F (left over from mis-decoded Windows-1252 dashes, and NEL U+0085) and the
  * zero-width space U+200B. Byte lengths stay the same so offsets into s remain valid. */
 void ex_clean_text(char *s, size_t len);
+/* 1 if s[0..len) is valid UTF-8 (no stray continuation bytes, overlong forms, surrogates or code
+ * points above U+10FFFF), else 0 with the offset of the first bad byte in *bad. */
+int ex_utf8_valid(const char *s, size_t len, size_t *bad);
 
 /* A growable list of owned strings. */
 typedef struct {
