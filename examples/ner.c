@@ -527,6 +527,7 @@ static int do_train(train_opts *o)
         char why[256];
         if (ex_given_differs(&CLI, &cli_args, o, &st, arch, why, sizeof why)) {
             fprintf(stderr, "%s: resuming from '%s': %s\n", prog, o->resume, why);
+            model_free(&m); /* error exits free what they made */
             return 1;
         }
         int same = m.tags->n == tags->n;

@@ -256,6 +256,84 @@ static void test_seq_packed_vs_reference(void **state)
     }
 }
 
+/* The per-step fused cells' float kernels (sp_lstm_cell, sp_gru_cell: fast exp/sigmoid/tanh,
+ * ops/cell_rows.h) against the same math from basic ops (sigmoid, tanh, mul, add), values and
+ * gradients: the reference path for the fused kernels in the float build. */
+typedef struct {
+    sp_params *ps;
+    sp_tensor *x, *h, *c, *bn;
+    int gru, composed;
+} cell_case;
+
+static sp_tensor *cell_build(sp_tape *t, void *ctx)
+{
+    cell_case *g = ctx;
+    sp_tensor *o;
+    if (!g->gru) {
+        if (!g->composed) {
+            o = sp_lstm_cell(t, g->x, g->h, g->c);
+        } else {
+            sp_tensor *q[4];
+            if (sp_split_cols(t, sp_add(t, g->x, g->h), 4, q) != SP_OK) return NULL;
+            sp_tensor *i = sp_sigmoid(t, q[0]), *f = sp_sigmoid(t, q[1]), *gg = sp_tanh(t, q[2]), *oo = sp_sigmoid(t, q[3]);
+            sp_tensor *c = sp_add(t, sp_mul(t, f, g->c), sp_mul(t, i, gg));
+            sp_tensor *hc[2] = {sp_mul(t, oo, sp_tanh(t, c)), c};
+            o = sp_concat(t, hc, 2);
+        }
+    } else {
+        sp_tensor *hprev = sp_slice_cols(t, g->c, 0, g->c->cols);
+        if (!g->composed) {
+            o = sp_gru_cell(t, g->x, g->h, g->bn, hprev);
+        } else {
+            sp_tensor *x[3], *h[3];
+            if (sp_split_cols(t, g->x, 3, x) != SP_OK || sp_split_cols(t, g->h, 3, h) != SP_OK) return NULL;
+            sp_tensor *r = sp_sigmoid(t, sp_add(t, x[0], h[0])), *z = sp_sigmoid(t, sp_add(t, x[1], h[1]));
+            sp_tensor *n = sp_tanh(t, sp_add(t, x[2], sp_mul(t, r, sp_add(t, h[2], g->bn))));
+            o = sp_add(t, sp_mul(t, sp_one_minus(t, z), n), sp_mul(t, z, hprev));
+        }
+    }
+    return o ? sp_sum(t, sp_mul(t, o, weights(t, o->rows, o->cols, 9))) : NULL;
+}
+
+static void test_fused_cells_vs_basic_ops(void **state)
+{
+    (void)state;
+    enum { B = 5, H = 24 };
+    for (int gru = 0; gru < 2; gru++) {
+        cell_case g = {0};
+        g.gru = gru;
+        g.ps = sp_params_new();
+        g.x = sp_param(g.ps, "x", B, (gru ? 3 : 4) * H);
+        g.h = sp_param(g.ps, "h", B, (gru ? 3 : 4) * H);
+        g.c = sp_param(g.ps, "c", B, H);
+        g.bn = sp_param(g.ps, "bn", 1, H);
+        sp_rng r;
+        sp_rng_seed(&r, 11);
+        for (size_t k = 0; k < g.ps->numel; k++) g.ps->value[k] = (sp_real)(4 * sp_rng_uniform(&r) - 2);
+        size_t n = g.ps->numel;
+        double *a = malloc(n * sizeof *a), la = 0, lb = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            g.composed = pass;
+            sp_tape *t = sp_tape_new();
+            sp_params_zero_grad(g.ps);
+            sp_tensor *l = cell_build(t, &g);
+            assert_non_null(l);
+            assert_int_equal(sp_backward(t, l), SP_OK);
+            if (!pass) {
+                la = l->data[0];
+                for (size_t k = 0; k < n; k++) a[k] = g.ps->grad[k];
+            } else {
+                lb = l->data[0];
+                for (size_t k = 0; k < n; k++) sp_test_close(a[k], g.ps->grad[k], 1e-5, 1e-6, "fused cell gradient vs basic ops");
+            }
+            sp_tape_free(t);
+        }
+        sp_test_close(la, lb, 1e-5, 1e-5, "fused cell value vs basic ops");
+        free(a);
+        sp_params_free(g.ps);
+    }
+}
+
 /* Called from inside a host's parallel region (nested parallelism off, so spool's team has one
  * thread although it asks for two): every row is still computed. */
 static void test_seq_inside_host_parallel_region(void **state)
@@ -284,6 +362,7 @@ int main(void)
 {
     setenv("SPOOL_LOAD_AWARE", "0", 1); /* ask for 2 threads even on a busy machine (read at first use) */
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fused_cells_vs_basic_ops),
         cmocka_unit_test(test_seq_inside_host_parallel_region),
         cmocka_unit_test(test_seq_packed_vs_reference),
     };
