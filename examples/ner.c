@@ -515,9 +515,16 @@ static int do_train(train_opts *o)
     sp_rng_seed(&rng, o->seed);
     int start_epoch = 1;
     double t0 = ex_now();
+    /* a refused resume frees what this function made (LeakSanitizer-clean error exits) */
+#define RESUME_FAIL()                                                                                              \
+    do {                                                                                                           \
+        model_free(&m), ner_baseline_free(&base), ex_vocab_free(tags);                                             \
+        ner_corpus_free(tr), ner_corpus_free(dv), ner_corpus_free(te);                                             \
+        return 1;                                                                                                  \
+    } while (0)
     if (o->resume) {
         int ep;
-        if (model_load(&m, o->resume, &ep)) return 1;
+        if (model_load(&m, o->resume, &ep)) RESUME_FAIL();
         start_epoch = ep + 1;
         static const char *const arch[] = {"embed", "case-dim", "hidden", "layers", "chars", "char-embed",
                                            "char-hidden", "output", NULL};
@@ -527,15 +534,15 @@ static int do_train(train_opts *o)
         char why[256];
         if (ex_given_differs(&CLI, &cli_args, o, &st, arch, why, sizeof why)) {
             fprintf(stderr, "%s: resuming from '%s': %s\n", prog, o->resume, why);
-            model_free(&m); /* error exits free what they made */
-            return 1;
+            RESUME_FAIL();
         }
         int same = m.tags->n == tags->n;
         for (int k = 0; same && k < tags->n; k++) same = !strcmp(m.tags->word[k], tags->word[k]);
         if (!same) {
             fprintf(stderr, "%s: '%s' was trained on another tag set than '%s'\n", prog, o->resume, o->train);
-            return 1;
+            RESUME_FAIL();
         }
+#undef RESUME_FAIL
         ex_vocab_free(tags);
         tags = NULL;
     } else {

@@ -370,8 +370,14 @@ static int do_train_ranks(const train_opts *o)
 
     sent_model m = {0};
     int start_epoch = 1;
+    /* a refused resume frees what this function made (LeakSanitizer-clean error exits) */
+#define RESUME_FAIL()                                                                                              \
+    do {                                                                                                           \
+        model_free(&m), free(perm), sent_corpus_free(tr), sent_corpus_free(te);                                    \
+        return 1;                                                                                                  \
+    } while (0)
     if (o->resume) {
-        if (model_load(&m, o->resume, &start_epoch)) return 1;
+        if (model_load(&m, o->resume, &start_epoch)) RESUME_FAIL();
         start_epoch++;
         static const char *const arch[] = {"cell", "bidir", "layers", "hidden", "embed", "pool", "output", NULL};
         train_opts st = *o;
@@ -382,9 +388,9 @@ static int do_train_ranks(const train_opts *o)
         char why[256];
         if (ex_given_differs(&CLI, &cli_args, o, &st, arch, why, sizeof why)) {
             fprintf(stderr, "%s: resuming from '%s': %s\n", prog, o->resume, why);
-            model_free(&m); /* error exits free what they made */
-            return 1;
+            RESUME_FAIL();
         }
+#undef RESUME_FAIL
     } else {
         m.cfg = o->cfg;
         /* vocabulary from the fit part only: dev and test words stay unseen */

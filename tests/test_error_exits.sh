@@ -45,5 +45,18 @@ check "$B/spool-charlm" train --data missing.txt --steps 2
 check "$B/spool-ner" train --train junk.tsv --epochs 1
 check "$B/spool-sentiment" train --train junk.tsv --epochs 1
 check "$B/spool-wordlm" train --train missing.tsv --epochs 1
+printf 'caf\303( au lait .\t1\n' > notutf8.tsv
+check "$B/spool-wordlm" train --train notutf8.tsv --epochs 1
+check "$B/spool-vanishing" --gaps 2,,3
+# resuming with another architecture than the checkpoint's is refused (and frees what it made)
+if "$B/spool-ner" train --limit 30 --epochs 1 --embed 8 --hidden 8 --threads 1 --out n.safetensors > /dev/null 2>&1; then
+    check "$B/spool-ner" train --limit 30 --epochs 2 --embed 8 --hidden 9 --threads 1 --resume n.safetensors.last --out n.safetensors
+fi
+if "$B/spool-sentiment" train --data sentiment-uci --limit 40 --epochs 1 --hidden 8 --embed 8 --threads 1 --out s.safetensors > /dev/null 2>&1; then
+    check "$B/spool-sentiment" train --data sentiment-uci --limit 40 --epochs 2 --hidden 7 --threads 1 --resume s.safetensors.last --out s.safetensors
+fi
+if "$B/spool-dates" --steps 4 --eval-every 4 --test-n 10 --hidden 16 --emb 8 --dec-hidden 16 --threads 1 --save d.safetensors > /dev/null 2>&1; then
+    check "$B/spool-dates" --steps 8 --test-n 10 --eval-every 8 --hidden 17 --threads 1 --resume d.safetensors
+fi
 echo "1..$n"
 [ $failed -eq 0 ]
