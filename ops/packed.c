@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* packed.c - the recurrent product h W^T with W packed once per tape, not once per call.
+/* packed.c - products with a weight packed once into panels for an AVX-512 micro-kernel.
  *
  * A recurrent layer multiplies a small [B, H] state by the same weight at every time step, forward
  * (h W^T) and backward (dG W). BLIS re-packs the whole weight into its panel format on each of those
- * 2T calls, which at B = 32 costs more than the arithmetic: measured here, [32 x 256] x [256 x 1024]
- * runs at ~75 GFLOP/s through BLIS and ~200 GFLOP/s from weights packed once (see
- * bench/PROFILE.md). So a matmul whose B operand is a parameter and
- * whose A has few rows asks this file first: the weight is packed on first use after each
- * sp_tape_reset (parameters change only between steps) into panels of 32 output columns, and an
- * AVX-512 micro-kernel (8 rows x 32 columns of accumulators) computes from the panels. Other CPUs,
- * the double build, and large or odd products go to BLIS as before.
+ * 2T calls, which at B = 32 costs more than the arithmetic ([32 x 256] x [256 x 1024]: ~98 GFLOP/s
+ * through BLIS, ~250 from weights packed once, measured on this project's machine). Two users:
+ *  - the whole-sequence ops (ops/seq.c) pack W_hh once per pass with sp__pack_panels and run
+ *    sp__panels_gemm on each thread's rows;
+ *  - a plain matmul whose B operand is a parameter and whose A has few rows (a custom cell's
+ *    step) asks sp__packed_gemm first: the weight is packed on first use after each reset into
+ *    the matmul op's per-tape state (sp_matmul_state, ops/kernels.h; parameters change only
+ *    between steps).
+ * Panels hold 32 output columns; the micro-kernel keeps 8 rows x 32 columns of accumulators.
+ * Other CPUs, the double build, and large or odd products go to BLIS.
  */
 #include "kernels.h"
 
