@@ -7,8 +7,8 @@
 #include "spool.h"
 #include "charlm/charlm.h"
 #include "common/text.h"
-#include "dates_data.h"
-#include "sentiment_data.h"
+#include "dates/dates_data.h"
+#include "sentiment/sentiment_data.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* examples/sentiment_data.h - the data side of the sentiment example: reading
+/* examples/sentiment/sentiment_data.h - the data side of the sentiment example: reading
  * `sentence<TAB>label` files into word lists, turning words into ids, and the scores
  * (accuracy, confusion counts). No tensors here, so it can be unit-tested on hand-made cases. */
 #ifndef EX_SENTIMENT_DATA_H

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* examples/sentiment_data.c - reading and tokenising labelled sentences, and accuracy, for
+/* examples/sentiment/sentiment_data.c - reading and tokenising labelled sentences, and accuracy, for
  * spool-sentiment (see sentiment_data.h). */
 #include "sentiment_data.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* examples/ner_eval.h - the data side of the NER example: reading CoNLL-style token<TAB>tag
+/* examples/ner/ner_eval.h - the data side of the NER example: reading CoNLL-style token<TAB>tag
  * files, BIO tags, entity spans with the CoNLL evaluation's rules (conlleval), entity-level
  * precision/recall/F1 and the most-frequent-tag baseline. No tensors here, so the scoring can
  * be unit-tested on hand-made sentences (tests/test_ner.c). */

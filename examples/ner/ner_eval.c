@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* examples/ner_eval.c - CoNLL file reading, BIO spans, entity-level P/R/F1 and the
+/* examples/ner/ner_eval.c - CoNLL file reading, BIO spans, entity-level P/R/F1 and the
  * most-frequent-tag baseline for spool-ner (see ner_eval.h for the rules). */
 #include "ner_eval.h"
 
