@@ -7,6 +7,7 @@
 #define CHARLM_H
 
 #include "spool.h"
+#include "../common/progress.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -157,27 +158,11 @@ int cl_opts_given(const char *name);
 
 /* ------------------------------------------------------------------ ui */
 
-/* Progress: a bar redrawn on stderr if it is a terminal, else a line every `every` steps. */
-typedef struct {
-    int tty, every;
-    long total;
-    double t0;
-    int drawn;
-} cl_progress;
-
-void cl_progress_init(cl_progress *p, long total, int every, int force);
-void cl_progress_update(cl_progress *p, long step, double loss, double tok_s, double lr);
-void cl_progress_note(cl_progress *p, const char *fmt, ...) SP_PRINTF(2, 3);
-void cl_progress_done(cl_progress *p);
+/* Progress lines, the clock and the CSV log: ../common/progress.h (ex_progress, ex_now). */
 
 /* Draws the loss curves of a CSV log into an SVG with gnuplot; 0 if drawn, 1 if gnuplot is not
  * installed (a note is printed), -1 on error. */
 int cl_plot(const char *csv, const char *svg, const char *title);
-
-/* --------------------------------------------------------------- helpers */
-
-double cl_now(void); /* seconds, monotonic */
-void cl_fmt_duration(double s, char *buf, size_t n);
 
 /* --------------------------------------------- data, checkpoints, commands (data.c, ...) */
 

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 long cl_utf8_decode(const unsigned char *s, size_t n, uint32_t **out, char *err, size_t errn)
 {
@@ -322,20 +321,4 @@ void cl_batch_free(cl_batch *b)
     free(b->in);
     free(b->tgt);
     memset(b, 0, sizeof *b);
-}
-
-double cl_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void cl_fmt_duration(double s, char *buf, size_t n)
-{
-    if (s < 0 || s != s) s = 0;
-    long x = (long)(s + 0.5);
-    if (x >= 3600) snprintf(buf, n, "%ldh%02ldm", x / 3600, x / 60 % 60);
-    else if (x >= 60) snprintf(buf, n, "%ldm%02lds", x / 60, x % 60);
-    else snprintf(buf, n, "%lds", x);
 }

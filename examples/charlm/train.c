@@ -309,12 +309,10 @@ static int train(cl_opts *o, sp_dist *dist)
     FILE *logf = NULL;
     if (!rc && rank == 0 && o->resume && log_keep_until(o->log, start_step)) rc = 1;
     if (!rc && rank == 0) {
-        char e[600];
-        if (ex_check_regular(o->log, e, sizeof e)) rc = cl_fail("log: %s", e);
-        else if (!(logf = fopen(o->log, o->resume ? "a" : "w"))) rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
-        else if (!o->resume && (fprintf(logf, "step,epoch,lr,train_loss,train_loss_avg,grad_norm,valid_loss,tok_s,elapsed_s\n") < 0 ||
-                                fflush(logf) != 0))
-            rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
+        char e[700];
+        logf = ex_log_open(o->log, "step,epoch,lr,train_loss,train_loss_avg,grad_norm,valid_loss,tok_s,elapsed_s\n",
+                           o->resume, e, sizeof e);
+        if (!logf) rc = cl_fail("%s", e);
     }
     if (rc) {
         sp_carry_free(&full);
@@ -337,14 +335,15 @@ static int train(cl_opts *o, sp_dist *dist)
     order ord = {.perm = malloc(sizeof(int) * (size_t)c.train.n_seq), .n = c.train.n_seq, .epoch = -1,
                  .seed = (uint64_t)o->seed};
     int *idx = malloc(sizeof(int) * (size_t)o->batch);
-    cl_progress pg;
-    cl_progress_init(&pg, total, o->print_every, o->progress);
-    double t0 = cl_now(), ema = 0, ema_w = 0, last_valid = NAN, tok_rate = 0;
+    ex_progress pg;
+    ex_progress_init(&pg, total, o->print_every, o->progress);
+    pg.quiet = cl_rank > 0; /* under mpirun only rank 0 reports */
+    double t0 = ex_now(), ema = 0, ema_w = 0, last_valid = NAN, tok_rate = 0;
     if (o->resume) resume_running_mean(o->log, start_step, &ema, &ema_w);
     long tokens = 0;
     int stopped = 0, intr_seen = 0;
     while (step < total) {
-        double ts = cl_now();
+        double ts = ex_now();
         if (c.lines) { /* this rank's rows of the step's N x batch examples */
             for (int r = 0; r < o->batch; r++) idx[r] = order_get(&ord, pos.examples + (long)rank * o->batch + r);
             cl_batch_lines(&b, &c.train, idx, o->batch);
@@ -380,7 +379,7 @@ static int train(cl_opts *o, sp_dist *dist)
         }
         if (step == start_step && o->dot[0] && rank == 0) {
             if (sp_tape_dot_file(t, o->dot, 1) != SP_OK) { rc = cl_fail("--dot: %s", sp_last_error()); break; }
-            cl_progress_note(&pg, "# wrote the graph of step %ld (%d records) to %s", step + 1, sp_tape_count(t), o->dot);
+            ex_progress_line(&pg, stderr, "# wrote the graph of step %ld (%d records) to %s", step + 1, sp_tape_count(t), o->dot);
         }
         double gnorm = 0, lr = sp_schedule_lr(&sched, step);
         sp_status cs = o->clip > 0 ? sp_clip_grad_norm(ps, o->clip, &gnorm) : sp_grad_norm(ps, &gnorm);
@@ -393,24 +392,24 @@ static int train(cl_opts *o, sp_dist *dist)
         tokens += predicted;
         ema = 0.98 * ema + 0.02 * lv;
         ema_w = 0.98 * ema_w + 0.02;
-        double dt = cl_now() - ts;
+        double dt = ex_now() - ts;
         tok_rate = tok_rate == 0 ? (double)predicted / dt : 0.95 * tok_rate + 0.05 * (double)predicted / dt;
         int last = step == total, do_eval = (o->eval_every > 0 && step % o->eval_every == 0) || last;
         double vl = NAN;
         if (do_eval && rank == 0) { /* once, on rank 0; the others wait at the next step */
             vl = cl_evaluate(&m, t, &c.valid, c.lines ? 256 : o->batch, o->seq, 0, NULL);
             last_valid = vl;
-            cl_progress_note(&pg, "step %ld: train loss %.4f (running mean %.4f), held-out loss %.4f nats/char (%.3f bits), %.0f s",
-                             step, lv, ema / ema_w, vl, vl / log(2.0), cl_now() - t0);
+            ex_progress_line(&pg, stderr, "step %ld: train loss %.4f (running mean %.4f), held-out loss %.4f nats/char (%.3f bits), %.0f s",
+                             step, lv, ema / ema_w, vl, vl / log(2.0), ex_now() - t0);
         }
         /* every row flushed: after kill -9 the log has each step done, and resume trims to the checkpoint */
         if (logf && (fprintf(logf, "%ld,%.4f,%.6g,%.6f,%.6f,%.6f,%.6f,%.0f,%.2f\n", step, (double)step / (double)per_epoch, lr, lv,
-                    ema / ema_w, gnorm, vl, tok_rate, cl_now() - t0) < 0 ||
+                    ema / ema_w, gnorm, vl, tok_rate, ex_now() - t0) < 0 ||
                      fflush(logf) != 0)) {
             rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
             break;
         }
-        cl_progress_update(&pg, step, ema / ema_w, tok_rate, lr);
+        ex_progress_step(&pg, step, "loss %.4f  %.0f tok/s  lr %.3g", ema / ema_w, tok_rate, lr);
         int stop = (N > 1 ? intr_seen : interrupted) || (o->stop_after > 0 && step >= o->stop_after);
         if (last || stop || (o->checkpoint_every > 0 && step % o->checkpoint_every == 0)) {
             /* rank 0 writes (atomically); every rank hears whether that worked */
@@ -429,18 +428,18 @@ static int train(cl_opts *o, sp_dist *dist)
             }
         }
         if (stop && !last) {
-            cl_progress_note(&pg, "# %s at step %ld: checkpoint saved to %s; continue with the same command plus --resume",
+            ex_progress_line(&pg, stderr, "# %s at step %ld: checkpoint saved to %s; continue with the same command plus --resume",
                              (N > 1 ? intr_seen : interrupted) ? "interrupted" : "stopped", step, o->checkpoint);
             stopped = 1;
             break;
         }
     }
-    cl_progress_done(&pg);
-    double el = cl_now() - t0;
+    ex_progress_done(&pg);
+    double el = ex_now() - t0;
     if (logf && fclose(logf) != 0 && !rc) rc = cl_fail("cannot write log %s: %s", o->log, strerror(errno));
     if (!rc && !stopped) {
         char d[32];
-        cl_fmt_duration(el, d, sizeof d);
+        ex_fmt_duration(el, d, sizeof d);
         printf("# done: %ld steps in %s (%.1f s, %.0f characters/s); final held-out loss %.4f nats/char, %.4f bits/char, perplexity %.3f\n",
                step - start_step, d, el, (double)tokens / el, last_valid, last_valid / log(2.0), exp(last_valid));
         printf("# checkpoint %s, log %s\n", o->checkpoint, o->log);

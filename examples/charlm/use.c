@@ -149,7 +149,7 @@ int cl_cmd_sample(cl_opts *o)
     sp_stream *st = cl_model_stream_new(&tm.m);
     if (!st) rc = cl_fail("%s", sp_last_error());
     long sampled = 0;
-    double t0 = cl_now();
+    double t0 = ex_now();
     for (int s = 0; s < o->count && !rc; s++) {
         sp_stream_reset(st);
         const sp_real *row = NULL;
@@ -167,7 +167,7 @@ int cl_cmd_sample(cl_opts *o)
         fputs(tm.lines ? "\n" : (s + 1 < o->count ? "\n\n----\n\n" : "\n"), stdout);
     }
     fflush(stdout);
-    double dt = cl_now() - t0;
+    double dt = ex_now() - t0;
     if (!rc) /* priming included: the rate of the whole streaming loop */
         fprintf(stderr, "# sampled %ld characters in %.3f s: %.0f characters/s (streaming, batch 1)\n", sampled, dt,
                 dt > 0 ? (double)sampled / dt : 0);
@@ -200,10 +200,10 @@ int cl_cmd_eval(cl_opts *o)
     const cl_data *d = !strcmp(o->split, "train") ? &c.train : &c.valid;
     int seq = o->eval_seq ? o->eval_seq : o->seq;
     sp_tape *t = sp_tape_new();
-    double t0 = cl_now();
+    double t0 = ex_now();
     long n = 0;
     double l = cl_evaluate(&tm.m, t, d, tm.lines ? 256 : o->eval_batch, seq, reset, &n);
-    double el = cl_now() - t0;
+    double el = ex_now() - t0;
     int rc = 0;
     if (l != l) rc = 1;
     else {

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------- files */
@@ -306,11 +305,4 @@ void ex_shuffle(int *a, int n, sp_rng *rng)
         int j = sp_rng_below(rng, i + 1), t = a[i];
         a[i] = a[j], a[j] = t;
     }
-}
-
-double ex_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

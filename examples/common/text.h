@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* examples/common/text.h - plain helpers shared by the word-level examples (NER, sentiment):
- * reading a whole file, cleaning stray control characters, splitting text into words, a word
- * vocabulary (string <-> id) and a wall clock (options: common/opts.h). Nothing here touches
- * spool's tensors: it is the data plumbing a reader can skim past to reach the model code.
+/* examples/common/text.h - plain helpers shared by the examples that read text (NER, sentiment,
+ * word LM, vanishing): reading a whole file, cleaning stray control characters, splitting
+ * text into words, a word vocabulary (string <-> id), a seeded shuffle (options: common/opts.h;
+ * the clock: common/progress.h). Nothing here touches spool's tensors: it is the data plumbing a
+ * reader can skim past to reach the model code.
  * Symbols are prefixed ex_ (example helpers), not sp_, because they are not part of the library. */
 #ifndef EX_COMMON_TEXT_H
 #define EX_COMMON_TEXT_H
@@ -62,8 +63,5 @@ ex_vocab *ex_vocab_load(const char *path, char *err, size_t errlen);
 
 /* Fisher-Yates shuffle of a[0..n) with spool's seeded generator (runs are reproducible). */
 void ex_shuffle(int *a, int n, sp_rng *rng);
-
-/* Wall-clock seconds from a monotonic clock. */
-double ex_now(void);
 
 #endif

@@ -15,18 +15,16 @@
 #include "spool.h"
 #include "spool/layers.h"
 #include "spool/optim.h"
+#include "common/atomic.h"
+#include "common/gnuplot.h"
 #include "common/opts.h"
-#include "common/text.h"
+#include "common/progress.h"
 #include "dates_data.h"
 
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-
-extern char **environ;
 
 #define PROG "spool-dates"
 #define TEXT_CAP 64
@@ -522,20 +520,10 @@ static int translate(const options *o0)
 
 /* ------------------------------------------------------------------ heatmap */
 
-/* Runs gnuplot on script without a shell; 0 if it drew, 1 if gnuplot is missing, -1 if it failed. */
-static int run_gnuplot(const char *script)
-{
-    pid_t pid;
-    char *argv[] = {"gnuplot", (char *)script, NULL};
-    if (posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ) != 0) return 1;
-    int st;
-    if (waitpid(pid, &st, 0) < 0) return -1;
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : WIFEXITED(st) && WEXITSTATUS(st) == 127 ? 1 : -1;
-}
-
 /* The attention weights of the first n test examples under greedy decoding, as one heatmap per
  * example: rows the 10 output characters, columns the input characters. Data in svg.tsv (one
- * gnuplot matrix block per example), script in svg.gp. */
+ * gnuplot matrix block per example), the script in svg.gp (file names as ARG1/ARG2, so it can be
+ * rerun on its own), drawn by common/gnuplot.c (no shell; every file written atomically). */
 static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const char *svg)
 {
     if (n > d->n) n = d->n;
@@ -543,20 +531,26 @@ static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const ch
     char out[4][11] = {{0}};
     static sp_real w[4 * DT_TY * TEXT_CAP];
     if (greedy_weights(t, m, d->text, n, out, w, NULL)) return -1;
-    char tsv[1024], gp[1024];
+    char tsv[1024], gp[1024], err[1200];
     snprintf(tsv, sizeof tsv, "%s.tsv", svg), snprintf(gp, sizeof gp, "%s.gp", svg);
-    FILE *f = fopen(tsv, "w"), *g = fopen(gp, "w");
-    if (!f || !g) {
-        if (f) fclose(f);
+    char *script = NULL;
+    size_t slen = 0;
+    FILE *g = open_memstream(&script, &slen);
+    ex_atomic fa = {0}, ga = {0};
+    FILE *f = g ? ex_atomic_open(&fa, tsv, err, sizeof err) : NULL;
+    if (!f) {
         if (g) fclose(g);
-        sp_fail(SP_ERR_IO, "heatmap: cannot write %s / %s", tsv, gp);
+        free(script);
+        sp_fail(SP_ERR_IO, "heatmap: %s", g ? err : "out of memory");
         return -1;
     }
     fprintf(g, "# written by spool-dates --heatmap: attention weights of %d test examples\n"
-               "set terminal svg size 1100,%d dynamic font 'sans,11'\nset output '%s'\n"
+               "# redraw: gnuplot -c THIS.gp OUT.svg DATA.tsv (the .tsv written next to this file; no file\n"
+               "# name is written into the script)\n"
+               "set terminal svg size 1100,%d dynamic font 'sans,11'\nset output ARG1\n"
                "set multiplot layout %d,1\nset palette defined (0 'white', 1 '#08306b')\nset cbrange [0:1]\n"
                "unset key\nset yrange [9.5:-0.5]\n",
-            n, 260 * n, svg, n);
+            n, 260 * n, n);
     for (int b = 0; b < n; b++) {
         char norm[TEXT_CAP];
         dt_normalise(d->text[b], norm, TEXT_CAP);
@@ -569,19 +563,24 @@ static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const ch
         for (int x = 0; x < L; x++) fprintf(g, "%s\"%c\" %d", x ? ", " : "", norm[x] == ' ' ? '_' : norm[x], x);
         fprintf(g, ") noenhanced\nset ytics (");
         for (int s = 0; s < DT_TY; s++) fprintf(g, "%s\"%c\" %d", s ? ", " : "", out[b][s], s);
-        fprintf(g, ")\nplot '%s' index %d matrix with image pixels\n", tsv, b);
+        fprintf(g, ")\nplot ARG2 index %d matrix with image pixels\n", b);
     }
     fprintf(g, "unset multiplot\n");
-    int bad = ferror(f) | ferror(g);
-    bad |= fclose(f) != 0;
-    bad |= fclose(g) != 0;
+    int bad = fclose(g) != 0 || !script;
+    if (bad) snprintf(err, sizeof err, "out of memory"), ex_atomic_abort(&fa);
+    else if (ex_atomic_commit(&fa, err, sizeof err)) bad = 1;
+    else if (!(g = ex_atomic_open(&ga, gp, err, sizeof err)) || fputs(script, g) < 0 || ex_atomic_commit(&ga, err, sizeof err))
+        bad = 1, ex_atomic_abort(&ga);
     if (bad) {
-        sp_fail(SP_ERR_IO, "heatmap: writing %s failed", tsv);
+        free(script);
+        sp_fail(SP_ERR_IO, "heatmap: %s", err);
         return -1;
     }
-    int r = run_gnuplot(gp);
+    const char *args[] = {tsv, NULL};
+    int r = ex_plot_svg(svg, script, args, err, sizeof err);
+    free(script);
     if (r > 0) printf("heatmap: gnuplot is not installed; data in %s, script in %s\n", tsv, gp);
-    else if (r < 0) printf("heatmap: gnuplot failed on %s\n", gp);
+    else if (r < 0) printf("heatmap: %s (script %s)\n", err, gp);
     else printf("heatmap: attention of %d test examples in %s (data %s)\n", n, svg, tsv);
     return 0;
 }
@@ -643,6 +642,8 @@ int main(int argc, char **argv)
     double t0 = ex_now(), loss_sum = 0, acc = 0;
     int loss_n = 0, rc = 0;
     int64_t start = sp_optim_steps(opt);
+    ex_progress pg; /* on a terminal a redrawn step line between the evaluation lines */
+    ex_progress_init(&pg, o.steps, 0, 0);
     for (int64_t s = start; s < o.steps; s++) {
         /* batch s is a function of (seed, s) only, so a resumed run sees the same data */
         dt_gen g;
@@ -666,6 +667,7 @@ int main(int argc, char **argv)
         }
         loss_sum += loss->data[0], loss_n++;
         int64_t done = s + 1;
+        ex_progress_step(&pg, (long)done, "loss %.4f", loss_sum / loss_n);
         if (done % o.eval_every == 0 || done == o.steps) {
             acc = eval_greedy(t, &m, &test, pred);
             if (acc < 0) {
@@ -673,9 +675,8 @@ int main(int argc, char **argv)
                 rc = 1;
                 break;
             }
-            printf("step %6lld  loss %.4f  test exact-match (greedy) %.4f  %.1f s\n", (long long)done,
-                   loss_sum / loss_n, acc, ex_now() - t0);
-            fflush(stdout);
+            ex_progress_line(&pg, stdout, "step %6lld  loss %.4f  test exact-match (greedy) %.4f  %.1f s", (long long)done,
+                             loss_sum / loss_n, acc, ex_now() - t0);
             loss_sum = 0, loss_n = 0;
             if (o.save && save(o.save, &m, opt, &o, &rng) != SP_OK) {
                 fprintf(stderr, PROG ": %s\n", sp_last_error());
@@ -684,6 +685,7 @@ int main(int argc, char **argv)
             }
         }
     }
+    ex_progress_done(&pg);
     double train_s = ex_now() - t0;
     if (!rc) {
         double t1 = ex_now();

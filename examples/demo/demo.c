@@ -3,6 +3,7 @@
  * of two interleaved spirals a point belongs to, trained with plain SGD. Prints a falling loss. */
 #include "spool.h"
 #include "common/opts.h"
+#include "common/progress.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
 
     sp_tape *t = sp_tape_new();
     double first = 0, loss = 0;
+    ex_progress pg; /* the examples' one progress layer: here only its permanent lines */
+    ex_progress_init(&pg, steps, 0, 0);
     for (int s = 0; s <= steps; s++) {
         sp_tape_reset(t);
         sp_params_zero_grad(ps);
@@ -82,7 +85,7 @@ int main(int argc, char **argv)
         }
         loss = l->data[0];
         if (s == 0) first = loss;
-        if (s % (steps / 10 > 0 ? steps / 10 : 1) == 0) printf("step %4d  loss %.4f\n", s, loss);
+        if (s % (steps / 10 > 0 ? steps / 10 : 1) == 0) ex_progress_line(&pg, stdout, "step %4d  loss %.4f", s, loss);
     }
     printf("loss %.4f -> %.4f\n", first, loss);
     sp_tape_free(t);

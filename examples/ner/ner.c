@@ -20,6 +20,7 @@
 #include "spool/optim.h"
 
 #include "common/opts.h"
+#include "common/progress.h"
 #include "common/text.h"
 #include "ner_eval.h"
 
@@ -472,7 +473,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("limit", EX_INT, T, limit, "0", 0, 1 << 30, TRAIN, "N", "use only the first N training sentences (0 = all)"),
     EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, TRAIN, "S", "random seed"),
     EX_OPT_THREADS(T, threads, 0),
-    EX_OPT("log-every", EX_INT, T, log_every, "20", 0, 1 << 30, TRAIN, "N", "a progress line every N batches (0 = none)"),
+    EX_OPT("log-every", EX_INT, T, log_every, "20", 0, 1 << 30, TRAIN, "N", "a progress line every N batches (redrawn in place on a terminal; 0 = none)"),
 };
 #undef T
 static const char *const CMDS[] = {"train", "eval", "tag", NULL};
@@ -611,6 +612,8 @@ static int do_train(train_opts *o)
     sp_tape *t = sp_tape_new();
     double best_f1 = -1;
     int best_epoch = 0, step = 0;
+    ex_progress pg;
+    ex_progress_init(&pg, 0, o->log_every, 0);
     for (int ep = start_epoch; ep <= o->epochs; ep++) {
         ex_shuffle(order, tr->n_sent, &rng);
         double loss_sum = 0, te0 = ex_now();
@@ -636,19 +639,18 @@ static int do_train(train_opts *o)
             }
             loss_sum += loss->data[0], nb++;
             for (int i = 0; i < B; i++) tokens += b.len[i];
-            if (o->log_every > 0 && nb % o->log_every == 0)
-                fprintf(stderr, "epoch %d  batch %4d/%d  loss %.4f  grad-norm %.2f  %.0f tokens/s\n", ep, nb,
-                        (tr->n_sent + o->batch - 1) / o->batch, loss_sum / nb, norm, tokens / (ex_now() - te0));
+            if (o->log_every > 0)
+                ex_progress_step(&pg, nb, "epoch %d  batch %4d/%d  loss %.4f  grad-norm %.2f  %.0f tokens/s", ep, nb,
+                                 (tr->n_sent + o->batch - 1) / o->batch, loss_sum / nb, norm, tokens / (ex_now() - te0));
         }
         if (model_tag(&m, dv, pred, 64, 0)) return 1;
         ner_scorer *ds = score(dv, m.tags, pred, NULL);
         ner_prf df = ner_scorer_total(ds);
         ner_scorer_free(ds);
         int better = df.f1 > best_f1;
-        printf("epoch %2d  train loss %.4f  dev P %.2f R %.2f F1 %.2f%s  (%.1f s, %.0f tokens/s)\n", ep,
-               loss_sum / nb, 100 * df.precision, 100 * df.recall, 100 * df.f1, better ? "  best, saved" : "",
-               ex_now() - te0, tokens / (ex_now() - te0));
-        fflush(stdout);
+        ex_progress_line(&pg, stdout, "epoch %2d  train loss %.4f  dev P %.2f R %.2f F1 %.2f%s  (%.1f s, %.0f tokens/s)", ep,
+                         loss_sum / nb, 100 * df.precision, 100 * df.recall, 100 * df.f1, better ? "  best, saved" : "",
+                         ex_now() - te0, tokens / (ex_now() - te0));
         if (better) {
             best_f1 = df.f1, best_epoch = ep;
             if (model_save(&m, o->out, NULL, NULL, ep)) return 1;

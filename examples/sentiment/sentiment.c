@@ -16,6 +16,7 @@
 #include "spool/optim.h"
 
 #include "common/opts.h"
+#include "common/progress.h"
 #include "common/text.h"
 #include "sentiment_data.h"
 
@@ -297,7 +298,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("limit", EX_INT, T, limit, "0", 0, 1 << 30, TRAIN, "N", "use only the first N training lines (0 = all)"),
     EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, TRAIN, "S", "random seed"),
     EX_OPT_THREADS(T, threads, 0),
-    EX_OPT("log-every", EX_INT, T, log_every, "50", 0, 1 << 30, TRAIN, "N", "a progress line every N batches (0 = none)"),
+    EX_OPT("log-every", EX_INT, T, log_every, "50", 0, 1 << 30, TRAIN, "N", "a progress line every N batches (redrawn in place on a terminal; 0 = none)"),
 };
 #undef T
 static const char *const CMDS[] = {"train", "eval", "predict", NULL};
@@ -479,6 +480,9 @@ static int do_train_ranks(const train_opts *o)
     double best = -1, t0 = ex_now();
     int best_epoch = 0;
     int epochs_run = 0;
+    ex_progress pg;
+    ex_progress_init(&pg, 0, o->log_every, 0);
+    pg.quiet = rank > 0; /* rank 0 reports */
     for (int ep = start_epoch; ep <= o->epochs; ep++) {
         sp_rng *noise = &rng, rank_rng;
         if (N > 1) {
@@ -530,19 +534,18 @@ static int do_train_ranks(const train_opts *o)
             correct += corr;
             loss_sum += lsum / Bsum, nb++;
             if (rank > 0) continue; /* rank 0 reports */
-            if (o->log_every > 0 && nb % o->log_every == 0)
-                fprintf(stderr, "epoch %d  batch %4d/%d  loss %.4f  grad-norm %.2f  %.0f sentences/s\n", ep, nb,
-                        (n_fit + o->batch * N - 1) / (o->batch * N), loss_sum / nb, norm,
-                        (double)(s0 + Bsum) / (ex_now() - te0));
+            if (o->log_every > 0)
+                ex_progress_step(&pg, nb, "epoch %d  batch %4d/%d  loss %.4f  grad-norm %.2f  %.0f sentences/s", ep, nb,
+                                 (n_fit + o->batch * N - 1) / (o->batch * N), loss_sum / nb, norm,
+                                 (double)(s0 + Bsum) / (ex_now() - te0));
         }
         if (rank > 0) continue; /* held-out accuracy once, on rank 0; the others go on */
         double dacc = n_dev > 0 ? model_accuracy(&m, tr, dev, n_dev, NULL) : (double)correct / n_fit;
         if (dacc < 0) return 1;
         int better = dacc > best;
-        printf("epoch %2d  train loss %.4f  train acc %.4f  %s acc %.4f%s  (%.1f s)\n", ep, loss_sum / nb,
-               (double)correct / n_fit, n_dev > 0 ? "dev" : "(no dev) train", dacc, better ? "  best, saved" : "",
-               ex_now() - te0);
-        fflush(stdout);
+        ex_progress_line(&pg, stdout, "epoch %2d  train loss %.4f  train acc %.4f  %s acc %.4f%s  (%.1f s)", ep,
+                         loss_sum / nb, (double)correct / n_fit, n_dev > 0 ? "dev" : "(no dev) train", dacc,
+                         better ? "  best, saved" : "", ex_now() - te0);
         if (better) {
             best = dacc, best_epoch = ep;
             if (model_save(&m, o->out, NULL, NULL, ep)) return 1;

@@ -15,6 +15,7 @@
 #include "spool/layers.h"
 #include "spool/optim.h"
 #include "common/opts.h"
+#include "common/progress.h"
 #include "common/text.h"
 #include "common/atomic.h"
 #include "common/gnuplot.h"
@@ -339,6 +340,8 @@ static int train_one(const options *o, const cellspec *spec, const vn_task *task
     uint64_t st = o->seed ^ ((uint64_t)task->T << 20) ^ 0x11ull;
     double t0 = ex_now(), acc = 1.0 / task->K, loss_sum = 0, best = 0;
     int s = 0, rc = 0, ln = 0, best_step = 0;
+    ex_progress pg; /* on a terminal a redrawn update line between the evaluation lines */
+    ex_progress_init(&pg, o->steps, 0, 0);
     for (s = 0; s < o->steps; s++) {
         vn_make_batch(task, o->batch, &st, sym, key);
         sp_tape_reset(t);
@@ -352,16 +355,16 @@ static int train_one(const options *o, const cellspec *spec, const vn_task *task
         sp_status ss = o->clip > 0 ? sp_clip_grad_norm(n.ps, o->clip, NULL) : SP_OK;
         if (ss == SP_OK) ss = sp_optim_step(opt, o->lr);
         if (ss != SP_OK) {
-            printf("    %s T=%d: update %d: %s (training stopped)\n", spec->name, task->T, s, sp_last_error());
+            ex_progress_line(&pg, stdout, "    %s T=%d: update %d: %s (training stopped)", spec->name, task->T, s, sp_last_error());
             break;
         }
         loss_sum += loss->data[0], ln++;
+        ex_progress_step(&pg, s + 1, "%s T=%d  loss %.4f", spec->name, task->T, loss_sum / ln);
         if ((s + 1) % o->eval_every == 0) {
             acc = evaluate(t, &n, task, o->test_n, o->seed);
             if (acc > best) best = acc, best_step = s + 1;
-            printf("    %-4s T=%-4d update %5d  loss %.4f  held-out accuracy %.3f  %.1f s\n", spec->name, task->T, s + 1,
-                   loss_sum / ln, acc, ex_now() - t0);
-            fflush(stdout);
+            ex_progress_line(&pg, stdout, "    %-4s T=%-4d update %5d  loss %.4f  held-out accuracy %.3f  %.1f s", spec->name,
+                             task->T, s + 1, loss_sum / ln, acc, ex_now() - t0);
             loss_sum = 0, ln = 0;
             if (acc >= o->target) {
                 s++;
@@ -369,6 +372,7 @@ static int train_one(const options *o, const cellspec *spec, const vn_task *task
             }
         }
     }
+    ex_progress_done(&pg);
     if (!rc && (o->steps == 0 || s % o->eval_every)) acc = evaluate(t, &n, task, o->test_n, o->seed);
     if (acc > best) best = acc, best_step = s;
     res->acc = acc, res->steps = s, res->seconds = ex_now() - t0;

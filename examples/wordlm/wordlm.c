@@ -14,6 +14,7 @@
 #include "spool/layers.h"
 #include "spool/optim.h"
 #include "common/opts.h"
+#include "common/progress.h"
 #include "common/text.h"
 #include "wordlm_data.h"
 #include "wordlm_lm.h"
@@ -272,7 +273,8 @@ static int cmd_train(const options *o)
     }
     sp_tape *t = sp_tape_new();
     double t0 = ex_now(), lr = o->lr, ppl = NAN;
-    const int tty = isatty(fileno(stdout)); /* "\r" progress only where it is redrawn, never into a log file */
+    ex_progress pg; /* a batch line redrawn on a terminal only, never into a log file */
+    ex_progress_init(&pg, 0, 0, 0);
     for (int ep = 1; ep <= o->epochs && !rc; ep++) {
         if (ep >= 3) lr *= 0.5;
         wl_bucket_order(&tr, order, 20 * B, &rng);
@@ -300,11 +302,8 @@ static int cmd_train(const options *o)
                 break;
             }
             nll += loss->data[0] * cnt, ntok += cnt;
-            if (tty && ((k + 1) % 50 == 0 || k + 1 == nb)) { /* a progress line redrawn in place, on a terminal only */
-                printf("\repoch %d  batch %d/%d  train perplexity %.1f  %.0f words/s", ep, k + 1, nb,
-                       wl_perplexity(nll, ntok), ntok / (ex_now() - te0));
-                fflush(stdout);
-            }
+            ex_progress_step(&pg, k + 1, "epoch %d  batch %d/%d  train perplexity %.1f  %.0f words/s", ep, k + 1, nb,
+                             wl_perplexity(nll, ntok), ntok / (ex_now() - te0));
         }
         if (rc) break;
         double hn;
@@ -315,9 +314,8 @@ static int cmd_train(const options *o)
             break;
         }
         ppl = wl_perplexity(hn, hc);
-        printf("%sepoch %d  lr %g  train perplexity %.1f  held-out perplexity %.1f (%ld tokens)  %.0f s\n", tty ? "\n" : "", ep, lr,
-               wl_perplexity(nll, ntok), ppl, hc, ex_now() - t0);
-        fflush(stdout);
+        ex_progress_line(&pg, stdout, "epoch %d  lr %g  train perplexity %.1f  held-out perplexity %.1f (%ld tokens)  %.0f s",
+                         ep, lr, wl_perplexity(nll, ntok), ppl, hc, ex_now() - t0);
         if (o->save && save_all(o->save, &m, v, o, opt, ep)) rc = 1;
     }
     if (!rc)
