@@ -24,6 +24,7 @@
  * turns it off. Elsewhere than Linux it is off.
  */
 #include "spool.h"
+#include "parallel.h"
 
 #include <blis.h>
 #include <omp.h>

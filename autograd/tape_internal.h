@@ -5,6 +5,7 @@
 #define SP_TAPE_INTERNAL_H
 
 #include "spool.h"
+#include "parallel.h" /* the thread thresholds and sp__threads_now */
 
 #include <math.h>
 
@@ -85,11 +86,6 @@ sp_record *sp__record_view(sp_tape *t, sp_op op, sp_tensor *x, size_t offset, in
 void sp__shape_error(sp_tape *t, sp_op op, const char *why, const sp_tensor *a, const sp_tensor *b);
 const char *sp__scope_name(sp_tape *t, const char *leaf);
 
-#define SP_OMP_MIN 32768
-
-/* Threads for a parallel region starting now: sp_get_threads() cut to the cores other processes
- * leave idle (runtime.c). Every parallel region and multi-threaded product asks it. */
-int sp__threads_now(void);
 
 /* libm in the real type, so the float build does not round-trip through double. */
 #ifdef SP_USE_DOUBLE

@@ -3,7 +3,7 @@
  * dropout, forward and backward side by side.
  *
  * All are bandwidth-bound loops over rows (a row has `stride`, so views work) and run under
- * OpenMP when the tensor is big enough to pay for waking the threads (SP_OMP_MIN elements).
+ * OpenMP when the tensor is big enough to pay for waking the threads (SP_PAR_MIN_ELEMS elements).
  */
 #include "fastmath.h"
 
@@ -12,7 +12,7 @@
 /* _Pragma cannot expand arguments, so the size goes through a variable declared before the loop. */
 #define ROWS_PARALLEL(n)                                                                           \
     const size_t omp_n_ = (n);                                                                     \
-    _Pragma("omp parallel for if(omp_n_ >= SP_OMP_MIN) num_threads(sp__threads_now()) schedule(static)")
+    _Pragma("omp parallel for if(omp_n_ >= SP_PAR_MIN_ELEMS) num_threads(sp__threads_now()) schedule(static)")
 
 /* --------------------------------------------------- binary, broadcast b */
 

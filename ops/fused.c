@@ -14,7 +14,7 @@
 
 #define ROWS_PARALLEL_IF(n)                                                                        \
     const size_t omp_n_ = (n);                                                                     \
-    _Pragma("omp parallel for if(omp_n_ >= SP_OMP_MIN / 4) num_threads(sp__threads_now()) schedule(static)")
+    _Pragma("omp parallel for if(omp_n_ >= SP_PAR_MIN_CELL_ELEMS) num_threads(sp__threads_now()) schedule(static)")
 
 /* d[j] += g[j], j < n (the same gate gradient goes to both summands of the pre-activation) */
 static void row_add(sp_real *restrict d, const sp_real *restrict g, int n)

@@ -14,7 +14,7 @@ static void softmax_rows(const sp_tensor *x, sp_real *y, sp_real *lse)
 {
     int R = x->rows, C = x->cols;
     const size_t omp_n_ = sp_numel(x);
-#pragma omp parallel for if(omp_n_ >= SP_OMP_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for if(omp_n_ >= SP_PAR_MIN_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (int i = 0; i < R; i++) {
         const sp_real *xi = sp_at(x, i, 0);
         sp_real *yi = y + (size_t)i * C, mx = xi[0], s = 0;
@@ -109,7 +109,7 @@ void sp__softmax_xent_backward(sp_record *r)
     int R = x->rows, C = x->cols;
     sp_real g = r->out->grad[0] / (s->count > 0 ? s->count : 1);
     const size_t omp_n_ = sp_numel(x);
-#pragma omp parallel for if(omp_n_ >= SP_OMP_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for if(omp_n_ >= SP_PAR_MIN_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (int i = 0; i < R; i++) {
         if (s->target[i] < 0) continue;
         const sp_real *p = s->prob + (size_t)i * C;

@@ -12,9 +12,8 @@
 #include <blis.h>
 #include <string.h>
 
-/* Below this many flops a GEMM runs on one thread: waking BLIS's threads for a [3 x 4] product
- * costs more than the product (and under load it can cost milliseconds). */
-#define SP_GEMM_SERIAL_FLOPS 2e6
+/* Below SP_PAR_MIN_GEMM_FLOPS (parallel.h) a GEMM runs on one thread: waking BLIS's threads for
+ * a [3 x 4] product costs more than the product (and under load it can cost milliseconds). */
 
 #ifdef SP_USE_DOUBLE
 #define GEMM_EX bli_dgemm_ex
@@ -38,7 +37,7 @@ void sp__gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, co
               sp_real *C, int ldc)
 {
     sp__gemm_threads(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc,
-                     2.0 * M * N * K < SP_GEMM_SERIAL_FLOPS ? 1 : sp__threads_now());
+                     2.0 * M * N * K < SP_PAR_MIN_GEMM_FLOPS ? 1 : sp__threads_now());
 }
 
 sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b, sp_tensor *bias)

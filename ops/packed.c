@@ -76,7 +76,7 @@ void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp)
 {
     int P = (N + NR - 1) / NR;
     const size_t omp_n_ = (size_t)K * N;
-#pragma omp parallel for if(omp_n_ >= 65536) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for if(omp_n_ >= SP_PAR_MIN_PACK_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (int p = 0; p < P; p++) {
         float *dst = Bp + (size_t)p * K * NR;
         for (int k = 0; k < K; k++)
@@ -180,7 +180,7 @@ int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, 
     if (!Bp) return 0;
     int P = (N + NR - 1) / NR;
     const double flops = 2.0 * M * N * K;
-#pragma omp parallel for if(flops >= 2e6) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for if(flops >= SP_PAR_MIN_GEMM_FLOPS) num_threads(sp__threads_now()) schedule(static)
     for (int p = 0; p < P; p++) {
         int cols = N - p * NR < NR ? N - p * NR : NR;
         for (int i = 0; i < M; i += MR)

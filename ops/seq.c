@@ -28,8 +28,6 @@
 #include <string.h>
 
 #define CHUNK 8 /* rows per unit of work: the packed micro-kernel's tile height */
-/* Below this many multiply-adds per step a second thread costs more than it saves. */
-#define SEQ_PARALLEL_MIN_MACS 262144
 
 /* ------------------------------------------------------------------ the cell kinds */
 
@@ -168,7 +166,7 @@ static const float *pack(sp_tape *t, const sp_tensor *W, int trans, int K, int N
 static int threads_for(int B, int G, int H)
 {
     int nt = sp__threads_now(), chunks = (B + CHUNK - 1) / CHUNK;
-    if ((double)B * H * G < SEQ_PARALLEL_MIN_MACS) nt = 1;
+    if ((double)B * H * G < SP_PAR_MIN_SEQ_MACS) /* parallel.h */ nt = 1;
     return nt < chunks ? nt : chunks;
 }
 

@@ -134,7 +134,7 @@ static const sp_tensor *first_nonfinite(const sp_params *ps, size_t *where)
 {
     int bad = 0;
     const sp_real *g = ps->grad;
-#pragma omp parallel for reduction(| : bad) if (ps->numel > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (ps->numel > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < ps->numel; i++) bad |= !isfinite(g[i]);
     if (!bad) return NULL;
     for (int k = 0; k < ps->count; k++) {
@@ -198,7 +198,7 @@ static double grad_norm(const sp_params *ps)
 {
     const sp_real *g = ps->grad;
     double ss = 0;
-#pragma omp parallel for reduction(+ : ss) if (ps->numel > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for reduction(+ : ss) if (ps->numel > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < ps->numel; i++) ss += (double)g[i] * (double)g[i];
     if (isfinite(ss)) return sqrt(ss);
     /* Finite values whose squares overflow a double (only possible in the double build). */

@@ -6,6 +6,7 @@
 #define SP_OPTIM_INTERNAL_H
 
 #include "spool.h"
+#include "../autograd/parallel.h" /* SP_PAR_MIN_OPTIM_ELEMS, sp__threads_now */
 
 enum { SP_OPTIM_MAX_SLOTS = 3 };
 
@@ -91,9 +92,5 @@ extern const sp_optim_def sp_optim_table[SP_OPTIM_KIND_COUNT];
 /* The row of kind, or NULL outside the enum. */
 const sp_optim_def *sp__optim_def(sp_optim_kind kind);
 
-/* Below this many elements threads cost more than they give. */
-enum { SP_OPTIM_PAR_MIN = 1 << 15 };
-/* Threads for a parallel loop starting now, cut to the idle cores (autograd/runtime.c). */
-int sp__threads_now(void);
 
 #endif

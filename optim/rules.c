@@ -79,7 +79,7 @@ static int sgd_step(const sp_optim_update *u)
     sp_real *restrict buf = u->slot[0];
     const int first = u->step == 1, nesterov = c->nesterov, has_mom = c->momentum != 0, dry = u->dry;
     int bad = 0;
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i], nb = 0;
         if (wd != 0) d = d + wd * p[i];
@@ -112,7 +112,7 @@ static int rmsprop_step(const sp_optim_update *u)
     sp_real *restrict gavg = u->slot[2];
     const int dry = u->dry;
     int bad = 0;
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i], ngavg = 0, nbuf = 0, np;
         if (wd != 0) d = d + wd * p[i];
@@ -156,7 +156,7 @@ static int adagrad_step(const sp_optim_update *u)
     sp_real *restrict sum = u->slot[0];
     const int dry = u->dry;
     int bad = 0;
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i];
         if (wd != 0) d = d + wd * p[i];
@@ -190,7 +190,7 @@ static int adam_step(const sp_optim_update *u)
     int bad = 0;
     if (!ams && !decoupled && wd == 0) { /* the common case, as branch-free loops that vectorise */
         if (dry) {
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
             for (size_t i = 0; i < n; i++) {
                 sp_real d = g[i], nm = m[i] * b1 + one_b1 * d, nv = v[i] * b2 + one_b2 * (d * d);
                 sp_real np = p[i] + (-step_size) * (nm / (SQRT_R(nv) / bc2_sqrt + eps));
@@ -198,7 +198,7 @@ static int adam_step(const sp_optim_update *u)
             }
             return bad;
         }
-#pragma omp parallel for if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for if (n > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
         for (size_t i = 0; i < n; i++) {
             sp_real d = g[i], nm = m[i] * b1 + one_b1 * d, nv = v[i] * b2 + one_b2 * (d * d);
             m[i] = nm, v[i] = nv;
@@ -206,7 +206,7 @@ static int adam_step(const sp_optim_update *u)
         }
         return 0;
     }
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) num_threads(sp__threads_now()) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = g[i], pi = p[i], nvmax = 0;
         if (decoupled) pi = pi * shrink;
@@ -246,7 +246,7 @@ static int lion_step(const sp_optim_update *u)
     sp_real *restrict m = u->slot[0];
     const int dry = u->dry;
     int bad = 0;
-#pragma omp parallel for reduction(| : bad) if (n > SP_OPTIM_PAR_MIN) schedule(static)
+#pragma omp parallel for reduction(| : bad) if (n > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (size_t i = 0; i < n; i++) {
         sp_real d = m[i] * b1 + one_b1 * g[i];
         sp_real s = (sp_real)((d > 0) - (d < 0));
