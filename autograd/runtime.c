@@ -25,6 +25,7 @@
  */
 #include "spool.h"
 #include "parallel.h"
+#include "../ops/vec.h" /* sp_info names the vector kernels chosen */
 
 #include <blis.h>
 #include <omp.h>
@@ -186,8 +187,8 @@ const char *sp_info(void)
     static char buf[256];
     sp_runtime_init();
     bli_init(); /* BLIS's queries below need it initialised (idempotent) */
-    snprintf(buf, sizeof buf, "spool %s (%s), BLIS %s, kernels %s, threads %d", SP_VERSION,
-             SP_REAL_NAME, bli_info_get_version_str(), bli_arch_string(bli_arch_query_id()),
+    snprintf(buf, sizeof buf, "spool %s (%s), BLIS %s, kernels %s, vector %s, threads %d", SP_VERSION,
+             SP_REAL_NAME, bli_info_get_version_str(), bli_arch_string(bli_arch_query_id()), sp__vec()->isa,
              sp_get_threads());
     return buf;
 }

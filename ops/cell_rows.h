@@ -13,7 +13,7 @@
 /* a = x + y (y may be NULL) [4H], pre-activations in PyTorch's order i, f, g, o; cp = c_prev [H]:
  *   i = s(a_i)  f = s(a_f)  g = tanh(a_g)  o = s(a_o)  c = f cp + i g  h = o tanh(c)
  * sv [5H] receives i, f, g, o, tanh(c). */
-static inline void sp__lstm_row_fwd(const sp_real *restrict x, const sp_real *restrict y, const sp_real *restrict cp,
+SP_MATH_INLINE void sp__lstm_row_fwd(const sp_real *restrict x, const sp_real *restrict y, const sp_real *restrict cp,
                                     sp_real *restrict sv, sp_real *restrict h, sp_real *restrict c, int H)
 {
     if (y) for (int j = 0; j < 4 * H; j++) sv[j] = x[j] + y[j];
@@ -30,7 +30,7 @@ static inline void sp__lstm_row_fwd(const sp_real *restrict x, const sp_real *re
  *   dc = dcn + dh o (1 - tanh(c)^2)
  *   da_i = dc g i(1-i)   da_f = dc cp f(1-f)   da_g = dc i (1-g^2)   da_o = dh tanh(c) o(1-o)
  * into da [4H] and dc [H]; the caller adds dc f to c_prev's gradient. */
-static inline void sp__lstm_row_bwd(const sp_real *restrict sv, const sp_real *restrict dh, const sp_real *restrict dcn,
+SP_MATH_INLINE void sp__lstm_row_bwd(const sp_real *restrict sv, const sp_real *restrict dh, const sp_real *restrict dcn,
                                     const sp_real *restrict cp, sp_real *restrict da, sp_real *restrict dc, int H)
 {
     for (int j = 0; j < H; j++) {
@@ -50,7 +50,7 @@ static inline void sp__lstm_row_bwd(const sp_real *restrict sv, const sp_real *r
 /* GRU, reset-after: x = xp row [3H] (r, z, n), y = h_prev W_hh^T row [3H], bn = b_hn [H] or NULL:
  *   r = s(x_r + y_r)  z = s(x_z + y_z)  n = tanh(x_n + r (y_n + bn))  h = (1 - z) n + z hp
  * sv [4H] receives r, z, n, y_n + bn. */
-static inline void sp__gru_row_fwd(const sp_real *restrict x, const sp_real *restrict y, const sp_real *restrict bn,
+SP_MATH_INLINE void sp__gru_row_fwd(const sp_real *restrict x, const sp_real *restrict y, const sp_real *restrict bn,
                                    const sp_real *restrict hp, sp_real *restrict sv, sp_real *restrict h, int H)
 {
     for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(x[j] + y[j]); /* r, z */
@@ -63,7 +63,7 @@ static inline void sp__gru_row_fwd(const sp_real *restrict x, const sp_real *res
 /* From sv [4H], dh and hp = h_prev:  da_n = dh (1-z)(1-n^2)  da_r = da_n (y_n + bn) r(1-r)
  * da_z = dh (hp - n) z(1-z). dx [3H] = (da_r, da_z, da_n) is the gradient of xp, dy [3H] =
  * (da_r, da_z, da_n r) that of h_prev W_hh^T (and da_n r that of b_hn); h_prev also gets dh z. */
-static inline void sp__gru_row_bwd(const sp_real *restrict sv, const sp_real *restrict dh, const sp_real *restrict hp,
+SP_MATH_INLINE void sp__gru_row_bwd(const sp_real *restrict sv, const sp_real *restrict dh, const sp_real *restrict hp,
                                    sp_real *restrict dx, sp_real *restrict dy, int H)
 {
     for (int j = 0; j < H; j++) {

@@ -5,7 +5,7 @@
  * All are bandwidth-bound loops over rows (a row has `stride`, so views work) and run under
  * OpenMP when the tensor is big enough to pay for waking the threads (SP_PAR_MIN_ELEMS elements).
  */
-#include "fastmath.h"
+#include "vec.h"
 
 #include <math.h>
 
@@ -190,6 +190,15 @@ static sp_record *unary(sp_tape *t, sp_op op, sp_tensor *x)
             }                                                                                      \
     } while (0)
 
+/* The same through a row kernel of vec.h, vectorised for the CPU at hand. */
+#define UNARY_ROWS(o, x, FN)                                                                       \
+    do {                                                                                           \
+        int R_ = (x)->rows, C_ = (x)->cols;                                                        \
+        const sp_vec_kernels *V_ = sp__vec();                                                      \
+        ROWS_PARALLEL(sp_numel(o))                                                                 \
+        for (int i = 0; i < R_; i++) V_->FN(sp_at((x), i, 0), (o)->data + (size_t)i * C_, C_);     \
+    } while (0)
+
 #define UNARY_BACKWARD(r, DEXPR)                                                                   \
     do {                                                                                           \
         sp_tensor *x_ = (r)->in[0], *o_ = (r)->out;                                                \
@@ -232,7 +241,7 @@ void sp__one_minus_backward(sp_record *r) { UNARY_BACKWARD(r, -1); }
 sp_tensor *sp_sigmoid(sp_tape *t, sp_tensor *x)
 {
     sp_record *r = unary(t, SP_OP_SIGMOID, x);
-    if (r) UNARY_FORWARD(r->out, x, sp_sigmoid_r(v));
+    if (r) UNARY_ROWS(r->out, x, sigmoid);
     return r ? r->out : NULL;
 }
 /* y = 1 / (1 + e^-x)   =>   dy/dx = y (1 - y) */
@@ -241,7 +250,7 @@ void sp__sigmoid_backward(sp_record *r) { UNARY_BACKWARD(r, y * (1 - y)); }
 sp_tensor *sp_tanh(sp_tape *t, sp_tensor *x)
 {
     sp_record *r = unary(t, SP_OP_TANH, x);
-    if (r) UNARY_FORWARD(r->out, x, sp_tanh_r(v));
+    if (r) UNARY_ROWS(r->out, x, tanh);
     return r ? r->out : NULL;
 }
 /* y = tanh x   =>   dy/dx = 1 - y^2 */

@@ -16,15 +16,24 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Always inlined, also at -O0: each instruction-set build of ops/vec_kernels.c must carry its own
+ * copy of this math, compiled for its vector width (tests/test_portable.sh checks that no shared
+ * out-of-line copy with AVX instructions is left behind). */
+#if defined(__GNUC__)
+#define SP_MATH_INLINE static inline __attribute__((always_inline))
+#else
+#define SP_MATH_INLINE static inline
+#endif
+
 #ifdef SP_USE_DOUBLE
 
-static inline sp_real sp_exp_r(sp_real x) { return exp(x); }
-static inline sp_real sp_tanh_r(sp_real x) { return tanh(x); }
-static inline sp_real sp_sigmoid_r(sp_real x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+SP_MATH_INLINE sp_real sp_exp_r(sp_real x) { return exp(x); }
+SP_MATH_INLINE sp_real sp_tanh_r(sp_real x) { return tanh(x); }
+SP_MATH_INLINE sp_real sp_sigmoid_r(sp_real x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
 
 #else
 
-static inline float sp_exp_r(float x)
+SP_MATH_INLINE float sp_exp_r(float x)
 {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
@@ -43,9 +52,9 @@ static inline float sp_exp_r(float x)
     return p * scale;
 }
 
-static inline float sp_sigmoid_r(float x) { return 1.0f / (1.0f + sp_exp_r(-x)); }
+SP_MATH_INLINE float sp_sigmoid_r(float x) { return 1.0f / (1.0f + sp_exp_r(-x)); }
 
-static inline float sp_tanh_r(float x)
+SP_MATH_INLINE float sp_tanh_r(float x)
 {
     float ax = x < 0 ? -x : x;
     float e = sp_exp_r(-2.0f * ax);

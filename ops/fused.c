@@ -6,9 +6,10 @@
  * the backward, and the "projected input + recurrent product" sum happens inside it, so a step is
  * just GEMM + this op. These are ordinary ops: same table, own gradient tests (also against their
  * composed forms); the built-in cells use them, and the composed forms stay available to users.
- * The LSTM's per-row math lives in cell_rows.h, shared with the whole-sequence op (ops/seq.c).
+ * The per-row math lives in cell_rows.h, shared with the whole-sequence op (ops/seq.c), and is
+ * called through the kernel table of vec.h, which has it vectorised for the CPU at hand.
  */
-#include "cell_rows.h"
+#include "vec.h"
 
 #include <string.h>
 
@@ -51,7 +52,7 @@ sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *c_p
         const sp_real *restrict x = sp_at(xp, b, 0), *restrict cp = sp_at(c_prev, b, 0);
         const sp_real *restrict y = hp ? sp_at(hp, b, 0) : NULL;
         sp_real *h = out + (size_t)b * 2 * H;
-        sp__lstm_row_fwd(x, y, cp, s + (size_t)b * 5 * H, h, h + H, H);
+        sp__vec()->lstm_fwd(x, y, cp, s + (size_t)b * 5 * H, h, h + H, H);
     }
     return r->out;
 }
@@ -71,7 +72,7 @@ void sp__lstm_cell_backward(sp_record *r)
         const sp_real *restrict sv = s + (size_t)b * 5 * H, *restrict dh = dout + (size_t)b * 2 * H;
         const sp_real *restrict dcn = dh + H, *restrict cp = sp_at(c_prev, b, 0);
         sp_real *restrict da = scratch + (size_t)b * 5 * H, *restrict dc = da + 4 * H;
-        sp__lstm_row_bwd(sv, dh, dcn, cp, da, dc, H);
+        sp__vec()->lstm_bwd(sv, dh, dcn, cp, da, dc, H);
         if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, da, 4 * H);
         if (hp && hp->grad) row_add(hp->grad + (size_t)b * hp->stride, da, 4 * H);
         if (c_prev->grad) {
@@ -113,7 +114,7 @@ sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn
     for (int b = 0; b < B; b++) {
         const sp_real *restrict x = sp_at(xp, b, 0), *restrict y = sp_at(hp, b, 0), *restrict hv = sp_at(h_prev, b, 0);
         const sp_real *restrict bn = b_hn ? b_hn->data : NULL;
-        sp__gru_row_fwd(x, y, bn, hv, s + (size_t)b * 4 * H, r->out->data + (size_t)b * H, H);
+        sp__vec()->gru_fwd(x, y, bn, hv, s + (size_t)b * 4 * H, r->out->data + (size_t)b * H, H);
     }
     return r->out;
 }
@@ -133,7 +134,7 @@ void sp__gru_cell_backward(sp_record *r)
     for (int b = 0; b < B; b++) {
         const sp_real *restrict sv = s + (size_t)b * 4 * H, *restrict dh = r->out->grad + (size_t)b * H;
         sp_real *restrict dx = scratch + (size_t)b * 6 * H, *restrict dy = dx + 3 * H;
-        sp__gru_row_bwd(sv, dh, sp_at(h_prev, b, 0), dx, dy, H);
+        sp__vec()->gru_bwd(sv, dh, sp_at(h_prev, b, 0), dx, dy, H);
         if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, dx, 3 * H);
         if (hp->grad) row_add(hp->grad + (size_t)b * hp->stride, dy, 3 * H);
         if (h_prev->grad) {

@@ -4,7 +4,7 @@
  *
  * Losses are fused with their nonlinearity because the separate forms are unstable (log of a
  * softmax that underflowed) and slower; their gradients are the familiar p - y. */
-#include "fastmath.h"
+#include "vec.h"
 
 #include <math.h>
 
@@ -13,16 +13,12 @@
 static void softmax_rows(const sp_tensor *x, sp_real *y, sp_real *lse)
 {
     int R = x->rows, C = x->cols;
+    const sp_vec_kernels *V = sp__vec();
     const size_t omp_n_ = sp_numel(x);
 #pragma omp parallel for if(omp_n_ >= SP_PAR_MIN_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (int i = 0; i < R; i++) {
-        const sp_real *xi = sp_at(x, i, 0);
-        sp_real *yi = y + (size_t)i * C, mx = xi[0], s = 0;
-        for (int j = 1; j < C; j++) mx = xi[j] > mx ? xi[j] : mx;
-        for (int j = 0; j < C; j++) yi[j] = sp_exp_r(xi[j] - mx);
-        for (int j = 0; j < C; j++) s += yi[j];
-        for (int j = 0; j < C; j++) yi[j] /= s;
-        if (lse) lse[i] = mx + SP_LOG(s);
+        sp_real l = V->softmax(sp_at(x, i, 0), y + (size_t)i * C, C);
+        if (lse) lse[i] = l;
     }
 }
 

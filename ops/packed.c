@@ -88,7 +88,7 @@ void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp)
 }
 
 /* C[mr x cols] (+)= A[mr x K] Bpanel[K x NR], mr <= MR, cols <= NR. */
-__attribute__((target("avx512f"))) static void tile(int mr, int K, const float *A, int lda, const float *bp,
+__attribute__((target("avx512f"))) static void tile_avx512(int mr, int K, const float *A, int lda, const float *bp,
                                                      float *C, int ldc, int cols, int accumulate)
 {
     __m512 c0[MR], c1[MR];
@@ -167,7 +167,7 @@ void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *
     for (int p = 0; p < P; p++) {
         int cols = N - p * NR < NR ? N - p * NR : NR;
         for (int i = 0; i < M; i += MR)
-            tile(M - i < MR ? M - i : MR, K, A + (size_t)i * lda, lda, Bp + (size_t)p * K * NR, C + (size_t)i * ldc + p * NR,
+            tile_avx512(M - i < MR ? M - i : MR, K, A + (size_t)i * lda, lda, Bp + (size_t)p * K * NR, C + (size_t)i * ldc + p * NR,
                  ldc, cols, accumulate);
     }
 }
@@ -184,7 +184,7 @@ int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, 
     for (int p = 0; p < P; p++) {
         int cols = N - p * NR < NR ? N - p * NR : NR;
         for (int i = 0; i < M; i += MR)
-            tile(M - i < MR ? M - i : MR, K, A + (size_t)i * lda, lda, Bp + (size_t)p * K * NR, C + (size_t)i * ldc + p * NR,
+            tile_avx512(M - i < MR ? M - i : MR, K, A + (size_t)i * lda, lda, Bp + (size_t)p * K * NR, C + (size_t)i * ldc + p * NR,
                  ldc, cols, accumulate);
     }
     return 1;

@@ -18,11 +18,12 @@
  *  - each step's gate gradient written over its saved gates, so the weight gradient is one GEMM
  *    over all steps ([G, T*B] x [T*B, H]) and dxp accumulates while dG is computed.
  * One engine runs every kind; a kind is a row of `kinds` below: its gate count, what it saves,
- * and the per-row forward and backward of its gate math (cell_rows.h, shared with the per-step
- * ops so both compute the same numbers).
+ * and the per-row forward and backward of its gate math (cell_rows.h through the kernel table of
+ * vec.h, vectorised for the CPU at hand; the per-step ops use the same rows, so both compute the
+ * same numbers).
  */
-#include "cell_rows.h"
 #include "kernels.h"
+#include "vec.h"
 
 #include <omp.h>
 #include <string.h>
@@ -54,14 +55,14 @@ static void lstm_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, cons
                      sp_real *sv, sp_real *h, sp_real *c, int H)
 {
     (void)bn, (void)hp;
-    sp__lstm_row_fwd(x, y, cp, sv, h, c, H);
+    sp__vec()->lstm_fwd(x, y, cp, sv, h, c, H);
 }
 
 static void lstm_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
                      sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
 {
     (void)hp, (void)dhd, (void)dy;
-    sp__lstm_row_bwd(sv, dh, dcn, cp, dx, scr, H); /* dy = dx: the caller passes the same row */
+    sp__vec()->lstm_bwd(sv, dh, dcn, cp, dx, scr, H); /* dy = dx: the caller passes the same row */
     for (int j = 0; j < H; j++) dcp[j] = scr[j] * sv[H + j];
 }
 
@@ -69,14 +70,14 @@ static void gru_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const
                     sp_real *sv, sp_real *h, sp_real *c, int H)
 {
     (void)cp, (void)c;
-    sp__gru_row_fwd(x, y, bn, hp, sv, h, H);
+    sp__vec()->gru_fwd(x, y, bn, hp, sv, h, H);
 }
 
 static void gru_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
                     sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
 {
     (void)dcn, (void)cp, (void)dcp, (void)scr;
-    sp__gru_row_bwd(sv, dh, hp, dx, dy, H);
+    sp__vec()->gru_bwd(sv, dh, hp, dx, dy, H);
     for (int j = 0; j < H; j++) dhd[j] = dh[j] * sv[H + j];
 }
 
@@ -85,7 +86,7 @@ static void tanh_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, cons
                      sp_real *sv, sp_real *h, sp_real *c, int H)
 {
     (void)bn, (void)hp, (void)cp, (void)c;
-    for (int j = 0; j < H; j++) h[j] = sv[j] = sp_tanh_r(x[j] + y[j]);
+    sp__vec()->tanh_add(x, y, sv, h, H);
 }
 
 static void relu_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,

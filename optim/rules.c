@@ -12,6 +12,7 @@
  * A new rule is an enum value in spool/optim.h and, here, a step function and a row (docs/optim.md
  * walks through one). */
 #include "optim_internal.h"
+#include "../ops/vec.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -198,11 +199,15 @@ static int adam_step(const sp_optim_update *u)
             }
             return bad;
         }
+        /* the update itself through the kernel table (ops/vec.h): vectorised for this CPU */
+        const sp_real k[7] = {b1, one_b1, b2, one_b2, step_size, bc2_sqrt, eps};
+        void (*update)(sp_real *, const sp_real *, sp_real *, sp_real *, size_t, const sp_real *) = sp__vec()->adam;
+        const size_t chunk = 4096;
+        const size_t n_chunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for if (n > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            sp_real d = g[i], nm = m[i] * b1 + one_b1 * d, nv = v[i] * b2 + one_b2 * (d * d);
-            m[i] = nm, v[i] = nv;
-            p[i] = p[i] + (-step_size) * (nm / (SQRT_R(nv) / bc2_sqrt + eps));
+        for (size_t c = 0; c < n_chunks; c++) {
+            size_t i = c * chunk, len = n - i < chunk ? n - i : chunk;
+            update(p + i, g + i, m + i, v + i, len, k);
         }
         return 0;
     }

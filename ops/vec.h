@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* vec.h - the elementwise kernels that want the CPU's widest vectors, chosen at run time.
+ *
+ * The library is built for plain x86-64 by default (it must run on any x86-64 CPU), and code
+ * built that way vectorises with 4-wide SSE2 at best: the LSTM's gate math alone then took 36 %
+ * of a training step instead of 6 % (LSTM H=256, measured on this project's machine). The loops
+ * that matter — the gate math of a recurrent row, forward and backward (cell_rows.h), and the
+ * exp/sigmoid/tanh passes of the elementwise ops and the softmax — live in vec_kernels.c, which
+ * meson compiles three times: for x86-64 (SSE2), x86-64-v3 (AVX2, FMA) and x86-64-v4 (AVX-512).
+ * sp__vec() picks the best table the CPU supports on first use (cpuid through
+ * __builtin_cpu_supports), or the one SPOOL_CPU names (baseline, avx2, avx512: never more than the
+ * CPU has). The matrix products have their own dispatch: BLIS picks its kernels at its init, and
+ * the packed recurrent kernel (packed.c) checks for AVX-512 itself. Internal to ops/. */
+#ifndef SP_VEC_H
+#define SP_VEC_H
+
+#include "../autograd/tape_internal.h"
+
+typedef struct {
+    const char *isa; /* "avx512", "avx2", "baseline" */
+    /* cell_rows.h, one batch row */
+    void (*lstm_fwd)(const sp_real *x, const sp_real *y, const sp_real *cp, sp_real *sv, sp_real *h, sp_real *c,
+                     int H);
+    void (*lstm_bwd)(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *cp, sp_real *da,
+                     sp_real *dc, int H);
+    void (*gru_fwd)(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, sp_real *sv,
+                    sp_real *h, int H);
+    void (*gru_bwd)(const sp_real *sv, const sp_real *dh, const sp_real *hp, sp_real *dx, sp_real *dy, int H);
+    /* h = sv = tanh(x + y) [n] (the tanh RNN's row) */
+    void (*tanh_add)(const sp_real *x, const sp_real *y, sp_real *sv, sp_real *h, int n);
+    /* y = f(x) over n contiguous values */
+    void (*sigmoid)(const sp_real *x, sp_real *y, int n);
+    void (*tanh)(const sp_real *x, sp_real *y, int n);
+    /* y = softmax(x) over one row of n; returns its log-sum-exp */
+    sp_real (*softmax)(const sp_real *x, sp_real *y, int n);
+    /* Adam without weight decay or AMSGrad (optim/rules.c) over n values: m, v, p updated in
+     * place; k = {beta1, 1 - beta1, beta2, 1 - beta2, lr / bias correction 1,
+     * sqrt(bias correction 2), eps} */
+    void (*adam)(sp_real *p, const sp_real *g, sp_real *m, sp_real *v, size_t n, const sp_real k[7]);
+} sp_vec_kernels;
+
+/* The table for this CPU, chosen once (thread-safe: every thread computes the same answer). */
+const sp_vec_kernels *sp__vec(void);
+
+/* The table of that name ("baseline", "avx2", "avx512") if this build has it and this CPU can run
+ * it, else NULL (tests compare the tables with each other). */
+const sp_vec_kernels *sp__vec_table(const char *name);
+
+/* The builds of vec_kernels.c (avx2 and avx512 on x86-64 only). */
+extern const sp_vec_kernels sp__vec_baseline, sp__vec_avx2, sp__vec_avx512;
+
+#endif

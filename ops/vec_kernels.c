@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/* vec_kernels.c - one table of elementwise kernels (vec.h), compiled once per instruction set.
+ *
+ * meson builds this file three times with different -march flags and SP_VEC_ISA naming the
+ * build (its table is sp__vec_baseline, sp__vec_avx2 or sp__vec_avx512); the code is the same,
+ * the compiler vectorises it for each. The math itself is in cell_rows.h and fastmath.h, shared
+ * with the per-step fused cells, so every table computes the same formulas (tests/test_vec.c
+ * checks the tables against each other). Nothing here is exported. */
+#include "cell_rows.h"
+#include "vec.h"
+
+#include <math.h>
+
+#ifndef SP_VEC_ISA
+#error "vec_kernels.c is compiled by meson with -DSP_VEC_ISA=baseline, avx2 or avx512 (see meson.build)"
+#endif
+/* Each build's functions carry its name (lstm_fwd_avx512, ...), so a disassembly tells them apart
+ * (tests/test_portable.sh checks that vector instructions appear only in these). */
+#define SP_CAT2(a, b) a##_##b
+#define SP_CAT(a, b) SP_CAT2(a, b)
+#define FN(name) SP_CAT(name, SP_VEC_ISA)
+#define SP_STR2(a) #a
+#define SP_STR(a) SP_STR2(a)
+
+static void FN(lstm_fwd)(const sp_real *x, const sp_real *y, const sp_real *cp, sp_real *sv, sp_real *h, sp_real *c,
+                     int H)
+{
+    sp__lstm_row_fwd(x, y, cp, sv, h, c, H);
+}
+
+static void FN(lstm_bwd)(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *cp, sp_real *da,
+                     sp_real *dc, int H)
+{
+    sp__lstm_row_bwd(sv, dh, dcn, cp, da, dc, H);
+}
+
+static void FN(gru_fwd)(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, sp_real *sv,
+                    sp_real *h, int H)
+{
+    sp__gru_row_fwd(x, y, bn, hp, sv, h, H);
+}
+
+static void FN(gru_bwd)(const sp_real *sv, const sp_real *dh, const sp_real *hp, sp_real *dx, sp_real *dy, int H)
+{
+    sp__gru_row_bwd(sv, dh, hp, dx, dy, H);
+}
+
+static void FN(tanh_add)(const sp_real *restrict x, const sp_real *restrict y, sp_real *restrict sv,
+                     sp_real *restrict h, int n)
+{
+    for (int j = 0; j < n; j++) sv[j] = sp_tanh_r(x[j] + y[j]);
+    for (int j = 0; j < n; j++) h[j] = sv[j];
+}
+
+static void FN(sigmoid_n)(const sp_real *restrict x, sp_real *restrict y, int n)
+{
+    for (int j = 0; j < n; j++) y[j] = sp_sigmoid_r(x[j]);
+}
+
+static void FN(tanh_n)(const sp_real *restrict x, sp_real *restrict y, int n)
+{
+    for (int j = 0; j < n; j++) y[j] = sp_tanh_r(x[j]);
+}
+
+static sp_real FN(softmax_n)(const sp_real *restrict x, sp_real *restrict y, int n)
+{
+    sp_real mx = x[0], s = 0;
+    for (int j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    for (int j = 0; j < n; j++) y[j] = sp_exp_r(x[j] - mx);
+    for (int j = 0; j < n; j++) s += y[j];
+    for (int j = 0; j < n; j++) y[j] /= s;
+    return mx + SP_LOG(s);
+}
+
+#ifdef SP_USE_DOUBLE
+#define SQRT_R sqrt
+#else
+#define SQRT_R sqrtf
+#endif
+
+static void FN(adam)(sp_real *restrict p, const sp_real *restrict g, sp_real *restrict m, sp_real *restrict v, size_t n,
+                 const sp_real k[7])
+{
+    const sp_real b1 = k[0], one_b1 = k[1], b2 = k[2], one_b2 = k[3], step_size = k[4], bc2_sqrt = k[5], eps = k[6];
+    for (size_t i = 0; i < n; i++) {
+        sp_real d = g[i], nm = m[i] * b1 + one_b1 * d, nv = v[i] * b2 + one_b2 * (d * d);
+        m[i] = nm, v[i] = nv;
+        p[i] = p[i] + (-step_size) * (nm / (SQRT_R(nv) / bc2_sqrt + eps));
+    }
+}
+
+const sp_vec_kernels SP_CAT(sp__vec, SP_VEC_ISA) = {
+    SP_STR(SP_VEC_ISA), FN(lstm_fwd), FN(lstm_bwd), FN(gru_fwd), FN(gru_bwd), FN(tanh_add),
+    FN(sigmoid_n), FN(tanh_n), FN(softmax_n), FN(adam)};
