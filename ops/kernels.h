@@ -20,6 +20,8 @@ void sp__gemm_threads(int ta, int tb, int M, int N, int K, const sp_real *A, int
 size_t sp__panels_floats(int K, int N);
 void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp);
 void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int accumulate);
+/* The one-row case of sp__panels_gemm (ops/gemv.c), bit for bit the same sums, faster at M = 1. */
+void sp__panels_gemv(int N, int K, const float *x, const float *Bp, float *y, int accumulate);
 
 /* The matmul op's state on a tape (sp__op_state(t, SP_OP_MATMUL)): weights packed for small
  * products, valid until the next reset (parameters change between steps), and the records whose

@@ -2,7 +2,8 @@
 /* test_stream.c - streaming inference in the float build, where small products run from packed
  * copies of the weights (ops/packed.c) that the stream keeps from step to step (sp_tape_rewind):
  * its outputs over 40 steps equal sp_rnn_run's on the whole sequence to float rounding, for a
- * 2-layer LSTM and a GRU at batch 1 and 3, and the stream's tape stays the same size. */
+ * 2-layer LSTM and a GRU at batch 1 and 3, and the stream's tape stays the same size; token
+ * input through sp_stream_set_table equals the stream fed the embedding rows, bit for bit. */
 #include "helpers.h"
 
 #include <math.h>
@@ -72,11 +73,58 @@ static void test_stream_errors(void **state)
     sp_params_free(ps);
 }
 
+/* Token input through the table (sp_stream_set_table): bit for bit the stream fed the embedding
+ * rows, for an LSTM and a GRU at B = 2 with a padding id (-1: a zero row); errors named. */
+static void test_stream_table_equals_embedding_rows(void **state)
+{
+    (void)state;
+    enum { V = 7, E = 5 };
+    sp_cell_kind kinds[2] = {SP_CELL_LSTM, SP_CELL_GRU_RESET_AFTER_MATMUL};
+    for (int k = 0; k < 2; k++) {
+        sp_params *ps = sp_params_new();
+        sp_rng rng;
+        sp_rng_seed(&rng, 21 + k);
+        sp_embed emb;
+        sp_rnn rnn;
+        assert_int_equal(sp_embed_init(&emb, ps, "e", V, E, &rng), SP_OK);
+        assert_int_equal(sp_rnn_init(&rnn, ps, "s", kinds[k], E, H, 2, 0, NULL, &rng), SP_OK);
+        sp_stream *a = sp_stream_new(&rnn, 2, NULL), *b = sp_stream_new(&rnn, 2, NULL);
+        assert_non_null(a), assert_non_null(b);
+        assert_null(sp_stream_step_ids(b, (int[]){0, 1})); /* no table yet (and no begin) */
+        sp_tape *tb = sp_stream_begin(b);
+        assert_null(sp_stream_step_ids(b, (int[]){0, 1}));
+        assert_non_null(strstr(sp_tape_errmsg(tb), "sp_stream_set_table"));
+        assert_int_equal(sp_stream_set_table(b, emb.weight), SP_OK);
+        double worst = 0;
+        for (int step = 0; step < 30; step++) {
+            int ids[2] = {step % V, step % 4 == 3 ? -1 : (step * 3 + 1) % V};
+            sp_tape *ta = sp_stream_begin(a);
+            sp_tensor *ha = sp_stream_step(a, sp_embed_forward(ta, &emb, ids, 2));
+            sp_stream_begin(b);
+            sp_tensor *hb = sp_stream_step_ids(b, ids);
+            assert_non_null(ha), assert_non_null(hb);
+            for (int i = 0; i < 2 * H; i++) worst = fmax(worst, fabs((double)ha->data[i] - hb->data[i]));
+            assert_memory_equal(ha->data, hb->data, sizeof(sp_real) * 2 * H);
+        }
+        print_message("# %s table: max |ids - rows| %.2g\n", sp_cell_kind_name(&rnn.cell[0][0]), worst);
+        tb = sp_stream_begin(b);
+        assert_null(sp_stream_step_ids(b, (int[]){V, 0})); /* past the table */
+        assert_non_null(strstr(sp_tape_errmsg(tb), "outside the table"));
+        sp_tape *t = sp_tape_new();
+        assert_int_equal(sp_stream_set_table(b, sp_const(t, V, E + 1)), SP_ERR_SHAPE); /* wrong width */
+        assert_non_null(strstr(sp_last_error(), "stream table"));
+        sp_tape_free(t);
+        sp_stream_free(a), sp_stream_free(b);
+        sp_params_free(ps);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_equals_the_tape_path_in_float),
         cmocka_unit_test(test_stream_errors),
+        cmocka_unit_test(test_stream_table_equals_embedding_rows),
     };
     return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
 }

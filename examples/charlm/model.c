@@ -205,16 +205,23 @@ sp_tensor *cl_model_loss(cl_model *m, sp_tape *t, sp_tape *scratch, const int *i
 
 /* ------------------------------------------------------------ streaming */
 
+/* The stream reads characters through its table: layer 0's input projection of every embedding
+ * row, made once (sp_stream_set_table), so a step multiplies by W_hh and the head only. */
 sp_stream *cl_model_stream_new(const cl_model *m)
 {
     sp_cell_noise nz = {m->cfg.zoneout_h, m->cfg.zoneout_c, 0, 0, NULL, 0};
-    return sp_stream_new(&m->rnn, 1, &nz);
+    sp_stream *s = sp_stream_new(&m->rnn, 1, &nz);
+    if (s && sp_stream_set_table(s, m->emb.weight) != SP_OK) {
+        sp_stream_free(s);
+        return NULL;
+    }
+    return s;
 }
 
 const sp_real *cl_model_stream_step(cl_model *m, sp_stream *s, int id, char *err, size_t errn)
 {
     sp_tape *t = sp_stream_begin(s);
-    sp_tensor *h = sp_stream_step(s, sp_embed_forward(t, &m->emb, &id, 1));
+    sp_tensor *h = sp_stream_step_ids(s, &id);
     sp_tensor *logits = h ? sp_linear_forward(t, &m->head, h) : NULL;
     if (!logits) snprintf(err, errn, "%s", sp_tape_errmsg(t));
     return logits ? logits->data : NULL;

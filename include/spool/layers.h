@@ -404,6 +404,15 @@ sp_real *sp_stream_state(sp_stream *s, int layer, int k);
 sp_tape *sp_stream_begin(sp_stream *s);
 /** Every layer one step on x [B, I]; returns the last layer's h [B, O] (NULL on error). */
 sp_tensor *sp_stream_step(sp_stream *s, sp_tensor *x);
+/** Token input through a table (e.g. an embedding's weight [V, I]): layer 0's input projection
+ * (x W_ih^T + biases) of every row, and of a zero row for ids < 0, made once here, one row at a
+ * time as a step makes it, so sp_stream_step_ids(s, ids) gives the same outputs as
+ * sp_stream_step on the rows ids[0..B) of table and skips layer 0's input product at every step
+ * (batch-1 sampling reads W_hh and the head only). (V + 1) x G reals: meant for small vocabularies
+ * (characters). Called again, it replaces the table; the parameters must not change afterwards. */
+sp_status sp_stream_set_table(sp_stream *s, const sp_tensor *table);
+/** One step on token ids[0..B) (an id < 0: a zero input row), after sp_stream_set_table. */
+sp_tensor *sp_stream_step_ids(sp_stream *s, const int *ids);
 
 /** ================================================================================ attention */
 
