@@ -3,10 +3,12 @@
  * copies of the weights (ops/packed.c) that the stream keeps from step to step (sp_tape_rewind):
  * its outputs over 40 steps equal sp_rnn_run's on the whole sequence to float rounding, for a
  * 2-layer LSTM and a GRU at batch 1 and 3, and the stream's tape stays the same size; token
- * input through sp_stream_set_table equals the stream fed the embedding rows, bit for bit. */
+ * input through sp_stream_set_table equals the stream fed the embedding rows, bit for bit;
+ * sp_stream_run (whole sequences, bidirectional too, with lengths) equals sp_rnn_run. */
 #include "helpers.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { T = 40, I = 8, H = 32 };
@@ -119,12 +121,73 @@ static void test_stream_table_equals_embedding_rows(void **state)
     }
 }
 
+/* sp_stream_run against sp_rnn_run (evaluation) on whole sequences with lengths: a 2-layer
+ * bidirectional LSTM (concat), a bidirectional GRU (sum, then mean), a 2-layer LSTM with zoneout:
+ * every output equal (==, so a padding zero may differ in sign). */
+static void test_stream_run_equals_rnn_run(void **state)
+{
+    (void)state;
+    enum { TT = 17, B = 3 };
+    const int len[B] = {TT, 9, 1};
+    struct {
+        sp_cell_kind kind;
+        int layers, bidir;
+        sp_merge merge;
+        double zoneout;
+    } cases[] = {{SP_CELL_LSTM, 2, 1, SP_MERGE_CONCAT, 0},
+                 {SP_CELL_GRU_RESET_AFTER_MATMUL, 1, 1, SP_MERGE_SUM, 0},
+                 {SP_CELL_GRU_RESET_AFTER_MATMUL, 2, 1, SP_MERGE_MEAN, 0},
+                 {SP_CELL_LSTM, 2, 0, SP_MERGE_CONCAT, 0.3}};
+    for (int k = 0; k < 4; k++) {
+        sp_params *ps = sp_params_new();
+        sp_rng rng;
+        sp_rng_seed(&rng, 31 + k);
+        sp_rnn rnn;
+        assert_int_equal(sp_rnn_init(&rnn, ps, "r", cases[k].kind, I, H, cases[k].layers, cases[k].bidir, NULL, &rng),
+                         SP_OK);
+        rnn.merge = cases[k].merge;
+        if (cases[k].merge != SP_MERGE_CONCAT) /* layer 2 reads H columns */
+            for (int d = 0; d < 2 && cases[k].layers > 1; d++) {
+                sp_params *p2 = ps;
+                assert_int_equal(sp_cell_init(&rnn.cell[1][d], cases[k].kind, p2, "r2", 1, d, H, H, NULL, &rng), SP_OK);
+            }
+        sp_cell_noise nz = {cases[k].zoneout, cases[k].zoneout, 0, 0, NULL, 0};
+        sp_tape *t = sp_tape_new();
+        sp_tensor *x = sp_test_const(t, TT * B, I, 7 + k);
+        sp_rnn_opts ro = {.lengths = len, .noise = nz};
+        sp_rnn_out r;
+        assert_int_equal(sp_rnn_run(t, &rnn, x, TT, B, &ro, &r), SP_OK);
+        int O = sp_rnn_out_size(&rnn);
+        sp_real *out = malloc(sizeof(sp_real) * TT * B * O);
+        assert_int_equal(sp_stream_run(&rnn, x->data, TT, B, len, &nz, out), SP_OK);
+        double worst = 0;
+        int differ = 0;
+        for (int i = 0; i < TT * B; i++)
+            for (int j = 0; j < O; j++) {
+                double a = out[(size_t)i * O + j], b = *sp_at(r.out, i, j);
+                worst = fmax(worst, fabs(a - b));
+                differ += a != b;
+            }
+        print_message("# stream run %s layers %d bidir %d merge %d zoneout %g: max |run - tape| %.2g\n",
+                      sp_cell_kind_name(&rnn.cell[0][0]), cases[k].layers, cases[k].bidir, (int)cases[k].merge,
+                      cases[k].zoneout, worst);
+        assert_int_equal(differ, 0);
+        free(out);
+        sp_tape_free(t);
+        sp_params_free(ps);
+    }
+    sp_rnn bad = {0};
+    assert_int_equal(sp_stream_run(&bad, NULL, 1, 1, NULL, NULL, NULL), SP_ERR_ARG);
+    assert_non_null(strstr(sp_last_error(), "stream run"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_equals_the_tape_path_in_float),
         cmocka_unit_test(test_stream_errors),
         cmocka_unit_test(test_stream_table_equals_embedding_rows),
+        cmocka_unit_test(test_stream_run_equals_rnn_run),
     };
     return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
 }

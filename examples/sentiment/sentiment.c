@@ -9,7 +9,8 @@
  *
  *   spool-sentiment train [options]               train, keep the best model (dev accuracy)
  *   spool-sentiment eval --model M [--test FILE]  accuracy of a saved model
- *   spool-sentiment predict --model M "a sentence" P(positive)
+ *   spool-sentiment predict --model M "a sentence" P(positive), the recurrence run forward only
+ *                                                 (sp_stream_run; --tape: on a tape, the same numbers)
  */
 #include "spool.h"
 #include "spool/layers.h"
@@ -92,7 +93,23 @@ static void batch_fill(sent_batch *b, const sent_model *m, const sent_corpus *c,
         }
 }
 
-/* Logits for a batch: [B, 1] (logistic) or [B, 2] (softmax). */
+/* Logits [B, 1] (logistic) or [B, 2] (softmax) from the stack's output seq [T*B, O] and the last
+ * layer's final h of each direction (fin[1] NULL when one-directional). */
+static sp_tensor *model_head(sp_tape *t, const sent_model *m, const sent_batch *b, sp_tensor *seq, sp_tensor **fin,
+                             int train, sp_rng *rng)
+{
+    const sent_config *c = &m->cfg;
+    sp_tensor *v; /* [B, out] one vector per sentence */
+    if (c->pool == POOL_LAST) /* forward: state after the real last word; backward: after reading word 0 */
+        v = c->bidir ? sp_concat(t, fin, 2) : fin[0];
+    else if (c->pool == POOL_MEAN)
+        v = sp_seq_mean(t, seq, b->T, b->B, b->len);
+    else
+        v = sp_seq_max(t, seq, b->T, b->B, b->len);
+    return sp_linear_forward(t, &m->out, sp_dropout(t, v, c->dropout, rng, train));
+}
+
+/* Logits for a batch, everything on the tape (training, eval, predict --tape). */
 static sp_tensor *model_forward(sp_tape *t, const sent_model *m, const sent_batch *b, int train, sp_rng *rng)
 {
     const sent_config *c = &m->cfg;
@@ -101,18 +118,36 @@ static sp_tensor *model_forward(sp_tape *t, const sent_model *m, const sent_batc
     sp_rnn_opts ro = {.lengths = b->len, .between_layers_dropout = c->dropout, .rng = rng, .train = train};
     sp_rnn_out ho;
     if (sp_rnn_run(t, &m->rnn, x, T, B, &ro, &ho) != SP_OK) return NULL;
-    sp_tensor *v; /* [B, out] one vector per sentence */
-    if (c->pool == POOL_LAST) {
-        /* forward: state after the real last word; backward: after reading word 0 */
-        int L = c->layers - 1;
-        sp_tensor *fin[2] = {ho.final.s[L][0][0], ho.final.s[L][1][0]};
-        v = c->bidir ? sp_concat(t, fin, 2) : fin[0];
-    } else if (c->pool == POOL_MEAN) {
-        v = sp_seq_mean(t, ho.out, T, B, b->len);
-    } else {
-        v = sp_seq_max(t, ho.out, T, B, b->len);
+    int L = c->layers - 1;
+    sp_tensor *fin[2] = {ho.final.s[L][0][0], ho.final.s[L][1][0]};
+    return model_head(t, m, b, ho.out, fin, train, rng);
+}
+
+/* The same logits (evaluation) with the stack run forward only (sp_stream_run: nothing recorded
+ * for the recurrence, one step's tape per layer and direction); the pooling and the linear head,
+ * a handful of ops, go on t. Equal to model_forward's (tests/test_sentiment_stream.sh). */
+static sp_tensor *model_forward_stream(sp_tape *t, const sent_model *m, const sent_batch *b)
+{
+    const sent_config *c = &m->cfg;
+    int T = b->T, B = b->B, E = m->emb.dim, O = sp_rnn_out_size(&m->rnn), Of = m->rnn.cell[c->layers - 1][0].out_size;
+    sp_real *x = sp_tape_alloc(t, sizeof(sp_real) * (size_t)T * B * E);
+    sp_tensor *seq = sp_const(t, T * B, O), *fin[2] = {sp_const(t, B, Of), c->bidir ? sp_const(t, B, Of) : NULL};
+    if (!x || !seq || !fin[0] || (c->bidir && !fin[1])) return NULL;
+    for (int i = 0; i < T * B; i++) /* embedding rows; padding (-1) is a zero row, as sp_embed_forward gives */
+        if (b->ids[i] >= 0) memcpy(x + (size_t)i * E, sp_at(m->emb.weight, b->ids[i], 0), sizeof(sp_real) * E);
+        else memset(x + (size_t)i * E, 0, sizeof(sp_real) * E);
+    if (sp_stream_run(&m->rnn, x, T, B, b->len, NULL, seq->data) != SP_OK) {
+        sp_tape_fail(t, sp_last_status(), "%s", sp_last_error());
+        return NULL;
     }
-    return sp_linear_forward(t, &m->out, sp_dropout(t, v, c->dropout, rng, train));
+    for (int i = 0; i < B; i++) { /* final h: the forward half at the last real word, the backward one at word 0 */
+        int last = b->len[i] > 0 ? b->len[i] - 1 : 0;
+        if (b->len[i] > 0) memcpy(sp_at(fin[0], i, 0), sp_at(seq, last * B + i, 0), sizeof(sp_real) * Of);
+        else memset(sp_at(fin[0], i, 0), 0, sizeof(sp_real) * Of);
+        if (fin[1] && b->len[i] > 0) memcpy(sp_at(fin[1], i, 0), sp_at(seq, i, Of), sizeof(sp_real) * Of);
+        else if (fin[1]) memset(sp_at(fin[1], i, 0), 0, sizeof(sp_real) * Of);
+    }
+    return model_head(t, m, b, seq, fin, 0, NULL);
 }
 
 /* P(positive) of row r of the logits. */
@@ -135,8 +170,8 @@ static sp_tensor *model_loss(sp_tape *t, const sent_model *m, sp_tensor *logits,
     return sp_sigmoid_bce(t, logits, y, NULL);
 }
 
-/* P(positive) for the sentences idx[0..n) of c. */
-static int model_predict(const sent_model *m, const sent_corpus *c, const int *idx, int n, double *prob)
+/* P(positive) for the sentences idx[0..n) of c; stream: the recurrence forward only. */
+static int model_predict(const sent_model *m, const sent_corpus *c, const int *idx, int n, double *prob, int stream)
 {
     enum { BATCH = 64 };
     int *ids = malloc(sizeof(int) * (c->words.n + 1)), rc = -1;
@@ -150,7 +185,7 @@ static int model_predict(const sent_model *m, const sent_corpus *c, const int *i
         int B = n - s0 < BATCH ? n - s0 : BATCH;
         batch_fill(&b, m, c, ids, idx + s0, B, 0, 0, NULL);
         sp_tape_reset(t);
-        sp_tensor *logits = model_forward(t, m, &b, 0, NULL);
+        sp_tensor *logits = stream ? model_forward_stream(t, m, &b) : model_forward(t, m, &b, 0, NULL);
         if (!logits) {
             fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
             goto out;
@@ -174,7 +209,7 @@ static double model_accuracy(const sent_model *m, const sent_corpus *c, const in
         for (int i = 0; all && i < n; i++) all[i] = i;
         idx = all;
     }
-    if (idx && lab && prob && !model_predict(m, c, idx, n, prob)) {
+    if (idx && lab && prob && !model_predict(m, c, idx, n, prob, 0)) {
         for (int i = 0; i < n; i++) lab[i] = c->label[idx[i]];
         sent_confusion cf = sent_score(lab, prob, n);
         if (conf) *conf = cf;
@@ -252,7 +287,7 @@ static int model_load(sent_model *m, const char *path, int *epoch)
 
 typedef struct {
     const char *train, *test, *out, *resume, *data, *model, *cell, *pool, *output;
-    int epochs, batch, limit, threads, log_every;
+    int epochs, batch, limit, threads, log_every, tape, digits;
     double lr, clip, unk_p, word_drop, dev_frac, weight_decay, embed_init;
     uint64_t seed;
     sent_config cfg;
@@ -299,6 +334,9 @@ static const ex_opt OPTS[] = {
     EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, TRAIN, "S", "random seed"),
     EX_OPT_THREADS(T, threads, 0),
     EX_OPT("log-every", EX_INT, T, log_every, "50", 0, 1 << 30, TRAIN, "N", "a progress line every N batches (redrawn in place on a terminal; 0 = none)"),
+    EX_OPT("tape", EX_FLAG, T, tape, NULL, 0, 0, PREDICT, NULL,
+           "run the recurrence on a tape as training does, not the streaming forward-only path (same numbers)"),
+    EX_OPT("digits", EX_INT, T, digits, "4", 1, 17, PREDICT, "N", "decimals of P(positive)"),
 };
 #undef T
 static const char *const CMDS[] = {"train", "eval", "predict", NULL};
@@ -600,9 +638,11 @@ static int do_eval(const char *model, const char *test)
     return acc < 0;
 }
 
+static int predict_digits = 4;
+
 /* P(positive) of one sentence: "p<TAB>label<TAB>(n words, k unknown)" (+ the sentence when it
  * came from stdin, so the lines can be matched up). 0, 1 if it has no words, -1 on error. */
-static int predict_one(const sent_model *m, const char *text, int echo)
+static int predict_one(const sent_model *m, const char *text, int echo, int stream)
 {
     char err[512];
     sent_corpus *c = sent_from_text(text, err, sizeof err);
@@ -614,9 +654,9 @@ static int predict_one(const sent_model *m, const char *text, int echo)
     double p;
     for (int i = 0; i < c->words.n; i++) unknown += ex_vocab_find(m->words, c->words.items[i]) < 0;
     if (c->words.n > 0) {
-        rc = model_predict(m, c, &idx, 1, &p) ? -1 : 0;
+        rc = model_predict(m, c, &idx, 1, &p, stream) ? -1 : 0;
         if (!rc)
-            printf("%.4f\t%s\t(%d words, %d unknown)%s%s\n", p, p >= 0.5 ? "positive" : "negative", c->words.n,
+            printf("%.*f\t%s\t(%d words, %d unknown)%s%s\n", predict_digits, p, p >= 0.5 ? "positive" : "negative", c->words.n,
                    unknown, echo ? "\t" : "", echo ? text : "");
     }
     sent_corpus_free(c);
@@ -625,13 +665,13 @@ static int predict_one(const sent_model *m, const char *text, int echo)
 
 /* The sentences given on the command line, or (none given) every line of stdin. An empty
  * sentence, or stdin without any words, is refused with a message. */
-static int do_predict(const char *model, char *const *texts, int n)
+static int do_predict(const char *model, char *const *texts, int n, int stream)
 {
     sent_model m;
     if (model_load(&m, model, NULL)) return 1;
     int rc = 0, done = 0;
     for (int i = 0; i < n && rc >= 0; i++) {
-        rc = predict_one(&m, texts[i], 0);
+        rc = predict_one(&m, texts[i], 0, stream);
         if (rc > 0) fprintf(stderr, "%s: predict: sentence %d has no words\n", prog, i + 1);
         done++;
     }
@@ -643,7 +683,7 @@ static int do_predict(const char *model, char *const *texts, int n)
         while (rc >= 0 && (len = getline(&line, &cap, stdin)) >= 0) {
             lineno++;
             while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-            int r = predict_one(&m, line, 1);
+            int r = predict_one(&m, line, 1, stream);
             if (r < 0) rc = -1;
             done += r == 0;
         }
@@ -697,7 +737,8 @@ int main(int argc, char **argv)
     if (!o.out) o.out = outp;
     if (!model) model = outp;
     if (!strcmp(cmd, "eval")) return do_eval(model, o.test) ? 1 : 0;
-    if (!strcmp(cmd, "predict")) return do_predict(model, args.pos, args.npos) ? 1 : 0;
+    predict_digits = o.digits;
+    if (!strcmp(cmd, "predict")) return do_predict(model, args.pos, args.npos, !o.tape) ? 1 : 0;
     if (dist_start(&o)) return 1;
     printf("%s", prog);
     for (int i = 1; i < argc; i++) printf(" %s", argv[i]);

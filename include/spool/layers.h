@@ -413,6 +413,15 @@ sp_tensor *sp_stream_step(sp_stream *s, sp_tensor *x);
 sp_status sp_stream_set_table(sp_stream *s, const sp_tensor *table);
 /** One step on token ids[0..B) (an id < 0: a zero input row), after sp_stream_set_table. */
 sp_tensor *sp_stream_step_ids(sp_stream *s, const int *ids);
+/** A whole stack over whole sequences, forward only (layers/stream_run.c): every layer and
+ * direction stepped by a stream, nothing recorded, so it needs one step's tape and a layer's
+ * output (bidirectional layers read their whole input). x [T*B, I] and out [T*B,
+ * sp_rnn_out_size(r)] are caller arrays in sp_rnn_run's layout (row t*B + b is step t of
+ * sequence b); lengths (NULL: all T) as sp_rnn_opts.lengths: out is zero past a length and the
+ * backward half starts at each row's real end; noise: zoneout rates (their evaluation
+ * expectation) or NULL. out equals sp_rnn_run's in evaluation mode (tests/test_stream.c). */
+sp_status sp_stream_run(const sp_rnn *r, const sp_real *x, int T, int B, const int *lengths,
+                        const sp_cell_noise *noise, sp_real *out);
 
 /** ================================================================================ attention */
 
