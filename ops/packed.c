@@ -16,6 +16,7 @@
  */
 #include "kernels.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,8 @@
 
 #define MR 8  /* rows of C per micro-tile */
 #define NR 32 /* output columns per packed panel: two 16-float vectors */
+#define TN_KC 256   /* tokens per pass of the A^T B kernel (weight gradients) */
+#define TN_MIN_K 64 /* fewer tokens than this: BLIS */
 
 sp_matmul_state *sp__matmul_state(sp_tape *t)
 {
@@ -173,6 +176,79 @@ void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *
     }
 }
 
+/* C[mr x cols] += A^T B over kc tokens: ap holds the tile's A values packed, ap[k * MR + r] (zero
+ * past mr), row k of B its cols columns at B + k * ldb. mr <= MR, cols <= NR; a strip of at most
+ * 16 columns takes one vector per row. */
+__attribute__((target("avx512f"))) static void tn_tile_avx512(int mr, int kc, const float *ap, const float *B,
+                                                        int ldb, float *C, int ldc, int cols)
+{
+    __m512 c0[MR], c1[MR];
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+    __mmask16 m1 = cols >= NR ? 0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
+    if (cols == NR) {
+        for (int k = 0; k < kc; k++) {
+            const float *a = ap + (size_t)k * MR, *b = B + (size_t)k * ldb;
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+            for (int r = 0; r < MR; r++) {
+                __m512 x = _mm512_set1_ps(a[r]);
+                c0[r] = _mm512_fmadd_ps(x, b0, c0[r]);
+                c1[r] = _mm512_fmadd_ps(x, b1, c1[r]);
+            }
+        }
+    } else if (cols <= 16) {
+        for (int k = 0; k < kc; k++) {
+            const float *a = ap + (size_t)k * MR;
+            __m512 b0 = _mm512_maskz_loadu_ps(m0, B + (size_t)k * ldb);
+            for (int r = 0; r < MR; r++) c0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b0, c0[r]);
+        }
+    } else {
+        for (int k = 0; k < kc; k++) {
+            const float *a = ap + (size_t)k * MR, *b = B + (size_t)k * ldb;
+            __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+            for (int r = 0; r < MR; r++) {
+                __m512 x = _mm512_set1_ps(a[r]);
+                c0[r] = _mm512_fmadd_ps(x, b0, c0[r]);
+                c1[r] = _mm512_fmadd_ps(x, b1, c1[r]);
+            }
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c)));
+        if (m1) _mm512_mask_storeu_ps(c + 16, m1, _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16)));
+    }
+}
+
+int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int threads)
+{
+    if (K < TN_MIN_K || M < MR || N < 16 || !cpu_ok()) return 0;
+    const int tiles = (M + MR - 1) / MR;
+    if (threads > tiles) threads = tiles;
+    /* Each thread owns a range of C's rows. KC tokens at a time: a row tile's KC x 8 values of A,
+     * packed, stay in L1 while it passes over every 32-column strip of B, whose KC rows stay in L2
+     * for all the tiles. */
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        const int t0 = (int)((long)tiles * id / nt), t1 = (int)((long)tiles * (id + 1) / nt);
+        float ap[TN_KC * MR] __attribute__((aligned(64)));
+        for (int k0 = 0; k0 < K; k0 += TN_KC)
+            for (int tt = t0; tt < t1; tt++) {
+                const int m0 = tt * MR, mr = M - m0 < MR ? M - m0 : MR, kc = K - k0 < TN_KC ? K - k0 : TN_KC;
+                /* the tile's A values side by side: kc rows of A are kc pages apart at a large lda */
+                for (int k = 0; k < kc; k++) {
+                    const float *a = A + (size_t)(k0 + k) * lda + m0;
+                    for (int r = 0; r < MR; r++) ap[k * MR + r] = r < mr ? a[r] : 0.0f;
+                }
+                for (int n0 = 0; n0 < N; n0 += NR)
+                    tn_tile_avx512(mr, kc, ap, B + (size_t)k0 * ldb + n0, ldb, C + (size_t)m0 * ldc + n0, ldc,
+                                   N - n0 < NR ? N - n0 : NR);
+            }
+    }
+    return 1;
+}
+
 int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
                     sp_real *C, int ldc, int accumulate)
 {
@@ -208,6 +284,12 @@ void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp)
 void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int accumulate)
 {
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)C, (void)ldc, (void)accumulate;
+}
+
+int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int threads)
+{
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C, (void)ldc, (void)threads;
+    return 0;
 }
 
 int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
