@@ -48,7 +48,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void group(int G
     }
 }
 
-__attribute__((target("avx512f"))) void sp__panels_gemv(int N, int K, const float *x, const float *Bp, float *y,
+__attribute__((target("avx512f"))) void sp__panels_gemv_avx512(int N, int K, const float *x, const float *Bp, float *y,
                                                          int accumulate)
 {
     int P = (N + NR - 1) / NR, p = 0;
@@ -60,7 +60,7 @@ __attribute__((target("avx512f"))) void sp__panels_gemv(int N, int K, const floa
 
 #else
 
-void sp__panels_gemv(int N, int K, const float *x, const float *Bp, float *y, int accumulate)
+void sp__panels_gemv_avx512(int N, int K, const float *x, const float *Bp, float *y, int accumulate)
 {
     (void)N, (void)K, (void)x, (void)Bp, (void)y, (void)accumulate;
 }

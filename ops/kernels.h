@@ -21,7 +21,8 @@ size_t sp__panels_floats(int K, int N);
 void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp);
 void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int accumulate);
 /* The one-row case of sp__panels_gemm (ops/gemv.c), bit for bit the same sums, faster at M = 1. */
-void sp__panels_gemv(int N, int K, const float *x, const float *Bp, float *y, int accumulate);
+/* Only after the panels exist, i.e. on an AVX-512 CPU (the name says so: tests/test_portable.sh). */
+void sp__panels_gemv_avx512(int N, int K, const float *x, const float *Bp, float *y, int accumulate);
 
 /* C[M, N] += A^T B, A [K x M] at stride lda, B [K x N] at stride ldb: a weight gradient summed
  * over K tokens, on up to `threads` threads, by the AVX-512 kernel of packed.c. Returns 0 (and
