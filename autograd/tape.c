@@ -359,6 +359,29 @@ sp_tensor *sp_leaf(sp_tape *t, int rows, int cols) { return leaf(t, SP_OP_LEAF, 
 /* --------------------------------------------------------------- backward */
 
 
+/* A transient node keeps its data unless every backward that could read it says it does not
+ * (the op table's no_read): its producer's, and each consumer's for that input. A node read
+ * through a view counts as read. Sets DATA_READ on the transient nodes that are read; clears it
+ * on the others. */
+#define DATA_READ (1 << 30) /* internal to sp_backward, never seen outside */
+static void mark_data_read(sp_tape *t, int last)
+{
+    for (int i = 0; i <= last; i++) t->rec[i].out->flags &= ~DATA_READ;
+    for (int i = 0; i <= last; i++) {
+        const sp_record *r = &t->rec[i];
+        unsigned nr = sp_op_table[r->op].no_read;
+        if (!(nr & SP_NO_READ_OUT)) r->out->flags |= DATA_READ;
+        for (int k = 0; k < r->n_in; k++) {
+            sp_tensor *x = r->in[k];
+            if (!x || (x->flags & SP_PARAM)) continue; /* parameters are never transient */
+            if (x->flags & SP_VIEW) {
+                if (!(x->base->flags & SP_PARAM)) x->base->flags |= DATA_READ;
+            }
+            else if (k >= 15 || !(nr & SP_NO_READ_IN(k))) x->flags |= DATA_READ;
+        }
+    }
+}
+
 sp_status sp_backward(sp_tape *t, sp_tensor *loss)
 {
     if (!t) return SP_ERR_ARG;
@@ -386,17 +409,22 @@ sp_status sp_backward(sp_tape *t, sp_tensor *loss)
         return t->status;
     }
     t->backward_done = 1;
+    mark_data_read(t, loss->id);
     /* Forward order, so a view's base already has its gradient when the view asks for it. */
     for (int i = 0; i <= loss->id; i++) {
         sp_tensor *o = t->rec[i].out;
         if (!(o->flags & SP_NEEDS_GRAD) || o->grad) continue;
         if (o->flags & SP_VIEW) {
             o->grad = o->base->grad + o->offset;
+        } else if ((o->flags & (SP_TRANSIENT | DATA_READ)) == SP_TRANSIENT) {
+            o->grad = o->data; /* nobody reads the values again: the gradient takes their place */
+            memset(o->grad, 0, (size_t)o->rows * o->stride * sizeof(sp_real));
         } else {
             o->grad = sp__alloc(t, (size_t)o->rows * o->stride * sizeof(sp_real));
             if (!o->grad) return t->status;
         }
     }
+    for (int i = 0; i <= loss->id; i++) t->rec[i].out->flags &= ~DATA_READ;
     loss->grad[0] += 1;
     for (int i = loss->id; i >= 0; i--) {
         sp_record *r = &t->rec[i];

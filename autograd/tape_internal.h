@@ -36,7 +36,14 @@ typedef struct {
     const char *no_backward;   /* why backward is NULL ("constant", "leaf", "view"); NULL for every
                                   op that has one (tests/test_tables.c checks each row is one or
                                   the other) */
+    unsigned no_read;          /* what backward never reads: SP_NO_READ_IN(k) the data of in[k],
+                                  SP_NO_READ_OUT that of out. 0 (reads everything) is always safe;
+                                  a set bit lets an SP_TRANSIENT node hold its gradient in place of
+                                  its data (sp_backward) */
 } sp_op_def;
+
+#define SP_NO_READ_IN(k) (1u << (k))
+#define SP_NO_READ_OUT (1u << 15)
 
 extern const sp_op_def sp_op_table[SP_OP__COUNT];
 

@@ -27,7 +27,8 @@ void sp__matmul_state_free(void *state);
 const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_CONST] = {"const", NULL, .no_backward = "constant: no gradient"},
     [SP_OP_LEAF] = {"leaf", NULL, .no_backward = "leaf: its gradient is read, not passed on"},
-    [SP_OP_MATMUL] = {"matmul", sp__matmul_backward, sp__matmul_finish, sp__matmul_state_reset, sp__matmul_state_free},
+    [SP_OP_MATMUL] = {"matmul", sp__matmul_backward, sp__matmul_finish, sp__matmul_state_reset, sp__matmul_state_free,
+                      .no_read = SP_NO_READ_OUT},
     [SP_OP_ADD] = {"add", sp__add_backward},
     [SP_OP_SUB] = {"sub", sp__sub_backward},
     [SP_OP_MUL] = {"mul", sp__mul_backward},
@@ -49,9 +50,9 @@ const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_LSTM_CELL] = {"lstm_cell", sp__lstm_cell_backward},
     [SP_OP_GRU_CELL] = {"gru_cell", sp__gru_cell_backward},
     [SP_OP_CRF_NLL] = {"crf_nll", sp__crf_nll_backward},
-    [SP_OP_LSTM_SEQ] = {"lstm_seq", sp__seq_backward},
-    [SP_OP_GRU_SEQ] = {"gru_seq", sp__seq_backward},
-    [SP_OP_RNN_SEQ] = {"rnn_seq", sp__seq_backward},
+    [SP_OP_LSTM_SEQ] = {"lstm_seq", sp__seq_backward, .no_read = SP_NO_READ_IN(0)}, /* xp: saved gates instead */
+    [SP_OP_GRU_SEQ] = {"gru_seq", sp__seq_backward, .no_read = SP_NO_READ_IN(0)}, /* xp: saved gates instead */
+    [SP_OP_RNN_SEQ] = {"rnn_seq", sp__seq_backward, .no_read = SP_NO_READ_IN(0)}, /* xp: saved gates instead */
     [SP_OP_LAYER_NORM] = {"layer_norm", sp__layer_norm_backward},
     [SP_OP_ATTN_DOT] = {"attn_dot", sp__attn_dot_backward},
     [SP_OP_ATTN_ADDITIVE] = {"attn_additive", sp__attn_additive_backward},

@@ -159,7 +159,11 @@ enum {
     SP_NEEDS_GRAD = 1, /**< gradients flow into this node */
     SP_PARAM = 2,      /**< lives in an sp_params slab, outlives the tape */
     SP_VIEW = 4,       /**< data (and grad) alias another node's memory */
-    SP_PARAM_1D = 8    /**< a [1, n] parameter that checkpoints store 1-D as [n] (PyTorch's biases) */
+    SP_PARAM_1D = 8,   /**< a [1, n] parameter that checkpoints store 1-D as [n] (PyTorch's biases) */
+    SP_TRANSIENT = 16  /**< an intermediate whose values nobody reads after the forward pass (the
+                            runner's input projection): if no backward reads them either (each
+                            op's table row says), sp_backward keeps the node's gradient in the
+                            same memory, so its data reads as that gradient afterwards */
 };
 
 /** A 2-D row-major view over memory the tensor does not own (a tape arena or a parameter slab). */
@@ -169,7 +173,7 @@ typedef struct sp_tensor {
     int rows;                /**< number of rows */
     int cols;                /**< number of columns */
     int stride;              /**< elements from one row to the next, >= cols */
-    int flags;               /**< SP_NEEDS_GRAD | SP_PARAM | SP_VIEW | SP_PARAM_1D */
+    int flags;               /**< SP_NEEDS_GRAD | SP_PARAM | SP_VIEW | SP_PARAM_1D | SP_TRANSIENT */
     int id;                  /**< index of the tape record that made it; -1 for parameters */
     const char *name;        /**< "lstm0/t3/forget"; never NULL (may be "") */
     struct sp_tensor *base;  /**< for a view: the node whose memory it aliases */
