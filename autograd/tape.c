@@ -428,7 +428,13 @@ sp_status sp_backward(sp_tape *t, sp_tensor *loss)
     loss->grad[0] += 1;
     for (int i = loss->id; i >= 0; i--) {
         sp_record *r = &t->rec[i];
-        if (r->out->grad && sp_op_table[r->op].backward) sp_op_table[r->op].backward(r);
+        if (!r->out->grad) continue;
+        if (sp_op_table[r->op].backward) sp_op_table[r->op].backward(r);
+        else if (!sp_op_table[r->op].no_backward) { /* a table row left half-filled: say so, never skip */
+            sp_tape_fail(t, SP_ERR_STATE, "backward: op \"%s\" (node \"%s\") has no backward in the op table",
+                         sp_op_name(r->op), r->out->name);
+            return t->status;
+        }
     }
     for (int op = 0; op < SP_OP__COUNT; op++)
         if (sp_op_table[op].finish) sp_op_table[op].finish(t);

@@ -62,13 +62,13 @@ static sp_tensor *build(sp_tape *t, void *ctx)
     const int *len = g->s.masked ? masked_len : NULL;
     switch (g->s.run) {
     case RUN_SEQ: {
-        sp_seq_opts o = {len, g->init1, 0, NULL};
+        sp_seq_opts o = {len, g->init1, 0, NULL, {}};
         sp_seq_out r;
         if (sp_seq_run(t, &g->c1, g->x, T, B, &o, &r) != SP_OK) return NULL;
         return add_finals(t, wsum(t, r.out, 1), r.final, g->c1.n_state, 10);
     }
     case RUN_BIDIR: {
-        sp_bidir_opts o = {len, g->init1, g->init2, g->s.merge, NULL};
+        sp_bidir_opts o = {len, g->init1, g->init2, g->s.merge, NULL, {}};
         sp_bidir_out r;
         if (sp_bidir_run(t, &g->c1, &g->c2, g->x, T, B, &o, &r) != SP_OK) return NULL;
         sp_tensor *l = add_finals(t, wsum(t, r.out, 1), r.fwd_final, g->c1.n_state, 10);
@@ -77,7 +77,7 @@ static sp_tensor *build(sp_tape *t, void *ctx)
     case RUN_STACK: {
         sp_rng rng;
         sp_rng_seed(&rng, 5); /* the same dropout masks on every rebuild */
-        sp_rnn_opts o = {len, &g->rinit, g->s.dropout ? 0.3 : 0, g->s.dropout ? 0.25 : 0, &rng, 1};
+        sp_rnn_opts o = {len, &g->rinit, g->s.dropout ? 0.3 : 0, g->s.dropout ? 0.25 : 0, &rng, 1, {}};
         sp_rnn_out r;
         if (sp_rnn_run(t, &g->rnn, g->x, T, B, &o, &r) != SP_OK) return NULL;
         sp_tensor *l = wsum(t, r.out, 1);
@@ -87,7 +87,7 @@ static sp_tensor *build(sp_tape *t, void *ctx)
         return l;
     }
     case RUN_POOL: {
-        sp_seq_opts o = {len, g->init1, 0, NULL};
+        sp_seq_opts o = {len, g->init1, 0, NULL, {}};
         sp_seq_out r;
         if (sp_seq_run(t, &g->c1, g->x, T, B, &o, &r) != SP_OK) return NULL;
         sp_tensor *l = wsum(t, sp_seq_last(t, r.out, T, B, len), 1);

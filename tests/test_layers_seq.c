@@ -94,7 +94,7 @@ static void test_padding_changes_nothing(void **state)
                 for (int b = 0; b < B; b++)
                     if (s >= len[b])
                         for (int j = 0; j < I; j++) *sp_at(xg, s * B + b, j) = (sp_real)(1e3 * (j + 1));
-            sp_seq_opts o = {len, NULL, rev, NULL};
+            sp_seq_opts o = {len, NULL, rev, NULL, {}};
             sp_seq_out r, rg;
             assert_int_equal(sp_seq_run(t, &c, x, T, B, &o, &r), SP_OK);
             assert_int_equal(sp_seq_run(t, &c, xg, T, B, &o, &rg), SP_OK);
@@ -103,7 +103,7 @@ static void test_padding_changes_nothing(void **state)
                 /* row b alone, unpadded, length len[b] */
                 sp_tensor *xb = sp_const(t, len[b], I);
                 for (int s = 0; s < len[b]; s++) memcpy(sp_at(xb, s, 0), sp_at(x, s * B + b, 0), I * sizeof(sp_real));
-                sp_seq_opts ob = {NULL, NULL, rev, NULL};
+                sp_seq_opts ob = {NULL, NULL, rev, NULL, {}};
                 sp_seq_out rb;
                 assert_int_equal(sp_seq_run(t, &c, xb, len[b], 1, &ob, &rb), SP_OK);
                 for (int s = 0; s < T; s++)
@@ -134,7 +134,7 @@ static void test_length_zero_row_gives_no_nan(void **state)
     for (int k = 0; k < init.s[0][0][0]->cols; k++) *sp_at(init.s[0][0][0], 0, k) = (sp_real)0.5; /* h0 of layer 0 */
     sp_tape *t = sp_tape_new();
     sp_tensor *x = const_filled(t, T * B, I, 2);
-    sp_rnn_opts o = {len, &init, 0, 0, NULL, 0};
+    sp_rnn_opts o = {len, &init, 0, 0, NULL, 0, {}};
     sp_rnn_out r;
     assert_int_equal(sp_rnn_run(t, &rnn, x, T, B, &o, &r), SP_OK);
     int O = sp_rnn_out_size(&rnn);
@@ -174,7 +174,7 @@ static void test_bidirectional_layout(void **state)
     assert_string_equal(b.name, "bi0_reverse");
     sp_tape *t = sp_tape_new();
     sp_tensor *x = const_filled(t, T * B, I, 9);
-    sp_bidir_opts o = {len, NULL, NULL, SP_MERGE_CONCAT, NULL};
+    sp_bidir_opts o = {len, NULL, NULL, SP_MERGE_CONCAT, NULL, {}};
     sp_bidir_out r;
     assert_int_equal(sp_bidir_run(t, &f, &b, x, T, B, &o, &r), SP_OK);
     assert_int_equal(r.out->cols, H + 2);
@@ -211,7 +211,7 @@ static void test_bidirectional_layout(void **state)
     sp_cell b2;
     assert_int_equal(sp_cell_init(&b2, SP_CELL_RNN_TANH, ps, "bi2", 0, 1, I, H, NULL, &rng), SP_OK);
     for (int m = SP_MERGE_SUM; m <= SP_MERGE_MUL; m++) {
-        sp_bidir_opts om = {len, NULL, NULL, (sp_merge)m, NULL};
+        sp_bidir_opts om = {len, NULL, NULL, (sp_merge)m, NULL, {}};
         sp_bidir_out rm;
         assert_int_equal(sp_bidir_run(t, &f, &b2, x, T, B, &om, &rm), SP_OK);
         assert_int_equal(rm.out->cols, H);
@@ -260,7 +260,7 @@ static void test_stateful_carry(void **state)
         memcpy(xh->data, sp_at(x, half * 3 * B, 0), sizeof(sp_real) * 3 * B * I);
         sp_rnn_state init;
         assert_int_equal(sp_carry_load(t2, &carry, B, &init), SP_OK);
-        sp_rnn_opts o = {NULL, &init, 0, 0, NULL, 0};
+        sp_rnn_opts o = {NULL, &init, 0, 0, NULL, 0, {}};
         sp_rnn_out r;
         assert_int_equal(sp_rnn_run(t2, &rnn, xh, 3, B, &o, &r), SP_OK);
         for (int row = 0; row < B; row++)
@@ -371,7 +371,7 @@ static void test_generation_and_encoder_decoder(void **state)
     /* the same inputs through the runner */
     sp_tensor *ins[4] = {e.final[0], gen[0], gen[1], gen[2]};
     sp_tensor *init[2] = {e.final[0], e.final[1]};
-    sp_seq_opts o = {NULL, init, 0, NULL};
+    sp_seq_opts o = {NULL, init, 0, NULL, {}};
     sp_seq_out d;
     assert_int_equal(sp_seq_run(t, &dec, sp_concat_rows(t, ins, 4), 4, B, &o, &d), SP_OK);
     assert_rows_equal(g, 0, d.out, 0, 4 * B, 1e-12, "generation loop vs runner");
@@ -516,17 +516,17 @@ static void test_errors_name_the_layer(void **state)
     sp_tape_reset(t);
     x = sp_const(t, T * B, 3);
     int len[B] = {1, 7, 2};
-    sp_seq_opts o = {len, NULL, 0, NULL};
+    sp_seq_opts o = {len, NULL, 0, NULL, {}};
     assert_int_equal(sp_seq_run(t, &c, x, T, B, &o, &r), SP_ERR_ARG);
     assert_non_null(strstr(sp_tape_errmsg(t), "lengths[1] = 7"));
     sp_tape_reset(t);
     x = sp_const(t, T * B, 3);
     sp_tensor *h0 = sp_const(t, 2, 4), *init[2] = {h0, NULL};
-    sp_seq_opts oi = {NULL, init, 0, NULL};
+    sp_seq_opts oi = {NULL, init, 0, NULL, {}};
     assert_int_equal(sp_seq_run(t, &c, x, T, B, &oi, &r), SP_ERR_SHAPE);
     assert_non_null(strstr(sp_tape_errmsg(t), "initial state 0"));
     sp_tape_reset(t);
-    sp_rnn_opts ro = {NULL, NULL, 0.5, 0, NULL, 1};
+    sp_rnn_opts ro = {NULL, NULL, 0.5, 0, NULL, 1, {}};
     sp_rnn rnn;
     assert_int_equal(sp_rnn_init(&rnn, ps, "s", SP_CELL_RNN_TANH, 3, 4, 2, 0, NULL, &rng), SP_OK);
     sp_rnn_out rr;
@@ -562,13 +562,13 @@ static void test_dropout_scopes(void **state)
     sp_rnn_out a, b;
     sp_rng dr;
     sp_rng_seed(&dr, 1);
-    sp_rnn_opts o = {NULL, NULL, 0.5, 0, &dr, 1};
+    sp_rnn_opts o = {NULL, NULL, 0.5, 0, &dr, 1, {}};
     assert_int_equal(sp_rnn_run(t, &one, x, T, B, NULL, &a), SP_OK);
     assert_int_equal(sp_rnn_run(t, &one, x, T, B, &o, &b), SP_OK);
     assert_rows_equal(a.out, 0, b.out, 0, T * B, 0, "between-layers dropout must not touch the last layer");
     /* runners leave the caller's scope as it was, with every dropout on */
     sp_tape_scope(t, "model");
-    sp_rnn_opts ov = {NULL, NULL, 0.5, 0.5, &dr, 1};
+    sp_rnn_opts ov = {NULL, NULL, 0.5, 0.5, &dr, 1, {}};
     assert_int_equal(sp_rnn_run(t, &one, x, T, B, &ov, &b), SP_OK);
     assert_string_equal(sp_tape_get_scope(t), "model");
     assert_non_null(strstr(b.out->name, "model/"));
@@ -591,7 +591,7 @@ static void test_dropout_scopes(void **state)
     for (int j = 0; j < I; j++) *sp_at(c.w_ih, j, j) = 1; /* h = relu(x * mask) */
     sp_tensor *xp = sp_const(t, T * B, I);
     for (size_t k = 0; k < sp_numel(xp); k++) xp->data[k] = 1;
-    sp_seq_opts so = {NULL, NULL, 0, m};
+    sp_seq_opts so = {NULL, NULL, 0, m, {}};
     sp_seq_out r;
     assert_int_equal(sp_seq_run(t, &c, xp, T, B, &so, &r), SP_OK);
     for (int s = 0; s < T; s++)
@@ -622,7 +622,7 @@ static void test_steady_state_steps_do_not_malloc(void **state)
     for (int it = 0; it < 4; it++) {
         sp_tape_reset(t);
         sp_tensor *x = const_filled(t, T * B, I, 1 + it);
-        sp_rnn_opts o = {len, NULL, 0.2, 0.2, &rng, 1};
+        sp_rnn_opts o = {len, NULL, 0.2, 0.2, &rng, 1, {}};
         sp_rnn_out r;
         assert_int_equal(sp_rnn_run(t, &rnn, x, T, B, &o, &r), SP_OK);
         assert_int_equal(sp_backward(t, sp_mean(t, sp_seq_mean(t, r.out, T, B, len))), SP_OK);
@@ -729,7 +729,7 @@ enum { TT = 8, TB = 4 };
 static sp_tensor *mgu_loss(sp_tape *t, void *ctx)
 {
     mgu_ctx *m = ctx;
-    sp_seq_opts o = {m->len, NULL, 0, NULL};
+    sp_seq_opts o = {m->len, NULL, 0, NULL, {}};
     sp_seq_out r;
     sp_tensor *x = sp_const(t, TT * TB, 1);
     if (!x) return NULL;
