@@ -3,13 +3,156 @@
  * weekdays of known dates, day numbers both ways), each human format written out for known dates,
  * the round trip format -> rule-based reader -> same date over the whole range, the ISO reader,
  * the by-date split (no test date ever in training), the vocabularies and the exact-match
- * scorer. */
+ * scorer; the long spelled-out formats of the harder split (--formats long) on hand-made cases and
+ * read back by an independent reader over the whole range. */
 #include "helpers.h"
 #include "dates_data.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- the long formats: an independent reader of spelled-out dates, for their round trip ---- */
+
+static const char *const W_SMALL[] = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                                      "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+                                      "seventeen", "eighteen", "nineteen"};
+static const char *const W_TENS[] = {"", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"};
+static const char *const W_ORD[] = {"", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+                                    "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
+                                    "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth"};
+static const char *const W_MONTH[] = {"january", "february", "march", "april", "may", "june", "july", "august",
+                                      "september", "october", "november", "december"};
+static const char *const W_WDAY[] = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"};
+
+static int find_word(const char *w, const char *const *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(w, list[i])) return i;
+    return -1;
+}
+
+/* "ninety-eight" -> 98, "twenty-third" -> 23 (ordinal set), -1 if not a number word. */
+static int word_value(const char *w, int *ordinal)
+{
+    char a[32], *dash;
+    snprintf(a, sizeof a, "%s", w);
+    int tens = 0;
+    if ((dash = strchr(a, '-'))) {
+        *dash = 0;
+        if ((tens = find_word(a, W_TENS, 10)) < 2) return -1;
+        tens *= 10;
+        memmove(a, dash + 1, strlen(dash + 1) + 1);
+    }
+    int v;
+    if ((v = find_word(a, W_ORD, 21)) > 0) return *ordinal = 1, tens + v;
+    if (!strcmp(a, "thirtieth")) return *ordinal = 1, tens + 30;
+    *ordinal = 0;
+    if ((v = find_word(a, W_SMALL, 20)) >= 0) return tens + v;
+    if (!dash && (v = find_word(a, W_TENS, 10)) >= 2) return 10 * v;
+    return -1;
+}
+
+/* Reads a normalised long-format text; 0 and the date, or -1. */
+static int read_spelled(const char *text, dt_date *out)
+{
+    char buf[128], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", text);
+    int d = -1, m = -1, wd = -1, nyear = 0, year[4] = {0};
+    for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        int v, ord, k;
+        if ((k = find_word(w, W_MONTH, 12)) >= 0) m = k + 1;
+        else if ((k = find_word(w, W_WDAY, 7)) >= 0) wd = k;
+        else if (w[0] >= '0' && w[0] <= '9') d = atoi(w);
+        else if ((v = word_value(w, &ord)) >= 0 && ord) d = v;
+        else if (!strcmp(w, "thousand")) year[nyear++] = 1000;
+        else if (v >= 0 && nyear < 3) year[nyear++] = v;
+        else if (strcmp(w, "the") && strcmp(w, "of") && strcmp(w, "day") && strcmp(w, "in") && strcmp(w, "year") &&
+                 strcmp(w, "and"))
+            return -1;
+    }
+    int y = -1;
+    if (nyear >= 2 && year[0] == 2 && year[1] == 1000) y = 2000 + (nyear == 3 ? year[2] : 0);
+    else if (nyear == 2 && (year[0] == 19 || year[0] == 20) && year[1] >= 10) y = year[0] * 100 + year[1];
+    dt_date a = {y, m, d};
+    if (!dt_valid(a) || (wd >= 0 && wd != dt_weekday(a))) return -1;
+    *out = a;
+    return 0;
+}
+
+static void test_spelled_numbers_and_long_formats(void **state)
+{
+    (void)state;
+    char b[128];
+    struct { int n; const char *card, *ord; } nums[] = {{1, "one", "first"}, {2, "two", "second"}, {3, "three", "third"},
+        {12, "twelve", "twelfth"}, {20, "twenty", "twentieth"}, {21, "twenty-one", "twenty-first"},
+        {23, "twenty-three", "twenty-third"}, {30, "thirty", "thirtieth"}, {31, "thirty-one", "thirty-first"}};
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(dt_spell_cardinal(nums[i].n, b, sizeof b), (int)strlen(nums[i].card));
+        assert_string_equal(b, nums[i].card);
+        assert_int_equal(dt_spell_ordinal(nums[i].n, b, sizeof b), (int)strlen(nums[i].ord));
+        assert_string_equal(b, nums[i].ord);
+    }
+    dt_spell_cardinal(98, b, sizeof b), assert_string_equal(b, "ninety-eight");
+    assert_int_equal(dt_spell_cardinal(0, b, sizeof b), -1);
+    assert_int_equal(dt_spell_cardinal(100, b, sizeof b), -1);
+    assert_int_equal(dt_spell_ordinal(32, b, sizeof b), -1);
+    assert_int_equal(dt_spell_ordinal(23, b, 5), -1); /* no room */
+    struct { int y; const char *s; } years[] = {{1950, "nineteen fifty"}, {1998, "nineteen ninety-eight"},
+        {2000, "two thousand"}, {2005, "two thousand and five"}, {2010, "twenty ten"}, {2049, "twenty forty-nine"}};
+    for (int i = 0; i < 6; i++) {
+        assert_true(dt_spell_year(years[i].y, b, sizeof b) > 0);
+        assert_string_equal(b, years[i].s);
+    }
+    assert_int_equal(dt_spell_year(1949, b, sizeof b), -1);
+    dt_date d = {1998, 3, 23}; /* a Monday */
+    const char *want[] = {"the twenty-third of march, nineteen ninety-eight",
+                          "Monday, the twenty-third of March, nineteen ninety-eight",
+                          "twenty-third march nineteen ninety-eight", "March the twenty-third, nineteen ninety-eight",
+                          "monday the twenty-third day of march in the year nineteen ninety-eight",
+                          "23rd of March, nineteen ninety-eight"};
+    int n0 = dt_nformats();
+    assert_int_equal(dt_nformats_all() - n0, 6);
+    for (int f = 0; f < 6; f++) {
+        assert_true(dt_format(n0 + f, d, b, sizeof b) > 0);
+        assert_string_equal(b, want[f]);
+        assert_string_equal(dt_format_name(n0 + f), want[f]);
+    }
+    /* every date of the range in every long format: fits the model's 96 characters, only input
+     * characters, passes the input check, and an independent reader gets the date back */
+    long n = dt_range_days(), chars = 0, count = 0;
+    for (long i = 0; i < n; i++) {
+        dt_date a = dt_range_at(i), r;
+        for (int f = n0; f < dt_nformats_all(); f++) {
+            char norm[128], why[128];
+            int len = dt_format(f, a, b, sizeof b);
+            assert_true(len >= 16 && len < 96);
+            for (int k = 0; k < len; k++) assert_int_not_equal(dt_in_id(b[k]), 1);
+            dt_normalise(b, norm, sizeof norm);
+            assert_int_equal(dt_check_input(norm, why, sizeof why), 0);
+            if (read_spelled(norm, &r) || r.y != a.y || r.m != a.m || r.d != a.d)
+                fail_msg("format %d: '%s' does not read back as %04d-%02d-%02d", f, b, a.y, a.m, a.d);
+            chars += len, count++;
+        }
+    }
+    print_message("# long formats: %.1f characters on average\n", (double)chars / count);
+    /* the generator draws from the set asked for; the default set is the short one */
+    dt_gen g;
+    dt_gen_init(&g, 5, 0.1, 0, 1);
+    dt_gen_formats(&g, DT_LONG);
+    int seen[64] = {0}, f;
+    char iso[11];
+    for (int i = 0; i < 600; i++) {
+        dt_gen_next(&g, b, sizeof b, iso, &f);
+        assert_true(f >= n0 && f < dt_nformats_all());
+        seen[f]++;
+    }
+    for (f = n0; f < dt_nformats_all(); f++) assert_true(seen[f] > 50);
+    dt_gen_formats(&g, DT_SHORT);
+    for (int i = 0; i < 100; i++) dt_gen_next(&g, b, sizeof b, iso, &f), assert_true(f < n0);
+    assert_int_equal(dt_check_input("the third of march", b, sizeof b), 0); /* spelled numbers count */
+    assert_int_equal(dt_check_input("the day of march", b, sizeof b), -1);
+}
 
 static void test_calendar(void **state)
 {
@@ -80,7 +223,7 @@ static void test_formats_by_hand(void **state)
     assert_string_equal(b, "Saturday, January 1, 2000");
     /* too small a buffer is an error, never an overflow */
     assert_int_equal(dt_format(3, d, b, 8), -1);
-    assert_int_equal(dt_format(dt_nformats(), d, b, sizeof b), -1);
+    assert_int_equal(dt_format(dt_nformats_all(), d, b, sizeof b), -1);
     assert_int_equal(dt_format(0, (dt_date){1998, 2, 30}, b, sizeof b), -1);
 }
 
@@ -286,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_split_is_by_date), cmocka_unit_test(test_vocab),
         cmocka_unit_test(test_exact_match),
         cmocka_unit_test(test_human_set_is_right_and_unseen),
+        cmocka_unit_test(test_spelled_numbers_and_long_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #define PROG "spool-dates"
-#define TEXT_CAP 64
+#define TEXT_CAP 96 /* the long spelled-out formats run to ~75 characters */
 
 typedef struct {
     int cell_kind, E, H, HD;
@@ -43,7 +43,7 @@ typedef struct {
     int steps, batch, emb, hidden, dec_hidden, eval_every, test_n, beam, show, threads;
     double lr, clip, test_frac, min_logprob;
     uint64_t seed;
-    const char *cell, *save, *resume, *load, *eval_file, *attention, *heatmap;
+    const char *cell, *save, *resume, *load, *eval_file, *attention, *heatmap, *formats;
     const char *translate[32];
     int n_translate;
 } options;
@@ -88,9 +88,18 @@ static const ex_opt OPTS[] = {
               "attention over the encoder outputs: additive (Bahdanau), general or dot (Luong), none = fixed context"),
     EX_OPT("heatmap", EX_STR, T, heatmap, NULL, 0, 0, 0, "SVG",
            "with --attention: after training, draw the alignment of 4 test examples with gnuplot (data in SVG.tsv)"),
+    EX_CHOICE("formats", EX_STR, T, formats, "short", "short|long|all", 0, "SET",
+              "input formats of the generated data: the 24 short ones, the harder split of 6 long ones with\n"
+              "      spelled-out numbers (\"the twenty-third of march, nineteen ninety-eight\"), or all 30"),
     EX_OPT_THREADS(T, threads, 0),
 };
 #undef T
+
+/* The generator's format set of --formats. */
+static int format_set(const options *o)
+{
+    return o->formats && !strcmp(o->formats, "long") ? DT_LONG : o->formats && !strcmp(o->formats, "all") ? DT_ALL : DT_SHORT;
+}
 
 static void usage_more(FILE *f)
 {
@@ -334,8 +343,9 @@ static sp_status save(const char *path, const model *m, const sp_optim *opt, con
     snprintf(e, sizeof e, "%d", m->E), snprintf(h, sizeof h, "%d", m->H), snprintf(hd, sizeof hd, "%d", m->HD);
     snprintf(sd, sizeof sd, "%llu", (unsigned long long)o->seed), ex_fmt_shortest(o->test_frac, tf, sizeof tf);
     sp_kv meta[] = {{"model", "spool-dates"}, {"cell", o->cell}, {"emb", e}, {"hidden", h},
-                    {"dec_hidden", hd}, {"seed", sd}, {"test_frac", tf}, {"attention", o->attention ? o->attention : "none"}};
-    sp_ckpt_opts co = {.meta = meta, .n_meta = 8, .rng = rng};
+                    {"dec_hidden", hd}, {"seed", sd}, {"test_frac", tf}, {"attention", o->attention ? o->attention : "none"},
+                    {"formats", o->formats ? o->formats : "short"}};
+    sp_ckpt_opts co = {.meta = meta, .n_meta = 9, .rng = rng};
     return sp_save(path, m->ps, opt, &co);
 }
 
@@ -349,7 +359,7 @@ static int model_from_ckpt(const char *path, model *m, options *o)
     }
     const char *cell = sp_ckpt_meta(ci, "cell"), *e = sp_ckpt_meta(ci, "emb"), *h = sp_ckpt_meta(ci, "hidden"),
                *hd = sp_ckpt_meta(ci, "dec_hidden"), *sd = sp_ckpt_meta(ci, "seed"), *tf = sp_ckpt_meta(ci, "test_frac"),
-               *kind = sp_ckpt_meta(ci, "model"), *att = sp_ckpt_meta(ci, "attention");
+               *kind = sp_ckpt_meta(ci, "model"), *att = sp_ckpt_meta(ci, "attention"), *fm = sp_ckpt_meta(ci, "formats");
     int ok = kind && !strcmp(kind, "spool-dates") && cell && e && h && hd && sd && tf &&
              (!strcmp(cell, "lstm") || !strcmp(cell, "gru")) && atoi(e) > 0 && atoi(h) > 0 && atoi(hd) > 0;
     if (ok) {
@@ -360,6 +370,9 @@ static int model_from_ckpt(const char *path, model *m, options *o)
         static char attbuf[16];
         snprintf(attbuf, sizeof attbuf, "%s", att ? att : "none"); /* older checkpoints: no attention */
         o->attention = attbuf;
+        static char fmbuf[8];
+        snprintf(fmbuf, sizeof fmbuf, "%s", fm && (!strcmp(fm, "long") || !strcmp(fm, "all")) ? fm : "short");
+        o->formats = fmbuf; /* older checkpoints: the short formats */
     }
     sp_ckpt_close(ci);
     if (!ok) {
@@ -391,6 +404,7 @@ static int make_test(dataset *d, const options *o)
     if (!d->text || !d->iso || !d->format) return -1;
     dt_gen g;
     dt_gen_init(&g, o->seed, o->test_frac, 1, 0);
+    dt_gen_formats(&g, format_set(o));
     for (int i = 0; i < d->n; i++) dt_gen_next(&g, d->text[i], TEXT_CAP, d->iso[i], &d->format[i]);
     return 0;
 }
@@ -634,9 +648,11 @@ int main(int argc, char **argv)
         return 1;
     }
     printf(PROG ": cell %s emb %d hidden %d dec-hidden %d attention %s params %zu | batch %d steps %d lr %g seed %llu | "
-           "%d formats, %ld dates, test %.0f%% of them, %d test examples\n%s\n",
+           "%d formats (%s), %ld dates, test %.0f%% of them, %d test examples\n%s\n",
            o.cell, o.emb, o.hidden, o.dec_hidden, o.attention, m.ps->numel, o.batch, o.steps, o.lr,
-           (unsigned long long)o.seed, dt_nformats(), dt_range_days(), 100 * o.test_frac, o.test_n, sp_info());
+           (unsigned long long)o.seed,
+           format_set(&o) == DT_LONG ? dt_nformats_all() - dt_nformats() : format_set(&o) == DT_ALL ? dt_nformats_all() : dt_nformats(),
+           o.formats, dt_range_days(), 100 * o.test_frac, o.test_n, sp_info());
 
     sp_tape *t = sp_tape_new();
     double t0 = ex_now(), loss_sum = 0, acc = 0;
@@ -648,6 +664,7 @@ int main(int argc, char **argv)
         /* batch s is a function of (seed, s) only, so a resumed run sees the same data */
         dt_gen g;
         dt_gen_init(&g, o.seed, o.test_frac, 0, (uint64_t)s + 1);
+        dt_gen_formats(&g, format_set(&o));
         for (int b = 0; b < o.batch; b++) dt_gen_next(&g, texts[b], TEXT_CAP, iso[b], NULL);
         sp_tape_reset(t);
         sp_params_zero_grad(m.ps);
@@ -707,14 +724,14 @@ int main(int argc, char **argv)
                        strcmp(pred[i], test.iso[i]) ? " (wrong)" : "", o.beam > 1 ? bpred[i] : "-",
                        o.beam > 1 && strcmp(bpred[i], test.iso[i]) ? " (wrong)" : "");
             /* per-format accuracy shows which formats are still hard */
-            int nf = dt_nformats(), *ok = calloc((size_t)nf, sizeof(int)), *cnt = calloc((size_t)nf, sizeof(int));
+            int nf = dt_nformats_all(), *ok = calloc((size_t)nf, sizeof(int)), *cnt = calloc((size_t)nf, sizeof(int));
             for (int i = 0; ok && cnt && i < test.n; i++) {
                 cnt[test.format[i]]++;
                 ok[test.format[i]] += !strcmp(pred[i], test.iso[i]);
             }
             printf("\nper format (greedy):\n");
             for (int f = 0; ok && cnt && f < nf; f++)
-                printf("  %-24s %4d/%-4d %.3f\n", dt_format_name(f), ok[f], cnt[f], cnt[f] ? (double)ok[f] / cnt[f] : 0);
+                if (cnt[f]) printf("  %-24s %4d/%-4d %.3f\n", dt_format_name(f), ok[f], cnt[f], cnt[f] ? (double)ok[f] / cnt[f] : 0);
             free(ok), free(cnt);
             printf("test exact-match: greedy %.4f (%.1f s)", acc, tg);
             if (o.beam > 1) printf(", beam(%d) %.4f (%.1f s)", o.beam, bacc, tb);

@@ -139,11 +139,88 @@ static const char *const format_names[] = {
 };
 enum { NFORMATS = (int)(sizeof format_names / sizeof format_names[0]) };
 
+/* ------------------------------------------------- long formats, spelled out */
+
+static const char *const long_names[] = {
+    "the twenty-third of march, nineteen ninety-eight",
+    "Monday, the twenty-third of March, nineteen ninety-eight",
+    "twenty-third march nineteen ninety-eight",
+    "March the twenty-third, nineteen ninety-eight",
+    "monday the twenty-third day of march in the year nineteen ninety-eight",
+    "23rd of March, nineteen ninety-eight",
+};
+enum { NLONG = (int)(sizeof long_names / sizeof long_names[0]) };
+
+static const char *const small_words[20] = {"",        "one",     "two",       "three",    "four",
+                                            "five",    "six",     "seven",     "eight",    "nine",
+                                            "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
+                                            "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
+static const char *const tens_words[10] = {"", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"};
+static const char *const small_ordinals[20] = {"",           "first",       "second",     "third",      "fourth",
+                                               "fifth",      "sixth",       "seventh",    "eighth",     "ninth",
+                                               "tenth",      "eleventh",    "twelfth",    "thirteenth", "fourteenth",
+                                               "fifteenth",  "sixteenth",   "seventeenth", "eighteenth", "nineteenth"};
+static const char *const tens_ordinals[4] = {"", "", "twentieth", "thirtieth"};
+
+static int fits(int n, int cap_) { return n >= 0 && n < cap_ ? n : -1; }
+
+int dt_spell_cardinal(int n, char *out, int cap_)
+{
+    if (n < 1 || n > 99 || cap_ <= 0) return -1;
+    if (n < 20) return fits(snprintf(out, (size_t)cap_, "%s", small_words[n]), cap_);
+    return fits(snprintf(out, (size_t)cap_, "%s%s%s", tens_words[n / 10], n % 10 ? "-" : "", small_words[n % 10]), cap_);
+}
+
+int dt_spell_ordinal(int n, char *out, int cap_)
+{
+    if (n < 1 || n > 31 || cap_ <= 0) return -1;
+    if (n < 20) return fits(snprintf(out, (size_t)cap_, "%s", small_ordinals[n]), cap_);
+    if (n % 10 == 0) return fits(snprintf(out, (size_t)cap_, "%s", tens_ordinals[n / 10]), cap_);
+    return fits(snprintf(out, (size_t)cap_, "%s-%s", tens_words[n / 10], small_ordinals[n % 10]), cap_);
+}
+
+int dt_spell_year(int y, char *out, int cap_)
+{
+    char c[32];
+    if (y < DT_YEAR0 || y > DT_YEAR1 || cap_ <= 0) return -1;
+    if (y == 2000) return fits(snprintf(out, (size_t)cap_, "two thousand"), cap_);
+    dt_spell_cardinal(y % 100, c, sizeof c);
+    if (y < 2000) return fits(snprintf(out, (size_t)cap_, "nineteen %s", c), cap_);
+    if (y < 2010) return fits(snprintf(out, (size_t)cap_, "two thousand and %s", c), cap_);
+    return fits(snprintf(out, (size_t)cap_, "twenty %s", c), cap_);
+}
+
+static int format_long(int f, dt_date a, char *out, int cap_)
+{
+    const char *mon = month_full[a.m - 1], *wd = wday_full[dt_weekday(a)];
+    char od[32], yr[48], cm[16], cw[16];
+    dt_spell_ordinal(a.d, od, sizeof od);
+    dt_spell_year(a.y, yr, sizeof yr);
+    cap(mon, cm, sizeof cm), cap(wd, cw, sizeof cw);
+    int n;
+    switch (f) {
+    case 0: n = snprintf(out, (size_t)cap_, "the %s of %s, %s", od, mon, yr); break;
+    case 1: n = snprintf(out, (size_t)cap_, "%s, the %s of %s, %s", cw, od, cm, yr); break;
+    case 2: n = snprintf(out, (size_t)cap_, "%s %s %s", od, mon, yr); break;
+    case 3: n = snprintf(out, (size_t)cap_, "%s the %s, %s", cm, od, yr); break;
+    case 4: n = snprintf(out, (size_t)cap_, "%s the %s day of %s in the year %s", wd, od, mon, yr); break;
+    case 5: n = snprintf(out, (size_t)cap_, "%d%s of %s, %s", a.d, ordinal_suffix(a.d), cm, yr); break;
+    default: return -1;
+    }
+    return fits(n, cap_);
+}
+
 int dt_nformats(void) { return NFORMATS; }
-const char *dt_format_name(int f) { return f >= 0 && f < NFORMATS ? format_names[f] : NULL; }
+int dt_nformats_all(void) { return NFORMATS + NLONG; }
+const char *dt_format_name(int f)
+{
+    return f >= 0 && f < NFORMATS ? format_names[f] : f >= NFORMATS && f < NFORMATS + NLONG ? long_names[f - NFORMATS] : NULL;
+}
 
 int dt_format(int f, dt_date a, char *out, int cap_)
 {
+    if (f >= NFORMATS && f < NFORMATS + NLONG && cap_ > 0 && dt_valid(a) && a.y >= DT_YEAR0 && a.y <= DT_YEAR1)
+        return format_long(f - NFORMATS, a, out, cap_);
     if (f < 0 || f >= NFORMATS || cap_ <= 0 || !dt_valid(a)) return -1;
     const char *mon = month_full[a.m - 1], *wd = wday_full[dt_weekday(a)];
     char m3[4], w3[4], cm[16], cw[16], cm3[4], cw3[4];
@@ -291,6 +368,29 @@ int dt_normalise(const char *in, char *out, int cap_)
     return n;
 }
 
+/* A spelled number word in s ("nineteen", "twenty-third", "thousand"), for dt_check_input. */
+static int has_number_word(const char *s)
+{
+    for (const char *p = s; *p;) {
+        if (!isalpha((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        int k = 0;
+        while (isalpha((unsigned char)p[k])) k++;
+        for (int i = 1; i < 20; i++)
+            if ((int)strlen(small_words[i]) == k && !strncmp(p, small_words[i], (size_t)k)) return 1;
+        for (int i = 1; i < 20; i++)
+            if ((int)strlen(small_ordinals[i]) == k && !strncmp(p, small_ordinals[i], (size_t)k)) return 1;
+        for (int i = 2; i < 10; i++)
+            if ((int)strlen(tens_words[i]) == k && !strncmp(p, tens_words[i], (size_t)k)) return 1;
+        if ((k == 9 && (!strncmp(p, "twentieth", 9) || !strncmp(p, "thirtieth", 9))) || (k == 8 && !strncmp(p, "thousand", 8)))
+            return 1;
+        p += k;
+    }
+    return 0;
+}
+
 int dt_check_input(const char *s, char *why, int cap_)
 {
     int digits = 0;
@@ -313,7 +413,7 @@ int dt_check_input(const char *s, char *why, int cap_)
         }
         p += k;
     }
-    if (!digits) {
+    if (!digits && !has_number_word(s)) {
         snprintf(why, (size_t)cap_, "no number in it: a date needs at least a day and a year");
         return -1;
     }
@@ -361,6 +461,13 @@ void dt_gen_init(dt_gen *g, uint64_t seed, double test_frac, int test, uint64_t 
 {
     g->seed = seed, g->test_frac = test_frac, g->test = test;
     g->state = seed ^ (stream * 0xd1b54a32d192ed03ull) ^ (test ? 0x5555ull : 0);
+    g->first = 0, g->count = NFORMATS;
+}
+
+void dt_gen_formats(dt_gen *g, int which)
+{
+    g->first = which == DT_LONG ? NFORMATS : 0;
+    g->count = which == DT_LONG ? NLONG : which == DT_ALL ? NFORMATS + NLONG : NFORMATS;
 }
 
 dt_date dt_gen_next(dt_gen *g, char *text, int cap_, char *iso, int *format)
@@ -371,7 +478,7 @@ dt_date dt_gen_next(dt_gen *g, char *text, int cap_, char *iso, int *format)
     do
         a = dt_range_at((long)(splitmix(&g->state) % (uint64_t)n));
     while (dt_is_test_date(a, g->seed, g->test_frac) != g->test);
-    int f = (int)(splitmix(&g->state) % (uint64_t)NFORMATS);
+    int f = g->first + (int)(splitmix(&g->state) % (uint64_t)g->count);
     dt_format(f, a, text, cap_);
     dt_iso(a, iso);
     if (format) *format = f;

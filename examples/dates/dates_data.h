@@ -54,7 +54,8 @@ int dt_parse_human(const char *s, dt_date *out);
  * most cap bytes (always terminated) and returns the length, or -1 if it does not fit. */
 int dt_normalise(const char *in, char *out, int cap);
 
-/* Checks a normalised text before the model reads it: it must hold a number, no number of 3,
+/* Checks a normalised text before the model reads it: it must hold a number (digits, or a spelled
+ * number word such as "nineteen" or "twenty-third"), no number of 3,
  * 5-7 or more than 8 digits, and every 4-digit year (also the year of an 8-digit yyyymmdd) must lie
  * in [DT_YEAR0, DT_YEAR1]: the model only knows that range and would otherwise silently map 2051
  * to some year it knows. Returns 0, or -1 with a reason in why (cap bytes). */
@@ -85,11 +86,28 @@ typedef struct {
     uint64_t seed;
     double test_frac;
     int test; /* which side of the split it draws from */
+    int first, count; /* the formats it draws from: first .. first + count - 1 (dt_gen_init: the 24 short ones) */
 } dt_gen;
 
 void dt_gen_init(dt_gen *g, uint64_t seed, double test_frac, int test, uint64_t stream);
+/* Which formats the generator draws from: DT_SHORT (the default), DT_LONG or DT_ALL. */
+enum { DT_SHORT, DT_LONG, DT_ALL };
+void dt_gen_formats(dt_gen *g, int which);
 /* Writes the text (cap bytes) and the ISO target (11 bytes); returns the date. */
 dt_date dt_gen_next(dt_gen *g, char *text, int cap, char *iso, int *format);
+
+/* The harder split: long formats with the numbers spelled out, e.g. "the twenty-third of march,
+ * nineteen ninety-eight", "Monday, the twenty-third of March, nineteen ninety-eight", "tuesday the
+ * twenty-third day of march in the year nineteen ninety-eight". Their indices follow the short
+ * formats': dt_nformats() .. dt_nformats_all() - 1, for dt_format and dt_format_name. The rule
+ * reader (dt_parse_human) reads the short formats only. Years: 1950-1999 "nineteen fifty" ..,
+ * 2000 "two thousand", 2001-2009 "two thousand and five", 2010-2049 "twenty ten" .. */
+int dt_nformats_all(void);
+/* n in 1..99 as words ("twenty-three"), 1..31 as an ordinal ("twenty-third"), a year in range;
+ * return the length written (cap bytes), -1 out of range or no room. */
+int dt_spell_cardinal(int n, char *out, int cap);
+int dt_spell_ordinal(int n, char *out, int cap);
+int dt_spell_year(int y, char *out, int cap);
 
 /* Exact match: the fraction of predictions equal to their targets (0 for n == 0). */
 double dt_exact_match(const char *const *pred, const char *const *gold, int n);
