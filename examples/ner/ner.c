@@ -13,7 +13,8 @@
  *
  *   spool-ner train [options]             train, keep the best model (dev F1), score on test
  *   spool-ner eval --model M --test FILE  score a saved model
- *   spool-ner tag --model M "some text"   tag a sentence (words split on spaces and punctuation)
+ *   spool-ner tag --model M "some text"   tag a sentence (words split on spaces and punctuation); the
+ *                                         BiLSTMs run forward only (sp_stream_run; --tape: on a tape)
  */
 #include "spool.h"
 #include "spool/layers.h"
@@ -273,6 +274,57 @@ static sp_tensor *model_forward(sp_tape *t, const ner_model *m, const ner_batch 
     return sp_linear_forward(t, &m->out, h);                        /* [T*B, K] */
 }
 
+/* Rows of a tensor as one [rows x cols] array (a copy on t where rows are strided). */
+static const sp_real *dense(sp_tape *t, const sp_tensor *x)
+{
+    if (!x || x->stride == x->cols) return x ? x->data : NULL;
+    sp_tensor *c = sp_const(t, x->rows, x->cols);
+    for (int i = 0; c && i < x->rows; i++) memcpy(sp_at(c, i, 0), sp_at((sp_tensor *)x, i, 0), sizeof(sp_real) * x->cols);
+    return c ? c->data : NULL;
+}
+
+/* Runs a stack forward only over [T*B, I] rows (sp_stream_run) into a new [T*B, O] constant on t. */
+static sp_tensor *run_forward_only(sp_tape *t, const sp_rnn *r, const sp_tensor *x, int T, int B, const int *len)
+{
+    const sp_real *xd = dense(t, x);
+    sp_tensor *y = xd ? sp_const(t, T * B, sp_rnn_out_size(r)) : NULL;
+    if (y && sp_stream_run(r, xd, T, B, len, NULL, y->data) != SP_OK) {
+        sp_tape_fail(t, sp_last_status(), "%s", sp_last_error());
+        return NULL;
+    }
+    return y;
+}
+
+/* The same tag scores (evaluation) with both BiLSTMs, the characters' and the words', run
+ * forward only (sp_stream_run: nothing recorded for the recurrences); the embeddings, the gather
+ * of the per-word vectors and the head go on t. Equal to model_forward's (tests/test_ner_stream.sh). */
+static sp_tensor *model_forward_stream(sp_tape *t, const ner_model *m, const ner_batch *b)
+{
+    int N = b->T * b->B, np = 0;
+    sp_tensor *parts[3];
+    parts[np++] = sp_embed_forward(t, &m->wemb, b->wid, N);
+    parts[np++] = sp_embed_forward(t, &m->cemb, b->cid, N);
+    if (m->cfg.chars) {
+        int U = b->U, Hc = m->char_rnn.cell[0][0].out_size;
+        sp_tensor *seq = run_forward_only(t, &m->char_rnn, sp_embed_forward(t, &m->chemb, b->chid, b->Tc * U), b->Tc,
+                                          U, b->clen);
+        sp_tensor *per_word = seq ? sp_const(t, U, 2 * Hc) : NULL;
+        if (!per_word) return NULL;
+        for (int u = 0; u < U; u++) { /* final states: forward at the last character, backward at the first */
+            int L = b->clen[u];
+            if (L > 0) {
+                memcpy(sp_at(per_word, u, 0), sp_at(seq, (L - 1) * U + u, 0), sizeof(sp_real) * Hc);
+                memcpy(sp_at(per_word, u, Hc), sp_at(seq, u, Hc), sizeof(sp_real) * Hc);
+            } else {
+                memset(sp_at(per_word, u, 0), 0, sizeof(sp_real) * 2 * Hc);
+            }
+        }
+        parts[np++] = sp_embedding(t, per_word, b->uidx, N);
+    }
+    sp_tensor *h = run_forward_only(t, &m->rnn, sp_concat(t, parts, np), b->T, b->B, b->len);
+    return h ? sp_linear_forward(t, &m->out, h) : NULL;
+}
+
 static int argmax_row(const sp_tensor *x, int r)
 {
     const sp_real *p = sp_at(x, r, 0);
@@ -285,7 +337,8 @@ static int argmax_row(const sp_tensor *x, int r)
 /* Tag every sentence of c with the model (lower-cased first if lower != 0); pred gets c->n_tok
  * tag ids. A CRF model decodes each sentence by Viterbi under the BIO masks, so its output is
  * always valid BIO; a softmax model takes each token's most likely tag. */
-static int model_tag(const ner_model *m, const ner_corpus *c, int *pred, int batch, int lower)
+static int model_tag(const ner_model *m, const ner_corpus *c, int *pred, int batch, int lower, int stream,
+                     double *score)
 {
     ner_batch b = {0};
     int *idx = malloc(sizeof(int) * batch), rc = -1;
@@ -297,7 +350,7 @@ static int model_tag(const ner_model *m, const ner_corpus *c, int *pred, int bat
         for (int i = 0; i < B; i++) idx[i] = s0 + i;
         if (batch_fill(&b, m, c, idx, B, 0, lower, NULL)) goto out;
         sp_tape_reset(t);
-        sp_tensor *logits = model_forward(t, m, &b, 0, NULL);
+        sp_tensor *logits = stream ? model_forward_stream(t, m, &b) : model_forward(t, m, &b, 0, NULL);
         if (!logits) {
             fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
             goto out;
@@ -309,7 +362,11 @@ static int model_tag(const ner_model *m, const ner_corpus *c, int *pred, int bat
         }
         for (int i = 0; i < B; i++)
             for (int k = 0; k < c->len[s0 + i]; k++)
-                pred[c->start[s0 + i] + k] = m->cfg.crf ? path[k * B + i] : argmax_row(logits, k * B + i);
+            {
+                int r = k * B + i, p = m->cfg.crf ? path[r] : argmax_row(logits, r);
+                pred[c->start[s0 + i] + k] = p;
+                if (score) score[c->start[s0 + i] + k] = *sp_at(logits, r, p); /* its emission score */
+            }
     }
     rc = 0;
 out:
@@ -422,7 +479,7 @@ static int model_load(ner_model *m, const char *path, int *epoch)
 
 typedef struct {
     const char *train, *dev, *test, *out, *resume, *data, *model, *output;
-    int epochs, batch, limit, threads, log_every, tokens;
+    int epochs, batch, limit, threads, log_every, tokens, tape, scores;
     double lr, clip, unk_p, embed_init, lower_p;
     uint64_t seed;
     ner_config cfg;
@@ -470,6 +527,9 @@ static const ex_opt OPTS[] = {
            "lower-case each training sentence with probability P (so lower-case\n"
            "                        text is not blind; the result line also scores a lower-cased test)"),
     EX_OPT("tokens", EX_FLAG, T, tokens, NULL, 0, 0, TAG, NULL, "also one line per token with its tag"),
+    EX_OPT("tape", EX_FLAG, T, tape, NULL, 0, 0, TAG, NULL,
+           "run the BiLSTMs on a tape as training does, not the streaming forward-only path (same tags)"),
+    EX_OPT("scores", EX_FLAG, T, scores, NULL, 0, 0, TAG, NULL, "with --tokens: each tag's emission score too"),
     EX_OPT("limit", EX_INT, T, limit, "0", 0, 1 << 30, TRAIN, "N", "use only the first N training sentences (0 = all)"),
     EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, TRAIN, "S", "random seed"),
     EX_OPT_THREADS(T, threads, 0),
@@ -643,7 +703,7 @@ static int do_train(train_opts *o)
                 ex_progress_step(&pg, nb, "epoch %d  batch %4d/%d  loss %.4f  grad-norm %.2f  %.0f tokens/s", ep, nb,
                                  (tr->n_sent + o->batch - 1) / o->batch, loss_sum / nb, norm, tokens / (ex_now() - te0));
         }
-        if (model_tag(&m, dv, pred, 64, 0)) return 1;
+        if (model_tag(&m, dv, pred, 64, 0, 0, NULL)) return 1;
         ner_scorer *ds = score(dv, m.tags, pred, NULL);
         ner_prf df = ner_scorer_total(ds);
         ner_scorer_free(ds);
@@ -665,12 +725,12 @@ static int do_train(train_opts *o)
 
     /* the best model on dev, scored once on test */
     ner_model best;
-    if (model_load(&best, o->out, NULL) || model_tag(&best, te, pred, 64, 0)) return 1;
+    if (model_load(&best, o->out, NULL) || model_tag(&best, te, pred, 64, 0, 0, NULL)) return 1;
     ner_scorer *ts = score(te, best.tags, pred, NULL);
     ner_prf tf = ner_scorer_total(ts);
     ner_scorer_print(ts, stdout, "model test");
     /* the same test text typed in lower case: what the casing augmentation (--lower) buys */
-    if (model_tag(&best, te, pred, 64, 1)) return 1;
+    if (model_tag(&best, te, pred, 64, 1, 0, NULL)) return 1;
     ner_scorer *ls = score(te, best.tags, pred, NULL);
     ner_prf lf = ner_scorer_total(ls);
     printf("result: test F1 %.2f (P %.2f R %.2f) with the best dev epoch %d (dev F1 %.2f); lower-cased test F1 %.2f; "
@@ -703,7 +763,7 @@ static int do_eval(const char *model, const char *test)
         return 1;
     }
     int *pred = malloc(sizeof(int) * te->n_tok);
-    if (!pred || model_tag(&m, te, pred, 64, 0)) return 1;
+    if (!pred || model_tag(&m, te, pred, 64, 0, 0, NULL)) return 1;
     ner_scorer *s = score(te, m.tags, pred, NULL);
     ner_scorer_print(s, stdout, "test");
     ner_scorer_free(s);
@@ -713,7 +773,7 @@ static int do_eval(const char *model, const char *test)
     return 0;
 }
 
-static int do_tag(const char *model, const char *text, int tokens)
+static int do_tag(const char *model, const char *text, int tokens, int stream, int scores)
 {
     ner_model m;
     if (model_load(&m, model, NULL)) return 1;
@@ -727,10 +787,11 @@ static int do_tag(const char *model, const char *text, int tokens)
     /* a one-sentence corpus without gold tags */
     ner_corpus c = {.n_sent = 1, .n_tok = w.n, .max_len = w.n, .word = w.items};
     int start = 0, len = w.n, *pred = malloc(sizeof(int) * w.n);
+    double *score = malloc(sizeof(double) * w.n);
     c.start = &start, c.len = &len;
     const char **tg = malloc(sizeof(char *) * w.n);
     ner_span *sp = malloc(sizeof(ner_span) * w.n);
-    if (!pred || !tg || !sp || model_tag(&m, &c, pred, 1, 0)) return 1;
+    if (!pred || !tg || !sp || !score || model_tag(&m, &c, pred, 1, 0, stream, score)) return 1;
     /* the sentence with its entities in brackets, then one line per entity (and per token with
      * --tokens): "[PER Ada Lovelace] met [PER Charles Babbage] in [LOC London]" */
     for (int i = 0; i < w.n; i++) tg[i] = m.tags->word[pred[i]];
@@ -748,8 +809,10 @@ static int do_tag(const char *model, const char *text, int tokens)
         printf("\t(words %d-%d)\n", sp[k].begin + 1, sp[k].end);
     }
     if (ns == 0) printf("(no entities)\n");
-    for (int i = 0; tokens && i < w.n; i++) printf("%s\t%s\n", w.items[i], tg[i]);
-    free(pred), free(tg), free(sp);
+    for (int i = 0; tokens && i < w.n; i++)
+        if (scores) printf("%s\t%s\t%.9g\n", w.items[i], tg[i], score[i]);
+        else printf("%s\t%s\n", w.items[i], tg[i]);
+    free(pred), free(tg), free(sp), free(score);
     ex_words_free(&w);
     model_free(&m);
     return 0;
@@ -802,7 +865,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: tag needs the text to tag, e.g. spool-ner tag --model M \"Ada Lovelace met Babbage\"\n", prog);
             return 2;
         }
-        return do_tag(model, text, tokens) ? 1 : 0;
+        return do_tag(model, text, tokens, !o.tape, o.scores) ? 1 : 0;
     }
     printf("%s", prog);
     for (int i = 1; i < argc; i++) printf(" %s", argv[i]);
