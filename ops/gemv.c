@@ -5,11 +5,15 @@
  * packed.c's micro-tile at one row keeps two accumulators (one panel of 32 columns), so each k
  * waits for the previous FMA of the same chain: K x (FMA latency) cycles per panel, about half
  * of what the loads allow (perf on spool-charlm sample, 1x256 LSTM: 73 % of the time in that
- * tile). Here up to 8 panels advance together, 16 independent chains, so the loop runs at the
- * rate of the loads. Every output is still summed the same way as the tile sums it (FMA from
- * zero over k = 0 .. K-1, then + y when accumulating), so the results are bit for bit those of
- * the tile and of every product that goes through it (tests/test_gemv.c). */
+ * tile). Here two panels advance together (four independent chains), so the loop runs at the
+ * rate of the loads, and successive calls on one weight walk its panels in alternate directions
+ * (the panels last read are still in the L2 cache). Every output is still summed the same way
+ * as the tile sums it (FMA from zero over k = 0 .. K-1, then + y when accumulating), so the
+ * results are bit for bit those of the tile and of every product that goes through it
+ * (tests/test_gemv.c, both directions). */
 #include "kernels.h"
+
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(SP_USE_DOUBLE)
 #include <immintrin.h>
@@ -48,14 +52,37 @@ __attribute__((target("avx512f"), always_inline)) static inline void group(int G
     }
 }
 
+/* Which way each recently used weight was last walked: a one-row product is usually the same
+ * weight once per step (sampling: W_hh, then the head), and the panels of W_hh alone fill the
+ * L2 cache, so walking them the other way each time starts from the panels still cached. The
+ * panels are independent columns: the order changes no sum. */
+static _Thread_local struct {
+    const float *bp;
+    int reverse;
+} walked[4];
+
 __attribute__((target("avx512f"))) void sp__panels_gemv_avx512(int N, int K, const float *x, const float *Bp, float *y,
                                                          int accumulate)
 {
-    int P = (N + NR - 1) / NR, p = 0;
-    for (; p + 8 <= P; p += 8) group(8, N, K, x, Bp, p, y, accumulate);
-    if (p + 4 <= P) group(4, N, K, x, Bp, p, y, accumulate), p += 4;
-    if (p + 2 <= P) group(2, N, K, x, Bp, p, y, accumulate), p += 2;
-    if (p < P) group(1, N, K, x, Bp, p, y, accumulate);
+    int P = (N + NR - 1) / NR, w = 0;
+    while (w < 4 && walked[w].bp != Bp) w++;
+    if (w == 4) { /* not seen lately: replaces the oldest entry */
+        memmove(walked + 1, walked, 3 * sizeof walked[0]);
+        walked[0].bp = Bp, walked[0].reverse = 1, w = 0;
+    }
+    int reverse = walked[w].reverse = !walked[w].reverse;
+    /* two panels at a time (four FMA chains): on this project's machine (Zen 4) faster than one
+     * panel and than 4 or 8 at a time, which spread the loads over more streams than the
+     * prefetchers follow (a 1 MB W_hh, ~25 % faster than 8 at a time) */
+    if (!reverse) {
+        int p = 0;
+        for (; p + 2 <= P; p += 2) group(2, N, K, x, Bp, p, y, accumulate);
+        if (p < P) group(1, N, K, x, Bp, p, y, accumulate);
+    } else {
+        int p = P;
+        if (P % 2) group(1, N, K, x, Bp, --p, y, accumulate);
+        for (; p >= 2; p -= 2) group(2, N, K, x, Bp, p - 2, y, accumulate);
+    }
 }
 
 #else

@@ -166,7 +166,7 @@ size_t sp__panels_floats(int K, int N)
 
 void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int accumulate)
 {
-    if (M == 1) return sp__panels_gemv_avx512(N, K, A, Bp, C, accumulate); /* ops/gemv.c: same sums, 8 panels at once */
+    if (M == 1) return sp__panels_gemv_avx512(N, K, A, Bp, C, accumulate); /* ops/gemv.c: same sums, faster at one row */
     int P = (N + NR - 1) / NR;
     for (int p = 0; p < P; p++) {
         int cols = N - p * NR < NR ? N - p * NR : NR;
@@ -255,7 +255,7 @@ int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, 
     if (M > SP_PACKED_MAX_ROWS || K < 16 || N < 16 || !(W->flags & SP_PARAM) || !cpu_ok()) return 0;
     const float *Bp = panels(t, W, trans, K, N);
     if (!Bp) return 0;
-    if (M == 1) return sp__panels_gemv_avx512(N, K, A, Bp, C, accumulate), 1; /* ops/gemv.c: same sums, 8 panels at once */
+    if (M == 1) return sp__panels_gemv_avx512(N, K, A, Bp, C, accumulate), 1; /* ops/gemv.c: same sums, faster at one row */
     int P = (N + NR - 1) / NR;
     const double flops = 2.0 * M * N * K;
 #pragma omp parallel for if(flops >= SP_PAR_MIN_GEMM_FLOPS) num_threads(sp__threads_now()) schedule(static)

@@ -150,6 +150,22 @@ static void test_spelled_numbers_and_long_formats(void **state)
     for (f = n0; f < dt_nformats_all(); f++) assert_true(seen[f] > 50);
     dt_gen_formats(&g, DT_SHORT);
     for (int i = 0; i < 100; i++) dt_gen_next(&g, b, sizeof b, iso, &f), assert_true(f < n0);
+    /* the prose set: the same long forms inside sentences, under the model's 192 characters */
+    dt_gen_formats(&g, DT_PROSE);
+    int longest = 0, framed = 0;
+    for (int i = 0; i < 2000; i++) {
+        char t[256], plain[128];
+        dt_date a = dt_gen_next(&g, t, sizeof t, iso, &f);
+        assert_true(f >= n0 && f < dt_nformats_all());
+        dt_format(f, a, plain, sizeof plain);
+        assert_non_null(strstr(t, plain));
+        for (const char *q = t; *q; q++) assert_int_not_equal(dt_in_id(*q), 1);
+        longest = (int)strlen(t) > longest ? (int)strlen(t) : longest;
+        framed += strlen(t) > strlen(plain);
+    }
+    assert_true(longest < 192);
+    assert_true(framed > 1500); /* most dates get a sentence around them */
+    assert_int_equal(dt_prose("x", 0, b, 1), -1); /* no room */
     assert_int_equal(dt_check_input("the third of march", b, sizeof b), 0); /* spelled numbers count */
     assert_int_equal(dt_check_input("the day of march", b, sizeof b), -1);
 }

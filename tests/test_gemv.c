@@ -2,7 +2,8 @@
 /* test_gemv.c - the one-row kernel of ops/gemv.c (batch 1: streaming inference), through the
  * public API: a one-row product with a parameter equals, bit for bit, row 0 of the same product
  * over three rows (which runs packed.c's micro-tile), with and without an addend, for widths
- * around the 32-column panels and the 8/4/2/1-panel groups; and both are close to the product
+ * around the 32-column panels and the 2/1-panel groups, walked both ways (a weight's successive
+ * one-row products alternate direction); and both are close to the product
  * with the weight as a tape constant (the reference BLIS path). Bit equality is what lets the
  * stream equal the tape path; it is asserted where the packed kernels run (float build, AVX-512). */
 #include "helpers.h"
@@ -34,7 +35,9 @@ static void one_shape(int K, int N, int trans, int addend, sp_rng *r, int bitwis
     if (bias) sp_test_fill(bias, r, -1, 1);
     sp_tensor *y1 = sp_matmul_bias(t, x1, 0, W, trans, bias), *y3 = sp_matmul_bias(t, x3, 0, W, trans, bias);
     sp_tensor *yr = sp_matmul_bias(t, x1, 0, Wc, trans, bias);
-    assert_non_null(y1), assert_non_null(y3), assert_non_null(yr);
+    sp_tensor *y1b = sp_matmul_bias(t, x1, 0, W, trans, bias); /* the same weight again: walked the other way */
+    assert_non_null(y1), assert_non_null(y3), assert_non_null(yr), assert_non_null(y1b);
+    if (bitwise) assert_memory_equal(y1->data, y1b->data, sizeof(sp_real) * N);
     char what[96];
     snprintf(what, sizeof what, "K %d N %d trans %d addend %d", K, N, trans, addend);
     if (bitwise && memcmp(y1->data, y3->data, sizeof(sp_real) * N)) {

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #define PROG "spool-dates"
-#define TEXT_CAP 96 /* the long spelled-out formats run to ~75 characters */
+#define TEXT_CAP 192 /* the long spelled-out formats run to ~75 characters, in prose to ~180 */
 
 typedef struct {
     int cell_kind, E, H, HD;
@@ -88,9 +88,10 @@ static const ex_opt OPTS[] = {
               "attention over the encoder outputs: additive (Bahdanau), general or dot (Luong), none = fixed context"),
     EX_OPT("heatmap", EX_STR, T, heatmap, NULL, 0, 0, 0, "SVG",
            "with --attention: after training, draw the alignment of 4 test examples with gnuplot (data in SVG.tsv)"),
-    EX_CHOICE("formats", EX_STR, T, formats, "short", "short|long|all", 0, "SET",
+    EX_CHOICE("formats", EX_STR, T, formats, "short", "short|long|all|prose", 0, "SET",
               "input formats of the generated data: the 24 short ones, the harder split of 6 long ones with\n"
-              "      spelled-out numbers (\"the twenty-third of march, nineteen ninety-eight\"), or all 30"),
+              "      spelled-out numbers (\"the twenty-third of march, nineteen ninety-eight\"), all 30, or the\n"
+              "      long ones inside a sentence (\"we last heard from her on ... at about half past ten\")"),
     EX_OPT_THREADS(T, threads, 0),
 };
 #undef T
@@ -98,7 +99,8 @@ static const ex_opt OPTS[] = {
 /* The generator's format set of --formats. */
 static int format_set(const options *o)
 {
-    return o->formats && !strcmp(o->formats, "long") ? DT_LONG : o->formats && !strcmp(o->formats, "all") ? DT_ALL : DT_SHORT;
+    const char *f = o->formats ? o->formats : "short";
+    return !strcmp(f, "long") ? DT_LONG : !strcmp(f, "all") ? DT_ALL : !strcmp(f, "prose") ? DT_PROSE : DT_SHORT;
 }
 
 static void usage_more(FILE *f)
@@ -371,7 +373,7 @@ static int model_from_ckpt(const char *path, model *m, options *o)
         snprintf(attbuf, sizeof attbuf, "%s", att ? att : "none"); /* older checkpoints: no attention */
         o->attention = attbuf;
         static char fmbuf[8];
-        snprintf(fmbuf, sizeof fmbuf, "%s", fm && (!strcmp(fm, "long") || !strcmp(fm, "all")) ? fm : "short");
+        snprintf(fmbuf, sizeof fmbuf, "%s", fm && (!strcmp(fm, "long") || !strcmp(fm, "all") || !strcmp(fm, "prose")) ? fm : "short");
         o->formats = fmbuf; /* older checkpoints: the short formats */
     }
     sp_ckpt_close(ci);
@@ -651,7 +653,7 @@ int main(int argc, char **argv)
            "%d formats (%s), %ld dates, test %.0f%% of them, %d test examples\n%s\n",
            o.cell, o.emb, o.hidden, o.dec_hidden, o.attention, m.ps->numel, o.batch, o.steps, o.lr,
            (unsigned long long)o.seed,
-           format_set(&o) == DT_LONG ? dt_nformats_all() - dt_nformats() : format_set(&o) == DT_ALL ? dt_nformats_all() : dt_nformats(),
+           format_set(&o) == DT_LONG || format_set(&o) == DT_PROSE ? dt_nformats_all() - dt_nformats() : format_set(&o) == DT_ALL ? dt_nformats_all() : dt_nformats(),
            o.formats, dt_range_days(), 100 * o.test_frac, o.test_n, sp_info());
 
     sp_tape *t = sp_tape_new();

@@ -461,13 +461,38 @@ void dt_gen_init(dt_gen *g, uint64_t seed, double test_frac, int test, uint64_t 
 {
     g->seed = seed, g->test_frac = test_frac, g->test = test;
     g->state = seed ^ (stream * 0xd1b54a32d192ed03ull) ^ (test ? 0x5555ull : 0);
-    g->first = 0, g->count = NFORMATS;
+    g->first = 0, g->count = NFORMATS, g->prose = 0;
 }
 
 void dt_gen_formats(dt_gen *g, int which)
 {
-    g->first = which == DT_LONG ? NFORMATS : 0;
-    g->count = which == DT_LONG ? NLONG : which == DT_ALL ? NFORMATS + NLONG : NFORMATS;
+    g->first = which == DT_LONG || which == DT_PROSE ? NFORMATS : 0;
+    g->count = which == DT_LONG || which == DT_PROSE ? NLONG : which == DT_ALL ? NFORMATS + NLONG : NFORMATS;
+    g->prose = which == DT_PROSE;
+}
+
+/* The sentences around a date of the prose set: some with a number word that is not the date. */
+static const char *const prose_before[] = {
+    "",
+    "it happened on ",
+    "the letter is dated ",
+    "according to the parish register the wedding took place on ",
+    "we last heard from her on ",
+    "the concert everyone still talks about was held on ",
+    "records show that the ship with nine masts left the harbour on ",
+    "my grandfather always said he was born on ",
+    "the contract was signed late in the afternoon on ",
+};
+static const char *const prose_after[] = {
+    "", ".", ", or so the story goes", " in the old town hall near the river", ", if the diary is to be believed",
+    " at about half past ten in the evening", ", a rainy day, when she was seven",
+};
+
+int dt_prose(const char *date, uint64_t r, char *out, int cap_)
+{
+    const char *b = prose_before[r % (sizeof prose_before / sizeof *prose_before)];
+    const char *a = prose_after[(r >> 16) % (sizeof prose_after / sizeof *prose_after)];
+    return fits(snprintf(out, (size_t)cap_, "%s%s%s", b, date, a), cap_);
 }
 
 dt_date dt_gen_next(dt_gen *g, char *text, int cap_, char *iso, int *format)
@@ -480,6 +505,11 @@ dt_date dt_gen_next(dt_gen *g, char *text, int cap_, char *iso, int *format)
     while (dt_is_test_date(a, g->seed, g->test_frac) != g->test);
     int f = g->first + (int)(splitmix(&g->state) % (uint64_t)g->count);
     dt_format(f, a, text, cap_);
+    if (g->prose) {
+        char d[128];
+        snprintf(d, sizeof d, "%s", text);
+        dt_prose(d, splitmix(&g->state), text, cap_);
+    }
     dt_iso(a, iso);
     if (format) *format = f;
     return a;

@@ -87,11 +87,16 @@ typedef struct {
     double test_frac;
     int test; /* which side of the split it draws from */
     int first, count; /* the formats it draws from: first .. first + count - 1 (dt_gen_init: the 24 short ones) */
+    int prose;        /* DT_PROSE: each date inside a sentence (dt_prose) */
 } dt_gen;
 
 void dt_gen_init(dt_gen *g, uint64_t seed, double test_frac, int test, uint64_t stream);
-/* Which formats the generator draws from: DT_SHORT (the default), DT_LONG or DT_ALL. */
-enum { DT_SHORT, DT_LONG, DT_ALL };
+/* Which formats the generator draws from: DT_SHORT (the default), DT_LONG, DT_ALL, or DT_PROSE:
+ * the long formats inside a sentence ("records show that the ship with nine masts left the
+ * harbour on the twenty-third of march, nineteen ninety-eight, a rainy day, when she was seven"). */
+enum { DT_SHORT, DT_LONG, DT_ALL, DT_PROSE };
+/* date inside one of the prose sentences, chosen by r; length written (cap bytes) or -1. */
+int dt_prose(const char *date, uint64_t r, char *out, int cap);
 void dt_gen_formats(dt_gen *g, int which);
 /* Writes the text (cap bytes) and the ISO target (11 bytes); returns the date. */
 dt_date dt_gen_next(dt_gen *g, char *text, int cap, char *iso, int *format);
