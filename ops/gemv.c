@@ -62,7 +62,7 @@ static _Thread_local struct {
 } walked[4];
 
 __attribute__((target("avx512f"))) void sp__panels_gemv_avx512(int N, int K, const float *x, const float *Bp, float *y,
-                                                         int accumulate)
+                                                                int accumulate)
 {
     int P = (N + NR - 1) / NR, w = 0;
     while (w < 4 && walked[w].bp != Bp) w++;
