@@ -68,12 +68,6 @@ static int cpu_ok(void)
     return ok;
 }
 
-/* Element (k, n) of op(W): W[n][k] if trans else W[k][n]. */
-static inline float wel(const sp_tensor *W, int trans, int k, int n)
-{
-    return trans ? W->data[(size_t)n * W->stride + k] : W->data[(size_t)k * W->stride + n];
-}
-
 /* Panels Bp[p][k][0..NR) = op(W)[k][p*NR ..], zero past N, for op(W) of shape [K, N]. */
 void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp)
 {
@@ -82,10 +76,16 @@ void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp)
 #pragma omp parallel for if(omp_n_ >= SP_PAR_MIN_PACK_ELEMS) num_threads(sp__threads_now()) schedule(static)
     for (int p = 0; p < P; p++) {
         float *dst = Bp + (size_t)p * K * NR;
-        for (int k = 0; k < K; k++)
+        const int cols = N - p * NR < NR ? N - p * NR : NR;
+        if (!trans) /* op(W) row k is W's row k: 32 contiguous values per row of the panel */
+            for (int k = 0; k < K; k++) {
+                memcpy(dst + (size_t)k * NR, W->data + (size_t)k * W->stride + p * NR, (size_t)cols * sizeof(float));
+                memset(dst + (size_t)k * NR + cols, 0, (size_t)(NR - cols) * sizeof(float));
+            }
+        else /* column n of op(W) is W's row n: read it contiguously, write down the panel (in L1) */
             for (int j = 0; j < NR; j++) {
-                int n = p * NR + j;
-                dst[(size_t)k * NR + j] = n < N ? wel(W, trans, k, n) : 0.0f;
+                const float *src = j < cols ? W->data + (size_t)(p * NR + j) * W->stride : NULL;
+                for (int k = 0; k < K; k++) dst[(size_t)k * NR + j] = src ? src[k] : 0.0f;
             }
     }
 }
@@ -237,10 +237,13 @@ int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, in
             for (int tt = t0; tt < t1; tt++) {
                 const int m0 = tt * MR, mr = M - m0 < MR ? M - m0 : MR, kc = K - k0 < TN_KC ? K - k0 : TN_KC;
                 /* the tile's A values side by side: kc rows of A are kc pages apart at a large lda */
-                for (int k = 0; k < kc; k++) {
-                    const float *a = A + (size_t)(k0 + k) * lda + m0;
-                    for (int r = 0; r < MR; r++) ap[k * MR + r] = r < mr ? a[r] : 0.0f;
-                }
+                if (mr == MR)
+                    for (int k = 0; k < kc; k++) memcpy(ap + k * MR, A + (size_t)(k0 + k) * lda + m0, MR * sizeof(float));
+                else
+                    for (int k = 0; k < kc; k++) {
+                        const float *a = A + (size_t)(k0 + k) * lda + m0;
+                        for (int r = 0; r < MR; r++) ap[k * MR + r] = r < mr ? a[r] : 0.0f;
+                    }
                 for (int n0 = 0; n0 < N; n0 += NR)
                     tn_tile_avx512(mr, kc, ap, B + (size_t)k0 * ldb + n0, ldb, C + (size_t)m0 * ldc + n0, ldc,
                                    N - n0 < NR ? N - n0 : NR);
