@@ -182,6 +182,9 @@ def fmt(x, f="%.1f"):
     return "–" if x is None else f % x
 
 
+KEEP_MARK = "<!-- compare.py keeps what follows when it regenerates the table -->"
+
+
 def write_results(path, rows, meta, peers_used):
     L = []
     L.append("# spool vs PyTorch: training-step throughput\n")
@@ -263,9 +266,16 @@ def write_results(path, rows, meta, peers_used):
     L.extend(summary_lines(rows, peers_used, busy=bool(meta["load_note"])))
     L.append("Where spool's time goes and what to change: `bench/PROFILE.md`. Raw runs (one JSON line "
              "each, all repetitions): `%s`.\n" % os.path.relpath(meta["raw"], ROOT))
+    # Sections measured by other programs (busy machine, sampling, portable vs native, time to
+    # quality) follow KEEP_MARK in RESULTS.md; a regenerated table keeps them.
+    kept = ""
+    if os.path.exists(path):
+        old = open(path, encoding="utf-8").read()
+        if KEEP_MARK in old:
+            kept = old[old.index(KEEP_MARK):]
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write("\n".join(L) + "\n")
+        f.write("\n".join(L) + "\n" + ("\n" + kept if kept else ""))
     os.replace(tmp, path)
 
 
