@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* dist_bench.c - spool-dist-bench: what data-parallel training on MPI costs and buys (issue 14).
+/* dist_bench.c - spool-dist-bench: what data-parallel training on MPI costs and buys.
  *
  * Times training steps of a char-LM of the examples' shape (embedding -> LSTM stack -> linear
  * head over V symbols, softmax cross-entropy, global-norm clipping, Adam) on random symbols, and

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """sample_torch.py - the PyTorch peer of `spool-charlm sample` for the streaming-inference speed
-comparison (issue 17): the same checkpoint loaded into torch.nn.LSTM / GRU / RNN, the same
+comparison: the same checkpoint loaded into torch.nn.LSTM / GRU / RNN, the same
 one-character-at-a-time loop at batch 1 (embedding row, one cell step with the carried state,
 linear head, softmax with temperature, one multinomial draw, the draw fed back), under
 torch.inference_mode(). Prints characters/s of the sampling loop alone (after a warm-up), so it

@@ -34,7 +34,7 @@ sp_status sp__lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *
 const char *sp__lstm_variant(const sp_cell *c, const char **pytorch_mode);
 sp_tensor *sp__gru_after_project(sp_tape *t, const sp_cell *c, sp_tensor *x);
 
-/* Layer-normalised cells (ln_cell.c, issue 17). */
+/* Layer-normalised cells (ln_cell.c). */
 sp_status sp__ln_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
                            sp_rng *rng);
 sp_tensor *sp__ln_project(sp_tape *t, const sp_cell *c, sp_tensor *x);

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* rules.c - the optimizer table: every update rule (SGD, RMSprop, Adagrad, Adam, AdamW) as one
- * row (name, PyTorch's defaults, the fields it checks, its state slabs, its step), and the table
- * of configuration fields that sp_optim_new checks and checkpoints save.
+/* rules.c - the optimizer table: every update rule (SGD, RMSprop, Adagrad, Adam, AdamW, Lion) as
+ * one row (name, defaults, the fields it checks, its state slabs, its step), and the table of
+ * configuration fields that sp_optim_new checks and checkpoints save.
  *
  * Every step is one flat loop over the parameter slab, written to follow torch.optim 1.13's
  * single-tensor code path operation for operation (same state, same order of arithmetic, the
  * scalars cast to the real type the way torch casts them for a float tensor), so a float run here
- * and a float run in PyTorch stay within rounding of each other. Elementwise loops are
+ * and a float run in PyTorch stay within rounding of each other (Lion, which torch.optim lacks,
+ * follows its paper's Algorithm 2; see lion_step). Elementwise loops are
  * deterministic whatever the thread count, which exact resume relies on.
  *
  * A new rule is an enum value in spool/optim.h and, here, a step function and a row (docs/optim.md

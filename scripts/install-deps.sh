@@ -10,7 +10,7 @@ set -euo pipefail
 pkgs=(gcc meson ninja-build pkg-config libblis-openmp-dev graphviz gnuplot-nox)
 if [ "${1:-}" = --test ]; then
   pkgs+=(libcmocka-dev python3 python3-torch cmake doxygen)
-  pkgs+=(libopenmpi-dev openmpi-bin)  # data-parallel training (issue 14) and its mpirun tests
+  pkgs+=(libopenmpi-dev openmpi-bin)  # data-parallel training (dist/) and its mpirun tests
 elif [ $# -gt 0 ]; then
   echo "usage: install-deps.sh [--test]" >&2
   exit 2

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""test_abi.py - the shared library exports exactly the public API (issue 13 point 1).
+"""test_abi.py - the shared library exports exactly the public API (docs/abi.md).
 
 Lists the dynamic symbols libspool.so defines (nm -D) and the functions and variables the public
 header include/spool.h declares (preprocessed by the C compiler, so every chapter it includes

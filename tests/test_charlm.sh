@@ -123,7 +123,7 @@ else
     not_ok "eval" "$(tail -3 ev.txt)"
 fi
 
-# 6. issue 17: the layer-normalised cells overfit too; zoneout and the dropouts train and the
+# 6. the layer-normalised cells overfit too; zoneout and the dropouts train and the
 #    held-out loss is finite; --segment gives the losses of the plain tape (to the printed digits)
 for cell in ln-lstm ln-gru; do
     if $BIN train $TINY --cell $cell --checkpoint t-$cell.safetensors > out.txt 2>&1 &&

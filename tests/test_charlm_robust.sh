@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# test_charlm_robust.sh - issue 12's defects of spool-charlm, end to end (TAP): hostile
+# test_charlm_robust.sh - defects spool-charlm had, end to end (TAP): hostile
 # checkpoint metadata (carried-state hex, step), --top-k above 4096, --data that is /dev/zero or
 # holds a newline, plot paths with quotes (no shell, no gnuplot injection), writers refusing
 # non-regular targets, and crash consistency: kill -9 at random moments of a run that

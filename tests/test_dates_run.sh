@@ -46,7 +46,7 @@ bad --load "$dir/d2.safetensors" --eval-file "$dir/missing.tsv"
 bad --eval-file "$dir/h.tsv"
 bad --min-logprob 3
 echo "ok: train, resume, translate"
-# attention (issue 17): trains, draws the alignment heatmap's data, reloads with its kind
+# attention: trains, draws the alignment heatmap's data, reloads with its kind
 "$exe" --steps 4 --batch 8 --hidden 8 --dec-hidden 16 --emb 8 --eval-every 4 --test-n 10 --beam 2 --show 0 --threads 1 \
     --attention additive --heatmap "$dir/att.svg" --save "$dir/a.safetensors" >"$dir/la" 2>&1 || { cat "$dir/la"; fail "attention run"; }
 grep -q "attention additive" "$dir/la" || fail "attention not reported"

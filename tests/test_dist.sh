@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# test_dist.sh - the MPI tests of issue 14 (TAP): test_dist's modes under mpirun with 2 and 3
+# test_dist.sh - the MPI tests (TAP): test_dist's modes under mpirun with 2 and 3
 # ranks (see tests/test_dist.c), and, given spool-charlm, distributed training of the char-LM.
 # Usage: test_dist.sh MPIRUN test_dist [spool-charlm data-dir [spool-sentiment]]
 set -u

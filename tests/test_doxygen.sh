@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # test_doxygen.sh - the API reference builds from the public headers without a single Doxygen
 # warning: an undocumented public function, type, macro, enum value or struct field, or a broken
-# doc comment, fails the suite (issue 13 point 6). Doxygen reports the members of documented files
+# doc comment, fails the suite. Doxygen reports the members of documented files
 # only, so every public header must open with an @file block.
 # usage: test_doxygen.sh DOXYGEN DOXYFILE OUTDIR INCLUDEDIR
 doxygen=$1 doxyfile=$2 out=$3 inc=$4

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # test_error_exits.sh - every example program's error exits (bad option, missing file, junk or
 # truncated checkpoint) end with status 1 or 2 and a message, never a crash; in the ASan build
-# (LeakSanitizer on) any leak or memory error on those paths is a failure (issue 12 point 8).
+# (LeakSanitizer on) any leak or memory error on those paths is a failure.
 # Usage: test_error_exits.sh BUILD_EXAMPLES_DIR
 set -u
 B=$(cd "${1:?usage: test_error_exits.sh build/examples}" && pwd)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_failalloc.c - allocation-failure injection (issue 12): one workflow (build a 2-layer LSTM
+/* test_failalloc.c - allocation-failure injection: one workflow (build a 2-layer LSTM
  * and a head, train two Adam steps with clipping, save a checkpoint, load it into a fresh model
  * and optimizer, open its table of contents) re-run with the k-th allocation failing, for every
  * k until the workflow needs fewer allocations than k. Every run must end either in success or

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_features.c - the ops and layers of issue 17 (double build):
+/* test_features.c - layer norm, attention, segments and streaming (double build):
  *   layer_norm: finite differences (and the checker catches a 1e-4 error), values against a
  *     hand computation; the LN-LSTM / LN-GRU cells over T = 6 steps by finite differences;
  *   attention ops (dot, additive, context, mask) by finite differences, values by hand, masked

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# test_install.sh - spool as a library other programs depend on (issue 13 point 4): installs this
+# test_install.sh - spool as a library other programs depend on: installs this
 # build into a temporary directory (meson install --destdir), then builds tests/install/outside.c
 # against the installed tree and runs it, five ways: pkg-config shared, pkg-config static,
 # CMake find_package (shared and static) and pkg_check_modules(IMPORTED_TARGET), and a meson

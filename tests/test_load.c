@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_load.c - loading spool changes nothing in the host (issue 13 point 2). A host that has set
+/* test_load.c - loading spool changes nothing in the host. A host that has set
  * its own OpenMP thread count dlopen()s libspool.so: the count and the environment are the same
  * after the load, and after spool's first use spool follows the host's count; BLIS_ARCH_TYPE is
  * set only at first use, only if the host left it unset and did not opt out (SP_INIT_KEEP_BLIS,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_mutants.c - the tests that kill the backward-kernel mutants of issue 12's audit (see
- * scripts/mutate.sh): a weight reached by two paths (a product and a penalty on the same tape), in
+/* test_mutants.c - the tests that kill the backward-kernel mutants that once survived the suite
+ * (scripts/mutants.txt, run by scripts/mutate.sh): a weight reached by two paths (a product and a penalty on the same tape), in
  * every path of the deferred weight gradient (single product, W or W^T; stacked steps, W or W^T,
  * more than 512 stacked rows so the stacking runs in several chunks); two backward passes without
  * zeroing add up; sp_seq_last value-tested (each row's own last step). Double build: central

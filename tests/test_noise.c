@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_noise.c - zoneout, recurrent (variational hidden-to-hidden) dropout and candidate dropout,
- * the sp_cell_noise options of every built-in cell (issue 17, point 2). Double build.
+ * the sp_cell_noise options of every built-in cell. Double build.
  *   - evaluation: recurrent and candidate dropout are the identity; zoneout is its expectation
  *     z s_{t-1} + (1 - z) s_new, checked against a step-by-step loop over sp_cell_forward;
  *   - training: each option reproduces a hand-written reference drawing the same masks from the

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_robust.c - regression tests for the defects of issue 12's audit in the library: sizes that
+/* test_robust.c - regression tests for defects the library had: sizes that
  * overflow int arithmetic (slices, tape allocations, orthogonal init, cell sizes), NULL handles
  * given to the small accessor calls, calls that returned NULL without a message, the thread cap.
  * Each test here failed (crashed, overflowed or accepted the input) before its fix. */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* charlm.h - shared declarations of spool-charlm, the character-level language model example:
  * text (UTF-8 decoding, vocabulary, data sets, batches), the model (embedding, stacked cells,
- * linear head), options, and the terminal/log helpers. One header because the program is one
- * program split into files only to keep each file readable. */
+ * linear head), options, error messages and the plot (progress lines, the clock and the log file:
+ * ../common/progress.h). One header because the program is one program split into files only to
+ * keep each file readable. */
 #ifndef CHARLM_H
 #define CHARLM_H
 
@@ -209,7 +210,7 @@ typedef struct {
 
 int cl_cmd_train(cl_opts *o);
 
-/* ------------------------------------------- under mpirun (dist.c, issue 14) */
+/* ---------------------------------------------------- under mpirun (dist.c) */
 
 /* This process's rank when training with more than one rank, else -1; cl_fail prefixes its
  * messages with it and ranks > 0 draw no progress. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* dist.c - spool-charlm under mpirun (issue 14): joining the group when launched by an MPI
+/* dist.c - spool-charlm under mpirun: joining the group when launched by an MPI
  * launcher, the configuration check, quiet ranks > 0, the carried state of every rank's tracks
  * gathered for rank 0's checkpoint (and handed back on resume), and the data position stored in
  * checkpoints so a run resumes with the same or another number of ranks. train.c uses these. */

@@ -347,7 +347,7 @@ static const ex_cli CLI = {"spool-sentiment",
                            "       spool-sentiment predict --model M < FILE    one sentence per line of stdin\n",
                            ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], EX_MAX_POS, "sentence"};
 
-/* Under mpirun (issue 14): N ranks split every step's N x --batch sentences, the gradients are
+/* Under mpirun: N ranks split every step's N x --batch sentences, the gradients are
  * averaged weighted by sentences, rank 0 alone evaluates on dev, prints and saves. The epoch's
  * order is then a function of (seed, epoch), the same on every rank, and the noise (dropout,
  * <unk>, word dropout) of each rank one of (seed, rank, epoch), so a run resumed from FILE.last

@@ -8,7 +8,7 @@
  * (momentum buffers, moment estimates). The update rules, hyper-parameters and defaults are
  * PyTorch's (torch.optim in 1.13: SGD, RMSprop, Adagrad, Adam, AdamW, same formulas, same
  * order of operations, same names for the state), so a run here and a run there agree to
- * rounding. The learning rate is passed to every step, so a schedule is just a function of the
+ * rounding; Lion, which torch.optim does not have, follows its paper (Chen et al. 2023). The learning rate is passed to every step, so a schedule is just a function of the
  * step number.
  *
  * Checkpoints are safetensors files (8-byte little-endian header length, a JSON header, raw

@@ -32,7 +32,7 @@ typedef struct {
     int I, H, L, bidir, proj, T, B;
 } model_cfg;
 
-/* The stacks written by `save`: what the issue asks for (2-layer bidirectional LSTM, a GRU, an
+/* The stacks written by `save`: the common shapes (2-layer bidirectional LSTM, a GRU, an
  * RNN) plus LSTMP and a relu RNN, which have their own parameter names and shapes. */
 static const model_cfg models[] = {
     {"lstm", "LSTM", 5, 7, 2, 1, 0, 6, 3},
