@@ -4,7 +4,7 @@
 # (sp_stream_run); --tape runs it on a tape as training does. On 300 sentences of the bundled UCI
 # test split, for tiny models of each shape (bidirectional 2-layer last-state, GRU mean,
 # bidirectional max with softmax, 2-layer last-state), both print the same P(positive) to 12
-# decimals (issue 17 point 5).
+# decimals.
 # Usage: test_sentiment_stream.sh BUILD_EXAMPLES_DIR SENTIMENT_UCI_TEST_TSV
 set -u
 B=$(cd "${1:?usage: test_sentiment_stream.sh build/examples test.tsv}" && pwd)
