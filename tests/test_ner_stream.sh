@@ -3,7 +3,7 @@
 # test_ner_stream.sh - spool-ner tag runs its BiLSTMs (words, and characters with --chars)
 # forward only (sp_stream_run); --tape runs them on a tape as training does. For tiny models
 # (CRF with the character BiLSTM, softmax without) both print the same tags and the same
-# emission scores to 9 significant digits on a set of sentences (issue 17 point 5).
+# emission scores to 9 significant digits on a set of sentences.
 # Usage: test_ner_stream.sh BUILD_EXAMPLES_DIR
 set -u
 B=$(cd "${1:?usage: test_ner_stream.sh build/examples}" && pwd)
