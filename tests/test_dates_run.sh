@@ -37,6 +37,17 @@ grep -q "step      3 " "$dir/log2" && fail "resume started again from 0"
 grep -q "3 march 2051 .*cannot read this date: year 2051 is outside the supported range 1950-2049" "$dir/tr" ||
     { cat "$dir/tr"; fail "year range"; }
 grep -q "tomorrow .*cannot read this date: no number" "$dir/tr" || { cat "$dir/tr"; fail "no number"; }
+# the harder splits: long spelled-out formats, and the same inside sentences; the set is stored
+"$exe" --formats prose --steps 2 --batch 4 --hidden 8 --dec-hidden 16 --emb 8 --eval-every 2 --test-n 6 --beam 1 \
+    --show 1 --threads 1 --save "$dir/p.safetensors" >"$dir/logp" 2>&1 || { cat "$dir/logp"; fail "prose run"; }
+grep -q "6 formats (prose)" "$dir/logp" || fail "prose header"
+grep -q "twenty-third of march, nineteen ninety-eight" "$dir/logp" || fail "no long format in the per-format table"
+"$exe" --resume "$dir/p.safetensors" --steps 3 --eval-every 3 --test-n 6 --beam 1 --show 0 --threads 1 \
+    --save "$dir/p2.safetensors" >"$dir/logp2" 2>&1 || { cat "$dir/logp2"; fail "prose resume"; }
+grep -q "6 formats (prose)" "$dir/logp2" || fail "resume forgot --formats prose"
+"$exe" --load "$dir/p2.safetensors" --translate "the third of march, nineteen ninety-eight" --threads 1 \
+    --min-logprob -1e9 >"$dir/tr" 2>&1 || { cat "$dir/tr"; fail "spelled-out translate"; }
+grep -q "no number" "$dir/tr" && fail "a spelled-out date was refused as having no number"
 printf '# a comment\n3 march 1998\t1998-03-03\n1 jan 2060\t2049-01-01\n' >"$dir/h.tsv"
 "$exe" --load "$dir/d2.safetensors" --eval-file "$dir/h.tsv" --threads 1 >"$dir/ev" 2>&1 || { cat "$dir/ev"; fail "eval-file"; }
 grep -q "h.tsv: exact match 0.0000 (0 of 2; [12] refused as unreadable)" "$dir/ev" || { cat "$dir/ev"; fail "eval-file output"; }
