@@ -18,9 +18,9 @@
 #include "spool.h"
 #include "bench_model.h"
 #include "step_gemms.h"
+#include "common/atomic.h"
 #include "common/opts.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,11 +147,11 @@ static int dump_one_step(const cfg *c, bench_model *m, const bench_batch *bt, co
     const char *names[2] = {"tokens.txt", "loss.txt"};
     for (int f = 0; f < 2; f++) {
         if (!dump_file(c->dump_dir, names[f], path, sizeof path)) return 2;
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *o = fopen(tmp, "w");
+        char err[4400];
+        ex_atomic a = {0}; /* the examples' one atomic writer (common/atomic.h) */
+        FILE *o = ex_atomic_open(&a, path, err, sizeof err);
         if (!o) {
-            fprintf(stderr, "spool-bench: cannot write %s: %s\n", tmp, strerror(errno));
+            fprintf(stderr, "spool-bench: %s\n", err);
             return 1;
         }
         if (f == 0)
@@ -159,8 +159,8 @@ static int dump_one_step(const cfg *c, bench_model *m, const bench_batch *bt, co
                 for (int b = 0; b < c->B; b++) fprintf(o, "%d%c", tok0[t * c->B + b], b + 1 < c->B ? ' ' : '\n');
         else
             fprintf(o, "%.9g\n", loss);
-        if (fclose(o) != 0 || rename(tmp, path) != 0) {
-            fprintf(stderr, "spool-bench: cannot write %s: %s\n", path, strerror(errno));
+        if (ex_atomic_commit(&a, err, sizeof err)) {
+            fprintf(stderr, "spool-bench: %s\n", err);
             return 1;
         }
     }
