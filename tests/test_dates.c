@@ -165,7 +165,19 @@ static void test_spelled_numbers_and_long_formats(void **state)
     }
     assert_true(longest < 192);
     assert_true(framed > 1500); /* most dates get a sentence around them */
-    assert_int_equal(dt_prose("x", 0, b, 1), -1); /* no room */
+    assert_int_equal(dt_prose("x", 0, 0, b, 1), -1); /* no room */
+    /* the test side's sentences are none of the training side's: no test frame (before and after
+     * the date) ever equals a training frame, and every test text has a sentence before its date */
+    for (uint64_t r1 = 0; r1 < 64 * 65536; r1 += 65536 + 1)
+        for (uint64_t r2 = 0; r2 < 64 * 65536; r2 += 65536 + 1) {
+            char tr[256], te[256];
+            dt_prose("@", r1, 0, tr, sizeof tr);
+            dt_prose("@", r2, 1, te, sizeof te);
+            assert_string_not_equal(tr, te);
+            assert_true(te[0] != '@');
+            char *ta = strchr(tr, '@'), *ea = strchr(te, '@');
+            assert_true(ta - tr == 0 || strncmp(tr, te, (size_t)(ea - te)) || ta - tr != ea - te);
+        }
     assert_int_equal(dt_check_input("the third of march", b, sizeof b), 0); /* spelled numbers count */
     assert_int_equal(dt_check_input("the day of march", b, sizeof b), -1);
 }

@@ -471,7 +471,10 @@ void dt_gen_formats(dt_gen *g, int which)
     g->prose = which == DT_PROSE;
 }
 
-/* The sentences around a date of the prose set: some with a number word that is not the date. */
+/* The sentences around a date of the prose set: some with a number word that is not the date.
+ * Training draws from the first two lists, the test side from the other two, which share no
+ * sentence with them (and every test text has one before its date): the test asks for dates in
+ * sentences never seen, on days never seen. */
 static const char *const prose_before[] = {
     "",
     "it happened on ",
@@ -487,11 +490,26 @@ static const char *const prose_after[] = {
     "", ".", ", or so the story goes", " in the old town hall near the river", ", if the diary is to be believed",
     " at about half past ten in the evening", ", a rainy day, when she was seven",
 };
+static const char *const prose_before_test[] = {
+    "the old photograph on the mantelpiece was taken on ",
+    "she moved into the flat above the bakery on ",
+    "the first train to stop at the new station arrived on ",
+    "his passport was issued on ",
+    "the storm that flooded the valley began on ",
+    "our records say the parcel was posted on ",
+    "they opened the little shop at the corner on ",
+    "the choir sang for the last time on ",
+};
+static const char *const prose_after_test[] = {
+    "", ", just before noon", " while it was still dark outside", ", the day the river froze",
+    ", after a long winter", " with eleven guests present", ", three weeks late",
+};
+#define NELEM(a) (sizeof(a) / sizeof *(a))
 
-int dt_prose(const char *date, uint64_t r, char *out, int cap_)
+int dt_prose(const char *date, uint64_t r, int test, char *out, int cap_)
 {
-    const char *b = prose_before[r % (sizeof prose_before / sizeof *prose_before)];
-    const char *a = prose_after[(r >> 16) % (sizeof prose_after / sizeof *prose_after)];
+    const char *b = test ? prose_before_test[r % NELEM(prose_before_test)] : prose_before[r % NELEM(prose_before)];
+    const char *a = test ? prose_after_test[(r >> 16) % NELEM(prose_after_test)] : prose_after[(r >> 16) % NELEM(prose_after)];
     return fits(snprintf(out, (size_t)cap_, "%s%s%s", b, date, a), cap_);
 }
 
@@ -508,7 +526,7 @@ dt_date dt_gen_next(dt_gen *g, char *text, int cap_, char *iso, int *format)
     if (g->prose) {
         char d[128];
         snprintf(d, sizeof d, "%s", text);
-        dt_prose(d, splitmix(&g->state), text, cap_);
+        dt_prose(d, splitmix(&g->state), g->test, text, cap_);
     }
     dt_iso(a, iso);
     if (format) *format = f;

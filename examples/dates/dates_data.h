@@ -93,10 +93,12 @@ typedef struct {
 void dt_gen_init(dt_gen *g, uint64_t seed, double test_frac, int test, uint64_t stream);
 /* Which formats the generator draws from: DT_SHORT (the default), DT_LONG, DT_ALL, or DT_PROSE:
  * the long formats inside a sentence ("records show that the ship with nine masts left the
- * harbour on the twenty-third of march, nineteen ninety-eight, a rainy day, when she was seven"). */
+ * harbour on the twenty-third of march, nineteen ninety-eight, a rainy day, when she was seven"),
+ * the test side's sentences never among the training side's. */
 enum { DT_SHORT, DT_LONG, DT_ALL, DT_PROSE };
-/* date inside one of the prose sentences, chosen by r; length written (cap bytes) or -1. */
-int dt_prose(const char *date, uint64_t r, char *out, int cap);
+/* date inside one of the prose sentences of the training (test = 0) or the test side, chosen by
+ * r; length written (cap bytes) or -1. */
+int dt_prose(const char *date, uint64_t r, int test, char *out, int cap);
 void dt_gen_formats(dt_gen *g, int which);
 /* Writes the text (cap bytes) and the ISO target (11 bytes); returns the date. */
 dt_date dt_gen_next(dt_gen *g, char *text, int cap, char *iso, int *format);
