@@ -23,7 +23,8 @@ int cl_utf8_encode(uint32_t cp, char *buf);
 /* A printable form of a code point for messages and tables: 'a', '\n', ' ', U+00E9 'é'. */
 const char *cl_cp_show(uint32_t cp, char *buf, size_t n);
 
-/* Reads a whole file; NULL with message in err. */
+/* Reads a whole file (common/text.c's ex_read_bytes, at most CL_MAX_FILE bytes); NULL with
+ * message in err. */
 unsigned char *cl_read_file(const char *path, size_t *len, char *err, size_t errn);
 
 #define CL_BOUNDARY 0xFFFFFFFFu /* the start/end token of line-per-example data */

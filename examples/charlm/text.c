@@ -4,6 +4,7 @@
  * data splits as token ids, and the two batch layouts (one example per line, or running text
  * cut into chunks whose state is carried from one chunk to the next). */
 #include "charlm.h"
+#include "../common/text.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -77,39 +78,7 @@ const char *cl_cp_show(uint32_t cp, char *buf, size_t n)
 
 unsigned char *cl_read_file(const char *path, size_t *len, char *err, size_t errn)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errn, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    int too_big = 0;
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        if (cap >= CL_MAX_FILE) { too_big = 1; break; }
-        unsigned char *nb = realloc(buf, cap * 2);
-        if (!nb) { free(buf); buf = NULL; break; }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f), e = errno;
-    fclose(f);
-    errno = e;
-    if (too_big) {
-        snprintf(err, errn, "'%s' is larger than %zu MiB (not a text file?)", path, CL_MAX_FILE >> 20);
-        free(buf);
-        return NULL;
-    }
-    if (!buf || bad) {
-        snprintf(err, errn, "cannot read '%s': %s", path, buf ? strerror(errno) : "out of memory");
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
+    return (unsigned char *)ex_read_bytes(path, len, CL_MAX_FILE, err, errn);
 }
 
 static int cmp_u32(const void *a, const void *b)

@@ -14,7 +14,7 @@
 
 /* ------------------------------------------------------------------- files */
 
-char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen)
+char *ex_read_bytes(const char *path, size_t *len, size_t max, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -23,31 +23,43 @@ char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen)
     }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
+    int too_big = 0;
     for (;;) {
         if (!buf) break;
-        if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
+        if (n + 1 >= cap) { /* grow, to at most max + 1 bytes: /dev/zero costs max, not all memory */
+            size_t nc = max && cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nb = realloc(buf, nc);
             if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb, cap *= 2;
+            buf = nb, cap = nc;
         }
         size_t got = fread(buf + n, 1, cap - 1 - n, f);
         n += got;
+        if (max && n >= max) { too_big = 1; break; }
         if (got == 0) break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f), e = errno;
     fclose(f);
-    if (!buf || bad) {
-        snprintf(err, errlen, "cannot read '%s': %s", path, buf ? "read error" : "out of memory");
+    if (too_big || !buf || bad) {
+        if (too_big) snprintf(err, errlen, "'%s' is larger than %zu MiB (not a text file?)", path, max >> 20);
+        else snprintf(err, errlen, "cannot read '%s': %s", path, !buf ? "out of memory" : e ? strerror(e) : "read error");
         free(buf);
         return NULL;
     }
     buf[n] = '\0';
-    if (strlen(buf) != n) {
+    if (len) *len = n;
+    return buf;
+}
+
+char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    size_t n;
+    char *buf = ex_read_bytes(path, &n, 0, err, errlen);
+    if (buf && strlen(buf) != n) {
         snprintf(err, errlen, "'%s' contains NUL bytes: not a text file", path);
         free(buf);
         return NULL;
     }
-    if (len) *len = n;
+    if (buf && len) *len = n;
     return buf;
 }
 

@@ -13,9 +13,12 @@
 
 #include "spool.h"
 
-/* The whole file, NUL-terminated, in *len bytes (malloc'd). NULL on error, with a message
- * naming the file in err. */
+/* The whole file, NUL-terminated, in *len bytes (malloc'd). NULL on error (a file holding NUL
+ * bytes is not text: refused), with a message naming the file in err. */
 char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen);
+/* The whole file as bytes (NUL bytes allowed; a NUL is added after them), refused with a message
+ * once it reaches max bytes (0: no limit), so /dev/zero ends in an error, not in all memory. */
+char *ex_read_bytes(const char *path, size_t *len, size_t max, char *err, size_t errlen);
 /* Write len bytes to path atomically (atomic.h). 0 on success, -1 with err set. */
 int ex_write_file(const char *path, const char *data, size_t len, char *err, size_t errlen);
 

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* test_progress.c - the examples' one progress and log layer (examples/common/progress.c), with
- * stderr sent to a file: into a file a plain line every N steps and at the last, never a "\r";
- * with the terminal mode forced, the line redrawn with "\r", wiped before a permanent line and
- * ended by done; nothing at all when quiet; the durations' format; log files (header only on a
- * fresh one, rows kept on append, a directory refused). Files go into the build directory. */
+/* test_common.c - the examples' shared plumbing. The one progress and log layer
+ * (examples/common/progress.c), with stderr sent to a file: into a file a plain line every N
+ * steps and at the last, never a "\r"; with the terminal mode forced, the line redrawn with "\r",
+ * wiped before a permanent line and ended by done; nothing at all when quiet; the durations'
+ * format; log files (header only on a fresh one, rows kept on append, a directory refused). The
+ * file reader (common/text.c): bytes with NULs kept by ex_read_bytes and refused as text by
+ * ex_read_file, the size cap. Files go into the build directory. */
 #include "helpers.h"
 #include "common/progress.h"
+#include "common/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,7 +149,7 @@ static void test_durations(void **state)
 static void test_log_files(void **state)
 {
     (void)state;
-    const char *path = "test_progress.csv";
+    const char *path = "test_common.csv";
     char err[256], buf[128] = {0};
     unlink(path);
     FILE *f = ex_log_open(path, "step,loss\n", 0, err, sizeof err);
@@ -170,12 +173,41 @@ static void test_log_files(void **state)
     assert_int_equal(fread(buf, 1, sizeof buf - 1, f), strlen("step,loss\n"));
     fclose(f);
     unlink(path);
-    mkdir("test_progress.d", 0755);
-    assert_null(ex_log_open("test_progress.d", NULL, 0, err, sizeof err));
-    assert_non_null(strstr(err, "test_progress.d"));
-    rmdir("test_progress.d");
-    assert_null(ex_log_open("test_progress_no_dir/x.csv", NULL, 0, err, sizeof err));
-    assert_non_null(strstr(err, "cannot write log test_progress_no_dir/x.csv"));
+    mkdir("test_common.d", 0755);
+    assert_null(ex_log_open("test_common.d", NULL, 0, err, sizeof err));
+    assert_non_null(strstr(err, "test_common.d"));
+    rmdir("test_common.d");
+    assert_null(ex_log_open("test_common_no_dir/x.csv", NULL, 0, err, sizeof err));
+    assert_non_null(strstr(err, "cannot write log test_common_no_dir/x.csv"));
+}
+
+static void test_read_file(void **state)
+{
+    (void)state;
+    const char *path = "test_common.bin";
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite("ab\0cd", 1, 5, f), 5);
+    fclose(f);
+    char err[256];
+    size_t n = 0;
+    char *b = ex_read_bytes(path, &n, 0, err, sizeof err);
+    assert_non_null(b);
+    assert_int_equal(n, 5);
+    assert_memory_equal(b, "ab\0cd", 6); /* and the NUL after them */
+    free(b);
+    assert_null(ex_read_file(path, &n, err, sizeof err)); /* not text */
+    assert_non_null(strstr(err, "NUL bytes"));
+    assert_null(ex_read_bytes(path, &n, 5, err, sizeof err)); /* reaches the cap */
+    assert_non_null(strstr(err, "is larger than"));
+    b = ex_read_bytes(path, &n, 6, err, sizeof err); /* under it */
+    assert_non_null(b);
+    free(b);
+    unlink(path);
+    assert_null(ex_read_bytes(".", &n, 0, err, sizeof err)); /* a directory */
+    assert_non_null(strstr(err, "cannot read '.'"));
+    assert_null(ex_read_bytes("test_common_missing", &n, 0, err, sizeof err));
+    assert_non_null(strstr(err, "cannot open 'test_common_missing'"));
 }
 
 int main(void)
@@ -183,6 +215,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_lines),   cmocka_unit_test(test_unknown_total), cmocka_unit_test(test_tty_redraw),
         cmocka_unit_test(test_quiet),         cmocka_unit_test(test_durations),     cmocka_unit_test(test_log_files),
+        cmocka_unit_test(test_read_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
