@@ -63,7 +63,7 @@ static void lstm_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, c
 {
     (void)hp, (void)dhd, (void)dy;
     sp__vec()->lstm_bwd(sv, dh, dcn, cp, dx, scr, H); /* dy = dx: the caller passes the same row */
-    for (int j = 0; j < H; j++) dcp[j] = scr[j] * sv[H + j];
+    sp__vec()->mul(dcp, scr, sv + H, H);
 }
 
 static void gru_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,
@@ -78,7 +78,7 @@ static void gru_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, co
 {
     (void)dcn, (void)cp, (void)dcp, (void)scr;
     sp__vec()->gru_bwd(sv, dh, hp, dx, dy, H);
-    for (int j = 0; j < H; j++) dhd[j] = dh[j] * sv[H + j];
+    sp__vec()->mul(dhd, dh, sv + H, H);
 }
 
 /* RNN: h = act(x + y); saved: h */
@@ -103,7 +103,7 @@ static void tanh_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, c
                      sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
 {
     (void)dcn, (void)hp, (void)cp, (void)dy, (void)dhd, (void)dcp, (void)scr;
-    for (int j = 0; j < H; j++) dx[j] = dh[j] * (1 - sv[j] * sv[j]);
+    sp__vec()->tanh_grad(dx, dh, sv, H);
 }
 
 static void relu_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
@@ -308,6 +308,7 @@ void sp__seq_backward(sp_record *r)
     const float *wp = rows ? pack(r->tape, w, 0, G, H) : NULL; /* op(W) = W_hh [G, H] */
     if (!rows || sp_tape_status(r->tape) != SP_OK) return;
     int same = k->gates != 3; /* dx = dy for all but the GRU */
+    const sp_vec_kernels *V = sp__vec();
     /* a team can be smaller than asked (inside a host's parallel region, OMP_DYNAMIC): each
      * thread then takes several of the q->nt row sets, so every row is always done */
 #pragma omp parallel num_threads(q->nt)
@@ -328,17 +329,16 @@ void sp__seq_backward(sp_record *r)
                 size_t at = (size_t)s * B + b;
                 const sp_real *g = dout + at * H, *fin = dout + ((size_t)T * B + b) * H;
                 int last = q->len[b] == s + 1;
-                for (int j = 0; j < H; j++) dh[j] = g[j] + dhc[(size_t)i * H + j] + (last ? fin[j] : 0);
+                V->add3(dh, g, dhc + (size_t)i * H, last ? fin : NULL, H);
                 if (k->cstate)
-                    for (int j = 0; j < H; j++) dcn[j] = dout[CB + at * H + j] + dcc[(size_t)i * H + j] + (last ? fin[CB + j] : 0);
+                    V->add3(dcn, dout + CB + at * H, dcc + (size_t)i * H, last ? fin + CB : NULL, H);
                 sp_real *sv = q->sv + at * S, *dy = D + (size_t)m * G, *dx = same ? dy : DX;
                 const sp_real *hp = s ? out + (at - B) * H : sp_at(h0, b, 0);
                 const sp_real *cp = !k->cstate ? NULL : s ? out + CB + (at - B) * H : sp_at(c0, b, 0);
                 k->bwd(sv, dh, dcn, hp, cp, dx, dy, dhd, dcc + (size_t)i * H, scr, H);
                 memcpy(sv, dy, (size_t)G * sizeof(sp_real)); /* dy replaces what it came from */
                 if (xp->grad) {
-                    sp_real *restrict x = xp->grad + at * xp->stride;
-                    for (int j = 0; j < G; j++) x[j] += dx[j];
+                    V->acc(xp->grad + at * xp->stride, dx, G);
                 }
                 if (k->direct) memcpy(dhc + (size_t)i * H, dhd, (size_t)H * sizeof(sp_real));
                 act[m++] = i;
@@ -348,7 +348,7 @@ void sp__seq_backward(sp_record *r)
             for (int i = 0; i < m; i++) {
                 sp_real *restrict d = dhc + (size_t)act[i] * H;
                 const sp_real *restrict e = DH + (size_t)i * H;
-                if (k->direct) for (int j = 0; j < H; j++) d[j] += e[j];
+                if (k->direct) V->acc(d, e, H);
                 else memcpy(d, e, (size_t)H * sizeof(sp_real));
             }
         }

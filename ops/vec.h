@@ -37,6 +37,12 @@ typedef struct {
      * place; k = {beta1, 1 - beta1, beta2, 1 - beta2, lr / bias correction 1,
      * sqrt(bias correction 2), eps} */
     void (*adam)(sp_real *p, const sp_real *g, sp_real *m, sp_real *v, size_t n, const sp_real k[7]);
+    /* the whole-sequence ops' per-row passes (ops/seq.c), over n values:
+     * y = a + b (+ c, if not NULL); y += x; y = a b; y = d (1 - s^2) (tanh's derivative) */
+    void (*add3)(sp_real *y, const sp_real *a, const sp_real *b, const sp_real *c, int n);
+    void (*acc)(sp_real *y, const sp_real *x, int n);
+    void (*mul)(sp_real *y, const sp_real *a, const sp_real *b, int n);
+    void (*tanh_grad)(sp_real *y, const sp_real *d, const sp_real *s, int n);
 } sp_vec_kernels;
 
 /* The table for this CPU, chosen once (thread-safe: every thread computes the same answer). */

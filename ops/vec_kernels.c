@@ -89,6 +89,28 @@ static void FN(adam)(sp_real *restrict p, const sp_real *restrict g, sp_real *re
     }
 }
 
+static void FN(add3)(sp_real *restrict y, const sp_real *restrict a, const sp_real *restrict b,
+                     const sp_real *restrict c, int n)
+{
+    if (c) for (int j = 0; j < n; j++) y[j] = a[j] + b[j] + c[j];
+    else for (int j = 0; j < n; j++) y[j] = a[j] + b[j];
+}
+
+static void FN(acc)(sp_real *restrict y, const sp_real *restrict x, int n)
+{
+    for (int j = 0; j < n; j++) y[j] += x[j];
+}
+
+static void FN(mul)(sp_real *restrict y, const sp_real *restrict a, const sp_real *restrict b, int n)
+{
+    for (int j = 0; j < n; j++) y[j] = a[j] * b[j];
+}
+
+static void FN(tanh_grad)(sp_real *restrict y, const sp_real *restrict d, const sp_real *restrict s, int n)
+{
+    for (int j = 0; j < n; j++) y[j] = d[j] * (1 - s[j] * s[j]);
+}
+
 const sp_vec_kernels SP_CAT(sp__vec, SP_VEC_ISA) = {
     SP_STR(SP_VEC_ISA), FN(lstm_fwd), FN(lstm_bwd), FN(gru_fwd), FN(gru_bwd), FN(tanh_add),
-    FN(sigmoid_n), FN(tanh_n), FN(softmax_n), FN(adam)};
+    FN(sigmoid_n), FN(tanh_n), FN(softmax_n), FN(adam), FN(add3), FN(acc), FN(mul), FN(tanh_grad)};

@@ -157,6 +157,31 @@ static void test_adam(void **state)
     }
 }
 
+/* The whole-sequence ops' row passes: y = a + b (+ c), y += x, y = a b, y = d (1 - s^2). */
+static void test_row_passes(void **state)
+{
+    (void)state;
+    enum { N = 77 };
+    sp_rng r;
+    sp_rng_seed(&r, 13);
+    sp_real a[N], b[N], c[N], y[N];
+    fill(a, N, &r, -2, 2), fill(b, N, &r, -2, 2), fill(c, N, &r, -2, 2);
+    for (int k = 0; k < 3; k++) {
+        const sp_vec_kernels *V = sp__vec_table(isas[k]);
+        if (!V) continue;
+        V->add3(y, a, b, c, N);
+        for (int j = 0; j < N; j++) CLOSE(y[j], (double)a[j] + b[j] + c[j], "add3");
+        V->add3(y, a, b, NULL, N);
+        for (int j = 0; j < N; j++) CLOSE(y[j], (double)a[j] + b[j], "add3 without c");
+        V->acc(y, c, N);
+        for (int j = 0; j < N; j++) CLOSE(y[j], (double)a[j] + b[j] + c[j], "acc");
+        V->mul(y, a, b, N);
+        for (int j = 0; j < N; j++) CLOSE(y[j], (double)a[j] * b[j], "mul");
+        V->tanh_grad(y, a, b, N);
+        for (int j = 0; j < N; j++) CLOSE(y[j], (double)a[j] * (1 - (double)b[j] * b[j]), "tanh_grad");
+    }
+}
+
 /* sp__vec() takes the widest table the CPU runs, capped by SPOOL_CPU; sp_info() names it. */
 static void test_choice(void **state)
 {
@@ -178,7 +203,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activations), cmocka_unit_test(test_lstm_rows), cmocka_unit_test(test_gru_rnn_rows),
-        cmocka_unit_test(test_adam), cmocka_unit_test(test_choice),
+        cmocka_unit_test(test_adam), cmocka_unit_test(test_row_passes), cmocka_unit_test(test_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
