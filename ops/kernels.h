@@ -25,12 +25,10 @@ void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *
 void sp__panels_gemv_avx512(int N, int K, const float *x, const float *Bp, float *y, int accumulate);
 
 /* C[M, N] += A^T B, A [K x M] at stride lda, B [K x N] at stride ldb: a weight gradient summed
- * over K tokens, on up to `threads` threads, by the AVX-512 kernel of packed.c. Returns 0 (and
- * does nothing) where that kernel does not run (no AVX-512, double build, few tokens). */
+ * over K tokens, on up to `threads` threads, by the AVX-512 kernel of packed.c (a narrow C, such
+ * as a one-hot input's dW_ih [4H x 65], as its transpose). Returns 0 (and does nothing) where that
+ * kernel does not run (no AVX-512, double build, few tokens, both sides under 96). */
 int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int threads);
-/* Narrower products waste too much of the kernel's last 32-column strip (N = 65: 119 GFLOP/s
- * against BLIS's 130); they stay with BLIS. */
-#define SP_GEMM_TN_MIN_N 96
 
 /* The matmul op's state on a tape (sp__op_state(t, SP_OP_MATMUL)): weights packed for small
  * products, valid until the next reset (parameters change between steps), and the records whose

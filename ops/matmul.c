@@ -27,7 +27,7 @@ void sp__gemm_threads(int ta, int tb, int M, int N, int K, const sp_real *A, int
 #ifndef SP_USE_DOUBLE
     /* weight gradients (op(A) = A^T, summed over tokens): spool's own AVX-512 kernel where it
      * beats BLIS (ops/packed.c; ~10 % on this project's machine) */
-    if (ta && !tb && beta == 1 && N >= SP_GEMM_TN_MIN_N && sp__gemm_tn(M, N, K, A, lda, B, ldb, C, ldc, threads)) return;
+    if (ta && !tb && beta == 1 && sp__gemm_tn(M, N, K, A, lda, B, ldb, C, ldc, threads)) return;
 #endif
     sp_real one = 1;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;

@@ -29,6 +29,7 @@
 #define NR 32 /* output columns per packed panel: two 16-float vectors */
 #define TN_KC 256   /* tokens per pass of the A^T B kernel (weight gradients) */
 #define TN_MIN_K 64 /* fewer tokens than this: BLIS */
+#define TN_WIDE 96  /* a C narrower than this wastes much of a 32-column strip: run it transposed */
 
 sp_matmul_state *sp__matmul_state(sp_tape *t)
 {
@@ -176,11 +177,11 @@ void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *
     }
 }
 
-/* C[mr x cols] += A^T B over kc tokens: ap holds the tile's A values packed, ap[k * MR + r] (zero
+/* X[mr x cols] += A^T B over kc tokens: ap holds the tile's A values packed, ap[k * MR + r] (zero
  * past mr), row k of B its cols columns at B + k * ldb. mr <= MR, cols <= NR; a strip of at most
- * 16 columns takes one vector per row. */
+ * 16 columns takes one vector per row. X (r, j) is C[r * ldc + j], or C[j * ldc + r] when tc. */
 __attribute__((target("avx512f"))) static void tn_tile_avx512(int mr, int kc, const float *ap, const float *B,
-                                                        int ldb, float *C, int ldc, int cols)
+                                                        int ldb, float *C, int ldc, int cols, int tc)
 {
     __m512 c0[MR], c1[MR];
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
@@ -213,6 +214,15 @@ __attribute__((target("avx512f"))) static void tn_tile_avx512(int mr, int kc, co
             }
         }
     }
+    if (tc) { /* down C's columns: once per kc tokens, so the scalar adds cost ~1/16 of the FMAs */
+        float x[NR] __attribute__((aligned(64)));
+        for (int r = 0; r < mr; r++) {
+            _mm512_store_ps(x, c0[r]);
+            _mm512_store_ps(x + 16, c1[r]);
+            for (int j = 0; j < cols; j++) C[(size_t)j * ldc + r] += x[j];
+        }
+        return;
+    }
     for (int r = 0; r < mr; r++) {
         float *c = C + (size_t)r * ldc;
         _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c)));
@@ -220,9 +230,10 @@ __attribute__((target("avx512f"))) static void tn_tile_avx512(int mr, int kc, co
     }
 }
 
-int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int threads)
+/* X[M, N] += A^T B into C (X's transpose when tc), as sp__gemm_tn describes. */
+static void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                    int threads, int tc)
 {
-    if (K < TN_MIN_K || M < MR || N < 16 || !cpu_ok()) return 0;
     const int tiles = (M + MR - 1) / MR;
     if (threads > tiles) threads = tiles;
     /* Each thread owns a range of C's rows. KC tokens at a time: a row tile's KC x 8 values of A,
@@ -245,10 +256,21 @@ int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, in
                         for (int r = 0; r < MR; r++) ap[k * MR + r] = r < mr ? a[r] : 0.0f;
                     }
                 for (int n0 = 0; n0 < N; n0 += NR)
-                    tn_tile_avx512(mr, kc, ap, B + (size_t)k0 * ldb + n0, ldb, C + (size_t)m0 * ldc + n0, ldc,
-                                   N - n0 < NR ? N - n0 : NR);
+                    tn_tile_avx512(mr, kc, ap, B + (size_t)k0 * ldb + n0, ldb,
+                                   C + (tc ? (size_t)n0 * ldc + m0 : (size_t)m0 * ldc + n0), ldc,
+                                   N - n0 < NR ? N - n0 : NR, tc);
             }
     }
+}
+
+int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int threads)
+{
+    if (K < TN_MIN_K || M < MR || N < MR || (M < TN_WIDE && N < TN_WIDE) || !cpu_ok()) return 0;
+    if (N < TN_WIDE) /* narrow C (N = 65: a one-hot input's dW_ih): C^T = B^T A, so that C's long
+                        side fills the 32-column strips */
+        gemm_tn(N, M, K, B, ldb, A, lda, C, ldc, threads, 1);
+    else
+        gemm_tn(M, N, K, A, lda, B, ldb, C, ldc, threads, 0);
     return 1;
 }
 
