@@ -130,8 +130,10 @@ void sp_set_threads(int n);
  * each parallel region takes only the cores other processes leave idle (so more threads are
  * never slower than fewer); SP_INIT_FIXED_THREADS or SPOOL_LOAD_AWARE=0 turns that off. */
 int sp_get_threads(void);
-/** One line: spool version, real type, BLIS version, BLIS kernel set, thread count. Static
- * storage, valid until the next call. Calling it initialises BLIS. */
+/** One line: spool version, real type, BLIS version, BLIS kernel set, the elementwise kernels
+ * chosen for this CPU (vector baseline, avx2 or avx512; the environment variable SPOOL_CPU caps
+ * the choice), thread count. Static storage, valid until the next call. Calling it initialises
+ * BLIS. */
 const char *sp_info(void);
 /** The BLIS kernel set spool asked for before BLIS initialised ("skx"), or "auto" if it left the
  * choice to BLIS (CPU without AVX-512, or BLIS_ARCH_TYPE set by the user). */
