@@ -92,7 +92,7 @@ void sp__pack_panels(const sp_tensor *W, int trans, int K, int N, float *Bp)
 }
 
 /* C[mr x cols] (+)= A[mr x K] Bpanel[K x NR], mr <= MR, cols <= NR. */
-__attribute__((target("avx512f"))) static void tile_avx512(int mr, int K, const float *A, int lda, const float *bp,
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2"))) static void tile_avx512(int mr, int K, const float *A, int lda, const float *bp,
                                                      float *C, int ldc, int cols, int accumulate)
 {
     __m512 c0[MR], c1[MR];
@@ -180,7 +180,7 @@ void sp__panels_gemm(int M, int N, int K, const float *A, int lda, const float *
 /* X[mr x cols] += A^T B over kc tokens: ap holds the tile's A values packed, ap[k * MR + r] (zero
  * past mr), row k of B its cols columns at B + k * ldb. mr <= MR, cols <= NR; a strip of at most
  * 16 columns takes one vector per row. X (r, j) is C[r * ldc + j], or C[j * ldc + r] when tc. */
-__attribute__((target("avx512f"))) static void tn_tile_avx512(int mr, int kc, const float *ap, const float *B,
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2"))) static void tn_tile_avx512(int mr, int kc, const float *ap, const float *B,
                                                         int ldb, float *C, int ldc, int cols, int tc)
 {
     __m512 c0[MR], c1[MR];
