@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* cell_rows.h - the gate math of one batch row of an LSTM or GRU step, forward and backward,
  * shared by the per-step ops (sp_lstm_cell, sp_gru_cell: ops/fused.c) and the whole-sequence ops
- * (sp_lstm_seq, sp_gru_seq: ops/seq.c), so both compute exactly the same numbers.
+ * (sp_lstm_seq, sp_gru_seq: ops/seq.c), so both compute exactly the same numbers. Only
+ * ops/vec_kernels.c includes it, once per instruction set; the ops call it through vec.h's table.
  *
  * Each is a few simple loops over restrict pointers rather than one loop doing everything: simple
  * loops vectorise (with the branch-free exp of fastmath.h), one big loop does not. */

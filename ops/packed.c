@@ -12,7 +12,11 @@
  *    the matmul op's per-tape state (sp_matmul_state, ops/kernels.h; parameters change only
  *    between steps).
  * Panels hold 32 output columns; the micro-kernel keeps 8 rows x 32 columns of accumulators.
- * Other CPUs, the double build, and large or odd products go to BLIS.
+ * The same tile shape also serves the weight gradients (sp__gemm_tn: C += A^T B summed over the
+ * T*B tokens, which BLIS runs at 113-195 GFLOP/s here, as it packs both operands of a product it
+ * sees once): 8 columns of A are packed per 256 tokens and B's rows are streamed as they lie.
+ * Other CPUs, the double build, and large or odd products go to BLIS. The AVX-512 functions carry
+ * the suffix _avx512 (tests/test_portable.sh holds the portable library to that).
  */
 #include "kernels.h"
 
