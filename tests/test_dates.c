@@ -132,6 +132,7 @@ static void test_spelled_numbers_and_long_formats(void **state)
             assert_int_equal(dt_check_input(norm, why, sizeof why), 0);
             if (read_spelled(norm, &r) || r.y != a.y || r.m != a.m || r.d != a.d)
                 fail_msg("format %d: '%s' does not read back as %04d-%02d-%02d", f, b, a.y, a.m, a.d);
+            if (dt_supports(norm, a, why, sizeof why)) fail_msg("format %d: '%s': %s", f, b, why);
             chars += len, count++;
         }
     }
@@ -267,6 +268,9 @@ static void test_round_trip_every_format(void **state)
             if (dt_parse_human(b, &r) || r.y != a.y || r.m != a.m || r.d != a.d) {
                 if (bad++ < 5) print_message("# round trip failed: '%s'\n", b);
             }
+            char norm[64], why[128];
+            dt_normalise(b, norm, sizeof norm);
+            if (dt_supports(norm, a, why, sizeof why) && bad++ < 5) print_message("# '%s': %s\n", b, why);
         }
         dt_iso(a, iso);
         assert_int_equal(dt_parse_iso(iso, &r), 0);
@@ -417,35 +421,128 @@ static void test_exact_match(void **state)
 /* tests/dates_human.tsv, the set of human-typed forms: every gold date is what the rule-based
  * reader gets from the normalised text, no line is a form the generator writes, and every date is
  * a test day of seeds 1-3 (unseen in training by the README's models). */
-static void test_human_set_is_right_and_unseen(void **state)
+static dt_date days[512]; /* the test set's dates, for the dev set's checks */
+static int n_days;
+
+/* The next 'text<TAB>gold' line of a human-typed file (comments and blank lines skipped), split
+ * at the tab; 0 at the end of the file. */
+static int next_line(FILE *f, char *line, int cap, const char **gold)
 {
-    (void)state;
-    const char *path = getenv("SPOOL_DATES_HUMAN");
-    assert_non_null(path);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char line[256], norm[64], g[64];
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
+    while (fgets(line, cap, f)) {
         line[strcspn(line, "\r\n")] = 0;
         if (!line[0] || line[0] == '#') continue;
         char *tab = strchr(line, '\t');
-        assert_non_null(tab);
-        *tab = 0;
-        dt_date gold, r;
-        assert_int_equal(dt_parse_iso(tab + 1, &gold), 0);
-        assert_true(dt_normalise(line, norm, sizeof norm) > 0);
-        if (dt_parse_human(norm, &r) || r.y != gold.y || r.m != gold.m || r.d != gold.d)
-            fail_msg("'%s' does not read as %s", line, tab + 1);
-        for (int k = 0; k < dt_nformats(); k++) {
-            dt_format(k, gold, g, sizeof g);
-            if (!strcmp(g, line)) fail_msg("'%s' is format %d of the generator", line, k);
-        }
+        if (!tab) fail_msg("'%s' has no tab", line);
+        *tab = 0, *gold = tab + 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* A human-typed form of a date: the rule-based reader gets the gold date from the normalised
+ * text, the text supports it, no generator format writes it, and no earlier line of the file
+ * (texts[0..n)) is the same. Returns the gold date. */
+static dt_date check_form(const char *line, const char *iso, char (*texts)[64], int n)
+{
+    char norm[64], g[64], why[128];
+    dt_date gold, r;
+    if (dt_parse_iso(iso, &gold)) fail_msg("'%s': '%s' is not a date", line, iso);
+    assert_true(dt_normalise(line, norm, sizeof norm) > 0);
+    if (dt_parse_human(norm, &r) || r.y != gold.y || r.m != gold.m || r.d != gold.d)
+        fail_msg("'%s' does not read as %s", line, iso);
+    if (dt_supports(norm, gold, why, sizeof why)) fail_msg("'%s': %s", line, why);
+    for (int k = 0; k < dt_nformats(); k++) {
+        dt_format(k, gold, g, sizeof g);
+        if (!strcmp(g, line)) fail_msg("'%s' is format %d of the generator", line, k);
+    }
+    for (int i = 0; i < n; i++)
+        if (!strcmp(texts[i], line)) fail_msg("'%s' is in the file twice", line);
+    snprintf(texts[n], sizeof texts[n], "%.63s", line);
+    return gold;
+}
+
+static void test_human_set_is_right_and_unseen(void **state)
+{
+    (void)state;
+    const char *path = getenv("SPOOL_DATES_HUMAN"), *iso;
+    assert_non_null(path);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char line[256], texts[512][64];
+    int n = 0;
+    while (n < 512 && next_line(f, line, sizeof line, &iso)) {
+        dt_date gold = check_form(line, iso, texts, n);
         for (uint64_t seed = 1; seed <= 3; seed++) assert_true(dt_is_test_date(gold, seed, 0.1));
-        n++;
+        days[n++] = gold;
     }
     fclose(f);
     assert_true(n >= 150);
+    n_days = n;
+}
+
+/* examples/data/dates_human_dev.tsv, the dev set --min-logprob is chosen on: the same checks,
+ * but each date is a test day of at least one of seeds 1-3 (--eval-file skips the others) and of
+ * no line of the test set, and the 'text<TAB>-' lines are texts the rule-based reader refuses. */
+static void test_human_dev_set(void **state)
+{
+    (void)state;
+    const char *path = getenv("SPOOL_DATES_HUMAN_DEV"), *iso;
+    assert_non_null(path);
+    assert_true(n_days >= 150); /* test_human_set_is_right_and_unseen ran first */
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char line[256], texts[512][64];
+    int n = 0, nodate = 0, per_seed[4] = {0};
+    while (n < 512 && next_line(f, line, sizeof line, &iso)) {
+        if (!strcmp(iso, "-")) {
+            char norm[64];
+            dt_date r;
+            assert_true(dt_normalise(line, norm, sizeof norm) > 0);
+            if (!dt_parse_human(norm, &r)) fail_msg("'%s' is a date", line);
+            nodate++;
+            continue;
+        }
+        dt_date gold = check_form(line, iso, texts, n++);
+        int unseen = 0;
+        for (int seed = 1; seed <= 3; seed++)
+            if (dt_is_test_date(gold, (uint64_t)seed, 0.1)) unseen = 1, per_seed[seed]++;
+        if (!unseen) fail_msg("'%s': %s is a training day of seeds 1, 2 and 3", line, iso);
+        for (int i = 0; i < n_days; i++)
+            if (days[i].y == gold.y && days[i].m == gold.m && days[i].d == gold.d)
+                fail_msg("'%s': %s is a day of the test set", line, iso);
+    }
+    fclose(f);
+    assert_true(n >= 200 && nodate >= 10);
+    for (int seed = 1; seed <= 3; seed++) assert_true(per_seed[seed] >= 60);
+}
+
+/* dt_supports: a reading must be named by the text, in digits or words. */
+static void test_reading_supported_by_text(void **state)
+{
+    (void)state;
+    char why[128];
+    struct { const char *text; dt_date a; const char *missing; } no[] = {
+        {"5 apples 1999", {1999, 4, 5}, "month (4)"},  {"pi is 3.14", {2014, 3, 4}, "day (4)"},
+        {"2 jun 51", {2015, 6, 2}, "year (2015)"},      {"20-1-2005", {2005, 10, 20}, "month (10)"},
+        {"june 1999", {1999, 6, 1}, "day (1)"},          {"christmas 2001", {2001, 3, 5}, "day (5)"},
+        {"summary 5 1998", {1998, 3, 5}, "month (3)"},        {"19980304", {1998, 3, 3}, "day (3)"},
+        {"the third of may nineteen ninety", {1998, 5, 3}, "year (1998)"},
+        {"hello 12", {2012, 12, 12}, "day (12)"},        {"12 monkeys 12", {2012, 12, 12}, "day (12)"},
+        {"3 march 3", {2003, 3, 3}, "year (2003)"},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        if (!dt_supports(no[i].text, no[i].a, why, sizeof why)) fail_msg("'%s' supports its reading", no[i].text);
+        if (no[i].missing && !strstr(why, no[i].missing)) fail_msg("'%s': %s", no[i].text, why);
+    }
+    struct { const char *text; dt_date a; } yes[] = {
+        {"3/4/98", {1998, 3, 4}},  {"3/4/98", {1998, 4, 3}}, {"19980304", {1998, 3, 4}},
+        {"the twenty-third of march nineteen ninety-eight", {1998, 3, 23}}, {"mar 3 98", {1998, 3, 3}},
+        {"march three two thousand and five", {2005, 3, 3}}, {"3rd sept 2010", {2010, 9, 3}},
+        {"12/12/12", {2012, 12, 12}}, {"3/3/98", {1998, 3, 3}}, {"10.10.2010", {2010, 10, 10}},
+        {"05/03/05", {2005, 3, 5}},
+    };
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (dt_supports(yes[i].text, yes[i].a, why, sizeof why)) fail_msg("'%s': %s", yes[i].text, why);
 }
 
 int main(void)
@@ -456,7 +553,8 @@ int main(void)
         cmocka_unit_test(test_normalise_and_check),
         cmocka_unit_test(test_split_is_by_date), cmocka_unit_test(test_vocab),
         cmocka_unit_test(test_exact_match),
-        cmocka_unit_test(test_human_set_is_right_and_unseen),
+        cmocka_unit_test(test_human_set_is_right_and_unseen), cmocka_unit_test(test_human_dev_set),
+        cmocka_unit_test(test_reading_supported_by_text),
         cmocka_unit_test(test_spelled_numbers_and_long_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,9 +48,15 @@ grep -q "6 formats (prose)" "$dir/logp2" || fail "resume forgot --formats prose"
 "$exe" --load "$dir/p2.safetensors" --translate "the third of march, nineteen ninety-eight" --threads 1 \
     --min-logprob -1e9 >"$dir/tr" 2>&1 || { cat "$dir/tr"; fail "spelled-out translate"; }
 grep -q "no number" "$dir/tr" && fail "a spelled-out date was refused as having no number"
-printf '# a comment\n3 march 1998\t1998-03-03\n1 jan 2060\t2049-01-01\n' >"$dir/h.tsv"
+# days unseen by seed 1 (the tiny model's), a year out of range, a text that is no date (gold '-',
+# right when refused) and 1998-03-03, a training day of seed 1, which is skipped
+printf '# a comment\n2 jun 1951\t1951-06-02\n2 jun 2060\t1957-09-16\nhello 12\t-\n3 march 1998\t1998-03-03\n' >"$dir/h.tsv"
 "$exe" --load "$dir/d2.safetensors" --eval-file "$dir/h.tsv" --threads 1 >"$dir/ev" 2>&1 || { cat "$dir/ev"; fail "eval-file"; }
-grep -q "h.tsv: exact match 0.0000 (0 of 2; [12] refused as unreadable)" "$dir/ev" || { cat "$dir/ev"; fail "eval-file output"; }
+grep -q "h.tsv: exact match 0.3333 (1 of 3; [23] refused as unreadable; 1 skipped: training days of this model)" "$dir/ev" ||
+    { cat "$dir/ev"; fail "eval-file output"; }
+grep -q "at --min-logprob -0.02: 0.3333, .* -2: 0.3333" "$dir/ev" || { cat "$dir/ev"; fail "eval-file thresholds"; }
+printf '3 march 1998\t1998-03-03\n' >"$dir/seen.tsv"
+bad --load "$dir/d2.safetensors" --eval-file "$dir/seen.tsv"   # nothing left to score
 printf 'no tab here\n' >"$dir/bad.tsv"
 bad --load "$dir/d2.safetensors" --eval-file "$dir/bad.tsv"
 bad --load "$dir/d2.safetensors" --eval-file "$dir/missing.tsv"

@@ -80,7 +80,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("load", EX_STR, T, load, NULL, 0, 0, 0, "PATH", "load a model for --translate"),
     EX_CALLBACK("translate", add_translate, NULL, 0, "TEXT",
                 "translate TEXT (repeatable; needs --load): the date and the log-probability of the decoded sequence"),
-    EX_OPT("min-logprob", EX_DBL, T, min_logprob, "-0.2", -1e9, 0, 0, "X",
+    EX_OPT("min-logprob", EX_DBL, T, min_logprob, "-0.5", -1e9, 0, 0, "X",
            "under this log-probability of the best reading, say the date cannot be read"),
     EX_OPT("eval-file", EX_STR, T, eval_file, NULL, 0, 0, 0, "FILE",
            "with --load: exact match over FILE's 'text<TAB>YYYY-MM-DD' lines (e.g. tests/dates_human.tsv)"),
@@ -457,11 +457,98 @@ static int read_date(sp_tape *t, const model *m, const options *o, const char *t
         snprintf(why, (size_t)cap, "the model wrote %s, which is not a date", iso);
         return 1;
     }
+    if (dt_supports(norm, d, why, cap)) return 1;
     if (*logprob < o->min_logprob) {
         snprintf(why, (size_t)cap, "not sure: best reading %s has log-probability %.3g < %g (--min-logprob)", iso,
                  *logprob, o->min_logprob);
         return 1;
     }
+    return 0;
+}
+
+/* The thresholds --eval-file reports exact match at, so that --min-logprob can be chosen on a
+ * dev file (examples/data/dates_human_dev.tsv) by reading one line per model. */
+static const double eval_thresholds[] = {-0.02, -0.05, -0.1, -0.2, -0.3, -0.5, -1, -2};
+#define N_EVAL_THRESHOLDS (int)(sizeof eval_thresholds / sizeof eval_thresholds[0])
+
+/* --eval-file: exact match over 'text<TAB>YYYY-MM-DD' lines, and 'text<TAB>-' lines that are no
+ * date (right when refused). A line whose date is one of this model's training days is skipped:
+ * a score on seen days says nothing about unseen ones. Besides the score at --min-logprob it
+ * prints the score at each of eval_thresholds and the log-probability range of right and of
+ * wrong readings, which is what choosing the threshold needs. Returns 0, or -1 on error. */
+static int eval_file(sp_tape *t, const model *m, const options *o)
+{
+    FILE *f = fopen(o->eval_file, "r");
+    if (!f) {
+        fprintf(stderr, PROG ": cannot open '%s'\n", o->eval_file);
+        return -1;
+    }
+    options any = *o;
+    any.min_logprob = -INFINITY; /* decode everything; the thresholds are applied below */
+    char line[512];
+    int n = 0, ok = 0, refused = 0, seen = 0, lineno = 0, rc = 0, at[N_EVAL_THRESHOLDS] = {0};
+    int n_right = 0, n_wrong = 0;
+    double lo_right = 0, hi_wrong = -INFINITY;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0] || line[0] == '#') continue;
+        char *tab = strchr(line, '\t');
+        dt_date gd;
+        int nodate = tab && !strcmp(tab + 1, "-");
+        if (!tab || (!nodate && dt_parse_iso(tab + 1, &gd))) {
+            fprintf(stderr, PROG ": %s:%d: expected 'text<TAB>YYYY-MM-DD' or 'text<TAB>-'\n", o->eval_file, lineno);
+            rc = -1;
+            break;
+        }
+        *tab = 0;
+        const char *gold = tab + 1;
+        if (!nodate && !dt_is_test_date(gd, o->seed, o->test_frac)) {
+            seen++;
+            continue;
+        }
+        char iso[11], why[160];
+        double lp;
+        int r = read_date(t, m, &any, line, iso, &lp, why, sizeof why);
+        if (r < 0) {
+            fprintf(stderr, PROG ": %s\n", sp_tape_errmsg(t));
+            rc = -1;
+            break;
+        }
+        n++;
+        int right = r == 0 && !nodate && !strcmp(iso, gold); /* the reading, before any threshold */
+        if (r == 0 && right) n_right++, lo_right = n_right == 1 || lp < lo_right ? lp : lo_right;
+        if (r == 0 && !right) n_wrong++, hi_wrong = lp > hi_wrong ? lp : hi_wrong;
+        for (int k = 0; k < N_EVAL_THRESHOLDS; k++)
+            at[k] += r == 0 && lp >= eval_thresholds[k] ? right : nodate;
+        int accept = r == 0 && lp >= o->min_logprob;
+        ok += accept ? right : nodate;
+        refused += !accept;
+        if (nodate && accept)
+            printf("  read     %-32s no date, read %s  log-probability %.3g\n", line, iso, lp);
+        else if (!nodate && !accept && r == 0)
+            printf("  refused  %-32s gold %s: not sure: best reading %s has log-probability %.3g < %g (--min-logprob)\n",
+                   line, gold, iso, lp, o->min_logprob);
+        else if (!nodate && !accept)
+            printf("  refused  %-32s gold %s: %s\n", line, gold, why);
+        else if (!nodate && !right)
+            printf("  wrong    %-32s gold %s  read %s  log-probability %.3g\n", line, gold, iso, lp);
+    }
+    fclose(f);
+    if (rc) return rc;
+    if (!n) {
+        fprintf(stderr, PROG ": %s: no line to score (%d skipped: training days of this model)\n",
+                o->eval_file, seen);
+        return -1;
+    }
+    printf("%s: exact match %.4f (%d of %d; %d refused as unreadable", o->eval_file, (double)ok / n, ok, n, refused);
+    if (seen) printf("; %d skipped: training days of this model", seen);
+    printf(")\n  at --min-logprob");
+    for (int k = 0; k < N_EVAL_THRESHOLDS; k++) printf(" %g: %.4f%s", eval_thresholds[k], (double)at[k] / n, k + 1 < N_EVAL_THRESHOLDS ? "," : "\n");
+    printf("  log-probability of the %d right readings from %.3g up; of the %d wrong ones (no date included)", n_right,
+           n_right ? lo_right : 0.0, n_wrong);
+    if (n_wrong) printf(" up to %.3g\n", hi_wrong);
+    else printf("\n");
     return 0;
 }
 
@@ -490,45 +577,7 @@ static int translate(const options *o0)
             printf("%-32s %s  log-probability %.3g\n", o.translate[i], iso, lp);
         }
     }
-    if (o.eval_file && rc != 2) {
-        FILE *f = fopen(o.eval_file, "r");
-        char line[512];
-        int n = 0, ok = 0, refused = 0, lineno = 0;
-        if (!f) {
-            fprintf(stderr, PROG ": cannot open '%s'\n", o.eval_file);
-            rc = 2;
-        }
-        while (f && fgets(line, sizeof line, f)) {
-            lineno++;
-            line[strcspn(line, "\r\n")] = 0;
-            if (!line[0] || line[0] == '#') continue;
-            char *tab = strchr(line, '\t');
-            dt_date gd;
-            if (!tab || dt_parse_iso(tab + 1, &gd)) {
-                fprintf(stderr, PROG ": %s:%d: expected 'text<TAB>YYYY-MM-DD'\n", o.eval_file, lineno);
-                rc = 2;
-                break;
-            }
-            *tab = 0;
-            char iso[11], why[160];
-            double lp;
-            int r = read_date(t, &m, &o, line, iso, &lp, why, sizeof why);
-            if (r < 0) {
-                fprintf(stderr, PROG ": %s\n", sp_tape_errmsg(t));
-                rc = 2;
-                break;
-            }
-            n++;
-            refused += r > 0;
-            ok += r == 0 && !strcmp(iso, tab + 1);
-            if (r > 0) printf("  refused  %-32s gold %s: %s\n", line, tab + 1, why);
-            else if (strcmp(iso, tab + 1)) printf("  wrong    %-32s gold %s  read %s  log-probability %.3g\n", line, tab + 1, iso, lp);
-        }
-        if (f) fclose(f);
-        if (rc != 2)
-            printf("%s: exact match %.4f (%d of %d; %d refused as unreadable)\n", o.eval_file, n ? (double)ok / n : 0, ok,
-                   n, refused);
-    }
+    if (o.eval_file && rc != 2 && eval_file(t, &m, &o)) rc = 2;
     sp_tape_free(t);
     sp_params_free(m.ps);
     return rc ? 1 : 0;

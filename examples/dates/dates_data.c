@@ -368,6 +368,55 @@ int dt_normalise(const char *in, char *out, int cap_)
     return n;
 }
 
+/* p starts a word of s (no letter just before it). */
+static int word_at(const char *s, const char *p) { return p == s || !isalpha((unsigned char)p[-1]); }
+
+/* w occurs in s at the start of a word. */
+static int has_word(const char *s, const char *w)
+{
+    for (const char *p = s; (p = strstr(p, w)); p++)
+        if (word_at(s, p)) return 1;
+    return 0;
+}
+
+int dt_supports(const char *norm, dt_date a, char *why, int cap_)
+{
+    /* The numbers of 1 and of 2 digits, counted by value: each part read from digits takes one,
+     * so "12" alone cannot be day, month and year at once but "3/3/98" can give the day and the
+     * month. A 4-digit year, an 8-digit yyyymmdd and words take none. */
+    int one[100] = {0}, two[100] = {0}, year4 = 0, whole = 0;
+    for (const char *p = norm; *p;) {
+        if (!isdigit((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        int k = 0;
+        long v = 0;
+        while (isdigit((unsigned char)p[k])) v = k < 9 ? v * 10 + (p[k] - '0') : v, k++;
+        whole |= k == 8 && v / 10000 == a.y && v / 100 % 100 == a.m && v % 100 == a.d;
+        year4 |= k == 4 && v == a.y;
+        if (k == 1) one[v]++;
+        if (k == 2) two[v]++;
+        p += k;
+    }
+    if (whole) return 0;
+    char w[48];
+    int year = year4 || (dt_spell_year(a.y, w, sizeof w) > 0 && has_word(norm, w));
+    if (!year && two[a.y % 100]) two[a.y % 100]--, year = 1;
+    /* a month name by its first 3 letters: "mar" also finds "march" */
+    int month = a.m >= 1 && a.m <= 12 && (snprintf(w, sizeof w, "%.3s", month_full[a.m - 1]), has_word(norm, w));
+    int day = (dt_spell_ordinal(a.d, w, sizeof w) > 0 && has_word(norm, w)) ||
+              (dt_spell_cardinal(a.d, w, sizeof w) > 0 && has_word(norm, w));
+    if (!month && a.m >= 1 && a.m <= 12) month = one[a.m] ? one[a.m]-- > 0 : two[a.m] ? two[a.m]-- > 0 : 0;
+    if (!day && a.d >= 1 && a.d <= 31) day = one[a.d] ? one[a.d]-- > 0 : two[a.d] ? two[a.d]-- > 0 : 0;
+    if (day && month && year) return 0;
+    const char *part = !day ? "day" : !month ? "month" : "year";
+    int val = !day ? a.d : !month ? a.m : a.y;
+    snprintf(why, (size_t)cap_, "the reading %04d-%02d-%02d has a %s (%d) the text does not name", a.y, a.m, a.d, part,
+             val);
+    return -1;
+}
+
 /* A spelled number word in s ("nineteen", "twenty-third", "thousand"), for dt_check_input. */
 static int has_number_word(const char *s)
 {

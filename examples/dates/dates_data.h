@@ -61,6 +61,15 @@ int dt_normalise(const char *in, char *out, int cap);
  * to some year it knows. Returns 0, or -1 with a reason in why (cap bytes). */
 int dt_check_input(const char *norm, char *why, int cap);
 
+/* Checks a reading against the normalised text it came from: the text must name the day (a
+ * number, "3rd", "third" or "three"), the month (a number, or the name or its first 3 letters) and
+ * the year (4 digits, the last 2 digits, or spelled as the long formats spell it), or hold the
+ * reading as yyyymmdd. The model writes a confident date for any text with numbers in it ("5
+ * apples 1999" -> 1999-04-05); this refuses those readings. Each number serves one part ("hello
+ * 12" is not 2012-12-12; "3/3/98" is 1998-03-03). It checks presence, not position: "3/4/98"
+ * supports both 1998-03-04 and 1998-04-03. Returns 0, or -1 with a reason in why. */
+int dt_supports(const char *norm, dt_date a, char *why, int cap);
+
 /* Input characters: the text is lower-cased, and any character outside the set maps to <unk>.
  * Ids: 0 = <pad> (unused by the model, which masks with -1), 1 = <unk>, then the set. */
 #define DT_IN_CHARS " ,./-0123456789abcdefghijklmnopqrstuvwxyz"
