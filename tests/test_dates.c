@@ -529,6 +529,7 @@ static void test_reading_supported_by_text(void **state)
         {"the third of may nineteen ninety", {1998, 5, 3}, "year (1998)"},
         {"hello 12", {2012, 12, 12}, "day (12)"},        {"12 monkeys 12", {2012, 12, 12}, "day (12)"},
         {"3 march 3", {2003, 3, 3}, "year (2003)"},
+        {"2/30/99", {1999, 2, 30}, "is not a date"},
     };
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
         if (!dt_supports(no[i].text, no[i].a, why, sizeof why)) fail_msg("'%s' supports its reading", no[i].text);

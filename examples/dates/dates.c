@@ -83,7 +83,9 @@ static const ex_opt OPTS[] = {
     EX_OPT("min-logprob", EX_DBL, T, min_logprob, "-0.5", -1e9, 0, 0, "X",
            "under this log-probability of the best reading, say the date cannot be read"),
     EX_OPT("eval-file", EX_STR, T, eval_file, NULL, 0, 0, 0, "FILE",
-           "with --load: exact match over FILE's 'text<TAB>YYYY-MM-DD' lines (e.g. tests/dates_human.tsv)"),
+           "with --load: exact match over FILE's 'text<TAB>YYYY-MM-DD' lines and 'text<TAB>-' ones that\n"
+           "      are no date (right when refused), skipping the model's training days, and at 8 thresholds\n"
+           "      (tests/dates_human.tsv; choose --min-logprob on examples/data/dates_human_dev.tsv)"),
     EX_CHOICE("attention", EX_STR, T, attention, "none", "none|additive|general|dot", 0, "KIND",
               "attention over the encoder outputs: additive (Bahdanau), general or dot (Luong), none = fixed context"),
     EX_OPT("heatmap", EX_STR, T, heatmap, NULL, 0, 0, 0, "SVG",
@@ -106,7 +108,8 @@ static int format_set(const options *o)
 static void usage_more(FILE *f)
 {
     fprintf(f, "\nSupported years: %d to %d (two-digit years: 50-99 -> 19xx, 00-49 -> 20xx); a year outside\n"
-               "them is refused, not guessed. The text is lower-cased, commas dropped and spaces collapsed first.\n",
+               "them is refused, not guessed. The text is lower-cased, commas dropped and spaces collapsed first.\n"
+               "A reading is refused when the text does not name its day, month and year (in digits or words).\n",
             DT_YEAR0, DT_YEAR1);
     fprintf(f, "\nThe formats it learns (shown for 1998-03-03):\n");
     for (int k = 0; k < dt_nformats(); k++) fprintf(f, "    %s\n", dt_format_name(k));

@@ -385,6 +385,10 @@ int dt_supports(const char *norm, dt_date a, char *why, int cap_)
      * so "12" alone cannot be day, month and year at once but "3/3/98" can give the day and the
      * month. A 4-digit year, an 8-digit yyyymmdd and words take none. */
     int one[100] = {0}, two[100] = {0}, year4 = 0, whole = 0;
+    if (!dt_valid(a)) {
+        snprintf(why, (size_t)cap_, "%04d-%02d-%02d is not a date", a.y, a.m, a.d);
+        return -1;
+    }
     for (const char *p = norm; *p;) {
         if (!isdigit((unsigned char)*p)) {
             p++;
@@ -404,11 +408,11 @@ int dt_supports(const char *norm, dt_date a, char *why, int cap_)
     int year = year4 || (dt_spell_year(a.y, w, sizeof w) > 0 && has_word(norm, w));
     if (!year && two[a.y % 100]) two[a.y % 100]--, year = 1;
     /* a month name by its first 3 letters: "mar" also finds "march" */
-    int month = a.m >= 1 && a.m <= 12 && (snprintf(w, sizeof w, "%.3s", month_full[a.m - 1]), has_word(norm, w));
+    int month = (snprintf(w, sizeof w, "%.3s", month_full[a.m - 1]), has_word(norm, w));
     int day = (dt_spell_ordinal(a.d, w, sizeof w) > 0 && has_word(norm, w)) ||
               (dt_spell_cardinal(a.d, w, sizeof w) > 0 && has_word(norm, w));
-    if (!month && a.m >= 1 && a.m <= 12) month = one[a.m] ? one[a.m]-- > 0 : two[a.m] ? two[a.m]-- > 0 : 0;
-    if (!day && a.d >= 1 && a.d <= 31) day = one[a.d] ? one[a.d]-- > 0 : two[a.d] ? two[a.d]-- > 0 : 0;
+    if (!month) month = one[a.m] ? one[a.m]-- > 0 : two[a.m] ? two[a.m]-- > 0 : 0;
+    if (!day) day = one[a.d] ? one[a.d]-- > 0 : two[a.d] ? two[a.d]-- > 0 : 0;
     if (day && month && year) return 0;
     const char *part = !day ? "day" : !month ? "month" : "year";
     int val = !day ? a.d : !month ? a.m : a.y;

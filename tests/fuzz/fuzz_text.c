@@ -73,6 +73,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dt_date a;
         dt_parse_iso(s, &a);
         dt_parse_human(s, &a);
+        char norm[256], why[160];
+        if (dt_normalise(s, norm, sizeof norm) >= 0 && !dt_check_input(norm, why, sizeof why)) {
+            static const dt_date some[] = {{1998, 3, 3}, {2012, 12, 12}, {1950, 1, 31}, {2049, 12, 1}, {0, 13, 40}};
+            for (int i = 0; i < 5; i++) dt_supports(norm, some[i], why, sizeof why);
+        }
         break;
     }
     case 6: {
