@@ -282,6 +282,12 @@ static sp_record *record_push(sp_tape *t, sp_op op, sp_tensor *const *in, int n)
     if (!out || (n && !ins)) return NULL;
     int needs = 0;
     for (int i = 0; i < n; i++) {
+        if (in[i]->flags & SP__KEPT) { /* sp__keep: its one reader has overwritten it */
+            sp_tape_fail(t, SP_ERR_ARG, "%s \"%s\": input \"%s\" is transient and its one reader has kept its "
+                         "saved values in its memory: nothing may read it after that reader", sp_op_name(op),
+                         sp__scope_name(t, sp_op_name(op)), in[i]->name);
+            return NULL;
+        }
         ins[i] = in[i];
         needs |= in[i]->flags & SP_NEEDS_GRAD;
     }
@@ -310,6 +316,18 @@ sp_record *sp__record(sp_tape *t, sp_op op, int rows, int cols, sp_tensor *const
     r->out->cols = cols;
     r->out->stride = cols;
     return r;
+}
+
+int sp__keep(sp_tape *t, sp_tensor *x)
+{
+    if (!(x->flags & SP_TRANSIENT) || (x->flags & (SP_VIEW | SP_PARAM | SP__KEPT)) || x->id < 0 ||
+        x->id >= t->n_rec - 1 || t->rec[x->id].out != x || !(sp_op_table[t->rec[x->id].op].no_read & SP_NO_READ_OUT))
+        return 0;
+    for (int i = x->id + 1; i < t->n_rec - 1; i++) /* the last record is the keeper itself */
+        for (int k = 0; k < t->rec[i].n_in; k++)
+            if (t->rec[i].in[k] == x) return 0;
+    x->flags |= SP__KEPT;
+    return 1;
 }
 
 sp_record *sp__record_view(sp_tape *t, sp_op op, sp_tensor *x, size_t offset, int rows, int cols)
@@ -409,6 +427,9 @@ sp_status sp_backward(sp_tape *t, sp_tensor *loss)
         return t->status;
     }
     t->backward_done = 1;
+    /* a node kept by an op recorded after the loss: that backward will not run to write it */
+    for (int i = loss->id + 1; i < t->n_rec; i++)
+        for (int k = 0; k < t->rec[i].n_in; k++) t->rec[i].in[k]->flags &= ~SP__KEPT;
     mark_data_read(t, loss->id);
     /* Forward order, so a view's base already has its gradient when the view asks for it. */
     for (int i = 0; i <= loss->id; i++) {
@@ -418,7 +439,8 @@ sp_status sp_backward(sp_tape *t, sp_tensor *loss)
             o->grad = o->base->grad + o->offset;
         } else if ((o->flags & (SP_TRANSIENT | DATA_READ)) == SP_TRANSIENT) {
             o->grad = o->data; /* nobody reads the values again: the gradient takes their place */
-            memset(o->grad, 0, (size_t)o->rows * o->stride * sizeof(sp_real));
+            if (!(o->flags & SP__KEPT)) /* a kept node's keeper writes all of it (sp__keep) */
+                memset(o->grad, 0, (size_t)o->rows * o->stride * sizeof(sp_real));
         } else {
             o->grad = sp__alloc(t, (size_t)o->rows * o->stride * sizeof(sp_real));
             if (!o->grad) return t->status;

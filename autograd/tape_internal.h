@@ -45,6 +45,16 @@ typedef struct {
 #define SP_NO_READ_IN(k) (1u << (k))
 #define SP_NO_READ_OUT (1u << 15)
 
+/* May the op just recorded (the tape's last record) keep its saved values in the memory of its
+ * input x? Yes (returns 1 and flags x SP__KEPT) when x is SP_TRANSIENT, not a view or a
+ * parameter, its producer's backward does not read it and no op recorded since x reads it. The
+ * op then writes its saved values over x in the forward pass, and its backward writes x's whole
+ * gradient there: sp_backward gives a kept node its data as gradient, unzeroed. An op recorded
+ * later that takes x fails (its values are gone). ops/seq.c keeps an LSTM's or RNN's gates in the
+ * input projection this way. */
+int sp__keep(sp_tape *t, sp_tensor *x);
+#define SP__KEPT (1 << 29) /* a tensor flag, internal to autograd/ and the keeping op */
+
 extern const sp_op_def sp_op_table[SP_OP__COUNT];
 
 typedef struct sp_chunk {

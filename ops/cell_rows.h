@@ -13,29 +13,39 @@
 
 /* a = x + y (y may be NULL) [4H], pre-activations in PyTorch's order i, f, g, o; cp = c_prev [H]:
  *   i = s(a_i)  f = s(a_f)  g = tanh(a_g)  o = s(a_o)  c = f cp + i g  h = o tanh(c)
- * sv [5H] receives i, f, g, o, tanh(c). */
-SP_MATH_INLINE void sp__lstm_row_fwd(const sp_real *restrict x, const sp_real *restrict y, const sp_real *restrict cp,
+ * sv [4H] receives i, f, g, o. x may be sv itself (the whole-sequence op keeps its gates in the
+ * input projection's memory), so x is not restrict and is read before sv is written. */
+SP_MATH_INLINE void sp__lstm_row_fwd(const sp_real *x, const sp_real *restrict y, const sp_real *restrict cp,
                                     sp_real *restrict sv, sp_real *restrict h, sp_real *restrict c, int H)
 {
-    if (y) for (int j = 0; j < 4 * H; j++) sv[j] = x[j] + y[j];
-    else for (int j = 0; j < 4 * H; j++) sv[j] = x[j];
+    if (x == sv) {
+        if (y) for (int j = 0; j < 4 * H; j++) sv[j] += y[j];
+    } else if (y) {
+        for (int j = 0; j < 4 * H; j++) sv[j] = x[j] + y[j];
+    } else {
+        for (int j = 0; j < 4 * H; j++) sv[j] = x[j];
+    }
     for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(sv[j]);          /* i, f */
     for (int j = 2 * H; j < 3 * H; j++) sv[j] = sp_tanh_r(sv[j]);         /* g */
     for (int j = 3 * H; j < 4 * H; j++) sv[j] = sp_sigmoid_r(sv[j]);      /* o */
     for (int j = 0; j < H; j++) c[j] = sv[H + j] * cp[j] + sv[j] * sv[2 * H + j];
-    for (int j = 0; j < H; j++) sv[4 * H + j] = sp_tanh_r(c[j]);
-    for (int j = 0; j < H; j++) h[j] = sv[3 * H + j] * sv[4 * H + j];
+    for (int j = 0; j < H; j++) h[j] = sp_tanh_r(c[j]);
+    for (int j = 0; j < H; j++) h[j] *= sv[3 * H + j];
 }
 
-/* From the saved sv [5H], the gradients dh of h and dcn of c, and cp = c_prev:
+/* From the saved sv [4H], this step's c [H] (tanh(c) is recomputed: the same function of the same
+ * value, so the same number as in the forward pass, and 20 % less to save), the gradients dh of h
+ * and dcn of c, and cp = c_prev:
  *   dc = dcn + dh o (1 - tanh(c)^2)
  *   da_i = dc g i(1-i)   da_f = dc cp f(1-f)   da_g = dc i (1-g^2)   da_o = dh tanh(c) o(1-o)
  * into da [4H] and dc [H]; the caller adds dc f to c_prev's gradient. */
-SP_MATH_INLINE void sp__lstm_row_bwd(const sp_real *restrict sv, const sp_real *restrict dh, const sp_real *restrict dcn,
-                                    const sp_real *restrict cp, sp_real *restrict da, sp_real *restrict dc, int H)
+SP_MATH_INLINE void sp__lstm_row_bwd(const sp_real *restrict sv, const sp_real *restrict c, const sp_real *restrict dh,
+                                    const sp_real *restrict dcn, const sp_real *restrict cp, sp_real *restrict da,
+                                    sp_real *restrict dc, int H)
 {
+    for (int j = 0; j < H; j++) dc[j] = sp_tanh_r(c[j]); /* tanh(c), for the moment */
     for (int j = 0; j < H; j++) {
-        sp_real o = sv[3 * H + j], tc = sv[4 * H + j];
+        sp_real o = sv[3 * H + j], tc = dc[j];
         dc[j] = dcn[j] + dh[j] * o * (1 - tc * tc);
         da[3 * H + j] = dh[j] * tc * o * (1 - o);
     }

@@ -43,7 +43,7 @@ sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *c_p
         return NULL;
     }
     sp_record *r = sp__record(t, SP_OP_LSTM_CELL, B, 2 * H, in, n_in);
-    sp_real *s = r ? sp__alloc_raw(t, (size_t)B * 5 * H * sizeof(sp_real)) : NULL;
+    sp_real *s = r ? sp__alloc_raw(t, (size_t)B * 4 * H * sizeof(sp_real)) : NULL; /* i, f, g, o */
     if (!s) return NULL;
     r->saved = s;
     sp_real *out = r->out->data;
@@ -52,7 +52,7 @@ sp_tensor *sp_lstm_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *c_p
         const sp_real *restrict x = sp_at(xp, b, 0), *restrict cp = sp_at(c_prev, b, 0);
         const sp_real *restrict y = hp ? sp_at(hp, b, 0) : NULL;
         sp_real *h = out + (size_t)b * 2 * H;
-        sp__vec()->lstm_fwd(x, y, cp, s + (size_t)b * 5 * H, h, h + H, H);
+        sp__vec()->lstm_fwd(x, y, cp, s + (size_t)b * 4 * H, h, h + H, H);
     }
     return r->out;
 }
@@ -69,10 +69,11 @@ void sp__lstm_cell_backward(sp_record *r)
     if (!scratch) return;
     ROWS_PARALLEL_IF((size_t)B * H)
     for (int b = 0; b < B; b++) {
-        const sp_real *restrict sv = s + (size_t)b * 5 * H, *restrict dh = dout + (size_t)b * 2 * H;
+        const sp_real *restrict sv = s + (size_t)b * 4 * H, *restrict dh = dout + (size_t)b * 2 * H;
+        const sp_real *restrict c = r->out->data + (size_t)b * 2 * H + H; /* this step's c */
         const sp_real *restrict dcn = dh + H, *restrict cp = sp_at(c_prev, b, 0);
         sp_real *restrict da = scratch + (size_t)b * 5 * H, *restrict dc = da + 4 * H;
-        sp__vec()->lstm_bwd(sv, dh, dcn, cp, da, dc, H);
+        sp__vec()->lstm_bwd(sv, c, dh, dcn, cp, da, dc, H);
         if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, da, 4 * H);
         if (hp && hp->grad) row_add(hp->grad + (size_t)b * hp->stride, da, 4 * H);
         if (c_prev->grad) {

@@ -38,12 +38,17 @@ typedef enum { K_LSTM, K_GRU, K_RNN_TANH, K_RNN_RELU } kind_id;
  * hp/cp = previous h/c [H] (cp NULL without a cell state) -> sv [S], h [H], c [H]. */
 typedef void (*row_fwd_fn)(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp,
                            const sp_real *cp, sp_real *sv, sp_real *h, sp_real *c, int H);
-/* Backward of one row from sv, dh, dcn (total gradients of h and c at this step): dx [G] for xp,
- * dy [G] for h_prev W_hh^T; dhd [H] the part of dh_prev that bypasses W_hh (GRU) or NULL; dcp
- * [H] the gradient of c_prev (LSTM). scr [2H] is scratch. */
+/* Backward of one row from sv, dh, dcn (total gradients of h and c at this step), cn = this step's
+ * c (LSTM): dx [G] for xp, dy [G] for h_prev W_hh^T; dhd [H] the part of dh_prev that bypasses
+ * W_hh (GRU) or NULL; dcp [H] the gradient of c_prev (LSTM). scr [2H] is scratch. */
 typedef void (*row_bwd_fn)(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp,
-                           const sp_real *cp, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H);
+                           const sp_real *cp, const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp,
+                           sp_real *scr, int H);
 
+/* A kind that saves exactly its gates (S = G) and whose xp gradient is its gate gradient (dx = dy)
+ * keeps them in xp's memory when xp is transient (sp__keep, autograd/tape_internal.h): the
+ * forward writes the gates over the projection, the backward the gate gradient over the gates,
+ * which is then xp's gradient. The LSTM and the RNN do; the GRU (S = 4H, dx != dy) does not. */
 typedef struct {
     sp_op op;
     int gates, saved, cstate, direct; /* G = gates H, S = saved H, has c, has dhd */
@@ -59,10 +64,10 @@ static void lstm_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, cons
 }
 
 static void lstm_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
-                     sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+                     const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
 {
     (void)hp, (void)dhd, (void)dy;
-    sp__vec()->lstm_bwd(sv, dh, dcn, cp, dx, scr, H); /* dy = dx: the caller passes the same row */
+    sp__vec()->lstm_bwd(sv, cn, dh, dcn, cp, dx, scr, H); /* dy = dx: the caller passes the same row */
     sp__vec()->mul(dcp, scr, sv + H, H);
 }
 
@@ -74,9 +79,9 @@ static void gru_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const
 }
 
 static void gru_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
-                    sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+                    const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
 {
-    (void)dcn, (void)cp, (void)dcp, (void)scr;
+    (void)dcn, (void)cp, (void)cn, (void)dcp, (void)scr;
     sp__vec()->gru_bwd(sv, dh, hp, dx, dy, H);
     sp__vec()->mul(dhd, dh, sv + H, H);
 }
@@ -100,21 +105,21 @@ static void relu_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, cons
 }
 
 static void tanh_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
-                     sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+                     const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
 {
-    (void)dcn, (void)hp, (void)cp, (void)dy, (void)dhd, (void)dcp, (void)scr;
+    (void)dcn, (void)hp, (void)cp, (void)cn, (void)dy, (void)dhd, (void)dcp, (void)scr;
     sp__vec()->tanh_grad(dx, dh, sv, H);
 }
 
 static void relu_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
-                     sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+                     const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
 {
-    (void)dcn, (void)hp, (void)cp, (void)dy, (void)dhd, (void)dcp, (void)scr;
+    (void)dcn, (void)hp, (void)cp, (void)cn, (void)dy, (void)dhd, (void)dcp, (void)scr;
     for (int j = 0; j < H; j++) dx[j] = sv[j] > 0 ? dh[j] : 0;
 }
 
 static const seq_kind kinds[] = {
-    [K_LSTM] = {SP_OP_LSTM_SEQ, 4, 5, 1, 0, lstm_fwd, lstm_bwd},
+    [K_LSTM] = {SP_OP_LSTM_SEQ, 4, 4, 1, 0, lstm_fwd, lstm_bwd},
     [K_GRU] = {SP_OP_GRU_SEQ, 3, 4, 0, 1, gru_fwd, gru_bwd},
     [K_RNN_TANH] = {SP_OP_RNN_SEQ, 1, 1, 0, 0, tanh_fwd, tanh_bwd},
     [K_RNN_RELU] = {SP_OP_RNN_SEQ, 1, 1, 0, 0, relu_fwd, relu_bwd},
@@ -126,7 +131,10 @@ typedef struct {
     const seq_kind *k;
     int T, B, H, nt;  /* steps, rows, hidden size, threads */
     int *len, *order; /* [B] real length per row; rows by decreasing length */
-    sp_real *sv;      /* [T*B, S] what the kind saves per row and step (dy after backward) */
+    sp_real *sv;      /* [T*B, S] what the kind saves per row and step (dy after backward), row stride ss:
+                         its own buffer, or xp's memory when kept */
+    size_t ss;
+    int kept;
     sp_real *work;    /* per-thread buffers, `per` reals each */
     size_t per;
     int maxr;         /* most rows one thread holds */
@@ -216,7 +224,9 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
     int maxr = q->maxr = ((B + CHUNK - 1) / CHUNK + q->nt - 1) / q->nt * CHUNK;
     q->per = (size_t)maxr * (3 * (size_t)G + 3 * (size_t)H) + 6 * (size_t)H;
     q->len = sp__alloc_raw(t, 2 * (size_t)B * sizeof(int));
-    q->sv = sp__alloc_raw(t, (size_t)T * B * S * sizeof(sp_real));
+    q->kept = S == G && sp__keep(t, xp); /* after sp__record: r is the tape's last record */
+    q->ss = q->kept ? (size_t)xp->stride : (size_t)S;
+    q->sv = q->kept ? xp->data : sp__alloc_raw(t, (size_t)T * B * S * sizeof(sp_real));
     q->work = sp__alloc_raw(t, q->nt * q->per * sizeof(sp_real));
     int *rows = sp__alloc_raw(t, (size_t)q->nt * 2 * maxr * sizeof(int));
     const float *wp = pack(t, w_hh, 1, H, G); /* op(W) = W_hh^T [H, G] */
@@ -250,7 +260,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
                 } else { /* padding: output 0, nothing saved (so its gate gradient is 0 too) */
                     memset(out + at * H, 0, (size_t)H * sizeof(sp_real));
                     if (k->cstate) memset(cout + at * H, 0, (size_t)H * sizeof(sp_real));
-                    memset(q->sv + at * S, 0, (size_t)S * sizeof(sp_real));
+                    memset(q->sv + at * q->ss, 0, (size_t)S * sizeof(sp_real));
                 }
             }
             if (!m) continue;
@@ -259,7 +269,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
                 int b = act[i];
                 size_t at = (size_t)s * B + b;
                 const sp_real *cp = !k->cstate ? NULL : s ? cout + (at - B) * H : sp_at(c0, b, 0);
-                k->fwd(sp_at(xp, (int)at, 0), Y + (size_t)i * G, bn, A + (size_t)i * H, cp, q->sv + at * S, out + at * H,
+                k->fwd(sp_at(xp, (int)at, 0), Y + (size_t)i * G, bn, A + (size_t)i * H, cp, q->sv + at * q->ss, out + at * H,
                        k->cstate ? cout + at * H : NULL, H);
             }
         }
@@ -301,13 +311,18 @@ void sp__seq_backward(sp_record *r)
     const seq_kind *k = q->k;
     sp_tensor *xp = r->in[0], *w = r->in[1], *h0 = r->in[2], *c0 = k->cstate ? r->in[3] : NULL;
     sp_tensor *b_hn = !k->cstate && r->n_in > 3 ? r->in[3] : NULL;
-    int T = q->T, B = q->B, H = q->H, G = k->gates * H, S = k->saved * H, maxr = q->maxr;
+    int T = q->T, B = q->B, H = q->H, G = k->gates * H, maxr = q->maxr;
     const size_t CB = (size_t)(T + 1) * B * H; /* offset of the c rows */
     const sp_real *out = r->out->data, *dout = r->out->grad;
     int *rows = sp__scratch(r->tape, (size_t)q->nt * 2 * maxr * sizeof(int));
     const float *wp = rows ? pack(r->tape, w, 0, G, H) : NULL; /* op(W) = W_hh [G, H] */
     if (!rows || sp_tape_status(r->tape) != SP_OK) return;
     int same = k->gates != 3; /* dx = dy for all but the GRU */
+    if (q->kept && xp->grad && xp->grad != xp->data) { /* sp_backward gives a kept node its data as gradient */
+        sp_tape_fail(r->tape, SP_ERR_STATE, "%s \"%s\": xp \"%s\" holds the saved gates, but its gradient is elsewhere",
+                     sp_op_name(k->op), r->out->name, xp->name);
+        return;
+    }
     const sp_vec_kernels *V = sp__vec();
     /* a team can be smaller than asked (inside a host's parallel region, OMP_DYNAMIC): each
      * thread then takes several of the q->nt row sets, so every row is always done */
@@ -332,14 +347,14 @@ void sp__seq_backward(sp_record *r)
                 V->add3(dh, g, dhc + (size_t)i * H, last ? fin : NULL, H);
                 if (k->cstate)
                     V->add3(dcn, dout + CB + at * H, dcc + (size_t)i * H, last ? fin + CB : NULL, H);
-                sp_real *sv = q->sv + at * S, *dy = D + (size_t)m * G, *dx = same ? dy : DX;
+                sp_real *sv = q->sv + at * q->ss, *dy = D + (size_t)m * G, *dx = same ? dy : DX;
                 const sp_real *hp = s ? out + (at - B) * H : sp_at(h0, b, 0);
                 const sp_real *cp = !k->cstate ? NULL : s ? out + CB + (at - B) * H : sp_at(c0, b, 0);
-                k->bwd(sv, dh, dcn, hp, cp, dx, dy, dhd, dcc + (size_t)i * H, scr, H);
-                memcpy(sv, dy, (size_t)G * sizeof(sp_real)); /* dy replaces what it came from */
-                if (xp->grad) {
-                    V->acc(xp->grad + at * xp->stride, dx, G);
-                }
+                const sp_real *cn = k->cstate ? out + CB + at * H : NULL;
+                k->bwd(sv, dh, dcn, hp, cp, cn, dx, dy, dhd, dcc + (size_t)i * H, scr, H);
+                /* dy replaces what it came from; kept in xp's memory, that is xp's gradient */
+                memcpy(sv, dy, (size_t)G * sizeof(sp_real));
+                if (xp->grad && !q->kept) V->acc(xp->grad + at * xp->stride, dx, G);
                 if (k->direct) memcpy(dhc + (size_t)i * H, dhd, (size_t)H * sizeof(sp_real));
                 act[m++] = i;
             }
@@ -367,12 +382,13 @@ void sp__seq_backward(sp_record *r)
         }
     }
     if (w->grad) { /* dW_hh [G, H] += dy^T h_prev over all steps: step 0 from h0, the rest from out */
-        sp__gemm(1, 0, G, H, B, q->sv, S, h0->data, h0->stride, 1, w->grad, w->stride);
-        if (T > 1) sp__gemm(1, 0, G, H, (T - 1) * B, q->sv + (size_t)B * S, S, out, H, 1, w->grad, w->stride);
+        sp__gemm(1, 0, G, H, B, q->sv, (int)q->ss, h0->data, h0->stride, 1, w->grad, w->stride);
+        if (T > 1)
+            sp__gemm(1, 0, G, H, (T - 1) * B, q->sv + (size_t)B * q->ss, (int)q->ss, out, H, 1, w->grad, w->stride);
     }
     if (b_hn && b_hn->grad) /* serial: every row adds into the same bias */
         for (size_t row = 0; row < (size_t)T * B; row++) {
-            const sp_real *restrict e = q->sv + row * S + 2 * H;
+            const sp_real *restrict e = q->sv + row * q->ss + 2 * H;
             for (int j = 0; j < H; j++) b_hn->grad[j] += e[j];
         }
 }

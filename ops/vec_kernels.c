@@ -28,10 +28,10 @@ static void FN(lstm_fwd)(const sp_real *x, const sp_real *y, const sp_real *cp, 
     sp__lstm_row_fwd(x, y, cp, sv, h, c, H);
 }
 
-static void FN(lstm_bwd)(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *cp, sp_real *da,
-                     sp_real *dc, int H)
+static void FN(lstm_bwd)(const sp_real *sv, const sp_real *c, const sp_real *dh, const sp_real *dcn, const sp_real *cp,
+                         sp_real *da, sp_real *dc, int H)
 {
-    sp__lstm_row_bwd(sv, dh, dcn, cp, da, dc, H);
+    sp__lstm_row_bwd(sv, c, dh, dcn, cp, da, dc, H);
 }
 
 static void FN(gru_fwd)(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, sp_real *sv,
@@ -45,8 +45,8 @@ static void FN(gru_bwd)(const sp_real *sv, const sp_real *dh, const sp_real *hp,
     sp__gru_row_bwd(sv, dh, hp, dx, dy, H);
 }
 
-static void FN(tanh_add)(const sp_real *restrict x, const sp_real *restrict y, sp_real *restrict sv,
-                     sp_real *restrict h, int n)
+static void FN(tanh_add)(const sp_real *x, const sp_real *restrict y, sp_real *restrict sv, sp_real *restrict h,
+                         int n) /* x may be sv: each element is read before it is written */
 {
     for (int j = 0; j < n; j++) sv[j] = sp_tanh_r(x[j] + y[j]);
     for (int j = 0; j < n; j++) h[j] = sv[j];

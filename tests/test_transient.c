@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* test_transient.c - SP_TRANSIENT (include/spool/core.h): a node whose values nobody reads after
- * the forward pass holds its gradient in their place, but only when no backward reads them
- * (the op table's no_read, autograd/tape.c). Checked: an input projection feeding a whole-
- * sequence LSTM takes the place (and the gradients are bit for bit those of the same graph
- * without the flag), the same node feeding an op that reads it, or read through a view, keeps its
- * values; and the recurrent layers mark their projection, so a whole LSTM layer's gradients
- * stay equal to the flag-free ones. Double build. */
+/* test_transient.c - SP_TRANSIENT (include/spool/core.h): a node that one op reads holds its
+ * gradient in place of its values when no backward reads them (the op table's no_read,
+ * autograd/tape.c), and a whole-sequence LSTM or RNN keeps its gates there (sp__keep). Checked:
+ * the gradients are bit for bit those of the same graph without the flag, for the LSTM, RNN and
+ * GRU ops, full and variable lengths; xp's gradient takes xp's memory when the seq op is its only
+ * reader (kept gates for the LSTM and RNN), and not when a mul reads xp, directly or through a
+ * view; an op that reads xp after the keeper fails with a message; a keeper recorded after the
+ * loss leaves exact zeros; and the recurrent layers mark their projection, so a whole LSTM
+ * layer passes a gradient check with it. Double build. */
 #include "helpers.h"
 #include "../autograd/tape_internal.h"
 
@@ -31,50 +33,109 @@ static void model_init(model *m)
     sp_test_fill(m->bias, &r, -0.5, 0.5), sp_test_fill(m->w_out, &r, -0.5, 0.5);
 }
 
-/* xp = x W_ih^T + b, through sp_lstm_seq (mode 0), or also read by a mul (mode 1), or read
- * through a view by a mul (mode 2); loss = sum((h W_out)^2). Returns the gradients, concatenated,
- * and whether xp's gradient took the place of its data. */
-static int run(model *m, int transient, int mode, double *grads)
+/* xp = x W_ih^T + b, through sp_lstm_seq (kind 0, or sp_rnn_seq: kind 1, sp_gru_seq: kind 2) and
+ * loss = sum((h W_out)^2), where xp is also read by a mul recorded before the seq op (mode 1),
+ * through a view before it (mode 2), or only by the seq op (mode 0), with the last row's length
+ * 2 when varlen. Returns the gradients, concatenated, and in *where: 0 xp's gradient has its own
+ * memory, 1 it took the place of xp's data (zeroed), 2 the seq op kept its gates there (sp__keep). */
+enum { GMAX = 4 };
+static void run(model *m, int kind, int transient, int mode, int varlen, double *grads, int *where)
 {
+    int G = kind == 0 ? 4 * H : kind == 1 ? H : 3 * H, lengths[B] = {T, T, 2};
     sp_tape *t = sp_tape_new();
     sp_tensor *x = sp_test_const(t, T * B, I, 11);
-    sp_tensor *xp = sp_matmul_bias(t, x, 0, m->w_ih, 1, m->bias);
+    sp_tensor *w_ih = sp_slice_rows(t, m->w_ih, 0, G), *bias = sp_slice_cols(t, m->bias, 0, G);
+    sp_tensor *w_hh = sp_slice_rows(t, m->w_hh, 0, G);
+    sp_tensor *xp = sp_matmul_bias(t, x, 0, w_ih, 1, bias);
     if (transient) xp->flags |= SP_TRANSIENT;
-    sp_tensor *h0 = sp_const(t, B, H), *c0 = sp_const(t, B, H);
-    sp_tensor *all = sp_lstm_seq(t, xp, m->w_hh, h0, c0, T, NULL);
-    sp_tensor *y = sp_matmul(t, sp_slice_rows(t, all, 0, T * B), m->w_out);
-    sp_tensor *loss = sp_sum(t, sp_mul(t, y, y));
-    if (mode == 1) loss = sp_add(t, loss, sp_sum(t, sp_mul(t, xp, xp)));
+    sp_tensor *extra = NULL;
+    if (mode == 1) extra = sp_sum(t, sp_mul(t, xp, xp));
     if (mode == 2) {
         sp_tensor *v = sp_slice_rows(t, xp, 0, B);
-        loss = sp_add(t, loss, sp_sum(t, sp_mul(t, v, v)));
+        extra = sp_sum(t, sp_mul(t, v, v));
     }
+    sp_tensor *h0 = sp_const(t, B, H), *c0 = sp_const(t, B, H);
+    const int *len = varlen ? lengths : NULL;
+    sp_tensor *all = kind == 0 ? sp_lstm_seq(t, xp, w_hh, h0, c0, T, len)
+                   : kind == 1 ? sp_rnn_seq(t, xp, w_hh, h0, 0, T, len)
+                               : sp_gru_seq(t, xp, w_hh, NULL, h0, T, len);
+    sp_tensor *y = sp_matmul(t, sp_slice_rows(t, all, 0, T * B), m->w_out);
+    sp_tensor *loss = sp_sum(t, sp_mul(t, y, y));
+    if (extra) loss = sp_add(t, loss, extra);
+    assert_int_equal(sp_tape_status(t), SP_OK);
+    int kept = (xp->flags & SP__KEPT) != 0;
     sp_params_zero_grad(m->ps);
     assert_int_equal(sp_backward(t, loss), SP_OK);
-    int in_place = xp->grad == xp->data;
+    *where = xp->grad != xp->data ? 0 : kept ? 2 : 1;
     size_t n = 0;
     sp_tensor *ws[] = {m->w_ih, m->w_hh, m->bias, m->w_out};
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < ws[k]->rows * ws[k]->cols; i++) grads[n++] = ws[k]->grad[i];
     assert_int_equal(xp->flags & (1 << 30), 0); /* the internal marker is gone again */
     sp_tape_free(t);
-    return in_place;
 }
 
 #define NG (4 * H * I + 4 * H * H + 4 * H + 2 * H)
 
+/* Bit for bit the gradients of the same graph without the flag, for every kind, reader and
+ * length; where the gradient lives: the LSTM and the RNN keep their gates in xp when the seq op
+ * is its only reader, the GRU (which saves more than its gates) only takes its place. */
 static void test_in_place_when_nobody_reads(void **state)
 {
     (void)state;
     model m;
     model_init(&m);
     static double plain[NG], flagged[NG];
-    for (int mode = 0; mode < 3; mode++) {
-        assert_int_equal(run(&m, 0, mode, plain), 0);
-        int in_place = run(&m, 1, mode, flagged);
-        assert_int_equal(in_place, mode == 0); /* read by mul, directly or through a view: kept */
-        for (int i = 0; i < NG; i++) assert_true(plain[i] == flagged[i]);
-    }
+    for (int kind = 0; kind < 3; kind++)
+        for (int mode = 0; mode < 3; mode++)
+            for (int varlen = 0; varlen < 2; varlen++) {
+                int where;
+                run(&m, kind, 0, mode, varlen, plain, &where);
+                assert_int_equal(where, 0);
+                run(&m, kind, 1, mode, varlen, flagged, &where);
+                if (mode) assert_int_equal(where, 0); /* read by mul, directly or through a view: kept */
+                else assert_int_equal(where, kind == 2 ? 1 : 2);
+                for (int i = 0; i < NG; i++)
+                    if (plain[i] != flagged[i]) fail_msg("kind %d mode %d varlen %d: gradient %d differs", kind, mode, varlen, i);
+            }
+    sp_params_free(m.ps);
+}
+
+/* xp = x W_ih^T + b, transient, kept by an LSTM seq op recorded after *loss = sum(W_out^2). */
+static sp_tensor *kept_projection(sp_tape *t, model *m, sp_tensor **loss)
+{
+    sp_tensor *x = sp_test_const(t, T * B, I, 11);
+    sp_tensor *xp = sp_name(t, sp_matmul_bias(t, x, 0, m->w_ih, 1, m->bias), "proj");
+    xp->flags |= SP_TRANSIENT;
+    *loss = sp_sum(t, sp_mul(t, m->w_out, m->w_out));
+    sp_tensor *h0 = sp_const(t, B, H), *c0 = sp_const(t, B, H);
+    assert_non_null(sp_lstm_seq(t, xp, m->w_hh, h0, c0, T, NULL));
+    assert_true(xp->flags & SP__KEPT);
+    return xp;
+}
+
+/* Once the seq op has kept its gates in xp, nothing may read xp: recording such an op fails with
+ * a message naming the node, instead of reading gates as if they were the projection. And a
+ * keeper recorded after the loss never runs its backward, so the node's gradient is zeroed as
+ * usual: W_ih, reached only through it, gets exactly 0 (not the gates left in the memory). */
+static void test_after_the_keeper(void **state)
+{
+    (void)state;
+    model m;
+    model_init(&m);
+    sp_tape *t = sp_tape_new();
+    sp_tensor *loss, *xp = kept_projection(t, &m, &loss);
+    assert_null(sp_mul(t, xp, xp));
+    assert_int_not_equal(sp_tape_status(t), SP_OK);
+    assert_non_null(strstr(sp_tape_errmsg(t), "\"proj\""));
+    assert_non_null(strstr(sp_tape_errmsg(t), "transient"));
+    sp_tape_reset(t);
+    kept_projection(t, &m, &loss);
+    sp_params_zero_grad(m.ps);
+    assert_int_equal(sp_backward(t, loss), SP_OK);
+    for (int i = 0; i < 4 * H * I; i++) assert_true(m.w_ih->grad[i] == 0);
+    for (int i = 0; i < 4 * H; i++) assert_true(m.bias->grad[i] == 0);
+    sp_tape_free(t);
     sp_params_free(m.ps);
 }
 
@@ -121,6 +182,7 @@ static void test_layer_gradcheck(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_in_place_when_nobody_reads),
+                                       cmocka_unit_test(test_after_the_keeper),
                                        cmocka_unit_test(test_layer_gradcheck)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,7 +64,8 @@ static void test_lstm_rows(void **state)
     enum { H = 37 };
     sp_rng r;
     sp_rng_seed(&r, 7);
-    sp_real x[4 * H], y[4 * H], cp[H], dh[H], dcn[H], sv[5 * H], h[H], c[H], da[4 * H], dc[H];
+    sp_real x[4 * H], y[4 * H], cp[H], dh[H], dcn[H], sv[4 * H], h[H], c[H], da[4 * H], dc[H];
+    sp_real sv2[4 * H], h2[H], c2[H];
     fill(x, 4 * H, &r, -3, 3);
     fill(y, 4 * H, &r, -3, 3);
     fill(cp, H, &r, -2, 2);
@@ -74,7 +75,13 @@ static void test_lstm_rows(void **state)
         const sp_vec_kernels *V = sp__vec_table(isas[k]);
         if (!V) continue;
         V->lstm_fwd(x, y, cp, sv, h, c, H);
-        V->lstm_bwd(sv, dh, dcn, cp, da, dc, H);
+        V->lstm_bwd(sv, c, dh, dcn, cp, da, dc, H);
+        /* in place (x = sv, as the whole-sequence op runs it): the same numbers, bit for bit */
+        memcpy(sv2, x, sizeof sv2);
+        V->lstm_fwd(sv2, y, cp, sv2, h2, c2, H);
+        assert_memory_equal(sv2, sv, sizeof sv);
+        assert_memory_equal(h2, h, sizeof h);
+        assert_memory_equal(c2, c, sizeof c);
         for (int j = 0; j < H; j++) {
             double i = sig((double)x[j] + y[j]), f = sig((double)x[H + j] + y[H + j]);
             double g = tanh((double)x[2 * H + j] + y[2 * H + j]), o = sig((double)x[3 * H + j] + y[3 * H + j]);
@@ -110,6 +117,11 @@ static void test_gru_rnn_rows(void **state)
         V->gru_fwd(x, y, bn, hp, sv, h, H);
         V->gru_bwd(sv, dh, hp, dx, dy, H);
         V->tanh_add(x, y, s1, h1, H);
+        sp_real s2[H], h2[H];
+        memcpy(s2, x, sizeof s2);
+        V->tanh_add(s2, y, s2, h2, H); /* in place */
+        assert_memory_equal(s2, s1, sizeof s2);
+        assert_memory_equal(h2, h1, sizeof h2);
         for (int j = 0; j < H; j++) {
             double rr = sig((double)x[j] + y[j]), z = sig((double)x[H + j] + y[H + j]);
             double hn = (double)y[2 * H + j] + bn[j], n = tanh(x[2 * H + j] + rr * hn);

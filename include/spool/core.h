@@ -162,10 +162,12 @@ enum {
     SP_PARAM = 2,      /**< lives in an sp_params slab, outlives the tape */
     SP_VIEW = 4,       /**< data (and grad) alias another node's memory */
     SP_PARAM_1D = 8,   /**< a [1, n] parameter that checkpoints store 1-D as [n] (PyTorch's biases) */
-    SP_TRANSIENT = 16  /**< an intermediate whose values nobody reads after the forward pass (the
-                            runner's input projection): if no backward reads them either (each
-                            op's table row says), sp_backward keeps the node's gradient in the
-                            same memory, so its data reads as that gradient afterwards */
+    SP_TRANSIENT = 16  /**< an intermediate that one op reads (the runner's input projection, read
+                            by its cell): if no backward reads its values (each op's table row
+                            says), sp_backward keeps the node's gradient in the same memory, so
+                            its data reads as that gradient afterwards. The whole-sequence LSTM
+                            and RNN ops keep their saved gates there when they are its only
+                            reader; an op recorded after them that reads the node fails. */
 };
 
 /** A 2-D row-major view over memory the tensor does not own (a tape arena or a parameter slab). */
