@@ -16,7 +16,10 @@
  *    only the rows still running, padded outputs are 0 and the final state is each row's last
  *    real one;
  *  - each step's gate gradient written over its saved gates, so the weight gradient is one GEMM
- *    over all steps ([G, T*B] x [T*B, H]) and dxp accumulates while dG is computed.
+ *    over all steps ([G, T*B] x [T*B, H]) and dxp accumulates while dG is computed;
+ *  - for the LSTM and the RNN, whose saved values are exactly their gates, the gates kept in the
+ *    input projection's own memory when nothing else reads it (sp__keep): no second [T*B, G]
+ *    buffer, and the gate gradient written there is xp's gradient, with no pass to add it.
  * One engine runs every kind; a kind is a row of `kinds` below: its gate count, what it saves,
  * and the per-row forward and backward of its gate math (cell_rows.h through the kernel table of
  * vec.h, vectorised for the CPU at hand; the per-step ops use the same rows, so both compute the
