@@ -50,8 +50,8 @@ typedef struct {
  * parameter, its producer's backward does not read it and no op recorded since x reads it. The
  * op then writes its saved values over x in the forward pass, and its backward writes x's whole
  * gradient there: sp_backward gives a kept node its data as gradient, unzeroed. An op recorded
- * later that takes x fails (its values are gone). ops/seq.c keeps an LSTM's or RNN's gates in the
- * input projection this way. */
+ * later that takes x fails (its values are gone). ops/seq.c keeps the gates of its recurrences
+ * in the input projection this way. */
 int sp__keep(sp_tape *t, sp_tensor *x);
 #define SP__KEPT (1 << 29) /* a tensor flag, internal to autograd/ and the keeping op */
 

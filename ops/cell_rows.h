@@ -60,25 +60,32 @@ SP_MATH_INLINE void sp__lstm_row_bwd(const sp_real *restrict sv, const sp_real *
 
 /* GRU, reset-after: x = xp row [3H] (r, z, n), y = h_prev W_hh^T row [3H], bn = b_hn [H] or NULL:
  *   r = s(x_r + y_r)  z = s(x_z + y_z)  n = tanh(x_n + r (y_n + bn))  h = (1 - z) n + z hp
- * sv [4H] receives r, z, n, y_n + bn. */
-SP_MATH_INLINE void sp__gru_row_fwd(const sp_real *restrict x, const sp_real *restrict y, const sp_real *restrict bn,
-                                   const sp_real *restrict hp, sp_real *restrict sv, sp_real *restrict h, int H)
+ * sv [3H] receives r, z, n and hn [H] y_n + bn. x may be sv itself (in place, as for the LSTM):
+ * then only sv is used. */
+SP_MATH_INLINE void sp__gru_row_fwd(const sp_real *x, const sp_real *restrict y, const sp_real *restrict bn,
+                                   const sp_real *restrict hp, sp_real *restrict sv, sp_real *restrict hn,
+                                   sp_real *restrict h, int H)
 {
-    for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(x[j] + y[j]); /* r, z */
-    if (bn) for (int j = 0; j < H; j++) sv[3 * H + j] = y[2 * H + j] + bn[j];
-    else for (int j = 0; j < H; j++) sv[3 * H + j] = y[2 * H + j];
-    for (int j = 0; j < H; j++) sv[2 * H + j] = sp_tanh_r(x[2 * H + j] + sv[j] * sv[3 * H + j]); /* n */
+    if (bn) for (int j = 0; j < H; j++) hn[j] = y[2 * H + j] + bn[j];
+    else for (int j = 0; j < H; j++) hn[j] = y[2 * H + j];
+    if (x == sv) {
+        for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(sv[j] + y[j]); /* r, z */
+        for (int j = 0; j < H; j++) sv[2 * H + j] = sp_tanh_r(sv[2 * H + j] + sv[j] * hn[j]); /* n */
+    } else {
+        for (int j = 0; j < 2 * H; j++) sv[j] = sp_sigmoid_r(x[j] + y[j]);
+        for (int j = 0; j < H; j++) sv[2 * H + j] = sp_tanh_r(x[2 * H + j] + sv[j] * hn[j]);
+    }
     for (int j = 0; j < H; j++) h[j] = (1 - sv[H + j]) * sv[2 * H + j] + sv[H + j] * hp[j];
 }
 
-/* From sv [4H], dh and hp = h_prev:  da_n = dh (1-z)(1-n^2)  da_r = da_n (y_n + bn) r(1-r)
+/* From sv [3H], hn [H], dh and hp = h_prev:  da_n = dh (1-z)(1-n^2)  da_r = da_n hn r(1-r)
  * da_z = dh (hp - n) z(1-z). dx [3H] = (da_r, da_z, da_n) is the gradient of xp, dy [3H] =
  * (da_r, da_z, da_n r) that of h_prev W_hh^T (and da_n r that of b_hn); h_prev also gets dh z. */
-SP_MATH_INLINE void sp__gru_row_bwd(const sp_real *restrict sv, const sp_real *restrict dh, const sp_real *restrict hp,
-                                   sp_real *restrict dx, sp_real *restrict dy, int H)
+SP_MATH_INLINE void sp__gru_row_bwd(const sp_real *restrict sv, const sp_real *restrict hnv, const sp_real *restrict dh,
+                                   const sp_real *restrict hp, sp_real *restrict dx, sp_real *restrict dy, int H)
 {
     for (int j = 0; j < H; j++) {
-        sp_real rr = sv[j], z = sv[H + j], n = sv[2 * H + j], hn = sv[3 * H + j];
+        sp_real rr = sv[j], z = sv[H + j], n = sv[2 * H + j], hn = hnv[j];
         sp_real dan = dh[j] * (1 - z) * (1 - n * n);
         sp_real dr = dan * hn * rr * (1 - rr), dz = dh[j] * (hp[j] - n) * z * (1 - z);
         dx[j] = dy[j] = dr;

@@ -115,7 +115,8 @@ sp_tensor *sp_gru_cell(sp_tape *t, sp_tensor *xp, sp_tensor *hp, sp_tensor *b_hn
     for (int b = 0; b < B; b++) {
         const sp_real *restrict x = sp_at(xp, b, 0), *restrict y = sp_at(hp, b, 0), *restrict hv = sp_at(h_prev, b, 0);
         const sp_real *restrict bn = b_hn ? b_hn->data : NULL;
-        sp__vec()->gru_fwd(x, y, bn, hv, s + (size_t)b * 4 * H, r->out->data + (size_t)b * H, H);
+        sp_real *sv = s + (size_t)b * 4 * H; /* r, z, n, then hn = hp_n + b_hn */
+        sp__vec()->gru_fwd(x, y, bn, hv, sv, sv + 3 * H, r->out->data + (size_t)b * H, H);
     }
     return r->out;
 }
@@ -135,7 +136,7 @@ void sp__gru_cell_backward(sp_record *r)
     for (int b = 0; b < B; b++) {
         const sp_real *restrict sv = s + (size_t)b * 4 * H, *restrict dh = r->out->grad + (size_t)b * H;
         sp_real *restrict dx = scratch + (size_t)b * 6 * H, *restrict dy = dx + 3 * H;
-        sp__vec()->gru_bwd(sv, dh, sp_at(h_prev, b, 0), dx, dy, H);
+        sp__vec()->gru_bwd(sv, sv + 3 * H, dh, sp_at(h_prev, b, 0), dx, dy, H);
         if (xp->grad) row_add(xp->grad + (size_t)b * xp->stride, dx, 3 * H);
         if (hp->grad) row_add(hp->grad + (size_t)b * hp->stride, dy, 3 * H);
         if (h_prev->grad) {

@@ -17,9 +17,8 @@
  *    real one;
  *  - each step's gate gradient written over its saved gates, so the weight gradient is one GEMM
  *    over all steps ([G, T*B] x [T*B, H]) and dxp accumulates while dG is computed;
- *  - for the LSTM and the RNN, whose saved values are exactly their gates, the gates kept in the
- *    input projection's own memory when nothing else reads it (sp__keep): no second [T*B, G]
- *    buffer, and the gate gradient written there is xp's gradient, with no pass to add it.
+ *  - the gates kept in the input projection's own memory when nothing else reads it (sp__keep):
+ *    no second [T*B, G] buffer, and the gradient written there is xp's, with no pass to add it.
  * One engine runs every kind; a kind is a row of `kinds` below: its gate count, what it saves,
  * and the per-row forward and backward of its gate math (cell_rows.h through the kernel table of
  * vec.h, vectorised for the CPU at hand; the per-step ops use the same rows, so both compute the
@@ -38,94 +37,100 @@
 typedef enum { K_LSTM, K_GRU, K_RNN_TANH, K_RNN_RELU } kind_id;
 
 /* Forward of one row: x = xp row [G], y = h_prev W_hh^T row [G], bn = b_hn (GRU) or NULL,
- * hp/cp = previous h/c [H] (cp NULL without a cell state) -> sv [S], h [H], c [H]. */
+ * hp/cp = previous h/c [H] (cp NULL without a cell state) -> sv [G] the gates, ex [S - G] what else
+ * the kind saves (GRU: y_n + b_hn; NULL when nothing), h [H], c [H]. x may be sv (kept, below). */
 typedef void (*row_fwd_fn)(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp,
-                           const sp_real *cp, sp_real *sv, sp_real *h, sp_real *c, int H);
-/* Backward of one row from sv, dh, dcn (total gradients of h and c at this step), cn = this step's
- * c (LSTM): dx [G] for xp, dy [G] for h_prev W_hh^T; dhd [H] the part of dh_prev that bypasses
- * W_hh (GRU) or NULL; dcp [H] the gradient of c_prev (LSTM). scr [2H] is scratch. */
-typedef void (*row_bwd_fn)(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp,
-                           const sp_real *cp, const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp,
-                           sp_real *scr, int H);
+                           const sp_real *cp, sp_real *sv, sp_real *ex, sp_real *h, sp_real *c, int H);
+/* Backward of one row from sv, ex, dh, dcn (total gradients of h and c at this step), cn = this
+ * step's c (LSTM): dx [G] for xp, dy [G] for h_prev W_hh^T; dhd [H] the part of dh_prev that
+ * bypasses W_hh (GRU) or NULL; dcp [H] the gradient of c_prev (LSTM). scr [2H] is scratch. */
+typedef void (*row_bwd_fn)(const sp_real *sv, const sp_real *ex, const sp_real *dh, const sp_real *dcn,
+                           const sp_real *hp, const sp_real *cp, const sp_real *cn, sp_real *dx, sp_real *dy,
+                           sp_real *dhd, sp_real *dcp, sp_real *scr, int H);
 
-/* A kind that saves exactly its gates (S = G) and whose xp gradient is its gate gradient (dx = dy)
- * keeps them in xp's memory when xp is transient (sp__keep, autograd/tape_internal.h): the
- * forward writes the gates over the projection, the backward the gate gradient over the gates,
- * which is then xp's gradient. The LSTM and the RNN do; the GRU (S = 4H, dx != dy) does not. */
+/* When xp is transient (sp__keep, autograd/tape_internal.h) every kind keeps its gates in xp's
+ * memory: the forward writes them over the projection, the backward writes xp's gradient dx over
+ * them. The weight gradient needs dy, which equals dx in its first dyx columns (all of them but
+ * for the GRU, whose n block is da_n r against da_n); the rest of dy goes where the kind's other
+ * saved values were (ex), once they are read. */
 typedef struct {
     sp_op op;
-    int gates, saved, cstate, direct; /* G = gates H, S = saved H, has c, has dhd */
+    int gates, saved, cstate, direct, dyx; /* G = gates H, S = saved H, has c, has dhd, dy = dx in [0, dyx H) */
     row_fwd_fn fwd;
     row_bwd_fn bwd;
 } seq_kind;
 
 static void lstm_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,
-                     sp_real *sv, sp_real *h, sp_real *c, int H)
+                     sp_real *sv, sp_real *ex, sp_real *h, sp_real *c, int H)
 {
-    (void)bn, (void)hp;
+    (void)bn, (void)hp, (void)ex;
     sp__vec()->lstm_fwd(x, y, cp, sv, h, c, H);
 }
 
-static void lstm_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
-                     const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+static void lstm_bwd(const sp_real *sv, const sp_real *ex, const sp_real *dh, const sp_real *dcn, const sp_real *hp,
+                     const sp_real *cp, const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp,
+                     sp_real *scr, int H)
 {
-    (void)hp, (void)dhd, (void)dy;
+    (void)ex, (void)hp, (void)dhd, (void)dy;
     sp__vec()->lstm_bwd(sv, cn, dh, dcn, cp, dx, scr, H); /* dy = dx: the caller passes the same row */
     sp__vec()->mul(dcp, scr, sv + H, H);
 }
 
 static void gru_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,
-                    sp_real *sv, sp_real *h, sp_real *c, int H)
+                    sp_real *sv, sp_real *ex, sp_real *h, sp_real *c, int H)
 {
     (void)cp, (void)c;
-    sp__vec()->gru_fwd(x, y, bn, hp, sv, h, H);
+    sp__vec()->gru_fwd(x, y, bn, hp, sv, ex, h, H);
 }
 
-static void gru_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
-                    const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+static void gru_bwd(const sp_real *sv, const sp_real *ex, const sp_real *dh, const sp_real *dcn, const sp_real *hp,
+                    const sp_real *cp, const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp,
+                    sp_real *scr, int H)
 {
     (void)dcn, (void)cp, (void)cn, (void)dcp, (void)scr;
-    sp__vec()->gru_bwd(sv, dh, hp, dx, dy, H);
+    sp__vec()->gru_bwd(sv, ex, dh, hp, dx, dy, H);
     sp__vec()->mul(dhd, dh, sv + H, H);
 }
 
 /* RNN: h = act(x + y); saved: h */
 static void tanh_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,
-                     sp_real *sv, sp_real *h, sp_real *c, int H)
+                     sp_real *sv, sp_real *ex, sp_real *h, sp_real *c, int H)
 {
-    (void)bn, (void)hp, (void)cp, (void)c;
+    (void)bn, (void)hp, (void)cp, (void)ex, (void)c;
     sp__vec()->tanh_add(x, y, sv, h, H);
 }
 
 static void relu_fwd(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, const sp_real *cp,
-                     sp_real *sv, sp_real *h, sp_real *c, int H)
+                     sp_real *sv, sp_real *ex, sp_real *h, sp_real *c, int H)
 {
-    (void)bn, (void)hp, (void)cp, (void)c;
+    (void)bn, (void)hp, (void)cp, (void)ex, (void)c;
     for (int j = 0; j < H; j++) {
         sp_real a = x[j] + y[j];
         h[j] = sv[j] = a > 0 ? a : 0;
     }
 }
 
-static void tanh_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
-                     const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+static void tanh_bwd(const sp_real *sv, const sp_real *ex, const sp_real *dh, const sp_real *dcn, const sp_real *hp,
+                     const sp_real *cp, const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp,
+                     sp_real *scr, int H)
 {
-    (void)dcn, (void)hp, (void)cp, (void)cn, (void)dy, (void)dhd, (void)dcp, (void)scr;
+    (void)ex, (void)dcn, (void)hp, (void)cp, (void)cn, (void)dy, (void)dhd, (void)dcp, (void)scr;
     sp__vec()->tanh_grad(dx, dh, sv, H);
 }
 
-static void relu_bwd(const sp_real *sv, const sp_real *dh, const sp_real *dcn, const sp_real *hp, const sp_real *cp,
-                     const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp, sp_real *scr, int H)
+static void relu_bwd(const sp_real *sv, const sp_real *ex, const sp_real *dh, const sp_real *dcn, const sp_real *hp,
+                     const sp_real *cp, const sp_real *cn, sp_real *dx, sp_real *dy, sp_real *dhd, sp_real *dcp,
+                     sp_real *scr, int H)
 {
-    (void)dcn, (void)hp, (void)cp, (void)cn, (void)dy, (void)dhd, (void)dcp, (void)scr;
+    (void)ex, (void)dcn, (void)hp, (void)cp, (void)cn, (void)dy, (void)dhd, (void)dcp, (void)scr;
     for (int j = 0; j < H; j++) dx[j] = sv[j] > 0 ? dh[j] : 0;
 }
 
 static const seq_kind kinds[] = {
-    [K_LSTM] = {SP_OP_LSTM_SEQ, 4, 4, 1, 0, lstm_fwd, lstm_bwd},
-    [K_GRU] = {SP_OP_GRU_SEQ, 3, 4, 0, 1, gru_fwd, gru_bwd},
-    [K_RNN_TANH] = {SP_OP_RNN_SEQ, 1, 1, 0, 0, tanh_fwd, tanh_bwd},
-    [K_RNN_RELU] = {SP_OP_RNN_SEQ, 1, 1, 0, 0, relu_fwd, relu_bwd},
+    [K_LSTM] = {SP_OP_LSTM_SEQ, 4, 4, 1, 0, 4, lstm_fwd, lstm_bwd},
+    [K_GRU] = {SP_OP_GRU_SEQ, 3, 4, 0, 1, 2, gru_fwd, gru_bwd},
+    [K_RNN_TANH] = {SP_OP_RNN_SEQ, 1, 1, 0, 0, 1, tanh_fwd, tanh_bwd},
+    [K_RNN_RELU] = {SP_OP_RNN_SEQ, 1, 1, 0, 0, 1, relu_fwd, relu_bwd},
 };
 
 /* ------------------------------------------------------------------------ the engine */
@@ -134,9 +139,10 @@ typedef struct {
     const seq_kind *k;
     int T, B, H, nt;  /* steps, rows, hidden size, threads */
     int *len, *order; /* [B] real length per row; rows by decreasing length */
-    sp_real *sv;      /* [T*B, S] what the kind saves per row and step (dy after backward), row stride ss:
-                         its own buffer, or xp's memory when kept */
-    size_t ss;
+    sp_real *sv, *ex; /* per row and step: the gates [G] (dy, or dx when kept, after backward), row
+                         stride ss, and the rest of what the kind saves [S - G], stride es: one
+                         buffer [T*B, S] (ex = sv + G), or xp's memory and a buffer of the rest */
+    size_t ss, es;
     int kept;
     sp_real *work;    /* per-thread buffers, `per` reals each */
     size_t per;
@@ -227,13 +233,18 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
     int maxr = q->maxr = ((B + CHUNK - 1) / CHUNK + q->nt - 1) / q->nt * CHUNK;
     q->per = (size_t)maxr * (3 * (size_t)G + 3 * (size_t)H) + 6 * (size_t)H;
     q->len = sp__alloc_raw(t, 2 * (size_t)B * sizeof(int));
-    q->kept = S == G && sp__keep(t, xp); /* after sp__record: r is the tape's last record */
-    q->ss = q->kept ? (size_t)xp->stride : (size_t)S;
-    q->sv = q->kept ? xp->data : sp__alloc_raw(t, (size_t)T * B * S * sizeof(sp_real));
+    q->kept = sp__keep(t, xp); /* after sp__record: r is the tape's last record */
+    if (q->kept) {
+        q->sv = xp->data, q->ss = (size_t)xp->stride, q->es = (size_t)(S - G);
+        q->ex = S > G ? sp__alloc_raw(t, (size_t)T * B * (S - G) * sizeof(sp_real)) : NULL;
+    } else {
+        q->sv = sp__alloc_raw(t, (size_t)T * B * S * sizeof(sp_real)), q->ss = q->es = (size_t)S;
+        q->ex = q->sv ? q->sv + G : NULL;
+    }
     q->work = sp__alloc_raw(t, q->nt * q->per * sizeof(sp_real));
     int *rows = sp__alloc_raw(t, (size_t)q->nt * 2 * maxr * sizeof(int));
     const float *wp = pack(t, w_hh, 1, H, G); /* op(W) = W_hh^T [H, G] */
-    if (!q->len || !q->sv || !q->work || !rows || sp_tape_status(t) != SP_OK) return NULL;
+    if (!q->len || !q->sv || (S > G && !q->ex) || !q->work || !rows || sp_tape_status(t) != SP_OK) return NULL;
     r->saved = q;
     q->order = q->len + B;
     r->iattr[0] = kid;
@@ -263,7 +274,8 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
                 } else { /* padding: output 0, nothing saved (so its gate gradient is 0 too) */
                     memset(out + at * H, 0, (size_t)H * sizeof(sp_real));
                     if (k->cstate) memset(cout + at * H, 0, (size_t)H * sizeof(sp_real));
-                    memset(q->sv + at * q->ss, 0, (size_t)S * sizeof(sp_real));
+                    memset(q->sv + at * q->ss, 0, (size_t)G * sizeof(sp_real));
+                    if (S > G) memset(q->ex + at * q->es, 0, (size_t)(S - G) * sizeof(sp_real));
                 }
             }
             if (!m) continue;
@@ -272,7 +284,8 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
                 int b = act[i];
                 size_t at = (size_t)s * B + b;
                 const sp_real *cp = !k->cstate ? NULL : s ? cout + (at - B) * H : sp_at(c0, b, 0);
-                k->fwd(sp_at(xp, (int)at, 0), Y + (size_t)i * G, bn, A + (size_t)i * H, cp, q->sv + at * q->ss, out + at * H,
+                k->fwd(sp_at(xp, (int)at, 0), Y + (size_t)i * G, bn, A + (size_t)i * H, cp, q->sv + at * q->ss,
+                       S > G ? q->ex + at * q->es : NULL, out + at * H,
                        k->cstate ? cout + at * H : NULL, H);
             }
         }
@@ -314,13 +327,13 @@ void sp__seq_backward(sp_record *r)
     const seq_kind *k = q->k;
     sp_tensor *xp = r->in[0], *w = r->in[1], *h0 = r->in[2], *c0 = k->cstate ? r->in[3] : NULL;
     sp_tensor *b_hn = !k->cstate && r->n_in > 3 ? r->in[3] : NULL;
-    int T = q->T, B = q->B, H = q->H, G = k->gates * H, maxr = q->maxr;
+    int T = q->T, B = q->B, H = q->H, G = k->gates * H, S = k->saved * H, DX0 = k->dyx * H, maxr = q->maxr;
     const size_t CB = (size_t)(T + 1) * B * H; /* offset of the c rows */
     const sp_real *out = r->out->data, *dout = r->out->grad;
     int *rows = sp__scratch(r->tape, (size_t)q->nt * 2 * maxr * sizeof(int));
     const float *wp = rows ? pack(r->tape, w, 0, G, H) : NULL; /* op(W) = W_hh [G, H] */
     if (!rows || sp_tape_status(r->tape) != SP_OK) return;
-    int same = k->gates != 3; /* dx = dy for all but the GRU */
+    int same = k->dyx == k->gates; /* dx = dy for all but the GRU */
     if (q->kept && xp->grad && xp->grad != xp->data) { /* sp_backward gives a kept node its data as gradient */
         sp_tape_fail(r->tape, SP_ERR_STATE, "%s \"%s\": xp \"%s\" holds the saved gates, but its gradient is elsewhere",
                      sp_op_name(k->op), r->out->name, xp->name);
@@ -350,14 +363,19 @@ void sp__seq_backward(sp_record *r)
                 V->add3(dh, g, dhc + (size_t)i * H, last ? fin : NULL, H);
                 if (k->cstate)
                     V->add3(dcn, dout + CB + at * H, dcc + (size_t)i * H, last ? fin + CB : NULL, H);
-                sp_real *sv = q->sv + at * q->ss, *dy = D + (size_t)m * G, *dx = same ? dy : DX;
+                sp_real *sv = q->sv + at * q->ss, *ex = S > G ? q->ex + at * q->es : NULL;
+                sp_real *dy = D + (size_t)m * G, *dx = same ? dy : DX;
                 const sp_real *hp = s ? out + (at - B) * H : sp_at(h0, b, 0);
                 const sp_real *cp = !k->cstate ? NULL : s ? out + CB + (at - B) * H : sp_at(c0, b, 0);
                 const sp_real *cn = k->cstate ? out + CB + at * H : NULL;
-                k->bwd(sv, dh, dcn, hp, cp, cn, dx, dy, dhd, dcc + (size_t)i * H, scr, H);
-                /* dy replaces what it came from; kept in xp's memory, that is xp's gradient */
-                memcpy(sv, dy, (size_t)G * sizeof(sp_real));
-                if (xp->grad && !q->kept) V->acc(xp->grad + at * xp->stride, dx, G);
+                k->bwd(sv, ex, dh, dcn, hp, cp, cn, dx, dy, dhd, dcc + (size_t)i * H, scr, H);
+                if (q->kept) { /* dx over the gates (xp's gradient), the rest of dy over what ex held */
+                    memcpy(sv, dx, (size_t)G * sizeof(sp_real));
+                    if (DX0 < G) memcpy(ex, dy + DX0, (size_t)(G - DX0) * sizeof(sp_real));
+                } else { /* dy replaces what it came from; dx is added to xp's gradient */
+                    memcpy(sv, dy, (size_t)G * sizeof(sp_real));
+                    if (xp->grad) V->acc(xp->grad + at * xp->stride, dx, G);
+                }
                 if (k->direct) memcpy(dhc + (size_t)i * H, dhd, (size_t)H * sizeof(sp_real));
                 act[m++] = i;
             }
@@ -384,14 +402,22 @@ void sp__seq_backward(sp_record *r)
             }
         }
     }
+    /* dy's columns: [0, split) in the gates' rows, [split, G) in ex's (kept, GRU) */
+    int split = q->kept ? DX0 : G;
     if (w->grad) { /* dW_hh [G, H] += dy^T h_prev over all steps: step 0 from h0, the rest from out */
-        sp__gemm(1, 0, G, H, B, q->sv, (int)q->ss, h0->data, h0->stride, 1, w->grad, w->stride);
+        sp__gemm(1, 0, split, H, B, q->sv, (int)q->ss, h0->data, h0->stride, 1, w->grad, w->stride);
         if (T > 1)
-            sp__gemm(1, 0, G, H, (T - 1) * B, q->sv + (size_t)B * q->ss, (int)q->ss, out, H, 1, w->grad, w->stride);
+            sp__gemm(1, 0, split, H, (T - 1) * B, q->sv + (size_t)B * q->ss, (int)q->ss, out, H, 1, w->grad, w->stride);
+        if (split < G) {
+            sp_real *wg = w->grad + (size_t)split * w->stride;
+            sp__gemm(1, 0, G - split, H, B, q->ex, (int)q->es, h0->data, h0->stride, 1, wg, w->stride);
+            if (T > 1)
+                sp__gemm(1, 0, G - split, H, (T - 1) * B, q->ex + (size_t)B * q->es, (int)q->es, out, H, 1, wg, w->stride);
+        }
     }
-    if (b_hn && b_hn->grad) /* serial: every row adds into the same bias */
+    if (b_hn && b_hn->grad) /* serial: every row adds into the same bias; dy's n block [2H, 3H) */
         for (size_t row = 0; row < (size_t)T * B; row++) {
-            const sp_real *restrict e = q->sv + row * q->ss + 2 * H;
+            const sp_real *restrict e = 2 * H < split ? q->sv + row * q->ss + 2 * H : q->ex + row * q->es + (2 * H - split);
             for (int j = 0; j < H; j++) b_hn->grad[j] += e[j];
         }
 }

@@ -24,8 +24,9 @@ typedef struct {
     void (*lstm_bwd)(const sp_real *sv, const sp_real *c, const sp_real *dh, const sp_real *dcn, const sp_real *cp,
                      sp_real *da, sp_real *dc, int H);
     void (*gru_fwd)(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, sp_real *sv,
-                    sp_real *h, int H);
-    void (*gru_bwd)(const sp_real *sv, const sp_real *dh, const sp_real *hp, sp_real *dx, sp_real *dy, int H);
+                    sp_real *hn, sp_real *h, int H);
+    void (*gru_bwd)(const sp_real *sv, const sp_real *hn, const sp_real *dh, const sp_real *hp, sp_real *dx,
+                    sp_real *dy, int H);
     /* h = sv = tanh(x + y) [n] (the tanh RNN's row); x may be sv */
     void (*tanh_add)(const sp_real *x, const sp_real *y, sp_real *sv, sp_real *h, int n);
     /* y = f(x) over n contiguous values */

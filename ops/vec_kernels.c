@@ -35,14 +35,15 @@ static void FN(lstm_bwd)(const sp_real *sv, const sp_real *c, const sp_real *dh,
 }
 
 static void FN(gru_fwd)(const sp_real *x, const sp_real *y, const sp_real *bn, const sp_real *hp, sp_real *sv,
-                    sp_real *h, int H)
+                        sp_real *hn, sp_real *h, int H)
 {
-    sp__gru_row_fwd(x, y, bn, hp, sv, h, H);
+    sp__gru_row_fwd(x, y, bn, hp, sv, hn, h, H);
 }
 
-static void FN(gru_bwd)(const sp_real *sv, const sp_real *dh, const sp_real *hp, sp_real *dx, sp_real *dy, int H)
+static void FN(gru_bwd)(const sp_real *sv, const sp_real *hn, const sp_real *dh, const sp_real *hp, sp_real *dx,
+                        sp_real *dy, int H)
 {
-    sp__gru_row_bwd(sv, dh, hp, dx, dy, H);
+    sp__gru_row_bwd(sv, hn, dh, hp, dx, dy, H);
 }
 
 static void FN(tanh_add)(const sp_real *x, const sp_real *restrict y, sp_real *restrict sv, sp_real *restrict h,

@@ -114,8 +114,14 @@ static void test_gru_rnn_rows(void **state)
     for (int k = 0; k < 3; k++) {
         const sp_vec_kernels *V = sp__vec_table(isas[k]);
         if (!V) continue;
-        V->gru_fwd(x, y, bn, hp, sv, h, H);
-        V->gru_bwd(sv, dh, hp, dx, dy, H);
+        V->gru_fwd(x, y, bn, hp, sv, sv + 3 * H, h, H);
+        V->gru_bwd(sv, sv + 3 * H, dh, hp, dx, dy, H);
+        sp_real g2[3 * H], hn2[H], hg2[H]; /* in place (x = sv): the same numbers, bit for bit */
+        memcpy(g2, x, sizeof g2);
+        V->gru_fwd(g2, y, bn, hp, g2, hn2, hg2, H);
+        assert_memory_equal(g2, sv, sizeof g2);
+        assert_memory_equal(hn2, sv + 3 * H, sizeof hn2);
+        assert_memory_equal(hg2, h, sizeof hg2);
         V->tanh_add(x, y, s1, h1, H);
         sp_real s2[H], h2[H];
         memcpy(s2, x, sizeof s2);

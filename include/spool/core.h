@@ -165,8 +165,8 @@ enum {
     SP_TRANSIENT = 16  /**< an intermediate that one op reads (the runner's input projection, read
                             by its cell): if no backward reads its values (each op's table row
                             says), sp_backward keeps the node's gradient in the same memory, so
-                            its data reads as that gradient afterwards. The whole-sequence LSTM
-                            and RNN ops keep their saved gates there when they are its only
+                            its data reads as that gradient afterwards. The whole-sequence LSTM,
+                            GRU and RNN ops keep their saved gates there when they are its only
                             reader; an op recorded after them that reads the node fails. */
 };
 
