@@ -119,8 +119,8 @@ static sp_status run(sp_tape *t, const sp_cell *cell, sp_tensor *x, int T, int B
     sp_tensor *in = o->reverse ? sp_seq_reverse(t, x, T, B, len) : x;
     if (o->input_mask) in = sp_dropout_mask(t, in, tile_mask(t, c, o->input_mask, T, B));
     sp_tensor *xp = c->project ? sp_name(t, c->project(t, c, in), "projected") : in;
-    /* only the cell reads the projection: its memory can hold its gradient (core.h, SP_TRANSIENT;
-     * at LSTM H = 256 that is 8 of a step's ~40 MB) */
+    /* only the cell reads the projection: a whole-sequence op keeps its gates in that memory and
+     * leaves xp's gradient there (core.h, SP_TRANSIENT; at LSTM H = 256 that saves 10 MB a step) */
     if (xp && xp != in && !(xp->flags & (SP_VIEW | SP_PARAM))) xp->flags |= SP_TRANSIENT;
     sp_tensor *state[SP_CELL_MAX_STATE], *ns[SP_CELL_MAX_STATE];
     for (int k = 0; k < c->n_state; k++) state[k] = initial(t, c, k, o->init ? o->init[k] : NULL, B);

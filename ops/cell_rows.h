@@ -14,7 +14,7 @@
 /* a = x + y (y may be NULL) [4H], pre-activations in PyTorch's order i, f, g, o; cp = c_prev [H]:
  *   i = s(a_i)  f = s(a_f)  g = tanh(a_g)  o = s(a_o)  c = f cp + i g  h = o tanh(c)
  * sv [4H] receives i, f, g, o. x may be sv itself (the whole-sequence op keeps its gates in the
- * input projection's memory), so x is not restrict and is read before sv is written. */
+ * input projection's memory): then only sv is used, so x need not be restrict. */
 SP_MATH_INLINE void sp__lstm_row_fwd(const sp_real *x, const sp_real *restrict y, const sp_real *restrict cp,
                                     sp_real *restrict sv, sp_real *restrict h, sp_real *restrict c, int H)
 {

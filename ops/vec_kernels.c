@@ -47,9 +47,10 @@ static void FN(gru_bwd)(const sp_real *sv, const sp_real *hn, const sp_real *dh,
 }
 
 static void FN(tanh_add)(const sp_real *x, const sp_real *restrict y, sp_real *restrict sv, sp_real *restrict h,
-                         int n) /* x may be sv: each element is read before it is written */
+                         int n) /* x may be sv: then only sv is used */
 {
-    for (int j = 0; j < n; j++) sv[j] = sp_tanh_r(x[j] + y[j]);
+    if (x == sv) for (int j = 0; j < n; j++) sv[j] = sp_tanh_r(sv[j] + y[j]);
+    else for (int j = 0; j < n; j++) sv[j] = sp_tanh_r(x[j] + y[j]);
     for (int j = 0; j < n; j++) h[j] = sv[j];
 }
 

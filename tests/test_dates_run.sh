@@ -55,6 +55,12 @@ printf '# a comment\n2 jun 1951\t1951-06-02\n2 jun 2060\t1957-09-16\nhello 12\t-
 grep -q "h.tsv: exact match 0.3333 (1 of 3; [23] refused as unreadable; 1 skipped: training days of this model)" "$dir/ev" ||
     { cat "$dir/ev"; fail "eval-file output"; }
 grep -q "at --min-logprob -0.02: 0.3333, .* -2: 0.3333" "$dir/ev" || { cat "$dir/ev"; fail "eval-file thresholds"; }
+# a bare name is the bundled file of that name, from any directory
+abs_exe=$(cd "$(dirname "$exe")" && pwd)/$(basename "$exe")
+(cd "$dir" && "$abs_exe" --load d2.safetensors --eval-file dates_human_dev.tsv --threads 1 >ev2 2>&1) ||
+    { cat "$dir/ev2"; fail "eval-file with the bundled dev file"; }
+grep -q "dates_human_dev.tsv: exact match .* skipped: training days of this model" "$dir/ev2" ||
+    { cat "$dir/ev2"; fail "bundled dev file output"; }
 printf '3 march 1998\t1998-03-03\n' >"$dir/seen.tsv"
 bad --load "$dir/d2.safetensors" --eval-file "$dir/seen.tsv"   # nothing left to score
 printf 'no tab here\n' >"$dir/bad.tsv"

@@ -6,6 +6,7 @@
 # emission scores to 9 significant digits on a set of sentences.
 # Usage: test_ner_stream.sh BUILD_EXAMPLES_DIR
 set -u
+. "$(dirname "$0")/stream_same.sh"
 B=$(cd "${1:?usage: test_ner_stream.sh build/examples}" && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/test_ner_stream.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -31,15 +32,8 @@ for cfg in "--chars --char-hidden 8 --char-embed 8" "--output softmax --layers 2
         # shellcheck disable=SC2086
         "$N" tag --model m.safetensors $out --tokens --scores --tape "$s" >> tape.out 2>&1
     done
-    lines=$(grep -c "	" stream.out)
-    if [ "$lines" -lt 39 ]; then # 39 tokens, and a line per entity found
-        failed=$((failed + 1)); echo "not ok $n - $cfg: $lines token lines"; head -3 stream.out | sed 's/^/# /'
-    elif ! cmp -s stream.out tape.out; then
-        failed=$((failed + 1)); echo "not ok $n - $cfg: streaming and tape tags differ"
-        diff stream.out tape.out | head -4 | sed 's/^/# /'
-    else
-        echo "ok $n - $cfg: $lines tokens, the same tags and scores"
-    fi
+    # 39 tokens, and a line per entity found
+    same_outputs $n "$cfg" "$(grep -c "	" stream.out)" 39 "the same tags and scores"
 done
 echo "1..$n"
 [ $failed -eq 0 ]

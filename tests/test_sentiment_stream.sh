@@ -7,6 +7,7 @@
 # decimals.
 # Usage: test_sentiment_stream.sh BUILD_EXAMPLES_DIR SENTIMENT_UCI_TEST_TSV
 set -u
+. "$(dirname "$0")/stream_same.sh"
 B=$(cd "${1:?usage: test_sentiment_stream.sh build/examples test.tsv}" && pwd)
 TSV=$(cd "$(dirname "${2:?usage: test_sentiment_stream.sh build/examples test.tsv}")" && pwd)/$(basename "$2")
 W=$(mktemp -d "${TMPDIR:-/tmp}/test_sentiment_stream.XXXXXX")
@@ -26,14 +27,7 @@ for cfg in "--bidir --layers 2 --pool last" "--pool mean --cell gru" "--bidir --
     [ -s sents.txt ] || { echo "not ok $n - no test sentences"; failed=$((failed + 1)); continue; }
     "$S" predict --model m.safetensors --digits 12 < sents.txt > stream.out 2> stream.err
     "$S" predict --model m.safetensors --digits 12 --tape < sents.txt > tape.out 2> tape.err
-    if [ "$(wc -l < stream.out)" -lt 250 ]; then
-        failed=$((failed + 1)); echo "not ok $n - $cfg: $(wc -l < stream.out) predictions"; tail -2 stream.err | sed 's/^/# /'
-    elif ! cmp -s stream.out tape.out; then
-        failed=$((failed + 1)); echo "not ok $n - $cfg: streaming and tape predictions differ"
-        diff stream.out tape.out | head -4 | sed 's/^/# /'
-    else
-        echo "ok $n - $cfg: $(wc -l < stream.out) predictions equal to 12 decimals"
-    fi
+    same_outputs $n "$cfg" "$(wc -l < stream.out)" 250 "predictions equal to 12 decimals"
 done
 echo "1..$n"
 [ $failed -eq 0 ]

@@ -421,9 +421,9 @@ const char *ex_data_path(const char *name, char *buf, size_t n)
 const char *ex_data_resolve(const char *arg, char *buf, size_t n)
 {
     struct stat st;
-    if (!arg || strchr(arg, '/') || (stat(arg, &st) == 0 && S_ISDIR(st.st_mode))) return arg;
+    if (!arg || strchr(arg, '/') || stat(arg, &st) == 0) return arg;
     ex_data_path(arg, buf, n);
-    return buf[0] && stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? buf : arg;
+    return buf[0] && stat(buf, &st) == 0 ? buf : arg;
 }
 
 const char *ex_data_hint(void)

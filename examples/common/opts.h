@@ -128,8 +128,9 @@ int ex_parse_real(const char *name, const char *s, double lo, double hi, double 
 const char *ex_data_dir(void);
 /* dir/name of a bundled data set into buf (size n); "" when the data directory is not found. */
 const char *ex_data_path(const char *name, char *buf, size_t n);
-/* A --data argument: a directory as given, or else (a bare name like "ner-wnut17") the bundled
- * data set of that name when there is one, so `--data ner-wnut17` works from any directory. */
+/* A --data (or --eval-file) argument: a path as given when it exists or has a '/', or else (a
+ * bare name like "ner-wnut17") the bundled data set or file of that name when there is one, so
+ * `--data ner-wnut17` works from any directory. */
 const char *ex_data_resolve(const char *arg, char *buf, size_t n);
 /* A sentence for messages: where the data were looked for and how to pass them. */
 const char *ex_data_hint(void);

@@ -85,7 +85,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("eval-file", EX_STR, T, eval_file, NULL, 0, 0, 0, "FILE",
            "with --load: exact match over FILE's 'text<TAB>YYYY-MM-DD' lines and 'text<TAB>-' ones that\n"
            "      are no date (right when refused), skipping the model's training days, and at 8 thresholds\n"
-           "      (tests/dates_human.tsv; choose --min-logprob on examples/data/dates_human_dev.tsv)"),
+           "      (FILE a path, or a bundled file: choose --min-logprob on dates_human_dev.tsv)"),
     EX_CHOICE("attention", EX_STR, T, attention, "none", "none|additive|general|dot", 0, "KIND",
               "attention over the encoder outputs: additive (Bahdanau), general or dot (Luong), none = fixed context"),
     EX_OPT("heatmap", EX_STR, T, heatmap, NULL, 0, 0, 0, "SVG",
@@ -441,6 +441,14 @@ static double eval_beam(sp_tape *t, const model *m, const dataset *d, int K, cha
     return acc;
 }
 
+/* 1, with the reason in why, when the reading iso's log-probability lp is under min; else 0. */
+static int unsure(const char *iso, double lp, double min, char *why, int cap)
+{
+    if (lp >= min) return 0;
+    snprintf(why, (size_t)cap, "not sure: best reading %s has log-probability %.3g < %g (--min-logprob)", iso, lp, min);
+    return 1;
+}
+
 /* Read one date: normalise, refuse what the model cannot know (no number, a year outside the
  * range), beam-decode, and refuse a result that is not a real date or whose log-probability is
  * under the threshold. Returns 0 with iso set, 1 with why set (cannot read), -1 on error. */
@@ -461,12 +469,7 @@ static int read_date(sp_tape *t, const model *m, const options *o, const char *t
         return 1;
     }
     if (dt_supports(norm, d, why, cap)) return 1;
-    if (*logprob < o->min_logprob) {
-        snprintf(why, (size_t)cap, "not sure: best reading %s has log-probability %.3g < %g (--min-logprob)", iso,
-                 *logprob, o->min_logprob);
-        return 1;
-    }
-    return 0;
+    return unsure(iso, *logprob, o->min_logprob, why, cap);
 }
 
 /* The thresholds --eval-file reports exact match at, so that --min-logprob can be chosen on a
@@ -481,9 +484,11 @@ static const double eval_thresholds[] = {-0.02, -0.05, -0.1, -0.2, -0.3, -0.5, -
  * wrong readings, which is what choosing the threshold needs. Returns 0, or -1 on error. */
 static int eval_file(sp_tape *t, const model *m, const options *o)
 {
-    FILE *f = fopen(o->eval_file, "r");
+    char pathbuf[4096];
+    const char *path = ex_data_resolve(o->eval_file, pathbuf, sizeof pathbuf); /* or a bundled file */
+    FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr, PROG ": cannot open '%s'\n", o->eval_file);
+        fprintf(stderr, PROG ": cannot open '%s'\n", path);
         return -1;
     }
     options any = *o;
@@ -524,14 +529,11 @@ static int eval_file(sp_tape *t, const model *m, const options *o)
         if (r == 0 && !right) n_wrong++, hi_wrong = lp > hi_wrong ? lp : hi_wrong;
         for (int k = 0; k < N_EVAL_THRESHOLDS; k++)
             at[k] += r == 0 && lp >= eval_thresholds[k] ? right : nodate;
-        int accept = r == 0 && lp >= o->min_logprob;
+        int accept = r == 0 && !unsure(iso, lp, o->min_logprob, why, sizeof why);
         ok += accept ? right : nodate;
         refused += !accept;
         if (nodate && accept)
             printf("  read     %-32s no date, read %s  log-probability %.3g\n", line, iso, lp);
-        else if (!nodate && !accept && r == 0)
-            printf("  refused  %-32s gold %s: not sure: best reading %s has log-probability %.3g < %g (--min-logprob)\n",
-                   line, gold, iso, lp, o->min_logprob);
         else if (!nodate && !accept)
             printf("  refused  %-32s gold %s: %s\n", line, gold, why);
         else if (!nodate && !right)
