@@ -26,6 +26,8 @@
 #include "spool.h"
 #include "parallel.h"
 #include "../ops/vec.h" /* sp_info names the vector kernels chosen */
+#include "../ops/bf16.h" /* and the product kernels */
+#include "../ops/kernels.h"
 
 #include <blis.h>
 #include <omp.h>
@@ -184,11 +186,16 @@ const char *sp_blis_arch_request(void)
 
 const char *sp_info(void)
 {
-    static char buf[256];
+    static char buf[384];
     sp_runtime_init();
     bli_init(); /* BLIS's queries below need it initialised (idempotent) */
-    snprintf(buf, sizeof buf, "spool %s (%s), BLIS %s, kernels %s, vector %s, threads %d", SP_VERSION,
-             SP_REAL_NAME, bli_info_get_version_str(), bli_arch_string(bli_arch_query_id()), sp__vec()->isa,
-             sp_get_threads());
+#ifdef SP_USE_DOUBLE
+    const char *bf16 = "none (double build)";
+#else
+    const char *bf16 = sp__bf16_kernel_name();
+#endif
+    snprintf(buf, sizeof buf, "spool %s (%s), BLIS %s, kernels %s, vector %s, products fp32 %s, bf16 %s, threads %d",
+             SP_VERSION, SP_REAL_NAME, bli_info_get_version_str(), bli_arch_string(bli_arch_query_id()),
+             sp__vec()->isa, sp__panels_floats(64, 64) ? "packed avx512 + BLIS" : "BLIS", bf16, sp_get_threads());
     return buf;
 }

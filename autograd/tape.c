@@ -190,6 +190,30 @@ void sp__tape_reset_ex(sp_tape *t, int keep_op_state)
     t->scope[0] = 0;
 }
 
+sp_status sp_tape_set_precision(sp_tape *t, sp_precision p)
+{
+    if (!t || (p != SP_PREC_FP32 && p != SP_PREC_BF16))
+        return sp_fail(SP_ERR_ARG, "sp_tape_set_precision: %s", !t ? "tape is NULL" : "unknown precision (SP_PREC_FP32 or SP_PREC_BF16)");
+#ifdef SP_USE_DOUBLE
+    if (p == SP_PREC_BF16)
+        return sp_fail(SP_ERR_ARG, "sp_tape_set_precision: bf16 products need the float build (this is the double build)");
+#endif
+    t->precision = p;
+    return SP_OK;
+}
+
+sp_precision sp_tape_precision(const sp_tape *t) { return t ? (sp_precision)t->precision : SP_PREC_FP32; }
+
+sp_status sp_precision_parse(const char *name, sp_precision *p)
+{
+    if (name && !strcmp(name, "fp32")) *p = SP_PREC_FP32;
+    else if (name && !strcmp(name, "bf16")) *p = SP_PREC_BF16;
+    else return sp_fail(SP_ERR_ARG, "precision \"%s\": not one of fp32, bf16", name ? name : "(null)");
+    return SP_OK;
+}
+
+const char *sp_precision_name(sp_precision p) { return p == SP_PREC_BF16 ? "bf16" : "fp32"; }
+
 int sp_tape_count(const sp_tape *t) { return t ? t->n_rec : 0; }
 int sp_tape_mallocs(const sp_tape *t) { return t ? t->mallocs : 0; }
 sp_status sp_tape_status(const sp_tape *t) { return t ? t->status : SP_ERR_ARG; }

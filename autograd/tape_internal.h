@@ -71,6 +71,7 @@ struct sp_tape {
     int n_rec, cap_rec;
     int mallocs;
     int backward_done;        /* sp_backward ran since the last reset */
+    int precision;            /* sp_precision of the products recorded from now on (ops read it) */
     void *op_state[SP_OP__COUNT]; /* each op's private state (sp__op_state), or NULL */
     void *scratch;            /* sp__scratch's buffer, reused by every backward kernel */
     size_t scratch_size;

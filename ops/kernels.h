@@ -12,6 +12,11 @@ void sp__gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, co
               sp_real *C, int ldc);
 void sp__gemm_threads(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B, int ldb,
                       sp_real beta, sp_real *C, int ldc, int threads);
+/* sp__gemm in a product precision (sp_precision): SP_PREC_BF16 runs ops/bf16.c's kernels with
+ * scratch from t's matmul state (float build; the double build has only fp32). Not to be called
+ * from two threads at once on one tape. */
+void sp__gemm_p(sp_tape *t, int prec, int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B,
+                int ldb, sp_real beta, sp_real *C, int ldc);
 
 /* Weights packed into panels for the AVX-512 micro-kernel (ops/packed.c). sp__panels_floats is
  * the size of op(W) [K, N] packed, or 0 when the kernel cannot run (double build, a CPU without
@@ -38,8 +43,9 @@ int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, in
 typedef struct {
     const sp_real *w; /* the parameter's data */
     int trans, K, N;  /* which op(W) [K, N] was packed */
+    int prec;         /* in which precision (fp32 panels, or bf16 pair panels of ops/bf16.c) */
     int valid;        /* packed since the last reset */
-    float *buf;
+    void *buf;
     size_t cap;
 } sp_packed;
 
@@ -48,17 +54,22 @@ typedef struct {
     int n_packed;
     sp_record **deferred;
     int n_deferred, cap_deferred;
+    void *bf16_scratch, *bf16_a; /* sp__gemm_p's packing space; packed products' A rounded to bf16 */
+    size_t bf16_scratch_cap, bf16_a_cap;
 } sp_matmul_state;
 
 /* The tape's matmul state, created on first use; NULL (and a tape error) if out of memory. */
 sp_matmul_state *sp__matmul_state(sp_tape *t);
 void sp__matmul_state_reset(void *state);
 void sp__matmul_state_free(void *state);
+/* At least `bytes` of the state's buffer *buf (capacity *cap), 64-byte aligned, grown as needed;
+ * NULL (and a tape error) if out of memory. */
+void *sp__matmul_buf(sp_tape *t, void **buf, size_t *cap, size_t bytes);
 
 /* C[M, N] (+)= A[M, K] op(W) from W packed once per tape epoch; op(W)[k][n] = trans ? W[n][k] :
- * W[k][n]. Returns 0 (and does nothing) when the product is not one it handles: the caller then
- * uses BLIS. */
-int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
+ * W[k][n], in precision prec (sp_precision). Returns 0 (and does nothing) when the product is not
+ * one it handles: the caller then uses sp__gemm_p. */
+int sp__packed_gemm(sp_tape *t, int prec, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
                     sp_real *C, int ldc, int accumulate);
 
 #endif

@@ -8,6 +8,7 @@
  * dB to sp__matmul_finish, which stacks the rows of every step's A and dC and issues one
  * [G, T*B] x [T*B, H] GEMM per parameter. Same sum, one large GEMM; no layer knows about it. */
 #include "kernels.h"
+#include "bf16.h"
 
 #include <blis.h>
 #include <string.h>
@@ -45,6 +46,22 @@ void sp__gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, co
                      2.0 * M * N * K < SP_PAR_MIN_GEMM_FLOPS ? 1 : sp__threads_now());
 }
 
+void sp__gemm_p(sp_tape *t, int prec, int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B,
+                int ldb, sp_real beta, sp_real *C, int ldc)
+{
+#ifndef SP_USE_DOUBLE
+    if (prec == SP_PREC_BF16) {
+        const int threads = 2.0 * M * N * K < SP_PAR_MIN_GEMM_FLOPS ? 1 : sp__threads_now();
+        sp_matmul_state *s = sp__matmul_state(t);
+        void *scratch = s ? sp__matmul_buf(t, &s->bf16_scratch, &s->bf16_scratch_cap, sp__gemm_bf16_scratch(M, N, K, threads)) : NULL;
+        if (scratch) sp__gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, threads, scratch);
+        return; /* else the tape has the error */
+    }
+#endif
+    (void)t, (void)prec;
+    sp__gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b, sp_tensor *bias)
 {
     sp_tensor *in[3] = {a, b, bias};
@@ -65,11 +82,12 @@ sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, i
     r->iattr[0] = !!trans_a;
     r->iattr[1] = !!trans_b;
     r->iattr[2] = K;
+    const int prec = r->iattr[3] = t->precision; /* backward runs in the precision of the forward */
     sp_real *C = r->out->data;
     if (bias) /* C = the addend, then C += op(A) op(B): one pass, no separate add node */
         for (int i = 0; i < M; i++) memcpy(C + (size_t)i * N, sp_at(bias, bias->rows == 1 ? 0 : i, 0), (size_t)N * sizeof(sp_real));
-    if (trans_a || !sp__packed_gemm(t, M, N, K, a->data, a->stride, b, trans_b, C, N, bias != NULL))
-        sp__gemm(trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias ? 1 : 0, C, N);
+    if (trans_a || !sp__packed_gemm(t, prec, M, N, K, a->data, a->stride, b, trans_b, C, N, bias != NULL))
+        sp__gemm_p(t, prec, trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias ? 1 : 0, C, N);
     return r->out;
 }
 
@@ -101,22 +119,23 @@ static void defer(sp_record *r)
 void sp__matmul_backward(sp_record *r)
 {
     sp_tensor *a = r->in[0], *b = r->in[1], *c = r->out;
-    int ta = r->iattr[0], tb = r->iattr[1], K = r->iattr[2], M = c->rows, N = c->cols;
+    int ta = r->iattr[0], tb = r->iattr[1], K = r->iattr[2], prec = r->iattr[3], M = c->rows, N = c->cols;
+    sp_tape *t = r->tape;
     if (a->grad) {
         if (!ta) { /* dA[M,K] += dC[M,N] op(B)^T */
-            if (!sp__packed_gemm(r->tape, M, K, N, c->grad, c->stride, b, !tb, a->grad, a->stride, 1))
-                sp__gemm(0, !tb, M, K, N, c->grad, c->stride, b->data, b->stride, 1, a->grad, a->stride);
+            if (!sp__packed_gemm(t, prec, M, K, N, c->grad, c->stride, b, !tb, a->grad, a->stride, 1))
+                sp__gemm_p(t, prec, 0, !tb, M, K, N, c->grad, c->stride, b->data, b->stride, 1, a->grad, a->stride);
         }
         else /* dA[K,M] += op(B)[K,N] dC^T */
-            sp__gemm(tb, 1, K, M, N, b->data, b->stride, c->grad, c->stride, 1, a->grad, a->stride);
+            sp__gemm_p(t, prec, tb, 1, K, M, N, b->data, b->stride, c->grad, c->stride, 1, a->grad, a->stride);
     }
     if (b->grad && (b->flags & SP_PARAM) && !ta) {
         defer(r); /* dB joins the other steps' in sp__matmul_finish */
     } else if (b->grad) {
         if (!tb) /* dB[K,N] += op(A)^T dC */
-            sp__gemm(!ta, 0, K, N, M, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
+            sp__gemm_p(t, prec, !ta, 0, K, N, M, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
         else /* dB[N,K] += dC^T op(A) */
-            sp__gemm(1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+            sp__gemm_p(t, prec, 1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
     }
     sp_tensor *bias = r->n_in > 2 ? r->in[2] : NULL;
     if (bias && bias->grad) /* dbias += dC, summed over rows for a [1 x N] row */
@@ -127,9 +146,9 @@ void sp__matmul_backward(sp_record *r)
         }
 }
 
-static int same_group(const sp_record *r, const sp_tensor *b, int tb)
+static int same_group(const sp_record *r, const sp_tensor *b, int tb, int prec)
 {
-    return r && r->op == SP_OP_MATMUL && r->in[1] == b && r->iattr[1] == tb;
+    return r && r->op == SP_OP_MATMUL && r->in[1] == b && r->iattr[1] == tb && r->iattr[3] == prec;
 }
 
 /* Rows stacked per GEMM: K = 512 already runs BLIS near its peak, and a cap keeps the stacking
@@ -137,10 +156,11 @@ static int same_group(const sp_record *r, const sp_tensor *b, int tb)
 #define SP_STACK_ROWS 512
 
 /* dB += A^T C (or C^T A for a B used transposed) for stacked rows A [M, K], C [M, N]. */
-static void stacked_gemm(int tb, int M, int N, int K, const sp_real *A, const sp_real *C, sp_tensor *b)
+static void stacked_gemm(sp_tape *t, int prec, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *C,
+                         int ldc, sp_tensor *b)
 {
-    if (!tb) sp__gemm(1, 0, K, N, M, A, K, C, N, 1, b->grad, b->stride);
-    else sp__gemm(1, 0, N, K, M, C, N, A, K, 1, b->grad, b->stride);
+    if (!tb) sp__gemm_p(t, prec, 1, 0, K, N, M, A, lda, C, ldc, 1, b->grad, b->stride);
+    else sp__gemm_p(t, prec, 1, 0, N, K, M, C, ldc, A, lda, 1, b->grad, b->stride);
 }
 
 /* Deferred records that share the parameter and its transpose flag: stack the rows of every
@@ -149,9 +169,8 @@ static void stacked_gemm(int tb, int M, int N, int K, const sp_real *A, const sp
 static void sp__matmul_now(sp_record *r)
 {
     sp_tensor *a = r->in[0], *b = r->in[1], *c = r->out;
-    int tb = r->iattr[1], K = r->iattr[2], N = c->cols;
-    if (!tb) sp__gemm(1, 0, K, N, c->rows, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
-    else sp__gemm(1, 0, N, K, c->rows, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+    stacked_gemm(r->tape, r->iattr[3], r->iattr[1], c->rows, c->cols, r->iattr[2], a->data, a->stride, c->grad,
+                 c->stride, b);
 }
 
 void sp__matmul_finish(sp_tape *t)
@@ -163,24 +182,24 @@ void sp__matmul_finish(sp_tape *t)
     for (int i = 0; i < n; i++) {
         if (!d[i] || d[i]->op != SP_OP_MATMUL) continue;
         sp_tensor *b = d[i]->in[1];
-        int tb = d[i]->iattr[1], K = d[i]->iattr[2], N = d[i]->out->cols, M = 0;
+        int tb = d[i]->iattr[1], K = d[i]->iattr[2], prec = d[i]->iattr[3], N = d[i]->out->cols, M = 0;
         for (int j = i; j < n; j++)
-            if (same_group(d[j], b, tb)) M += d[j]->out->rows;
+            if (same_group(d[j], b, tb, prec)) M += d[j]->out->rows;
         int cap = M < SP_STACK_ROWS ? M : SP_STACK_ROWS;
         sp_real *A = M > d[i]->out->rows ? sp__scratch(t, (size_t)cap * (K + N) * sizeof(sp_real)) : NULL;
         sp_real *C = A ? A + (size_t)cap * K : NULL;
         int rows = 0;
         for (int j = i; j < n; j++) {
-            if (!same_group(d[j], b, tb)) continue;
-            sp_tensor *a = d[j]->in[0], *c = d[j]->out;
+            if (!same_group(d[j], b, tb, prec)) continue;
+            sp_record *rj = d[j];
+            sp_tensor *a = rj->in[0], *c = rj->out;
             d[j] = NULL;
             if (!A || c->rows > cap) { /* nothing to stack with (or no memory): this product alone */
-                if (!tb) sp__gemm(1, 0, K, N, c->rows, a->data, a->stride, c->grad, c->stride, 1, b->grad, b->stride);
-                else sp__gemm(1, 0, N, K, c->rows, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
+                sp__matmul_now(rj);
                 continue;
             }
             if (rows + c->rows > cap) {
-                stacked_gemm(tb, rows, N, K, A, C, b);
+                stacked_gemm(t, prec, tb, rows, N, K, A, K, C, N, b);
                 rows = 0;
             }
             for (int r = 0; r < c->rows; r++, rows++) {
@@ -188,6 +207,6 @@ void sp__matmul_finish(sp_tape *t)
                 memcpy(C + (size_t)rows * N, c->grad + (size_t)r * c->stride, (size_t)N * sizeof(sp_real));
             }
         }
-        if (rows) stacked_gemm(tb, rows, N, K, A, C, b);
+        if (rows) stacked_gemm(t, prec, tb, rows, N, K, A, K, C, N, b);
     }
 }

@@ -19,6 +19,7 @@
  * the suffix _avx512 (tests/test_portable.sh holds the portable library to that).
  */
 #include "kernels.h"
+#include "bf16.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -58,7 +59,24 @@ void sp__matmul_state_free(void *state)
     sp_matmul_state *s = state;
     for (int i = 0; i < s->n_packed; i++) free(s->packed[i].buf);
     free(s->deferred);
+    free(s->bf16_scratch);
+    free(s->bf16_a);
     free(s);
+}
+
+void *sp__matmul_buf(sp_tape *t, void **buf, size_t *cap, size_t bytes)
+{
+    if (bytes > *cap) {
+        free(*buf);
+        *cap = (bytes + 4095) / 4096 * 4096;
+        *buf = aligned_alloc(64, *cap);
+        t->mallocs++;
+        if (!*buf) {
+            *cap = 0;
+            sp_tape_fail(t, SP_ERR_NOMEM, "matmul: out of memory for %zu bytes of packing space", bytes);
+        }
+    }
+    return *buf;
 }
 
 #ifdef SP_HAVE_PACKED
@@ -134,21 +152,23 @@ __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2"))) stat
 }
 
 /* The packed panels of op(W) for this tape epoch, packing them on first use. NULL: no room. */
-static const float *panels(sp_tape *t, const sp_tensor *W, int trans, int K, int N)
+static const void *panels(sp_tape *t, int prec, const sp_tensor *W, int trans, int K, int N)
 {
     sp_matmul_state *st = sp__matmul_state(t);
     if (!st) return NULL;
     sp_packed *e = NULL;
     for (int i = 0; i < st->n_packed && !e; i++)
-        if (st->packed[i].w == W->data && st->packed[i].trans == trans && st->packed[i].K == K && st->packed[i].N == N)
+        if (st->packed[i].w == W->data && st->packed[i].trans == trans && st->packed[i].K == K && st->packed[i].N == N &&
+            st->packed[i].prec == prec)
             e = &st->packed[i];
     if (!e) {
         if (st->n_packed == SP_MAX_PACKED) return NULL;
         e = &st->packed[st->n_packed++];
         memset(e, 0, sizeof *e);
-        e->w = W->data, e->trans = trans, e->K = K, e->N = N;
+        e->w = W->data, e->trans = trans, e->K = K, e->N = N, e->prec = prec;
     }
-    size_t bytes = (size_t)((N + NR - 1) / NR) * K * NR * sizeof(float);
+    size_t bytes = prec == SP_PREC_BF16 ? sp__bf16_panels_size(K, N) * sizeof(uint16_t)
+                                        : (size_t)((N + NR - 1) / NR) * K * NR * sizeof(float);
     if (bytes > e->cap) {
         free(e->buf);
         e->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -158,7 +178,8 @@ static const float *panels(sp_tape *t, const sp_tensor *W, int trans, int K, int
         if (!e->buf) return NULL;
     }
     if (!e->valid) {
-        sp__pack_panels(W, trans, K, N, e->buf);
+        if (prec == SP_PREC_BF16) sp__bf16_pack_panels(W->data, W->stride, trans, K, N, e->buf);
+        else sp__pack_panels(W, trans, K, N, e->buf);
         e->valid = 1;
     }
     return e->buf;
@@ -278,21 +299,30 @@ int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, in
     return 1;
 }
 
-int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
-                    sp_real *C, int ldc, int accumulate)
+int sp__packed_gemm(sp_tape *t, int prec, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W,
+                    int trans, sp_real *C, int ldc, int accumulate)
 {
     if (M > SP_PACKED_MAX_ROWS || K < 16 || N < 16 || !(W->flags & SP_PARAM) || !cpu_ok()) return 0;
-    const float *Bp = panels(t, W, trans, K, N);
+    const void *Bp = panels(t, prec, W, trans, K, N);
     if (!Bp) return 0;
-    if (M == 1) return sp__panels_gemv_avx512(N, K, A, Bp, C, accumulate), 1; /* ops/gemv.c: same sums, faster at one row */
-    int P = (N + NR - 1) / NR;
+    const int P = (N + NR - 1) / NR;
     const double flops = 2.0 * M * N * K;
+    if (prec == SP_PREC_BF16) { /* A rounded once, then the panels split between threads */
+        sp_matmul_state *st = sp__matmul_state(t);
+        uint32_t *ab = sp__matmul_buf(t, &st->bf16_a, &st->bf16_a_cap, sp__bf16_abuf_size(M, K) * sizeof(uint32_t));
+        if (!ab) return 1; /* the tape has the error */
+        sp__bf16_pack_a(M, K, A, lda, ab);
+#pragma omp parallel for if(flops >= SP_PAR_MIN_GEMM_FLOPS) num_threads(sp__threads_now()) schedule(static)
+        for (int p = 0; p < P; p++) sp__bf16_panel(M, K, ab, Bp, p, N, C, ldc, accumulate);
+        return 1;
+    }
+    if (M == 1) return sp__panels_gemv_avx512(N, K, A, Bp, C, accumulate), 1; /* ops/gemv.c: same sums, faster at one row */
 #pragma omp parallel for if(flops >= SP_PAR_MIN_GEMM_FLOPS) num_threads(sp__threads_now()) schedule(static)
     for (int p = 0; p < P; p++) {
         int cols = N - p * NR < NR ? N - p * NR : NR;
         for (int i = 0; i < M; i += MR)
-            tile_avx512(M - i < MR ? M - i : MR, K, A + (size_t)i * lda, lda, Bp + (size_t)p * K * NR, C + (size_t)i * ldc + p * NR,
-                 ldc, cols, accumulate);
+            tile_avx512(M - i < MR ? M - i : MR, K, A + (size_t)i * lda, lda, (const float *)Bp + (size_t)p * K * NR,
+                        C + (size_t)i * ldc + p * NR, ldc, cols, accumulate);
     }
     return 1;
 }
@@ -321,10 +351,10 @@ int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, in
     return 0;
 }
 
-int sp__packed_gemm(sp_tape *t, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W, int trans,
-                    sp_real *C, int ldc, int accumulate)
+int sp__packed_gemm(sp_tape *t, int prec, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W,
+                    int trans, sp_real *C, int ldc, int accumulate)
 {
-    (void)t, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)W, (void)trans, (void)C, (void)ldc, (void)accumulate;
+    (void)t, (void)prec, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)W, (void)trans, (void)C, (void)ldc, (void)accumulate;
     return 0;
 }
 

@@ -24,6 +24,7 @@
  * vec.h, vectorised for the CPU at hand; the per-step ops use the same rows, so both compute the
  * same numbers).
  */
+#include "bf16.h"
 #include "kernels.h"
 #include "vec.h"
 
@@ -147,6 +148,8 @@ typedef struct {
     sp_real *work;    /* per-thread buffers, `per` reals each */
     size_t per;
     int maxr;         /* most rows one thread holds */
+    int prec;         /* the tape's product precision when the op was recorded (sp_precision) */
+    size_t abuf;      /* bf16: reals at the end of each thread's work buffer for its A rounded */
 } seq_state;
 
 /* Row slots of thread k: chunks k, k + nt, ... of `order`, so threads get rows of every length. */
@@ -158,23 +161,35 @@ static int my_rows(const seq_state *q, int k, int *rows)
     return n;
 }
 
-/* G[m, N] = A[m, K] op(W) on this thread: packed panels when there are any, else BLIS. */
-static void step_gemm(int m, int N, int K, const sp_real *A, const float *panels, const sp_tensor *W, int trans,
-                      sp_real *G)
+/* G[m, N] = A[m, K] op(W) on this thread: packed panels when there are any (bf16 pair panels in
+ * bf16, with A rounded into abuf), else BLIS. */
+static void step_gemm(int prec, int m, int N, int K, const sp_real *A, const void *panels, const sp_tensor *W,
+                      int trans, sp_real *G, void *abuf)
 {
 #ifndef SP_USE_DOUBLE
+    if (prec == SP_PREC_BF16) {
+        sp__bf16_panels_gemm(m, N, K, A, K, panels, G, N, 0, abuf);
+        return;
+    }
     if (panels) {
         sp__panels_gemm(m, N, K, A, K, panels, G, N, 0);
         return;
     }
 #endif
-    (void)panels;
+    (void)panels, (void)prec, (void)abuf;
     sp__gemm_threads(0, trans, m, N, K, A, K, W->data, W->stride, 0, G, N, 1);
 }
 
-/* op(W) packed for step_gemm, or NULL (then step_gemm uses BLIS on W as stored). */
-static const float *pack(sp_tape *t, const sp_tensor *W, int trans, int K, int N)
+/* op(W) packed for step_gemm (always in bf16), or NULL (then step_gemm uses BLIS on W as stored). */
+static const void *pack(sp_tape *t, int prec, const sp_tensor *W, int trans, int K, int N)
 {
+#ifndef SP_USE_DOUBLE
+    if (prec == SP_PREC_BF16) {
+        uint16_t *p = sp__alloc_raw(t, sp__bf16_panels_size(K, N) * sizeof(uint16_t));
+        if (p) sp__bf16_pack_panels(W->data, W->stride, trans, K, N, p);
+        return p;
+    }
+#endif
     size_t n = sp__panels_floats(K, N);
     float *p = n ? sp__alloc_raw(t, n * sizeof(float)) : NULL;
     if (p) sp__pack_panels(W, trans, K, N, p);
@@ -229,9 +244,13 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
     sp_record *r = sp__record(t, k->op, (k->cstate ? 2 : 1) * (T + 1) * B, H, in, n_in);
     seq_state *q = r ? sp__alloc(t, sizeof *q) : NULL;
     if (!q) return NULL;
-    q->k = k, q->T = T, q->B = B, q->H = H, q->nt = threads_for(B, G, H);
+    q->k = k, q->T = T, q->B = B, q->H = H, q->nt = threads_for(B, G, H), q->prec = t->precision;
     int maxr = q->maxr = ((B + CHUNK - 1) / CHUNK + q->nt - 1) / q->nt * CHUNK;
     q->per = (size_t)maxr * (3 * (size_t)G + 3 * (size_t)H) + 6 * (size_t)H;
+#ifndef SP_USE_DOUBLE
+    if (q->prec == SP_PREC_BF16) /* rounded A: h [maxr, H] forward, dy [maxr, G] backward */
+        q->abuf = (sp__bf16_abuf_size(maxr, G > H ? G : H) + 15) / 16 * 16, q->per = (q->per + 15) / 16 * 16 + q->abuf;
+#endif
     q->len = sp__alloc_raw(t, 2 * (size_t)B * sizeof(int));
     q->kept = sp__keep(t, xp); /* after sp__record: r is the tape's last record */
     if (q->kept) {
@@ -243,7 +262,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
     }
     q->work = sp__alloc_raw(t, q->nt * q->per * sizeof(sp_real));
     int *rows = sp__alloc_raw(t, (size_t)q->nt * 2 * maxr * sizeof(int));
-    const float *wp = pack(t, w_hh, 1, H, G); /* op(W) = W_hh^T [H, G] */
+    const void *wp = pack(t, q->prec, w_hh, 1, H, G); /* op(W) = W_hh^T [H, G] */
     if (!q->len || !q->sv || (S > G && !q->ex) || !q->work || !rows || sp_tape_status(t) != SP_OK) return NULL;
     r->saved = q;
     q->order = q->len + B;
@@ -262,7 +281,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
 #pragma omp parallel num_threads(q->nt)
     for (int tid = omp_get_thread_num(); tid < q->nt; tid += omp_get_num_threads()) {
         int *mine = rows + (size_t)tid * 2 * maxr, *act = mine + maxr, n = my_rows(q, tid, mine);
-        sp_real *A = q->work + tid * q->per, *Y = A + (size_t)maxr * H;
+        sp_real *A = q->work + tid * q->per, *Y = A + (size_t)maxr * H, *ab = A + q->per - q->abuf;
         for (int s = 0; s < T; s++) {
             int m = 0;
             for (int i = 0; i < n; i++) {
@@ -279,7 +298,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
                 }
             }
             if (!m) continue;
-            step_gemm(m, G, H, A, wp, w_hh, 1, Y); /* Y = h W_hh^T */
+            step_gemm(q->prec, m, G, H, A, wp, w_hh, 1, Y, ab); /* Y = h W_hh^T */
             for (int i = 0; i < m; i++) {
                 int b = act[i];
                 size_t at = (size_t)s * B + b;
@@ -331,7 +350,7 @@ void sp__seq_backward(sp_record *r)
     const size_t CB = (size_t)(T + 1) * B * H; /* offset of the c rows */
     const sp_real *out = r->out->data, *dout = r->out->grad;
     int *rows = sp__scratch(r->tape, (size_t)q->nt * 2 * maxr * sizeof(int));
-    const float *wp = rows ? pack(r->tape, w, 0, G, H) : NULL; /* op(W) = W_hh [G, H] */
+    const void *wp = rows ? pack(r->tape, q->prec, w, 0, G, H) : NULL; /* op(W) = W_hh [G, H] */
     if (!rows || sp_tape_status(r->tape) != SP_OK) return;
     int same = k->dyx == k->gates; /* dx = dy for all but the GRU */
     if (q->kept && xp->grad && xp->grad != xp->data) { /* sp_backward gives a kept node its data as gradient */
@@ -350,7 +369,7 @@ void sp__seq_backward(sp_record *r)
         sp_real *dhc = DH + (size_t)maxr * H;    /* [maxr, H] carried dh, by slot */
         sp_real *dcc = dhc + (size_t)maxr * H;   /* [maxr, H] carried dc, by slot */
         sp_real *DX = dcc + (size_t)maxr * H;    /* [G] dx of one row (GRU) */
-        sp_real *dh = DX + G, *dcn = dh + H, *scr = dcn + H, *dhd = scr + 2 * H;
+        sp_real *dh = DX + G, *dcn = dh + H, *scr = dcn + H, *dhd = scr + 2 * H, *ab = q->work + (tid + 1) * q->per - q->abuf;
         memset(dhc, 0, 2 * (size_t)maxr * H * sizeof(sp_real));
         for (int s = T - 1; s >= 0; s--) {
             int m = 0;
@@ -380,7 +399,7 @@ void sp__seq_backward(sp_record *r)
                 act[m++] = i;
             }
             if (!m) continue;
-            step_gemm(m, H, G, D, wp, w, 0, DH); /* dh[s-1] (+)= dy[s] W_hh */
+            step_gemm(q->prec, m, H, G, D, wp, w, 0, DH, ab); /* dh[s-1] (+)= dy[s] W_hh */
             for (int i = 0; i < m; i++) {
                 sp_real *restrict d = dhc + (size_t)act[i] * H;
                 const sp_real *restrict e = DH + (size_t)i * H;
@@ -405,14 +424,17 @@ void sp__seq_backward(sp_record *r)
     /* dy's columns: [0, split) in the gates' rows, [split, G) in ex's (kept, GRU) */
     int split = q->kept ? DX0 : G;
     if (w->grad) { /* dW_hh [G, H] += dy^T h_prev over all steps: step 0 from h0, the rest from out */
-        sp__gemm(1, 0, split, H, B, q->sv, (int)q->ss, h0->data, h0->stride, 1, w->grad, w->stride);
+        sp_tape *t = r->tape;
+        const int p = q->prec;
+        sp__gemm_p(t, p, 1, 0, split, H, B, q->sv, (int)q->ss, h0->data, h0->stride, 1, w->grad, w->stride);
         if (T > 1)
-            sp__gemm(1, 0, split, H, (T - 1) * B, q->sv + (size_t)B * q->ss, (int)q->ss, out, H, 1, w->grad, w->stride);
+            sp__gemm_p(t, p, 1, 0, split, H, (T - 1) * B, q->sv + (size_t)B * q->ss, (int)q->ss, out, H, 1, w->grad, w->stride);
         if (split < G) {
             sp_real *wg = w->grad + (size_t)split * w->stride;
-            sp__gemm(1, 0, G - split, H, B, q->ex, (int)q->es, h0->data, h0->stride, 1, wg, w->stride);
+            sp__gemm_p(t, p, 1, 0, G - split, H, B, q->ex, (int)q->es, h0->data, h0->stride, 1, wg, w->stride);
             if (T > 1)
-                sp__gemm(1, 0, G - split, H, (T - 1) * B, q->ex + (size_t)B * q->es, (int)q->es, out, H, 1, wg, w->stride);
+                sp__gemm_p(t, p, 1, 0, G - split, H, (T - 1) * B, q->ex + (size_t)B * q->es, (int)q->es, out, H, 1, wg,
+                           w->stride);
         }
     }
     if (b_hn && b_hn->grad) /* serial: every row adds into the same bias; dy's n block [2H, 3H) */

@@ -28,7 +28,9 @@ static int cpu_level(void)
 
 static int level_of(const char *name)
 {
-    return !strcmp(name, "baseline") ? 0 : !strcmp(name, "avx2") ? 1 : !strcmp(name, "avx512") ? 2 : -1;
+    /* avx512bf16 and amx cap only the bf16 product kernels (ops/bf16.c); the vector kernels are avx512's */
+    return !strcmp(name, "baseline") ? 0 : !strcmp(name, "avx2") ? 1
+         : !strcmp(name, "avx512") || !strcmp(name, "avx512bf16") || !strcmp(name, "amx") ? 2 : -1;
 }
 
 const sp_vec_kernels *sp__vec_table(const char *name)

@@ -239,6 +239,23 @@ void sp_tape_reset(sp_tape *t);
  * rewind does not re-pack its weights at every step. Change a parameter: call sp_tape_reset. */
 void sp_tape_rewind(sp_tape *t);
 
+/** The precision of matrix products (docs/precision.md). SP_PREC_FP32: fp32 operands (the default).
+ * SP_PREC_BF16: mixed precision as PyTorch's autocast and oneDNN do it: both operands of every
+ * product are rounded to bfloat16 and their products summed in fp32; everything else (parameters,
+ * gradients, optimizer state, the cell state, gate math, softmax, losses) stays fp32. */
+typedef enum { SP_PREC_FP32 = 0, SP_PREC_BF16 = 1 } sp_precision;
+/** Sets the precision of the products recorded on the tape from now on (every matmul, the
+ * whole-sequence recurrences, their backward passes; kept across resets). Each record keeps the
+ * precision it was made with, so its backward runs in the same. SP_ERR_ARG (sp_last_error) for an
+ * unknown value or bf16 in the double build (the gradient-check build computes in double only). */
+sp_status sp_tape_set_precision(sp_tape *t, sp_precision p);
+/** The tape's product precision (SP_PREC_FP32 for NULL). */
+sp_precision sp_tape_precision(const sp_tape *t);
+/** "fp32" or "bf16" -> *p (SP_OK), anything else SP_ERR_ARG with a message naming the word. */
+sp_status sp_precision_parse(const char *name, sp_precision *p);
+/** "fp32" or "bf16". */
+const char *sp_precision_name(sp_precision p);
+
 /** SP_OK, or the status of the first op that failed since the last reset. */
 sp_status sp_tape_status(const sp_tape *t);
 const char *sp_tape_errmsg(const sp_tape *t);       /**< "" if no error */
