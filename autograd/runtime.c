@@ -26,7 +26,8 @@
 #include "spool.h"
 #include "parallel.h"
 #include "../ops/vec.h" /* sp_info names the vector kernels chosen */
-#include "../ops/bf16.h" /* and the product kernels */
+#include "../ops/amx.h" /* and the product kernels */
+#include "../ops/bf16.h"
 #include "../ops/kernels.h"
 
 #include <blis.h>
@@ -186,13 +187,15 @@ const char *sp_blis_arch_request(void)
 
 const char *sp_info(void)
 {
-    static char buf[384];
+    static char buf[512];
     sp_runtime_init();
     bli_init(); /* BLIS's queries below need it initialised (idempotent) */
 #ifdef SP_USE_DOUBLE
     const char *bf16 = "none (double build)";
 #else
-    const char *bf16 = sp__bf16_kernel_name();
+    char bf16[160];
+    const char *amx = sp__amx_name(); /* AMX through oneDNN takes the products it accepts */
+    snprintf(bf16, sizeof bf16, amx ? "%s, else %s" : "%s%s", amx ? amx : "", sp__bf16_kernel_name());
 #endif
     snprintf(buf, sizeof buf, "spool %s (%s), BLIS %s, kernels %s, vector %s, products fp32 %s, bf16 %s, threads %d",
              SP_VERSION, SP_REAL_NAME, bli_info_get_version_str(), bli_arch_string(bli_arch_query_id()),

@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     if (pr >= 0) return pr;
     sp_set_threads(c.threads); /* 0 = all cores (OMP_NUM_THREADS if set) */
     const char *info = sp_info(); /* initialises BLIS with the kernel set spool chose */
-    char info_copy[384];
+    char info_copy[512];
     snprintf(info_copy, sizeof info_copy, "%s", info);
     double rss_init = rss_mb();
 

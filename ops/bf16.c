@@ -312,6 +312,7 @@ static const bf16_kernel *chosen(void)
 
 const char *sp__bf16_kernel_name(void) { return chosen()->name; }
 static pairs_fn pairs_of(void) { return chosen()->pairs; }
+void sp__bf16_pairs(const float *x, int n, uint32_t *out) { chosen()->pairs(x, n, out); }
 static rows2_fn rows2_of(void) { return chosen()->rows2; }
 
 int sp__bf16_kernels(const char **names, int max)

@@ -17,6 +17,9 @@
 uint16_t sp__bf16(float x);
 float sp__bf16_float(uint16_t b);
 float sp__bf16_round(float x);
+/* out[j] = bf16(x[2j]) | bf16(x[2j+1]) << 16 for j < (n + 1) / 2 (x[n] read as 0): n values
+ * rounded into bf16 side by side, vectorised where the CPU allows. */
+void sp__bf16_pairs(const float *x, int n, uint32_t *out);
 
 /* op(W) [K, N] (op(W)(k, n) = trans ? W[n ldw + k] : W[k ldw + n]) as bf16 pair panels:
  * sp__bf16_panels_size(K, N) uint16 values, 64-byte aligned by the caller. */

@@ -8,6 +8,7 @@
  * dB to sp__matmul_finish, which stacks the rows of every step's A and dC and issues one
  * [G, T*B] x [T*B, H] GEMM per parameter. Same sum, one large GEMM; no layer knows about it. */
 #include "kernels.h"
+#include "amx.h"
 #include "bf16.h"
 
 #include <blis.h>
@@ -53,9 +54,16 @@ void sp__gemm_p(sp_tape *t, int prec, int ta, int tb, int M, int N, int K, const
     if (prec == SP_PREC_BF16) {
         const int threads = 2.0 * M * N * K < SP_PAR_MIN_GEMM_FLOPS ? 1 : sp__threads_now();
         sp_matmul_state *s = sp__matmul_state(t);
-        void *scratch = s ? sp__matmul_buf(t, &s->bf16_scratch, &s->bf16_scratch_cap, sp__gemm_bf16_scratch(M, N, K, threads)) : NULL;
-        if (scratch) sp__gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, threads, scratch);
-        return; /* else the tape has the error */
+        const int amx = sp__amx_ok();
+        const size_t need = amx ? sp__amx_gemm_scratch(ta, tb, M, N, K) : sp__gemm_bf16_scratch(M, N, K, threads);
+        void *scratch = s ? sp__matmul_buf(t, &s->bf16_scratch, &s->bf16_scratch_cap, need) : NULL;
+        if (!scratch) return; /* the tape has the error */
+        if (!amx || !sp__amx_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, threads, scratch, s->bf16_scratch_cap)) {
+            if (amx) /* declined (a shape oneDNN refuses): spool's own kernels, with their own scratch */
+                scratch = sp__matmul_buf(t, &s->bf16_scratch, &s->bf16_scratch_cap, sp__gemm_bf16_scratch(M, N, K, threads));
+            if (scratch) sp__gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, threads, scratch);
+        }
+        return;
     }
 #endif
     (void)t, (void)prec;

@@ -24,6 +24,7 @@
  * vec.h, vectorised for the CPU at hand; the per-step ops use the same rows, so both compute the
  * same numbers).
  */
+#include "amx.h"
 #include "bf16.h"
 #include "kernels.h"
 #include "vec.h"
@@ -196,6 +197,30 @@ static const void *pack(sp_tape *t, int prec, const sp_tensor *W, int trans, int
     return p;
 }
 
+/* Bytes of one thread's oneDNN scratchpad, whole cache lines. */
+static size_t amx_pad(const sp_amx_prod *p) { return (p->pad_bytes + 63) / 64 * 64; }
+
+/* The AMX product of a pass (amx.h): op(W) blocked once for products of up to M rows, and one
+ * step of it on a thread. 0 where it does not run (then pack and step_gemm do the product). */
+static int amx_begin(sp_amx_prod *p, int prec, int M, int K, int N, const sp_tensor *W, int trans, sp_tape *t)
+{
+#ifndef SP_USE_DOUBLE
+    if (prec == SP_PREC_BF16) return sp__amx_prod_init(p, M, K, N, W->data, W->stride, trans, t);
+#endif
+    (void)p, (void)prec, (void)M, (void)K, (void)N, (void)W, (void)trans, (void)t;
+    return 0;
+}
+
+static int amx_step(int use, sp_amx_ctx *c, const sp_amx_prod *p, int m, const sp_real *A, int lda, void *abf, sp_real *C)
+{
+#ifndef SP_USE_DOUBLE
+    return use && sp__amx_run(c, p, m, A, lda, abf, C);
+#else
+    (void)use, (void)c, (void)p, (void)m, (void)A, (void)lda, (void)abf, (void)C;
+    return 0;
+#endif
+}
+
 static int threads_for(int B, int G, int H)
 {
     int nt = sp__threads_now(), chunks = (B + CHUNK - 1) / CHUNK;
@@ -262,8 +287,15 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
     }
     q->work = sp__alloc_raw(t, q->nt * q->per * sizeof(sp_real));
     int *rows = sp__alloc_raw(t, (size_t)q->nt * 2 * maxr * sizeof(int));
-    const void *wp = pack(t, q->prec, w_hh, 1, H, G); /* op(W) = W_hh^T [H, G] */
-    if (!q->len || !q->sv || (S > G && !q->ex) || !q->work || !rows || sp_tape_status(t) != SP_OK) return NULL;
+    /* op(W) = W_hh^T [H, G]: for AMX (bf16 on an AMX CPU), else packed for step_gemm */
+    sp_amx_prod amx;
+    char *pads = amx_begin(&amx, q->prec, maxr, H, G, w_hh, 1, t)
+                     ? sp__alloc_raw(t, (size_t)q->nt * amx_pad(&amx)) : NULL;
+    const void *wp = pads ? NULL : pack(t, q->prec, w_hh, 1, H, G);
+    if (!q->len || !q->sv || (S > G && !q->ex) || !q->work || !rows || sp_tape_status(t) != SP_OK) {
+        if (pads) sp__amx_prod_fini(&amx);
+        return NULL;
+    }
     r->saved = q;
     q->order = q->len + B;
     r->iattr[0] = kid;
@@ -282,6 +314,8 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
     for (int tid = omp_get_thread_num(); tid < q->nt; tid += omp_get_num_threads()) {
         int *mine = rows + (size_t)tid * 2 * maxr, *act = mine + maxr, n = my_rows(q, tid, mine);
         sp_real *A = q->work + tid * q->per, *Y = A + (size_t)maxr * H, *ab = A + q->per - q->abuf;
+        sp_amx_ctx ctx;
+        int use_amx = pads && sp__amx_ctx_open(&ctx, &amx, pads + (size_t)tid * amx_pad(&amx));
         for (int s = 0; s < T; s++) {
             int m = 0;
             for (int i = 0; i < n; i++) {
@@ -298,7 +332,8 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
                 }
             }
             if (!m) continue;
-            step_gemm(q->prec, m, G, H, A, wp, w_hh, 1, Y, ab); /* Y = h W_hh^T */
+            if (!amx_step(use_amx, &ctx, &amx, m, A, H, ab, Y)) /* Y = h W_hh^T */
+                step_gemm(q->prec, m, G, H, A, wp, w_hh, 1, Y, ab);
             for (int i = 0; i < m; i++) {
                 int b = act[i];
                 size_t at = (size_t)s * B + b;
@@ -308,6 +343,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
                        k->cstate ? cout + at * H : NULL, H);
             }
         }
+        if (use_amx) sp__amx_ctx_close(&ctx);
         for (int i = 0; i < n; i++) { /* final state of each row: its last real step */
             int b = mine[i];
             size_t fin = (size_t)T * B + b, last = (size_t)(q->len[b] - 1) * B + b;
@@ -316,6 +352,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
             if (k->cstate) memcpy(cout + fin * H, q->len[b] ? cout + last * H : sp_at(c0, b, 0), bytes);
         }
     }
+    if (pads) sp__amx_prod_fini(&amx);
     return r->out;
 }
 
@@ -350,8 +387,14 @@ void sp__seq_backward(sp_record *r)
     const size_t CB = (size_t)(T + 1) * B * H; /* offset of the c rows */
     const sp_real *out = r->out->data, *dout = r->out->grad;
     int *rows = sp__scratch(r->tape, (size_t)q->nt * 2 * maxr * sizeof(int));
-    const void *wp = rows ? pack(r->tape, q->prec, w, 0, G, H) : NULL; /* op(W) = W_hh [G, H] */
-    if (!rows || sp_tape_status(r->tape) != SP_OK) return;
+    sp_amx_prod amx; /* op(W) = W_hh [G, H], as in the forward pass */
+    char *pads = rows && amx_begin(&amx, q->prec, maxr, G, H, w, 0, r->tape)
+                     ? sp__alloc_raw(r->tape, (size_t)q->nt * amx_pad(&amx)) : NULL;
+    const void *wp = rows && !pads ? pack(r->tape, q->prec, w, 0, G, H) : NULL;
+    if (!rows || sp_tape_status(r->tape) != SP_OK) {
+        if (pads) sp__amx_prod_fini(&amx);
+        return;
+    }
     int same = k->dyx == k->gates; /* dx = dy for all but the GRU */
     if (q->kept && xp->grad && xp->grad != xp->data) { /* sp_backward gives a kept node its data as gradient */
         sp_tape_fail(r->tape, SP_ERR_STATE, "%s \"%s\": xp \"%s\" holds the saved gates, but its gradient is elsewhere",
@@ -371,6 +414,8 @@ void sp__seq_backward(sp_record *r)
         sp_real *DX = dcc + (size_t)maxr * H;    /* [G] dx of one row (GRU) */
         sp_real *dh = DX + G, *dcn = dh + H, *scr = dcn + H, *dhd = scr + 2 * H, *ab = q->work + (tid + 1) * q->per - q->abuf;
         memset(dhc, 0, 2 * (size_t)maxr * H * sizeof(sp_real));
+        sp_amx_ctx ctx;
+        int use_amx = pads && sp__amx_ctx_open(&ctx, &amx, pads + (size_t)tid * amx_pad(&amx));
         for (int s = T - 1; s >= 0; s--) {
             int m = 0;
             for (int i = 0; i < n; i++) {
@@ -399,7 +444,8 @@ void sp__seq_backward(sp_record *r)
                 act[m++] = i;
             }
             if (!m) continue;
-            step_gemm(q->prec, m, H, G, D, wp, w, 0, DH, ab); /* dh[s-1] (+)= dy[s] W_hh */
+            if (!amx_step(use_amx, &ctx, &amx, m, D, G, ab, DH)) /* dh[s-1] (+)= dy[s] W_hh */
+                step_gemm(q->prec, m, H, G, D, wp, w, 0, DH, ab);
             for (int i = 0; i < m; i++) {
                 sp_real *restrict d = dhc + (size_t)act[i] * H;
                 const sp_real *restrict e = DH + (size_t)i * H;
@@ -407,6 +453,7 @@ void sp__seq_backward(sp_record *r)
                 else memcpy(d, e, (size_t)H * sizeof(sp_real));
             }
         }
+        if (use_amx) sp__amx_ctx_close(&ctx);
         for (int i = 0; i < n; i++) { /* what reaches the initial state */
             int b = mine[i];
             const sp_real *fin = dout + ((size_t)T * B + b) * H;
@@ -421,6 +468,7 @@ void sp__seq_backward(sp_record *r)
             }
         }
     }
+    if (pads) sp__amx_prod_fini(&amx);
     /* dy's columns: [0, split) in the gates' rows, [split, G) in ex's (kept, GRU) */
     int split = q->kept ? DX0 : G;
     if (w->grad) { /* dW_hh [G, H] += dy^T h_prev over all steps: step 0 from h0, the rest from out */

@@ -7,7 +7,8 @@
 # second run is quick). Needs root (or sudo).
 set -euo pipefail
 # the library (compiler, build tools, BLIS) and the examples (gnuplot plots, graphviz pictures)
-pkgs=(gcc meson ninja-build pkg-config libblis-openmp-dev graphviz gnuplot-nox)
+# (and oneDNN: bf16 products on Intel's AMX tiles, ops/amx.c)
+pkgs=(gcc meson ninja-build pkg-config libblis-openmp-dev libdnnl-dev graphviz gnuplot-nox)
 if [ "${1:-}" = --test ]; then
   pkgs+=(libcmocka-dev python3 python3-torch cmake doxygen)
   pkgs+=(libopenmpi-dev openmpi-bin)  # data-parallel training (dist/) and its mpirun tests

@@ -310,6 +310,7 @@ static void test_api(void **state)
 
 int main(void)
 {
+    printf("# %s\n", sp_info()); /* which product kernels ran (SPOOL_CPU picks them) */
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_round), cmocka_unit_test(test_pack_bits), cmocka_unit_test(test_kernels),
                                        cmocka_unit_test(test_gemm), cmocka_unit_test(test_matmul_op),
                                        cmocka_unit_test(test_seq_ops), cmocka_unit_test(test_api)};

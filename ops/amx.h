@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* amx.h - bf16 products on Intel AMX through oneDNN (ops/amx.c), for the ops whose products run
+ * in bf16 (matmul.c, seq.c). Internal to ops/. Every function declines (returns 0) where AMX or
+ * oneDNN is not there; the caller then runs bf16.c's kernels. */
+#ifndef SP_AMX_H
+#define SP_AMX_H
+
+#include "../autograd/tape_internal.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 1 when bf16 products go to AMX: oneDNN built in, the CPU runs AMX-BF16, SPOOL_CPU unset or "amx". */
+int sp__amx_ok(void);
+/* "AMX through oneDNN X.Y.Z", or NULL when not in use. */
+const char *sp__amx_name(void);
+
+/* C[M, N] = op(A) op(B) + beta C (beta 0 or 1) with bf16 operands on up to `threads` threads;
+ * scratch of at least sp__amx_gemm_scratch(...) bytes (64-byte aligned). 0: declined, nothing done. */
+size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K);
+int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc, int threads, void *scratch, size_t scratch_bytes);
+
+/* A recurrent product: op(W) [K, N] (op(W)(k, n) = trans ? W[n ldw + k] : W[k ldw + n]) rounded
+ * and blocked once (in t's arena), for products [m <= M, K] x op(W) -> [m, N] at stride N. */
+typedef struct {
+    void *prim, *pd, *w;
+    int M, K, N;
+    size_t pad_bytes; /* oneDNN's scratchpad per thread */
+} sp_amx_prod;
+int sp__amx_prod_init(sp_amx_prod *p, int M, int K, int N, const float *W, int ldw, int trans, sp_tape *t);
+void sp__amx_prod_fini(sp_amx_prod *p);
+
+/* One thread's handle on a product: its stream and memories, its scratchpad (pad_bytes, 64-byte
+ * aligned). sp__amx_run rounds A [m, K] (stride lda) into abf (M x K rounded up to even, bf16)
+ * and writes C = A op(W). */
+typedef struct {
+    void *stream, *mem[4];
+} sp_amx_ctx;
+int sp__amx_ctx_open(sp_amx_ctx *c, const sp_amx_prod *p, void *pad);
+int sp__amx_run(sp_amx_ctx *c, const sp_amx_prod *p, int m, const float *A, int lda, uint16_t *abf, float *C);
+void sp__amx_ctx_close(sp_amx_ctx *c);
+
+#endif
