@@ -11,6 +11,7 @@
 #include "tape_internal.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,6 +136,8 @@ size_t sp_tape_capacity(const sp_tape *t)
 
 /* ------------------------------------------------------------------- tape */
 
+static _Atomic int default_precision; /* what new tapes start with (sp_set_precision); SP_PREC_FP32 */
+
 sp_tape *sp_tape_new(void)
 {
     sp_runtime_init();
@@ -143,6 +146,7 @@ sp_tape *sp_tape_new(void)
         sp_fail(SP_ERR_NOMEM, "sp_tape_new: out of memory");
         return NULL;
     }
+    t->precision = default_precision;
     return t;
 }
 
@@ -203,6 +207,16 @@ sp_status sp_tape_set_precision(sp_tape *t, sp_precision p)
 }
 
 sp_precision sp_tape_precision(const sp_tape *t) { return t ? (sp_precision)t->precision : SP_PREC_FP32; }
+
+sp_status sp_set_precision(sp_precision p)
+{
+    sp_tape probe = {0}; /* the same checks as a tape's */
+    sp_status st = sp_tape_set_precision(&probe, p);
+    if (st == SP_OK) default_precision = p;
+    return st;
+}
+
+sp_precision sp_get_precision(void) { return (sp_precision)default_precision; }
 
 sp_status sp_precision_parse(const char *name, sp_precision *p)
 {

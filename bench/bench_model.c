@@ -64,11 +64,6 @@ int model_step(bench_model *m, const bench_cfg *c, sp_tape *tp, const bench_batc
     const int TB = c->T * c->B, V = c->V;
     const int *target = bt->target;
     sp_tape_reset(tp);
-    sp_precision prec = SP_PREC_FP32;
-    if (sp_precision_parse(c->precision, &prec) != SP_OK || sp_tape_set_precision(tp, prec) != SP_OK) {
-        fprintf(stderr, "spool-bench: %s\n", sp_last_error());
-        return 1;
-    }
     sp_tensor *x;
     if (c->E) {
         x = sp_embed_forward(tp, &im->emb, bt->ids, TB);

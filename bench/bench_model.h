@@ -13,7 +13,6 @@ typedef struct {
     unsigned long seed;
     double target_seconds, lr, clip;
     const char *dump_dir;      /* --dump: write parameters before/after one step, then stop */
-    const char *precision;     /* --precision fp32|bf16: the products' precision (sp_tape_set_precision) */
 } bench_cfg;
 
 typedef struct bench_model_impl bench_model_impl;

@@ -38,6 +38,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("steps", EX_INT, bench_opts, steps, "30", 1, 1 << 20, 0, "N", "timed steps"),
     EX_OPT("warmup", EX_INT, bench_opts, warmup, "3", 0, 1 << 20, 0, "N", "untimed steps first"),
     EX_OPT_THREADS(bench_opts, threads, 0),
+    EX_OPT_PRECISION(0),
     EX_OPT("bucket-kb", EX_INT, bench_opts, bucket_kb, "4096", 1, 1 << 22, 0, "KB", "all-reduce bucket size"),
     EX_OPT("bw-gbs", EX_DBL, bench_opts, bw_gbs, "1.25", 1e-3, 1e4, 0, "GB/s",
            "assumed network bandwidth per machine for the model (1.25 = 10 Gbit/s Ethernet)"),

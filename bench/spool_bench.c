@@ -58,9 +58,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("varlen", EX_FLAG, C, varlen, NULL, 0, 0, 0, NULL,
            "rows of lengths uniform in [max(1, T/4), T], unsorted; loss over real positions"),
     EX_OPT("forward-only", EX_FLAG, C, fwd_only, NULL, 0, 0, 0, NULL, "forward + loss only"),
-    EX_CHOICE("precision", EX_STR, C, precision, "fp32", "fp32|bf16", 0, "P",
-              "precision of the products: bf16 rounds both operands to bfloat16 and sums in fp32\n"
-              "                        (the peer's --autocast bf16; docs/precision.md)"),
+    EX_OPT_PRECISION(0), /* the peer's --autocast bf16 is --precision bf16 */
     EX_OPT("seed", EX_LONG, C, seed, "1234", 0, 2147483647, 0, "S", "random seed"),
     EX_OPT("lr", EX_DBL, C, lr, "2e-3", 0, 1e9, 0, "LR", "Adam learning rate"),
     EX_OPT("clip", EX_DBL, C, clip, "5.0", 0, 1e9, 0, "C", "global-norm clip"),
@@ -300,8 +298,8 @@ int main(int argc, char **argv)
            1000 * times[0], rss_mb(), rss_init, m.ps->numel, (ut + st) / secs,
            st / fmax(1e-9, ut + st), (double)(ru1.ru_minflt - ru0.ru_minflt) / S, jnum(jl0, loss_first),
            jnum(jl1, loss_last), flops * 1e-9, flops * 1e-9 / times[S / 2],
-           (double)sp_tape_capacity(tape) / (1 << 20), sp_tape_count(tape), bench_optim_name, bench_model_name, c.precision,
-           strcmp(c.precision, "bf16") ? "none" : "bf16", info_copy);
+           (double)sp_tape_capacity(tape) / (1 << 20), sp_tape_count(tape), bench_optim_name, bench_model_name,
+           sp_precision_name(sp_get_precision()), sp_get_precision() == SP_PREC_BF16 ? "bf16" : "none", info_copy);
     fflush(stdout);
     sp_tape_free(tape);
     model_free(&m);

@@ -148,9 +148,11 @@ int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
     if (!md2(&a, M, K, dnnl_bf16, ta ? 1 : la, ta ? la : 1) || !md2(&b, K, N, dnnl_bf16, tb ? 1 : lb, tb ? lb : 1) ||
         !md2(&c, M, N, dnnl_f32, ldc, 1))
         return 0;
+    /* oneDNN sizes a primitive's team when it is made, from the caller's OpenMP setting */
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
     dnnl_primitive_desc_t pd = matmul_pd(&a, &b, &c, beta != 0);
-    if (!pd) return 0;
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    const dnnl_memory_desc_t *smd = pd ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
     dnnl_primitive_t prim = NULL;
     int ok = smd && os + dnnl_memory_desc_get_size(smd) <= scratch_bytes &&
              dnnl_primitive_create(&prim, pd) == dnnl_success;
@@ -159,15 +161,13 @@ int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
         round_rows(A, ta ? K : M, ta ? M : K, lda, pa);
         round_rows(B, tb ? N : K, tb ? K : N, ldb, pb);
         dnnl_stream_t st = NULL;
-        const int before = omp_get_max_threads(); /* oneDNN takes its team from the caller's setting */
-        omp_set_num_threads(threads);
         ok = dnnl_stream_create(&st, engine, dnnl_stream_default_flags) == dnnl_success &&
              run(prim, st, &a, pa, &b, pb, &c, C, smd, (char *)scratch + os);
-        omp_set_num_threads(before);
         if (st) dnnl_stream_destroy(st);
     }
+    omp_set_num_threads(before);
     if (prim) dnnl_primitive_destroy(prim);
-    dnnl_primitive_desc_destroy(pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
     return ok;
 }
 
@@ -184,13 +184,18 @@ int sp__amx_prod_init(sp_amx_prod *p, int M, int K, int N, const float *W, int l
         dnnl_memory_desc_init_by_tag(&b, 2, bd, dnnl_bf16, dnnl_format_tag_any) != dnnl_success ||
         !md2(&wsrc, K, N, dnnl_f32, trans ? 1 : ldw, trans ? ldw : 1))
         return 0;
+    /* made for one thread (oneDNN sizes a primitive's team when it is made): each thread of the
+     * op runs its own rows' products */
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(1);
     dnnl_primitive_desc_t pd = matmul_pd(&a, &b, &c, 0);
-    if (!pd) return 0;
     dnnl_primitive_t prim = NULL;
-    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *wmd = pd ? dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0) : NULL;
     const size_t wbytes = wmd ? dnnl_memory_desc_get_size(wmd) : 0;
     void *wbuf = wbytes ? sp__alloc_raw(t, wbytes) : NULL;
     int ok = wbuf && dnnl_primitive_create(&prim, pd) == dnnl_success;
+    omp_set_num_threads(before);
+    if (!pd) return 0;
     if (ok) { /* W (fp32, op(W) by strides) into the primitive's blocked bf16 layout, once */
         dnnl_primitive_desc_t rpd = NULL;
         dnnl_primitive_t r = NULL;
@@ -244,6 +249,10 @@ int sp__amx_ctx_open(sp_amx_ctx *c, const sp_amx_prod *p, void *pad)
              dnnl_memory_create(&m[3], s, engine, pad) == dnnl_success;
     c->stream = st;
     memcpy(c->mem, m, sizeof m);
+    /* one thread per context: its products run on the calling thread (a team of 1 is not "in
+     * parallel", and oneDNN would otherwise start a team of the host's default size per step) */
+    c->threads_before = omp_get_max_threads();
+    omp_set_num_threads(1);
     if (!ok) sp__amx_ctx_close(c);
     return ok;
 }
@@ -266,6 +275,7 @@ void sp__amx_ctx_close(sp_amx_ctx *c)
     for (int i = 0; i < 4; i++)
         if (mem[i]) dnnl_memory_destroy(mem[i]);
     if (c->stream) dnnl_stream_destroy(c->stream);
+    if (c->threads_before > 0) omp_set_num_threads(c->threads_before);
     memset(c, 0, sizeof *c);
 }
 

@@ -36,6 +36,7 @@ void sp__amx_prod_fini(sp_amx_prod *p);
  * and writes C = A op(W). */
 typedef struct {
     void *stream, *mem[4];
+    int threads_before; /* the thread's OpenMP team size, restored by sp__amx_ctx_close */
 } sp_amx_ctx;
 int sp__amx_ctx_open(sp_amx_ctx *c, const sp_amx_prod *p, void *pad);
 int sp__amx_run(sp_amx_ctx *c, const sp_amx_prod *p, int m, const float *A, int lda, uint16_t *abf, float *C);

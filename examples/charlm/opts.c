@@ -58,6 +58,7 @@ static ex_opt OPTS[] = {
     {"epochs", EX_DBL, S(epochs), "0", 0, 1000000, TR, NULL, "train for this many passes over the data instead of --steps", NULL, NULL, 1},
     {"seed", EX_LONG, S(seed), "1", 0, LONG_MAX, TR | CL_SAMPLE, NULL, "random seed (init, data order, dropout; sampling)", NULL, NULL, 1},
     {"threads", EX_INT, S(threads), "0", 0, EX_MAX_THREADS, ALL, NULL, "threads (0 = OMP_NUM_THREADS or all cores; under mpirun 1 per rank unless given)", NULL, NULL, 0},
+    EX_OPT_PRECISION(ALL),
     {"dist-timeout", EX_DBL, S(dist_timeout), "600", 1, 1e7, TR, NULL, "under mpirun: seconds a rank waits for the others before it stops with a message", NULL, NULL, 0},
     {"eval-every", EX_INT, S(eval_every), "500", 0, 1000000000, TR, NULL, "held-out loss every N steps (0 = only at the end)", NULL, NULL, 0},
     {"checkpoint-every", EX_INT, S(checkpoint_every), "1000", 0, 1000000000, TR, NULL, "write the checkpoint every N steps (0 = only at the end)", NULL, NULL, 0},

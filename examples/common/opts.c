@@ -180,6 +180,17 @@ int ex_opt_set(const ex_opt *d, void *base, const char *v, char *err, size_t err
     return -1;
 }
 
+int ex_opt_precision(const char *v, void *base, char *err, size_t errn)
+{
+    (void)base;
+    sp_precision p;
+    if (sp_precision_parse(v, &p) != SP_OK || sp_set_precision(p) != SP_OK) {
+        snprintf(err, errn, "--precision: %s", sp_last_error());
+        return -1;
+    }
+    return 0;
+}
+
 void ex_fmt_shortest(double v, char *buf, size_t n)
 {
     /* the fewest significant digits that read back as exactly v: 0.003, not 0.0030000000000000001 */

@@ -69,6 +69,12 @@ typedef struct ex_opt {
     EX_OPT("threads", EX_INT, T, field, "0", 0, EX_MAX_THREADS, where, "N", "threads (0 = OMP_NUM_THREADS or all cores)")
 #define EX_CALLBACK(name, fn, def, where, meta, help) \
     {name, EX_CALL, 0, 0, def, 0, 0, where, meta, help, NULL, fn, 0}
+/* The --precision line of every program that multiplies matrices: the products' precision of
+ * every tape the program makes from then on (sp_set_precision; docs/precision.md). */
+int ex_opt_precision(const char *v, void *base, char *err, size_t errn);
+#define EX_OPT_PRECISION(where) \
+    EX_CALLBACK("precision", ex_opt_precision, "fp32", where, "fp32|bf16", \
+                "products in fp32, or bf16 operands summed in fp32 (as PyTorch's autocast)")
 
 typedef struct {
     const char *prog;          /* "spool-ner" */

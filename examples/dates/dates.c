@@ -95,6 +95,7 @@ static const ex_opt OPTS[] = {
               "      spelled-out numbers (\"the twenty-third of march, nineteen ninety-eight\"), all 30, or the\n"
               "      long ones inside a sentence (\"we last heard from her on ... at about half past ten\")"),
     EX_OPT_THREADS(T, threads, 0),
+    EX_OPT_PRECISION(0),
 };
 #undef T
 

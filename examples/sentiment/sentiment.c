@@ -333,6 +333,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("limit", EX_INT, T, limit, "0", 0, 1 << 30, TRAIN, "N", "use only the first N training lines (0 = all)"),
     EX_OPT("seed", EX_U64, T, seed, "1", 0, 0, TRAIN, "S", "random seed"),
     EX_OPT_THREADS(T, threads, 0),
+    EX_OPT_PRECISION(0),
     EX_OPT("log-every", EX_INT, T, log_every, "50", 0, 1 << 30, TRAIN, "N", "a progress line every N batches (redrawn in place on a terminal; 0 = none)"),
     EX_OPT("tape", EX_FLAG, T, tape, NULL, 0, 0, PREDICT, NULL,
            "run the recurrence on a tape as training does, not the streaming forward-only path (same numbers)"),

@@ -175,6 +175,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("save-dir", EX_STR, T, save_dir, NULL, 0, 0, 0, "DIR", "save every trained model as DIR/vanishing_<cell>_T<T>.safetensors"),
     EX_OPT("eval", EX_STR, T, eval, NULL, 0, 0, 0, "CKPT", "load a saved model and report its accuracy"),
     EX_OPT_THREADS(T, threads, 0),
+    EX_OPT_PRECISION(0),
 };
 #undef T
 static const ex_cli CLI = {PROG,

@@ -62,6 +62,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("max-len", EX_INT, T, maxlen, "40", 1, 10000, SAMPLE, "N", "longest sampled sentence in words"),
     EX_OPT("allow-unk", EX_FLAG, T, allow_unk, NULL, 0, 0, SAMPLE, NULL, "let sampling draw <unk>"),
     EX_OPT_THREADS(T, threads, 0),
+    EX_OPT_PRECISION(0),
 };
 #undef T
 static const char *const CMDS[] = {"train", "eval", "score", "sample", NULL};

@@ -251,6 +251,12 @@ typedef enum { SP_PREC_FP32 = 0, SP_PREC_BF16 = 1 } sp_precision;
 sp_status sp_tape_set_precision(sp_tape *t, sp_precision p);
 /** The tape's product precision (SP_PREC_FP32 for NULL). */
 sp_precision sp_tape_precision(const sp_tape *t);
+/** The precision that tapes made from now on start with (every tape, those that streams, the
+ * optimizers and the layers make for themselves included): SP_PREC_FP32 until changed. For a
+ * program's --precision switch. The same refusals as sp_tape_set_precision; thread-safe. */
+sp_status sp_set_precision(sp_precision p);
+/** The precision new tapes start with. */
+sp_precision sp_get_precision(void);
 /** "fp32" or "bf16" -> *p (SP_OK), anything else SP_ERR_ARG with a message naming the word. */
 sp_status sp_precision_parse(const char *name, sp_precision *p);
 /** "fp32" or "bf16". */
