@@ -155,5 +155,24 @@ else
     not_ok "--segment differs" "$(diff a.txt b.txt | head -4)" "$(tail -2 o2.txt)"
 fi
 
+# mixed precision: bf16 products train as fp32 ones do, really round (other losses), and the
+# checkpoint (always fp32) samples the memorised text in either mode
+if $BIN train $TINY --cell lstm --precision bf16 --checkpoint t-bf16.safetensors > out.txt 2>&1 &&
+   awk -v f="$(sed -n 2p t-bf16.csv | cut -d, -f4)" -v l="$(tail -1 t-bf16.csv | cut -d, -f4)" \
+       'BEGIN { exit !(f > 3.0 && l < 0.25) }'; then
+    ok "--precision bf16: lstm overfits"
+else
+    not_ok "--precision bf16 does not train" "$(tail -3 out.txt)"
+fi
+if ! cmp -s <(cut -d, -f4 t-lstm.csv) <(cut -d, -f4 t-bf16.csv); then ok "--precision bf16: other losses than fp32"
+else not_ok "--precision bf16 gives the fp32 losses bit for bit: not applied"; fi
+for p in fp32 bf16; do
+    $BIN sample --checkpoint t-bf16.safetensors --threads 1 --precision $p --temperature 0 --prime 'the q' --count 1 \
+        --max-len 20 > s-$p.txt 2>/dev/null
+    if grep -q '^the quick brown fox' s-$p.txt; then ok "a bf16-trained checkpoint samples in $p"
+    else not_ok "bf16 checkpoint sampled in $p: '$(cat s-$p.txt)'"; fi
+done
+expect_fail "--precision fp16" "precision" $BIN train $TINY --precision fp16
+
 echo "1..$n"
 [ $failed -eq 0 ]
