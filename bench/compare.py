@@ -75,8 +75,19 @@ def grid(name, threads_all):
     return out
 
 
+PRECISION = "fp32"  # --precision: bf16 runs spool with --precision bf16 and each peer also under autocast
+
+
+def base(prog):
+    """The peer a program name runs: "pypi+bf16" is the pypi peer under --autocast bf16."""
+    return prog.split("+")[0]
+
+
 def target_ratio(c):
-    """The speed target against the faster peer: variable lengths 3x, LSTM 1.5x, GRU and RNN 2x."""
+    """The speed target against the faster peer: variable lengths 3x, LSTM 1.5x, GRU and RNN 2x;
+    in bf16 (against the faster of the peers' fp32 and autocast modes) LSTM 1.2x, GRU and RNN 2x."""
+    if PRECISION == "bf16":
+        return 1.2 if c["cell"] == "lstm" else 2.0
     if c.get("variant") == "varlen":
         return 3.0
     return 1.5 if c["cell"] == "lstm" else 2.0
@@ -113,6 +124,13 @@ def flags(c, a):
     if a.forward_only:
         f.append("--forward-only")
     return f
+
+
+def prog_cmd(prog, c, a, bench):
+    """The command line of one program of the comparison for configuration c."""
+    if prog == "spool":
+        return [bench] + flags(c, a) + ["--precision", PRECISION]
+    return [PEERS[base(prog)], a.peer_script] + flags(c, a) + (["--autocast", "bf16"] if prog.endswith("+bf16") else [])
 
 
 def run_json(cmd, env, timeout):
@@ -192,8 +210,13 @@ def write_results(path, rows, meta, peers_used):
     L.append("**Machine:** %s, %d cores; spool: `%s`, source `%s`; BLIS_ARCH_TYPE passed to the peers: "
              "`%s`.  " % (meta["cpu"], meta["cores"], meta["spool_info"], meta.get("git", "?"),
                           meta["blis_arch_type"]))
-    L.append("**Peers:** %s.  " % "; ".join("%s = torch %s (`%s`, %s)" % (
-        p, meta["torch"].get(p, "?"), PEERS[p], PEER_NOTES[p]) for p in peers_used))
+    L.append("**Peers:** %s.  " % "; ".join("%s = torch %s (`%s`, %s%s)" % (
+        p, meta["torch"].get(p, "?"), PEERS[base(p)], PEER_NOTES[base(p)],
+        ", under `--autocast bf16`" if p.endswith("+bf16") else "") for p in peers_used))
+    if meta.get("precision") == "bf16":
+        L.append("**Precision:** spool runs `--precision bf16` (bf16 operands, fp32 sums); each peer runs "
+                 "in fp32 and under `torch.autocast(\"cpu\", dtype=torch.bfloat16)`, and the ratio is "
+                 "against the fastest of them. **of peak** is against the bf16 peak (%s).  " % meta.get("peak_name", "?"))
     for p in meta.get("skipped", []):
         L.append("**Skipped peer:** %s.  " % p)
     L.append("**Command:** `%s`  " % meta["command"])
@@ -213,7 +236,7 @@ def write_results(path, rows, meta, peers_used):
              "(less sensitive to a busy machine, since time spent descheduled is not counted; read it "
              "for 1-thread rows, as spinning OpenMP threads inflate CPU time with more); peak RSS in MB; spool's "
              "achieved GEMM GFLOP/s (model FLOPs, step_gemms.h, over the median step) and **of peak**, that as a "
-             "fraction of the FP32 FMA peak of the cores it ran on (" + fmt(meta.get("fma_peak"), "%.0f") + " GFLOP/s per core, measured by "
+             "fraction of the %s peak of the cores it ran on (" % meta.get("peak_name", "FP32 FMA") + fmt(meta.get("fma_peak"), "%.0f") + " GFLOP/s per core, measured by "
              "spool-fma-peak); "
              "**ceil** = spool's tokens/s as a fraction of the GEMM-only bound measured by "
              "spool-gemm-ceiling at the same shapes and threads (1.0 = as fast as BLIS doing nothing but the "
@@ -369,6 +392,8 @@ def main():
     p.add_argument("--seq", type=int, default=64)
     p.add_argument("--vocab", type=int, default=65)
     p.add_argument("--forward-only", action="store_true")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: spool with --precision bf16 against each peer in fp32 and under --autocast bf16")
     p.add_argument("--cells", default="rnn,gru,lstm", help="comma list to keep from the grid")
     p.add_argument("--hidden", help="comma list of hidden sizes to keep from the grid")
     p.add_argument("--layers", help="comma list of layer counts to keep from the grid")
@@ -395,6 +420,8 @@ def main():
         sys.exit("compare.py: --reps >= 1 and --target-seconds > 0")
 
     PEERS["pypi"] = a.pypi_python
+    global PRECISION
+    PRECISION = a.precision
     cells = set(a.cells.split(","))
     def keep(c):
         for opt, field in ((a.hidden, "hidden"), (a.layers, "layers"), (a.threads, "threads")):
@@ -410,6 +437,8 @@ def main():
             sys.exit("compare.py: unknown peer %r (debian, pypi)" % name)
         if os.access(PEERS[name], os.X_OK):
             peers_used.append(name)
+            if a.precision == "bf16":
+                peers_used.append(name + "+bf16")
         else:
             skipped.append("%s (%s missing: run bench/setup-peers.sh)" % (name, PEERS[name]))
             print("compare.py: skipping peer %s: %s not found (bench/setup-peers.sh installs it)"
@@ -423,13 +452,14 @@ def main():
             metas.append(rs[0]["meta"])
             recs += rs[1:]
         meta = metas[0]
+        PRECISION = meta.get("precision", "fp32")
         meta["raw"] = a.raw.split(",")[0]
         if len(metas) > 1:
             meta["command"] = " ; ".join(m["command"] for m in metas)
             meta["load_before"] = " / ".join(m["load_before"] for m in metas)
             meta["load_after"] = " / ".join(m["load_after"] for m in metas)
             meta["raw"] = a.raw.split(",")[0]
-            meta["peers"] = sorted({p for m in metas for p in m["peers"]}, key=list(PEERS).index)
+            meta["peers"] = sorted({p for m in metas for p in m["peers"]}, key=lambda p: (list(PEERS).index(base(p)), p))
             meta["torch"] = {k: v for m in metas for k, v in m["torch"].items()}
             meta["reps"] = max(m["reps"] for m in metas)
         recs.insert(0, None)
@@ -478,8 +508,12 @@ def main():
     peak_bin = os.path.join(os.path.dirname(bench), "spool-fma-peak")
     pk, _ = run_json([peak_bin, "--json"], env0, 60) if os.access(peak_bin, os.X_OK) else (None, "")
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(a.busy)]
+    bf16 = a.precision == "bf16"
+    peak_name = ("bf16 (AMX through oneDNN)" if pk.get("bf16_amx_gflops") else "bf16 vdpbf16ps"
+                 if pk.get("bf16_dp_peak_gflops") else "FP32 FMA") if (pk and bf16) else "FP32 FMA"
     meta = {
-        "fma_peak": pk["fma_peak_gflops"] if pk else None, "busy": a.busy,
+        "fma_peak": (pk.get("bf16_peak_gflops") if bf16 else pk["fma_peak_gflops"]) if pk else None,
+        "peak_name": peak_name, "precision": a.precision, "busy": a.busy,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": machine(), "cores": ncores(), "spool_info": probe.get("info", "?"),
         "blis_arch_type": arch, "torch": torch_ver, "peers": peers_used, "skipped": skipped,
@@ -511,10 +545,7 @@ def main():
         for rep in range(a.reps):
             order = progs[rep % len(progs):] + progs[:rep % len(progs)]  # rotate who goes first
             for prog in order:
-                if prog == "spool":
-                    cmd, env = [bench] + flags(c, a), env0
-                else:
-                    cmd, env = [PEERS[prog], a.peer_script] + flags(c, a), peer_env
+                cmd, env = prog_cmd(prog, c, a, bench), (env0 if prog == "spool" else peer_env)
                 out, err = run_json(cmd, env, a.timeout)
                 if out and prog != "spool":
                     torch_ver[prog] = out.get("torch", "?")
