@@ -92,9 +92,9 @@ static sp_tensor *loss(sp_tape *t, model *md)
     sp_tensor *x = sp_const(t, n, 1), *target = sp_const(t, n, 1), *mask = sp_const(t, n, 1);
     if (!x || !target || !mask) return NULL;
     sp_name(t, x, "x"), sp_name(t, target, "target"), sp_name(t, mask, "mask"); /* names in the graph */
-    for (int k = 0; k < n; k++) {
-        x->data[k] = md->x[k];
-        if (k >= DELAY * B) target->data[k] = md->x[k - DELAY * B], mask->data[k] = 1;
+    for (int k = 0; k < n; k++) { /* row k is step k / B of sequence k % B */
+        *sp_at(x, k, 0) = md->x[k];
+        if (k >= DELAY * B) *sp_at(target, k, 0) = md->x[k - DELAY * B], *sp_at(mask, k, 0) = 1;
     }
     sp_seq_out r;
     if (sp_seq_run(t, &md->cell, x, md->T, B, NULL, &r) != SP_OK) return NULL;
@@ -148,7 +148,7 @@ static int check(sp_tape *t, sp_params *ps, model *md)
             a2 += analytic * analytic, n2 += numeric * numeric;
         }
         double rel = sqrt(diff) / (sqrt(a2) + sqrt(n2) + 1e-30);
-        printf("%-10s [%3d x %3d]  relative error %.1e\n", p->name, p->rows, p->cols, rel);
+        printf("%-11s [%3d x %3d]  relative error %.1e\n", p->name, p->rows, p->cols, rel);
         if (!(rel <= worst)) worst = rel;
     }
     printf("%s: the worst is %.1e (right: about 1e-3; wrong: 1e-1 or more)\n", worst < 2e-2 ? "ok" : "WRONG", worst);
