@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """portable_vs_native.py - the default (portable) build against a -Dnative=true build, side by side.
 
-The default library runs on any x86-64 and picks its AVX2/AVX-512 kernels at run time (README,
+The default library runs on any x86-64 and picks its AVX2/AVX-512 kernels at run time (docs/design.md,
 "Portable build and CPU dispatch"); -Dnative=true compiles everything for the build machine.
 This configures and builds the native one in --native-build (default build-native/ beside
 build/) if it is missing, then runs spool-bench from both, interleaved (portable, native, then

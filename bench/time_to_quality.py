@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """time_to_quality.py - wall time to a held-out loss: spool-charlm against the same model in PyTorch.
 
-The Shakespeare model of the README: characters -> embedding 32 -> 2-layer LSTM 256 -> dropout
+The Shakespeare model of docs/speed.md ("Time to quality"): characters -> embedding 32 -> 2-layer LSTM 256 -> dropout
 0.2 between the layers and before the head -> linear -> softmax cross-entropy; Adam lr 2e-3
 (constant), global-norm clip 5, 32 tracks x 64 characters per step, state carried from chunk to
 chunk (reset at each epoch), held-out loss every --eval-every steps over the last 10 % of the text

@@ -420,7 +420,7 @@ static void test_exact_match(void **state)
 
 /* tests/dates_human.tsv, the set of human-typed forms: every gold date is what the rule-based
  * reader gets from the normalised text, no line is a form the generator writes, and every date is
- * a test day of seeds 1-3 (unseen in training by the README's models). */
+ * a test day of seeds 1-3 (unseen in training by the models of docs/dates.md). */
 static dt_date days[512]; /* the test set's dates, for the dev set's checks */
 static int n_days;
 

@@ -13,10 +13,20 @@ against an installed spool (pkg-config, ./prog), which tests/test_install.sh run
 How: the commands of one document run in order in one fresh directory under the build
 directory (so a `sample` finds what the `train` before it wrote), with build/examples first on
 PATH as the README says, and stdin from /dev/null. Nothing is written into the source tree: the
-directory holds read-only links to examples/, tests/ and build/, and an empty docs/img for the
-commands that regenerate figures. Each spool program gets a few extra options appended that
-shrink it to seconds (fewer steps, epochs or sentences; SHRINK below, as the docs say); the
+directory holds read-only links to examples/, tests/, include/ and build/, and an empty docs/img
+for the commands that regenerate figures. Each spool program gets a few extra options appended
+that shrink it to seconds (fewer steps, epochs or sentences; SHRINK below, as the docs say); the
 options layer takes the last value of a repeated option, so the command itself is untouched.
+
+Code shown as a file: after a line `<!-- file: PATH -->`, the ```c blocks up to the next such
+line, joined by blank lines, are PATH. A PATH in the source tree (docs/tutorial.md's
+examples/tutorial/mlstm.c) must equal them byte for byte, so the page shows the program that
+runs; a bare file name (the README's first.c) is written into the scratch directory before the
+document's commands run, so its `cc` line compiles what the page shows.
+
+Also checked: every relative link and image of these documents points at a file that exists,
+and a link's #anchor at a heading of its target; README.md stays a front page (under
+README_MAX_LINES lines).
 
 usage: test_docs.py SOURCE_ROOT BUILD_DIR     exit status 0 when every command succeeded
 """
@@ -50,6 +60,8 @@ NO_SHRINK = {"--load", "--eval", "--help", "--version", "--info"}  # uses of a p
 EXEMPT = re.compile(r"^(\./)?scripts/[\w-]+\.sh\b|^(meson|ninja)\b|pkg-config|PKG_CONFIG_PATH|\./prog\b")
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*(\.[a-z]+)?$")
 PROGRAM = re.compile(r"^(\./)?(build/examples/)?spool-[a-z]+$|^(\./)?scripts/")
+FILE_MARK = re.compile(r"^<!-- file: (\S+) -->$")
+README_MAX_LINES = 260  # a front page: what spool is, the commands, a program, tables, links
 
 
 def commands(path):
@@ -85,6 +97,65 @@ def commands(path):
                 words = span.split()
                 if len(words) > 1 and PROGRAM.match(words[0]):  # a bare name is a mention, not a command
                     out.append((n, span.strip()))
+    return out
+
+
+def shown_files(path):
+    """{PATH: text} of the code a document shows as files (see the module's docstring)."""
+    files, current, block, fence = {}, None, None, False
+    for line in open(path, encoding="utf-8").read().splitlines():
+        m = FILE_MARK.match(line.strip())
+        if m and not fence:
+            current = m.group(1)
+            files.setdefault(current, [])
+        elif line.startswith("```"):
+            if not fence and line[3:].strip() == "c" and current:
+                block = []
+            elif fence and block is not None:
+                files[current].append("\n".join(block))
+                block = None
+            fence = not fence
+        elif block is not None:
+            block.append(line)
+    return {name: "\n\n".join(blocks) + "\n" for name, blocks in files.items()}
+
+
+def slug(heading):
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path):
+    """The #anchors of a markdown file's headings (GitHub numbers repeated ones -1, -2, ...)."""
+    seen, out, fence = {}, set(), False
+    for line in open(path, encoding="utf-8").read().splitlines():
+        if line.startswith("```"):
+            fence = not fence
+        elif not fence and re.match(r"#{1,6} ", line):
+            a = slug(line.lstrip("#"))
+            out.add(a if a not in seen else f"{a}-{seen[a]}")
+            seen[a] = seen.get(a, 0) + 1
+    return out
+
+
+def broken_links(path):
+    """(line, target, why) for each relative link or image of a markdown file that does not resolve."""
+    out, fence = [], False
+    for n, line in enumerate(open(path, encoding="utf-8").read().splitlines(), 1):
+        if line.startswith("```"):
+            fence = not fence
+            continue
+        if fence:
+            continue
+        for target in re.findall(r"\]\(([^)\s]+)\)", re.sub(r"`[^`]*`", "", line)):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            dest = os.path.normpath(os.path.join(os.path.dirname(path), file)) if file else path
+            if not os.path.exists(dest):
+                out.append((n, target, "no such file"))
+            elif anchor and dest.endswith(".md") and anchor not in anchors(dest):
+                out.append((n, target, "no such heading"))
     return out
 
 
@@ -145,7 +216,7 @@ def workdir(name):
     d = os.path.join(BUILD, "docs-test", name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(os.path.join(d, "docs", "img"))
-    for sub in ("examples", "tests"):
+    for sub in ("examples", "tests", "include"):
         os.symlink(os.path.join(ROOT, sub), os.path.join(d, sub))
     os.symlink(BUILD, os.path.join(d, "build"))
     with open(os.path.join(d, "tiny-valid.txt"), "w") as f:  # held-out text for the shrunk char-LM runs
@@ -163,9 +234,27 @@ def main():
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
     failed = ran = skipped = 0
     t0 = time.time()
+    def check(ok, what):
+        nonlocal failed, ran
+        ran += 1
+        failed += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {what}", flush=True)
+
+    n_readme = len(open(files[0], encoding="utf-8").read().splitlines())
+    check(n_readme < README_MAX_LINES, f"README.md: {n_readme} lines (a front page: under {README_MAX_LINES})")
     for path in files:
         rel = os.path.relpath(path, ROOT)
         d = workdir(os.path.basename(path)[:-3])
+        for line, target, why in broken_links(path):
+            check(False, f"{rel}:{line}: link {target}: {why}")
+        for name, text in shown_files(path).items():
+            if "/" not in name and not os.path.exists(os.path.join(ROOT, name)):
+                with open(os.path.join(d, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+                continue
+            src = os.path.join(ROOT, name)
+            same = os.path.isfile(src) and open(src, encoding="utf-8").read() == text
+            check(same, f"{rel}: the code it shows is {name}")
         for line, cmd in commands(path):
             if EXEMPT.search(cmd) or is_template(cmd):
                 skipped += 1

@@ -28,7 +28,7 @@ check() { # command...
         echo "ok $n - $* (status $rc)"
     fi
 }
-for p in spool-demo spool-charlm spool-ner spool-sentiment spool-dates spool-wordlm spool-vanishing; do
+for p in spool-demo spool-charlm spool-ner spool-sentiment spool-dates spool-wordlm spool-vanishing spool-tutorial; do
     check "$B/$p" --no-such-option
 done
 for ck in junk.safetensors empty.safetensors missing.safetensors; do

@@ -251,7 +251,7 @@ static void test_every_program(void **state)
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         /* the command word of the programs that have one */
         const char *sub = !strcmp(base, "spool-charlm") || !strcmp(base, "spool-ner") || !strcmp(base, "spool-sentiment") ||
-                          !strcmp(base, "spool-wordlm") ? "train " : "";
+                          !strcmp(base, "spool-wordlm") || !strcmp(base, "spool-tutorial") ? "train " : "";
         snprintf(cmd, sizeof cmd, "%s --version", path);
         assert_int_equal(run_prog(cmd, out, sizeof out), 0);
         char want[256];

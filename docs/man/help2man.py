@@ -65,7 +65,7 @@ def main():
         "threads when \\-\\-threads is not given (default: all cores).",
         ".TP",
         ".B SPOOL_KEEP_BLIS",
-        "if 1, spool leaves BLIS's kernel choice alone (see BLIS_ARCH_TYPE in the README).",
+        "if 1, spool leaves BLIS's kernel choice alone (see BLIS_ARCH_TYPE in docs/design.md).",
         ".SH FILES",
         ".I share/spool/data",
         "under the installation prefix: the bundled data sets.",

@@ -3,7 +3,7 @@
 # build.sh - build the libFuzzer harnesses of tests/fuzz/ with clang (-fsanitize=fuzzer,address,
 # undefined) straight from the sources (the library is compiled into each harness, instrumented).
 # Usage: tests/fuzz/build.sh OUTDIR   -> OUTDIR/fuzz_ckpt, OUTDIR/fuzz_text (after meson setup build)
-# Long run (README "Fuzzing"): tests/fuzz/run.sh OUTDIR SECONDS
+# Long run (docs/reliability.md): tests/fuzz/run.sh OUTDIR SECONDS
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${1:?usage: build.sh OUTDIR}

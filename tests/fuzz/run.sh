@@ -3,7 +3,7 @@
 # run.sh - build (if needed) and run every libFuzzer harness of tests/fuzz/ for SECONDS each on a
 # copy of its seed corpus; prints executions and crashes per harness; exit 1 on any crash.
 # Usage: tests/fuzz/run.sh OUTDIR SECONDS      (the suite runs it with 3 seconds when clang exists)
-# Long run, as in the README:  nice -n 15 tests/fuzz/run.sh /tmp/spool-fuzz 1800
+# Long run, as in docs/reliability.md:  nice -n 15 tests/fuzz/run.sh /tmp/spool-fuzz 1800
 set -uo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${1:?usage: run.sh OUTDIR SECONDS}
