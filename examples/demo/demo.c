@@ -22,6 +22,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("hidden", EX_INT, demo_opts, hidden, "32", 1, 65536, 0, "H", "hidden units"),
     EX_OPT("seed", EX_U64, demo_opts, seed, "1", 0, 0, 0, "S", "random seed (data and init)"),
     EX_OPT("dot", EX_STR, demo_opts, dot, NULL, 0, 0, 0, "FILE", "write the graph of one training step as Graphviz dot"),
+    EX_OPT_PRECISION(0),
 };
 static const ex_cli CLI = {"spool-demo",
                            "usage: spool-demo [options]\n"
