@@ -66,6 +66,10 @@ bad --load "$dir/d2.safetensors" --eval-file "$dir/seen.tsv"   # nothing left to
 printf 'no tab here\n' >"$dir/bad.tsv"
 bad --load "$dir/d2.safetensors" --eval-file "$dir/bad.tsv"
 bad --load "$dir/d2.safetensors" --eval-file "$dir/missing.tsv"
+# a line longer than 511 bytes is one record, refused as too long (it was cut in two)
+printf '2 jun 1951 %0600d\t1951-06-02\n' 0 >"$dir/long.tsv"
+"$exe" --load "$dir/d2.safetensors" --eval-file "$dir/long.tsv" --threads 1 >"$dir/ev3" 2>&1 || { cat "$dir/ev3"; fail "a long --eval-file line"; }
+grep -q "long.tsv: exact match 0.0000 (0 of 1; 1 refused as unreadable)" "$dir/ev3" || { cat "$dir/ev3"; fail "long line output"; }
 bad --eval-file "$dir/h.tsv"
 bad --min-logprob 3
 echo "ok: train, resume, translate"

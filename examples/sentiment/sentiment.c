@@ -676,18 +676,21 @@ static int do_predict(const char *model, char *const *texts, int n, int stream)
         done++;
     }
     if (n == 0) {
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        long lineno = 0;
-        while (rc >= 0 && (len = getline(&line, &cap, stdin)) >= 0) {
-            lineno++;
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        ex_lines in;
+        ex_lines_stream(&in, stdin, "stdin", EX_LINE_MAX);
+        char *line, err[600];
+        int got = 0;
+        while (rc >= 0 && (got = ex_lines_next(&in, &line, NULL, err, sizeof err)) > 0) {
             int r = predict_one(&m, line, 1, stream);
             if (r < 0) rc = -1;
             done += r == 0;
         }
-        free(line);
+        long lineno = in.lineno;
+        ex_lines_close(&in);
+        if (rc >= 0 && got < 0) {
+            fprintf(stderr, "%s: predict: %s\n", prog, err);
+            rc = -1;
+        }
         if (rc >= 0 && !done) {
             fprintf(stderr, "%s: predict: no sentence on stdin (%ld line(s) without words); give sentences as "
                             "arguments or one per line on stdin\n", prog, lineno);
