@@ -453,6 +453,7 @@ static int train(cl_opts *o, sp_dist *dist)
                 rc = 1;
                 break;
             }
+            cl_dist_saved(o->checkpoint, step);
         }
         if (stop && !last) {
             ex_progress_line(&pg, stderr, "# %s at step %ld: checkpoint saved to %s; continue with the same command plus --resume",

@@ -16,6 +16,7 @@
 #include "spool/layers.h"
 #include "spool/optim.h"
 
+#include "common/dist.h"
 #include "common/opts.h"
 #include "common/progress.h"
 #include "common/text.h"
@@ -357,12 +358,9 @@ static int dist_together; /* the failure was the same on every rank: leave witho
 
 static int dist_start(train_opts *o)
 {
-    if (!sp_dist_launched()) return 0;
-    sp_dist_opts dopt = {.timeout_s = 600};
-    if (!(dist = sp_dist_join(&dopt))) {
-        fprintf(stderr, "%s: started by an MPI launcher, but %s\n", prog, sp_last_error());
-        return 1;
-    }
+    sp_dist_opts dopt = {.timeout_s = SP_DIST_DEFAULT_TIMEOUT_S};
+    if (ex_dist_join(prog, &dopt, NULL, &dist)) return 1; /* under a watchdog: a rank that never joins */
+    if (!dist) return 0;
     if (sp_dist_size(dist) > 1 && o->threads == 0) sp_set_threads(1); /* the ranks share the cores */
     if (sp_dist_rank(dist) > 0 && !freopen("/dev/null", "w", stdout)) return 1;
     return 0;
