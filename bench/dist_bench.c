@@ -48,7 +48,7 @@ static const ex_opt OPTS[] = {
 
 static const ex_cli CLI = {
     .prog = "spool-dist-bench",
-    .usage = "usage: spool-dist-bench [options]            (one process)\n"
+    .usage = "Usage: spool-dist-bench [options]            (one process)\n"
              "       mpirun -np N spool-dist-bench [options] (N ranks sharing --batch)\n"
              "Time per training step of a char-LM split into compute and gradient all-reduce, and a\n"
              "model of the same step on 8-64 machines.\n",

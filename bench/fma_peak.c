@@ -25,7 +25,7 @@ static const ex_opt OPTS[] = {
 };
 #undef C
 static const ex_cli CLI = {"spool-fma-peak",
-                           "usage: spool-fma-peak [options]\n"
+                           "Usage: spool-fma-peak [options]\n"
                            "Measures the FP32 FMA peak of one core (12 chains of AVX-512 FMAs) in GFLOP/s.\n",
                            NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 

@@ -15,7 +15,7 @@ bad() { # expect exit status 1..127 (not a signal) and a message on stderr
     [ -s "$dir/err" ] || fail "'$*' printed no message"
     echo "ok: '$*' -> $rc: $(head -n1 "$dir/err")"
 }
-"$exe" --help | grep -q "usage: spool-dates" || fail "--help"
+"$exe" --help | grep -q "Usage: spool-dates" || fail "--help"
 "$exe" --steps 6 --batch 8 --hidden 8 --dec-hidden 16 --emb 8 --eval-every 3 --test-n 20 --beam 3 --show 2 \
     --threads 1 --save "$dir/d.safetensors" >"$dir/log" 2>&1 || { cat "$dir/log"; fail "training run"; }
 grep -q "step      6" "$dir/log" || fail "no progress line for step 6"

@@ -116,7 +116,7 @@ static void usage_more(FILE *f)
     for (int k = 0; k < dt_nformats(); k++) fprintf(f, "    %s\n", dt_format_name(k));
 }
 static const ex_cli CLI = {PROG,
-                           "usage: " PROG " [options]                      train, evaluate, save a checkpoint\n"
+                           "Usage: " PROG " [options]                      train, evaluate, save a checkpoint\n"
                            "       " PROG " --load CKPT --translate TEXT ...  translate with a saved model\n"
                            "Encoder-decoder over characters: human-written dates -> ISO YYYY-MM-DD.\n",
                            usage_more, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};

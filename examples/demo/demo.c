@@ -24,7 +24,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("dot", EX_STR, demo_opts, dot, NULL, 0, 0, 0, "FILE", "write the graph of one training step as Graphviz dot"),
 };
 static const ex_cli CLI = {"spool-demo",
-                           "usage: spool-demo [options]\n"
+                           "Usage: spool-demo [options]\n"
                            "Trains a 2-layer tanh network on two spirals with SGD and prints the loss.\n",
                            NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 

@@ -342,7 +342,7 @@ static const ex_opt OPTS[] = {
 #undef T
 static const char *const CMDS[] = {"train", "eval", "predict", NULL};
 static const ex_cli CLI = {"spool-sentiment",
-                           "usage: spool-sentiment train [options]        train a recurrent sentence classifier\n"
+                           "Usage: spool-sentiment train [options]        train a recurrent sentence classifier\n"
                            "       spool-sentiment eval --model M [--test FILE]\n"
                            "       spool-sentiment predict --model M \"a sentence\" ...   prints P(positive) per sentence\n"
                            "       spool-sentiment predict --model M < FILE    one sentence per line of stdin\n",

@@ -178,7 +178,7 @@ static const ex_opt OPTS[] = {
 };
 #undef T
 static const ex_cli CLI = {PROG,
-                           "usage: " PROG " [options]\n"
+                           "Usage: " PROG " [options]\n"
                            "       " PROG " --eval CKPT     accuracy of a saved model on fresh sequences\n"
                            "Trains a vanilla RNN, a GRU and an LSTM (same parameter budget) to recall the first symbol\n"
                            "of a sequence after T distractors, for several T; prints accuracy per T and cell and the\n"
