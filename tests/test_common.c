@@ -5,7 +5,8 @@
  * wiped before a permanent line and ended by done; nothing at all when quiet; the durations'
  * format; log files (header only on a fresh one, rows kept on append, a directory refused). The
  * file reader (common/text.c): bytes with NULs kept by ex_read_bytes and refused as text by
- * ex_read_file, the size cap. Files go into the build directory. */
+ * ex_read_file, the size cap; the line reader (ex_lines): CRLF, a last line without newline, the
+ * line cap, NUL bytes, a directory, /dev/zero. Files go into the build directory. */
 #include "helpers.h"
 #include "common/progress.h"
 #include "common/text.h"
