@@ -89,6 +89,8 @@ n=$((n + 1))
 if [ -p fifo.dot ]; then echo "ok $n - fifo.dot is still a FIFO"; else failed=$((failed + 1)); echo "not ok $n - fifo.dot was replaced"; fi
 # a plot that cannot be written is a failure (it was status 0), found before training
 expect 1 "--plot: .*/no/dir/x.svg" "$B/spool-charlm" train $CL --checkpoint c.safetensors --plot /no/dir/x.svg
+# `plot` does nothing but draw: without gnuplot that is a failure (it was status 0)
+[ -s c.csv ] && expect 1 "gnuplot" env PATH=/nonexistent "$B/spool-charlm" plot c.csv c.svg
 # resuming a checkpoint whose stored cell is unknown frees the header's vocabulary and state
 if "$B/spool-charlm" train $CL --mode stream --plot none --checkpoint c.safetensors > /dev/null 2>&1; then
     LC_ALL=C sed 's/cell=lstm/cell=lstx/' c.safetensors > x.safetensors
