@@ -6,6 +6,7 @@
  * go into nested clusters ("lstm0" > "lstm0/t3"), which is how an unrolled network shows its
  * layers and time steps. */
 #include "tape_internal.h"
+#include "file_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -168,14 +169,12 @@ sp_status sp_tape_dot(const sp_tape *t, FILE *f, int clusters)
 sp_status sp_tape_dot_file(const sp_tape *t, const char *path, int clusters)
 {
     if (!path) return sp_fail(SP_ERR_ARG, "sp_tape_dot_file: path is NULL");
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return sp_fail(SP_ERR_IO, "sp_tape_dot_file: cannot create %s: %s", tmp, strerror(errno));
-    sp_status s = sp_tape_dot(t, f, clusters);
-    if (fclose(f) != 0 && s == SP_OK) s = sp_fail(SP_ERR_IO, "sp_tape_dot_file: %s: %s", tmp, strerror(errno));
-    if (s == SP_OK && rename(tmp, path) != 0)
-        s = sp_fail(SP_ERR_IO, "sp_tape_dot_file: rename to %s: %s", path, strerror(errno));
-    if (s != SP_OK) unlink(tmp);
-    return s;
+    sp_file *w = sp__file_begin(path, "sp_tape_dot_file"); /* refuses /dev/null, FIFOs, directories */
+    if (!w) return sp_last_status();
+    sp_status s = sp_tape_dot(t, sp_file_stream(w), clusters);
+    if (s != SP_OK) {
+        sp_file_abort(w);
+        return s;
+    }
+    return sp_file_commit(w);
 }

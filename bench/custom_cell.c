@@ -14,6 +14,7 @@
  * numbers; the program checks that before timing.
  */
 #include "spool.h"
+#include "common/opts.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -104,47 +105,34 @@ static double step(sp_tape *t, sp_params *ps, const sp_cell *c, const sp_real *x
     return now() - t0;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: spool-custom-cell [-T steps] [-B batch] [-I input] [-H hidden] [-n iters] [--threads n]\n"
-               "Times a training step (forward + backward) of the built-in LSTM against the same LSTM\n"
-               "written from public ops (with the public fused op, from elementary ops, and without an\n"
-           "all-steps input projection) and prints\n"
-               "median milliseconds and the ratio user / builtin. Defaults: -T 50 -B 32 -I 128 -H 256 -n 20.\n");
-}
+typedef struct {
+    int T, B, I, H, iters, threads;
+} cc_opts;
+
+#define C cc_opts
+static const ex_opt OPTS[] = {
+    EX_OPT("seq", EX_INT, C, T, "50", 1, 100000, 0, "T", "steps"),
+    EX_OPT("batch", EX_INT, C, B, "32", 1, 100000, 0, "B", "batch size"),
+    EX_OPT("input", EX_INT, C, I, "128", 1, 100000, 0, "I", "input size"),
+    EX_OPT("hidden", EX_INT, C, H, "256", 1, 100000, 0, "H", "hidden size"),
+    EX_OPT("iters", EX_INT, C, iters, "20", 1, 100000, 0, "N", "timed steps of each form"),
+    EX_OPT_THREADS(C, threads, 0),
+};
+#undef C
+static const ex_cli CLI = {"spool-custom-cell",
+                           "Usage: spool-custom-cell [options]\n"
+                           "Times a training step (forward + backward) of the built-in LSTM against the same LSTM\n"
+                           "written from public ops (with the public fused op, from elementary ops, and without an\n"
+                           "all-steps input projection) and prints median milliseconds and the ratio user / builtin.\n",
+                           NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 
 int main(int argc, char **argv)
 {
-    int T = 50, B = 32, I = 128, H = 256, iters = 20, threads = 0;
-    for (int k = 1; k < argc; k++) {
-        const char *a = argv[k];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (k + 1 >= argc) {
-            fprintf(stderr, "spool-custom-cell: %s needs a value\n", a);
-            usage(stderr);
-            return 2;
-        }
-        char *end;
-        long v = strtol(argv[++k], &end, 10);
-        if (*end || v <= 0 || v > 100000) {
-            fprintf(stderr, "spool-custom-cell: bad value \"%s\" for %s (a positive integer)\n", argv[k], a);
-            return 2;
-        }
-        if (!strcmp(a, "-T")) T = (int)v;
-        else if (!strcmp(a, "-B")) B = (int)v;
-        else if (!strcmp(a, "-I")) I = (int)v;
-        else if (!strcmp(a, "-H")) H = (int)v;
-        else if (!strcmp(a, "-n")) iters = (int)v;
-        else if (!strcmp(a, "--threads")) threads = (int)v;
-        else {
-            fprintf(stderr, "spool-custom-cell: unknown option %s\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    cc_opts c;
+    ex_args args;
+    int prc = ex_cli_parse(&CLI, argc, argv, &c, &args);
+    if (prc >= 0) return prc;
+    int T = c.T, B = c.B, I = c.I, H = c.H, iters = c.iters, threads = c.threads;
     sp_set_threads(threads);
     sp_params *ps = sp_params_new();
     sp_rng rng;

@@ -14,6 +14,7 @@
  * keeps the measured per-rank batch and compute), no overlap of compute and communication.
  * bench/README.md has the measured tables. */
 #include "spool.h"
+#include "common/dist.h"
 #include "common/opts.h"
 
 #include <math.h>
@@ -48,7 +49,7 @@ static const ex_opt OPTS[] = {
 
 static const ex_cli CLI = {
     .prog = "spool-dist-bench",
-    .usage = "usage: spool-dist-bench [options]            (one process)\n"
+    .usage = "Usage: spool-dist-bench [options]            (one process)\n"
              "       mpirun -np N spool-dist-bench [options] (N ranks sharing --batch)\n"
              "Time per training step of a char-LM split into compute and gradient all-reduce, and a\n"
              "model of the same step on 8-64 machines.\n",
@@ -97,13 +98,8 @@ int main(int argc, char **argv)
     int rc = ex_cli_parse(&CLI, argc, argv, &o, &args);
     if (rc >= 0) return rc;
     sp_dist *d = NULL;
-    if (sp_dist_launched()) {
-        sp_dist_opts dopt = {.bucket_bytes = (size_t)o.bucket_kb * 1024, .timeout_s = 300};
-        if (!(d = sp_dist_join(&dopt))) {
-            fprintf(stderr, "spool-dist-bench: %s\n", sp_last_error());
-            return 1;
-        }
-    }
+    sp_dist_opts dopt = {.bucket_bytes = (size_t)o.bucket_kb * 1024, .timeout_s = 300};
+    if (ex_dist_join("spool-dist-bench", &dopt, NULL, &d)) return 1; /* joins only under a launcher */
     const int N = sp_dist_size(d), rank = sp_dist_rank(d);
     if (o.batch % N) {
         if (rank == 0) fprintf(stderr, "spool-dist-bench: --batch %d is not a multiple of the %d ranks\n", o.batch, N);

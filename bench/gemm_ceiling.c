@@ -12,9 +12,9 @@
  */
 #include "spool.h"
 #include "step_gemms.h"
+#include "common/opts.h"
 
 #include <cblas.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,52 +52,45 @@ static double time_gemm(const step_gemm *g, float *A, float *Bm, float *C, doubl
     return best;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: spool-gemm-ceiling [--cell rnn|gru|lstm (lstm)] [--hidden H (256)] [--layers L (1)]\n"
-               "         [--batch B (32)] [--seq T (64)] [--vocab V (65)] [--bidirectional]\n"
-               "         [--threads N (1; 0 = all cores)] [--min-seconds S (0.05)] [--json] [--layouts]\n"
-               "Times BLIS SGEMM at every matrix shape of one training step and prints GFLOP/s per\n"
-               "shape and the GEMM-only bound of the step in tokens/s (--json: one JSON line).\n"
-               "--layouts also times each shape with the four transpose combinations of A and B\n"
-               "(storing an operand transposed is free for weights): which layout BLIS packs fastest.\n");
-}
+typedef struct {
+    const char *cell;
+    int H, L, B, T, V, bidirectional, threads, json, layouts;
+    double min_s;
+} ceiling_opts;
+
+#define C ceiling_opts
+static const ex_opt OPTS[] = {
+    EX_CHOICE("cell", EX_STR, C, cell, "lstm", "rnn|gru|lstm", 0, "CELL", "the cell of the step"),
+    EX_OPT("hidden", EX_INT, C, H, "256", 1, 65536, 0, "H", "hidden size"),
+    EX_OPT("layers", EX_INT, C, L, "1", 1, 64, 0, "L", "layers"),
+    EX_OPT("batch", EX_INT, C, B, "32", 1, 65536, 0, "B", "batch size"),
+    EX_OPT("seq", EX_INT, C, T, "64", 1, 1000000, 0, "T", "steps per sequence"),
+    EX_OPT("vocab", EX_INT, C, V, "65", 2, 1000000, 0, "V", "vocabulary size"),
+    EX_OPT("bidirectional", EX_FLAG, C, bidirectional, NULL, 0, 0, 0, NULL, "both directions"),
+    EX_OPT("threads", EX_INT, C, threads, "1", 0, EX_MAX_THREADS, 0, "N", "threads (0 = OMP_NUM_THREADS or all cores)"),
+    EX_OPT("min-seconds", EX_DBL, C, min_s, "0.05", 1e-6, 3600, 0, "S", "time each shape at least this long"),
+    EX_OPT("json", EX_FLAG, C, json, NULL, 0, 0, 0, NULL, "one JSON line"),
+    EX_OPT("layouts", EX_FLAG, C, layouts, NULL, 0, 0, 0, NULL, "also time the 4 transpose layouts of each shape: which BLIS packs fastest"),
+};
+#undef C
+static const ex_cli CLI = {"spool-gemm-ceiling",
+                           "Usage: spool-gemm-ceiling [options]\n"
+                           "Times BLIS SGEMM at every matrix shape of one training step and prints GFLOP/s per\n"
+                           "shape and the GEMM-only bound of the step in tokens/s (--json: one JSON line).\n",
+                           NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 
 int main(int argc, char **argv)
 {
-    const char *cell = "lstm";
-    int H = 256, L = 1, B = 32, T = 64, V = 65, dirs = 1, threads = 1, json = 0, layouts = 0;
-    double min_s = 0.05;
-    static const struct option opts[] = {
-        {"cell", 1, 0, 'c'}, {"hidden", 1, 0, 'H'}, {"layers", 1, 0, 'L'}, {"batch", 1, 0, 'B'},
-        {"seq", 1, 0, 'T'}, {"vocab", 1, 0, 'V'}, {"bidirectional", 0, 0, 'd'},
-        {"threads", 1, 0, 'n'}, {"min-seconds", 1, 0, 's'}, {"json", 0, 0, 'j'}, {"layouts", 0, 0, 'y'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int o;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c': cell = optarg; break;
-        case 'H': H = atoi(optarg); break;
-        case 'L': L = atoi(optarg); break;
-        case 'B': B = atoi(optarg); break;
-        case 'T': T = atoi(optarg); break;
-        case 'V': V = atoi(optarg); break;
-        case 'd': dirs = 2; break;
-        case 'n': threads = atoi(optarg); break;
-        case 's': min_s = atof(optarg); break;
-        case 'j': json = 1; break;
-        case 'y': layouts = 1; break;
-        case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "spool-gemm-ceiling: unknown option or missing value '%s' (try --help)\n",
-                    argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind < argc || !step_gates(cell) || H < 1 || L < 1 || B < 1 || T < 1 || V < 2 ||
-        threads < 0 || !(min_s > 0) || (double)T * B * (H > V ? H : V) > 1e9) {
-        fprintf(stderr, "spool-gemm-ceiling: bad arguments (try --help)\n");
+    ceiling_opts c;
+    ex_args args;
+    int prc = ex_cli_parse(&CLI, argc, argv, &c, &args);
+    if (prc >= 0) return prc;
+    const char *cell = c.cell;
+    int H = c.H, L = c.L, B = c.B, T = c.T, V = c.V, dirs = c.bidirectional ? 2 : 1, threads = c.threads, json = c.json,
+        layouts = c.layouts;
+    double min_s = c.min_s;
+    if ((double)T * B * (H > V ? H : V) > 1e9) {
+        fprintf(stderr, "spool-gemm-ceiling: --seq x --batch x max(--hidden, --vocab) is over 1e9 (try --help)\n");
         return 2;
     }
     sp_set_threads(threads);

@@ -69,7 +69,7 @@ static const ex_opt OPTS[] = {
 };
 #undef C
 static const ex_cli CLI = {"spool-bench",
-                           "usage: spool-bench [options]\n"
+                           "Usage: spool-bench [options]\n"
                            "One char-LM training step (one-hot -> RNN/GRU/LSTM -> linear -> softmax xent ->\n"
                            "backward -> clip 5.0 -> Adam 2e-3), timed; prints one JSON line with the keys of\n"
                            "bench/peer_torch.py plus gflops and peak RSS.\n",

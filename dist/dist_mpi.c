@@ -110,7 +110,7 @@ sp_dist *sp_dist_join(const sp_dist_opts *o)
     }
     sp_dist *d = calloc(1, sizeof *d);
     if (!d) { sp_fail(SP_ERR_NOMEM, "sp_dist_join: out of memory"); return NULL; }
-    d->timeout = o->timeout_s == 0 ? 600.0 : o->timeout_s;
+    d->timeout = o->timeout_s == 0 ? SP_DIST_DEFAULT_TIMEOUT_S : o->timeout_s;
     size_t bb = o->bucket_bytes ? o->bucket_bytes : (size_t)4 << 20;
     d->bucket = bb / sizeof(sp_real);
     if (d->bucket < 1) d->bucket = 1;

@@ -11,17 +11,14 @@
  */
 #include "safetensors.h"
 #include "json.h"
+#include "../autograd/file_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <dirent.h>
-#include <signal.h>
-#include <unistd.h>
 
 /* Byte sizes of the dtypes of the format that have a whole number of bytes per element. */
 static const struct {
@@ -388,45 +385,6 @@ static int write_tensor(FILE *f, const sp_st_out *t)
     return 1;
 }
 
-static sp_status fsync_dir(const char *path)
-{
-    char *dir = strdup(path);
-    if (!dir) return SP_OK;
-    char *slash = strrchr(dir, '/');
-    const char *d = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
-    int fd = open(d, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd); /* best effort: some file systems refuse fsync on directories */
-        close(fd);
-    }
-    free(dir);
-    return SP_OK;
-}
-
-/* Temp files "<path>.tmp.<pid>.<n>" of saves killed mid-write (their process is gone) would
- * pile up next to the checkpoint: each save removes them. */
-static void remove_stale_temps(const char *path)
-{
-    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
-    size_t bl = strlen(base), dl = slash ? (size_t)(slash - path) : 0;
-    char *dir = slash ? (dl ? strndup(path, dl) : strdup("/")) : strdup(".");
-    DIR *d = dir ? opendir(dir) : NULL;
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        const char *n = e->d_name;
-        if (strncmp(n, base, bl) || strncmp(n + bl, ".tmp.", 5)) continue;
-        char *end;
-        long pid = strtol(n + bl + 5, &end, 10);
-        if (pid <= 0 || *end != '.' || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        size_t fl = strlen(dir) + strlen(n) + 2;
-        char *full = malloc(fl);
-        if (full) snprintf(full, fl, "%s/%s", dir, n), unlink(full);
-        free(full);
-    }
-    if (d) closedir(d);
-    free(dir);
-}
-
 sp_status sp_st_write(const char *path, sp_st_out *ts, int nt, const sp_kv *meta, int nm)
 {
     qsort(ts, (size_t)nt, sizeof *ts, out_order);
@@ -465,48 +423,17 @@ sp_status sp_st_write(const char *path, sp_st_out *ts, int nt, const sp_kv *meta
         free(h.s);
         return sp_fail(SP_ERR_NOMEM, "sp_save %s: out of memory for the header", path);
     }
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
+    sp_file *w = sp__file_begin(path, "sp_save"); /* temp + fsync + rename; refuses devices and FIFOs */
+    if (!w) {
         free(h.s);
-        return sp_fail(SP_ERR_NOMEM, "sp_save %s: out of memory", path);
+        return sp_last_status();
     }
-    static _Atomic unsigned serial; /* two threads of one process saving to the same path */
-    sp_status st = SP_OK;
-    FILE *f = NULL;
-    struct stat sb;
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) { /* rename would replace a device or FIFO */
-        st = sp_fail(SP_ERR_IO, "sp_save: refusing to replace %s: it exists and is not a regular file", path);
-        goto done;
-    }
-    remove_stale_temps(path);
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) { /* O_EXCL: never write through an existing file or link */
-        snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), serial++);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST) break;
-    }
-    if (fd < 0 || !(f = fdopen(fd, "wb"))) {
-        st = sp_fail(SP_ERR_IO, "sp_save: cannot create %s: %s", tmp, strerror(errno));
-        if (fd >= 0) close(fd), unlink(tmp);
-        goto done;
-    }
+    FILE *f = sp_file_stream(w);
     unsigned char b8[8];
     for (int k = 0; k < 8; k++) b8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
     int ok = fwrite(b8, 1, 8, f) == 8 && fwrite(h.s, 1, h.n, f) == h.n;
     for (int i = 0; ok && i < nt; i++) ok = write_tensor(f, &ts[i]);
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    if (fclose(f) != 0 && ok) ok = 0, err = errno;
-    if (!ok || rename(tmp, path) != 0) {
-        if (ok) err = errno;
-        st = sp_fail(SP_ERR_IO, "sp_save: cannot write %s: %s", path, strerror(err));
-        unlink(tmp);
-        goto done;
-    }
-    fsync_dir(path);
-done:
-    free(tmp);
+    sp_status st = sp_file_commit(w); /* a failed write above left the stream's error flag: reported here */
     free(h.s);
     return st;
 }

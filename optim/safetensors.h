@@ -38,8 +38,8 @@ typedef struct {
     const int64_t *i64;
 } sp_st_out;
 
-/* Writes tensors and metadata to path atomically (temp file, fsync, rename, fsync of the
- * directory). Tensors are laid out I64 first, then by name, as the reference writer orders by
+/* Writes tensors and metadata to path atomically (sp_file_begin: temp file, fsync, rename, fsync
+ * of the directory; a device or FIFO at path is refused). Tensors are laid out I64 first, then by name, as the reference writer orders by
  * alignment then name; the header is padded with spaces to a multiple of 8. */
 sp_status sp_st_write(const char *path, sp_st_out *ts, int nt, const sp_kv *meta, int nm);
 

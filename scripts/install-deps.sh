@@ -6,9 +6,10 @@
 # CMake for the install test, Doxygen for the reference). Installs only what is missing (so a
 # second run is quick). Needs root (or sudo).
 set -euo pipefail
-# the library (compiler, build tools, BLIS) and the examples (gnuplot plots, graphviz pictures)
-# (and oneDNN: bf16 products on Intel's AMX tiles, ops/amx.c)
-pkgs=(gcc meson ninja-build pkg-config libblis-openmp-dev libdnnl-dev graphviz gnuplot-nox)
+# the library (compiler, build tools, BLIS; oneDNN for bf16 products on Intel's AMX tiles,
+# ops/amx.c) and the examples (gnuplot plots, graphviz pictures, help2man for their man pages:
+# optional, the build skips the pages without it)
+pkgs=(gcc meson ninja-build pkg-config libblis-openmp-dev libdnnl-dev graphviz gnuplot-nox help2man)
 if [ "${1:-}" = --test ]; then
   pkgs+=(libcmocka-dev python3 python3-torch cmake doxygen)
   pkgs+=(libopenmpi-dev openmpi-bin)  # data-parallel training (dist/) and its mpirun tests

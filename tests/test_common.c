@@ -5,7 +5,8 @@
  * wiped before a permanent line and ended by done; nothing at all when quiet; the durations'
  * format; log files (header only on a fresh one, rows kept on append, a directory refused). The
  * file reader (common/text.c): bytes with NULs kept by ex_read_bytes and refused as text by
- * ex_read_file, the size cap. Files go into the build directory. */
+ * ex_read_file, the size cap; the line reader (ex_lines): CRLF, a last line without newline, the
+ * line cap, NUL bytes, a directory, /dev/zero. Files go into the build directory. */
 #include "helpers.h"
 #include "common/progress.h"
 #include "common/text.h"
@@ -210,12 +211,66 @@ static void test_read_file(void **state)
     assert_non_null(strstr(err, "cannot open 'test_common_missing'"));
 }
 
+/* The one line reader (ex_lines): CRLF and a last line without '\n' are lines; a line over the
+ * cap, a NUL byte and a directory are errors naming the file and line (before it, fgets cut long
+ * lines in two, getline grew without bound on /dev/zero, and a NUL silently ended a line). */
+static void test_lines(void **state)
+{
+    (void)state;
+    const char *path = "test_common_lines.txt";
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("one\r\n\nthree is long\nfour", f);
+    fclose(f);
+    ex_lines r;
+    char err[256], *line;
+    size_t n;
+    assert_int_equal(ex_lines_open(&r, path, 8, err, sizeof err), 0);
+    assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), 1);
+    assert_string_equal(line, "one");
+    assert_int_equal(n, 3);
+    assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), 1);
+    assert_string_equal(line, "");
+    assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), -1); /* 13 bytes > 8 */
+    assert_string_equal(err, "test_common_lines.txt:3: line 3 is longer than 8 bytes");
+    ex_lines_close(&r);
+    assert_int_equal(ex_lines_open(&r, path, 64, err, sizeof err), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), 1);
+    assert_string_equal(line, "three is long");
+    assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), 1);
+    assert_string_equal(line, "four");
+    assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), 0);
+    assert_int_equal(r.lineno, 4);
+    ex_lines_close(&r);
+    assert_non_null(f = fopen(path, "wb"));
+    assert_int_equal(fwrite("ok\nab\0cd\n", 1, 9, f), 9);
+    fclose(f);
+    assert_int_equal(ex_lines_open(&r, path, 64, err, sizeof err), 0);
+    assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), 1);
+    assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "test_common_lines.txt:2: a NUL byte"));
+    ex_lines_close(&r);
+    unlink(path);
+    assert_int_equal(ex_lines_open(&r, ".", 64, err, sizeof err), 0); /* opens; reading fails */
+    assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot read '.' (line 1): Is a directory"));
+    ex_lines_close(&r);
+    assert_int_equal(ex_lines_open(&r, "test_common_missing", 64, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot open 'test_common_missing'"));
+    assert_non_null(f = fopen("/dev/zero", "rb")); /* a stream: ends at once, in bounded memory */
+    ex_lines_stream(&r, f, "stdin", 64);
+    assert_int_equal(ex_lines_next(&r, &line, &n, err, sizeof err), -1);
+    assert_string_equal(err, "stdin:1: a NUL byte in line 1 (not a text file?)");
+    ex_lines_close(&r);
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_lines),   cmocka_unit_test(test_unknown_total), cmocka_unit_test(test_tty_redraw),
         cmocka_unit_test(test_quiet),         cmocka_unit_test(test_durations),     cmocka_unit_test(test_log_files),
-        cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_read_file),     cmocka_unit_test(test_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,7 @@ bad() { # expect exit status 1..127 (not a signal) and a message on stderr
     [ -s "$dir/err" ] || fail "'$*' printed no message"
     echo "ok: '$*' -> $rc: $(head -n1 "$dir/err")"
 }
-"$exe" --help | grep -q "usage: spool-dates" || fail "--help"
+"$exe" --help | grep -q "Usage: spool-dates" || fail "--help"
 "$exe" --steps 6 --batch 8 --hidden 8 --dec-hidden 16 --emb 8 --eval-every 3 --test-n 20 --beam 3 --show 2 \
     --threads 1 --save "$dir/d.safetensors" >"$dir/log" 2>&1 || { cat "$dir/log"; fail "training run"; }
 grep -q "step      6" "$dir/log" || fail "no progress line for step 6"
@@ -66,6 +66,10 @@ bad --load "$dir/d2.safetensors" --eval-file "$dir/seen.tsv"   # nothing left to
 printf 'no tab here\n' >"$dir/bad.tsv"
 bad --load "$dir/d2.safetensors" --eval-file "$dir/bad.tsv"
 bad --load "$dir/d2.safetensors" --eval-file "$dir/missing.tsv"
+# a line longer than 511 bytes is one record, refused as too long (it was cut in two)
+printf '2 jun 1951 %0600d\t1951-06-02\n' 0 >"$dir/long.tsv"
+"$exe" --load "$dir/d2.safetensors" --eval-file "$dir/long.tsv" --threads 1 >"$dir/ev3" 2>&1 || { cat "$dir/ev3"; fail "a long --eval-file line"; }
+grep -q "long.tsv: exact match 0.0000 (0 of 1; 1 refused as unreadable)" "$dir/ev3" || { cat "$dir/ev3"; fail "long line output"; }
 bad --eval-file "$dir/h.tsv"
 bad --min-logprob 3
 echo "ok: train, resume, translate"

@@ -142,11 +142,13 @@ static int equiv_case(sp_dist_opts *dopts, sp_optim_kind kind, double tol, const
     return fails;
 }
 
+/* built before the handler is installed: the handler only write(2)s (async-signal-safe) */
+static char term_msg[128];
+
 static void on_term(int sig)
 {
-    char msg[128];
-    int n = snprintf(msg, sizeof msg, "rank %d: ended by the launcher (signal %d): another rank failed\n", rank_, sig);
-    if (write(1, msg, (size_t)n) < 0) _exit(5);
+    (void)sig;
+    if (write(1, term_msg, strlen(term_msg)) < 0) _exit(5);
     _exit(4);
 }
 
@@ -197,6 +199,7 @@ int main(int argc, char **argv)
         printf("rank %d: mismatch %s\n", rank_, got == 3 ? "passed" : "FAILED");
         return got != 3;
     }
+    snprintf(term_msg, sizeof term_msg, "rank %d: ended by the launcher (SIGTERM): another rank failed\n", rank_);
     signal(SIGTERM, on_term);
     model m;
     if (model_init(&m, H, 7) || sp_dist_bcast_params(d, m.ps, 0)) return 1;

@@ -111,10 +111,32 @@ if [ $# -ge 4 ]; then
     $MPI -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then (sleep 3; kill -9 $$) & fi; exec "$0" "$@"' \
         "$CL" train $O --checkpoint dead.safetensors > dead.txt 2>&1
     rc=$?
-    if [ $rc != 0 ] && grep -q 'rank 0: ended by the launcher' dead.txt && "$CL" eval --checkpoint dead.safetensors > ev.txt 2>&1; then
+    if [ $rc != 0 ] && grep -q 'rank 0: ended by the launcher .* the last checkpoint dead.safetensors (step [0-9]*) is intact' dead.txt &&
+       "$CL" eval --checkpoint dead.safetensors > ev.txt 2>&1; then
         ok "charlm: rank 1 killed: the job ends (exit $rc), rank 0 reports, the checkpoint loads ($(grep -o 'loss [0-9.]*' ev.txt | head -1))"
     else
         not_ok "charlm: rank killed (exit $rc)" "$(cat dead.txt)" "$(cat ev.txt 2>/dev/null)"
+    fi
+    # ... and killed before any checkpoint: rank 0 says there is none (it claimed one was intact)
+    O="--data names --steps 100000 --hidden 8 --embed 4 --batch 4 --eval-every 0 --plot none"
+    timeout 20 $MPI -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then (sleep 1; kill -9 $$) & fi; exec "$0" "$@"' \
+        "$CL" train $O --checkpoint none.safetensors > none.txt 2>&1
+    rc=$?
+    if [ $rc != 0 ] && grep -q 'rank 0: ended by the launcher .* this run wrote no checkpoint yet' none.txt &&
+       ! grep -q 'is intact' none.txt && [ ! -e none.safetensors ]; then
+        ok "charlm: rank 1 killed before any checkpoint: rank 0 says none was written (exit $rc)"
+    else
+        not_ok "charlm: rank killed before a checkpoint (exit $rc)" "$(cat none.txt)"
+    fi
+    # a rank that never joins (another program on its slot): the others stop after --dist-timeout
+    # with a message, not after that program ends (MPI_Init_thread has no deadline of its own)
+    t0=$(date +%s)
+    timeout 20 $MPI -np 1 "$CL" train $O --checkpoint sleep.safetensors --dist-timeout 3 : -np 1 sleep 15 > sl.txt 2>&1
+    rc=$? dt=$(($(date +%s) - t0))
+    if [ $rc != 0 ] && [ $dt -lt 12 ] && grep -q 'spool-charlm: rank 0: the ranks did not all join within 3 s' sl.txt; then
+        ok "charlm: a rank that never joins: rank 0 stops after --dist-timeout 3 ($dt s, exit $rc)"
+    else
+        not_ok "charlm: a rank that never joins ($dt s, exit $rc)" "$(cat sl.txt)"
     fi
 fi
 

@@ -82,12 +82,13 @@ if [ -x "$root/bin/spool-charlm" ]; then
     else not_ok "installed spool-charlm does not find share/spool/data" "$work/help.txt"; fi
     if [ -f "$root/share/spool/data/names/train.txt" ]; then ok "bundled data installed"; else not_ok "no share/spool/data/names"; fi
 fi
-# man pages: one per installed program, rendered by groff without a warning
-if [ -d "$root/bin" ]; then
+# man pages (GNU help2man; optional, so only where it is installed): one per installed program,
+# rendered by groff without a warning
+if [ -d "$root/bin" ] && command -v help2man > /dev/null; then
     for exe in "$root"/bin/spool-*; do
         page=$root/share/man/man1/$(basename "$exe").1
         if [ -f "$page" ] && groff -man -Tutf8 -ww -z "$page" >"$work/man.log" 2>&1 && [ ! -s "$work/man.log" ] &&
-            grep -q '^\.SH EXIT STATUS' "$page"; then ok "man page $(basename "$page")"
+            grep -qE '^\.SH "?EXIT STATUS' "$page"; then ok "man page $(basename "$page")"
         else not_ok "man page of $(basename "$exe") missing or with warnings" "$work/man.log"; fi
     done
 fi

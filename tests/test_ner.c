@@ -359,7 +359,7 @@ static void test_program_bad_input(void **state)
         int status;
         const char *msg;
     } cases[] = {
-        {{NULL}, 2, "usage"},
+        {{NULL}, 2, "Usage"},
         {{"fly", NULL}, 2, "unknown command"},
         {{"train", "--epochs", "0", NULL}, 2, "--epochs expects"},
         {{"train", "--lr", "abc", NULL}, 2, "--lr expects"},

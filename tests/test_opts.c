@@ -259,7 +259,7 @@ static void test_every_program(void **state)
         assert_string_equal(out, want);
         snprintf(cmd, sizeof cmd, "%s --help", path);
         assert_int_equal(run_prog(cmd, out, sizeof out), 0);
-        assert_non_null(strstr(out, "usage: "));
+        assert_non_null(strstr(out, "Usage: "));
         assert_non_null(strstr(out, "--version"));
         snprintf(cmd, sizeof cmd, "%s --info", path);
         assert_int_equal(run_prog(cmd, out, sizeof out), 0);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test_robust.c - regression tests for defects the library had: sizes that
  * overflow int arithmetic (slices, tape allocations, orthogonal init, cell sizes), NULL handles
- * given to the small accessor calls, calls that returned NULL without a message, the thread cap.
+ * given to the small accessor calls, calls that returned NULL without a message, the thread cap,
+ * a dot file renamed over a device or FIFO.
  * Each test here failed (crashed, overflowed or accepted the input) before its fix. */
 #include "helpers.h"
 
@@ -52,6 +53,59 @@ static void test_save_targets(void **state)
     unlink(live);
     unlink("robust.safetensors");
     sp_params_free(ps);
+}
+
+/* sp_tape_dot_file renamed its temp file over any path: --dot /dev/null (as root) replaced the
+ * system's /dev/null with a regular file and reported success. It now shares sp_save's writer
+ * (sp_file_begin), which refuses a target that is not a regular file; a FIFO stands in for the
+ * device here. */
+static void test_dot_file_targets(void **state)
+{
+    (void)state;
+    sp_tape *t = sp_tape_new();
+    sp_params *ps = sp_params_new();
+    sp_tensor *w = sp_param(ps, "w", 2, 2);
+    sp_tensor *y = sp_add(t, w, w);
+    assert_non_null(y);
+    unlink("robust_fifo.dot");
+    assert_int_equal(mkfifo("robust_fifo.dot", 0600), 0);
+    sp_clear_error();
+    assert_int_equal(sp_tape_dot_file(t, "robust_fifo.dot", 1), SP_ERR_IO);
+    assert_non_null(strstr(sp_last_error(), "sp_tape_dot_file: refusing to replace"));
+    assert_non_null(strstr(sp_last_error(), "a FIFO"));
+    struct stat st;
+    assert_int_equal(stat("robust_fifo.dot", &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    unlink("robust_fifo.dot");
+    /* a regular target is written (and no temp file is left) */
+    assert_int_equal(sp_tape_dot_file(t, "robust.dot", 1), SP_OK);
+    assert_int_equal(stat("robust.dot", &st), 0);
+    assert_true(S_ISREG(st.st_mode) && st.st_size > 0);
+    unlink("robust.dot");
+    /* the public writer: abort leaves the target as it was, commit replaces it, a FIFO is refused */
+    sp_file *f = sp_file_begin("robust.txt");
+    assert_non_null(f);
+    fputs("one\n", sp_file_stream(f));
+    assert_int_equal(sp_file_commit(f), SP_OK);
+    f = sp_file_begin("robust.txt");
+    assert_non_null(f);
+    assert_non_null(strstr(sp_file_temp(f), "robust.txt.tmp."));
+    fputs("two\n", sp_file_stream(f));
+    sp_file_abort(f);
+    char buf[8] = "";
+    FILE *r = fopen("robust.txt", "r");
+    assert_non_null(r);
+    assert_non_null(fgets(buf, sizeof buf, r));
+    fclose(r);
+    assert_string_equal(buf, "one\n");
+    unlink("robust.txt");
+    assert_int_equal(mkfifo("robust_fifo.txt", 0600), 0);
+    assert_null(sp_file_begin("robust_fifo.txt"));
+    assert_int_equal(sp_file_check("robust_fifo.txt"), SP_ERR_IO);
+    assert_int_equal(sp_file_check("robust_missing.txt"), SP_OK);
+    unlink("robust_fifo.txt");
+    sp_params_free(ps);
+    sp_tape_free(t);
 }
 
 static void test_slice_overflow(void **state)
@@ -210,7 +264,9 @@ int main(void)
         cmocka_unit_test(test_slice_overflow),   cmocka_unit_test(test_tape_alloc_huge),
         cmocka_unit_test(test_orthogonal_overflow), cmocka_unit_test(test_cell_size_cap),
         cmocka_unit_test(test_null_handles),     cmocka_unit_test(test_thread_cap),
-        cmocka_unit_test(test_save_targets),     cmocka_unit_test(test_update_checked),
+        cmocka_unit_test(test_save_targets),
+        cmocka_unit_test(test_dot_file_targets),
+        cmocka_unit_test(test_update_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,7 +282,7 @@ static void test_program_bad_input(void **state)
         int status;
         const char *msg;
     } cases[] = {
-        {{NULL}, 2, "usage"},
+        {{NULL}, 2, "Usage"},
         {{"classify", NULL}, 2, "unknown command"},
         {{"train", "--pool", "median", NULL}, 2, "--pool expects"},
         {{"train", "--cell", "rnn", NULL}, 2, "--cell expects"},

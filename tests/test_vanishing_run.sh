@@ -15,7 +15,7 @@ bad() {
     [ -s "$dir/err" ] || fail "'$*' printed no message"
     echo "ok: '$*' -> $rc: $(head -n1 "$dir/err")"
 }
-"$exe" --help | grep -q "usage: spool-vanishing" || fail "--help"
+"$exe" --help | grep -q "Usage: spool-vanishing" || fail "--help"
 "$exe" --gaps 2,4 --grad-gap 4 --budget 400 --steps 20 --eval-every 10 --test-n 50 --explode-steps 5 \
     --explode-gap 3 --no-plot --threads 1 --out-dir "$dir/out" --save-dir "$dir/ck" >"$dir/log" 2>&1 \
     || { cat "$dir/log"; fail "run"; }

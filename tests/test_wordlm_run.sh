@@ -21,7 +21,7 @@ while [ $i -lt 40 ]; do
     i=$((i + 1))
 done >"$dir/train.tsv"
 printf 'the cat sat on the log .\t1\na dog saw the mat .\t0\n' >"$dir/test.tsv"
-"$exe" --help | grep -q "usage: spool-wordlm" || fail "--help"
+"$exe" --help | grep -q "Usage: spool-wordlm" || fail "--help"
 "$exe" train --train "$dir/train.tsv" --test "$dir/test.tsv" --min-count 2 --epochs 3 --batch 8 --emb 8 \
     --hidden 16 --lr 0.01 --threads 1 --save "$dir/m.safetensors" >"$dir/log" 2>&1 || { cat "$dir/log"; fail "train"; }
 grep -q "final held-out perplexity" "$dir/log" || fail "no final perplexity"

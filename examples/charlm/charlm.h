@@ -216,10 +216,14 @@ int cl_cmd_train(cl_opts *o);
 /* This process's rank when training with more than one rank, else -1; cl_fail prefixes its
  * messages with it and ranks > 0 draw no progress. */
 extern int cl_rank;
-/* Joins the group if launched by mpirun (else *d = NULL, nothing changes); with > 1 rank: one
- * thread per rank unless --threads is given, stdout silenced on ranks > 0, a SIGTERM handler
- * that says the launcher ended the job. */
+/* Joins the group if launched by mpirun (else *d = NULL, nothing changes), under a watchdog that
+ * ends the process if not every rank joins within --dist-timeout (../common/dist.h); with > 1
+ * rank: one thread per rank unless --threads is given, stdout silenced on ranks > 0, a SIGTERM
+ * handler that says the launcher ended the job and whether a checkpoint exists. */
 int cl_dist_start(sp_dist **d, cl_opts *o);
+/* After a checkpoint of `step` was written (every rank calls it once rank 0 said so): the SIGTERM
+ * message names it from now on. */
+void cl_dist_saved(const char *path, long step);
 /* Every rank has the same options, vocabulary and data sizes (else every rank fails). */
 int cl_dist_check(sp_dist *d, const cl_opts *o, const cl_corpus *c);
 int cl_carry_gather(sp_dist *d, const sp_carry *local, sp_carry *full);

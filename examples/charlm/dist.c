@@ -2,8 +2,10 @@
 /* dist.c - spool-charlm under mpirun: joining the group when launched by an MPI
  * launcher, the configuration check, quiet ranks > 0, the carried state of every rank's tracks
  * gathered for rank 0's checkpoint (and handed back on resume), and the data position stored in
- * checkpoints so a run resumes with the same or another number of ranks. train.c uses these. */
+ * checkpoints so a run resumes with the same or another number of ranks, and what a rank says
+ * when the launcher ends it (whether a checkpoint exists). train.c uses these. */
 #include "charlm.h"
+#include "../common/dist.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -11,31 +13,55 @@
 #include <unistd.h>
 
 int cl_rank = -1;
-static const char *term_ckpt = "";
+
+/* What a rank says when the launcher ends it (SIGTERM: another rank failed, or Ctrl-C on
+ * mpirun). Built outside the handler, which only write(2)s it (snprintf is not
+ * async-signal-safe); two buffers, so the handler never sees one half rewritten. */
+static char term_msg[2][CL_STR + 400];
+static size_t term_len[2];
+static volatile sig_atomic_t term_cur;
+
+static void term_set(const char *ckpt_state)
+{
+    int k = !term_cur;
+    int n = snprintf(term_msg[k], sizeof term_msg[k],
+                     "spool-charlm: rank %d: ended by the launcher (SIGTERM): another rank failed or the job was "
+                     "stopped; %s\n", cl_rank, ckpt_state);
+    term_len[k] = n > 0 && (size_t)n < sizeof term_msg[k] ? (size_t)n : strlen(term_msg[k]);
+    term_cur = k;
+}
 
 static void on_term(int sig)
 {
-    char msg[CL_STR + 200];
-    int n = snprintf(msg, sizeof msg,
-                     "spool-charlm: rank %d: ended by the launcher (signal %d): another rank failed or the job was "
-                     "stopped; the last checkpoint %s is intact (continue with --resume)\n", cl_rank, sig, term_ckpt);
-    if (n > 0 && write(2, msg, (size_t)n) < 0) _exit(143);
+    (void)sig;
+    int k = term_cur;
+    if (write(2, term_msg[k], term_len[k]) < 0) _exit(143);
     _exit(143);
+}
+
+void cl_dist_saved(const char *path, long step)
+{
+    if (cl_rank < 0) return;
+    char s[CL_STR + 120];
+    snprintf(s, sizeof s, "the last checkpoint %s (step %ld) is intact (continue with --resume)", path, step);
+    term_set(s);
 }
 
 int cl_dist_start(sp_dist **d, cl_opts *o)
 {
-    *d = NULL;
-    if (!sp_dist_launched()) return 0;
     sp_dist_opts dopt = {.timeout_s = o->dist_timeout};
-    *d = sp_dist_join(&dopt);
-    if (!*d) return cl_fail("started by an MPI launcher, but %s", sp_last_error());
-    if (sp_dist_size(*d) == 1) return 0; /* mpirun -np 1: exactly one process */
+    if (ex_dist_join("spool-charlm", &dopt, "--dist-timeout", d)) return 1;
+    if (!*d || sp_dist_size(*d) == 1) return 0; /* not launched, or mpirun -np 1: exactly one process */
     cl_rank = sp_dist_rank(*d);
     /* one thread per rank unless asked otherwise: N ranks share the machine's cores */
     if (!cl_opts_given("threads")) o->threads = 1;
-    term_ckpt = o->checkpoint;
-    signal(SIGTERM, on_term);
+    char s[CL_STR + 120];
+    if (o->resume) snprintf(s, sizeof s, "the checkpoint %s this run resumed from is intact (continue with --resume)", o->checkpoint);
+    else snprintf(s, sizeof s, "this run wrote no checkpoint yet (nothing to resume from)");
+    term_set(s);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
     if (cl_rank > 0 && !freopen("/dev/null", "w", stdout)) return cl_fail("cannot silence stdout");
     return 0;
 }

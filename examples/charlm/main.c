@@ -18,7 +18,7 @@ int main(int argc, char **argv)
     if (rc >= 0) return rc;
     if (cmd == CL_PLOT) { /* redraw the loss plot of a CSV log */
         if (npos != 2) return cl_fail("usage: spool-charlm plot LOG.csv OUT.svg"), 2;
-        return cl_plot(pos[0], pos[1], pos[0]) < 0;
+        return cl_plot(pos[0], pos[1], pos[0]) != 0; /* drawing is all it does: no gnuplot is a failure too */
     }
     if (cmd == CL_SCORE) {
         if (npos != 1) return cl_fail("score takes one argument, the text to score (in quotes)"), 2;

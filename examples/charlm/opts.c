@@ -81,7 +81,7 @@ static ex_opt OPTS[] = {
 static const char *const CMDS[] = {"train", "sample", "eval", "score", "plot", NULL};
 static const ex_cli CLI = {
     "spool-charlm",
-    "usage: spool-charlm COMMAND [options]\n"
+    "Usage: spool-charlm COMMAND [options]\n"
     "Character-level language models with spool: learn to spell names or write like\n"
     "Shakespeare, one character at a time, then sample new text.\n\n"
     "Commands:\n"

@@ -4,6 +4,7 @@
  * that train and eval share. */
 #include "charlm.h"
 #include "../common/atomic.h"
+#include "../common/text.h"
 
 #include <errno.h>
 #include <math.h>
@@ -96,11 +97,16 @@ static int order_get(order *o, long g)
  * resumed run has no jump (the mean is for display only; nothing else depends on it). */
 static void resume_running_mean(const char *path, long step, double *ema, double *ema_w)
 {
-    FILE *f = fopen(path, "r");
-    char line[512], last[512] = "";
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) memcpy(last, line, sizeof last);
-    fclose(f);
+    ex_lines in;
+    char *line, last[512] = "";
+    if (ex_lines_open(&in, path, EX_LINE_MAX, err, ERRN)) return; /* no log: the mean starts afresh */
+    int got;
+    while ((got = ex_lines_next(&in, &line, NULL, err, ERRN)) > 0) snprintf(last, sizeof last, "%s", line);
+    ex_lines_close(&in);
+    if (got < 0) {
+        fprintf(stderr, "spool-charlm: note: the running mean of the loss starts afresh: %s\n", err);
+        return;
+    }
     long s;
     double epoch, lr, loss, avg;
     if (sscanf(last, "%ld,%lf,%lf,%lf,%lf", &s, &epoch, &lr, &loss, &avg) == 5 && s == step) {
@@ -159,6 +165,29 @@ static void default_paths(cl_opts *o)
     if (!o->plot[0]) snprintf(o->plot, sizeof o->plot, "%.*s.svg", CL_STR - 8, base);
 }
 
+/* The options train needs before it loads anything: 0, or 1 with the message printed. Paths
+ * are completed (log and plot named after the checkpoint), and the plot's file is tried at once
+ * (created and removed) so that a bad --plot stops the run before training, not after it. */
+static int train_check(cl_opts *o)
+{
+    sp_optim_kind ok;
+    default_paths(o);
+    if (parse_optimizer(o->optimizer, &ok)) return cl_fail("--optimizer must be sgd, rmsprop, adagrad, adam or adamw, not '%s'", o->optimizer);
+    if (!cl_cell_known(o->cell)) return cl_fail("unknown --cell '%s' (one of: %s)", o->cell, cl_cell_list());
+    if (o->seq < 1 || o->batch < 1 || o->batch > 1024) return cl_fail("--seq must be >= 1 and --batch in 1..1024");
+    if (o->steps < 1 && o->epochs <= 0) return cl_fail("--steps must be >= 1 (or give --epochs > 0)");
+    if (o->clip < 0 || o->lr < 0) return cl_fail("--clip and --lr must be >= 0");
+    if (o->eval_every < 0 || o->checkpoint_every < 0) return cl_fail("--eval-every and --checkpoint-every must be >= 0");
+    if (strcmp(o->lr_schedule, "constant") && strcmp(o->lr_schedule, "step") && strcmp(o->lr_schedule, "cosine"))
+        return cl_fail("--lr-schedule must be constant, step or cosine, not '%s'", o->lr_schedule);
+    ex_atomic a;
+    if (cl_rank <= 0 && strcmp(o->plot, "none")) {
+        if (!ex_atomic_open(&a, o->plot, err, ERRN)) return cl_fail("--plot: %s", err);
+        ex_atomic_abort(&a);
+    }
+    return 0;
+}
+
 /* Set when a failure came from a check that fails alike on every rank (configuration, a
  * non-finite averaged gradient), so the ranks can leave together instead of aborting the job. */
 static int failed_together;
@@ -190,19 +219,17 @@ static int train(cl_opts *o, sp_dist *dist)
     if (o->segment < 0) return cl_fail("--segment must be >= 0 (0 = keep every activation), not %d", o->segment);
     if (o->resume && cl_read_checkpoint_header(o->checkpoint, o, 0, &ck_vocab, &ck_lines, &start_step, &carry_hex))
         return 1;
-    default_paths(o);
-    sp_optim_kind ok;
-    if (parse_optimizer(o->optimizer, &ok)) return cl_fail("--optimizer must be sgd, rmsprop, adagrad, adam or adamw, not '%s'", o->optimizer);
-    if (!cl_cell_known(o->cell)) return cl_fail("unknown --cell '%s' (one of: %s)", o->cell, cl_cell_list());
-    if (o->seq < 1 || o->batch < 1 || o->batch > 1024) return cl_fail("--seq must be >= 1 and --batch in 1..1024");
-    if (o->steps < 1 && o->epochs <= 0) return cl_fail("--steps must be >= 1 (or give --epochs > 0)");
-    if (o->clip < 0 || o->lr < 0) return cl_fail("--clip and --lr must be >= 0");
-    if (o->eval_every < 0 || o->checkpoint_every < 0) return cl_fail("--eval-every and --checkpoint-every must be >= 0");
-    sp_sched_kind sk;
-    if (!strcmp(o->lr_schedule, "constant")) sk = SP_SCHED_CONSTANT;
-    else if (!strcmp(o->lr_schedule, "step")) sk = SP_SCHED_STEP;
-    else if (!strcmp(o->lr_schedule, "cosine")) sk = SP_SCHED_COSINE;
-    else return cl_fail("--lr-schedule must be constant, step or cosine, not '%s'", o->lr_schedule);
+    /* from here on a failure frees what the checkpoint's header gave (the options it stores are
+     * checked here too: an unknown stored cell used to leave both behind) */
+    if (train_check(o)) {
+        cl_vocab_free(&ck_vocab);
+        free(carry_hex);
+        return 1;
+    }
+    sp_optim_kind ok = SP_ADAM;
+    parse_optimizer(o->optimizer, &ok); /* known: train_check */
+    sp_sched_kind sk = !strcmp(o->lr_schedule, "constant") ? SP_SCHED_CONSTANT
+                       : !strcmp(o->lr_schedule, "step") ? SP_SCHED_STEP : SP_SCHED_COSINE;
 
     sp_set_threads(o->threads);
     printf("# spool-charlm train | %s\n", sp_info());
@@ -426,6 +453,7 @@ static int train(cl_opts *o, sp_dist *dist)
                 rc = 1;
                 break;
             }
+            cl_dist_saved(o->checkpoint, step);
         }
         if (stop && !last) {
             ex_progress_line(&pg, stderr, "# %s at step %ld: checkpoint saved to %s; continue with the same command plus --resume",
@@ -448,7 +476,9 @@ static int train(cl_opts *o, sp_dist *dist)
         const char *dn = strrchr(o->data, '/');
         snprintf(title, sizeof title, "char-LM: %dx%d %s, embedding %d, on %s", o->layers, o->hidden, o->cell, o->embed,
                  dn && dn[1] ? dn + 1 : o->data);
-        if (rank == 0 && strcmp(o->plot, "none") && cl_plot(o->log, o->plot, title) == 0) printf("# loss plot %s\n", o->plot);
+        int pr = rank == 0 && strcmp(o->plot, "none") ? cl_plot(o->log, o->plot, title) : 1; /* 1: none, or no gnuplot */
+        if (pr == 0) printf("# loss plot %s\n", o->plot);
+        if (pr < 0) rc = 1; /* the message is printed; the checkpoint and the log are written */
     }
     free(idx);
     free(ord.perm);

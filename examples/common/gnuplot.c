@@ -106,32 +106,20 @@ int ex_plot_svg(const char *svg, const char *script, const char *const *args, ch
 {
     ex_atomic a;
     if (!ex_atomic_open(&a, svg, err, errlen)) return -1;
-    fclose(a.f); /* gnuplot writes the temp file by name */
-    a.f = NULL;
-    const char *all[10] = {a.tmp};
+    /* gnuplot writes the temp file by name (it truncates and rewrites that same file, which the
+     * commit then fsyncs and renames) */
+    const char *all[10] = {sp_file_temp(a.w)};
     int n = 1;
     for (int i = 0; args && args[i] && n < 9; i++) all[n++] = args[i];
     all[n] = NULL;
     int rc = ex_gnuplot(NULL, script, all, err, errlen);
+    if (rc == 0 && !whole_svg(all[0])) {
+        snprintf(err, errlen, "gnuplot did not write a whole SVG for '%s' (disk full?)", svg);
+        rc = -1;
+    }
     if (rc != 0) {
         ex_atomic_abort(&a);
         return rc;
     }
-    if (!whole_svg(a.tmp)) {
-        snprintf(err, errlen, "gnuplot did not write a whole SVG for '%s' (disk full?)", svg);
-        ex_atomic_abort(&a);
-        return -1;
-    }
-    int fd = open(a.tmp, O_RDONLY | O_CLOEXEC);
-    int synced = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0) close(fd);
-    if (!synced || rename(a.tmp, a.path) != 0) {
-        snprintf(err, errlen, "cannot write '%s': %s", svg, strerror(errno));
-        ex_atomic_abort(&a);
-        return -1;
-    }
-    ex_fsync_dir(a.path);
-    free(a.tmp), a.tmp = NULL;
-    ex_atomic_abort(&a); /* frees the path; nothing left to remove */
-    return 0;
+    return ex_atomic_commit(&a, err, errlen);
 }

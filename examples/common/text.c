@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* examples/common/text.c - file reading, text cleaning, tokenising, vocabulary and option
+/* examples/common/text.c - file and line reading, text cleaning, tokenising, vocabulary and option
  * parsing for the word-level examples (see text.h). Plain C, no spool tensors. */
 #include "text.h"
 #include "atomic.h"
@@ -61,6 +61,76 @@ char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen)
     }
     if (buf && len) *len = n;
     return buf;
+}
+
+int ex_lines_open(ex_lines *r, const char *path, size_t max, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        memset(r, 0, sizeof *r);
+        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    ex_lines_stream(r, f, path, max);
+    r->own = 1;
+    return 0;
+}
+
+void ex_lines_stream(ex_lines *r, FILE *f, const char *name, size_t max)
+{
+    memset(r, 0, sizeof *r);
+    r->f = f, r->name = name, r->max = max;
+}
+
+int ex_lines_next(ex_lines *r, char **line, size_t *len, char *err, size_t errlen)
+{
+    size_t n = 0;
+    int c;
+    r->lineno++;
+    while ((c = getc_unlocked(r->f)) != EOF && c != '\n') {
+        if (c == 0) {
+            snprintf(err, errlen, "%s:%ld: a NUL byte in line %ld (not a text file?)", r->name, r->lineno, r->lineno);
+            return -1;
+        }
+        if (n >= r->max) {
+            snprintf(err, errlen, "%s:%ld: line %ld is longer than %zu bytes", r->name, r->lineno, r->lineno, r->max);
+            return -1;
+        }
+        if (n + 2 > r->cap) {
+            size_t nc = r->cap ? 2 * r->cap : 256;
+            char *nb = realloc(r->buf, nc);
+            if (!nb) {
+                snprintf(err, errlen, "%s:%ld: out of memory", r->name, r->lineno);
+                return -1;
+            }
+            r->buf = nb, r->cap = nc;
+        }
+        r->buf[n++] = (char)c;
+    }
+    if (c == EOF && ferror(r->f)) {
+        snprintf(err, errlen, "cannot read '%s' (line %ld): %s", r->name, r->lineno, errno ? strerror(errno) : "read error");
+        return -1;
+    }
+    if (c == EOF && n == 0) {
+        r->lineno--;
+        return 0;
+    }
+    if (!r->buf && !(r->buf = malloc(r->cap = 256))) { /* an empty first line */
+        snprintf(err, errlen, "%s:%ld: out of memory", r->name, r->lineno);
+        return -1;
+    }
+    if (n && r->buf[n - 1] == '\r') n--;
+    r->buf[n] = '\0';
+    *line = r->buf;
+    if (len) *len = n;
+    return 1;
+}
+
+void ex_lines_close(ex_lines *r)
+{
+    if (r->own && r->f) fclose(r->f);
+    free(r->buf);
+    memset(r, 0, sizeof *r);
 }
 
 int ex_write_file(const char *path, const char *data, size_t len, char *err, size_t errlen)

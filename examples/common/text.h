@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* examples/common/text.h - plain helpers shared by the examples that read text (NER, sentiment,
- * word LM, vanishing): reading a whole file, cleaning stray control characters, splitting
- * text into words, a word vocabulary (string <-> id), a seeded shuffle (options: common/opts.h;
+ * word LM, vanishing; the line reader serves every program): reading a whole file or its lines,
+ * cleaning stray control characters, splitting text into words, a word vocabulary (string <-> id), a seeded shuffle (options: common/opts.h;
  * the clock: common/progress.h). Nothing here touches spool's tensors: it is the data plumbing a
  * reader can skim past to reach the model code.
  * Symbols are prefixed ex_ (example helpers), not sp_, because they are not part of the library. */
@@ -19,6 +19,30 @@ char *ex_read_file(const char *path, size_t *len, char *err, size_t errlen);
 /* The whole file as bytes (NUL bytes allowed; a NUL is added after them), refused with a message
  * once it reaches max bytes (0: no limit), so /dev/zero ends in an error, not in all memory. */
 char *ex_read_bytes(const char *path, size_t *len, size_t max, char *err, size_t errlen);
+/* Text line by line, the one way the programs read lines (stdin of predict, --eval-file, their
+ * own logs): a line longer than max bytes, a NUL byte (binary input, /dev/zero) and a read error
+ * (EISDIR for a directory, EIO) each end the reading with a message naming the file and the line
+ * number, instead of unbounded memory, a silently cut line or an endless loop. */
+#define EX_LINE_MAX ((size_t)1 << 20) /* the programs' cap: 1 MiB per line */
+typedef struct {
+    FILE *f;
+    const char *name; /* in messages ("stdin" or the path: the caller keeps it alive) */
+    size_t max;
+    long lineno;      /* of the line last returned (or failed on) */
+    char *buf;
+    size_t cap;
+    int own;          /* f was opened by ex_lines_open: closed by ex_lines_close */
+} ex_lines;
+/* Read lines from path. 0, or -1 with "cannot open 'path': ..." in err. */
+int ex_lines_open(ex_lines *r, const char *path, size_t max, char *err, size_t errlen);
+/* Read lines from an open stream (not closed by ex_lines_close), name for messages. */
+void ex_lines_stream(ex_lines *r, FILE *f, const char *name, size_t max);
+/* The next line, without its '\n' (and a '\r' before it), NUL-terminated in *line (valid until the
+ * next call), *len bytes: 1; 0 at the end of the input; -1 with err set ("NAME:LINE: ..."). A
+ * last line without '\n' counts. */
+int ex_lines_next(ex_lines *r, char **line, size_t *len, char *err, size_t errlen);
+void ex_lines_close(ex_lines *r);
+
 /* Write len bytes to path atomically (atomic.h). 0 on success, -1 with err set. */
 int ex_write_file(const char *path, const char *data, size_t len, char *err, size_t errlen);
 

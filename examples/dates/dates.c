@@ -19,6 +19,7 @@
 #include "common/gnuplot.h"
 #include "common/opts.h"
 #include "common/progress.h"
+#include "common/text.h"
 #include "dates_data.h"
 
 #include <math.h>
@@ -116,12 +117,18 @@ static void usage_more(FILE *f)
     for (int k = 0; k < dt_nformats(); k++) fprintf(f, "    %s\n", dt_format_name(k));
 }
 static const ex_cli CLI = {PROG,
-                           "usage: " PROG " [options]                      train, evaluate, save a checkpoint\n"
+                           "Usage: " PROG " [options]                      train, evaluate, save a checkpoint\n"
                            "       " PROG " --load CKPT --translate TEXT ...  translate with a saved model\n"
                            "Encoder-decoder over characters: human-written dates -> ISO YYYY-MM-DD.\n",
                            usage_more, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 
 static ex_args cli_args; /* what parse_args saw: which options were given (for --resume's check) */
+
+static int attn_of(const char *name)
+{
+    return !name || !strcmp(name, "none") ? 0 : !strcmp(name, "dot") ? 1 + SP_ATTN_DOT
+                                              : !strcmp(name, "general") ? 1 + SP_ATTN_GENERAL : 1 + SP_ATTN_ADDITIVE;
+}
 
 /* -1 to go on, else the exit status */
 static int parse_args(int argc, char **argv, options *o)
@@ -139,16 +146,26 @@ static int parse_args(int argc, char **argv, options *o)
         fprintf(stderr, PROG ": --translate and --eval-file need --load CKPT\n");
         return 2;
     }
+    for (int i = 0; i < o->n_translate; i++)
+        if (!o->translate[i][0]) {
+            fprintf(stderr, PROG ": --translate needs a text, not an empty one (try --help)\n");
+            return 2;
+        }
+    if (o->heatmap && !o->heatmap[0]) {
+        fprintf(stderr, PROG ": --heatmap needs a file name, not an empty one (try --help)\n");
+        return 2;
+    }
+    /* a fresh model with dot attention: its sizes must fit (resumed ones keep the checkpoint's) */
+    if (!o->resume && !o->load && attn_of(o->attention) == 1 + SP_ATTN_DOT && o->dec_hidden != 2 * o->hidden) {
+        fprintf(stderr, PROG ": --attention dot needs --dec-hidden = 2 x --hidden (%d), not %d (try --help)\n",
+                2 * o->hidden, o->dec_hidden);
+        return 2;
+    }
     return -1;
 }
 
 /* ------------------------------------------------------------------- model */
 
-static int attn_of(const char *name)
-{
-    return !name || !strcmp(name, "none") ? 0 : !strcmp(name, "dot") ? 1 + SP_ATTN_DOT
-                                              : !strcmp(name, "general") ? 1 + SP_ATTN_GENERAL : 1 + SP_ATTN_ADDITIVE;
-}
 
 static int model_init(model *m, const char *cell, int E, int H, int HD, const char *attention, sp_rng *rng)
 {
@@ -487,38 +504,34 @@ static int eval_file(sp_tape *t, const model *m, const options *o)
 {
     char pathbuf[4096];
     const char *path = ex_data_resolve(o->eval_file, pathbuf, sizeof pathbuf); /* or a bundled file */
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, PROG ": cannot open '%s'\n", path);
+    ex_lines in;
+    char *line, err[700];
+    if (ex_lines_open(&in, path, EX_LINE_MAX, err, sizeof err)) {
+        fprintf(stderr, PROG ": %s\n", err);
         return -1;
     }
     options any = *o;
     any.min_logprob = -INFINITY; /* decode everything; the thresholds are applied below */
-    char line[512];
-    int n = 0, ok = 0, refused = 0, seen = 0, lineno = 0, rc = 0, at[N_EVAL_THRESHOLDS] = {0};
+    int n = 0, ok = 0, refused = 0, seen = 0, rc = 0, got, at[N_EVAL_THRESHOLDS] = {0};
     int n_right = 0, n_wrong = 0;
     double lo_right = 0, hi_wrong = -INFINITY;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        line[strcspn(line, "\r\n")] = 0;
-        if (!line[0] || line[0] == '#') continue;
-        char *tab = strchr(line, '\t');
+    while ((got = ex_lines_next(&in, &line, NULL, err, sizeof err)) > 0) {
+        const char *gold, *text;
         dt_date gd;
-        int nodate = tab && !strcmp(tab + 1, "-");
-        if (!tab || (!nodate && dt_parse_iso(tab + 1, &gd))) {
-            fprintf(stderr, PROG ": %s:%d: expected 'text<TAB>YYYY-MM-DD' or 'text<TAB>-'\n", o->eval_file, lineno);
+        int nodate, kind = dt_eval_line(line, &text, &gold, &nodate, &gd);
+        if (kind == 0) continue;
+        if (kind < 0) {
+            fprintf(stderr, PROG ": %s:%ld: expected 'text<TAB>YYYY-MM-DD' or 'text<TAB>-'\n", path, in.lineno);
             rc = -1;
             break;
         }
-        *tab = 0;
-        const char *gold = tab + 1;
         if (!nodate && !dt_is_test_date(gd, o->seed, o->test_frac)) {
             seen++;
             continue;
         }
         char iso[11], why[160];
         double lp;
-        int r = read_date(t, m, &any, line, iso, &lp, why, sizeof why);
+        int r = read_date(t, m, &any, text, iso, &lp, why, sizeof why);
         if (r < 0) {
             fprintf(stderr, PROG ": %s\n", sp_tape_errmsg(t));
             rc = -1;
@@ -540,7 +553,11 @@ static int eval_file(sp_tape *t, const model *m, const options *o)
         else if (!nodate && !right)
             printf("  wrong    %-32s gold %s  read %s  log-probability %.3g\n", line, gold, iso, lp);
     }
-    fclose(f);
+    ex_lines_close(&in);
+    if (got < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return -1;
+    }
     if (rc) return rc;
     if (!n) {
         fprintf(stderr, PROG ": %s: no line to score (%d skipped: training days of this model)\n",
@@ -612,7 +629,7 @@ static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const ch
     if (!f) {
         if (g) fclose(g);
         free(script);
-        sp_fail(SP_ERR_IO, "heatmap: %s", g ? err : "out of memory");
+        sp_fail(SP_ERR_IO, "%s", g ? err : "out of memory");
         return -1;
     }
     fprintf(g, "# written by spool-dates --heatmap: attention weights of %d test examples\n"
@@ -644,14 +661,17 @@ static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const ch
         bad = 1, ex_atomic_abort(&ga);
     if (bad) {
         free(script);
-        sp_fail(SP_ERR_IO, "heatmap: %s", err);
+        sp_fail(SP_ERR_IO, "%s", err);
         return -1;
     }
     const char *args[] = {tsv, NULL};
     int r = ex_plot_svg(svg, script, args, err, sizeof err);
     free(script);
+    if (r < 0) {
+        sp_fail(SP_ERR_IO, "%s (data %s, script %s)", err, tsv, gp);
+        return -1;
+    }
     if (r > 0) printf("heatmap: gnuplot is not installed; data in %s, script in %s\n", tsv, gp);
-    else if (r < 0) printf("heatmap: %s (script %s)\n", err, gp);
     else printf("heatmap: attention of %d test examples in %s (data %s)\n", n, svg, tsv);
     return 0;
 }
@@ -665,6 +685,11 @@ int main(int argc, char **argv)
     if (prc >= 0) return prc;
     if (o.threads) sp_set_threads(o.threads);
     if (o.n_translate || o.eval_file) return translate(&o);
+    char herr[600];
+    if (o.heatmap && ex_check_regular(o.heatmap, herr, sizeof herr)) { /* before training, not after */
+        fprintf(stderr, PROG ": --heatmap: %s\n", herr);
+        return 1;
+    }
 
     sp_rng rng;
     sp_rng_seed(&rng, o.seed);
@@ -802,7 +827,7 @@ int main(int argc, char **argv)
                 }
             }
             if (!rc && o.heatmap && m.attn && heatmap(t, &m, &test, 4, o.heatmap)) {
-                fprintf(stderr, PROG ": heatmap: %s%s\n", sp_tape_errmsg(t), sp_last_error());
+                fprintf(stderr, PROG ": heatmap: %s\n", sp_tape_status(t) ? sp_tape_errmsg(t) : sp_last_error());
                 rc = 1;
             }
         }

@@ -107,6 +107,19 @@ int dt_parse_iso(const char *s, dt_date *out)
     return 0;
 }
 
+int dt_eval_line(char *line, const char **text, const char **gold, int *nodate, dt_date *gold_date)
+{
+    if (!line[0] || line[0] == '#') return 0;
+    char *tab = strchr(line, '\t');
+    if (!tab) return -1;
+    *nodate = !strcmp(tab + 1, "-");
+    if (!*nodate && dt_parse_iso(tab + 1, gold_date)) return -1;
+    *tab = 0;
+    *text = line;
+    *gold = tab + 1;
+    return 1;
+}
+
 /* ----------------------------------------------------------------- formats */
 
 static const char *ordinal_suffix(int d)

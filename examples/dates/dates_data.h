@@ -32,6 +32,10 @@ dt_date dt_range_at(long i);
 void dt_iso(dt_date a, char *out);
 /* Parses exactly "YYYY-MM-DD" of a real date; 0 on success, -1 otherwise. */
 int dt_parse_iso(const char *s, dt_date *out);
+/* One line of an --eval-file, "text<TAB>YYYY-MM-DD" or "text<TAB>-" (no date), split in place:
+ * 1 with *text, *gold (the part after the tab) and *nodate set (and *gold_date when it is a
+ * date); 0 for a line to skip (empty, or a '#' comment); -1 if malformed. */
+int dt_eval_line(char *line, const char **text, const char **gold, int *nodate, dt_date *gold_date);
 
 /* The human formats. dt_format writes format f of date a into out (cap bytes, always
  * terminated) and returns the length, or -1 if f is out of range or cap too small. Slashes are

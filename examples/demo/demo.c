@@ -25,7 +25,7 @@ static const ex_opt OPTS[] = {
     EX_OPT_PRECISION(0),
 };
 static const ex_cli CLI = {"spool-demo",
-                           "usage: spool-demo [options]\n"
+                           "Usage: spool-demo [options]\n"
                            "Trains a 2-layer tanh network on two spirals with SGD and prints the loss.\n",
                            NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 
@@ -61,6 +61,7 @@ int main(int argc, char **argv)
 
     sp_tape *t = sp_tape_new();
     double first = 0, loss = 0;
+    rc = 0;
     ex_progress pg; /* the examples' one progress layer: here only its permanent lines */
     ex_progress_init(&pg, steps, 0, 0);
     for (int s = 0; s <= steps; s++) {
@@ -77,21 +78,23 @@ int main(int argc, char **argv)
         sp_tensor *l = sp_softmax_xent(t, logits, label, NULL);
         if (sp_backward(t, l) != SP_OK) {
             fprintf(stderr, "spool-demo: %s\n", sp_tape_errmsg(t));
-            return 1;
+            rc = 1;
+            break;
         }
         for (size_t k = 0; k < ps->numel; k++) ps->value[k] -= (sp_real)0.5 * ps->grad[k];
         if (s == 0 && dot_path && sp_tape_dot_file(t, dot_path, 1) != SP_OK) {
-            fprintf(stderr, "spool-demo: %s\n", sp_last_error());
-            return 1;
+            fprintf(stderr, "spool-demo: --dot: %s\n", sp_last_error());
+            rc = 1;
+            break;
         }
         loss = l->data[0];
         if (s == 0) first = loss;
         if (s % (steps / 10 > 0 ? steps / 10 : 1) == 0) ex_progress_line(&pg, stdout, "step %4d  loss %.4f", s, loss);
     }
-    printf("loss %.4f -> %.4f\n", first, loss);
+    if (rc == 0) printf("loss %.4f -> %.4f\n", first, loss);
     sp_tape_free(t);
     sp_params_free(ps);
     free(xy);
     free(label);
-    return loss < first ? 0 : 1;
+    return rc ? rc : loss < first ? 0 : 1;
 }

@@ -539,7 +539,7 @@ static const ex_opt OPTS[] = {
 #undef T
 static const char *const CMDS[] = {"train", "eval", "tag", NULL};
 static const ex_cli CLI = {"spool-ner",
-                           "usage: spool-ner train [options]       train a BiLSTM(-CRF) tagger, score it on the test split\n"
+                           "Usage: spool-ner train [options]       train a BiLSTM(-CRF) tagger, score it on the test split\n"
                            "       spool-ner eval --model M [--test FILE]\n"
                            "       spool-ner tag --model M \"some text to tag\"\n",
                            ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 1, "text"};

@@ -16,6 +16,7 @@
 #include "spool/layers.h"
 #include "spool/optim.h"
 
+#include "common/dist.h"
 #include "common/opts.h"
 #include "common/progress.h"
 #include "common/text.h"
@@ -342,7 +343,7 @@ static const ex_opt OPTS[] = {
 #undef T
 static const char *const CMDS[] = {"train", "eval", "predict", NULL};
 static const ex_cli CLI = {"spool-sentiment",
-                           "usage: spool-sentiment train [options]        train a recurrent sentence classifier\n"
+                           "Usage: spool-sentiment train [options]        train a recurrent sentence classifier\n"
                            "       spool-sentiment eval --model M [--test FILE]\n"
                            "       spool-sentiment predict --model M \"a sentence\" ...   prints P(positive) per sentence\n"
                            "       spool-sentiment predict --model M < FILE    one sentence per line of stdin\n",
@@ -358,12 +359,9 @@ static int dist_together; /* the failure was the same on every rank: leave witho
 
 static int dist_start(train_opts *o)
 {
-    if (!sp_dist_launched()) return 0;
-    sp_dist_opts dopt = {.timeout_s = 600};
-    if (!(dist = sp_dist_join(&dopt))) {
-        fprintf(stderr, "%s: started by an MPI launcher, but %s\n", prog, sp_last_error());
-        return 1;
-    }
+    sp_dist_opts dopt = {.timeout_s = SP_DIST_DEFAULT_TIMEOUT_S};
+    if (ex_dist_join(prog, &dopt, NULL, &dist)) return 1; /* under a watchdog: a rank that never joins */
+    if (!dist) return 0;
     if (sp_dist_size(dist) > 1 && o->threads == 0) sp_set_threads(1); /* the ranks share the cores */
     if (sp_dist_rank(dist) > 0 && !freopen("/dev/null", "w", stdout)) return 1;
     return 0;
@@ -677,18 +675,21 @@ static int do_predict(const char *model, char *const *texts, int n, int stream)
         done++;
     }
     if (n == 0) {
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        long lineno = 0;
-        while (rc >= 0 && (len = getline(&line, &cap, stdin)) >= 0) {
-            lineno++;
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        ex_lines in;
+        ex_lines_stream(&in, stdin, "stdin", EX_LINE_MAX);
+        char *line, err[600];
+        int got = 0;
+        while (rc >= 0 && (got = ex_lines_next(&in, &line, NULL, err, sizeof err)) > 0) {
             int r = predict_one(&m, line, 1, stream);
             if (r < 0) rc = -1;
             done += r == 0;
         }
-        free(line);
+        long lineno = in.lineno;
+        ex_lines_close(&in);
+        if (rc >= 0 && got < 0) {
+            fprintf(stderr, "%s: predict: %s\n", prog, err);
+            rc = -1;
+        }
         if (rc >= 0 && !done) {
             fprintf(stderr, "%s: predict: no sentence on stdin (%ld line(s) without words); give sentences as "
                             "arguments or one per line on stdin\n", prog, lineno);

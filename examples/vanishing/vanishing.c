@@ -179,7 +179,7 @@ static const ex_opt OPTS[] = {
 };
 #undef T
 static const ex_cli CLI = {PROG,
-                           "usage: " PROG " [options]\n"
+                           "Usage: " PROG " [options]\n"
                            "       " PROG " --eval CKPT     accuracy of a saved model on fresh sequences\n"
                            "Trains a vanilla RNN, a GRU and an LSTM (same parameter budget) to recall the first symbol\n"
                            "of a sequence after T distractors, for several T; prints accuracy per T and cell and the\n"
@@ -557,6 +557,22 @@ static int eval_ckpt(const options *o)
     return acc < 0;
 }
 
+/* An output directory: created if absent; 0, or 1 with a message if it cannot be made or exists
+ * and is not a directory (which used to be found only at the first file, after all training). */
+static int make_dir(const char *opt, const char *dir)
+{
+    struct stat st;
+    if (mkdir(dir, 0777) && errno != EEXIST) {
+        fprintf(stderr, PROG ": %s: cannot create %s: %s\n", opt, dir, strerror(errno));
+        return 1;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, PROG ": %s: %s exists and is not a directory\n", opt, dir);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -564,14 +580,7 @@ int main(int argc, char **argv)
     if (prc >= 0) return prc;
     if (o.threads) sp_set_threads(o.threads);
     if (o.eval) return eval_ckpt(&o);
-    if (mkdir(o.out_dir, 0777) && errno != EEXIST) {
-        fprintf(stderr, PROG ": cannot create %s: %s\n", o.out_dir, strerror(errno));
-        return 1;
-    }
-    if (o.save_dir && mkdir(o.save_dir, 0777) && errno != EEXIST) {
-        fprintf(stderr, PROG ": cannot create %s: %s\n", o.save_dir, strerror(errno));
-        return 1;
-    }
+    if (make_dir("--out-dir", o.out_dir) || (o.save_dir && make_dir("--save-dir", o.save_dir))) return 1;
     vn_task gt = {o.grad_gap, o.K, o.D};
     int I = vn_inputs(&gt), L = vn_steps(&gt);
     printf(PROG ": K %d key symbols (chance %.3f), D %d distractors, budget %ld parameters, Adam lr %g, clip %g, "
@@ -582,15 +591,24 @@ int main(int argc, char **argv)
         int H = vn_hidden_for_budget(CELLS[c].gates, I, o.K, o.budget);
         printf("  %-4s hidden %3d  parameters %ld\n", CELLS[c].name, H, vn_param_count(CELLS[c].gates, I, H, o.K));
     }
+    /* every failure below goes to done, which frees what was made */
     sp_tape *t = sp_tape_new();
     char path[1024];
-    int rc = 0;
+    int rc = 0, ng = 0;
+    net kept[NCELLS];
+    int have_kept[NCELLS] = {0};
+    double *nn = NULL, *ln = NULL, *nc = NULL, *lc = NULL;
+    const char *gname[NCELLS + 1];
+    FILE *f;
 
     /* 1. gradient norms at initialisation */
     double *gn = calloc((size_t)L * (NCELLS + 1), sizeof(double));
-    const char *gname[NCELLS + 1];
-    int ng = 0;
-    for (int c = 0; c < NCELLS + 1 && gn; c++) {
+    if (!gn || !t) {
+        fprintf(stderr, PROG ": out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    for (int c = 0; c < NCELLS + 1; c++) {
         if (c < NCELLS && !o.use[c]) continue;
         if (c == NCELLS && o.explode_scale <= 0) continue;
         sp_rng rng;
@@ -601,7 +619,9 @@ int main(int argc, char **argv)
         if (net_init(&n, spec, I, H, o.K, c == NCELLS ? o.explode_scale : 0, o.gate_bias, &rng) ||
             grad_profile(t, &n, &gt, o.batch, o.seed, gn + (size_t)ng * L)) {
             fprintf(stderr, PROG ": %s%s\n", sp_last_error(), sp_tape_errmsg(t));
-            return 1;
+            sp_params_free(n.ps);
+            rc = 1;
+            goto done;
         }
         static char xname[64];
         snprintf(xname, sizeof xname, "rnn W_hh=%gxorth", o.explode_scale);
@@ -619,8 +639,11 @@ int main(int argc, char **argv)
         for (int g = 0; g < ng; g++) printf("  %18.3e", gn[(size_t)g * L + marks[k]]);
         printf("\n");
     }
-    FILE *f = open_out(&o, "vanishing_grad.tsv", path, sizeof path);
-    if (!f) return 1;
+    f = open_out(&o, "vanishing_grad.tsv", path, sizeof path);
+    if (!f) {
+        rc = 1;
+        goto done;
+    }
     fprintf(f, "t");
     for (int g = 0; g < ng; g++) fprintf(f, "\t%s", gname[g]);
     fprintf(f, "\n");
@@ -629,12 +652,13 @@ int main(int argc, char **argv)
         for (int g = 0; g < ng; g++) fprintf(f, "\t%.6e", gn[(size_t)g * L + s]);
         fprintf(f, "\n");
     }
-    if (close_out()) return 1;
+    if (close_out()) {
+        rc = 1;
+        goto done;
+    }
 
     /* 2. accuracy per gap and cell; the models of the profile gap are kept for a trained profile */
     result res[MAXG][NCELLS];
-    net kept[NCELLS];
-    int have_kept[NCELLS] = {0};
     memset(res, 0, sizeof res);
     for (int gi = 0; gi < o.ngaps && !rc; gi++) {
         vn_task task = {o.gaps[gi], o.K, o.D};
@@ -649,14 +673,17 @@ int main(int argc, char **argv)
                        res[gi][c].seconds);
         }
     }
-    if (rc) return 1;
+    if (rc) goto done;
     printf("\nheld-out accuracy (chance %.3f): the best evaluation / the end of training (updates used):\n  %6s",
            1.0 / o.K, "T");
     for (int c = 0; c < NCELLS; c++)
         if (o.use[c]) printf("  %22s", CELLS[c].name);
     printf("\n");
     f = open_out(&o, "vanishing_accuracy.tsv", path, sizeof path);
-    if (!f) return 1;
+    if (!f) {
+        rc = 1;
+        goto done;
+    }
     fprintf(f, "T");
     for (int c = 0; c < NCELLS; c++)
         if (o.use[c]) fprintf(f, "\t%s", CELLS[c].name);
@@ -676,19 +703,30 @@ int main(int argc, char **argv)
         printf("\n");
         fprintf(f, "\n");
     }
-    if (close_out()) return 1;
+    if (close_out()) {
+        rc = 1;
+        goto done;
+    }
 
     /* 3. the profile again on the trained models of the profile gap */
     f = open_out(&o, "vanishing_grad_trained.tsv", path, sizeof path);
-    if (!f) return 1;
+    if (!f) {
+        rc = 1;
+        goto done;
+    }
     fprintf(f, "t");
     ng = 0;
     for (int c = 0; c < NCELLS; c++) {
         if (!have_kept[c]) continue;
-        if (grad_profile(t, &kept[c], &gt, o.batch, o.seed, gn + (size_t)ng * L)) return 1;
+        if (grad_profile(t, &kept[c], &gt, o.batch, o.seed, gn + (size_t)ng * L)) {
+            ex_atomic_abort(&out_file);
+            rc = 1;
+            goto done;
+        }
         fprintf(f, "\t%s (trained)", CELLS[c].name);
         gname[ng++] = CELLS[c].name;
         sp_params_free(kept[c].ps);
+        have_kept[c] = 0;
     }
     fprintf(f, "\n");
     for (int s = 0; s < L; s++) {
@@ -696,7 +734,10 @@ int main(int argc, char **argv)
         for (int g = 0; g < ng; g++) fprintf(f, "\t%.6e", gn[(size_t)g * L + s]);
         fprintf(f, "\n");
     }
-    if (close_out()) return 1;
+    if (close_out()) {
+        rc = 1;
+        goto done;
+    }
     if (ng) {
         printf("\n||dL/dh<t>|| after training, gap T=%d: ratio first step / last step:", o.grad_gap);
         for (int g = 0; g < ng; g++) printf("  %s %.2e", gname[g], gn[(size_t)g * L] / gn[(size_t)g * L + L - 1]);
@@ -707,12 +748,14 @@ int main(int argc, char **argv)
     int explode = o.explode_scale > 0 && o.explode_steps > 0;
     if (explode) {
         int N = o.explode_steps;
-        double *nn = malloc(sizeof(double) * N), *ln = malloc(sizeof(double) * N), *nc = malloc(sizeof(double) * N),
-               *lc = malloc(sizeof(double) * N), a0, a1;
+        nn = malloc(sizeof(double) * N), ln = malloc(sizeof(double) * N), nc = malloc(sizeof(double) * N),
+        lc = malloc(sizeof(double) * N);
+        double a0, a1;
         if (!nn || !ln || !nc || !lc || explode_run(&o, o.explode_lr, t, 0, nn, ln, &a0) ||
             explode_run(&o, o.explode_lr, t, 1, nc, lc, &a1)) {
-            fprintf(stderr, PROG ": exploding-gradient runs failed: %s\n", sp_tape_errmsg(t));
-            return 1;
+            fprintf(stderr, PROG ": exploding-gradient runs failed: %s\n", nn && ln && nc && lc ? sp_tape_errmsg(t) : "out of memory");
+            rc = 1;
+            goto done;
         }
         int bad0 = N, bad1 = N;
         double max0 = 0, max1 = 0;
@@ -734,10 +777,16 @@ int main(int argc, char **argv)
         printf("  clip norm 1 : largest gradient norm %.3e, %s, last loss %.4f, held-out accuracy %.3f\n", max1, w1,
                lc[N - 1], a1);
         f = open_out(&o, "vanishing_explode.tsv", path, sizeof path);
-        if (!f) return 1;
+        if (!f) {
+        rc = 1;
+        goto done;
+    }
         fprintf(f, "update\tnorm_noclip\tloss_noclip\tnorm_clip\tloss_clip\n");
         for (int s = 0; s < N; s++) fprintf(f, "%d\t%.6e\t%.6e\t%.6e\t%.6e\n", s, nn[s], ln[s], nc[s], lc[s]);
-        if (close_out()) return 1;
+        if (close_out()) {
+        rc = 1;
+        goto done;
+    }
         /* where clipping matters: the same two runs at other learning rates */
         printf("\nthe same runs at each SGD learning rate: held-out accuracy without / with clipping at norm 1\n");
         printf("  %8s  %10s  %10s\n  %8g  %10.3f  %10.3f   %s\n", "lr", "no clip", "clip 1", o.explode_lr, a0, a1,
@@ -746,15 +795,19 @@ int main(int argc, char **argv)
             double b0, b1;
             if (explode_run(&o, o.explode_lrs[k], t, 0, nn, ln, &b0) || explode_run(&o, o.explode_lrs[k], t, 1, nc, lc, &b1)) {
                 fprintf(stderr, PROG ": exploding-gradient runs failed: %s\n", sp_tape_errmsg(t));
-                return 1;
+                rc = 1;
+                goto done;
             }
             printf("  %8g  %10.3f  %10.3f   %s\n", o.explode_lrs[k], b0, b1, clip_verdict(b0, b1));
         }
-        free(nn), free(ln), free(nc), free(lc);
     }
     if (write_plots(&o, explode, ng > 0)) rc = 1;
     printf("data: %s/vanishing_grad.tsv, vanishing_grad_trained.tsv, vanishing_accuracy.tsv%s, vanishing.gp\n",
            o.out_dir, explode ? ", vanishing_explode.tsv" : "");
+done:
+    for (int c = 0; c < NCELLS; c++)
+        if (have_kept[c]) sp_params_free(kept[c].ps);
+    free(nn), free(ln), free(nc), free(lc);
     free(gn);
     sp_tape_free(t);
     return rc;

@@ -67,7 +67,7 @@ static const ex_opt OPTS[] = {
 #undef T
 static const char *const CMDS[] = {"train", "eval", "score", "sample", NULL};
 static const ex_cli CLI = {PROG,
-                           "usage: " PROG " train  [options]                  train, report held-out perplexity, save\n"
+                           "Usage: " PROG " train  [options]                  train, report held-out perplexity, save\n"
                            "       " PROG " eval   --load CKPT [--test FILE]   perplexity of a saved model\n"
                            "       " PROG " score  --load CKPT \"a sentence\" ... P(sentence) and each word's P(w | before)\n"
                            "       " PROG " sample --load CKPT [--n N] [--temperature X] [--seed S]\n"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /** @file
- * spool/core.h - tensors, parameters, the tape, errors, runtime (threads, BLIS).
+ * spool/core.h - tensors, parameters, the tape, errors, runtime (threads, BLIS), atomic file writes.
  *
  * The core of spool is three objects:
  *   sp_tensor  a 2-D row-major view {data, grad, rows, cols, stride} over memory it does not own;
@@ -316,8 +316,37 @@ int sp_tape_mallocs(const sp_tape *t);          /**< heap allocations made by th
  * constants grey, activations white; with clusters != 0, nodes are grouped into nested clusters
  * by the '/'-separated prefix of their names (layer, then time step). Deterministic ids. */
 sp_status sp_tape_dot(const sp_tape *t, FILE *out, int clusters);
-/** Same, written atomically (temp file + rename) to path. */
+/** Same, written atomically to path (sp_file_begin: a path that exists and is not a regular
+ * file, such as /dev/null or a FIFO, is refused with SP_ERR_IO and left alone). */
 sp_status sp_tape_dot_file(const sp_tape *t, const char *path, int clusters);
+
+/* ------------------------------------------------------------------- files */
+
+/** An atomic write of one file (opaque): the one way spool writes files (sp_save,
+ * sp_tape_dot_file), open to programs for theirs. The bytes go to a fresh temp file
+ * "<path>.tmp.<pid>.<n>" next to path (created O_EXCL: never through an existing file or link);
+ * sp_file_commit checks every write, flushes and fsyncs it, renames it over path and fsyncs the
+ * directory, so a reader sees the old file or the new one, never half of one, even after kill -9
+ * or a power cut. A path that exists and is not a regular file (a device such as /dev/null, a
+ * FIFO, a directory) is refused, never replaced. Temp files of writers that were killed (their
+ * process is gone) are removed by the next write to the same path. */
+typedef struct sp_file sp_file;
+/** Starts writing path. NULL on error (sp_last_error names the path): path exists and is not a
+ * regular file, the temp file cannot be created, out of memory. */
+sp_file *sp_file_begin(const char *path);
+/** The stream to write into (NULL for NULL). */
+FILE *sp_file_stream(sp_file *w);
+/** The temp file's name, for bytes that another program writes by name (it must rewrite that
+ * file in place, as gnuplot's `set output` does). */
+const char *sp_file_temp(const sp_file *w);
+/** Finishes the write and frees w. On error (a failed write, disk full, path turned into a
+ * FIFO meanwhile) path is left as it was, the temp file removed, SP_ERR_IO returned. */
+sp_status sp_file_commit(sp_file *w);
+/** Gives up: removes the temp file, leaves path untouched, frees w. NULL is a no-op. */
+void sp_file_abort(sp_file *w);
+/** SP_OK if path does not exist or is a regular file; else SP_ERR_IO saying what it is. For files
+ * written in place (a log appended to) that must not be a device or FIFO either. */
+sp_status sp_file_check(const char *path);
 
 SP_API_END
 

@@ -63,9 +63,15 @@ typedef struct {
      * overlap the transfer of a third. 0: 4 MiB. Rounded to whole elements; at least one. */
     size_t bucket_bytes;
     /** Seconds a collective may take before it is an error (a rank died, hangs or is running a
-     * different program). 0: 600; < 0: wait for ever. */
+     * different program). 0: SP_DIST_DEFAULT_TIMEOUT_S; < 0: wait for ever. It cannot bound
+     * MPI_Init_thread inside sp_dist_join, which waits for every rank to start and has no
+     * deadline in MPI: a program that must not wait for ever there arms its own watchdog (the
+     * example programs end the process after the same timeout). */
     double timeout_s;
 } sp_dist_opts;
+
+/** The timeout of sp_dist_opts.timeout_s = 0, in seconds. */
+#define SP_DIST_DEFAULT_TIMEOUT_S 600.0
 
 /** Joins the group of ranks of o->comm (o may be NULL: the world, defaults). Initialises MPI
  * if nobody has (and then sp_dist_leave of the last group finalises it). Collective: every rank

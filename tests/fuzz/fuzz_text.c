@@ -2,8 +2,9 @@
 /* fuzz_text.c - libFuzzer harness of the examples' data readers that parse bytes: the first byte
  * picks one. charlm: UTF-8 decoding, the vocabulary stored in a checkpoint, the carried-state
  * hex; word examples: cleaning + tokenising, the vocabulary file; sentiment: the review reader;
- * dates: the ISO and human date parsers. Files are read through a temp file where the reader
- * takes a path. */
+ * dates: the ISO and human date parsers; the line reader of stdin and --eval-file (common/text.c,
+ * with a small cap) feeding spool-dates' eval-line parser and spool-sentiment's sentence reader.
+ * Files are read through a temp file where the reader takes a path. */
 #include "spool.h"
 #include "charlm/charlm.h"
 #include "common/text.h"
@@ -19,7 +20,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    int which = data[0] % 7;
+    int which = data[0] % 8;
     const uint8_t *d = data + 1;
     size_t n = size - 1;
     char *s = malloc(n + 1), err[256];
@@ -92,6 +93,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sp_carry_free(&c);
         }
         sp_params_free(ps);
+        break;
+    }
+    case 7: {
+        char path[] = "/tmp/fuzz_text.XXXXXX";
+        int fd = mkstemp(path);
+        if (fd < 0) break;
+        ex_lines r;
+        if (write(fd, d, n) == (ssize_t)n && ex_lines_open(&r, path, 64, err, sizeof err) == 0) {
+            char *line;
+            while (ex_lines_next(&r, &line, NULL, err, sizeof err) > 0) {
+                const char *text, *gold;
+                int nodate;
+                dt_date g;
+                sent_corpus_free(sent_from_text(line, err, sizeof err));
+                dt_eval_line(line, &text, &gold, &nodate, &g);
+            }
+            ex_lines_close(&r);
+        }
+        close(fd);
+        unlink(path);
         break;
     }
     }
