@@ -117,6 +117,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("hidden", EX_INT, C, H, "256", 1, 100000, 0, "H", "hidden size"),
     EX_OPT("iters", EX_INT, C, iters, "20", 1, 100000, 0, "N", "timed steps of each form"),
     EX_OPT_THREADS(C, threads, 0),
+    EX_OPT_PRECISION(0),
 };
 #undef C
 static const ex_cli CLI = {"spool-custom-cell",

@@ -32,12 +32,9 @@ static const ex_opt OPTS[] = {
 };
 #undef C
 static const ex_cli CLI = {"spool-fma-peak",
-                           "Usage: spool-fma-peak [options]
-"
-                           "Measures the FP32 FMA peak of one core (12 chains of AVX-512 FMAs) in GFLOP/s,
-"
-                           "and its bf16 peaks (vdpbf16ps chains; AMX through oneDNN where spool uses it).
-",
+                           "Usage: spool-fma-peak [options]\n"
+                           "Measures the FP32 FMA peak of one core (12 chains of AVX-512 FMAs) in GFLOP/s,\n"
+                           "and its bf16 peaks (vdpbf16ps chains; AMX through oneDNN where spool uses it).\n",
                            NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 
 static double cpu_s(void)

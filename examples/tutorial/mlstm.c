@@ -206,7 +206,7 @@ static const ex_opt OPTS[] = {
 };
 static const char *const CMDS[] = {"check", "train", NULL};
 static const ex_cli CLI = {"spool-tutorial",
-                           "usage: spool-tutorial check|train [options]\n"
+                           "Usage: spool-tutorial check|train [options]\n"
                            "The multiplicative LSTM of docs/tutorial.md: check compares its gradients with finite\n"
                            "differences, train teaches it to repeat the number it saw two steps earlier.\n",
                            NULL, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
