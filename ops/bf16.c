@@ -277,22 +277,82 @@ tile_fma_avx512(int mr, int K2, const uint32_t *ap, const uint16_t *bp, float *C
     }
     STORE_TILE();
 }
+
+/* One row (M = 1: streaming at batch 1) over G <= 4 panels at once, so that 2G independent
+ * sums hide the instruction latency; each sum is formed exactly as the tile forms it, so a
+ * one-row product has the bits of the same row in a batch. xp holds the row's K2 pairs. */
+#define GEMV_STORE()                                                                                       \
+    for (int g = 0; g < G; g++) {                                                                          \
+        const int n0 = (p0 + g) * NR, cols = N - n0 < NR ? N - n0 : NR;                                    \
+        __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);                                \
+        __mmask16 m1 = cols >= NR ? 0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;         \
+        if (accumulate) {                                                                                  \
+            c0[g] = _mm512_add_ps(c0[g], _mm512_maskz_loadu_ps(m0, y + n0));                               \
+            c1[g] = _mm512_add_ps(c1[g], _mm512_maskz_loadu_ps(m1, y + n0 + 16));                          \
+        }                                                                                                  \
+        _mm512_mask_storeu_ps(y + n0, m0, c0[g]);                                                          \
+        _mm512_mask_storeu_ps(y + n0 + 16, m1, c1[g]);                                                     \
+    }
+
+__attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) static void
+row_dp_avx512(int G, int N, int K2, const uint32_t *xp, const uint16_t *Bp, int p0, float *y, int accumulate)
+{
+    __m512 c0[4], c1[4];
+    for (int g = 0; g < 4; g++) c0[g] = c1[g] = _mm512_setzero_ps();
+    const uint16_t *b = Bp + (size_t)p0 * K2 * NR * 2;
+    const size_t ps = (size_t)K2 * NR * 2;
+    for (int j = 0; j < K2; j++) {
+        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)xp[j]);
+        for (int g = 0; g < G; g++) {
+            c0[g] = _mm512_dpbf16_ps(c0[g], a, (__m512bh)_mm512_load_si512(b + g * ps + (size_t)j * NR * 2));
+            c1[g] = _mm512_dpbf16_ps(c1[g], a, (__m512bh)_mm512_load_si512(b + g * ps + (size_t)j * NR * 2 + 32));
+        }
+    }
+    GEMV_STORE()
+}
+
+__attribute__((target("avx512f,avx512vl,avx512bw"))) static void
+row_fma_avx512(int G, int N, int K2, const uint32_t *xp, const uint16_t *Bp, int p0, float *y, int accumulate)
+{
+    __m512 c0[4], c1[4];
+    const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);
+    for (int g = 0; g < 4; g++) c0[g] = c1[g] = _mm512_setzero_ps();
+    const uint16_t *b = Bp + (size_t)p0 * K2 * NR * 2;
+    const size_t ps = (size_t)K2 * NR * 2;
+    for (int j = 0; j < K2; j++) {
+        const __m512 al = _mm512_castsi512_ps(_mm512_set1_epi32((int)(xp[j] << 16)));
+        const __m512 ah = _mm512_castsi512_ps(_mm512_set1_epi32((int)(xp[j] & 0xffff0000u)));
+        for (int g = 0; g < G; g++) {
+            const __m512i b0 = _mm512_load_si512(b + g * ps + (size_t)j * NR * 2);
+            const __m512i b1 = _mm512_load_si512(b + g * ps + (size_t)j * NR * 2 + 32);
+            c0[g] = _mm512_fmadd_ps(ah, _mm512_castsi512_ps(_mm512_and_si512(b0, hi_mask)),
+                                    _mm512_fmadd_ps(al, _mm512_castsi512_ps(_mm512_slli_epi32(b0, 16)), c0[g]));
+            c1[g] = _mm512_fmadd_ps(ah, _mm512_castsi512_ps(_mm512_and_si512(b1, hi_mask)),
+                                    _mm512_fmadd_ps(al, _mm512_castsi512_ps(_mm512_slli_epi32(b1, 16)), c1[g]));
+        }
+    }
+    GEMV_STORE()
+}
 #endif
 
 /* ------------------------------------------------------------------ choosing a kernel */
 
+/* y[0, N) (+)= the row's pairs xp times panels p0 .. p0+G-1 (G <= 4); NULL: the tile does it */
+typedef void (*row_fn)(int G, int N, int K2, const uint32_t *xp, const uint16_t *Bp, int p0, float *y, int accumulate);
+
 typedef struct {
     const char *name;
     tile_fn tile;
+    row_fn row;
     pairs_fn pairs;
     rows2_fn rows2;
 } bf16_kernel;
 
 static const bf16_kernel kernels[] = {
-    {"portable C", tile_c, pairs_c, rows2_c},
+    {"portable C", tile_c, NULL, pairs_c, rows2_c},
 #ifdef SP_BF16_X86
-    {"avx512 FMA on widened bf16", tile_fma_avx512, pairs_avx512, rows2_avx512},
-    {"avx512_bf16 vdpbf16ps", tile_dp_avx512, pairs_avx512, rows2_avx512},
+    {"avx512 FMA on widened bf16", tile_fma_avx512, row_fma_avx512, pairs_avx512, rows2_avx512},
+    {"avx512_bf16 vdpbf16ps", tile_dp_avx512, row_dp_avx512, pairs_avx512, rows2_avx512},
 #endif
 };
 
@@ -380,24 +440,30 @@ void sp__bf16_panel(int M, int K, const uint32_t *abuf, const uint16_t *Bp, int 
     panel_with(chosen()->tile, M, K, abuf, Bp, p, N, C, ldc, accumulate);
 }
 
-static void panels_gemm_with(tile_fn tile, int M, int N, int K, const float *A, int lda, const uint16_t *Bp, float *C,
-                             int ldc, int accumulate, uint32_t *abuf)
+static void panels_gemm_with(const bf16_kernel *kn, int M, int N, int K, const float *A, int lda, const uint16_t *Bp,
+                             float *C, int ldc, int accumulate, uint32_t *abuf)
 {
+    const int P = (N + NR - 1) / NR;
+    if (M == 1 && kn->row) { /* one row: its pairs side by side, four panels at a time */
+        kn->pairs(A, K, abuf);
+        for (int p = 0; p < P; p += 4) kn->row(P - p < 4 ? P - p : 4, N, (K + 1) / 2, abuf, Bp, p, C, accumulate);
+        return;
+    }
     sp__bf16_pack_a(M, K, A, lda, abuf);
-    for (int p = 0; p < (N + NR - 1) / NR; p++) panel_with(tile, M, K, abuf, Bp, p, N, C, ldc, accumulate);
+    for (int p = 0; p < P; p++) panel_with(kn->tile, M, K, abuf, Bp, p, N, C, ldc, accumulate);
 }
 
 void sp__bf16_panels_gemm(int M, int N, int K, const float *A, int lda, const uint16_t *Bp, float *C, int ldc,
                           int accumulate, uint32_t *abuf)
 {
-    panels_gemm_with(chosen()->tile, M, N, K, A, lda, Bp, C, ldc, accumulate, abuf);
+    panels_gemm_with(chosen(), M, N, K, A, lda, Bp, C, ldc, accumulate, abuf);
 }
 
 int sp__bf16_kernel_gemm(int kernel, int M, int N, int K, const float *A, int lda, const uint16_t *Bp, float *C,
                          int ldc, int accumulate, uint32_t *abuf)
 {
     if (kernel < 0 || kernel > kernel_max()) return 0;
-    panels_gemm_with(kernels[kernel].tile, M, N, K, A, lda, Bp, C, ldc, accumulate, abuf);
+    panels_gemm_with(&kernels[kernel], M, N, K, A, lda, Bp, C, ldc, accumulate, abuf);
     return 1;
 }
 

@@ -311,6 +311,7 @@ int sp__packed_gemm(sp_tape *t, int prec, int M, int N, int K, const sp_real *A,
         sp_matmul_state *st = sp__matmul_state(t);
         uint32_t *ab = sp__matmul_buf(t, &st->bf16_a, &st->bf16_a_cap, sp__bf16_abuf_size(M, K) * sizeof(uint32_t));
         if (!ab) return 1; /* the tape has the error */
+        if (M == 1) return sp__bf16_panels_gemm(1, N, K, A, lda, Bp, C, ldc, accumulate, ab), 1; /* the one-row kernel */
         sp__bf16_pack_a(M, K, A, lda, ab);
 #pragma omp parallel for if(flops >= SP_PAR_MIN_GEMM_FLOPS) num_threads(sp__threads_now()) schedule(static)
         for (int p = 0; p < P; p++) sp__bf16_panel(M, K, ab, Bp, p, N, C, ldc, accumulate);

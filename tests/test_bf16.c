@@ -139,6 +139,20 @@ static void test_kernels(void **state)
                         free(A), free(W), free(Wt), free(C), free(C0), free(Bp), free(ab);
                     }
     assert_false(sp__bf16_kernel_gemm(nk, 1, 1, 1, NULL, 1, NULL, NULL, 1, 0, NULL)); /* one it cannot run */
+    /* one row (streaming's own kernel) has the bits of the same row in a batch: the stream then
+     * computes what the batch does */
+    for (int kk = 0; kk < nk; kk++)
+        for (int N = 1; N <= 300; N += 37) {
+            const int K = 45;
+            float *A = rnd(&r, 3 * K), *W = rnd(&r, (size_t)K * N), *C1 = calloc(N, 4), *C3 = calloc(3 * (size_t)N, 4);
+            uint16_t *Bp = aligned_alloc(64, (sp__bf16_panels_size(K, N) * 2 + 63) / 64 * 64);
+            uint32_t *ab = malloc(sp__bf16_abuf_size(3, K) * 4);
+            sp__bf16_pack_panels(W, N, 0, K, N, Bp);
+            assert_true(sp__bf16_kernel_gemm(kk, 1, N, K, A, K, Bp, C1, N, 0, ab));
+            assert_true(sp__bf16_kernel_gemm(kk, 3, N, K, A, K, Bp, C3, N, 0, ab));
+            assert_memory_equal(C1, C3, (size_t)N * 4);
+            free(A), free(W), free(C1), free(C3), free(Bp), free(ab);
+        }
 }
 
 static void test_gemm(void **state)
