@@ -406,6 +406,20 @@ static const bf16_kernel *chosen(void)
 const char *sp__bf16_kernel_name(void) { return chosen()->name; }
 static pairs_fn pairs_of(void) { return chosen()->pairs; }
 void sp__bf16_pairs(const float *x, int n, uint32_t *out) { chosen()->pairs(x, n, out); }
+
+int sp__bf16_convert_with(int which, const float *x0, const float *x1, int n, uint32_t *pairs, uint32_t *rows2)
+{
+    pairs_fn p = which == 0 ? pairs_c : NULL;
+    rows2_fn r = which == 0 ? rows2_c : NULL;
+#ifdef SP_BF16_X86
+    if (which == 1 && sp__vec_table("avx512")) p = pairs_avx512, r = rows2_avx512;
+    if (which == 2 && sp__vec_table("avx512") && __builtin_cpu_supports("avx512bf16")) p = pairs_cvt_avx512, r = rows2_cvt_avx512;
+#endif
+    if (!p) return 0;
+    p(x0, n, pairs);
+    r(x0, x1, n, rows2);
+    return 1;
+}
 static rows2_fn rows2_of(void) { return chosen()->rows2; }
 
 int sp__bf16_kernels(const char **names, int max)

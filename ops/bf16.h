@@ -20,6 +20,9 @@ float sp__bf16_round(float x);
 /* out[j] = bf16(x[2j]) | bf16(x[2j+1]) << 16 for j < (n + 1) / 2 (x[n] read as 0): n values
  * rounded into bf16 side by side, vectorised where the CPU allows. */
 void sp__bf16_pairs(const float *x, int n, uint32_t *out);
+/* Test hook: conversion set `which` (0 portable, 1 AVX-512 integer rounding, 2 AVX512_BF16's
+ * instruction) on x0 (and x1): pairs of x0, and x0/x1 interleaved. 0 where the CPU cannot. */
+int sp__bf16_convert_with(int which, const float *x0, const float *x1, int n, uint32_t *pairs, uint32_t *rows2);
 
 /* op(W) [K, N] (op(W)(k, n) = trans ? W[n ldw + k] : W[k ldw + n]) as bf16 pair panels:
  * sp__bf16_panels_size(K, N) uint16 values, 64-byte aligned by the caller. */

@@ -74,6 +74,34 @@ static void test_pack_bits(void **state)
     }
 }
 
+/* every conversion set the CPU runs gives sp__bf16's bits, at every length up to two vectors */
+static void test_convert_sets(void **state)
+{
+    (void)state;
+    const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x3fffffffu, 0x7f7fffffu, 0x7f800000u, 0xff800000u,
+                                0x7fc00000u, 0x7f800001u, 0xffffffffu, 0x00400000u, 0x80000001u, 0x00800000u, 0, 0x80000000u};
+    float x0[70], x1[70];
+    sp_rng r;
+    sp_rng_seed(&r, 9);
+    for (int i = 0; i < 70; i++) {
+        x0[i] = i % 3 == 0 ? bits_f(special[i / 3 % 14]) : (float)(sp_rng_uniform(&r) * 10 - 5);
+        x1[i] = i % 4 == 1 ? bits_f(special[i % 14]) : (float)(sp_rng_uniform(&r) * 1e-3);
+    }
+    int sets = 0;
+    for (int which = 0; which < 3; which++)
+        for (int n = 1; n <= 70; n++) {
+            uint32_t p[40] = {0}, q[72] = {0};
+            if (!sp__bf16_convert_with(which, x0, x1, n, p, q)) break;
+            sets += n == 1;
+            for (int j = 0; 2 * j < n; j++)
+                assert_int_equal(p[j], sp__bf16(x0[2 * j]) | (2 * j + 1 < n ? (uint32_t)sp__bf16(x0[2 * j + 1]) << 16 : 0));
+            for (int i = 0; i < n; i++) assert_int_equal(q[i], sp__bf16(x0[i]) | (uint32_t)sp__bf16(x1[i]) << 16);
+            assert_int_equal(p[(n + 1) / 2], 0); /* nothing written past the pairs */
+            assert_int_equal(q[n], 0);
+        }
+    assert_true(sets >= 1);
+}
+
 static float *rnd(sp_rng *r, size_t n)
 {
     float *x = malloc(n * sizeof(float));
@@ -325,7 +353,7 @@ static void test_api(void **state)
 int main(void)
 {
     printf("# %s\n", sp_info()); /* which product kernels ran (SPOOL_CPU picks them) */
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_round), cmocka_unit_test(test_pack_bits), cmocka_unit_test(test_kernels),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_round), cmocka_unit_test(test_pack_bits), cmocka_unit_test(test_convert_sets), cmocka_unit_test(test_kernels),
                                        cmocka_unit_test(test_gemm), cmocka_unit_test(test_matmul_op),
                                        cmocka_unit_test(test_seq_ops), cmocka_unit_test(test_api)};
     return cmocka_run_group_tests(tests, NULL, NULL);
