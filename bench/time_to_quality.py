@@ -17,6 +17,7 @@ both) and the time each first reaches --target (default 1.55 nats/char).
 
     /usr/bin/python3 bench/time_to_quality.py                      # ~6 minutes on 2 idle cores
     /usr/bin/python3 bench/time_to_quality.py --steps 20 --eval-every 10 --target 4   # smoke test
+    /usr/bin/python3 bench/time_to_quality.py --precision bf16   # spool --precision bf16 vs torch autocast bf16
 """
 import argparse
 import csv
@@ -68,6 +69,8 @@ def torch_worker(a):
     tr, L = tracks(train, B)
     per_epoch = (L - 1) // T
 
+    amp = a.precision == "bf16"  # forward and loss under autocast, as peer_torch.py --autocast bf16
+
     def evaluate():
         model.eval()
         b = B if len(valid) // B >= 2 else 1
@@ -76,8 +79,9 @@ def torch_worker(a):
         with torch.no_grad():
             for pos in range(0, VL - 1, T):
                 t = min(T, VL - 1 - pos)
-                out, state = model(vt[pos:pos + t], state)
-                total += lossf(out.reshape(-1, V), vt[pos + 1:pos + 1 + t].reshape(-1)).item() * t * b
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    out, state = model(vt[pos:pos + t], state)
+                    total += lossf(out.reshape(-1, V), vt[pos + 1:pos + 1 + t].reshape(-1)).float().item() * t * b
                 n += t * b
         model.train()
         return total / n
@@ -90,9 +94,10 @@ def torch_worker(a):
             state = None
         pos = chunk * T
         x, y = tr[pos:pos + T], tr[pos + 1:pos + 1 + T]
-        out, state = model(x, state)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out, state = model(x, state)
+            loss = lossf(out.reshape(-1, V), y.reshape(-1))
         state = tuple(s.detach() for s in state)
-        loss = lossf(out.reshape(-1, V), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), a.clip)
@@ -111,7 +116,8 @@ def run_spool(a, exe, workdir):
            "--embed", str(a.embed), "--dropout", str(a.dropout), "--optimizer", "adam", "--lr", str(a.lr),
            "--lr-schedule", "constant", "--clip", str(a.clip), "--batch", str(a.batch), "--seq", str(a.seq),
            "--steps", str(a.steps), "--eval-every", str(a.eval_every), "--checkpoint-every", "0",
-           "--threads", str(a.threads), "--seed", str(a.seed), "--checkpoint", ckpt, "--log", log, "--plot", "none"]
+           "--threads", str(a.threads), "--seed", str(a.seed), "--checkpoint", ckpt, "--log", log, "--plot", "none",
+           "--precision", a.precision]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     points = []
     with open(log) as f:
@@ -151,6 +157,8 @@ def main():
     p.add_argument("--target", type=float, default=1.55, help="held-out loss to reach, nats/char (default: 1.55)")
     p.add_argument("--stop-at-target", action="store_true", help="PyTorch: stop at the first evaluation under --target")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: spool-charlm --precision bf16 against PyTorch under torch.autocast(\"cpu\", bfloat16)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--embed", type=int, default=32)
@@ -174,8 +182,9 @@ def main():
         load1 = open("/proc/loadavg").read().split()[:3]
     ver = subprocess.run([a.python, "-c", "import torch; print(torch.__version__)"], capture_output=True,
                          text=True).stdout.strip()
-    print("Shakespeare %dx%d LSTM, %d threads, eval every %d steps; spool-charlm then torch %s; load before %s, after %s.\n"
-          % (a.layers, a.hidden, a.threads, a.eval_every, ver, " ".join(load0), " ".join(load1)))
+    print("Shakespeare %dx%d LSTM, %d threads, %s, eval every %d steps; spool-charlm then torch %s; load before %s, after %s.\n"
+          % (a.layers, a.hidden, a.threads, "fp32" if a.precision == "fp32" else "spool --precision bf16, torch autocast bf16",
+             a.eval_every, ver, " ".join(load0), " ".join(load1)))
     print("| step | spool held-out | spool s | torch held-out | torch s |")
     print("|---|---|---|---|---|")
     tmap = {s: (v, e) for s, v, e in th}
