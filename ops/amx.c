@@ -194,8 +194,10 @@ int sp__amx_prod_init(sp_amx_prod *p, int M, int K, int N, const float *W, int l
     const size_t wbytes = wmd ? dnnl_memory_desc_get_size(wmd) : 0;
     void *wbuf = wbytes ? sp__alloc_raw(t, wbytes) : NULL;
     int ok = wbuf && dnnl_primitive_create(&prim, pd) == dnnl_success;
-    omp_set_num_threads(before);
-    if (!pd) return 0;
+    if (!pd) {
+        omp_set_num_threads(before);
+        return 0;
+    }
     if (ok) { /* W (fp32, op(W) by strides) into the primitive's blocked bf16 layout, once */
         dnnl_primitive_desc_t rpd = NULL;
         dnnl_primitive_t r = NULL;
@@ -216,6 +218,7 @@ int sp__amx_prod_init(sp_amx_prod *p, int M, int K, int N, const float *W, int l
         if (r) dnnl_primitive_destroy(r);
         if (rpd) dnnl_primitive_desc_destroy(rpd);
     }
+    omp_set_num_threads(before); /* the reorder too ran on this thread alone: no team left spinning */
     if (ok) {
         p->prim = prim, p->pd = pd, p->w = wbuf, p->M = M, p->K = K, p->N = N;
         p->pad_bytes = pd_bytes(pd, dnnl_query_scratchpad_md);
