@@ -4,12 +4,26 @@
  * vector, over an encoder sequence in spool's layout [S*B, D] (row s*B + b = step s of sequence
  * b) against one decoder step [B, D]. Masking for variable lengths is a composition (a constant
  * added to the scores, then sp_softmax), so padding needs no op of its own. The layer that uses
- * them is layers/attention.c. */
+ * them is layers/attention.c. Their sums of products are products too: in bf16 mode
+ * (sp_tape_set_precision) each factor is rounded to bf16 as it is multiplied (R below), the sums
+ * stay fp32, as in the matmul op; the record keeps the precision it was made with (iattr[3]). */
 #include "../autograd/tape_internal.h"
+#include "bf16.h"
 
 #include <math.h>
 
 #define G(x, i, j) ((x)->grad + (size_t)(i) * (x)->stride + (j)) /* input gradients share data's stride */
+
+/* a factor of a product in precision bf (the record's iattr[3]): as it is, or rounded to bf16 */
+static inline sp_real R(int bf, sp_real x)
+{
+#ifndef SP_USE_DOUBLE
+    return bf ? sp__bf16_value(x) : x;
+#else
+    (void)bf;
+    return x;
+#endif
+}
 
 static int check(sp_tape *t, sp_op op, sp_tensor *q, sp_tensor *keys, int S, const char *kname)
 {
@@ -36,11 +50,12 @@ sp_tensor *sp_attn_dot(sp_tape *t, sp_tensor *q, sp_tensor *keys, int S)
     sp_record *r = sp__record(t, SP_OP_ATTN_DOT, B, S, in, 2);
     if (!r) return NULL;
     r->iattr[0] = S;
+    const int bf = r->iattr[3] = t->precision == SP_PREC_BF16;
     for (int b = 0; b < B; b++)
         for (int s = 0; s < S; s++) {
             const sp_real *qb = sp_at(q, b, 0), *k = sp_at(keys, s * B + b, 0);
             sp_real e = 0;
-            for (int d = 0; d < D; d++) e += qb[d] * k[d];
+            for (int d = 0; d < D; d++) e += R(bf, qb[d]) * R(bf, k[d]);
             r->out->data[(size_t)b * S + s] = e;
         }
     return r->out;
@@ -49,15 +64,15 @@ sp_tensor *sp_attn_dot(sp_tape *t, sp_tensor *q, sp_tensor *keys, int S)
 void sp__attn_dot_backward(sp_record *r)
 {
     sp_tensor *q = r->in[0], *keys = r->in[1], *o = r->out;
-    int S = r->iattr[0], B = q->rows, D = q->cols;
+    int S = r->iattr[0], B = q->rows, D = q->cols, bf = r->iattr[3];
     for (int b = 0; b < B; b++)
         for (int s = 0; s < S; s++) {
-            sp_real g = o->grad[(size_t)b * S + s];
+            sp_real g = R(bf, o->grad[(size_t)b * S + s]);
             const sp_real *qb = sp_at(q, b, 0), *k = sp_at(keys, s * B + b, 0);
             if (q->grad)
-                for (int d = 0; d < D; d++) *G(q, b, d) += g * k[d];
+                for (int d = 0; d < D; d++) *G(q, b, d) += g * R(bf, k[d]);
             if (keys->grad)
-                for (int d = 0; d < D; d++) *G(keys, s * B + b, d) += g * qb[d];
+                for (int d = 0; d < D; d++) *G(keys, s * B + b, d) += g * R(bf, qb[d]);
         }
 }
 
@@ -78,13 +93,14 @@ sp_tensor *sp_attn_additive(sp_tape *t, sp_tensor *q, sp_tensor *keys, sp_tensor
     if (!u) return NULL;
     r->saved = u;
     r->iattr[0] = S;
+    const int bf = r->iattr[3] = t->precision == SP_PREC_BF16;
     for (int s = 0; s < S; s++)
         for (int b = 0; b < B; b++) {
             const sp_real *qb = sp_at(q, b, 0), *k = sp_at(keys, s * B + b, 0);
             sp_real *ui = u + ((size_t)s * B + b) * D, e = 0;
             for (int d = 0; d < D; d++) {
                 ui[d] = SP_TANH(qb[d] + k[d]);
-                e += v->data[d] * ui[d];
+                e += R(bf, v->data[d]) * R(bf, ui[d]);
             }
             r->out->data[(size_t)b * S + s] = e;
         }
@@ -94,17 +110,17 @@ sp_tensor *sp_attn_additive(sp_tape *t, sp_tensor *q, sp_tensor *keys, sp_tensor
 void sp__attn_additive_backward(sp_record *r)
 {
     sp_tensor *q = r->in[0], *keys = r->in[1], *v = r->in[2], *o = r->out;
-    int S = r->iattr[0], B = q->rows, D = q->cols;
+    int S = r->iattr[0], B = q->rows, D = q->cols, bf = r->iattr[3];
     const sp_real *u = r->saved;
     for (int s = 0; s < S; s++)
         for (int b = 0; b < B; b++) {
-            sp_real g = o->grad[(size_t)b * S + s];
+            sp_real g = R(bf, o->grad[(size_t)b * S + s]);
             const sp_real *ui = u + ((size_t)s * B + b) * D;
             for (int d = 0; d < D; d++) {
-                sp_real pre = g * v->data[d] * (1 - ui[d] * ui[d]);
+                sp_real pre = g * R(bf, v->data[d]) * (1 - ui[d] * ui[d]);
                 if (q->grad) *G(q, b, d) += pre;
                 if (keys->grad) *G(keys, s * B + b, d) += pre;
-                if (v->grad) *G(v, 0, d) += g * ui[d];
+                if (v->grad) *G(v, 0, d) += g * R(bf, ui[d]);
             }
         }
 }
@@ -123,13 +139,14 @@ sp_tensor *sp_attn_context(sp_tape *t, sp_tensor *a, sp_tensor *values, int S)
     sp_record *r = sp__record(t, SP_OP_ATTN_CONTEXT, B, D, in, 2);
     if (!r) return NULL;
     r->iattr[0] = S;
+    const int bf = r->iattr[3] = t->precision == SP_PREC_BF16;
     for (int b = 0; b < B; b++) {
         sp_real *cb = r->out->data + (size_t)b * D;
         for (int d = 0; d < D; d++) cb[d] = 0;
         for (int s = 0; s < S; s++) {
-            sp_real w = *sp_at(a, b, s);
+            sp_real w = R(bf, *sp_at(a, b, s));
             const sp_real *vs = sp_at(values, s * B + b, 0);
-            for (int d = 0; d < D; d++) cb[d] += w * vs[d];
+            for (int d = 0; d < D; d++) cb[d] += w * R(bf, vs[d]);
         }
     }
     return r->out;
@@ -138,19 +155,19 @@ sp_tensor *sp_attn_context(sp_tape *t, sp_tensor *a, sp_tensor *values, int S)
 void sp__attn_context_backward(sp_record *r)
 {
     sp_tensor *a = r->in[0], *values = r->in[1], *o = r->out;
-    int S = r->iattr[0], B = a->rows, D = values->cols;
+    int S = r->iattr[0], B = a->rows, D = values->cols, bf = r->iattr[3];
     for (int b = 0; b < B; b++) {
         const sp_real *g = o->grad + (size_t)b * D;
         for (int s = 0; s < S; s++) {
             const sp_real *vs = sp_at(values, s * B + b, 0);
             if (a->grad) {
                 sp_real dot = 0;
-                for (int d = 0; d < D; d++) dot += g[d] * vs[d];
+                for (int d = 0; d < D; d++) dot += R(bf, g[d]) * R(bf, vs[d]);
                 *G(a, b, s) += dot;
             }
             if (values->grad) {
-                sp_real w = *sp_at(a, b, s);
-                for (int d = 0; d < D; d++) *G(values, s * B + b, d) += w * g[d];
+                sp_real w = R(bf, *sp_at(a, b, s));
+                for (int d = 0; d < D; d++) *G(values, s * B + b, d) += w * R(bf, g[d]);
             }
         }
     }

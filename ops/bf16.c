@@ -38,15 +38,7 @@
 #define KC 512      /* rows of op(B) packed at a time by sp__gemm_bf16 (256 pairs: 32 KB a panel) */
 #define PGROUP 4    /* panels per unit of work of sp__gemm_bf16 */
 
-uint16_t sp__bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u); /* zero, subnormal: signed 0 */
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN stays (quiet) NaN */
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even (may carry into the exponent: Inf) */
-    return (uint16_t)(u >> 16);
-}
+uint16_t sp__bf16(float x) { return sp__bf16_inline(x); }
 
 float sp__bf16_float(uint16_t b)
 {

@@ -14,6 +14,24 @@
 #define SP_BF16_NR 32 /* columns of op(B) per panel */
 
 /* x rounded to bf16 (nearest even; subnormals to signed zero, NaN stays NaN), and back. */
+static inline uint16_t sp__bf16_inline(float x)
+{
+    uint32_t u;
+    __builtin_memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u); /* zero, subnormal: signed 0 */
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN stays (quiet) NaN */
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even (may carry into the exponent: Inf) */
+    return (uint16_t)(u >> 16);
+}
+/* x as the bf16 it rounds to, back in a float: an operand of a bf16 product (the ops with loops of
+ * their own, such as attention's, multiply these) */
+static inline float sp__bf16_value(float x)
+{
+    uint32_t u = (uint32_t)sp__bf16_inline(x) << 16;
+    float y;
+    __builtin_memcpy(&y, &u, 4);
+    return y;
+}
 uint16_t sp__bf16(float x);
 float sp__bf16_float(uint16_t b);
 float sp__bf16_round(float x);

@@ -328,6 +328,57 @@ static void test_matmul_op(void **state)
     }
 }
 
+/* attention's own products: forward against the double sum of rounded factors, gradients
+ * against the fp32 mode within the tolerance of the other products */
+static float run_attn(int prec, int kind, float *grads, float *out)
+{
+    const int B = 3, S = 5, D = 20;
+    sp_rng r;
+    sp_rng_seed(&r, 17);
+    sp_tape *t = sp_tape_new();
+    assert_int_equal(sp_tape_set_precision(t, prec), SP_OK);
+    sp_tensor *q = sp_leaf(t, B, D), *k = sp_leaf(t, S * B, D), *v = sp_leaf(t, 1, D);
+    for (int i = 0; i < B * D; i++) q->data[i] = (float)(2 * sp_rng_uniform(&r) - 1);
+    for (int i = 0; i < S * B * D; i++) k->data[i] = (float)(2 * sp_rng_uniform(&r) - 1);
+    for (int i = 0; i < D; i++) v->data[i] = (float)(2 * sp_rng_uniform(&r) - 1);
+    sp_tensor *e = kind == 0 ? sp_attn_dot(t, q, k, S) : sp_attn_additive(t, q, k, v, S);
+    sp_tensor *c = sp_attn_context(t, sp_softmax(t, e), k, S);
+    sp_tensor *w = sp_const(t, B, D);
+    for (int i = 0; i < B * D; i++) w->data[i] = (float)((i % 7) - 3);
+    sp_tensor *loss = sp_sum(t, sp_mul(t, c, w));
+    assert_int_equal(sp_backward(t, loss), SP_OK);
+    memcpy(out, e->data, sizeof(float) * B * S);
+    memcpy(grads, q->grad, sizeof(float) * B * D);
+    memcpy(grads + B * D, k->grad, sizeof(float) * S * B * D);
+    if (kind == 0) /* the scores are bf16 products: the double sum of the rounded factors, fp32's bound */
+        for (int b = 0; b < B; b++)
+            for (int s = 0; s < S; s++) {
+                double ref = 0, mag = 0;
+                for (int d = 0; d < D; d++) {
+                    double p = prec == SP_PREC_BF16 ? (double)sp__bf16_round(q->data[b * D + d]) * sp__bf16_round(k->data[(s * B + b) * D + d])
+                                                    : (double)q->data[b * D + d] * k->data[(s * B + b) * D + d];
+                    ref += p, mag += fabs(p);
+                }
+                assert_true(fabs(e->data[b * S + s] - ref) <= 2.0 * (D + 2) * 0x1p-24 * mag);
+            }
+    float L = loss->data[0];
+    sp_tape_free(t);
+    return L;
+}
+
+static void test_attention(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        float g32[3 * 20 + 15 * 20], g16[3 * 20 + 15 * 20], e32[15], e16[15];
+        float L32 = run_attn(SP_PREC_FP32, kind, g32, e32), L16 = run_attn(SP_PREC_BF16, kind, g16, e16);
+        close_set(e16, e32, 15, 2e-2, kind ? "additive scores" : "dot scores");
+        close_set(&L16, &L32, 1, 2e-2, "attention loss");
+        close_set(g16, g32, sizeof g32 / sizeof g32[0], 3e-2, "attention gradients");
+        assert_true(memcmp(e16, e32, sizeof e16) != 0); /* really rounded */
+    }
+}
+
 static void test_api(void **state)
 {
     (void)state;
@@ -355,6 +406,7 @@ int main(void)
     printf("# %s\n", sp_info()); /* which product kernels ran (SPOOL_CPU picks them) */
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_round), cmocka_unit_test(test_pack_bits), cmocka_unit_test(test_convert_sets), cmocka_unit_test(test_kernels),
                                        cmocka_unit_test(test_gemm), cmocka_unit_test(test_matmul_op),
-                                       cmocka_unit_test(test_seq_ops), cmocka_unit_test(test_api)};
+                                       cmocka_unit_test(test_seq_ops), cmocka_unit_test(test_attention),
+                                       cmocka_unit_test(test_api)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
