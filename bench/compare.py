@@ -16,6 +16,7 @@ AVX-512 CPUs). The script does not import torch itself.
     /usr/bin/python3 bench/compare.py                       # full grid, ~40 min on 2 cores
     /usr/bin/python3 bench/compare.py --grid small --reps 3 # a few minutes
     /usr/bin/python3 bench/compare.py --grid smoke --reps 1 --target-seconds 0.5
+    /usr/bin/python3 bench/compare.py --grid bf16 --precision bf16 --reps 2 --out bench/RESULTS-bf16.md --raw bench/results-bf16.jsonl
 
 Raw JSON lines of every run go to --raw (bench/results.jsonl), so a table can be rebuilt with
 --from-raw without running anything again.
@@ -51,6 +52,17 @@ def grid(name, threads_all):
     if name == "smoke":
         for cell in ("rnn", "gru", "lstm"):
             out.append(dict(cell=cell, hidden=64, layers=1, bidirectional=False, threads=1))
+        return out
+    if name == "bf16":  # issue 22's rows: every LSTM shape it names, GRU and RNN, on 1 and all cores
+        for th in tl:
+            for H in (128, 256, 512):
+                out.append(dict(cell="lstm", hidden=H, layers=1, bidirectional=False, threads=th))
+            out.append(dict(cell="lstm", hidden=256, layers=2, bidirectional=False, threads=th))
+            out.append(dict(cell="lstm", hidden=256, layers=1, bidirectional=True, threads=th))
+            out.append(dict(cell="lstm", hidden=256, layers=1, bidirectional=False, threads=th, variant="varlen"))
+            out.append(dict(cell="lstm", hidden=256, layers=1, bidirectional=False, threads=th, variant="emb64"))
+            for cell in ("gru", "rnn"):
+                out.append(dict(cell=cell, hidden=256, layers=1, bidirectional=False, threads=th))
         return out
     if name == "small":
         for cell in ("rnn", "gru", "lstm"):
@@ -383,7 +395,8 @@ def summarise(cfgs, runs, ceilings, peers_used):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--grid", choices=["full", "small", "smoke"], default="full")
+    p.add_argument("--grid", choices=["full", "small", "smoke", "bf16"], default="full",
+                   help="bf16: the LSTM shapes, GRU and RNN rows of the mixed-precision comparison")
     p.add_argument("--reps", type=int, default=3, help="repetitions per program and configuration")
     p.add_argument("--target-seconds", type=float, default=3.0)
     p.add_argument("--warmup", type=int, default=3)

@@ -7,7 +7,9 @@ linear head, softmax with temperature, one multinomial draw, the draw fed back),
 torch.inference_mode(). Prints characters/s of the sampling loop alone (after a warm-up), so it
 can be set against the `# sampled ... characters/s` line spool-charlm sample prints on stderr.
 
-usage: sample_torch.py CHECKPOINT [--chars N] [--threads T] [--temperature X] [--seed S]
+usage: sample_torch.py CHECKPOINT [--chars N] [--threads T] [--temperature X] [--seed S] [--autocast bf16]
+--autocast bf16 runs the loop under torch.autocast("cpu", dtype=torch.bfloat16) as well (the peer of
+`spool-charlm sample --precision bf16`).
 Cells without a torch.nn counterpart (peephole, coupled, reset-before GRU, LN cells) are refused.
 """
 import argparse
@@ -51,6 +53,7 @@ def main():
     ap.add_argument('--threads', type=int, default=1, help='torch intra-op threads (default 1)')
     ap.add_argument('--temperature', type=float, default=1.0)
     ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--autocast', choices=['none', 'bf16'], default='none')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -61,17 +64,17 @@ def main():
         for _ in range(n):
             out, state = rnn(emb[cur].view(1, 1, -1), state)
             logits = out.view(1, -1) @ W.T + b
-            cur = int(torch.multinomial(torch.softmax(logits / a.temperature, dim=1), 1))
+            cur = int(torch.multinomial(torch.softmax(logits.float() / a.temperature, dim=1), 1))
             if lines and cur == 0:  # end of a name: start the next one from a fresh state
                 state = None
 
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=a.autocast == 'bf16'):
         sample(200)  # warm-up
         t0 = time.perf_counter()
         sample(a.chars)
         dt = time.perf_counter() - t0
-    print('torch %s (%d threads, inference_mode): sampled %d characters in %.3f s: %.0f characters/s'
-          % (torch.__version__, a.threads, a.chars, dt, a.chars / dt))
+    print('torch %s (%d threads, inference_mode%s): sampled %d characters in %.3f s: %.0f characters/s'
+          % (torch.__version__, a.threads, ', autocast bf16' if a.autocast == 'bf16' else '', a.chars, dt, a.chars / dt))
 
 
 if __name__ == '__main__':
