@@ -44,41 +44,37 @@ static double cpu_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* n rounds of 12 independent FMAs on 16 floats each: 384 flops per round. Twelve named
- * variables, not an array, so they stay in registers. */
+/* n rounds of STEP on 12 independent accumulators (12 named variables, not an array, so they stay
+ * in registers), then their sum, so that nothing can be folded away. */
+#define CHAINS(STEP)                                                                                      \
+    __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2), a3 = _mm512_set1_ps(3); \
+    __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7); \
+    __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11); \
+    for (long k = 0; k < n; k++) {                                                                        \
+        STEP(a0), STEP(a1), STEP(a2), STEP(a3), STEP(a4), STEP(a5);                                       \
+        STEP(a6), STEP(a7), STEP(a8), STEP(a9), STEP(a10), STEP(a11);                                     \
+    }                                                                                                     \
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),                 \
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));                \
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));                  \
+    return _mm512_reduce_add_ps(s)
+
+/* 12 chains of FMAs on 16 floats each: 384 flops per round */
 __attribute__((target("avx512f"), noinline)) static float chains(long n)
 {
     const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2), a3 = _mm512_set1_ps(3);
-    __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7);
-    __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
-    for (long k = 0; k < n; k++) {
-#define F(x) x = _mm512_fmadd_ps(x, m, c)
-        F(a0), F(a1), F(a2), F(a3), F(a4), F(a5), F(a6), F(a7), F(a8), F(a9), F(a10), F(a11);
-#undef F
-    }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
-    return _mm512_reduce_add_ps(s);
+#define FMA(x) x = _mm512_fmadd_ps(x, m, c)
+    CHAINS(FMA);
+#undef FMA
 }
 
-/* the same with vdpbf16ps: 12 chains of 32 bf16 products each, 768 flops per round */
+/* 12 chains of vdpbf16ps, 32 bf16 products each: 768 flops per round */
 __attribute__((target("avx512f,avx512bf16"), noinline)) static float dp_chains(long n)
 {
     const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3380);
-    __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2), a3 = _mm512_set1_ps(3);
-    __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7);
-    __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
-    for (long k = 0; k < n; k++) {
-#define F(v) v = _mm512_dpbf16_ps(v, x, y)
-        F(a0), F(a1), F(a2), F(a3), F(a4), F(a5), F(a6), F(a7), F(a8), F(a9), F(a10), F(a11);
-#undef F
-    }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
-    return _mm512_reduce_add_ps(s);
+#define DP(v) v = _mm512_dpbf16_ps(v, x, y)
+    CHAINS(DP);
+#undef DP
 }
 
 /* best of 5 rounds of `seconds` each: fn(n) does n rounds of `flops` */
