@@ -322,6 +322,24 @@ static void test_matmul_op(void **state)
         check_product(0, 1, M, N, K, a->data, K, W->data, K, zero, 0, y->data, N, "matmul forward");
         check_product(0, 0, M, K, N, g->data, N, W->data, K, zero, 0, a->grad, K, "matmul dA");
         check_product(1, 0, N, K, M, g->data, N, a->data, K, zero, 0, W->grad, K, "matmul dW");
+        /* accumulation: the same step again on the reset tape, gradients not zeroed, adds the same
+         * dW again; and an input used by two products gets the sum of both (the bf16 products add
+         * into dA and dW, never overwrite them) */
+        float *dw1 = malloc(sizeof(float) * N * K), *da1 = malloc(sizeof(float) * M * K), *av = malloc(sizeof(float) * M * K);
+        float *gv = malloc(sizeof(float) * M * N);
+        memcpy(dw1, W->grad, sizeof(float) * N * K), memcpy(da1, a->grad, sizeof(float) * M * K);
+        memcpy(av, a->data, sizeof(float) * M * K), memcpy(gv, g->data, sizeof(float) * M * N);
+        sp_tape_reset(t);
+        a = sp_leaf(t, M, K);
+        memcpy(a->data, av, sizeof(float) * M * K);
+        g = sp_const(t, M, N);
+        memcpy(g->data, gv, sizeof(float) * M * N);
+        sp_tensor *y2 = sp_add(t, sp_matmul_ex(t, a, 0, W, 1), sp_matmul_ex(t, a, 0, W, 1)); /* two paths */
+        assert_int_equal(sp_backward(t, sp_sum(t, sp_mul(t, y2, g))), SP_OK);
+        for (int i = 0; i < N * K; i++) /* the two paths' dW are summed as one stacked product: its own order */
+            assert_true(fabsf(W->grad[i] - 3 * dw1[i]) <= 1e-5f * (fabsf(3 * dw1[i]) + 1));
+        for (int i = 0; i < M * K; i++) assert_true(a->grad[i] == 2 * da1[i]);
+        free(dw1), free(da1), free(av), free(gv);
         free(zero);
         sp_tape_free(t);
         sp_params_free(ps);
