@@ -16,7 +16,7 @@
 
 sp_params *sp_params_new(void)
 {
-    sp_runtime_init();
+    if (sp_runtime_init() != SP_OK) return NULL;
     sp_params *ps = calloc(1, sizeof *ps);
     if (!ps) sp_fail(SP_ERR_NOMEM, "sp_params_new: out of memory");
     return ps;

@@ -137,7 +137,7 @@ size_t sp_tape_capacity(const sp_tape *t)
 
 sp_tape *sp_tape_new(void)
 {
-    sp_runtime_init();
+    if (sp_runtime_init() != SP_OK) return NULL;
     sp_tape *t = calloc(1, sizeof *t);
     if (!t) {
         sp_fail(SP_ERR_NOMEM, "sp_tape_new: out of memory");

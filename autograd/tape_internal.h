@@ -79,8 +79,10 @@ struct sp_tape {
     char scope[256];
 };
 
-/* Sets BLIS's kernel set and the thread counts, once, before BLIS initialises (runtime.c). */
-void sp_runtime_init(void);
+/* Sets BLIS's kernel set and the thread counts, once, before BLIS initialises (runtime.c).
+ * Not SP_OK (with the message set) if the host's environment is refused: a BLIS_ARCH_TYPE this
+ * CPU cannot run, or a SPOOL_CPU that names no kernel set. */
+sp_status sp_runtime_init(void);
 /* Arena allocation (zeroed, 64-byte aligned). NULL and a sticky error if out of memory. */
 void *sp__alloc(sp_tape *t, size_t bytes);
 void *sp__alloc_raw(sp_tape *t, size_t bytes); /* the same, not zeroed */
