@@ -6,6 +6,7 @@
 
 #include "spool.h"
 #include "parallel.h" /* the thread thresholds and sp__threads_now */
+#include "noise.h"    /* counter-based dropout and zoneout masks */
 
 #include <math.h>
 
@@ -104,7 +105,6 @@ sp_record *sp__record_view(sp_tape *t, sp_op op, sp_tensor *x, size_t offset, in
 /* Sticky shape error: "<op> \"out-name\": <why>: a \"name\" [r x c] vs b \"name\" [r x c]". */
 void sp__shape_error(sp_tape *t, sp_op op, const char *why, const sp_tensor *a, const sp_tensor *b);
 const char *sp__scope_name(sp_tape *t, const char *leaf);
-
 
 /* libm in the real type, so the float build does not round-trip through double. */
 #ifdef SP_USE_DOUBLE

@@ -71,8 +71,9 @@ sp_tensor *sp_tanh(sp_tape *t, sp_tensor *x);
 /** Elementwise max(x, 0). */
 sp_tensor *sp_relu(sp_tape *t, sp_tensor *x);
 /** Inverted dropout: in training, each element is zeroed with probability p and survivors are
- * scaled by 1/(1-p); the mask is drawn from rng. With train == 0 (eval) or p == 0 it is the
- * identity (returns x itself, nothing recorded). 0 <= p < 1. */
+ * scaled by 1/(1-p); the mask is keyed by one draw from rng (each element a function of that key
+ * and its position). With train == 0 (eval) or p == 0 it is the identity (returns x itself,
+ * nothing recorded, nothing drawn). 0 <= p < 1. */
 sp_tensor *sp_dropout(sp_tape *t, sp_tensor *x, double p, sp_rng *rng, int train);
 /** Dropout with a caller-made mask (values 0 or 1/(1-p)) of x's shape or a row [1, C]: reuse one
  * mask at every time step for variational dropout. */
