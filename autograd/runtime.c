@@ -85,32 +85,37 @@ static int arch_runs(long id, const char **need)
         *need = "AVX-512F/CD/ER/PF (Xeon Phi)";
         return HAS("avx512f") && HAS("avx512cd") && HAS("avx512er") && HAS("avx512pf");
 #endif
+    /* the sets a build may leave out fall through to what they share; a missing one is default */
 #ifdef BLIS_CONFIG_HASWELL
-    case BLIS_ARCH_HASWELL: *need = "AVX2 and FMA"; return HAS("avx2") && HAS("fma");
+    case BLIS_ARCH_HASWELL:
 #endif
 #ifdef BLIS_CONFIG_ZEN3
-    case BLIS_ARCH_ZEN3: *need = "AVX2 and FMA"; return HAS("avx2") && HAS("fma");
+    case BLIS_ARCH_ZEN3:
 #endif
 #ifdef BLIS_CONFIG_ZEN2
-    case BLIS_ARCH_ZEN2: *need = "AVX2 and FMA"; return HAS("avx2") && HAS("fma");
+    case BLIS_ARCH_ZEN2:
 #endif
 #ifdef BLIS_CONFIG_ZEN
-    case BLIS_ARCH_ZEN: *need = "AVX2 and FMA"; return HAS("avx2") && HAS("fma");
+    case BLIS_ARCH_ZEN:
 #endif
+        *need = "AVX2 and FMA";
+        return HAS("avx2") && HAS("fma");
+#ifdef BLIS_CONFIG_EXCAVATOR
+    case BLIS_ARCH_EXCAVATOR:
+#endif
+#ifdef BLIS_CONFIG_STEAMROLLER
+    case BLIS_ARCH_STEAMROLLER:
+#endif
+#ifdef BLIS_CONFIG_PILEDRIVER
+    case BLIS_ARCH_PILEDRIVER:
+#endif
+        *need = "AVX and FMA";
+        return HAS("avx") && HAS("fma");
 #ifdef BLIS_CONFIG_SANDYBRIDGE
     case BLIS_ARCH_SANDYBRIDGE: *need = "AVX"; return HAS("avx");
 #endif
 #ifdef BLIS_CONFIG_PENRYN
     case BLIS_ARCH_PENRYN: *need = "SSE4.1"; return HAS("sse4.1");
-#endif
-#ifdef BLIS_CONFIG_EXCAVATOR
-    case BLIS_ARCH_EXCAVATOR: *need = "AVX and FMA"; return HAS("avx") && HAS("fma");
-#endif
-#ifdef BLIS_CONFIG_STEAMROLLER
-    case BLIS_ARCH_STEAMROLLER: *need = "AVX and FMA"; return HAS("avx") && HAS("fma");
-#endif
-#ifdef BLIS_CONFIG_PILEDRIVER
-    case BLIS_ARCH_PILEDRIVER: *need = "AVX and FMA"; return HAS("avx") && HAS("fma");
 #endif
 #ifdef BLIS_CONFIG_BULLDOZER
     case BLIS_ARCH_BULLDOZER: *need = "AVX and FMA4"; return HAS("avx") && HAS("fma4");
