@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* error.c - status strings, the thread-local last error for calls that have no tape, and the
- * seeded random generator (kept here because it is as small and as shared as the errors are). */
-#include "spool.h"
+/* error.c - status strings, the thread-local last error for calls that have no tape, the
+ * seeded random generator and the counter-based noise masks drawn from it (kept here because they
+ * are as small and as shared as the errors are). */
+#include "tape_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -46,13 +47,15 @@ sp_status sp_fail(sp_status s, const char *fmt, ...)
 
 /* ------------------------------------------------------------------- rng */
 
-static uint64_t splitmix64(uint64_t *x)
+/* splitmix64's finaliser: every input bit reaches every output bit */
+static uint64_t mix64(uint64_t z)
 {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+
+static uint64_t splitmix64(uint64_t *x) { return mix64(*x += 0x9E3779B97F4A7C15ull); }
 
 void sp_rng_seed(sp_rng *r, uint64_t seed)
 {
@@ -78,6 +81,35 @@ double sp_rng_normal(sp_rng *r)
 {
     double u = 1.0 - sp_rng_uniform(r), v = sp_rng_uniform(r);
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* ------------------------------------------------------------ counter-based noise (noise.h) */
+
+uint64_t sp__noise_key(sp_rng *r)
+{
+    uint64_t hi = sp_rng_u32(r);
+    return hi << 32 | sp_rng_u32(r);
+}
+
+/* the three stages of sp__noise_bits, so a mask mixes its key once and each row once */
+static uint64_t noise_what(uint64_t key, uint64_t what) { return mix64(key + 0x9E3779B97F4A7C15ull * (what + 1)); }
+static uint64_t noise_row(uint64_t h, uint64_t row) { return mix64(h ^ (row * 0xD1B54A32D192ED03ull + 0x8CB92BA72F3D8DD7ull)); }
+static uint64_t noise_col(uint64_t h, uint64_t col) { return mix64(h ^ (col * 0xAEF17502108EF2D9ull + 0x9E3779B97F4A7C15ull)); }
+
+uint64_t sp__noise_bits(uint64_t key, uint64_t what, uint64_t row, uint64_t col)
+{
+    return noise_col(noise_row(noise_what(key, what), row), col);
+}
+
+void sp__noise_fill(sp_real *m, int R, int C, double p, sp_real keep, uint64_t key, uint64_t what, int64_t row0)
+{
+    /* an element drops when its top 32 bits, as a uniform in [0, 1), fall under p (sp_rng_uniform's scale) */
+    const uint64_t hw = noise_what(key, what);
+    for (int i = 0; i < R; i++) {
+        const uint64_t hr = noise_row(hw, (uint64_t)(row0 + i));
+        for (int j = 0; j < C; j++)
+            m[(size_t)i * C + j] = (double)(noise_col(hr, (uint64_t)j) >> 32) * (1.0 / 4294967296.0) < p ? 0 : keep;
+    }
 }
 
 int sp_rng_below(sp_rng *r, int n) { return n <= 1 ? 0 : (int)(((uint64_t)sp_rng_u32(r) * (uint64_t)n) >> 32); }

@@ -16,7 +16,7 @@
 
 sp_params *sp_params_new(void)
 {
-    sp_runtime_init();
+    if (sp_runtime_init() != SP_OK) return NULL;
     sp_params *ps = calloc(1, sizeof *ps);
     if (!ps) sp_fail(SP_ERR_NOMEM, "sp_params_new: out of memory");
     return ps;
@@ -37,7 +37,10 @@ void sp_params_free(sp_params *ps)
 
 sp_tensor *sp_params_find(const sp_params *ps, const char *name)
 {
-    if (!ps || !name) return NULL;
+    if (!ps || !name) {
+        sp_fail(SP_ERR_ARG, "sp_params_find: %s is NULL", ps ? "name" : "params");
+        return NULL;
+    }
     for (int i = 0; i < ps->count; i++)
         if (strcmp(ps->list[i]->name, name) == 0) return ps->list[i];
     return NULL;

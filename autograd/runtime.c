@@ -8,6 +8,12 @@
  * skx kernels use, unless the host set BLIS_ARCH_TYPE or asked spool not to (SP_INIT_KEEP_BLIS,
  * SPOOL_KEEP_BLIS=1). Nothing runs when the library is loaded.
  *
+ * The host's own settings are read, never changed, and checked at that first use: a
+ * BLIS_ARCH_TYPE naming a kernel set this CPU cannot run (BLIS would die of SIGILL in the first
+ * product) or one this BLIS does not have (BLIS would abort), and a SPOOL_CPU that is none of
+ * its words, make sp_init fail and sp_params_new / sp_tape_new return NULL, with a message saying
+ * which variable to fix; sp_info says so too.
+ *
  * Threads: spool follows the host's OpenMP default (omp_get_max_threads(): OMP_NUM_THREADS, the
  * host's omp_set_num_threads, else all cores) and never changes it by itself. Only an explicit
  * sp_set_threads(n > 0) (or sp_init with threads > 0) sets the OpenMP and BLIS counts;
@@ -62,23 +68,134 @@ static int cpu_has_skx(void)
 static int initialised = 0;
 static int load_aware = 1;
 static int online_cores = 1;
+static sp_status env_status = SP_OK; /* not SP_OK: the host's environment is refused (env_msg) */
+static char env_msg[400];
+
+/* Whether this CPU runs BLIS 0.9's kernel set id (the arch_t numbers BLIS_ARCH_TYPE takes); *need
+ * names what the set executes, or is NULL if this BLIS build has no such set. */
+static int arch_runs(long id, const char **need)
+{
+    *need = NULL;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+#define HAS(f) __builtin_cpu_supports(f)
+    switch (id) {
+#ifdef BLIS_CONFIG_SKX
+    case BLIS_ARCH_SKX: *need = "AVX-512F/DQ/BW/VL"; return cpu_has_skx();
+#endif
+#ifdef BLIS_CONFIG_KNL
+    case BLIS_ARCH_KNL:
+        *need = "AVX-512F/CD/ER/PF (Xeon Phi)";
+        return HAS("avx512f") && HAS("avx512cd") && HAS("avx512er") && HAS("avx512pf");
+#endif
+    /* the sets a build may leave out fall through to what they share; a missing one is default */
+#ifdef BLIS_CONFIG_HASWELL
+    case BLIS_ARCH_HASWELL:
+#endif
+#ifdef BLIS_CONFIG_ZEN3
+    case BLIS_ARCH_ZEN3:
+#endif
+#ifdef BLIS_CONFIG_ZEN2
+    case BLIS_ARCH_ZEN2:
+#endif
+#ifdef BLIS_CONFIG_ZEN
+    case BLIS_ARCH_ZEN:
+#endif
+        *need = "AVX2 and FMA";
+        return HAS("avx2") && HAS("fma");
+#ifdef BLIS_CONFIG_EXCAVATOR
+    case BLIS_ARCH_EXCAVATOR:
+#endif
+#ifdef BLIS_CONFIG_STEAMROLLER
+    case BLIS_ARCH_STEAMROLLER:
+#endif
+#ifdef BLIS_CONFIG_PILEDRIVER
+    case BLIS_ARCH_PILEDRIVER:
+#endif
+        *need = "AVX and FMA";
+        return HAS("avx") && HAS("fma");
+#ifdef BLIS_CONFIG_SANDYBRIDGE
+    case BLIS_ARCH_SANDYBRIDGE: *need = "AVX"; return HAS("avx");
+#endif
+#ifdef BLIS_CONFIG_PENRYN
+    case BLIS_ARCH_PENRYN: *need = "SSE4.1"; return HAS("sse4.1");
+#endif
+#ifdef BLIS_CONFIG_BULLDOZER
+    case BLIS_ARCH_BULLDOZER: *need = "AVX and FMA4"; return HAS("avx") && HAS("fma4");
+#endif
+    case BLIS_ARCH_GENERIC: *need = "nothing beyond x86-64"; return 1;
+    default: return 0;
+    }
+#undef HAS
+#else
+    (void)id;
+    *need = "(not checked on this CPU family)";
+    return 1;
+#endif
+}
+
+/* The host's BLIS_ARCH_TYPE, read as BLIS 0.9 reads it (strtol; -1 means unset), checked against
+ * this CPU and this BLIS. 0 if fine, else -1 with env_msg written. */
+static int check_blis_arch(const char *v)
+{
+    char *end;
+    long id = strtol(v, &end, 10);
+    while (end != v && (*end == ' ' || *end == '\t' || *end == '\n')) end++;
+    const char *need = NULL;
+    if (end == v || *end) {
+        snprintf(env_msg, sizeof env_msg, "BLIS_ARCH_TYPE=\"%.40s\" is not a number: BLIS reads only the number of "
+                 "a kernel set (0 skx, 3 haswell, %d generic, ...) and would take it as %ld; unset it or give a number",
+                 v, (int)BLIS_ARCH_GENERIC, id);
+        return -1;
+    }
+    if (id == -1 || arch_runs(id, &need)) return 0;
+    if (!need)
+        snprintf(env_msg, sizeof env_msg, "BLIS_ARCH_TYPE=%ld names no kernel set of this BLIS for this CPU family (BLIS "
+                 "would abort); unset it or give one of its x86-64 sets (0 skx, 3 haswell, %d generic, ...)",
+                 id, (int)BLIS_ARCH_GENERIC);
+    else
+        snprintf(env_msg, sizeof env_msg, "BLIS_ARCH_TYPE=%ld asks for BLIS's '%s' kernels, which need %s: this CPU "
+                 "lacks them and the first product would die of an illegal instruction; unset BLIS_ARCH_TYPE (spool "
+                 "then picks the kernels this CPU runs)", id, bli_arch_string((arch_t)id), need);
+    return -1;
+}
+
+/* The host's environment: SP_OK, or why it is refused (env_msg). Read only, never changed. */
+static sp_status check_env(void)
+{
+    const char *arch = getenv("BLIS_ARCH_TYPE"), *cpu = getenv("SPOOL_CPU");
+    if (arch && check_blis_arch(arch)) return SP_ERR_ARG;
+    if (cpu && !sp__vec_name_known(cpu)) {
+        snprintf(env_msg, sizeof env_msg, "SPOOL_CPU=\"%.40s\" is none of baseline, avx2, avx512, avx512bf16, amx (the widest "
+                 "kernels spool may use); unset it or give one of them", cpu);
+        return SP_ERR_ARG;
+    }
+    return SP_OK;
+}
 
 static void init_once(void)
 {
     initialised = 1;
+    env_status = check_env();
     const char *la = getenv("SPOOL_LOAD_AWARE");
     if ((la && !strcmp(la, "0")) || (init_opts.flags & SP_INIT_FIXED_THREADS)) load_aware = 0;
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     online_cores = nc > 0 ? (int)nc : 1;
     const char *keep = getenv("SPOOL_KEEP_BLIS");
     int keep_blis = (init_opts.flags & SP_INIT_KEEP_BLIS) || (keep && *keep && strcmp(keep, "0"));
-    if (!keep_blis && !getenv("BLIS_ARCH_TYPE") && cpu_has_skx()) {
+    if (env_status == SP_OK && !keep_blis && !getenv("BLIS_ARCH_TYPE") && cpu_has_skx()) {
         setenv("BLIS_ARCH_TYPE", "0", 0); /* BLIS_ARCH_SKX is enum value 0 in BLIS 0.9 */
         arch_request = "skx";
     }
 }
 
-void sp_runtime_init(void) { pthread_once(&once, init_once); }
+static void init_quiet(void) { pthread_once(&once, init_once); } /* for the calls that report no errors */
+
+sp_status sp_runtime_init(void)
+{
+    init_quiet();
+    return env_status == SP_OK ? SP_OK : sp_fail(env_status, "%s", env_msg);
+}
 
 sp_status sp_init(const sp_init_opts *o)
 {
@@ -87,18 +204,19 @@ sp_status sp_init(const sp_init_opts *o)
         return sp_fail(SP_ERR_STATE, "sp_init: flags 0x%x come too late: spool was already configured by an "
                                      "earlier call (call sp_init first)", o->flags);
     if (o) init_opts = *o;
-    sp_runtime_init();
+    sp_status st = sp_runtime_init();
+    if (st != SP_OK) return st;
     if (o && o->threads > 0) sp_set_threads(o->threads);
     return SP_OK;
 }
 
 void sp_set_threads(int n)
 {
-    sp_runtime_init();
+    init_quiet();
     if (n <= 0) { /* back to the host's OpenMP default */
         if (threads_set && host_threads > 0) {
             omp_set_num_threads(host_threads);
-            bli_thread_set_num_threads(host_threads);
+            if (env_status == SP_OK) bli_thread_set_num_threads(host_threads); /* else BLIS must not start */
         }
         threads_set = 0;
         return;
@@ -110,12 +228,12 @@ void sp_set_threads(int n)
     if (!threads_set) host_threads = omp_get_max_threads();
     threads_set = n;
     omp_set_num_threads(n);
-    bli_thread_set_num_threads(n);
+    if (env_status == SP_OK) bli_thread_set_num_threads(n);
 }
 
 int sp_get_threads(void)
 {
-    sp_runtime_init();
+    init_quiet();
     if (threads_set) return threads_set;
     int n = omp_get_max_threads();
     return n > 0 ? n : 1;
@@ -181,14 +299,18 @@ const char *sp_version(void) { return SP_VERSION; }
 
 const char *sp_blis_arch_request(void)
 {
-    sp_runtime_init();
+    init_quiet();
     return arch_request;
 }
 
 const char *sp_info(void)
 {
-    static char buf[512];
-    sp_runtime_init();
+    static char buf[640];
+    if (sp_runtime_init() != SP_OK) { /* BLIS must not start: it would abort or run what the CPU cannot */
+        snprintf(buf, sizeof buf, "spool %s (%s), BLIS %s, refused: %s", SP_VERSION, SP_REAL_NAME,
+                 bli_info_get_version_str(), env_msg);
+        return buf;
+    }
     bli_init(); /* BLIS's queries below need it initialised (idempotent) */
 #ifdef SP_USE_DOUBLE
     const char *bf16 = "none (double build)";

@@ -140,7 +140,7 @@ static _Atomic int default_precision; /* what new tapes start with (sp_set_preci
 
 sp_tape *sp_tape_new(void)
 {
-    sp_runtime_init();
+    if (sp_runtime_init() != SP_OK) return NULL;
     sp_tape *t = calloc(1, sizeof *t);
     if (!t) {
         sp_fail(SP_ERR_NOMEM, "sp_tape_new: out of memory");

@@ -6,6 +6,7 @@
 
 #include "spool.h"
 #include "parallel.h" /* the thread thresholds and sp__threads_now */
+#include "noise.h"    /* counter-based dropout and zoneout masks */
 
 #include <math.h>
 
@@ -80,8 +81,10 @@ struct sp_tape {
     char scope[256];
 };
 
-/* Sets BLIS's kernel set and the thread counts, once, before BLIS initialises (runtime.c). */
-void sp_runtime_init(void);
+/* Sets BLIS's kernel set and the thread counts, once, before BLIS initialises (runtime.c).
+ * Not SP_OK (with the message set) if the host's environment is refused: a BLIS_ARCH_TYPE this
+ * CPU cannot run, or a SPOOL_CPU that names no kernel set. */
+sp_status sp_runtime_init(void);
 /* Arena allocation (zeroed, 64-byte aligned). NULL and a sticky error if out of memory. */
 void *sp__alloc(sp_tape *t, size_t bytes);
 void *sp__alloc_raw(sp_tape *t, size_t bytes); /* the same, not zeroed */
@@ -103,7 +106,6 @@ sp_record *sp__record_view(sp_tape *t, sp_op op, sp_tensor *x, size_t offset, in
 /* Sticky shape error: "<op> \"out-name\": <why>: a \"name\" [r x c] vs b \"name\" [r x c]". */
 void sp__shape_error(sp_tape *t, sp_op op, const char *why, const sp_tensor *a, const sp_tensor *b);
 const char *sp__scope_name(sp_tape *t, const char *leaf);
-
 
 /* libm in the real type, so the float build does not round-trip through double. */
 #ifdef SP_USE_DOUBLE

@@ -53,7 +53,7 @@ def grid(name, threads_all):
         for cell in ("rnn", "gru", "lstm"):
             out.append(dict(cell=cell, hidden=64, layers=1, bidirectional=False, threads=1))
         return out
-    if name == "bf16":  # issue 22's rows: every LSTM shape it names, GRU and RNN, on 1 and all cores
+    if name == "bf16":  # the mixed-precision rows: LSTM shapes and variants, GRU and RNN, on 1 and all cores
         for th in tl:
             for H in (128, 256, 512):
                 out.append(dict(cell="lstm", hidden=H, layers=1, bidirectional=False, threads=th))

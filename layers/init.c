@@ -80,8 +80,8 @@ static void gram_schmidt(double *v, int m, int len, sp_rng *rng)
 sp_status sp_init_orthogonal(sp_tensor *p, int r0, int n, sp_rng *rng)
 {
     if (!p || !rng || r0 < 0 || n <= 0 || r0 > p->rows || n > p->rows - r0) /* no r0 + n: it can overflow */
-        return sp_fail(SP_ERR_ARG, "sp_init_orthogonal \"%s\": rows [%d, %d) of [%d x %d]%s", p ? p->name : "?", r0,
-                       r0 + n, p ? p->rows : 0, p ? p->cols : 0, rng ? "" : " (rng NULL)");
+        return sp_fail(SP_ERR_ARG, "sp_init_orthogonal \"%s\": rows [%d, %lld) of [%d x %d]%s", p ? p->name : "?", r0,
+                       (long long)r0 + n, p ? p->rows : 0, p ? p->cols : 0, rng ? "" : " (rng NULL)");
     int C = p->cols;
     /* Orthonormal columns if the block is tall (n >= C), else orthonormal rows. */
     int cols_mode = n >= C, m = cols_mode ? C : n, len = cols_mode ? n : C;

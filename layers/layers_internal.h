@@ -6,6 +6,7 @@
 #define SP_LAYERS_INTERNAL_H
 
 #include "spool.h"
+#include "../autograd/noise.h" /* counter-based dropout and zoneout masks */
 
 /* x [N, I] -> x W_ih^T + b_ih + b_hh [N, G]: the built-in cells' project() (project.c). */
 sp_tensor *sp__project_ih(sp_tape *t, const sp_cell *c, sp_tensor *x);
@@ -31,6 +32,15 @@ sp_tensor *sp__bias_uniform(sp_params *ps, const char *name, int n, double bound
 /* A tape constant [R, 1] with 1 where step t is real for row b (t < len[b]), else 0; NULL if every
  * row is real at t (the caller skips masking). *all_pad is set when no row is real. */
 sp_tensor *sp__step_mask(sp_tape *t, int tstep, int B, const int *lengths, int *all_pad);
+
+/* A tape constant [R, C]: rows row0.. of the noise mask (key, what), each element 0 with
+ * probability p, else keep (autograd/error.c draws it). NULL if the tape failed. */
+sp_tensor *sp__noise_const(sp_tape *t, int R, int C, double p, sp_real keep, uint64_t key, uint64_t what, int64_t row0);
+/* The same as an inverted dropout mask: 0 or 1 / (1 - p). */
+static inline sp_tensor *sp__dropout_const(sp_tape *t, int R, int C, double p, uint64_t key, uint64_t what, int64_t row0)
+{
+    return sp__noise_const(t, R, C, p, (sp_real)(1 / (1 - p)), key, what, row0);
+}
 
 /* Checks that seq is [T*B, C] with T, B > 0 and lengths (if any) in [0, T]; else fails the tape
  * with a message naming `what`. Returns 1 if fine. */

@@ -22,11 +22,13 @@ sp_tensor *sp_variational_mask(sp_tape *t, int B, int C, double p, sp_rng *rng)
         return NULL;
     }
     if (p == 0) return NULL;
-    sp_tensor *m = sp_name(t, sp_const(t, B, C), "dropout_mask");
-    if (!m) return NULL;
-    sp_real keep = (sp_real)(1 / (1 - p));
-    for (int i = 0; i < B; i++)
-        for (int j = 0; j < C; j++) *sp_at(m, i, j) = sp_rng_uniform(rng) < p ? 0 : keep;
+    return sp_name(t, sp__dropout_const(t, B, C, p, sp__noise_key(rng), SP_NOISE_VARIATIONAL, 0), "dropout_mask");
+}
+
+sp_tensor *sp__noise_const(sp_tape *t, int R, int C, double p, sp_real keep, uint64_t key, uint64_t what, int64_t row0)
+{
+    sp_tensor *m = sp_const(t, R, C);
+    if (m) sp__noise_fill(m->data, R, C, p, keep, key, what, row0);
     return m;
 }
 
@@ -71,18 +73,20 @@ static sp_status check_step(sp_tape *t, const sp_cell *c, int s, sp_tensor **ns,
 }
 
 /* Zoneout of state k: s = s_old + keep * (s_new - s_old), keep = 1 - d with d ~ Bernoulli(z) per
- * element in training, keep = 1 - z (the expectation) at evaluation. */
-static sp_tensor *zoneout(sp_tape *t, sp_tensor *fresh, sp_tensor *old, double z, const sp_cell_noise *n)
+ * element in training (rows row0.. of the mask (key, what)), keep = 1 - z (the expectation) at
+ * evaluation. */
+static sp_tensor *zoneout(sp_tape *t, sp_tensor *fresh, sp_tensor *old, double z, const sp_cell_noise *n, uint64_t key,
+                          uint64_t what, int64_t row0)
 {
     if (!(z > 0)) return fresh;
-    sp_tensor *keep = sp_name(t, sp_const(t, n->train ? fresh->rows : 1, n->train ? fresh->cols : 1), "zoneout_keep");
-    if (!keep) return NULL;
+    sp_tensor *keep;
     if (n->train) {
-        for (int i = 0; i < fresh->rows; i++)
-            for (int j = 0; j < fresh->cols; j++) *sp_at(keep, i, j) = sp_rng_uniform(n->rng) < z ? 0 : 1;
+        keep = sp__noise_const(t, fresh->rows, fresh->cols, z, 1, key, what, row0);
     } else {
-        keep->data[0] = (sp_real)(1 - z);
+        keep = sp_const(t, 1, 1);
+        if (keep) keep->data[0] = (sp_real)(1 - z);
     }
+    if (!sp_name(t, keep, "zoneout_keep")) return NULL;
     return sp_add(t, old, sp_mul(t, sp_sub(t, fresh, old), keep));
 }
 
@@ -97,6 +101,10 @@ static int check_noise(sp_tape *t, const sp_cell *c, const sp_cell_noise *n)
             return 0;
         }
         any |= r[k] > 0;
+    }
+    if (n->step0 < 0) {
+        sp_tape_fail(t, SP_ERR_ARG, "seq \"%s\": noise step0 = %d must be >= 0", c->name, n->step0);
+        return 0;
     }
     if (any && n->train && !n->rng) {
         sp_tape_fail(t, SP_ERR_ARG, "seq \"%s\": zoneout or recurrent/candidate dropout in training needs an rng", c->name);
@@ -139,8 +147,13 @@ static sp_status run(sp_tape *t, const sp_cell *cell, sp_tensor *x, int T, int B
     if (sp_tape_status(t) != SP_OK) return sp_tape_status(t);
     sp_tensor **ys = sp_tape_alloc(t, (size_t)T * sizeof *ys), *zero = NULL;
     if (!ys || !xp) return sp_tape_status(t);
+    /* one key for every mask of this run; a step's masks are keyed by its absolute index, so a run
+     * of steps [step0, step0 + T) from the same rng state draws what the whole run draws there */
+    int drawn = nz->train && (nz->zoneout_h > 0 || nz->zoneout_c > 0 || nz->recurrent_dropout > 0 || cand);
+    const uint64_t key = drawn ? sp__noise_key(nz->rng) : 0;
     if (nz->train && nz->recurrent_dropout > 0 &&
-        !(cc.h_mask = sp_name(t, sp_variational_mask(t, B, c->out_size, nz->recurrent_dropout, nz->rng), "h_mask")))
+        !(cc.h_mask = sp_name(t, sp__dropout_const(t, B, c->out_size, nz->recurrent_dropout, key, SP_NOISE_RECURRENT, 0),
+                              "h_mask")))
         return sp_tape_status(t);
     for (int s = 0; s < T; s++) {
         sp__scope_push(t, outer, "%s/t%d", c->name, s);
@@ -151,13 +164,17 @@ static sp_status run(sp_tape *t, const sp_cell *cell, sp_tensor *x, int T, int B
             continue;
         }
         memset(ns, 0, sizeof ns);
-        if (cand && !(cc.cand_mask = sp_name(t, sp_variational_mask(t, B, c->hidden_size, nz->candidate_dropout, nz->rng),
+        const int64_t row0 = ((int64_t)nz->step0 + s) * B; /* this step's rows in the whole run's masks */
+        if (cand && !(cc.cand_mask = sp_name(t, sp__dropout_const(t, B, c->hidden_size, nz->candidate_dropout, key,
+                                                                  SP_NOISE_CANDIDATE, row0),
                                              "cand_mask")))
             return sp_tape_status(t);
         if (c->step(t, c, sp_slice_rows(t, xp, s * B, B), state, ns) != SP_OK || check_step(t, c, s, ns, B) != SP_OK)
             return sp_tape_status(t);
         for (int k = 0; k < c->n_state && k < 2; k++)
-            if (!(ns[k] = zoneout(t, ns[k], state[k], k ? nz->zoneout_c : nz->zoneout_h, nz))) return sp_tape_status(t);
+            if (!(ns[k] = zoneout(t, ns[k], state[k], k ? nz->zoneout_c : nz->zoneout_h, nz, key,
+                                  k ? SP_NOISE_ZONEOUT_C : SP_NOISE_ZONEOUT_H, row0)))
+                return sp_tape_status(t);
         if (!m) {
             ys[s] = ns[0];
             for (int k = 0; k < c->n_state; k++) state[k] = ns[k];

@@ -2,15 +2,18 @@
 /* attention.c - the attention ops of encoder-decoders, forward and backward side by side:
  * dot-product scores (Luong et al. 2015), additive scores (Bahdanau et al. 2015) and the context
  * vector, over an encoder sequence in spool's layout [S*B, D] (row s*B + b = step s of sequence
- * b) against one decoder step [B, D]. Masking for variable lengths is a composition (a constant
- * added to the scores, then sp_softmax), so padding needs no op of its own. The layer that uses
- * them is layers/attention.c. Their sums of products are products too: in bf16 mode
- * (sp_tape_set_precision) each factor is rounded to bf16 as it is multiplied (R below), the sums
- * stay fp32, as in the matmul op; the record keeps the precision it was made with (iattr[3]). */
+ * b) against one decoder step [B, D]. Masking for variable lengths is an op of its own that
+ * replaces the padded scores (adding -1e30 to them kept an Inf or NaN score), then sp_softmax
+ * gives padding weight exactly 0; the context skips rows of weight 0 and the score ops skip
+ * positions whose gradient is 0, so what padding holds (Inf, NaN) never reaches a result or a
+ * gradient. The layer that uses them is layers/attention.c. Their sums of products are products
+ * too: in bf16 mode (sp_tape_set_precision) each factor is rounded to bf16 as it is multiplied (R
+ * below), the sums stay fp32, as in the matmul op; the record keeps its precision (iattr[3]). */
 #include "../autograd/tape_internal.h"
 #include "bf16.h"
 
 #include <math.h>
+#include <string.h>
 
 #define G(x, i, j) ((x)->grad + (size_t)(i) * (x)->stride + (j)) /* input gradients share data's stride */
 
@@ -68,6 +71,7 @@ void sp__attn_dot_backward(sp_record *r)
     for (int b = 0; b < B; b++)
         for (int s = 0; s < S; s++) {
             sp_real g = R(bf, o->grad[(size_t)b * S + s]);
+            if (g == 0) continue; /* a masked position: its key row is never read */
             const sp_real *qb = sp_at(q, b, 0), *k = sp_at(keys, s * B + b, 0);
             if (q->grad)
                 for (int d = 0; d < D; d++) *G(q, b, d) += g * R(bf, k[d]);
@@ -115,6 +119,7 @@ void sp__attn_additive_backward(sp_record *r)
     for (int s = 0; s < S; s++)
         for (int b = 0; b < B; b++) {
             sp_real g = R(bf, o->grad[(size_t)b * S + s]);
+            if (g == 0) continue; /* a masked position: its key row is never read */
             const sp_real *ui = u + ((size_t)s * B + b) * D;
             for (int d = 0; d < D; d++) {
                 sp_real pre = g * R(bf, v->data[d]) * (1 - ui[d] * ui[d]);
@@ -145,6 +150,7 @@ sp_tensor *sp_attn_context(sp_tape *t, sp_tensor *a, sp_tensor *values, int S)
         for (int d = 0; d < D; d++) cb[d] = 0;
         for (int s = 0; s < S; s++) {
             sp_real w = R(bf, *sp_at(a, b, s));
+            if (w == 0) continue; /* padding (or a weight that underflowed): its row is not read */
             const sp_real *vs = sp_at(values, s * B + b, 0);
             for (int d = 0; d < D; d++) cb[d] += w * R(bf, vs[d]);
         }
@@ -177,17 +183,32 @@ void sp__attn_context_backward(sp_record *r)
 
 sp_tensor *sp_attn_mask(sp_tape *t, sp_tensor *scores, const int *lengths)
 {
-    if (!lengths || !scores || sp_tape_status(t) != SP_OK) return scores;
+    if (!lengths || !scores) return scores;
+    if (!sp__ready(t, SP_OP_ATTN_MASK, &scores, 1)) return NULL;
     int B = scores->rows, S = scores->cols;
-    sp_tensor *m = sp_name(t, sp_const(t, B, S), "attn_mask");
-    if (!m) return NULL;
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < B; b++)
         if (lengths[b] < 0 || lengths[b] > S) {
             sp_tape_fail(t, SP_ERR_ARG, "attn_mask \"%s\": length %d of row %d is outside [0, S = %d]", scores->name,
                          lengths[b], b, S);
             return NULL;
         }
-        for (int s = lengths[b]; s < S; s++) *sp_at(m, b, s) = (sp_real)-1e30;
-    }
-    return sp_add(t, scores, m);
+    sp_record *r = sp__record(t, SP_OP_ATTN_MASK, B, S, &scores, 1);
+    int *len = r ? sp__alloc_raw(t, (size_t)B * sizeof *len) : NULL;
+    if (!len) return NULL;
+    memcpy(len, lengths, (size_t)B * sizeof *len);
+    r->saved = len;
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++)
+            r->out->data[(size_t)b * S + s] = s < len[b] ? *sp_at(scores, b, s) : (sp_real)-1e30;
+    return r->out;
+}
+
+/* the real scores take the gradient; the masked ones are constants */
+void sp__attn_mask_backward(sp_record *r)
+{
+    sp_tensor *x = r->in[0], *o = r->out;
+    const int *len = r->saved;
+    if (!x->grad) return;
+    for (int b = 0; b < o->rows; b++)
+        for (int s = 0; s < len[b]; s++) *G(x, b, s) += o->grad[(size_t)b * o->cols + s];
 }

@@ -276,14 +276,19 @@ sp_tensor *sp_dropout(sp_tape *t, sp_tensor *x, double p, sp_rng *rng, int train
         return NULL;
     }
     if (!train || p == 0) return x;
+    return sp__dropout_at(t, x, p, sp__noise_key(rng), SP_NOISE_DROPOUT, 0);
+}
+
+sp_tensor *sp__dropout_at(sp_tape *t, sp_tensor *x, double p, uint64_t key, uint64_t what, int64_t row0)
+{
+    if (!sp__ready(t, SP_OP_DROPOUT, &x, 1)) return NULL;
     sp_record *r = sp__record(t, SP_OP_DROPOUT, x->rows, x->cols, &x, 1);
     if (!r) return NULL;
     size_t n = sp_numel(x);
-    sp_real *mask = sp__alloc(t, n * sizeof *mask);
+    sp_real *mask = sp__alloc_raw(t, n * sizeof *mask);
     if (!mask) return NULL;
     r->saved = mask;
-    sp_real keep = (sp_real)(1 / (1 - p));
-    for (size_t k = 0; k < n; k++) mask[k] = sp_rng_uniform(rng) < p ? 0 : keep; /* serial: reproducible */
+    sp__noise_fill(mask, x->rows, x->cols, p, (sp_real)(1 / (1 - p)), key, what, row0); /* keyed: any order */
     int R = x->rows, C = x->cols;
     sp_tensor *o = r->out;
     ROWS_PARALLEL(n)

@@ -31,7 +31,9 @@ sp_tensor *sp_softmax(sp_tape *t, sp_tensor *x)
     return r->out;
 }
 
-/* y = softmax(x) per row   =>   dx = y * (dy - sum_j dy_j y_j) */
+/* y = softmax(x) per row   =>   dx = y * (dy - sum_j dy_j y_j). A weight of exactly 0 (masked
+ * attention) contributes nothing and gets nothing, even where dy is Inf or NaN (the gradient of
+ * a context with respect to the weight of a padded value row that holds Inf). */
 void sp__softmax_backward(sp_record *r)
 {
     sp_tensor *x = r->in[0], *y = r->out;
@@ -40,9 +42,9 @@ void sp__softmax_backward(sp_record *r)
     for (int i = 0; i < y->rows; i++) {
         const sp_real *yi = y->data + (size_t)i * C, *gi = y->grad + (size_t)i * C;
         sp_real dot = 0;
-        for (int j = 0; j < C; j++) dot += gi[j] * yi[j];
+        for (int j = 0; j < C; j++) dot += yi[j] == 0 ? 0 : gi[j] * yi[j];
         sp_real *dx = x->grad + (size_t)i * x->stride;
-        for (int j = 0; j < C; j++) dx[j] += yi[j] * (gi[j] - dot);
+        for (int j = 0; j < C; j++) dx[j] += yi[j] == 0 ? 0 : yi[j] * (gi[j] - dot);
     }
 }
 

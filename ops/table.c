@@ -18,6 +18,7 @@ BACKWARD(sp__lstm_cell_backward) BACKWARD(sp__gru_cell_backward) BACKWARD(sp__se
 BACKWARD(sp__crf_nll_backward)
 BACKWARD(sp__layer_norm_backward)
 BACKWARD(sp__attn_dot_backward) BACKWARD(sp__attn_additive_backward) BACKWARD(sp__attn_context_backward)
+BACKWARD(sp__attn_mask_backward)
 BACKWARD(sp__segment_backward)
 void sp__matmul_finish(sp_tape *t);
 void sp__matmul_state_reset(void *state);
@@ -58,6 +59,7 @@ const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_ATTN_ADDITIVE] = {"attn_additive", sp__attn_additive_backward},
     [SP_OP_ATTN_CONTEXT] = {"attn_context", sp__attn_context_backward},
     [SP_OP_SEGMENT] = {"segment", sp__segment_backward},
+    [SP_OP_ATTN_MASK] = {"attn_mask", sp__attn_mask_backward},
 };
 
 const char *sp_op_name(sp_op op)

@@ -3,9 +3,11 @@
  *
  * Chosen on first use, not at load (loading the library runs nothing): the widest of avx512
  * (x86-64-v4: AVX-512 F, BW, DQ, VL), avx2 (x86-64-v3: AVX2, FMA, BMI2) and baseline that the CPU
- * supports, capped by the environment variable SPOOL_CPU (baseline, avx2 or avx512) when it is
- * set, so a user can compare them or avoid one. A SPOOL_CPU naming more than the CPU has, or a
- * word that is none of the three, is ignored. sp_info() reports the choice. */
+ * supports, capped by the environment variable SPOOL_CPU (baseline, avx2 or avx512; avx512bf16 and
+ * amx mean avx512 here and cap the bf16 product kernels, ops/bf16.c) when it is
+ * set, so a user can compare them or avoid one. A SPOOL_CPU naming more than the CPU has is
+ * ignored (it is a cap); a word that is none of these is refused at spool's first use
+ * (autograd/runtime.c), so a typo cannot go unnoticed. sp_info() reports the choice. */
 #include "vec.h"
 
 #include <stdatomic.h>
@@ -32,6 +34,8 @@ static int level_of(const char *name)
     return !strcmp(name, "baseline") ? 0 : !strcmp(name, "avx2") ? 1
          : !strcmp(name, "avx512") || !strcmp(name, "avx512bf16") || !strcmp(name, "amx") ? 2 : -1;
 }
+
+int sp__vec_name_known(const char *name) { return name && level_of(name) >= 0; }
 
 const sp_vec_kernels *sp__vec_table(const char *name)
 {

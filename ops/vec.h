@@ -53,6 +53,10 @@ const sp_vec_kernels *sp__vec(void);
  * it, else NULL (tests compare the tables with each other). */
 const sp_vec_kernels *sp__vec_table(const char *name);
 
+/* Whether name is one of the words SPOOL_CPU takes ("baseline", "avx2", "avx512"); the runtime
+ * refuses any other word at first use (autograd/runtime.c). */
+int sp__vec_name_known(const char *name);
+
 /* The builds of vec_kernels.c (avx2 and avx512 on x86-64 only). */
 extern const sp_vec_kernels sp__vec_baseline, sp__vec_avx2, sp__vec_avx512;
 

@@ -64,11 +64,19 @@ static void FN(tanh_n)(const sp_real *restrict x, sp_real *restrict y, int n)
     for (int j = 0; j < n; j++) y[j] = sp_tanh_r(x[j]);
 }
 
+/* Below this, exp(x - max) is under the smallest normal float: the weight is 0 exactly (the float
+ * sp_exp_r clamps at -87 and would give 1.65e-38, so masked attention weights were not 0). */
+#ifdef SP_USE_DOUBLE
+#define SOFTMAX_ZERO_BELOW (-745.2)
+#else
+#define SOFTMAX_ZERO_BELOW (-87.0f)
+#endif
+
 static sp_real FN(softmax_n)(const sp_real *restrict x, sp_real *restrict y, int n)
 {
     sp_real mx = x[0], s = 0;
     for (int j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
-    for (int j = 0; j < n; j++) y[j] = sp_exp_r(x[j] - mx);
+    for (int j = 0; j < n; j++) y[j] = x[j] - mx < SOFTMAX_ZERO_BELOW ? 0 : sp_exp_r(x[j] - mx);
     for (int j = 0; j < n; j++) s += y[j];
     for (int j = 0; j < n; j++) y[j] /= s;
     return mx + SP_LOG(s);

@@ -116,15 +116,30 @@ void sp_optim_free(sp_optim *o)
     free(o);
 }
 
-const sp_optim_config *sp_optim_get_config(const sp_optim *o) { return o ? &o->cfg : NULL; }
+const sp_optim_config *sp_optim_get_config(const sp_optim *o)
+{
+    if (!o) sp_fail(SP_ERR_ARG, "sp_optim_get_config: optimizer is NULL");
+    return o ? &o->cfg : NULL;
+}
 int64_t sp_optim_steps(const sp_optim *o) { return o ? o->step : 0; }
 int sp_optim_nslots(const sp_optim *o) { return o ? o->nslots : 0; }
-const char *sp_optim_slot_name(const sp_optim *o, int i) { return o && i >= 0 && i < o->nslots ? o->slot_name[i] : NULL; }
-sp_real *sp_optim_slot(const sp_optim *o, int i) { return o && i >= 0 && i < o->nslots ? o->slot[i] : NULL; }
+
+/* Slot i of o; NULL past the last (the end of a walk, no error) or, with a message, for no optimizer. */
+static int slot_ok(const sp_optim *o, int i, const char *who)
+{
+    if (!o) sp_fail(SP_ERR_ARG, "%s: optimizer is NULL", who);
+    return o && i >= 0 && i < o->nslots;
+}
+const char *sp_optim_slot_name(const sp_optim *o, int i) { return slot_ok(o, i, "sp_optim_slot_name") ? o->slot_name[i] : NULL; }
+sp_real *sp_optim_slot(const sp_optim *o, int i) { return slot_ok(o, i, "sp_optim_slot") ? o->slot[i] : NULL; }
 
 sp_real *sp_optim_slot_by_name(const sp_optim *o, const char *name)
 {
-    for (int s = 0; o && name && s < o->nslots; s++)
+    if (!o || !name) {
+        sp_fail(SP_ERR_ARG, "sp_optim_slot_by_name: %s is NULL", o ? "name" : "optimizer");
+        return NULL;
+    }
+    for (int s = 0; s < o->nslots; s++)
         if (strcmp(o->slot_name[s], name) == 0) return o->slot[s];
     return NULL;
 }

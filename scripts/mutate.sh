@@ -24,7 +24,7 @@ while IFS=$'\t' read -r file text repl what; do
     cp "$file" "$WORK/orig"
     if ! python3 - "$file" "$text" "$repl" <<'PY'
 import sys
-path, text, repl = sys.argv[1:]
+path, text, repl = (a.replace("\\n", "\n") for a in sys.argv[1:])  # "\n": a line break
 s = open(path).read()
 if text not in s: sys.exit(1)
 open(path, "w").write(s.replace(text, repl, 1))

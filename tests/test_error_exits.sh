@@ -64,6 +64,11 @@ for ck in junk.safetensors empty.safetensors missing.safetensors; do
     check "$B/spool-vanishing" --eval $ck
 done
 check "$B/spool-charlm" train --data missing.txt --steps 2
+# a refused environment stops at spool's first use with the library's message: a BLIS kernel set
+# this CPU cannot run (it used to die of SIGILL in the first product), a SPOOL_CPU that is no word
+grep -qw avx512er /proc/cpuinfo || check env BLIS_ARCH_TYPE=1 "$B/spool-demo" --steps 2
+grep -qw avx512er /proc/cpuinfo || check env BLIS_ARCH_TYPE=1 "$B/spool-charlm" train --steps 2 --eval-every 0
+check env SPOOL_CPU=bogus "$B/spool-demo" --steps 2
 check "$B/spool-ner" train --train junk.tsv --epochs 1
 check "$B/spool-sentiment" train --train junk.tsv --epochs 1
 check "$B/spool-wordlm" train --train missing.tsv --epochs 1

@@ -4,8 +4,10 @@
  *     hand computation; the LN-LSTM / LN-GRU cells over T = 6 steps by finite differences;
  *   attention ops (dot, additive, context, mask) by finite differences, values by hand, masked
  *     steps get exactly zero weight; the attention layer of every kind by finite differences;
- *   recomputed segments: loss and every gradient equal to the plain tape (to rounding: 1e-12),
- *     dropout/zoneout masks repeat in the recomputation, the scratch tape holds one segment;
+ *   recomputed segments: loss and every gradient equal to one whole run on the plain tape (to
+ *     rounding: 1e-12) with every dropout and zoneout on (each piece, from the run's rng state
+ *     and its first step as step0, draws the run's masks, and again in the recomputation), the
+ *     scratch tape holds one segment;
  *   streaming inference: the same outputs as sp_rnn_run, and a constant tape size per step. */
 #include "helpers.h"
 
@@ -238,8 +240,8 @@ typedef struct {
     sp_rng *rng;
 } seg_user;
 
-/* K steps of a 2-layer stack with dropout/zoneout from the carried states, and the head's loss
- * over those steps; outputs: loss, then every layer's states. */
+/* K steps (from step T0) of a 2-layer stack with every dropout and zoneout from the carried
+ * states, and the head's loss over those steps; outputs: loss, then every layer's states. */
 static sp_status seg_fn(sp_tape *t, void *user, sp_tensor *const *in, sp_tensor **out)
 {
     seg_user *u = user;
@@ -252,7 +254,9 @@ static sp_status seg_fn(sp_tape *t, void *user, sp_tensor *const *in, sp_tensor 
     o.rng = u->rng;
     o.train = 1;
     o.between_layers_dropout = 0.3;
-    o.noise = (sp_cell_noise){0.2, 0.3, 0.2, 0.2, u->rng, 1};
+    o.variational_dropout = 0.2;
+    o.output_dropout = 0.25;
+    o.noise = (sp_cell_noise){0.2, 0.3, 0.2, 0.2, u->rng, 1, u->T0}; /* masks of steps T0.. of the whole run */
     sp_rnn_out r;
     if (sp_rnn_run(t, u->rnn, in[0], u->K, B, &o, &r) != SP_OK) return sp_tape_status(t);
     sp_tensor *logits = sp_linear_forward(t, u->head, r.out);
@@ -283,11 +287,12 @@ static void test_segments_give_the_plain_gradients(void **state)
     size_t scratch_bytes[3] = {0};
     for (int mode = 0; mode < 2; mode++) {
         {
-            int K = 3; /* the same pieces both ways; only mode 1 drops and recomputes them */
+            int K = mode ? 3 : SEG_T; /* mode 0: one whole run on the main tape; 1: recomputed pieces */
             sp_tape *t = sp_tape_new(), *scratch = sp_tape_new();
             sp_params_zero_grad(ps);
-            sp_rng drop;
+            sp_rng drop, start;
             sp_rng_seed(&drop, 77);
+            start = drop;
             seg_user us[SEG_T]; /* one per segment: the recomputation reads it again in backward */
             sp_tensor *x = sp_test_const(t, SEG_T * B, I, 12);
             sp_tensor *st[4];
@@ -296,6 +301,7 @@ static void test_segments_give_the_plain_gradients(void **state)
             for (int t0 = 0; t0 < SEG_T; t0 += K) {
                 seg_user *u = &us[t0 / K];
                 *u = (seg_user){&rnn, &head, tgt, t0, K, &drop};
+                drop = start; /* each piece from the run's rng state: its masks are the run's */
                 sp_tensor *in[5] = {sp_slice_rows(t, x, t0 * B, K * B), st[0], st[1], st[2], st[3]}, *out[5];
                 if (mode) {
                     assert_int_equal(sp_segment(t, scratch, seg_fn, u, &drop, 5, in, 5, out), SP_OK);
@@ -325,7 +331,7 @@ static void test_segments_give_the_plain_gradients(void **state)
         sp_test_close(g_seg[k], g_plain[k], 1e-12, 1e-13, "segmented gradient");
         worst = fmax(worst, fabs((double)g_seg[k] - (double)g_plain[k]));
     }
-    print_message("# segments of 3 of 12 steps: max |gradient difference| %.3g; main tape %zu vs %zu bytes\n", worst,
+    print_message("# segments of 3 of 12 steps vs one run: max |gradient difference| %.3g; main tape %zu vs %zu bytes\n", worst,
                   scratch_bytes[1], scratch_bytes[2]);
     assert_true(scratch_bytes[1] < scratch_bytes[2] / 2); /* the main tape kept far less */
     free(g_plain);
@@ -358,7 +364,7 @@ static void test_stream_equals_the_tape_path(void **state)
         co.proj_size = k == 0 ? 2 : 0;
         assert_int_equal(sp_rnn_init(&rnn, ps, "s", kinds[k], I, H, 2, 0, &co, &rng), SP_OK);
         fill_params(ps, 70 + k);
-        sp_cell_noise nz = {0.25, kinds[k] == SP_CELL_LSTM || kinds[k] == SP_CELL_LN_LSTM ? 0.5 : 0, 0.3, 0.3, NULL, 0};
+        sp_cell_noise nz = {0.25, kinds[k] == SP_CELL_LSTM || kinds[k] == SP_CELL_LN_LSTM ? 0.5 : 0, 0.3, 0.3, NULL, 0, 0};
         sp_tape *t = sp_tape_new();
         sp_tensor *x = sp_test_const(t, T * B, I, 80);
         sp_rnn_opts ro = {0};

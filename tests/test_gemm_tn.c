@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* test_gemm_tn.c - float build: spool's own weight-gradient kernel (ops/packed.c, sp__gemm_tn:
  * C += A^T B summed over tokens) against a plain double loop, over shapes around its edges (row
- * tiles of 8, column strips of 32 and 16, blocks of 256 tokens, a narrow C run as its transpose),
- * with strides wider than the rows, on 1 and 2 threads, and through sp__gemm_threads, which
- * routes such products to it. */
+ * tiles of 8, column strips of 32 and 16, every partial strip of 17..31 columns, blocks of 256
+ * tokens, a narrow C run as its transpose), with strides wider than the rows, on 1 and 2 threads,
+ * and through sp__gemm_threads, which routes such products to it. */
 #include "helpers.h"
 #include "../ops/kernels.h"
 
@@ -53,6 +53,18 @@ static void test_shapes(void **state)
                 for (int th = 1; th <= 2; th++) check(Ms[a], Ns[b], Ks[c], th, 0);
 }
 
+/* every width of a partial 32-column strip that takes a second vector (17..31 columns, the one
+ * whose mask is cols - 16 lanes), as C itself (N = 96 + w) and through its transpose (M = 96 + w):
+ * the shapes above leave only 2..13 columns over */
+static void test_partial_strips(void **state)
+{
+    (void)state;
+    for (int w = 17; w <= 31; w++) {
+        check(8, 96 + w, 64, 1, 0);
+        check(96 + w, 16, 64, 1, 0);
+    }
+}
+
 /* the product as the weight gradients ask for it, also where the kernel declines (few tokens,
  * narrow, short) and BLIS runs */
 static void test_through_gemm(void **state)
@@ -66,6 +78,7 @@ static void test_through_gemm(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shapes), cmocka_unit_test(test_through_gemm)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shapes), cmocka_unit_test(test_partial_strips),
+                                       cmocka_unit_test(test_through_gemm)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

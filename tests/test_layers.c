@@ -77,7 +77,7 @@ static sp_tensor *build(sp_tape *t, void *ctx)
     case RUN_STACK: {
         sp_rng rng;
         sp_rng_seed(&rng, 5); /* the same dropout masks on every rebuild */
-        sp_rnn_opts o = {len, &g->rinit, g->s.dropout ? 0.3 : 0, g->s.dropout ? 0.25 : 0, &rng, 1, {}};
+        sp_rnn_opts o = {len, &g->rinit, g->s.dropout ? 0.3 : 0, g->s.dropout ? 0.25 : 0, &rng, 1, {}, 0};
         sp_rnn_out r;
         if (sp_rnn_run(t, &g->rnn, g->x, T, B, &o, &r) != SP_OK) return NULL;
         sp_tensor *l = wsum(t, r.out, 1);

@@ -134,7 +134,7 @@ static void test_length_zero_row_gives_no_nan(void **state)
     for (int k = 0; k < init.s[0][0][0]->cols; k++) *sp_at(init.s[0][0][0], 0, k) = (sp_real)0.5; /* h0 of layer 0 */
     sp_tape *t = sp_tape_new();
     sp_tensor *x = const_filled(t, T * B, I, 2);
-    sp_rnn_opts o = {len, &init, 0, 0, NULL, 0, {}};
+    sp_rnn_opts o = {len, &init, 0, 0, NULL, 0, {}, 0};
     sp_rnn_out r;
     assert_int_equal(sp_rnn_run(t, &rnn, x, T, B, &o, &r), SP_OK);
     int O = sp_rnn_out_size(&rnn);
@@ -260,7 +260,7 @@ static void test_stateful_carry(void **state)
         memcpy(xh->data, sp_at(x, half * 3 * B, 0), sizeof(sp_real) * 3 * B * I);
         sp_rnn_state init;
         assert_int_equal(sp_carry_load(t2, &carry, B, &init), SP_OK);
-        sp_rnn_opts o = {NULL, &init, 0, 0, NULL, 0, {}};
+        sp_rnn_opts o = {NULL, &init, 0, 0, NULL, 0, {}, 0};
         sp_rnn_out r;
         assert_int_equal(sp_rnn_run(t2, &rnn, xh, 3, B, &o, &r), SP_OK);
         for (int row = 0; row < B; row++)
@@ -526,7 +526,7 @@ static void test_errors_name_the_layer(void **state)
     assert_int_equal(sp_seq_run(t, &c, x, T, B, &oi, &r), SP_ERR_SHAPE);
     assert_non_null(strstr(sp_tape_errmsg(t), "initial state 0"));
     sp_tape_reset(t);
-    sp_rnn_opts ro = {NULL, NULL, 0.5, 0, NULL, 1, {}};
+    sp_rnn_opts ro = {NULL, NULL, 0.5, 0, NULL, 1, {}, 0};
     sp_rnn rnn;
     assert_int_equal(sp_rnn_init(&rnn, ps, "s", SP_CELL_RNN_TANH, 3, 4, 2, 0, NULL, &rng), SP_OK);
     sp_rnn_out rr;
@@ -562,13 +562,13 @@ static void test_dropout_scopes(void **state)
     sp_rnn_out a, b;
     sp_rng dr;
     sp_rng_seed(&dr, 1);
-    sp_rnn_opts o = {NULL, NULL, 0.5, 0, &dr, 1, {}};
+    sp_rnn_opts o = {NULL, NULL, 0.5, 0, &dr, 1, {}, 0};
     assert_int_equal(sp_rnn_run(t, &one, x, T, B, NULL, &a), SP_OK);
     assert_int_equal(sp_rnn_run(t, &one, x, T, B, &o, &b), SP_OK);
     assert_rows_equal(a.out, 0, b.out, 0, T * B, 0, "between-layers dropout must not touch the last layer");
     /* runners leave the caller's scope as it was, with every dropout on */
     sp_tape_scope(t, "model");
-    sp_rnn_opts ov = {NULL, NULL, 0.5, 0.5, &dr, 1, {}};
+    sp_rnn_opts ov = {NULL, NULL, 0.5, 0.5, &dr, 1, {}, 0};
     assert_int_equal(sp_rnn_run(t, &one, x, T, B, &ov, &b), SP_OK);
     assert_string_equal(sp_tape_get_scope(t), "model");
     assert_non_null(strstr(b.out->name, "model/"));
@@ -622,7 +622,7 @@ static void test_steady_state_steps_do_not_malloc(void **state)
     for (int it = 0; it < 4; it++) {
         sp_tape_reset(t);
         sp_tensor *x = const_filled(t, T * B, I, 1 + it);
-        sp_rnn_opts o = {len, NULL, 0.2, 0.2, &rng, 1, {}};
+        sp_rnn_opts o = {len, NULL, 0.2, 0.2, &rng, 1, {}, 0};
         sp_rnn_out r;
         assert_int_equal(sp_rnn_run(t, &rnn, x, T, B, &o, &r), SP_OK);
         assert_int_equal(sp_backward(t, sp_mean(t, sp_seq_mean(t, r.out, T, B, len))), SP_OK);

@@ -151,7 +151,7 @@ static void test_matches_pytorch(void **state)
         t[ci] = sp_tape_new();
         sp_tensor *x = sp_const(t[ci], T * B, I);
         sp_test_fill(x, &rng, -1, 1);
-        sp_rnn_opts ro = {len, NULL, 0, 0, NULL, 0, {}};
+        sp_rnn_opts ro = {len, NULL, 0, 0, NULL, 0, {}, 0};
         assert_int_equal(sp_rnn_run(t[ci], &r[ci], x, T, B, &ro, &res[ci]), SP_OK);
         FILE *f = fopen(in[ci], "w");
         assert_non_null(f);

@@ -4,7 +4,11 @@
  * after the load, and after spool's first use spool follows the host's count; BLIS_ARCH_TYPE is
  * set only at first use, only if the host left it unset and did not opt out (SP_INIT_KEEP_BLIS,
  * SPOOL_KEEP_BLIS=1); sp_set_threads(n) and sp_set_threads(0) change the count and give the
- * host's back. Each case runs in its own child process, since first use happens once.
+ * host's back. The host's settings are checked, not changed: a BLIS_ARCH_TYPE this CPU cannot
+ * run (BLIS would die of SIGILL in the first product) or this BLIS does not have, and a SPOOL_CPU
+ * naming no kernel set, make sp_init fail and sp_params_new / sp_tape_new return NULL with a
+ * message naming the variable, and sp_info say so; runnable values work. Each case runs in its
+ * own child process, since first use happens once.
  * usage: test_load LIBSPOOL.so */
 #include <dlfcn.h>
 #include <omp.h>
@@ -112,6 +116,62 @@ static int case_opt_out(int by_env)
     return 0;
 }
 
+/* The host's BLIS_ARCH_TYPE or SPOOL_CPU (var=value) refused at first use, or accepted. */
+typedef struct {
+    const char *var, *value, *needle; /* needle: in the message (refused) or in sp_info (accepted) */
+    int refused;
+} env_case;
+
+static const env_case env_cases[] = {
+    {"BLIS_ARCH_TYPE", "1", "'knl' kernels, which need AVX-512F/CD/ER/PF", 1}, /* Xeon Phi only */
+    {"BLIS_ARCH_TYPE", "2", "BLIS_ARCH_TYPE=2 names no kernel set of this BLIS", 1},  /* knc: not built */
+    {"BLIS_ARCH_TYPE", "99", "BLIS_ARCH_TYPE=99 names no kernel set", 1},
+    {"BLIS_ARCH_TYPE", "knl", "BLIS_ARCH_TYPE=\"knl\" is not a number", 1},
+    {"BLIS_ARCH_TYPE", "25", "kernels generic,", 0}, /* BLIS_ARCH_GENERIC of BLIS 0.9: runs anywhere */
+    {"SPOOL_CPU", "bogus", "SPOOL_CPU=\"bogus\" is none of baseline, avx2, avx512", 1},
+    {"SPOOL_CPU", "baseline", "vector baseline,", 0},
+};
+
+static int case_env(int k)
+{
+    const env_case *e = &env_cases[k];
+    unsetenv("BLIS_ARCH_TYPE");
+    unsetenv("SPOOL_CPU");
+    setenv(e->var, e->value, 1);
+    void *h = open_lib();
+    CHECK(h, "dlopen");
+    int (*init)(const init_opts *) = SYM(h, int (*)(const init_opts *), "sp_init");
+    const char *(*info)(void) = SYM(h, const char *(*)(void), "sp_info");
+    const char *(*last)(void) = SYM(h, const char *(*)(void), "sp_last_error");
+    void *(*params_new)(void) = SYM(h, void *(*)(void), "sp_params_new");
+    void *(*tape_new)(void) = SYM(h, void *(*)(void), "sp_tape_new");
+    void (*params_free)(void *) = SYM(h, void (*)(void *), "sp_params_free");
+    void (*tape_free)(void *) = SYM(h, void (*)(void *), "sp_tape_free");
+    CHECK(init && info && last && params_new && tape_new && params_free && tape_free, "missing symbols");
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!strcmp(e->value, "1") && __builtin_cpu_supports("avx512er")) return 0; /* a Xeon Phi runs knl */
+#endif
+    int st = init(NULL);
+    void *ps = params_new(), *t = tape_new();
+    if (e->refused) {
+        CHECK(st != 0, "%s=%s: sp_init accepted it", e->var, e->value);
+        CHECK(strstr(last(), e->needle), "%s=%s: message \"%s\"", e->var, e->value, last());
+        CHECK(!ps && !t, "%s=%s: sp_params_new / sp_tape_new did not refuse", e->var, e->value);
+        CHECK(strstr(last(), e->needle), "%s=%s: sp_params_new's message \"%s\"", e->var, e->value, last());
+        CHECK(strstr(info(), "refused: ") && strstr(info(), e->needle), "%s=%s: sp_info \"%s\"", e->var, e->value,
+              info());
+    } else {
+        CHECK(st == 0 && ps && t, "%s=%s refused: %s", e->var, e->value, last());
+        CHECK(strstr(info(), e->needle), "%s=%s: sp_info \"%s\"", e->var, e->value, info());
+    }
+    CHECK(getenv(e->var) && !strcmp(getenv(e->var), e->value), "%s changed", e->var);
+    if (e->refused && strcmp(e->var, "BLIS_ARCH_TYPE")) /* refused: spool did not pick BLIS's kernels either */
+        CHECK(!getenv("BLIS_ARCH_TYPE"), "BLIS_ARCH_TYPE set to %s beside a refused %s", getenv("BLIS_ARCH_TYPE"), e->var);
+    params_free(ps);
+    tape_free(t);
+    return 0;
+}
+
 static void run(const char *name, int (*fn)(int), int arg)
 {
     fflush(stdout);
@@ -138,6 +198,12 @@ int main(int argc, char **argv)
     run("the host's BLIS_ARCH_TYPE is kept", host_arch_kept, 0);
     run("sp_init(SP_INIT_KEEP_BLIS) opts out", case_opt_out, 0);
     run("SPOOL_KEEP_BLIS=1 opts out", case_opt_out, 1);
+    for (int k = 0; k < (int)(sizeof env_cases / sizeof env_cases[0]); k++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s=%s %s", env_cases[k].var, env_cases[k].value,
+                 env_cases[k].refused ? "refused with a message, nothing runs" : "accepted");
+        run(name, case_env, k);
+    }
     printf("%d failed\n", failures);
     return failures != 0;
 }

@@ -3,8 +3,8 @@
  * (scripts/mutants.txt, run by scripts/mutate.sh): a weight reached by two paths (a product and a penalty on the same tape), in
  * every path of the deferred weight gradient (single product, W or W^T; stacked steps, W or W^T,
  * more than 512 stacked rows so the stacking runs in several chunks); two backward passes without
- * zeroing add up; sp_seq_last value-tested (each row's own last step). Double build: central
- * differences to ~1e-6. */
+ * zeroing add up; sp_seq_last value-tested (each row's own last step); a segment input that
+ * other ops read too (its gradient adds up). Double build: central differences to ~1e-6. */
 #include "helpers.h"
 
 #include <math.h>
@@ -143,13 +143,53 @@ static void test_seq_last_values(void **state)
     sp_tape_free(t);
 }
 
+/* A segment input with a second consumer on the main tape, before and after the segment: h0 =
+ * tanh(P) feeds the segment (h1 = tanh(h0 W), out of the segment) and a penalty recorded after
+ * it (whose gradient reaches h0 first in the backward walk) and one before; the segment's
+ * backward must add its share of dL/dh0 to theirs, not overwrite it. */
+typedef struct {
+    sp_tensor *P, *W;
+    sp_tape *scratch;
+} seg_ctx;
+
+static sp_status seg_step(sp_tape *t, void *user, sp_tensor *const *in, sp_tensor **out)
+{
+    seg_ctx *c = user;
+    out[0] = sp_tanh(t, sp_matmul(t, in[0], c->W));
+    return sp_tape_status(t);
+}
+
+static sp_tensor *build_seg(sp_tape *t, void *vc)
+{
+    seg_ctx *c = vc;
+    sp_tensor *h0 = sp_tanh(t, c->P), *h1;
+    sp_tensor *before = sp_sum(t, sp_mul(t, h0, h0));
+    if (sp_segment(t, c->scratch, seg_step, c, NULL, 1, &h0, 1, &h1) != SP_OK) return NULL;
+    sp_tensor *after = sp_scale(t, sp_sum(t, sp_tanh(t, h0)), 0.7);
+    return sp_add(t, sp_add(t, sp_sum(t, sp_mul(t, h1, h1)), after), before);
+}
+
+static void test_segment_input_two_consumers(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    seg_ctx c = {sp_param(ps, "P", 3, 4), sp_param(ps, "W", 4, 4), sp_tape_new()};
+    sp_rng r;
+    sp_rng_seed(&r, 23);
+    sp_test_fill(c.P, &r, -1, 1);
+    sp_test_fill(c.W, &r, -0.8, 0.8);
+    assert_int_equal(sp_gradcheck(ps, build_seg, &c, NULL), 0);
+    sp_tape_free(c.scratch);
+    sp_params_free(ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_paths_single),   cmocka_unit_test(test_two_paths_single_t),
         cmocka_unit_test(test_two_paths_stacked),  cmocka_unit_test(test_two_paths_stacked_t),
         cmocka_unit_test(test_backward_twice_adds), cmocka_unit_test(test_seq_last_values),
-        cmocka_unit_test(test_intermediate_two_paths),
+        cmocka_unit_test(test_intermediate_two_paths), cmocka_unit_test(test_segment_input_two_consumers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,11 +3,14 @@
  * the sp_cell_noise options of every built-in cell. Double build.
  *   - evaluation: recurrent and candidate dropout are the identity; zoneout is its expectation
  *     z s_{t-1} + (1 - z) s_new, checked against a step-by-step loop over sp_cell_forward;
- *   - training: each option reproduces a hand-written reference drawing the same masks from the
- *     same seed (zoneout: every element is either the previous state or the fresh one), the same
- *     seed gives the same run, another seed another run;
- *   - gradients: finite differences over T = 5 steps for every cell kind with all options on. */
+ *   - training: each option reproduces a hand-written reference with the runner's masks (one key
+ *     from the seed, each mask keyed by what it is for and the step; zoneout: every element is
+ *     either the previous state or the fresh one), the same seed gives the same run, another
+ *     seed another run;
+ *   - gradients: finite differences over T = 5 steps for every cell kind with all options on;
+ *   - the keyed masks themselves: drop rate, the same elements in any drawing order. */
 #include "helpers.h"
+#include "../autograd/noise.h"
 
 #include <math.h>
 #include <string.h>
@@ -72,11 +75,11 @@ static void test_eval_dropouts_are_identity_and_zoneout_its_expectation(void **s
         sp_seq_out plain, dropped, zoned;
         assert_int_equal(sp_seq_run(t, &c, x, T, B, NULL, &plain), SP_OK);
         sp_seq_opts o = {0};
-        o.noise = (sp_cell_noise){0, 0, 0.5, 0.5, NULL, 0}; /* eval: no rng needed */
+        o.noise = (sp_cell_noise){0, 0, 0.5, 0.5, NULL, 0, 0}; /* eval: no rng needed */
         assert_int_equal(sp_seq_run(t, &c, x, T, B, &o, &dropped), SP_OK);
         assert_same(plain.out, dropped.out, 0, "eval recurrent/candidate dropout is not the identity");
         double zh = 0.3, zc = c.n_state > 1 ? 0.6 : 0;
-        o.noise = (sp_cell_noise){zh, zc, 0, 0, NULL, 0};
+        o.noise = (sp_cell_noise){zh, zc, 0, 0, NULL, 0, 0};
         assert_int_equal(sp_seq_run(t, &c, x, T, B, &o, &zoned), SP_OK);
         /* reference: s = z s + (1 - z) step(s), one sp_cell_forward at a time */
         sp_tensor *st[2], *ns[2];
@@ -112,7 +115,7 @@ static void test_train_zoneout_keeps_or_updates_each_element(void **state)
         sp_rng rng;
         sp_rng_seed(&rng, 12);
         sp_seq_opts o = {0};
-        o.noise = (sp_cell_noise){0.4, c.n_state > 1 ? 0.5 : 0, 0, 0, &rng, 1};
+        o.noise = (sp_cell_noise){0.4, c.n_state > 1 ? 0.5 : 0, 0, 0, &rng, 1, 0};
         sp_seq_out r;
         assert_int_equal(sp_seq_run(t, &c, x, T, B, &o, &r), SP_OK);
         /* replay: the states are not returned per step, so rebuild them from the outputs (h) and,
@@ -120,7 +123,8 @@ static void test_train_zoneout_keeps_or_updates_each_element(void **state)
         sp_tensor *st[2], *ns[2];
         assert_int_equal(sp_cell_zero_state(t, &c, B, st), SP_OK);
         int kept = 0, updated = 0;
-        sp_rng_seed(&rng, 12); /* the runner draws h's mask then c's, per step */
+        sp_rng_seed(&rng, 12); /* the runner draws one key; h's and c's masks are keyed by step */
+        const uint64_t key = sp__noise_key(&rng);
         for (int s = 0; s < T; s++) {
             assert_int_equal(sp_cell_forward(t, &c, sp_slice_rows(t, x, s * B, B), st, ns), SP_OK);
             for (int q = 0; q < c.n_state; q++) {
@@ -128,7 +132,14 @@ static void test_train_zoneout_keeps_or_updates_each_element(void **state)
                 sp_tensor *nq = sp_const(t, B, c.state_size[q]);
                 for (int i = 0; i < B; i++)
                     for (int j = 0; j < c.state_size[q]; j++) {
-                        int keep = z > 0 && sp_rng_uniform(&rng) < z;
+                        sp_real m = 1; /* the (s * B + i, j) element of the step-keyed mask: 0 = zone out */
+                        if (z > 0) {
+                            sp_real row[16];
+                            sp__noise_fill(row, 1, c.state_size[q], z, 1, key, q ? SP_NOISE_ZONEOUT_C : SP_NOISE_ZONEOUT_H,
+                                           (int64_t)s * B + i);
+                            m = row[j];
+                        }
+                        int keep = m == 0;
                         *sp_at(nq, i, j) = keep ? *sp_at(st[q], i, j) : *sp_at(ns[q], i, j);
                         if (q == 0) {
                             double y = *sp_at(r.out, s * B + i, j);
@@ -148,9 +159,17 @@ static void test_train_zoneout_keeps_or_updates_each_element(void **state)
     }
 }
 
+/* A [B, C] dropout mask (p = 0.5) of the key: rows row0.. of the mask `what` (autograd/noise.h). */
+static sp_tensor *keyed_mask(sp_tape *t, int C, uint64_t key, uint64_t what, int64_t row0)
+{
+    sp_tensor *m = sp_const(t, B, C);
+    sp__noise_fill(m->data, B, C, 0.5, 2, key, what, row0);
+    return m;
+}
+
 /* Recurrent dropout on the vanilla RNN and candidate dropout on the LSTM against their equations
- * written out with the masks drawn from the same seed in the runner's order (h mask once, then a
- * candidate mask per step). */
+ * written out with the runner's masks: one key from the seed, the h mask per sequence, a candidate
+ * mask per step keyed by the step. */
 static void test_train_dropouts_match_their_equations(void **state)
 {
     (void)state;
@@ -164,11 +183,12 @@ static void test_train_dropouts_match_their_equations(void **state)
         sp_rng rng;
         sp_rng_seed(&rng, 4);
         sp_seq_opts o = {0};
-        o.noise = (sp_cell_noise){0, 0, which ? 0.0 : 0.5, which ? 0.5 : 0.0, &rng, 1};
+        o.noise = (sp_cell_noise){0, 0, which ? 0.0 : 0.5, which ? 0.5 : 0.0, &rng, 1, 0};
         sp_seq_out r;
         assert_int_equal(sp_seq_run(t, &c, x, T, B, &o, &r), SP_OK);
-        sp_rng_seed(&rng, 4);
-        sp_tensor *hm = which ? NULL : sp_variational_mask(t, B, H, 0.5, &rng);
+        sp_rng_seed(&rng, 4); /* the runner's one key, its masks keyed by what they are and the step */
+        const uint64_t key = sp__noise_key(&rng);
+        sp_tensor *hm = which ? NULL : keyed_mask(t, H, key, SP_NOISE_RECURRENT, 0);
         sp_tensor *h = sp_const(t, B, H), *cs = sp_const(t, B, H);
         sp_tensor *bias = sp_add(t, c.b_ih, c.b_hh);
         for (int s = 0; s < T; s++) {
@@ -178,7 +198,7 @@ static void test_train_dropouts_match_their_equations(void **state)
                                         sp_matmul_ex(t, sp_mul(t, h, hm), 0, c.w_hh, 1));
                 h = sp_tanh(t, pre);
             } else {
-                sp_tensor *gm = sp_variational_mask(t, B, H, 0.5, &rng);
+                sp_tensor *gm = keyed_mask(t, H, key, SP_NOISE_CANDIDATE, (int64_t)s * B);
                 sp_tensor *a = sp_add(t, sp_add(t, sp_matmul_ex(t, xt, 0, c.w_ih, 1), bias), sp_matmul_ex(t, h, 0, c.w_hh, 1));
                 sp_tensor *q[4];
                 assert_int_equal(sp_split_cols(t, a, 4, q), SP_OK);
@@ -215,7 +235,7 @@ static void test_stack_passes_noise_and_eval_switches_it_off(void **state)
     sp_rnn_opts o = {0};
     sp_rnn_out plain, noisy, eval;
     assert_int_equal(sp_rnn_run(t, &rnn, x, T, B, &o, &plain), SP_OK);
-    o.noise = (sp_cell_noise){0, 0, 0.3, 0.3, NULL, 0};
+    o.noise = (sp_cell_noise){0, 0, 0.3, 0.3, NULL, 0, 0};
     o.rng = &rng;
     o.train = 1;
     assert_int_equal(sp_rnn_run(t, &rnn, x, T, B, &o, &noisy), SP_OK);
@@ -244,7 +264,7 @@ static sp_tensor *build(sp_tape *t, void *ctx)
     sp_rng rng;
     sp_rng_seed(&rng, 31); /* the same masks at every rebuild */
     sp_seq_opts o = {0};
-    o.noise = (sp_cell_noise){0.3, g->c.n_state > 1 ? 0.4 : 0, 0.3, 0.3, &rng, 1};
+    o.noise = (sp_cell_noise){0.3, g->c.n_state > 1 ? 0.4 : 0, 0.3, 0.3, &rng, 1, 0};
     sp_tensor *x = sp_test_const(t, T * B, I, 3);
     sp_seq_out r;
     if (sp_seq_run(t, &g->c, x, T, B, &o, &r) != SP_OK) return NULL;
@@ -270,6 +290,31 @@ static void test_gradients_with_every_option_on(void **state)
     }
 }
 
+/* The keyed masks: a drop rate near p, the same elements whether a mask is drawn whole or a few
+ * rows at a time in any order, and other elements for another key, purpose or row. */
+static void test_keyed_masks(void **state)
+{
+    (void)state;
+    enum { R = 200, C = 100 };
+    static sp_real whole[R * C], part[R * C], other[R * C];
+    sp__noise_fill(whole, R, C, 0.3, 1, 42, SP_NOISE_DROPOUT, 1000);
+    int dropped = 0;
+    for (int i = 0; i < R * C; i++) dropped += whole[i] == 0;
+    sp_test_close(dropped / (double)(R * C), 0.3, 0, 0.01, "drop rate"); /* 5 sigma is 0.016 */
+    for (int r0 = R - 7; r0 > -7; r0 -= 7) { /* backwards, 7 rows at a time */
+        int lo = r0 < 0 ? 0 : r0;
+        sp__noise_fill(part + (size_t)lo * C, r0 + 7 - lo, C, 0.3, 1, 42, SP_NOISE_DROPOUT, 1000 + lo);
+    }
+    assert_memory_equal(whole, part, sizeof whole);
+    const uint64_t alt[3][3] = {{43, SP_NOISE_DROPOUT, 1000}, {42, SP_NOISE_ZONEOUT_H, 1000}, {42, SP_NOISE_DROPOUT, 1001}};
+    for (int k = 0; k < 3; k++) {
+        sp__noise_fill(other, R, C, 0.3, 1, alt[k][0], alt[k][1], (int64_t)alt[k][2]);
+        int same = 0;
+        for (int i = 0; i < R * C; i++) same += other[i] == whole[i];
+        assert_true(same < 0.65 * R * C); /* independent masks agree on 0.7^2 + 0.3^2 = 58 % */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_train_dropouts_match_their_equations),
         cmocka_unit_test(test_stack_passes_noise_and_eval_switches_it_off),
         cmocka_unit_test(test_gradients_with_every_option_on),
+        cmocka_unit_test(test_keyed_masks),
     };
     return cmocka_run_group_tests_name("noise", tests, NULL, NULL);
 }

@@ -153,6 +153,12 @@ CASE(layer_norm_plain) { return weighted_sum(t, sp_layer_norm(t, sp_tanh(t, A), 
 CASE(attn_dot) { return weighted_sum(t, sp_attn_dot(t, A, B, 4)); }
 CASE(attn_additive) { return weighted_sum(t, sp_attn_additive(t, A, B, C, 4)); }
 CASE(attn_context) { return weighted_sum(t, sp_attn_context(t, sp_softmax(t, A), B, 4)); }
+/* lengths 4, 2, 0 of S = 4: the masked scores take no gradient, the real ones all of theirs */
+CASE(attn_mask)
+{
+    sp_tensor *e = sp_tanh(t, A);
+    return sp_add(t, weighted_sum(t, sp_softmax(t, sp_attn_mask(t, e, (int[3]){4, 2, 0}))), weighted_sum(t, e));
+}
 /* a recomputed segment: tanh(A B) built on a scratch tape, recomputed by the backward */
 static sp_tape *scratch;
 static sp_status segment_piece(sp_tape *t, void *user, sp_tensor *const *in, sp_tensor **out)
@@ -233,6 +239,7 @@ static const grad_case cases[] = {
     {"attn_dot", SP_OP_ATTN_DOT, AB(3, 5, 12, 5), attn_dot},
     {"attn_additive", SP_OP_ATTN_ADDITIVE, {{3, 5}, {12, 5}, {1, 5}}, attn_additive},
     {"attn_context", SP_OP_ATTN_CONTEXT, AB(3, 4, 12, 5), attn_context},
+    {"attn_mask", SP_OP_ATTN_MASK, {{3, 4}}, attn_mask},
     {"segment (recomputed on a scratch tape)", SP_OP_SEGMENT, AB(3, 4, 4, 5), segment},
 };
 #undef AB

@@ -2,7 +2,8 @@
 /* test_optim.c - the update rules against values worked out by hand for the first steps (momentum
  * buffers, Nesterov, dampening, weight decay coupled and decoupled, Adam's bias correction,
  * RMSprop centred and with momentum, Adagrad's lr decay), then against an independent double
- * reference over several steps with changing gradients; NaN/Inf gradients refused; clipping
+ * reference over several steps with changing gradients (Lion over 400 steps against its paper's
+ * algorithm); NaN/Inf gradients refused; clipping
  * edge cases; schedules; and a small classifier whose loss must fall under every optimizer.
  *
  * The hand values in comments are the arithmetic written out, for one parameter p0 = 1 with a
@@ -218,6 +219,56 @@ static void ref_step(const sp_optim_config *c, ref_state *s, double g, double lr
         s->p -= lr * (s->m / (1 - pow(c->beta1, t))) / (sqrt(vh) + c->eps);
         break;
     default: break;
+    }
+}
+
+/* Lion over many steps against its paper (Chen et al. 2023, Algorithm 2), in double:
+ *   c = beta1 m + (1 - beta1) g;  p = p (1 - lr lambda) - lr sign(c);  m = beta2 m + (1 - beta2) g.
+ * The momentum follows beta2 and the interpolation beta1: with beta1 != beta2 and a gradient with
+ * a slow and a fast part, the two differ, and after hundreds of steps the slot exp_avg and the
+ * parameters show which was used where. A sign whose interpolation is within float rounding of 0
+ * is taken from spool's run (the reference keeps following it). */
+static void test_lion_matches_paper(void **state)
+{
+    (void)state;
+    enum { N = 37, STEPS = 400 };
+    const double betas[2][2] = {{0.9, 0.99}, {0.8, 0.97}};
+    for (int k = 0; k < 2; k++) {
+        sp_optim_config c = sp_optim_defaults(SP_LION);
+        c.beta1 = betas[k][0], c.beta2 = betas[k][1], c.weight_decay = 0.1;
+        sp_params *ps = sp_params_new();
+        sp_param(ps, "a", 5, 5);
+        sp_param(ps, "b", 1, 12);
+        sp_rng r;
+        sp_rng_seed(&r, 40 + k);
+        double p[N], m[N];
+        for (int i = 0; i < N; i++) ps->value[i] = (sp_real)(sp_rng_uniform(&r) * 2 - 1), p[i] = ps->value[i], m[i] = 0;
+        sp_optim *o = sp_optim_new(ps, &c);
+        assert_non_null(o);
+        const sp_real *slot = sp_optim_slot_by_name(o, "exp_avg");
+        assert_non_null(slot);
+        int ties = 0;
+        for (int t = 1; t <= STEPS; t++) {
+            const double lr = 0.01;
+            for (int i = 0; i < N; i++) {
+                ps->grad[i] = (sp_real)(0.6 * sin(t / 17.0 + i) + 0.4 * (2 * sp_rng_uniform(&r) - 1));
+                double g = ps->grad[i], ci = c.beta1 * m[i] + (1 - c.beta1) * g;
+                p[i] = p[i] * (1 - lr * c.weight_decay) - lr * ((ci > 0) - (ci < 0));
+                m[i] = c.beta2 * m[i] + (1 - c.beta2) * g;
+                if (fabs(ci) < 1e-5) p[i] = NAN; /* decided by rounding: read spool's below */
+            }
+            assert_int_equal(sp_optim_step(o, lr), SP_OK);
+            char what[64];
+            snprintf(what, sizeof what, "lion beta1 %g beta2 %g step %d", c.beta1, c.beta2, t);
+            for (int i = 0; i < N; i++) {
+                if (isnan(p[i])) p[i] = ps->value[i], ties++;
+                sp_test_close(ps->value[i], p[i], 1e-5, 1e-5, what);
+                sp_test_close(slot[i], m[i], 1e-5, 1e-6, what);
+            }
+        }
+        assert_true(ties < N * STEPS / 100);
+        sp_optim_free(o);
+        sp_params_free(ps);
     }
 }
 
@@ -502,7 +553,7 @@ int main(void)
         cmocka_unit_test(test_sgd_by_hand),
         cmocka_unit_test(test_adam_bias_correction_by_hand),
         cmocka_unit_test(test_adamw_decoupled_decay_by_hand),
-        cmocka_unit_test(test_lion_by_hand),
+        cmocka_unit_test(test_lion_by_hand),      cmocka_unit_test(test_lion_matches_paper),
         cmocka_unit_test(test_rmsprop_by_hand),
         cmocka_unit_test(test_adagrad_by_hand),
         cmocka_unit_test(test_rules_match_double_reference),

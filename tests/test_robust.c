@@ -157,7 +157,10 @@ static void test_orthogonal_overflow(void **state)
     sp_tensor *w = sp_param(ps, "w", 8, 4);
     sp_rng r;
     sp_rng_seed(&r, 1);
+    sp_clear_error();
     assert_int_equal(sp_init_orthogonal(w, INT_MAX, 2, &r), SP_ERR_ARG);
+    /* the message's end row is r0 + n, computed without overflowing int */
+    if (!strstr(sp_last_error(), "[2147483647, 2147483649)")) fail_msg("message: %s", sp_last_error());
     assert_int_equal(sp_init_orthogonal(w, 4, INT_MAX, &r), SP_ERR_ARG);
     assert_int_equal(sp_init_orthogonal(w, 4, 4, &r), SP_OK);
     sp_params_free(ps);
@@ -213,6 +216,39 @@ static void test_null_handles(void **state)
     sp_tape_free(t);
 }
 
+/* The lookups: a NULL handle or name gives NULL and a message naming the call and the argument. */
+static void test_lookup_null_messages(void **state)
+{
+    (void)state;
+    sp_params *ps = sp_params_new();
+    sp_param(ps, "w", 2, 2);
+    sp_optim_config c = sp_optim_defaults(SP_ADAM);
+    sp_optim *o = sp_optim_new(ps, &c);
+    assert_non_null(o);
+#define LOOKUP(call, needle)                                                                                  \
+    do {                                                                                                      \
+        sp_clear_error();                                                                                     \
+        int got_null_ = (call) == NULL;                                                                       \
+        if (!got_null_ || !strstr(sp_last_error(), needle))                                                   \
+            fail_msg("%s: %s, message \"%s\"", #call, got_null_ ? "NULL" : "not NULL", sp_last_error());      \
+    } while (0)
+    LOOKUP(sp_params_find(NULL, "w"), "sp_params_find: params is NULL");
+    LOOKUP(sp_params_find(ps, NULL), "sp_params_find: name is NULL");
+    LOOKUP(sp_optim_slot_by_name(o, NULL), "sp_optim_slot_by_name: name is NULL");
+    LOOKUP(sp_optim_slot_by_name(NULL, "exp_avg"), "sp_optim_slot_by_name: optimizer is NULL");
+    LOOKUP(sp_optim_get_config(NULL), "sp_optim_get_config: optimizer is NULL");
+    LOOKUP(sp_optim_slot(NULL, 0), "sp_optim_slot: optimizer is NULL");
+    LOOKUP(sp_optim_slot_name(NULL, 0), "sp_optim_slot_name: optimizer is NULL");
+#undef LOOKUP
+    /* the ordinary answers are unchanged */
+    assert_non_null(sp_params_find(ps, "w"));
+    assert_null(sp_params_find(ps, "v"));
+    assert_non_null(sp_optim_slot_by_name(o, "exp_avg"));
+    assert_non_null(sp_optim_get_config(o));
+    sp_optim_free(o);
+    sp_params_free(ps);
+}
+
 static void test_thread_cap(void **state)
 {
     (void)state;
@@ -264,9 +300,9 @@ int main(void)
         cmocka_unit_test(test_slice_overflow),   cmocka_unit_test(test_tape_alloc_huge),
         cmocka_unit_test(test_orthogonal_overflow), cmocka_unit_test(test_cell_size_cap),
         cmocka_unit_test(test_null_handles),     cmocka_unit_test(test_thread_cap),
-        cmocka_unit_test(test_save_targets),
+        cmocka_unit_test(test_lookup_null_messages),
+        cmocka_unit_test(test_save_targets),     cmocka_unit_test(test_update_checked),
         cmocka_unit_test(test_dot_file_targets),
-        cmocka_unit_test(test_update_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

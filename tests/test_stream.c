@@ -151,7 +151,7 @@ static void test_stream_run_equals_rnn_run(void **state)
                 sp_params *p2 = ps;
                 assert_int_equal(sp_cell_init(&rnn.cell[1][d], cases[k].kind, p2, "r2", 1, d, H, H, NULL, &rng), SP_OK);
             }
-        sp_cell_noise nz = {cases[k].zoneout, cases[k].zoneout, 0, 0, NULL, 0};
+        sp_cell_noise nz = {cases[k].zoneout, cases[k].zoneout, 0, 0, NULL, 0, 0};
         sp_tape *t = sp_tape_new();
         sp_tensor *x = sp_test_const(t, TT * B, I, 7 + k);
         sp_rnn_opts ro = {.lengths = len, .noise = nz};

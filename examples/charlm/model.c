@@ -91,13 +91,16 @@ int cl_model_init(cl_model *m, const cl_model_cfg *cfg, sp_params *ps, sp_rng *r
     return 0;
 }
 
-static void noise_of(const cl_model *m, sp_rnn_opts *ro, int train, sp_rng *rng)
+/* --dropout acts between the layers and on the stack's output; step0 is the first step of a piece
+ * of a longer chunk (segments), so each piece draws the masks of the whole chunk's run */
+static void noise_of(const cl_model *m, sp_rnn_opts *ro, int train, sp_rng *rng, int step0)
 {
     ro->between_layers_dropout = m->cfg.dropout;
+    ro->output_dropout = m->cfg.dropout;
     ro->rng = rng;
     ro->train = train;
     ro->noise = (sp_cell_noise){m->cfg.zoneout_h, m->cfg.zoneout_c, m->cfg.recurrent_dropout, m->cfg.candidate_dropout,
-                                rng, train};
+                                rng, train, step0};
 }
 
 sp_tensor *cl_model_forward(cl_model *m, sp_tape *t, const int *in, int T, int B, sp_carry *carry,
@@ -112,16 +115,15 @@ sp_tensor *cl_model_forward(cl_model *m, sp_tape *t, const int *in, int T, int B
         if (sp_carry_load(t, carry, B, &init)) return NULL;
         ro.init = &init;
     }
-    noise_of(m, &ro, train, rng);
+    noise_of(m, &ro, train, rng, 0);
     sp_rnn_out out;
     if (sp_rnn_run(t, &m->rnn, x, T, B, &ro, &out)) return NULL;
     if (carry && sp_carry_save(carry, &out.final)) {
         sp_tape_fail(t, SP_ERR_SHAPE, "charlm: %s", sp_last_error());
         return NULL;
     }
-    sp_tensor *h = sp_dropout(t, out.out, m->cfg.dropout, rng, train);
     sp_tape_scope(t, "head");
-    sp_tensor *logits = sp_linear_forward(t, &m->head, h);
+    sp_tensor *logits = sp_linear_forward(t, &m->head, out.out);
     sp_tape_scope(t, NULL);
     return logits;
 }
@@ -150,10 +152,10 @@ static sp_status seg_forward(sp_tape *t, void *user, sp_tensor *const *in, sp_te
         for (int k = 0; k < r->cell[l][0].n_state; k++) init.s[l][0][k] = in[n++];
     sp_rnn_opts ro = {0};
     ro.init = &init;
-    noise_of(p->m, &ro, p->train, p->rng);
+    noise_of(p->m, &ro, p->train, p->rng, p->t0);
     sp_rnn_out o;
     if (sp_rnn_run(t, r, x, p->K, p->B, &ro, &o) != SP_OK) return sp_tape_status(t);
-    sp_tensor *logits = sp_linear_forward(t, &p->m->head, sp_dropout(t, o.out, p->m->cfg.dropout, p->rng, p->train));
+    sp_tensor *logits = sp_linear_forward(t, &p->m->head, o.out);
     const int *tg = p->tgt + (size_t)p->t0 * p->B;
     long real = 0;
     for (int i = 0; i < p->K * p->B; i++) real += tg[i] >= 0;
@@ -182,9 +184,12 @@ sp_tensor *cl_model_loss(cl_model *m, sp_tape *t, sp_tape *scratch, const int *i
     seg_piece *pc = sp_tape_alloc(t, (size_t)pieces * sizeof *pc);
     if (!pc) return NULL;
     sp_tensor *loss = NULL;
+    sp_rng start = {{0, 0}};
+    if (rng) start = *rng;
     for (int i = 0; i < pieces; i++) {
         int t0 = i * segment, K = T - t0 < segment ? T - t0 : segment;
         pc[i] = (seg_piece){m, in, tgt, t0, K, B, predicted, train, rng};
+        if (rng) *rng = start; /* every piece keys its masks as the whole chunk's run does */
         sp_tensor *out[1 + 2 * SP_RNN_MAX_LAYERS];
         if (sp_segment(t, scratch, seg_forward, &pc[i], rng, ns, st, ns + 1, out) != SP_OK) return NULL;
         for (int k = 0; k < ns; k++) st[k] = out[1 + k];
@@ -209,7 +214,7 @@ sp_tensor *cl_model_loss(cl_model *m, sp_tape *t, sp_tape *scratch, const int *i
  * row, made once (sp_stream_set_table), so a step multiplies by W_hh and the head only. */
 sp_stream *cl_model_stream_new(const cl_model *m)
 {
-    sp_cell_noise nz = {m->cfg.zoneout_h, m->cfg.zoneout_c, 0, 0, NULL, 0};
+    sp_cell_noise nz = {m->cfg.zoneout_h, m->cfg.zoneout_c, 0, 0, NULL, 0, 0};
     sp_stream *s = sp_stream_new(&m->rnn, 1, &nz);
     if (s && sp_stream_set_table(s, m->emb.weight) != SP_OK) {
         sp_stream_free(s);

@@ -380,6 +380,12 @@ int ex_cli_parse(const ex_cli *c, int argc, char **argv, void *base, ex_args *a)
         if (ex_opt_set(d, base, v, err, sizeof err)) FAIL("%s", err);
         a->given[k] = 1;
     }
+    /* spool's first use: a refused environment (a BLIS_ARCH_TYPE this CPU cannot run, a SPOOL_CPU
+     * that is no kernel set) stops the program here, with the library's message */
+    if (sp_init(NULL) != SP_OK) {
+        fprintf(stderr, "%s: %s\n", c->prog, sp_last_error());
+        return EX_EXIT_FAIL;
+    }
     return -1;
 }
 

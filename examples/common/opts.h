@@ -100,7 +100,8 @@ typedef struct {
 
 /* Applies the defaults to base, then parses argv. Returns -1 when the program should go on, or
  * the exit status to return now (0 after --help/--version/--info, EX_EXIT_USAGE after an error,
- * which is printed as "prog: message (try --help)"). */
+ * which is printed as "prog: message (try --help)", EX_EXIT_FAIL if spool refuses the host's
+ * environment at its first use, sp_init, e.g. a BLIS_ARCH_TYPE this CPU cannot run). */
 int ex_cli_parse(const ex_cli *c, int argc, char **argv, void *base, ex_args *a);
 /* After --resume: `stored` is a copy of the options struct `mine` with the checkpoint's values
  * filled in. Returns 1 (and "--name X differs from the checkpoint's Y" in err) if one of `names`

@@ -105,7 +105,12 @@ sp_status sp_fail(sp_status s, const char *fmt, ...) SP_PRINTF(2, 3);
  * SP_INIT_KEEP_BLIS or the environment variable SPOOL_KEEP_BLIS=1. BLIS reads the variable when
  * it initialises, so this works if spool's first use comes before the host's own first BLIS call.
  * Threads are never changed behind the host's back: spool uses the host's OpenMP default
- * (omp_get_max_threads()) until sp_set_threads or sp_init asks for a count. */
+ * (omp_get_max_threads()) until sp_set_threads or sp_init asks for a count.
+ * The host's own settings are checked at that first use, never changed: a BLIS_ARCH_TYPE naming a
+ * kernel set this CPU cannot run (BLIS would die of an illegal instruction in the first product)
+ * or one this BLIS does not have, or a SPOOL_CPU that is none of baseline, avx2, avx512, makes
+ * sp_init return SP_ERR_ARG and sp_params_new / sp_tape_new return NULL, with a message naming
+ * the variable in sp_last_error (and in sp_info). */
 enum {
     SP_INIT_KEEP_BLIS = 1,    /**< leave BLIS_ARCH_TYPE (and so BLIS's kernel choice) alone */
     SP_INIT_FIXED_THREADS = 2 /**< always use sp_get_threads() threads, even on a busy machine */
@@ -116,7 +121,8 @@ typedef struct {
     unsigned flags; /**< SP_INIT_* */
 } sp_init_opts;
 /** Optional explicit configuration (o may be NULL: the defaults). Flags apply only if this is
- * spool's first use (SP_ERR_STATE otherwise); threads < 0 is SP_ERR_ARG. */
+ * spool's first use (SP_ERR_STATE otherwise); threads < 0 is SP_ERR_ARG, and so is a refused
+ * environment (see above). */
 sp_status sp_init(const sp_init_opts *o);
 /** Threads for OpenMP elementwise kernels and BLIS together (never nested, so no
  * oversubscription): sets the process's OpenMP default (omp_set_num_threads) and BLIS's count.
@@ -133,7 +139,8 @@ int sp_get_threads(void);
 /** One line: spool version, real type, BLIS version, BLIS kernel set, the elementwise kernels
  * chosen for this CPU (vector baseline, avx2 or avx512; the environment variable SPOOL_CPU caps
  * the choice), thread count. Static storage, valid until the next call. Calling it initialises
- * BLIS. */
+ * BLIS, unless the environment is refused: then the line says why ("refused: ...") and BLIS is
+ * left alone. */
 const char *sp_info(void);
 /** The BLIS kernel set spool asked for before BLIS initialised ("skx"), or "auto" if it left the
  * choice to BLIS (CPU without AVX-512, or BLIS_ARCH_TYPE set by the user). */

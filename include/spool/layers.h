@@ -192,8 +192,11 @@ sp_status sp_cell_forward(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor 
 /** ============================================================================ one sequence */
 
 /** Regularisers of the recurrence, options of every built-in cell (and of custom cells through
- * their state, and h_mask / cand_mask where the cell honours them). All draw from rng only when
- * train != 0 and a rate is > 0, so a run is reproducible from its seed.
+ * their state, and h_mask / cand_mask where the cell honours them). A run draws from rng only when
+ * train != 0 and a rate is > 0, and then one key: every mask element is a function of that key
+ * and of where it is (which mask, step, row, element), not of the order masks are drawn in. So a
+ * run is reproducible from its seed, and a sequence run in pieces (sp_segment), each piece from
+ * the same rng state with step0 set to its first step, gets the masks of one whole run.
  *   zoneout_h, zoneout_c  Zoneout (Krueger et al. 2016): in training each element of the new state
  *                         keeps its previous value with probability z (fresh mask per element and
  *                         step): s_t = d * s_{t-1} + (1 - d) * s_new, d ~ Bernoulli(z). At
@@ -215,6 +218,8 @@ typedef struct {
     double candidate_dropout;  /**< dropout of the candidate (fresh mask per step) */
     sp_rng *rng; /**< required when train and any rate > 0 */
     int train;   /**< 0: evaluation */
+    int step0;   /**< the index of this run's first step in a longer sequence run in pieces (0: it
+                    is the whole sequence); the masks of step s are those of step step0 + s */
 } sp_cell_noise;
 
 /** Options of sp_seq_run; zero-initialised means zeros as the initial state, full lengths, no noise. */
@@ -249,8 +254,9 @@ sp_status sp_seq_run(sp_tape *t, const sp_cell *c, sp_tensor *x, int T, int B, c
 sp_status sp_cell_init_state(const sp_cell *c, sp_params *ps, const char *prefix, int layer, int reverse,
                              sp_tensor **init);
 
-/** A per-sequence dropout mask [B, C] (values 0 or 1/(1-p)) drawn from rng as a tape constant, to be
- * reused at every step (sp_seq_opts.input_mask). p = 0 gives NULL (no dropout) without error. */
+/** A per-sequence dropout mask [B, C] (values 0 or 1/(1-p)) as a tape constant, keyed by one draw
+ * from rng, to be reused at every step (sp_seq_opts.input_mask). p = 0 gives NULL (no dropout)
+ * without error. */
 sp_tensor *sp_variational_mask(sp_tape *t, int B, int C, double p, sp_rng *rng);
 
 /** ================================================================= many-to-one, pooling */
@@ -340,7 +346,12 @@ typedef struct {
     int train;                      /**< 0: dropouts are the identity (eval) */
     sp_cell_noise noise;            /**< zoneout, recurrent and candidate dropout in every layer;
                                        its train field follows `train` above, its rng
-                                       defaults to `rng` */
+                                       defaults to `rng`; its step0 applies to every mask of
+                                       the run, the dropouts above included */
+    double output_dropout;          /**< dropout on the OUTPUT of the last layer, fresh mask per
+                                       element and step (before a head; kept here rather than
+                                       as an sp_dropout after the run so that a run in pieces
+                                       draws the whole run's masks) */
 } sp_rnn_opts;
 
 /** What sp_rnn_run returns. */

@@ -39,6 +39,7 @@ typedef enum {
     SP_OP_LAYER_NORM,                                      /**< ops/norm.c */
     SP_OP_ATTN_DOT, SP_OP_ATTN_ADDITIVE, SP_OP_ATTN_CONTEXT, /**< ops/attention.c */
     SP_OP_SEGMENT,                                         /**< autograd/segment.c */
+    SP_OP_ATTN_MASK,                                       /**< ops/attention.c */
     SP_OP__COUNT
 } sp_op;
 
@@ -70,8 +71,9 @@ sp_tensor *sp_tanh(sp_tape *t, sp_tensor *x);
 /** Elementwise max(x, 0). */
 sp_tensor *sp_relu(sp_tape *t, sp_tensor *x);
 /** Inverted dropout: in training, each element is zeroed with probability p and survivors are
- * scaled by 1/(1-p); the mask is drawn from rng. With train == 0 (eval) or p == 0 it is the
- * identity (returns x itself, nothing recorded). 0 <= p < 1. */
+ * scaled by 1/(1-p); the mask is keyed by one draw from rng (each element a function of that key
+ * and its position). With train == 0 (eval) or p == 0 it is the identity (returns x itself,
+ * nothing recorded, nothing drawn). 0 <= p < 1. */
 sp_tensor *sp_dropout(sp_tape *t, sp_tensor *x, double p, sp_rng *rng, int train);
 /** Dropout with a caller-made mask (values 0 or 1/(1-p)) of x's shape or a row [1, C]: reuse one
  * mask at every time step for variational dropout. */
@@ -181,15 +183,21 @@ sp_tensor *sp_layer_norm(sp_tape *t, sp_tensor *x, sp_tensor *gain, sp_tensor *b
  *                                                                  is q = h W first, a matmul)
  *   sp_attn_additive  e[b][s] = sum_d v_d tanh(q_{b,d} + k_{s,b,d})  (Bahdanau et al. 2015, with
  *                                                                  q = h W_q, k = enc W_k precomputed)
- *   sp_attn_context   c_b = sum_s a[b][s] v_{s,b}  -> [B, D]       the context vector */
+ *   sp_attn_context   c_b = sum_s a[b][s] v_{s,b}  -> [B, D]       the context vector
+ * Padding is never read: sp_attn_mask replaces the scores past each length (whatever they are, Inf
+ * and NaN included), sp_softmax gives them weight exactly 0, sp_attn_context takes nothing from a
+ * value row of weight 0, and no gradient computed at a masked position reaches an input, so a
+ * padded key or value row may hold anything without changing the result or the gradients. */
 sp_tensor *sp_attn_dot(sp_tape *t, sp_tensor *q, sp_tensor *keys, int S);
 /** Additive scores (see above): e[b][s] = sum_d v_d tanh(q_{b,d} + k_{s,b,d}), [B, S]. */
 sp_tensor *sp_attn_additive(sp_tape *t, sp_tensor *q, sp_tensor *keys, sp_tensor *v, int S);
-/** The context vector c_b = sum_s a[b][s] v_{s,b}, [B, D]. */
+/** The context vector c_b = sum_s a[b][s] v_{s,b}, [B, D]; a weight of exactly 0 takes nothing from
+ * its value row (0 * Inf counts as 0: padding). */
 sp_tensor *sp_attn_context(sp_tape *t, sp_tensor *weights, sp_tensor *values, int S);
-/** scores [B, S] + a constant that is 0 at s < lengths[b] and -1e30 after, so a following
- * sp_softmax gives exactly 0 weight to padding (a row of length 0 gets uniform weights over
- * nothing real, never NaN). lengths NULL: returns scores unchanged. */
+/** scores [B, S] with every score at s >= lengths[b] replaced by -1e30 (not added to: an Inf or
+ * NaN score of a padded key is gone too), so a following sp_softmax gives exactly 0 weight to
+ * padding (a row of length 0 gets uniform weights over nothing real, never NaN). The gradient
+ * passes to the real scores only. lengths NULL: returns scores unchanged. */
 sp_tensor *sp_attn_mask(sp_tape *t, sp_tensor *scores, const int *lengths);
 SP_API_END
 
