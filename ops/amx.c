@@ -173,59 +173,78 @@ int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
 
 /* ------------------------------------------------------------------ a recurrent product */
 
-int sp__amx_prod_init(sp_amx_prod *p, int M, int K, int N, const float *W, int ldw, int trans, sp_tape *t)
+int sp__amx_prod_make(sp_amx_prod *p, int M, int K, int N, int ldc, int sum)
 {
     memset(p, 0, sizeof *p);
     if (!sp__amx_ok()) return 0;
-    dnnl_memory_desc_t a, b, c, wsrc;
+    dnnl_memory_desc_t a, b, c;
     dnnl_dims_t bd = {K, N};
     const long lk = (K + 1) & ~1;
-    if (!md2(&a, M, K, dnnl_bf16, lk, 1) || !md2(&c, M, N, dnnl_f32, N, 1) ||
-        dnnl_memory_desc_init_by_tag(&b, 2, bd, dnnl_bf16, dnnl_format_tag_any) != dnnl_success ||
-        !md2(&wsrc, K, N, dnnl_f32, trans ? 1 : ldw, trans ? ldw : 1))
+    if (!md2(&a, M, K, dnnl_bf16, lk, 1) || !md2(&c, M, N, dnnl_f32, ldc, 1) ||
+        dnnl_memory_desc_init_by_tag(&b, 2, bd, dnnl_bf16, dnnl_format_tag_any) != dnnl_success)
         return 0;
-    /* made for one thread (oneDNN sizes a primitive's team when it is made): each thread of the
+    /* made for one thread (oneDNN sizes a primitive's team when it is made): each thread of an
      * op runs its own rows' products */
     const int before = omp_get_max_threads();
     omp_set_num_threads(1);
-    dnnl_primitive_desc_t pd = matmul_pd(&a, &b, &c, 0);
+    dnnl_primitive_desc_t pd = matmul_pd(&a, &b, &c, sum);
     dnnl_primitive_t prim = NULL;
-    const dnnl_memory_desc_t *wmd = pd ? dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0) : NULL;
-    const size_t wbytes = wmd ? dnnl_memory_desc_get_size(wmd) : 0;
-    void *wbuf = wbytes ? sp__alloc_raw(t, wbytes) : NULL;
-    int ok = wbuf && dnnl_primitive_create(&prim, pd) == dnnl_success;
-    if (!pd) {
-        omp_set_num_threads(before);
+    int ok = pd && dnnl_primitive_create(&prim, pd) == dnnl_success;
+    omp_set_num_threads(before);
+    if (!ok) {
+        if (pd) dnnl_primitive_desc_destroy(pd);
         return 0;
     }
-    if (ok) { /* W (fp32, op(W) by strides) into the primitive's blocked bf16 layout, once */
-        dnnl_primitive_desc_t rpd = NULL;
-        dnnl_primitive_t r = NULL;
-        dnnl_memory_t ms = NULL, md = NULL;
-        dnnl_stream_t st = NULL;
-        ok = dnnl_reorder_primitive_desc_create(&rpd, &wsrc, engine, wmd, engine, NULL) == dnnl_success &&
+    p->prim = prim, p->pd = pd, p->M = M, p->K = K, p->N = N, p->ldc = ldc, p->sum = sum;
+    p->w_bytes = pd_bytes(pd, dnnl_query_weights_md);
+    p->pad_bytes = pd_bytes(pd, dnnl_query_scratchpad_md);
+    return 1;
+}
+
+int sp__amx_same_weights(const sp_amx_prod *p, const sp_amx_prod *q)
+{
+    if (!p->pd || !q->pd) return 0;
+    const dnnl_memory_desc_t *a = dnnl_primitive_desc_query_md(p->pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *b = dnnl_primitive_desc_query_md(q->pd, dnnl_query_weights_md, 0);
+    return a && b && dnnl_memory_desc_equal(a, b);
+}
+
+int sp__amx_prod_weights(sp_amx_prod *p, const float *W, int ldw, int trans, void *wbuf)
+{
+    dnnl_memory_desc_t wsrc;
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(p->pd, dnnl_query_weights_md, 0);
+    if (!wmd || !md2(&wsrc, p->K, p->N, dnnl_f32, trans ? 1 : ldw, trans ? ldw : 1)) return 0;
+    const int before = omp_get_max_threads(); /* on this thread alone: no team left spinning */
+    omp_set_num_threads(1);
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t ms = NULL, md = NULL;
+    dnnl_stream_t st = NULL;
+    int ok = dnnl_reorder_primitive_desc_create(&rpd, &wsrc, engine, wmd, engine, NULL) == dnnl_success &&
              dnnl_primitive_create(&r, rpd) == dnnl_success &&
              dnnl_memory_create(&ms, &wsrc, engine, (void *)W) == dnnl_success &&
              dnnl_memory_create(&md, wmd, engine, wbuf) == dnnl_success &&
              dnnl_stream_create(&st, engine, dnnl_stream_default_flags) == dnnl_success;
-        if (ok) {
-            dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-            ok = dnnl_primitive_execute(r, st, 2, args) == dnnl_success && dnnl_stream_wait(st) == dnnl_success;
-        }
-        if (st) dnnl_stream_destroy(st);
-        if (ms) dnnl_memory_destroy(ms);
-        if (md) dnnl_memory_destroy(md);
-        if (r) dnnl_primitive_destroy(r);
-        if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (ok) { /* W (fp32, op(W) by strides) into the primitive's blocked bf16 layout */
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        ok = dnnl_primitive_execute(r, st, 2, args) == dnnl_success && dnnl_stream_wait(st) == dnnl_success;
     }
-    omp_set_num_threads(before); /* the reorder too ran on this thread alone: no team left spinning */
-    if (ok) {
-        p->prim = prim, p->pd = pd, p->w = wbuf, p->M = M, p->K = K, p->N = N;
-        p->pad_bytes = pd_bytes(pd, dnnl_query_scratchpad_md);
-        return 1;
-    }
-    if (prim) dnnl_primitive_destroy(prim);
-    dnnl_primitive_desc_destroy(pd);
+    if (st) dnnl_stream_destroy(st);
+    if (ms) dnnl_memory_destroy(ms);
+    if (md) dnnl_memory_destroy(md);
+    if (r) dnnl_primitive_destroy(r);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    omp_set_num_threads(before);
+    p->w = ok ? wbuf : NULL;
+    return ok;
+}
+
+int sp__amx_prod_init(sp_amx_prod *p, int M, int K, int N, const float *W, int ldw, int trans, sp_tape *t)
+{
+    if (!sp__amx_prod_make(p, M, K, N, N, 0)) return 0;
+    void *wbuf = sp__alloc_raw(t, p->w_bytes);
+    if (wbuf && sp__amx_prod_weights(p, W, ldw, trans, wbuf)) return 1;
+    sp__amx_prod_fini(p);
     return 0;
 }
 
@@ -262,6 +281,7 @@ int sp__amx_ctx_open(sp_amx_ctx *c, const sp_amx_prod *p, void *pad)
 
 int sp__amx_run(sp_amx_ctx *c, const sp_amx_prod *p, int m, const float *A, int lda, uint16_t *abf, float *C)
 {
+    if (m > p->M) return 0;
     round_rows(A, m, p->K, lda, abf); /* rows m .. M hold whatever they held: their outputs are not read */
     dnnl_memory_t *mem = (dnnl_memory_t *)c->mem;
     if (dnnl_memory_set_data_handle(mem[0], abf) != dnnl_success || dnnl_memory_set_data_handle(mem[2], C) != dnnl_success)
@@ -305,6 +325,22 @@ int sp__amx_prod_init(sp_amx_prod *p, int M, int K, int N, const float *W, int l
     return 0;
 }
 void sp__amx_prod_fini(sp_amx_prod *p) { (void)p; }
+int sp__amx_prod_make(sp_amx_prod *p, int M, int K, int N, int ldc, int sum)
+{
+    (void)M, (void)K, (void)N, (void)ldc, (void)sum;
+    memset(p, 0, sizeof *p);
+    return 0;
+}
+int sp__amx_prod_weights(sp_amx_prod *p, const float *W, int ldw, int trans, void *wbuf)
+{
+    (void)p, (void)W, (void)ldw, (void)trans, (void)wbuf;
+    return 0;
+}
+int sp__amx_same_weights(const sp_amx_prod *p, const sp_amx_prod *q)
+{
+    (void)p, (void)q;
+    return 0;
+}
 int sp__amx_ctx_open(sp_amx_ctx *c, const sp_amx_prod *p, void *pad)
 {
     (void)p, (void)pad;
@@ -313,6 +349,7 @@ int sp__amx_ctx_open(sp_amx_ctx *c, const sp_amx_prod *p, void *pad)
 }
 int sp__amx_run(sp_amx_ctx *c, const sp_amx_prod *p, int m, const float *A, int lda, uint16_t *abf, float *C)
 {
+    if (m > p->M) return 0;
     (void)c, (void)p, (void)m, (void)A, (void)lda, (void)abf, (void)C;
     return 0;
 }

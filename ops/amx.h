@@ -25,11 +25,18 @@ int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
  * and blocked once (in t's arena), for products [m <= M, K] x op(W) -> [m, N] at stride N. */
 typedef struct {
     void *prim, *pd, *w;
-    int M, K, N;
-    size_t pad_bytes; /* oneDNN's scratchpad per thread */
+    int M, K, N, ldc, sum;   /* C [m <= M, N] at stride ldc, += with sum */
+    size_t w_bytes, pad_bytes; /* the blocked weight; oneDNN's scratchpad per thread */
 } sp_amx_prod;
 int sp__amx_prod_init(sp_amx_prod *p, int M, int K, int N, const float *W, int ldw, int trans, sp_tape *t);
 void sp__amx_prod_fini(sp_amx_prod *p);
+/* sp__amx_prod_init in two parts, for a product kept from one tape epoch to the next (ops/packed.c):
+ * the primitive (C at stride ldc, added to C when sum), then op(W) into wbuf (w_bytes, 64-byte
+ * aligned, the caller's) whenever W has changed. */
+int sp__amx_prod_make(sp_amx_prod *p, int M, int K, int N, int ldc, int sum);
+int sp__amx_prod_weights(sp_amx_prod *p, const float *W, int ldw, int trans, void *wbuf);
+/* 1 when q's product takes op(W) in the layout p's was blocked in (a product of another M may) */
+int sp__amx_same_weights(const sp_amx_prod *p, const sp_amx_prod *q);
 
 /* One thread's handle on a product: its stream and memories, its scratchpad (pad_bytes, 64-byte
  * aligned). sp__amx_run rounds A [m, K] (stride lda) into abf (M x K rounded up to even, bf16)

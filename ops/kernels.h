@@ -5,6 +5,7 @@
 #define SP_KERNELS_H
 
 #include "../autograd/tape_internal.h"
+#include "amx.h"
 
 /* C[M,N] = op(A) op(B) + beta C through BLIS, row-major; sp__gemm picks one thread for small
  * products and sp_get_threads() otherwise, sp__gemm_threads runs on exactly `threads`. */
@@ -39,11 +40,14 @@ int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, in
  * products, valid until the next reset (parameters change between steps), and the records whose
  * weight gradient backward deferred to sp__matmul_finish. */
 #define SP_MAX_PACKED 64
+#define SP__PACKED_AMX 2 /* a sp_packed.prec beside SP_PREC_FP32 and SP_PREC_BF16 */
 #define SP_PACKED_MAX_ROWS 64 /* products with more rows of A go to BLIS */
 typedef struct {
     const sp_real *w; /* the parameter's data */
     int trans, K, N;  /* which op(W) [K, N] was packed */
-    int prec;         /* in which precision (fp32 panels, or bf16 pair panels of ops/bf16.c) */
+    int prec;         /* in which form: fp32 panels, bf16 pair panels (ops/bf16.c), or blocked for
+                         AMX (SP__PACKED_AMX: buf is oneDNN's layout of op(W), amx its product) */
+    sp_amx_prod amx;
     int valid;        /* packed since the last reset */
     void *buf;
     size_t cap;

@@ -57,7 +57,7 @@ void sp__matmul_state_reset(void *state)
 void sp__matmul_state_free(void *state)
 {
     sp_matmul_state *s = state;
-    for (int i = 0; i < s->n_packed; i++) free(s->packed[i].buf);
+    for (int i = 0; i < s->n_packed; i++) free(s->packed[i].buf), sp__amx_prod_fini(&s->packed[i].amx);
     free(s->deferred);
     free(s->bf16_scratch);
     free(s->bf16_a);
@@ -151,8 +151,9 @@ __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2"))) stat
     }
 }
 
-/* The packed panels of op(W) for this tape epoch, packing them on first use. NULL: no room. */
-static const void *panels(sp_tape *t, int prec, const sp_tensor *W, int trans, int K, int N)
+/* The cache entry of op(W) in form `prec` (sp_packed), with room for `bytes` in its buffer. NULL:
+ * no room. */
+static sp_packed *entry(sp_tape *t, int prec, const sp_tensor *W, int trans, int K, int N, size_t bytes)
 {
     sp_matmul_state *st = sp__matmul_state(t);
     if (!st) return NULL;
@@ -167,8 +168,6 @@ static const void *panels(sp_tape *t, int prec, const sp_tensor *W, int trans, i
         memset(e, 0, sizeof *e);
         e->w = W->data, e->trans = trans, e->K = K, e->N = N, e->prec = prec;
     }
-    size_t bytes = prec == SP_PREC_BF16 ? sp__bf16_panels_size(K, N) * sizeof(uint16_t)
-                                        : (size_t)((N + NR - 1) / NR) * K * NR * sizeof(float);
     if (bytes > e->cap) {
         free(e->buf);
         e->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -177,6 +176,16 @@ static const void *panels(sp_tape *t, int prec, const sp_tensor *W, int trans, i
         t->mallocs++;
         if (!e->buf) return NULL;
     }
+    return e;
+}
+
+/* The packed panels of op(W) for this tape epoch, packing them on first use. NULL: no room. */
+static const void *panels(sp_tape *t, int prec, const sp_tensor *W, int trans, int K, int N)
+{
+    size_t bytes = prec == SP_PREC_BF16 ? sp__bf16_panels_size(K, N) * sizeof(uint16_t)
+                                        : (size_t)((N + NR - 1) / NR) * K * NR * sizeof(float);
+    sp_packed *e = entry(t, prec, W, trans, K, N, bytes);
+    if (!e) return NULL;
     if (!e->valid) {
         if (prec == SP_PREC_BF16) sp__bf16_pack_panels(W->data, W->stride, trans, K, N, e->buf);
         else sp__pack_panels(W, trans, K, N, e->buf);
@@ -299,10 +308,44 @@ int sp__gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, in
     return 1;
 }
 
+/* The same product on AMX (ops/amx.c) with op(W) blocked once per tape epoch: a custom cell's
+ * step in bf16. 0: not done (AMX declined), the caller goes on with spool's own kernels. */
+static int amx_packed(sp_tape *t, int M, int N, int K, const float *A, int lda, const sp_tensor *W, int trans, float *C,
+                      int ldc, int accumulate)
+{
+    sp_matmul_state *st = sp__matmul_state(t);
+    sp_packed *e = st ? entry(t, SP__PACKED_AMX, W, trans, K, N, 0) : NULL;
+    if (!e) return 0;
+    sp_amx_prod *p = &e->amx;
+    if (!p->prim || p->M != M || p->ldc != ldc || p->sum != !!accumulate) { /* first use, or another shape */
+        sp_amx_prod q;
+        if (!sp__amx_prod_make(&q, M, K, N, ldc, !!accumulate)) return 0;
+        if (!sp__amx_same_weights(p, &q)) e->valid = 0; /* the blocked W still fits the new product? */
+        q.w = p->w;
+        sp__amx_prod_fini(p);
+        *p = q;
+    }
+    if (p->w_bytes > e->cap && !entry(t, SP__PACKED_AMX, W, trans, K, N, p->w_bytes)) return 0;
+    if (!e->valid && !(e->valid = sp__amx_prod_weights(p, W->data, W->stride, trans, e->buf))) return 0;
+    uint16_t *abf = sp__matmul_buf(t, &st->bf16_a, &st->bf16_a_cap, (size_t)M * ((K + 1) & ~1) * sizeof(uint16_t));
+    void *pad = abf ? sp__matmul_buf(t, &st->bf16_scratch, &st->bf16_scratch_cap, p->pad_bytes + 64) : NULL;
+    sp_amx_ctx c;
+    int ok = pad && sp__amx_ctx_open(&c, p, pad);
+    if (ok) {
+        ok = sp__amx_run(&c, p, M, A, lda, abf, C);
+        sp__amx_ctx_close(&c);
+    }
+    return ok;
+}
+
 int sp__packed_gemm(sp_tape *t, int prec, int M, int N, int K, const sp_real *A, int lda, const sp_tensor *W,
                     int trans, sp_real *C, int ldc, int accumulate)
 {
     if (M > SP_PACKED_MAX_ROWS || K < 16 || N < 16 || !(W->flags & SP_PARAM) || !cpu_ok()) return 0;
+    /* a batch's rows in bf16 go to AMX where there is one (one row stays on the row kernel: a
+     * oneDNN call costs more than the product) */
+    if (prec == SP_PREC_BF16 && M > 1 && sp__amx_ok() && amx_packed(t, M, N, K, A, lda, W, trans, C, ldc, accumulate))
+        return 1;
     const void *Bp = panels(t, prec, W, trans, K, N);
     if (!Bp) return 0;
     const int P = (N + NR - 1) / NR;

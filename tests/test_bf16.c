@@ -397,6 +397,37 @@ static void test_attention(void **state)
     }
 }
 
+/* the small products of a custom cell's steps (the cached packed weight: AMX where there is one),
+ * with a batch that shrinks and grows within one tape epoch and with an addend (+= into C) */
+static void test_packed_rows(void **state)
+{
+    (void)state;
+    const int K = 48, N = 70, Ms[] = {5, 3, 7, 3, 64, 1};
+    sp_params *ps = sp_params_new();
+    sp_tensor *W = sp_param(ps, "W", N, K), *b = sp_param(ps, "b", 1, N);
+    sp_rng r;
+    sp_rng_seed(&r, 23);
+    for (size_t i = 0; i < ps->numel; i++) ps->value[i] = (float)(2 * sp_rng_uniform(&r) - 1);
+    sp_tape *t = sp_tape_new();
+    assert_int_equal(sp_tape_set_precision(t, SP_PREC_BF16), SP_OK);
+    for (int step = 0; step < 2; step++) { /* the second epoch re-packs from the same cache */
+        sp_tape_reset(t);
+        for (int k = 0; k < 6; k++) {
+            int M = Ms[k];
+            sp_tensor *a = sp_const(t, M, K);
+            for (int i = 0; i < M * K; i++) a->data[i] = (float)(2 * sp_rng_uniform(&r) - 1);
+            sp_tensor *y = k % 2 ? sp_matmul_bias(t, a, 0, W, 1, b) : sp_matmul_ex(t, a, 0, W, 1);
+            assert_non_null(y);
+            float *c0 = calloc((size_t)M * N, sizeof(float));
+            for (int i = 0; i < M && k % 2; i++) memcpy(c0 + (size_t)i * N, b->data, sizeof(float) * N);
+            check_product(0, 1, M, N, K, a->data, K, W->data, K, c0, (float)(k % 2), y->data, N, "packed rows");
+            free(c0);
+        }
+    }
+    sp_tape_free(t);
+    sp_params_free(ps);
+}
+
 static void test_api(void **state)
 {
     (void)state;
@@ -425,6 +456,7 @@ int main(void)
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_round), cmocka_unit_test(test_pack_bits), cmocka_unit_test(test_convert_sets), cmocka_unit_test(test_kernels),
                                        cmocka_unit_test(test_gemm), cmocka_unit_test(test_matmul_op),
                                        cmocka_unit_test(test_seq_ops), cmocka_unit_test(test_attention),
+                                       cmocka_unit_test(test_packed_rows),
                                        cmocka_unit_test(test_api)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
