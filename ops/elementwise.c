@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* elementwise.c - add, sub, mul (with broadcast of b), scale, 1 - x, sigmoid, tanh, relu and
+/* elementwise.c - add, sub, mul (with broadcast of b), scale, 1 - x, sigmoid, tanh, relu, softplus and
  * dropout, forward and backward side by side.
  *
  * All are bandwidth-bound loops over rows (a row has `stride`, so views work) and run under
@@ -264,6 +264,15 @@ sp_tensor *sp_relu(sp_tape *t, sp_tensor *x)
 }
 /* y = max(x, 0)   =>   dy/dx = [x > 0] */
 void sp__relu_backward(sp_record *r) { UNARY_BACKWARD(r, v > 0 ? 1 : 0); }
+
+sp_tensor *sp_softplus(sp_tape *t, sp_tensor *x)
+{
+    sp_record *r = unary(t, SP_OP_SOFTPLUS, x);
+    if (r) UNARY_FORWARD(r->out, x, (v > 0 ? v : 0) + SP_LOG1P(SP_EXP(-(v > 0 ? v : -v)))); /* no overflow */
+    return r ? r->out : NULL;
+}
+/* y = log(1 + e^x)   =>   dy/dx = sigmoid(x) = 1 - e^-y */
+void sp__softplus_backward(sp_record *r) { UNARY_BACKWARD(r, 1 - SP_EXP(-y)); }
 
 /* ------------------------------------------------------------- dropout */
 
