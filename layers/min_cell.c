@@ -6,43 +6,38 @@
  * sp_linear_scan (ops/scan.c) instead of T steps. Gates from project() = x W_ih^T + b_ih:
  *
  *   SP_CELL_MINGRU (gates z, h~; G = 2H):
- *     z = sigmoid(x_z)   h~ = g(x_h)   a = 1 - z   b = z h~          h' = (1 - z) h + z h~
+ *     z = sigmoid(x_z)   h~ = x_h   a = 1 - z   b = z h~            h' = (1 - z) h + z h~
  *   SP_CELL_MINLSTM (gates f, i, h~; G = 3H), the forget and input gates normalised to sum 1:
  *     f' = f / (f + i) = sigmoid(softplus(-x_i) - softplus(-x_f)),  i' = 1 - f'
  *     a = f'   b = i' h~                                            h' = f' h + i' h~
  *     (the softplus form is f / (f + i) with f = sigmoid(x_f), i = sigmoid(x_i), computed in the
  *     log domain as the paper's code does, so it neither overflows nor divides by ~0.)
  *
- * g is the paper's positive candidate, g(x) = x + 1/2 for x >= 0 and sigmoid(x) below (here
- * relu(x) + sigmoid(-relu(-x)), continuous with slope 1/4..1). The paper needs h~ > 0 for its
- * log-space scan; spool's scan runs in linear space and would take any h~, but with g both
- * cells compute exactly the function of the paper's reference code (bench/peer_min.py runs it in
- * both its parallel and sequential forms), and h stays a convex mix of positive candidates, so
- * its size is bounded by the inputs' whatever the depth of the stack or the length of the run.
+ * The candidate is linear, h~ = x W_h^T + b_h, the cells as the paper defines them (its sections
+ * 3.1 and 3.2). Its code replaces h~ by a positive g(h~) (x + 1/2 for x >= 0, sigmoid(x) below)
+ * only because its scan runs in log space, where log h~ must exist; spool's scan runs in linear
+ * space and needs no sign, and g would cost six elementwise passes forward and six back per layer
+ * (a third of a minGRU step at H = 256, measured). Stability needs nothing more: a + (1 - a) = 1
+ * with a in (0, 1), so h is a convex mix of h0 and the candidates and stays within their range
+ * whatever the length of the run.
  *
  * The state is h alone ([B, H]); there are no recurrent weights, so recurrent dropout (h_mask)
  * has nothing to act on and is ignored; candidate dropout multiplies h~. The step (streaming
  * inference, zoneout, dropout masks) is the same ops on B rows, h' = a h + b by sp_mul and sp_add:
  * it equals the scan to rounding (the scan may fuse the multiply-add). Parameters:
  * "weight_ih_mingru_l<k>" [G, I] and "bias_ih_mingru_l<k>" [G] (likewise "minlstm"), names of
- * their own since no PyTorch module has this math. */
+ * their own since no PyTorch module has this math. bench/peer_min.py has the paper's PyTorch code,
+ * both its log-space parallel form and its sequential form. */
 #include "cell_table.h"
 #include "layers_internal.h"
 
 #include <math.h>
 
-/* g(x) = relu(x) + sigmoid(-relu(-x)): x + 1/2 for x >= 0, sigmoid(x) below. */
-static sp_tensor *positive(sp_tape *t, sp_tensor *x)
-{
-    sp_tensor *neg = sp_scale(t, sp_relu(t, sp_scale(t, x, -1)), -1); /* min(x, 0) */
-    return sp_name(t, sp_add(t, sp_relu(t, x), sp_sigmoid(t, neg)), "candidate");
-}
-
 /* a and b of the recurrence from the projected rows xp [N, G] (any N: one step or all steps). */
 static void coefficients(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor **a, sp_tensor **b)
 {
     int H = c->hidden_size, mg = c->kind == SP_CELL_MINGRU;
-    sp_tensor *cand = positive(t, sp_slice_cols(t, xp, (mg ? 1 : 2) * H, H));
+    sp_tensor *cand = sp_name(t, sp_slice_cols(t, xp, (mg ? 1 : 2) * H, H), "candidate");
     if (c->cand_mask) cand = sp_mul(t, cand, c->cand_mask);
     sp_tensor *keep, *take; /* a: what h keeps; the candidate's share */
     if (mg) {

@@ -2,8 +2,8 @@
 /* test_scan.c - sp_linear_scan (ops/scan.c) in the double build: against the step-by-step
  * composition of sp_mul and sp_add a user would write (values and every gradient to 1e-12, with
  * a row of length 0 and a weight reached by two paths), accumulation over two backward calls,
- * one thread against two and three on the column split and on the time chunks (batch 1, small H), and its
- * argument errors. Finite differences are in test_ops_grad.c. */
+ * one thread against two and three on the column split and on the time chunks (batch 1, small H), its
+ * argument errors, and sp_softplus's values in both tails. Finite differences are in test_ops_grad.c. */
 #include "helpers.h"
 
 #include <math.h>
@@ -167,6 +167,24 @@ static void test_scan_one_and_two_threads(void **state)
     }
 }
 
+/* sp_softplus (minLSTM's gate normalisation) in both tails and around its series switch */
+static void test_softplus_values(void **state)
+{
+    (void)state;
+    static const double xs[] = {-800, -50, -20, -9.3, -9.2, -1, 0, 0.5, 9.2, 9.3, 30, 800};
+    enum { N = sizeof xs / sizeof xs[0] };
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = sp_const(t, 1, N);
+    for (int k = 0; k < N; k++) x->data[k] = xs[k];
+    sp_tensor *y = sp_softplus(t, x);
+    assert_non_null(y);
+    for (int k = 0; k < N; k++) {
+        double want = xs[k] > 0 ? xs[k] + log1p(exp(-xs[k])) : log1p(exp(xs[k]));
+        sp_test_close(y->data[k], want, 1e-14, 0, "softplus");
+    }
+    sp_tape_free(t);
+}
+
 static void test_scan_errors(void **state)
 {
     (void)state;
@@ -192,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_scan_equals_composition),
         cmocka_unit_test(test_scan_second_backward_adds),
         cmocka_unit_test(test_scan_one_and_two_threads),
+        cmocka_unit_test(test_softplus_values),
         cmocka_unit_test(test_scan_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
