@@ -17,7 +17,10 @@ product spool runs), then
                      log f' = -softplus(softplus(-k_f) - softplus(-k_i)), log i' = -softplus(-(...));
   --form sequential  the paper's sequential mode: a Python loop over t of h = a_t h + b_t.
 The initial state is zero, so its term of the scan is left out (log 0 = -inf contributes nothing).
-Both forms compute exactly spool's SP_CELL_MINGRU / SP_CELL_MINLSTM (layers/min_cell.c).
+The paper's code passes the candidate through its positive g (x + 1/2 for x >= 0, sigmoid(x) below)
+in both forms, because the log-space scan needs log h~; spool's cells (layers/min_cell.c) keep the
+paper's linear candidate, which its linear-space scan allows: --candidate linear makes the
+sequential form compute exactly spool's function (the log-space form cannot take it).
 
 Data, warm-up, timing and the JSON line follow peer_torch.py (random tokens, a pool of 8 batches,
 3 warm-up steps, --steps or --target-seconds). Threads: --threads N sets torch.set_num_threads(N)
@@ -37,6 +40,8 @@ def parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cell", choices=["mingru", "minlstm"], default="mingru")
     p.add_argument("--form", choices=["parallel", "sequential"], default="parallel")
+    p.add_argument("--candidate", choices=["g", "linear"], default="g",
+                   help="g: the paper's code; linear: spool's cells (sequential form only)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--batch", type=int, default=32)
@@ -59,6 +64,8 @@ def rss_mb():
 
 def main():
     a = parse()
+    if a.candidate == "linear" and a.form == "parallel":
+        sys.exit("peer_min.py: the log-space parallel form needs the positive candidate g (--candidate g)")
     os.environ["OMP_NUM_THREADS"] = str(a.threads)  # before torch (and so BLIS) initialises
     os.environ["BLIS_NUM_THREADS"] = str(a.threads)
 
@@ -77,7 +84,7 @@ def main():
     gates = 2 if a.cell == "mingru" else 3
 
     def g(x):  # the paper's positive candidate: x + 1/2 for x >= 0, sigmoid(x) below
-        return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+        return torch.where(x >= 0, x + 0.5, torch.sigmoid(x)) if a.candidate == "g" else x
 
     def log_g(x):
         return torch.where(x >= 0, (F.relu(x) + 0.5).log(), -F.softplus(-x))
@@ -162,7 +169,7 @@ def main():
     st = sorted(times)
     print(json.dumps({
         "peer": "pytorch-cpu-" + a.form, "torch": torch.__version__, "mode": "train",
-        "cell": a.cell, "form": a.form, "hidden": H, "layers": L, "batch": B, "seq": T, "vocab": V,
+        "cell": a.cell, "form": a.form, "candidate": a.candidate, "hidden": H, "layers": L, "batch": B, "seq": T, "vocab": V,
         "threads": a.threads, "torch_threads": torch.get_num_threads(),
         "steps": S, "warmup": a.warmup, "seconds": round(secs, 4),
         "tokens_per_s": round(B * T * S / secs, 1),
