@@ -16,10 +16,10 @@
  * The candidate is linear, h~ = x W_h^T + b_h, the cells as the paper defines them (its sections
  * 3.1 and 3.2). Its code replaces h~ by a positive g(h~) (x + 1/2 for x >= 0, sigmoid(x) below)
  * only because its scan runs in log space, where log h~ must exist; spool's scan runs in linear
- * space and needs no sign, and g would cost six elementwise passes forward and six back per layer
- * (a third of a minGRU step at H = 256, measured). Stability needs nothing more: a + (1 - a) = 1
- * with a in (0, 1), so h is a convex mix of h0 and the candidates and stays within their range
- * whatever the length of the run.
+ * space and needs no sign, and g composed from public ops would cost six elementwise passes forward
+ * and six back per layer (it tripled a minGRU step at T = 64, H = 256: docs/mingru.md).
+ * Stability needs nothing more: a + (1 - a) = 1 with a in (0, 1), so h is a convex mix of h0 and
+ * the candidates and stays within their range whatever the length of the run.
  *
  * The state is h alone ([B, H]); there are no recurrent weights, so recurrent dropout (h_mask)
  * has nothing to act on and is ignored; candidate dropout multiplies h~. The step (streaming

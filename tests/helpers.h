@@ -35,4 +35,8 @@ typedef struct {
  * one. */
 int sp_gradcheck(sp_params *ps, sp_test_build build, void *ctx, const sp_gradcheck_opts *o);
 
+/* Backward twice through build's loss on one tape, reset in between and the gradients not zeroed:
+ * fails unless the second pass leaves exactly twice the first's gradients (accumulation). */
+void sp_test_second_backward_adds(sp_params *ps, sp_test_build build, void *ctx);
+
 #endif

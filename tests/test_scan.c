@@ -116,17 +116,7 @@ static void test_scan_second_backward_adds(void **state)
     const int len[2] = {3, 1};
     scan_case g;
     make(&g, 3, 2, 3, 4, len, 9);
-    size_t n = g.ps->numel;
-    double *one = malloc(n * sizeof *one);
-    sp_tape *t = sp_tape_new();
-    sp_params_zero_grad(g.ps);
-    assert_int_equal(sp_backward(t, build(t, &g)), SP_OK);
-    for (size_t k = 0; k < n; k++) one[k] = g.ps->grad[k];
-    sp_tape_reset(t);
-    assert_int_equal(sp_backward(t, build(t, &g)), SP_OK); /* no zero_grad in between */
-    for (size_t k = 0; k < n; k++) sp_test_close(g.ps->grad[k], 2 * one[k], 1e-12, 1e-14, "second backward adds");
-    sp_tape_free(t);
-    free(one);
+    sp_test_second_backward_adds(g.ps, build, &g);
     sp_params_free(g.ps);
 }
 
