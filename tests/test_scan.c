@@ -72,18 +72,7 @@ static void make(scan_case *g, int T, int B, int I, int H, const int *len, int s
     for (size_t k = 0; k < g->ps->numel; k++) g->ps->value[k] = (sp_real)(2 * sp_rng_uniform(&r) - 1);
 }
 
-static double run(scan_case *g, double *grad)
-{
-    sp_tape *t = sp_tape_new();
-    sp_params_zero_grad(g->ps);
-    sp_tensor *l = build(t, g);
-    assert_non_null(l);
-    assert_int_equal(sp_backward(t, l), SP_OK);
-    double loss = l->data[0];
-    for (size_t k = 0; k < g->ps->numel; k++) grad[k] = g->ps->grad[k];
-    sp_tape_free(t);
-    return loss;
-}
+static double run(scan_case *g, double *grad) { return sp_test_loss_and_grads(g->ps, build, g, grad); }
 
 static void test_scan_equals_composition(void **state)
 {

@@ -105,18 +105,7 @@ static void make(seq_case *g, int kind, int T, int B, int H, const int *len, int
 }
 
 /* Loss and every gradient of one run: returns the loss, gradients copied into grad. */
-static double run(seq_case *g, double *grad)
-{
-    sp_tape *t = sp_tape_new();
-    sp_params_zero_grad(g->ps);
-    sp_tensor *l = build(t, g);
-    assert_non_null(l);
-    assert_int_equal(sp_backward(t, l), SP_OK);
-    double loss = l->data[0];
-    for (size_t k = 0; k < g->ps->numel; k++) grad[k] = g->ps->grad[k];
-    sp_tape_free(t);
-    return loss;
-}
+static double run(seq_case *g, double *grad) { return sp_test_loss_and_grads(g->ps, build, g, grad); }
 
 static void compare_with_composition(seq_case *g, double rtol, double atol)
 {
