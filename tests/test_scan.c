@@ -19,15 +19,6 @@ typedef struct {
     double a_shift; /* added before the sigmoid: a near 1 keeps long chunks' products away from 0 */
 } scan_case;
 
-static sp_tensor *weights(sp_tape *t, int rows, int cols, int seed)
-{
-    sp_tensor *w = sp_const(t, rows, cols);
-    sp_rng r;
-    sp_rng_seed(&r, (uint64_t)seed);
-    sp_test_fill(w, &r, -1, 1);
-    return w;
-}
-
 /* The same [(T+1)B, H] result from per-step ops: state kept and output 0 at padded steps. */
 static sp_tensor *composition(sp_tape *t, const scan_case *g, sp_tensor *a, sp_tensor *b)
 {
@@ -49,14 +40,14 @@ static sp_tensor *build(sp_tape *t, void *ctx)
 {
     scan_case *g = ctx;
     int N = g->T * g->B, H = g->H;
-    sp_tensor *x = weights(t, N, g->I, 11), *p = sp_matmul(t, x, g->w);
+    sp_tensor *x = sp_test_const(t, N, g->I, 11), *p = sp_matmul(t, x, g->w);
     sp_tensor *shift = sp_const(t, 1, 1);
     if (!shift) return NULL;
     shift->data[0] = (sp_real)g->a_shift;
     sp_tensor *a = sp_sigmoid(t, sp_add(t, sp_slice_cols(t, p, 0, H), shift)), *b = sp_slice_cols(t, p, H, H);
     sp_tensor *y = g->composed ? composition(t, g, a, b) : sp_linear_scan(t, a, b, g->h0, g->T, g->len);
     if (!y) return NULL;
-    return sp_sum(t, sp_mul(t, y, weights(t, y->rows, y->cols, 3)));
+    return sp_sum(t, sp_mul(t, y, sp_test_const(t, y->rows, y->cols, 3)));
 }
 
 static void make(scan_case *g, int T, int B, int I, int H, const int *len, int seed)
