@@ -2,7 +2,7 @@
 /* bench_model.c - the benchmark's model: the peer's char-LM built from spool's own layers and
  * optimizer, exactly as a user would write it.
  *
- * [sp_embed with --embedding] -> sp_rnn (a stack of RNN-tanh / GRU / LSTM cells, optionally
+ * [sp_embed with --embedding] -> sp_rnn (a stack of RNN-tanh / GRU / LSTM / minGRU / minLSTM cells, optionally
  * bidirectional, PyTorch parameter names, layouts and initialisation; row lengths with --varlen)
  * -> sp_linear head -> sp_softmax_xent (padding targets are -1: mean over real positions); then sp_backward,
  * sp_clip_grad_norm and sp_optim_step with Adam. Parameter count matches torch.nn's.
@@ -27,6 +27,8 @@ static sp_cell_kind cell_kind(const char *cell)
 {
     if (!strcmp(cell, "rnn")) return SP_CELL_RNN_TANH;
     if (!strcmp(cell, "gru")) return SP_CELL_GRU_RESET_AFTER_MATMUL; /* nn.GRU's form */
+    if (!strcmp(cell, "mingru")) return SP_CELL_MINGRU;             /* bench/peer_min.py's */
+    if (!strcmp(cell, "minlstm")) return SP_CELL_MINLSTM;
     return SP_CELL_LSTM;
 }
 

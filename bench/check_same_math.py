@@ -3,7 +3,8 @@
 """check_same_math.py - does spool-bench run the same step as the PyTorch peer?
 
 Runs `spool-bench --dump DIR` (one training step on batch 0, parameters saved before and after),
-then rebuilds the peer's model (bench/peer_torch.py's CharModel) in PyTorch with spool's
+then rebuilds the peer's model (bench/peer_torch.py's CharModel; for minGRU and minLSTM the
+sequential form of bench/peer_min.py with spool's linear candidate) in PyTorch with spool's
 initial parameters, runs the same step on the same tokens (forward, mean cross-entropy, backward,
 clip_grad_norm_ 5.0, Adam lr 2e-3) and compares the loss and every parameter's update. Agreement
 to float rounding means the two benchmarks do the same arithmetic; a wrong gate order, bias,
@@ -46,7 +47,7 @@ def read_safetensors(path):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bench", default="build/bench/spool-bench")
-    p.add_argument("--cell", choices=["rnn", "gru", "lstm"], default="lstm")
+    p.add_argument("--cell", choices=["rnn", "gru", "lstm", "mingru", "minlstm"], default="lstm")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--batch", type=int, default=8)
@@ -85,12 +86,45 @@ def main():
         with open(os.path.join(d, "loss.txt")) as f:
             spool_loss = float(f.read())
 
-    # The peer's model, as in peer_torch.py.
+    class MinRNN(nn.Module):
+        """minGRU / minLSTM stacks, the paper's sequential form with spool's linear candidate
+        (bench/peer_min.py --form sequential --candidate linear), under spool's parameter names."""
+        def __init__(self):
+            super().__init__()
+            G = (2 if a.cell == "mingru" else 3) * H
+            for l in range(L):
+                for d in range(dirs):
+                    sfx = "_l%d%s" % (l, "_reverse" if d else "")
+                    self.register_parameter("weight_ih_%s%s" % (a.cell, sfx), nn.Parameter(torch.zeros(G, V if l == 0 else H * dirs)))
+                    self.register_parameter("bias_ih_%s%s" % (a.cell, sfx), nn.Parameter(torch.zeros(G)))
+
+        def forward(self, x):  # (T, B, I), every row T steps long
+            for l in range(L):
+                outs = []
+                for d in range(dirs):
+                    sfx = "_l%d%s" % (l, "_reverse" if d else "")
+                    k = F.linear(x.flip(0) if d else x, getattr(self, "weight_ih_%s%s" % (a.cell, sfx)),
+                                 getattr(self, "bias_ih_%s%s" % (a.cell, sfx)))
+                    h, hs = x.new_zeros(B, H), []
+                    for t in range(T):
+                        if a.cell == "mingru":
+                            z = torch.sigmoid(k[t, :, :H])
+                            h = (1 - z) * h + z * k[t, :, H:]
+                        else:
+                            f, i = torch.sigmoid(k[t, :, :H]), torch.sigmoid(k[t, :, H:2 * H])
+                            h = f / (f + i) * h + i / (f + i) * k[t, :, 2 * H:]
+                        hs.append(h)
+                    y = torch.stack(hs)
+                    outs.append(y.flip(0) if d else y)
+                x = torch.cat(outs, dim=-1)
+            return x, None
+
+    # The peer's model, as in peer_torch.py (peer_min.py's for minGRU and minLSTM).
     class CharModel(nn.Module):
         def __init__(self):
             super().__init__()
-            kind = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[a.cell]
-            self.rnn = kind(V, H, num_layers=L, bidirectional=a.bidirectional)
+            kind = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}.get(a.cell)
+            self.rnn = kind(V, H, num_layers=L, bidirectional=a.bidirectional) if kind else MinRNN()
             self.head = nn.Linear(H * dirs, V)
 
         def forward(self, x):

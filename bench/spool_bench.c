@@ -34,7 +34,7 @@ typedef bench_cfg cfg;
 static int set_cell(const char *v, void *base, char *err, size_t errn)
 {
     if (!step_gates(v)) {
-        snprintf(err, errn, "--cell must be rnn, gru or lstm, got '%s'", v);
+        snprintf(err, errn, "--cell must be rnn, gru, lstm, mingru or minlstm, got '%s'", v);
         return -1;
     }
     ((cfg *)base)->cell = v;
@@ -43,7 +43,7 @@ static int set_cell(const char *v, void *base, char *err, size_t errn)
 
 #define C cfg
 static const ex_opt OPTS[] = {
-    EX_CALLBACK("cell", set_cell, NULL, 0, "rnn|gru|lstm", "recurrent cell (default: lstm)"),
+    EX_CALLBACK("cell", set_cell, NULL, 0, "rnn|gru|lstm|mingru|minlstm", "recurrent cell (default: lstm)"),
     EX_OPT("hidden", EX_INT, C, H, "256", 1, 1 << 16, 0, "H", "hidden size"),
     EX_OPT("layers", EX_INT, C, L, "1", 1, SP_RNN_MAX_LAYERS, 0, "L", "stacked layers"),
     EX_OPT("batch", EX_INT, C, B, "32", 1, 1 << 16, 0, "B", "sequences per step"),
@@ -70,7 +70,7 @@ static const ex_opt OPTS[] = {
 #undef C
 static const ex_cli CLI = {"spool-bench",
                            "Usage: spool-bench [options]\n"
-                           "One char-LM training step (one-hot -> RNN/GRU/LSTM -> linear -> softmax xent ->\n"
+                           "One char-LM training step (one-hot -> RNN/GRU/LSTM/minGRU/minLSTM -> linear -> softmax xent ->\n"
                            "backward -> clip 5.0 -> Adam 2e-3), timed; prints one JSON line with the keys of\n"
                            "bench/peer_torch.py plus gflops and peak RSS.\n",
                            NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
@@ -271,7 +271,8 @@ int main(int argc, char **argv)
     /* What BPTT must keep between forward and backward, as the seq ops store it: per layer and
      * direction the saved gate values (LSTM 5H, GRU 4H, RNN H per row and step) and the h (and c)
      * of every step; the head's logits [T*B, V] and its input. Working memory is compared to it. */
-    int gates = !strcmp(c.cell, "lstm") ? 5 : !strcmp(c.cell, "gru") ? 4 : 1, nstate = !strcmp(c.cell, "lstm") ? 2 : 1;
+    int gates = !strcmp(c.cell, "lstm") ? 5 : !strcmp(c.cell, "gru") ? 4 : !strcmp(c.cell, "rnn") ? 1 : 2 * step_gates(c.cell),
+        nstate = !strcmp(c.cell, "lstm") ? 2 : 1; /* min cells: their gate ops' outputs, about 2 per gate */
     double act_mb = ((double)c.L * (c.bidir ? 2 : 1) * T * B * c.H * (gates + nstate) + (double)T * B * V) * sizeof(float) / (1 << 20);
     step_gemm g[64];
     int ng = step_gemm_list(c.cell, c.H, c.L, B, T, V, c.bidir ? 2 : 1, !c.fwd_only, 1, g, 64);

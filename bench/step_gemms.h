@@ -3,7 +3,7 @@
  * (which divides their FLOPs by the step time) and gemm_ceiling (which times each shape on its
  * own) count exactly the same work.
  *
- * The model is the peer's: one-hot [T*B, V] -> L layers of RNN/GRU/LSTM (optionally both
+ * The model is the peer's: one-hot [T*B, V] -> L layers of RNN/GRU/LSTM/minGRU/minLSTM (optionally both
  * directions) -> linear head [H*D, V]. "Model FLOPs" are 2*M*N*K per product, the standard count:
  * the recurrent product is counted at every step (the peer runs it on the zero state at t = 0 too),
  * and elementwise work (gates, softmax, Adam) is left out, so GFLOP/s here means useful GEMM work
@@ -22,14 +22,19 @@ typedef struct {
     int count;         /* how many times per step */
 } step_gemm;
 
-/* Gates per cell: rnn 1, gru 3, lstm 4; 0 for an unknown name. */
+/* Gates per cell: rnn 1, gru 3, lstm 4, mingru 2, minlstm 3; 0 for an unknown name. */
 static inline int step_gates(const char *cell)
 {
     if (!strcmp(cell, "rnn")) return 1;
     if (!strcmp(cell, "gru")) return 3;
     if (!strcmp(cell, "lstm")) return 4;
+    if (!strcmp(cell, "mingru")) return 2;
+    if (!strcmp(cell, "minlstm")) return 3;
     return 0;
 }
+
+/* minGRU and minLSTM have no recurrent weights: their recurrence is a linear scan, no product. */
+static inline int step_recurrent(const char *cell) { return strncmp(cell, "min", 3) != 0; }
 
 /* Fills out[] (room for cap entries) with the products of one step and returns how many there
  * are. per_step_dw selects how the recurrent weight gradient is formed: T products with K = B
@@ -51,11 +56,13 @@ static inline int step_gemm_list(const char *cell, int H, int L, int B, int T, i
         int I = l == 0 ? V : H * dirs;
         int c = dirs; /* each direction has its own weights and products */
         SG_ADD(l ? "input proj fwd (layer>0)" : "input proj fwd (one-hot)", T * B, G, I, 0, 1, c);
-        SG_ADD("recurrent fwd h W^T [B,H]x[H,G]", B, G, H, 0, 1, T * c);
+        if (step_recurrent(cell)) SG_ADD("recurrent fwd h W^T [B,H]x[H,G]", B, G, H, 0, 1, T * c);
         if (train) {
-            SG_ADD("recurrent bwd dh = dG W [B,G]x[G,H]", B, H, G, 0, 0, T * c);
-            if (per_step_dw) SG_ADD("recurrent bwd dW += dG^T h per step", G, H, B, 1, 0, T * c);
-            else SG_ADD("recurrent bwd dW all steps [G,TB]x[TB,H]", G, H, T * B, 1, 0, c);
+            if (step_recurrent(cell)) {
+                SG_ADD("recurrent bwd dh = dG W [B,G]x[G,H]", B, H, G, 0, 0, T * c);
+                if (per_step_dw) SG_ADD("recurrent bwd dW += dG^T h per step", G, H, B, 1, 0, T * c);
+                else SG_ADD("recurrent bwd dW all steps [G,TB]x[TB,H]", G, H, T * B, 1, 0, c);
+            }
             SG_ADD(l ? "input proj bwd dW (layer>0)" : "input proj bwd dW (one-hot)", G, I, T * B, 1, 0, c);
             if (l > 0) SG_ADD("input proj bwd dx (layer>0)", T * B, I, G, 0, 0, c);
         }

@@ -34,6 +34,15 @@ sp_status sp__lstm_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *
 const char *sp__lstm_variant(const sp_cell *c, const char **pytorch_mode);
 sp_tensor *sp__gru_after_project(sp_tape *t, const sp_cell *c, sp_tensor *x);
 
+/* minGRU and minLSTM (min_cell.c): one project, step and seq for both, the kind picks the gates. */
+sp_status sp__mingru_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                          sp_rng *rng);
+sp_status sp__minlstm_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
+                           sp_rng *rng);
+sp_tensor *sp__min_project(sp_tape *t, const sp_cell *c, sp_tensor *x);
+sp_status sp__min_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out);
+sp_tensor *sp__min_seq(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, int T, const int *lengths);
+
 /* Layer-normalised cells (ln_cell.c). */
 sp_status sp__ln_cell_init(sp_cell *c, sp_params *ps, const char *pre, const char *sfx, const sp_cell_opts *o,
                            sp_rng *rng);
@@ -73,6 +82,12 @@ const sp_cell_def sp_cell_table[SP_CELL_CUSTOM] = {
     [SP_CELL_MGU] = { /* gru_cell.c */
         .name = "mgu", .scope = "mgu", .pytorch_mode = NULL, .n_state = 1,
         .init = sp__mgu_init, .project = sp__project_ih, .step = sp__mgu_step},
+    [SP_CELL_MINGRU] = { /* min_cell.c */
+        .name = "mingru", .scope = "mingru", .pytorch_mode = NULL, .n_state = 1,
+        .init = sp__mingru_init, .project = sp__min_project, .step = sp__min_step, .seq = sp__min_seq},
+    [SP_CELL_MINLSTM] = {
+        .name = "minlstm", .scope = "minlstm", .pytorch_mode = NULL, .n_state = 1,
+        .init = sp__minlstm_init, .project = sp__min_project, .step = sp__min_step, .seq = sp__min_seq},
 };
 
 const sp_cell_def *sp__cell_def(sp_cell_kind kind)

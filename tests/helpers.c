@@ -102,3 +102,32 @@ sp_tensor *sp_test_const(sp_tape *t, int rows, int cols, uint64_t seed)
     sp_test_fill(x, &r, -1, 1);
     return x;
 }
+
+double sp_test_loss_and_grads(sp_params *ps, sp_test_build build, void *ctx, double *grad)
+{
+    sp_tape *t = sp_tape_new();
+    sp_params_zero_grad(ps);
+    sp_tensor *l = build(t, ctx);
+    assert_non_null(l);
+    assert_int_equal(sp_backward(t, l), SP_OK);
+    double loss = l->data[0];
+    for (size_t k = 0; k < ps->numel; k++) grad[k] = ps->grad[k];
+    sp_tape_free(t);
+    return loss;
+}
+
+void sp_test_second_backward_adds(sp_params *ps, sp_test_build build, void *ctx)
+{
+    size_t n = ps->numel;
+    double *one = malloc(n * sizeof *one);
+    sp_tape *t = sp_tape_new();
+    assert_non_null(one);
+    sp_params_zero_grad(ps);
+    assert_int_equal(sp_backward(t, build(t, ctx)), SP_OK);
+    for (size_t k = 0; k < n; k++) one[k] = ps->grad[k];
+    sp_tape_reset(t);
+    assert_int_equal(sp_backward(t, build(t, ctx)), SP_OK); /* no zero_grad in between */
+    for (size_t k = 0; k < n; k++) sp_test_close(ps->grad[k], 2 * one[k], 1e-12, 1e-14, "second backward adds");
+    sp_tape_free(t);
+    free(one);
+}

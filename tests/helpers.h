@@ -35,4 +35,12 @@ typedef struct {
  * one. */
 int sp_gradcheck(sp_params *ps, sp_test_build build, void *ctx, const sp_gradcheck_opts *o);
 
+/* One forward and backward of build's loss on a fresh tape, the gradients zeroed first: returns the
+ * loss and copies every gradient of ps into grad (ps->numel values). */
+double sp_test_loss_and_grads(sp_params *ps, sp_test_build build, void *ctx, double *grad);
+
+/* Backward twice through build's loss on one tape, reset in between and the gradients not zeroed:
+ * fails unless the second pass leaves exactly twice the first's gradients (accumulation). */
+void sp_test_second_backward_adds(sp_params *ps, sp_test_build build, void *ctx);
+
 #endif

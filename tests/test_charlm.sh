@@ -22,7 +22,7 @@ TINY="--data tiny.txt --mode stream --hidden 24 --embed 8 --seq 16 --batch 1 --s
       --eval-every 0 --plot none --threads 1"
 
 # 1. each cell kind overfits: the per-step training loss falls from ~ln(28) = 3.3 below 0.25
-for cell in rnn rnn-relu gru gru-reset-before gru-update-only lstm lstm-peephole lstm-coupled lstmp; do
+for cell in rnn rnn-relu gru gru-reset-before gru-update-only lstm lstm-peephole lstm-coupled lstmp mingru minlstm; do
     if ! $BIN train $TINY --cell $cell --checkpoint t-$cell.safetensors > out.txt 2>&1; then
         not_ok "overfit $cell: train failed" "$(tail -3 out.txt)"
         continue
@@ -47,6 +47,13 @@ $BIN sample $CK --temperature 0 --prime 'the q' --count 1 --max-len 20 > s4.txt 
 if grep -q '^the quick brown fox' s4.txt; then ok "sample: argmax continues the memorised text"; else not_ok "sample: argmax gave '$(cat s4.txt)'"; fi
 $BIN sample $CK --seed 1 --top-k 1 --count 1 --max-len 20 --prime 'the q' > s5.txt 2>/dev/null
 if [ -s s5.txt ] && cmp -s s4.txt s5.txt; then ok "sample: --top-k 1 equals argmax"; else not_ok "sample: --top-k 1 differs from argmax"; fi
+# minGRU and minLSTM train through one linear_scan per layer and sample step by step (the stream)
+for cell in mingru minlstm; do
+    $BIN sample --checkpoint t-$cell.safetensors --threads 1 --temperature 0 --prime 'the q' --count 1 --max-len 20 \
+        > s6.txt 2>&1
+    if grep -q '^the quick brown fox' s6.txt; then ok "sample $cell: argmax continues the memorised text"
+    else not_ok "sample $cell: argmax gave '$(cat s6.txt)'"; fi
+done
 
 # 3. bad input: exit status != 0 (and < 128: no crash) and a message naming the problem
 printf 'ab\xff\xfecd\n' > bad-utf8.txt
@@ -106,6 +113,8 @@ resume_check() { # name, stop step, options...
 }
 resume_check stream 17 --data tiny.txt --mode stream --hidden 16 --layers 2 --embed 8 --dropout 0.2 \
     --seq 8 --batch 2 --steps 40 --eval-every 0 --plot none --threads 1
+resume_check "stream, minGRU" 17 --data tiny.txt --mode stream --cell mingru --hidden 16 --layers 2 --embed 8 \
+    --dropout 0.2 --seq 8 --batch 2 --steps 40 --eval-every 0 --plot none --threads 1
 printf 'anna\nbob\ncarla\ndave\neve\nfrank\ngina\nhal\nivy\njoe\nkim\nlea\n' > names.txt
 resume_check lines 13 --data names.txt --mode lines --cell gru --hidden 16 --embed 8 --dropout 0.1 \
     --batch 3 --steps 30 --eval-every 0 --plot none --threads 1

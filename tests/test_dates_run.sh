@@ -26,6 +26,12 @@ grep -q "beam(3)" "$dir/log" || fail "no beam score"
     --save "$dir/d2.safetensors" >"$dir/log2" 2>&1 || { cat "$dir/log2"; fail "resume"; }
 grep -q "step      9" "$dir/log2" || fail "resume did not continue to step 9"
 grep -q "step      3 " "$dir/log2" && fail "resume started again from 0"
+# minLSTM: the encoder runs one linear_scan per direction, the decoder steps; resume and load
+"$exe" --cell minlstm --steps 4 --batch 8 --hidden 8 --dec-hidden 16 --emb 8 --eval-every 4 --test-n 10 --beam 2 \
+    --show 0 --threads 1 --save "$dir/m.safetensors" >"$dir/logm" 2>&1 || { cat "$dir/logm"; fail "minlstm run"; }
+"$exe" --resume "$dir/m.safetensors" --steps 6 --eval-every 3 --test-n 10 --beam 1 --show 0 --threads 1 \
+    >"$dir/logm2" 2>&1 || { cat "$dir/logm2"; fail "minlstm resume"; }
+grep -q "cell minlstm" "$dir/logm2" || { cat "$dir/logm2"; fail "minlstm resume lost its cell"; }
 # a tiny model reads nothing well: each line is a date with its log-probability or a refusal
 "$exe" --load "$dir/d2.safetensors" --translate "the 3rd of March 1998" --translate "3/3/98" --threads 1 \
     --min-logprob -1e9 >"$dir/tr" 2>&1 || { cat "$dir/tr"; fail "translate"; }

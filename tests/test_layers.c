@@ -209,6 +209,14 @@ static const case_spec cases[] = {
     {"stack lstm-peephole then gru-update-only masked", SP_CELL_LSTM, SP_CELL_GRU_UPDATE_ONLY,
      LSTM_OPTS(SP_LSTM_PEEPHOLE, 0), RUN_STACK, 1, 2, 0, 0, 0, 0},
     {"pooling last+mean+max masked", SP_CELL_GRU_RESET_AFTER_MATMUL, 0, {0}, RUN_POOL, 1, 0, 0, 0, 0, 0},
+    /* minGRU and minLSTM: the whole recurrence is one linear_scan (layers/min_cell.c) */
+    {"mingru masked", SP_CELL_MINGRU, 0, {0}, RUN_SEQ, 1, 0, 0, 0, 0, 0},
+    {"minlstm masked, trainable h0", SP_CELL_MINLSTM, 0, {0}, RUN_SEQ, 1, 0, 0, 0, 1, 0},
+    {"bidir mingru + minlstm concat masked", SP_CELL_MINGRU, SP_CELL_MINLSTM, {0}, RUN_BIDIR, 1, 0, 0, SP_MERGE_CONCAT,
+     0, 0},
+    {"stack 2 x bidir mingru masked, dropouts", SP_CELL_MINGRU, SP_CELL_MINGRU, {0}, RUN_STACK, 1, 2, 1,
+     SP_MERGE_CONCAT, 0, 1},
+    {"stack minlstm then lstm masked, trainable init", SP_CELL_MINLSTM, SP_CELL_LSTM, {0}, RUN_STACK, 1, 2, 0, 0, 1, 0},
 };
 
 static void test_every_layer_matches_finite_differences(void **state)

@@ -145,6 +145,15 @@ CASE(lstm_seq) { return weighted_sum(t, sp_lstm_seq(t, A, B, C, D, 3, (int[2]){3
 CASE(gru_seq) { return weighted_sum(t, sp_gru_seq(t, A, B, C, D, 3, (int[2]){3, 1})); }
 CASE(rnn_seq_tanh) { return weighted_sum(t, sp_rnn_seq(t, A, B, C, 0, 3, (int[2]){3, 1})); }
 CASE(rnn_seq_relu) { return weighted_sum(t, sp_rnn_seq(t, A, B, C, 1, 3, (int[2]){3, 1})); }
+/* linear_scan: T = 3 steps of B = 2 rows, H = 2; row 1 is 1 step long (or 0: h0 is its final
+ * state). a and b as column views of one [6, 4] parameter in the second case (strided rows). */
+CASE(linear_scan) { return weighted_sum(t, sp_linear_scan(t, A, B, C, 3, (int[2]){3, 1})); }
+CASE(linear_scan_empty_row) { return weighted_sum(t, sp_linear_scan(t, sp_sigmoid(t, A), B, C, 3, (int[2]){3, 0})); }
+CASE(linear_scan_views)
+{
+    return weighted_sum(t, sp_linear_scan(t, sp_slice_cols(t, A, 0, 2), sp_slice_cols(t, A, 2, 2), B, 3, NULL));
+}
+CASE(softplus) { return weighted_sum(t, sp_softplus(t, sp_scale(t, A, 8))); } /* both tails */
 /* T = 2, B = 2, K = 3; row 1 is 1 step long (its tag at step 1 is junk and must be ignored). */
 CASE(crf_nll) { return sp_crf_nll(t, sp_tanh(t, A), B, C, D, (int[4]){0, 2, 1, 77}, (int[2]){2, 1}, 2, 2); }
 CASE(layer_norm) { return weighted_sum(t, sp_layer_norm(t, A, B, C)); }
@@ -241,6 +250,10 @@ static const grad_case cases[] = {
     {"attn_context", SP_OP_ATTN_CONTEXT, AB(3, 4, 12, 5), attn_context},
     {"attn_mask", SP_OP_ATTN_MASK, {{3, 4}}, attn_mask},
     {"segment (recomputed on a scratch tape)", SP_OP_SEGMENT, AB(3, 4, 4, 5), segment},
+    {"linear_scan", SP_OP_LINEAR_SCAN, {{6, 2}, {6, 2}, {2, 2}}, linear_scan},
+    {"linear_scan with a row of length 0", SP_OP_LINEAR_SCAN, {{6, 2}, {6, 2}, {2, 2}}, linear_scan_empty_row},
+    {"linear_scan of column views", SP_OP_LINEAR_SCAN, AB(6, 4, 2, 2), linear_scan_views},
+    {"softplus", SP_OP_SOFTPLUS, AB(4, 5, 4, 5), softplus},
 };
 #undef AB
 enum { CASE_COUNT = (int)(sizeof cases / sizeof cases[0]) };

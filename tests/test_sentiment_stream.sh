@@ -3,8 +3,9 @@
 # test_sentiment_stream.sh - spool-sentiment predict runs the recurrence forward only
 # (sp_stream_run); --tape runs it on a tape as training does. On 300 sentences of the bundled UCI
 # test split, for tiny models of each shape (bidirectional 2-layer last-state, GRU mean,
-# bidirectional max with softmax, 2-layer last-state), both print the same P(positive) to 12
-# decimals.
+# bidirectional max with softmax, 2-layer last-state, bidirectional minGRU mean, 2-layer minLSTM
+# last-state: the tape runs their recurrence as one linear_scan, the stream step by step), both
+# print the same P(positive) to 12 decimals.
 # Usage: test_sentiment_stream.sh BUILD_EXAMPLES_DIR SENTIMENT_UCI_TEST_TSV
 set -u
 . "$(dirname "$0")/stream_same.sh"
@@ -16,7 +17,7 @@ cd "$W" || exit 1
 S="$B/spool-sentiment"
 n=0 failed=0
 for cfg in "--bidir --layers 2 --pool last" "--pool mean --cell gru" "--bidir --pool max --output softmax" \
-           "--layers 2 --pool last"; do
+           "--layers 2 --pool last" "--bidir --pool mean --cell mingru" "--layers 2 --pool last --cell minlstm"; do
     n=$((n + 1))
     # shellcheck disable=SC2086
     if ! "$S" train --data sentiment-uci --limit 200 --epochs 1 --hidden 8 --embed 8 --threads 1 $cfg \

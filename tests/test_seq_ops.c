@@ -105,18 +105,7 @@ static void make(seq_case *g, int kind, int T, int B, int H, const int *len, int
 }
 
 /* Loss and every gradient of one run: returns the loss, gradients copied into grad. */
-static double run(seq_case *g, double *grad)
-{
-    sp_tape *t = sp_tape_new();
-    sp_params_zero_grad(g->ps);
-    sp_tensor *l = build(t, g);
-    assert_non_null(l);
-    assert_int_equal(sp_backward(t, l), SP_OK);
-    double loss = l->data[0];
-    for (size_t k = 0; k < g->ps->numel; k++) grad[k] = g->ps->grad[k];
-    sp_tape_free(t);
-    return loss;
-}
+static double run(seq_case *g, double *grad) { return sp_test_loss_and_grads(g->ps, build, g, grad); }
 
 static void compare_with_composition(seq_case *g, double rtol, double atol)
 {
@@ -183,17 +172,7 @@ static void test_lstm_seq_accumulates(void **state)
     seq_case g;
     make(&g, LSTM, 4, 2, 3, len, 4);
     assert_int_equal(sp_gradcheck(g.ps, twice, &g, NULL), 0);
-    size_t n = g.ps->numel;
-    double *one = malloc(n * sizeof *one);
-    sp_tape *t = sp_tape_new();
-    sp_params_zero_grad(g.ps);
-    assert_int_equal(sp_backward(t, twice(t, &g)), SP_OK);
-    for (size_t k = 0; k < n; k++) one[k] = g.ps->grad[k];
-    sp_tape_reset(t);
-    assert_int_equal(sp_backward(t, twice(t, &g)), SP_OK); /* no zero_grad in between */
-    for (size_t k = 0; k < n; k++) sp_test_close(g.ps->grad[k], 2 * one[k], 1e-12, 1e-14, "second backward adds");
-    sp_tape_free(t);
-    free(one);
+    sp_test_second_backward_adds(g.ps, twice, &g);
     sp_params_free(g.ps);
 }
 

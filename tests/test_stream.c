@@ -2,7 +2,8 @@
 /* test_stream.c - streaming inference in the float build, where small products run from packed
  * copies of the weights (ops/packed.c) that the stream keeps from step to step (sp_tape_rewind):
  * its outputs over 40 steps equal sp_rnn_run's on the whole sequence to float rounding, for a
- * 2-layer LSTM and a GRU at batch 1 and 3, and the stream's tape stays the same size; token
+ * 2-layer LSTM, GRU, minGRU and minLSTM (whose run is one linear_scan, whose step is a product and
+ * the update h' = a h + b) at batch 1 and 3, and the stream's tape stays the same size; token
  * input through sp_stream_set_table equals the stream fed the embedding rows, bit for bit;
  * sp_stream_run (whole sequences, bidirectional too, with lengths) equals sp_rnn_run. */
 #include "helpers.h"
@@ -16,8 +17,8 @@ enum { T = 40, I = 8, H = 32 };
 static void test_stream_equals_the_tape_path_in_float(void **state)
 {
     (void)state;
-    sp_cell_kind kinds[2] = {SP_CELL_LSTM, SP_CELL_GRU_RESET_AFTER_MATMUL};
-    for (int k = 0; k < 2; k++)
+    sp_cell_kind kinds[4] = {SP_CELL_LSTM, SP_CELL_GRU_RESET_AFTER_MATMUL, SP_CELL_MINGRU, SP_CELL_MINLSTM};
+    for (int k = 0; k < 4; k++)
         for (int B = 1; B <= 3; B += 2) {
             sp_params *ps = sp_params_new();
             sp_rng rng;

@@ -34,6 +34,12 @@ grep -q "<unk>" "$dir/sc" || fail "an unknown word is not marked <unk>"
 "$exe" sample --load "$dir/m.safetensors" --n 3 --seed 4 >"$dir/sa" 2>&1 || { cat "$dir/sa"; fail "sample"; }
 [ "$(wc -l <"$dir/sa")" -eq 3 ] || fail "sample: 3 lines expected"
 echo "ok: train, eval, score, sample"
+# minGRU: the recurrence is one linear_scan in training, steps in sampling; a checkpoint reloads
+"$exe" train --train "$dir/train.tsv" --test "$dir/test.tsv" --min-count 2 --epochs 2 --batch 8 --emb 8 --cell mingru \
+    --hidden 16 --lr 0.01 --threads 1 --save "$dir/g.safetensors" >"$dir/log" 2>&1 || { cat "$dir/log"; fail "train mingru"; }
+"$exe" eval --load "$dir/g.safetensors" --test "$dir/test.tsv" >"$dir/ev" 2>&1 || { cat "$dir/ev"; fail "eval mingru"; }
+"$exe" sample --load "$dir/g.safetensors" --n 2 --seed 4 >"$dir/sa" 2>&1 || { cat "$dir/sa"; fail "sample mingru"; }
+echo "ok: mingru train, eval, sample"
 bad
 bad fly
 bad train --bogus

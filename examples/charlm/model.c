@@ -22,6 +22,8 @@ static const struct {
     {"lstmp", SP_CELL_LSTM, 0, 1},
     {"ln-lstm", SP_CELL_LN_LSTM, 0, 0},
     {"ln-gru", SP_CELL_LN_GRU, 0, 0},
+    {"mingru", SP_CELL_MINGRU, 0, 0},
+    {"minlstm", SP_CELL_MINLSTM, 0, 0},
 };
 #define NCELLS ((int)(sizeof CELLS / sizeof CELLS[0]))
 

@@ -64,7 +64,7 @@ static int add_translate(const char *v, void *base, char *err, size_t errn)
 static const ex_opt OPTS[] = {
     EX_OPT("steps", EX_INT, T, steps, "3000", 0, 100000000, 0, "N", "training updates"),
     EX_OPT("batch", EX_INT, T, batch, "64", 1, 65536, 0, "B", "examples per update"),
-    EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru", 0, "KIND", "recurrent cell"),
+    EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru|mingru|minlstm", 0, "KIND", "recurrent cell"),
     EX_OPT("emb", EX_INT, T, emb, "32", 1, 4096, 0, "E", "character embedding size"),
     EX_OPT("hidden", EX_INT, T, hidden, "64", 1, 4096, 0, "H", "encoder hidden size per direction"),
     EX_OPT("dec-hidden", EX_INT, T, dec_hidden, "128", 1, 4096, 0, "H", "decoder hidden size"),
@@ -175,7 +175,10 @@ static int model_init(model *m, const char *cell, int E, int H, int HD, const ch
         sp_fail(SP_ERR_ARG, "--attention dot needs --dec-hidden = 2 x --hidden (%d), not %d", 2 * H, HD);
         return -1;
     }
-    m->cell_kind = strcmp(cell, "gru") ? SP_CELL_LSTM : SP_CELL_GRU_RESET_AFTER_MATMUL;
+    m->cell_kind = !strcmp(cell, "gru")       ? SP_CELL_GRU_RESET_AFTER_MATMUL
+                   : !strcmp(cell, "mingru")  ? SP_CELL_MINGRU
+                   : !strcmp(cell, "minlstm") ? SP_CELL_MINLSTM
+                                              : SP_CELL_LSTM;
     m->E = E, m->H = H, m->HD = HD;
     m->ps = sp_params_new();
     if (!m->ps) return -1;
@@ -384,7 +387,8 @@ static int model_from_ckpt(const char *path, model *m, options *o)
                *hd = sp_ckpt_meta(ci, "dec_hidden"), *sd = sp_ckpt_meta(ci, "seed"), *tf = sp_ckpt_meta(ci, "test_frac"),
                *kind = sp_ckpt_meta(ci, "model"), *att = sp_ckpt_meta(ci, "attention"), *fm = sp_ckpt_meta(ci, "formats");
     int ok = kind && !strcmp(kind, "spool-dates") && cell && e && h && hd && sd && tf &&
-             (!strcmp(cell, "lstm") || !strcmp(cell, "gru")) && atoi(e) > 0 && atoi(h) > 0 && atoi(hd) > 0;
+             (!strcmp(cell, "lstm") || !strcmp(cell, "gru") || !strcmp(cell, "mingru") || !strcmp(cell, "minlstm")) &&
+             atoi(e) > 0 && atoi(h) > 0 && atoi(hd) > 0;
     if (ok) {
         static char cellbuf[8];
         snprintf(cellbuf, sizeof cellbuf, "%s", cell);

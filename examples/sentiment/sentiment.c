@@ -34,8 +34,14 @@ static const char *prog = "spool-sentiment";
 typedef enum { POOL_LAST, POOL_MEAN, POOL_MAX } pool_kind;
 static const char *pool_names[] = {"last", "mean", "max"};
 
+/* --cell: the index into these is stored as "gru=" in the checkpoint (0 lstm, 1 gru as before). */
+static const char *const cell_names[] = {"lstm", "gru", "mingru", "minlstm"};
+static const sp_cell_kind cell_kinds[] = {SP_CELL_LSTM, SP_CELL_GRU_RESET_AFTER_MATMUL, SP_CELL_MINGRU, SP_CELL_MINLSTM};
+static const char *const cell_titles[] = {"LSTM", "GRU", "minGRU", "minLSTM"};
+enum { N_CELLS = 4 };
+
 typedef struct {
-    int embed, hidden, layers, bidir, gru, softmax, min_count;
+    int embed, hidden, layers, bidir, gru /* the cell: index into cell_names */, softmax, min_count;
     pool_kind pool;
     double dropout;
 } sent_config;
@@ -53,7 +59,7 @@ static int model_build(sent_model *m, sp_rng *rng)
 {
     const sent_config *c = &m->cfg;
     if (!(m->ps = sp_params_new())) return -1;
-    sp_cell_kind kind = c->gru ? SP_CELL_GRU_RESET_AFTER_MATMUL : SP_CELL_LSTM;
+    sp_cell_kind kind = cell_kinds[c->gru];
     if (sp_embed_init(&m->emb, m->ps, "embed", m->words->n, c->embed, rng) ||
         sp_rnn_init(&m->rnn, m->ps, "rnn", kind, c->embed, c->hidden, c->layers, c->bidir, NULL, rng) ||
         sp_linear_init(&m->out, m->ps, "out", sp_rnn_out_size(&m->rnn), c->softmax ? 2 : 1, 1, rng))
@@ -259,7 +265,7 @@ static int model_load(sent_model *m, const char *path, int *epoch)
     if (!cfg || !w ||
         sscanf(cfg, "embed=%d hidden=%d layers=%d bidir=%d gru=%d softmax=%d pool=%d dropout=%lf", &c->embed,
                &c->hidden, &c->layers, &c->bidir, &c->gru, &c->softmax, &pool, &c->dropout) != 8 ||
-        pool < 0 || pool > 2) {
+        pool < 0 || pool > 2 || c->gru < 0 || c->gru >= N_CELLS) {
         fprintf(stderr, "%s: '%s' is not a spool-sentiment model (no sentiment.config/words metadata)\n", prog, path);
         sp_ckpt_close(ci);
         return -1;
@@ -310,7 +316,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, TRAIN, "FILE", "continue from a FILE.last checkpoint (same data and options)"),
     EX_OPT("model", EX_STR, T, model, NULL, 0, 0, EVAL | PREDICT, "FILE",
            "the trained model (default: what train writes for --data)"),
-    EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru", TRAIN, "KIND", "recurrent cell"),
+    EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru|mingru|minlstm", TRAIN, "KIND", "recurrent cell"),
     EX_OPT("bidir", EX_FLAG, T, cfg.bidir, NULL, 0, 0, TRAIN, NULL, "bidirectional"),
     EX_OPT("layers", EX_INT, T, cfg.layers, "1", 1, SP_RNN_MAX_LAYERS, TRAIN, "L", "stacked layers"),
     EX_OPT("hidden", EX_INT, T, cfg.hidden, "100", 1, 4096, TRAIN, "H", "hidden size"),
@@ -420,7 +426,7 @@ static int do_train_ranks(const train_opts *o)
         static const char *const arch[] = {"cell", "bidir", "layers", "hidden", "embed", "pool", "output", NULL};
         train_opts st = *o;
         st.cfg = m.cfg;
-        st.cell = m.cfg.gru ? "gru" : "lstm";
+        st.cell = cell_names[m.cfg.gru];
         st.output = m.cfg.softmax ? "softmax" : "logistic";
         st.pool = (unsigned)m.cfg.pool < 3 ? pool_names[m.cfg.pool] : o->pool;
         char why[256];
@@ -480,7 +486,7 @@ static int do_train_ranks(const train_opts *o)
                N, sp_get_threads(), o->batch, N * o->batch);
     }
     printf("model: embed %d x %d, %s%s %d x %d layer(s), pool %s, %s output, %zu parameters\n", m.words->n, c->embed,
-           c->bidir ? "Bi" : "", c->gru ? "GRU" : "LSTM", c->hidden, c->layers, pool_names[c->pool],
+           c->bidir ? "Bi" : "", cell_titles[c->gru], c->hidden, c->layers, pool_names[c->pool],
            c->softmax ? "softmax" : "logistic", m.ps->numel);
 
     sp_optim_config oc = sp_optim_defaults(SP_ADAM);
@@ -715,7 +721,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: unexpected argument '%s' for '%s' (try --help)\n", prog, text, cmd);
         return 2;
     }
-    o.cfg.gru = !strcmp(o.cell, "gru");
+    for (int k = 0; k < N_CELLS; k++)
+        if (!strcmp(o.cell, cell_names[k])) o.cfg.gru = k;
     o.cfg.softmax = !strcmp(o.output, "softmax");
     for (int j = 0; j < 3; j++)
         if (!strcmp(o.pool, pool_names[j])) o.cfg.pool = (pool_kind)j;

@@ -47,7 +47,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("max-sentences", EX_INT, T, max_sent, "0", 0, 100000000, TRAIN, "N", "use only the first N training sentences (0 = all)"),
     EX_OPT("epochs", EX_INT, T, epochs, "6", 0, 100000, TRAIN, "N", "passes over the training sentences"),
     EX_OPT("batch", EX_INT, T, batch, "32", 1, 4096, TRAIN, "B", "sentences per update"),
-    EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru|rnn", TRAIN, "KIND", "recurrent cell"),
+    EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru|rnn|mingru|minlstm", TRAIN, "KIND", "recurrent cell"),
     EX_OPT("emb", EX_INT, T, emb, "128", 1, 4096, TRAIN, "E", "word embedding size"),
     EX_OPT("hidden", EX_INT, T, hidden, "256", 1, 8192, TRAIN, "H", "hidden size"),
     EX_OPT("dropout", EX_DBL, T, dropout, "0.3", 0, 0.95, TRAIN, "P", "dropout on embeddings and outputs while training"),

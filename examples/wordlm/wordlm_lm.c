@@ -16,7 +16,9 @@ int wl_model_init(wl_model *m, int V, int E, int H, const char *cell, double dro
     if (!strcmp(cell, "lstm")) m->kind = SP_CELL_LSTM;
     else if (!strcmp(cell, "gru")) m->kind = SP_CELL_GRU_RESET_AFTER_MATMUL;
     else if (!strcmp(cell, "rnn")) m->kind = SP_CELL_RNN_TANH;
-    else return sp_fail(SP_ERR_ARG, "wordlm: unknown cell '%s' (lstm, gru, rnn)", cell), -1;
+    else if (!strcmp(cell, "mingru")) m->kind = SP_CELL_MINGRU;
+    else if (!strcmp(cell, "minlstm")) m->kind = SP_CELL_MINLSTM;
+    else return sp_fail(SP_ERR_ARG, "wordlm: unknown cell '%s' (lstm, gru, rnn, mingru, minlstm)", cell), -1;
     m->ps = sp_params_new();
     if (!m->ps) return -1;
     sp_cell_opts co = {.forget_bias_one = m->kind == SP_CELL_LSTM};

@@ -19,7 +19,7 @@ typedef struct {
     sp_linear head;
 } wl_model;
 
-/* cell: "lstm", "gru" or "rnn". Parameters "emb.weight", "rnn.*_l0" (PyTorch names), "head.*".
+/* cell: "lstm", "gru", "rnn", "mingru" or "minlstm". Parameters "emb.weight", "rnn.*_l0" (PyTorch names), "head.*".
  * 0 or -1 (sp_last_error). */
 int wl_model_init(wl_model *m, int V, int E, int H, const char *cell, double dropout, sp_rng *rng);
 void wl_model_free(wl_model *m);

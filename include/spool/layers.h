@@ -98,6 +98,8 @@ typedef enum {
     SP_CELL_LN_LSTM,    /**< layer-normalised LSTM (Ba et al. 2016): LN on both gate halves and on c  */
     SP_CELL_LN_GRU,     /**< layer-normalised GRU, reset after the product (equations in ln_cell.c)  */
     SP_CELL_MGU,        /**< minimal gated unit: one gate f; n = tanh(.. + (f*h) W_hn^T); spool only */
+    SP_CELL_MINGRU,     /**< minGRU (Feng et al. 2024): z, h~ from x only; h = (1-z) h + z h~; a scan */
+    SP_CELL_MINLSTM,    /**< minLSTM: f, i, h~ from x only, f + i normalised to 1; h = f h + i h~; a scan */
     SP_CELL_CUSTOM      /**< a user's cell: the caller fills the struct */
 } sp_cell_kind;
 

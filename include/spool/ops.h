@@ -40,6 +40,8 @@ typedef enum {
     SP_OP_ATTN_DOT, SP_OP_ATTN_ADDITIVE, SP_OP_ATTN_CONTEXT, /**< ops/attention.c */
     SP_OP_SEGMENT,                                         /**< autograd/segment.c */
     SP_OP_ATTN_MASK,                                       /**< ops/attention.c */
+    SP_OP_LINEAR_SCAN,                                     /**< ops/scan.c */
+    SP_OP_SOFTPLUS,                                        /**< ops/elementwise.c */
     SP_OP__COUNT
 } sp_op;
 
@@ -70,6 +72,8 @@ sp_tensor *sp_sigmoid(sp_tape *t, sp_tensor *x);
 sp_tensor *sp_tanh(sp_tape *t, sp_tensor *x);
 /** Elementwise max(x, 0). */
 sp_tensor *sp_relu(sp_tape *t, sp_tensor *x);
+/** Elementwise log(1 + exp(x)), computed without overflow; its derivative is sigmoid(x). */
+sp_tensor *sp_softplus(sp_tape *t, sp_tensor *x);
 /** Inverted dropout: in training, each element is zeroed with probability p and survivors are
  * scaled by 1/(1-p); the mask is keyed by one draw from rng (each element a function of that key
  * and its position). With train == 0 (eval) or p == 0 it is the identity (returns x itself,
@@ -166,6 +170,17 @@ sp_tensor *sp_gru_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *b_h
                       const int *lengths);
 /** The Elman RNN over all T steps (see sp_gru_seq above): result [(T+1)B, H]. */
 sp_tensor *sp_rnn_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0, int relu, int T, const int *lengths);
+
+/** The linear recurrence h_t = a_t * h_{t-1} + b_t, elementwise, over all T steps in one op
+ * (ops/scan.c): the recurrence of minGRU and minLSTM (Feng et al. 2024), or of any cell whose gates
+ * read only the input, so every product runs once over all steps and only this scan is sequential.
+ * a, b [T*B, H] (time outermost; views allowed), h0 [B, H] the initial state. lengths: NULL or B
+ * values in [0, T]; a padded step (t >= lengths[b]) leaves row b's state alone and outputs 0.
+ * Returns [(T+1)*B, H]: the h of every step, then each row's final state (rows T*B .. T*B+B-1: the
+ * state after its last real step, h0 for a length of 0), as sp_gru_seq. Threads split the B x H
+ * columns (the same bits for any count) or, when those are too few, the time axis (the same
+ * numbers to rounding). */
+sp_tensor *sp_linear_scan(sp_tape *t, sp_tensor *a, sp_tensor *b, sp_tensor *h0, int T, const int *lengths);
 
 /* ------------------------------------------------------ normalisation */
 
