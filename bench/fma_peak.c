@@ -100,7 +100,7 @@ static double peak_of(float (*fn)(long), double flops, double seconds)
 static double amx_rate(void)
 {
     const int n = 1024;
-    size_t bytes = sp__amx_gemm_scratch(0, 0, n, n, n);
+    size_t bytes = sp__amx_gemm_scratch(0, 0, n, n, n, n, 0, 1);
     float *a = calloc((size_t)n * n, sizeof *a), *c = calloc((size_t)n * n, sizeof *c);
     void *scratch = bytes ? aligned_alloc(64, (bytes + 63) / 64 * 64) : NULL;
     double best = 0;

@@ -92,10 +92,13 @@ static size_t pd_bytes(dnnl_primitive_desc_t pd, dnnl_query_t q)
     return m ? dnnl_memory_desc_get_size(m) : 0;
 }
 
-/* Rows of x (rows x cols at stride ld) rounded to bf16 at stride ld2 = cols rounded up to even. */
-static void round_rows(const float *x, int rows, int cols, int ld, uint16_t *out)
+/* Rows of x (rows x cols at stride ld) rounded to bf16 at stride ld2 = cols rounded up to even, on
+ * up to `threads` threads (a large operand's rounding is a memory-bound pass of its own). */
+static void round_rows(const float *x, int rows, int cols, int ld, uint16_t *out, int threads)
 {
     const int ld2 = (cols + 1) & ~1;
+    const size_t n_ = (size_t)rows * cols;
+#pragma omp parallel for num_threads(threads) if (threads > 1 && n_ >= SP_PAR_MIN_ELEMS) schedule(static)
     for (int r = 0; r < rows; r++) sp__bf16_pairs(x + (size_t)r * ld, cols, (uint32_t *)(out + (size_t)r * ld2));
 }
 
@@ -131,10 +134,37 @@ static size_t gemm_layout(int ta, int tb, int M, int N, int K, size_t *offb, siz
     return *offs;
 }
 
-size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K)
+/* The general product's descriptors: A [M, K] and B [K, N] rounded at even strides (or their
+ * transposes by strides), C f32 at stride ldc. 0 on a shape oneDNN refuses. */
+static int gemm_mds(int ta, int tb, int M, int N, int K, int ldc, dnnl_memory_desc_t *a, dnnl_memory_desc_t *b,
+                    dnnl_memory_desc_t *c)
 {
-    size_t ob, os;
-    return gemm_layout(ta, tb, M, N, K, &ob, &os) + ((size_t)1 << 20); /* + room for oneDNN's scratchpad */
+    const long la = ((ta ? M : K) + 1) & ~1, lb = ((tb ? K : N) + 1) & ~1;
+    return md2(a, M, K, dnnl_bf16, ta ? 1 : la, ta ? la : 1) && md2(b, K, N, dnnl_bf16, tb ? 1 : lb, tb ? lb : 1) &&
+           md2(c, M, N, dnnl_f32, ldc, 1);
+}
+
+/* The general product's primitive for `threads` threads (oneDNN sizes a primitive's team when it
+ * is made, from the caller's OpenMP setting; a repeated shape comes from its cache). */
+static dnnl_primitive_desc_t gemm_pd(int ta, int tb, int M, int N, int K, int ldc, float beta, int threads)
+{
+    dnnl_memory_desc_t a, b, c;
+    if (!gemm_mds(ta, tb, M, N, K, ldc, &a, &b, &c)) return NULL;
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    dnnl_primitive_desc_t pd = matmul_pd(&a, &b, &c, beta != 0);
+    omp_set_num_threads(before);
+    return pd;
+}
+
+size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K, int ldc, float beta, int threads)
+{
+    if (!sp__amx_ok() || M < 1 || N < 1 || K < 1) return 0;
+    dnnl_primitive_desc_t pd = gemm_pd(ta, tb, M, N, K, ldc, beta, threads);
+    if (!pd) return 0;
+    size_t ob, os, pad = pd_bytes(pd, dnnl_query_scratchpad_md);
+    dnnl_primitive_desc_destroy(pd);
+    return gemm_layout(ta, tb, M, N, K, &ob, &os) + pad + 64;
 }
 
 int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
@@ -143,23 +173,19 @@ int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
     if (!sp__amx_ok() || (beta != 0 && beta != 1) || M < 1 || N < 1 || K < 1) return 0;
     size_t ob, os;
     gemm_layout(ta, tb, M, N, K, &ob, &os);
-    const long la = ((ta ? M : K) + 1) & ~1, lb = ((tb ? K : N) + 1) & ~1;
     dnnl_memory_desc_t a, b, c;
-    if (!md2(&a, M, K, dnnl_bf16, ta ? 1 : la, ta ? la : 1) || !md2(&b, K, N, dnnl_bf16, tb ? 1 : lb, tb ? lb : 1) ||
-        !md2(&c, M, N, dnnl_f32, ldc, 1))
-        return 0;
-    /* oneDNN sizes a primitive's team when it is made, from the caller's OpenMP setting */
-    const int before = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    dnnl_primitive_desc_t pd = matmul_pd(&a, &b, &c, beta != 0);
+    if (!gemm_mds(ta, tb, M, N, K, ldc, &a, &b, &c)) return 0;
+    dnnl_primitive_desc_t pd = gemm_pd(ta, tb, M, N, K, ldc, beta, threads);
     const dnnl_memory_desc_t *smd = pd ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
     dnnl_primitive_t prim = NULL;
+    const int before = omp_get_max_threads(); /* the team it was made for runs it */
+    omp_set_num_threads(threads);
     int ok = smd && os + dnnl_memory_desc_get_size(smd) <= scratch_bytes &&
              dnnl_primitive_create(&prim, pd) == dnnl_success;
     if (ok) {
         uint16_t *pa = scratch, *pb = (uint16_t *)((char *)scratch + ob);
-        round_rows(A, ta ? K : M, ta ? M : K, lda, pa);
-        round_rows(B, tb ? N : K, tb ? K : N, ldb, pb);
+        round_rows(A, ta ? K : M, ta ? M : K, lda, pa, threads);
+        round_rows(B, tb ? N : K, tb ? K : N, ldb, pb, threads);
         dnnl_stream_t st = NULL;
         ok = dnnl_stream_create(&st, engine, dnnl_stream_default_flags) == dnnl_success &&
              run(prim, st, &a, pa, &b, pb, &c, C, smd, (char *)scratch + os);
@@ -282,7 +308,7 @@ int sp__amx_ctx_open(sp_amx_ctx *c, const sp_amx_prod *p, void *pad)
 int sp__amx_run(sp_amx_ctx *c, const sp_amx_prod *p, int m, const float *A, int lda, uint16_t *abf, float *C)
 {
     if (m > p->M) return 0;
-    round_rows(A, m, p->K, lda, abf); /* rows m .. M hold whatever they held: their outputs are not read */
+    round_rows(A, m, p->K, lda, abf, 1); /* rows m .. M hold whatever they held: their outputs are not read */
     dnnl_memory_t *mem = (dnnl_memory_t *)c->mem;
     if (dnnl_memory_set_data_handle(mem[0], abf) != dnnl_success || dnnl_memory_set_data_handle(mem[2], C) != dnnl_success)
         return 0;
@@ -306,9 +332,9 @@ void sp__amx_ctx_close(sp_amx_ctx *c)
 
 int sp__amx_ok(void) { return 0; }
 const char *sp__amx_name(void) { return NULL; }
-size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K)
+size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K, int ldc, float beta, int threads)
 {
-    (void)ta, (void)tb, (void)M, (void)N, (void)K;
+    (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)ldc, (void)beta, (void)threads;
     return 0;
 }
 int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,

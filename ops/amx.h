@@ -15,9 +15,10 @@ int sp__amx_ok(void);
 /* "AMX through oneDNN X.Y.Z", or NULL when not in use. */
 const char *sp__amx_name(void);
 
-/* C[M, N] = op(A) op(B) + beta C (beta 0 or 1) with bf16 operands on up to `threads` threads;
- * scratch of at least sp__amx_gemm_scratch(...) bytes (64-byte aligned). 0: declined, nothing done. */
-size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K);
+/* C[M, N] = op(A) op(B) + beta C (beta 0 or 1) with bf16 operands on `threads` threads; scratch
+ * of at least sp__amx_gemm_scratch(...) bytes (the same arguments; 64-byte aligned; 0: oneDNN
+ * refuses the shape). 0: declined, nothing done. */
+size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K, int ldc, float beta, int threads);
 int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc, int threads, void *scratch, size_t scratch_bytes);
 

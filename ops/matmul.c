@@ -54,8 +54,9 @@ void sp__gemm_p(sp_tape *t, int prec, int ta, int tb, int M, int N, int K, const
     if (prec == SP_PREC_BF16) {
         const int threads = 2.0 * M * N * K < SP_PAR_MIN_GEMM_FLOPS ? 1 : sp__threads_now();
         sp_matmul_state *s = sp__matmul_state(t);
-        const int amx = sp__amx_ok();
-        const size_t need = amx ? sp__amx_gemm_scratch(ta, tb, M, N, K) : sp__gemm_bf16_scratch(M, N, K, threads);
+        const size_t amx_need = sp__amx_gemm_scratch(ta, tb, M, N, K, ldc, beta, threads);
+        const int amx = amx_need > 0;
+        const size_t need = amx ? amx_need : sp__gemm_bf16_scratch(M, N, K, threads);
         void *scratch = s ? sp__matmul_buf(t, &s->bf16_scratch, &s->bf16_scratch_cap, need) : NULL;
         if (!scratch) return; /* the tape has the error */
         if (!amx || !sp__amx_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, threads, scratch, s->bf16_scratch_cap)) {
