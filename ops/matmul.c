@@ -6,7 +6,9 @@
  * gradient step by step would be T small GEMMs with K = B, which BLIS runs far below its peak.
  * So the backward of a matmul whose B operand is a parameter only computes dA at once, and defers
  * dB to sp__matmul_finish, which stacks the rows of every step's A and dC and issues one
- * [G, T*B] x [T*B, H] GEMM per parameter. Same sum, one large GEMM; no layer knows about it. */
+ * [G, T*B] x [T*B, H] GEMM per parameter. Same sum, one large GEMM; no layer knows about it.
+ * Every product here runs in the precision its record was made with (iattr[3], from the tape:
+ * sp__gemm_p sends bf16 products to AMX through oneDNN or to ops/bf16.c's kernels). */
 #include "kernels.h"
 #include "amx.h"
 #include "bf16.h"

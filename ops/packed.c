@@ -17,6 +17,9 @@
  * sees once): 8 columns of A are packed per 256 tokens and B's rows are streamed as they lie.
  * Other CPUs, the double build, and large or odd products go to BLIS. The AVX-512 functions carry
  * the suffix _avx512 (tests/test_portable.sh holds the portable library to that).
+ * In bf16 mode (sp_tape_set_precision) the cache keeps op(W) in the form the bf16 product wants:
+ * blocked for AMX through oneDNN where the CPU has it (amx_packed below, ops/amx.c), else the bf16
+ * pair panels of ops/bf16.c.
  */
 #include "kernels.h"
 #include "bf16.h"

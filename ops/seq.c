@@ -19,6 +19,8 @@
  *    over all steps ([G, T*B] x [T*B, H]) and dxp accumulates while dG is computed;
  *  - the gates kept in the input projection's own memory when nothing else reads it (sp__keep):
  *    no second [T*B, G] buffer, and the gradient written there is xp's, with no pass to add it.
+ *  - in bf16 mode, the recurrent product on AMX through oneDNN (W blocked once per pass, a stream
+ *    per thread: ops/amx.c) or on ops/bf16.c's panels, the weight gradient through sp__gemm_p.
  * One engine runs every kind; a kind is a row of `kinds` below: its gate count, what it saves,
  * and the per-row forward and backward of its gate math (cell_rows.h through the kernel table of
  * vec.h, vectorised for the CPU at hand; the per-step ops use the same rows, so both compute the
