@@ -183,6 +183,10 @@ for p in fp32 bf16; do
     if grep -q '^the quick brown fox' s-$p.txt; then ok "a bf16-trained checkpoint samples in $p"
     else not_ok "bf16 checkpoint sampled in $p: '$(cat s-$p.txt)'"; fi
 done
+# the options block shows the precision in force, not the default
+$BIN sample --checkpoint t-bf16.safetensors --threads 1 --precision bf16 --count 1 --max-len 5 > /dev/null 2> sp.txt
+if grep -Eq '^# precision +=  *bf16$' sp.txt; then ok "the options block says precision bf16"
+else not_ok "options block: $(grep precision sp.txt)"; fi
 expect_fail "--precision fp16" "precision" $BIN train $TINY --precision fp16
 
 echo "1..$n"

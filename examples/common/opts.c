@@ -191,6 +191,8 @@ int ex_opt_precision(const char *v, void *base, char *err, size_t errn)
     return 0;
 }
 
+void ex_show_precision(char *buf, size_t n) { snprintf(buf, n, "%s", sp_precision_name(sp_get_precision())); }
+
 void ex_fmt_shortest(double v, char *buf, size_t n)
 {
     /* the fewest significant digits that read back as exactly v: 0.003, not 0.0030000000000000001 */
@@ -211,7 +213,10 @@ void ex_opt_format(const ex_opt *d, const void *base, char *buf, size_t n)
     case EX_DBL: ex_fmt_shortest(*(const double *)p, buf, n); break;
     case EX_STR: snprintf(buf, n, "%s", *(const char *const *)p ? *(const char *const *)p : ""); break;
     case EX_BUF: snprintf(buf, n, "%s", p); break;
-    case EX_CALL: snprintf(buf, n, "%s", d->def ? d->def : ""); break;
+    case EX_CALL:
+        if (d->show) d->show(buf, n);
+        else snprintf(buf, n, "%s", d->def ? d->def : "");
+        break;
     }
 }
 

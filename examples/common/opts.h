@@ -55,26 +55,29 @@ typedef struct ex_opt {
     const char *choices; /* EX_STR/EX_BUF: the accepted values, "a|b|c" (NULL: any) */
     int (*call)(const char *value, void *base, char *err, size_t errn); /* EX_CALL: 0 or -1 with err */
     int tag;           /* free for the program (charlm: what checkpoints store) */
+    void (*show)(char *buf, size_t n); /* EX_CALL: its value now, for the options block (NULL: def) */
 } ex_opt;
 
 #define EX_AT(type, field) offsetof(type, field), sizeof(((type *)0)->field)
 /* Table lines: EX_OPT for numbers, strings and flags; EX_CHOICE for a string out of "a|b|c";
  * EX_CALLBACK for options that a function handles (lists, repeatable options). */
 #define EX_OPT(name, kind, T, field, def, lo, hi, where, meta, help) \
-    {name, kind, EX_AT(T, field), def, lo, hi, where, meta, help, NULL, NULL, 0}
+    {name, kind, EX_AT(T, field), def, lo, hi, where, meta, help, NULL, NULL, 0, NULL}
 #define EX_CHOICE(name, kind, T, field, def, choices, where, meta, help) \
-    {name, kind, EX_AT(T, field), def, 0, 0, where, meta, help, choices, NULL, 0}
+    {name, kind, EX_AT(T, field), def, 0, 0, where, meta, help, choices, NULL, 0, NULL}
 /* The --threads line every program has: 0 = the library's default, at most EX_MAX_THREADS. */
 #define EX_OPT_THREADS(T, field, where) \
     EX_OPT("threads", EX_INT, T, field, "0", 0, EX_MAX_THREADS, where, "N", "threads (0 = OMP_NUM_THREADS or all cores)")
 #define EX_CALLBACK(name, fn, def, where, meta, help) \
-    {name, EX_CALL, 0, 0, def, 0, 0, where, meta, help, NULL, fn, 0}
+    {name, EX_CALL, 0, 0, def, 0, 0, where, meta, help, NULL, fn, 0, NULL}
 /* The --precision line of every program that multiplies matrices: the products' precision of
  * every tape the program makes from then on (sp_set_precision; docs/precision.md). */
 int ex_opt_precision(const char *v, void *base, char *err, size_t errn);
+void ex_show_precision(char *buf, size_t n);
 #define EX_OPT_PRECISION(where) \
-    EX_CALLBACK("precision", ex_opt_precision, "fp32", where, "fp32|bf16", \
-                "products in fp32, or bf16 operands summed in fp32 (as PyTorch's autocast)")
+    {"precision", EX_CALL, 0, 0, "fp32", 0, 0, where, "fp32|bf16", \
+     "products in fp32, or bf16 operands summed in fp32 (as PyTorch's autocast)", NULL, ex_opt_precision, 0, \
+     ex_show_precision}
 
 typedef struct {
     const char *prog;          /* "spool-ner" */
