@@ -29,13 +29,16 @@
  * forward (a, b, h) and 5 backward (a, h, dh, da, db). */
 
 #include "../autograd/tape_internal.h"
+#include "vec.h"
 
 #include <omp.h>
 #include <string.h>
 
 typedef struct {
     int T, B, H;
-    int *len; /* B lengths (T where the caller gave none) */
+    int *len;  /* B lengths (T where the caller gave none) */
+    int gated; /* sp_gated_scan: the inputs are z and c, a = 1 - sigmoid(z) and b = sigmoid(z) c */
+    const sp_vec_kernels *V;
 } scan_state;
 
 /* The columns [u0, u1) of the flattened B*H of a step visit rows row0 .. row1-1; in row r the
@@ -60,22 +63,38 @@ static void run_fwd(const scan_state *q, const sp_tensor *a, const sp_tensor *b,
             int i = t * B + r;
             const sp_real *restrict ap = sp_at(a, i, 0), *restrict bp = sp_at(b, i, 0);
             sp_real *restrict h = s + (size_t)r * H;
+            if (q->gated) {
+                q->V->gscan_fwd(ap + j0, bp + j0, h + j0, out ? out + (size_t)i * H + j0 : NULL, j1 - j0);
+                continue;
+            }
             for (int j = j0; j < j1; j++) h[j] = ap[j] * h[j] + bp[j];
             if (out) memcpy(out + (size_t)i * H + j0, h + j0, (size_t)(j1 - j0) * sizeof(sp_real));
         }
 }
 
+/* A row's a and b, columns [j0, j1): the inputs themselves, or for the gated scan computed from z
+ * and c into buf (2H values, the thread's own). */
+static void row_ab(const scan_state *q, const sp_tensor *a, const sp_tensor *b, int i, int j0, int j1, sp_real *buf,
+                   const sp_real **ap, const sp_real **bp)
+{
+    *ap = sp_at(a, i, 0), *bp = sp_at(b, i, 0);
+    if (!q->gated) return;
+    q->V->gscan_ab(*ap + j0, *bp + j0, buf + j0, buf + q->H + j0, j1 - j0);
+    *ap = buf, *bp = buf + q->H;
+}
+
 /* The summary of steps [t0, t1): A = the product of the a's, E = the state reached from a zero
  * state (so the state after them is A * s + E for a starting state s). */
 static void run_fwd_summary(const scan_state *q, const sp_tensor *a, const sp_tensor *b, int t0, int t1, size_t u0,
-                            size_t u1, sp_real *A, sp_real *E)
+                            size_t u1, sp_real *A, sp_real *E, sp_real *buf)
 {
     for (size_t u = u0; u < u1; u++) A[u] = 1, E[u] = 0;
     for (int t = t0; t < t1; t++)
         FOR_ROWS(q, u0, u1) {
             if (t >= q->len[r]) continue;
             ROW_COLS(q, u0, u1, j0, j1);
-            const sp_real *restrict ap = sp_at(a, t * q->B + r, 0), *restrict bp = sp_at(b, t * q->B + r, 0);
+            const sp_real *ap, *bp;
+            row_ab(q, a, b, t * q->B + r, j0, j1, buf, &ap, &bp);
             sp_real *restrict Ar = A + (size_t)r * q->H, *restrict Er = E + (size_t)r * q->H;
             for (int j = j0; j < j1; j++) Ar[j] *= ap[j], Er[j] = ap[j] * Er[j] + bp[j];
         }
@@ -96,6 +115,11 @@ static void run_bwd(const scan_state *q, const sp_tensor *a, const sp_tensor *b,
             const sp_real *restrict hp = t ? out + (i - B) * H : sp_at(h0, r, 0);
             sp_real *restrict gr = g + (size_t)r * H;
             sp_real *db = b->grad ? b->grad + i * b->stride : NULL, *da = a->grad ? a->grad + i * a->stride : NULL;
+            if (q->gated) { /* a is z, b is c */
+                q->V->gscan_bwd(ap + j0, sp_at(b, (int)i, 0) + j0, hp + j0, dp + j0, gr + j0, da ? da + j0 : NULL,
+                                db ? db + j0 : NULL, j1 - j0);
+                continue;
+            }
             for (int j = j0; j < j1; j++) gr[j] += dp[j];
             if (db)
                 for (int j = j0; j < j1; j++) db[j] += gr[j];
@@ -107,8 +131,8 @@ static void run_bwd(const scan_state *q, const sp_tensor *a, const sp_tensor *b,
 
 /* The backward summary of steps [t0, t1): A = the product of the a's, E = the gradient reaching
  * the state before t0 from these steps' outputs alone (A * g + E for g arriving after t1-1). */
-static void run_bwd_summary(const scan_state *q, const sp_tensor *a, const sp_real *dout, int t0, int t1, size_t u0,
-                            size_t u1, sp_real *A, sp_real *E)
+static void run_bwd_summary(const scan_state *q, const sp_tensor *a, const sp_tensor *b, const sp_real *dout, int t0,
+                            int t1, size_t u0, size_t u1, sp_real *A, sp_real *E, sp_real *buf)
 {
     for (size_t u = u0; u < u1; u++) A[u] = 1, E[u] = 0;
     for (int t = t1 - 1; t >= t0; t--)
@@ -116,7 +140,8 @@ static void run_bwd_summary(const scan_state *q, const sp_tensor *a, const sp_re
             if (t >= q->len[r]) continue;
             ROW_COLS(q, u0, u1, j0, j1);
             size_t i = (size_t)t * q->B + r;
-            const sp_real *restrict ap = sp_at(a, (int)i, 0), *restrict dp = dout + i * q->H;
+            const sp_real *ap, *bp, *restrict dp = dout + i * q->H;
+            row_ab(q, a, b, (int)i, j0, j1, buf, &ap, &bp);
             sp_real *restrict Ar = A + (size_t)r * q->H, *restrict Er = E + (size_t)r * q->H;
             for (int j = j0; j < j1; j++) Ar[j] *= ap[j], Er[j] = ap[j] * (Er[j] + dp[j]);
         }
@@ -158,8 +183,8 @@ static int fwd_chunked(sp_tape *tp, const sp_tensor *a, const sp_tensor *b, cons
 {
     int T = q->T, B = q->B, H = q->H;
     size_t BH = (size_t)B * H;
-    sp_real *A = sp__alloc_raw(tp, 3 * (size_t)nt * BH * sizeof(sp_real)), *E = A ? A + nt * BH : NULL;
-    sp_real *S = E ? E + nt * BH : NULL;
+    sp_real *A = sp__alloc_raw(tp, (3 * (size_t)nt * BH + 2 * (size_t)nt * H) * sizeof(sp_real));
+    sp_real *E = A ? A + nt * BH : NULL, *S = E ? E + nt * BH : NULL, *buf = S ? S + nt * BH : NULL;
     if (!A) return 0;
 #pragma omp parallel num_threads(nt)
     {
@@ -169,7 +194,7 @@ static int fwd_chunked(sp_tape *tp, const sp_tensor *a, const sp_tensor *b, cons
             for (int r = 0; r < B; r++) memcpy(S + (size_t)r * H, sp_at(h0, r, 0), (size_t)H * sizeof(sp_real));
             run_fwd(q, a, b, out, t0, t1, 0, BH, S);
         } else {
-            run_fwd_summary(q, a, b, t0, t1, 0, BH, A + c * BH, E + c * BH);
+            run_fwd_summary(q, a, b, t0, t1, 0, BH, A + c * BH, E + c * BH, buf + (size_t)c * 2 * H);
         }
 #pragma omp barrier
 #pragma omp single
@@ -187,23 +212,24 @@ static int fwd_chunked(sp_tape *tp, const sp_tensor *a, const sp_tensor *b, cons
     return 1;
 }
 
-sp_tensor *sp_linear_scan(sp_tape *t, sp_tensor *a, sp_tensor *b, sp_tensor *h0, int T, const int *lengths)
+/* sp_linear_scan and sp_gated_scan: the same checks, record and passes; op says which. */
+static sp_tensor *scan(sp_tape *t, sp_op op, sp_tensor *a, sp_tensor *b, sp_tensor *h0, int T, const int *lengths)
 {
     sp_tensor *in[3] = {a, b, h0};
-    if (!sp__ready(t, SP_OP_LINEAR_SCAN, in, 3)) return NULL;
-    const char *name = sp_op_name(SP_OP_LINEAR_SCAN);
-    int B = h0->rows, H = h0->cols;
+    if (!sp__ready(t, op, in, 3)) return NULL;
+    const char *name = sp_op_name(op);
+    int B = h0->rows, H = h0->cols, gated = op == SP_OP_GATED_SCAN;
     if (T < 1 || (size_t)T * B != (size_t)a->rows) {
         sp_tape_fail(t, SP_ERR_SHAPE, "%s \"%s\": T = %d steps of B = %d rows need a \"%s\" with T*B rows, it has %d",
                      name, sp__scope_name(t, name), T, B, a->name, a->rows);
         return NULL;
     }
     if (a->cols != H) {
-        sp__shape_error(t, SP_OP_LINEAR_SCAN, "a must be [T*B x H] for h0 [B x H]", a, h0);
+        sp__shape_error(t, op, gated ? "z must be [T*B x H] for h0 [B x H]" : "a must be [T*B x H] for h0 [B x H]", a, h0);
         return NULL;
     }
     if (b->rows != a->rows || b->cols != a->cols) {
-        sp__shape_error(t, SP_OP_LINEAR_SCAN, "b must have a's shape [T*B x H]", b, a);
+        sp__shape_error(t, op, gated ? "c must have z's shape [T*B x H]" : "b must have a's shape [T*B x H]", b, a);
         return NULL;
     }
     for (int k = 0; lengths && k < B; k++)
@@ -212,11 +238,11 @@ sp_tensor *sp_linear_scan(sp_tape *t, sp_tensor *a, sp_tensor *b, sp_tensor *h0,
                          sp__scope_name(t, name), k, lengths[k], T);
             return NULL;
         }
-    sp_record *r = sp__record(t, SP_OP_LINEAR_SCAN, (T + 1) * B, H, in, 3);
+    sp_record *r = sp__record(t, op, (T + 1) * B, H, in, 3);
     scan_state *q = r ? sp__alloc(t, sizeof *q) : NULL;
     int *len = q ? sp__alloc_raw(t, (size_t)B * sizeof(int)) : NULL;
     if (!len) return NULL;
-    q->T = T, q->B = B, q->H = H, q->len = len;
+    q->T = T, q->B = B, q->H = H, q->len = len, q->gated = gated, q->V = sp__vec();
     for (int k = 0; k < B; k++) len[k] = lengths ? lengths[k] : T;
     r->saved = q;
     sp_real *out = r->out->data;
@@ -239,6 +265,17 @@ sp_tensor *sp_linear_scan(sp_tape *t, sp_tensor *a, sp_tensor *b, sp_tensor *h0,
     return r->out;
 }
 
+sp_tensor *sp_linear_scan(sp_tape *t, sp_tensor *a, sp_tensor *b, sp_tensor *h0, int T, const int *lengths)
+{
+    return scan(t, SP_OP_LINEAR_SCAN, a, b, h0, T, lengths);
+}
+
+sp_tensor *sp_gated_scan(sp_tape *t, sp_tensor *z, sp_tensor *c, sp_tensor *h0, int T, const int *lengths)
+{
+    return scan(t, SP_OP_GATED_SCAN, z, c, h0, T, lengths);
+}
+
+/* Both ops' backward (the table names it for each). */
 void sp__linear_scan_backward(sp_record *r)
 {
     const scan_state *q = r->saved;
@@ -248,8 +285,8 @@ void sp__linear_scan_backward(sp_record *r)
     const sp_real *out = r->out->data, *dout = r->out->grad;
     /* G[c]: the gradient arriving at the end of chunk c (one buffer without chunks) */
     int nb = chunked(q, nt) ? nt : 1;
-    sp_real *A = sp__scratch(r->tape, 3 * (size_t)nb * BH * sizeof(sp_real)), *E = A ? A + nb * BH : NULL;
-    sp_real *G = E ? E + nb * BH : NULL;
+    sp_real *A = sp__scratch(r->tape, (3 * (size_t)nb * BH + 2 * (size_t)nb * H) * sizeof(sp_real));
+    sp_real *E = A ? A + nb * BH : NULL, *G = E ? E + nb * BH : NULL, *buf = G ? G + nb * BH : NULL;
     if (!A) return;
     if (nb == 1) {
         memcpy(G, dout + (size_t)T * BH, BH * sizeof(sp_real));
@@ -269,7 +306,7 @@ void sp__linear_scan_backward(sp_record *r)
                 memcpy(G + last * BH, dout + (size_t)T * BH, BH * sizeof(sp_real));
                 run_bwd(q, a, b, h0, out, dout, t0, t1, 0, BH, G + last * BH);
             } else {
-                run_bwd_summary(q, a, dout, t0, t1, 0, BH, A + c * BH, E + c * BH);
+                run_bwd_summary(q, a, b, dout, t0, t1, 0, BH, A + c * BH, E + c * BH, buf + (size_t)c * 2 * H);
             }
 #pragma omp barrier
 #pragma omp single

@@ -63,6 +63,7 @@ const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_ATTN_MASK] = {"attn_mask", sp__attn_mask_backward},
     [SP_OP_LINEAR_SCAN] = {"linear_scan", sp__linear_scan_backward, .no_read = SP_NO_READ_IN(1)}, /* b: never read */
     [SP_OP_SOFTPLUS] = {"softplus", sp__softplus_backward},
+    [SP_OP_GATED_SCAN] = {"gated_scan", sp__linear_scan_backward}, /* reads z and c */
 };
 
 const char *sp_op_name(sp_op op)

@@ -44,6 +44,13 @@ typedef struct {
     void (*acc)(sp_real *y, const sp_real *x, int n);
     void (*mul)(sp_real *y, const sp_real *a, const sp_real *b, int n);
     void (*tanh_grad)(sp_real *y, const sp_real *d, const sp_real *s, int n);
+    /* the gated scan's rows (ops/scan.c), n columns, s = sigmoid(z):
+     * fwd: h += s (c - h), out = h (out may be NULL);  ab: a = 1 - s, b = s c;
+     * bwd: g += dout; dc += g s; dz += g (c - hp) s (1 - s); g *= 1 - s (dz, dc may be NULL) */
+    void (*gscan_fwd)(const sp_real *z, const sp_real *c, sp_real *h, sp_real *out, int n);
+    void (*gscan_ab)(const sp_real *z, const sp_real *c, sp_real *a, sp_real *b, int n);
+    void (*gscan_bwd)(const sp_real *z, const sp_real *c, const sp_real *hp, const sp_real *dout, sp_real *g,
+                      sp_real *dz, sp_real *dc, int n);
 } sp_vec_kernels;
 
 /* The table for this CPU, chosen once (thread-safe: every thread computes the same answer). */

@@ -121,6 +121,44 @@ static void FN(tanh_grad)(sp_real *restrict y, const sp_real *restrict d, const 
     for (int j = 0; j < n; j++) y[j] = d[j] * (1 - s[j] * s[j]);
 }
 
+/* The gated scan h_t = h_{t-1} + s_t (c_t - h_{t-1}), s = sigmoid(z): one row's columns. */
+static void FN(gscan_fwd)(const sp_real *restrict z, const sp_real *restrict c, sp_real *restrict h,
+                          sp_real *restrict out, int n)
+{
+    for (int j = 0; j < n; j++) h[j] += sp_sigmoid_r(z[j]) * (c[j] - h[j]);
+    if (out) for (int j = 0; j < n; j++) out[j] = h[j];
+}
+
+static void FN(gscan_ab)(const sp_real *restrict z, const sp_real *restrict c, sp_real *restrict a,
+                         sp_real *restrict b, int n)
+{
+    for (int j = 0; j < n; j++) {
+        sp_real s = sp_sigmoid_r(z[j]);
+        a[j] = 1 - s, b[j] = s * c[j];
+    }
+}
+
+static void FN(gscan_bwd)(const sp_real *restrict z, const sp_real *restrict c, const sp_real *restrict hp,
+                          const sp_real *restrict dout, sp_real *restrict g, sp_real *restrict dz,
+                          sp_real *restrict dc, int n)
+{
+    if (dz && dc) /* the common case, one branch-free loop the compiler vectorises */
+        for (int j = 0; j < n; j++) {
+            sp_real s = sp_sigmoid_r(z[j]), gj = g[j] + dout[j];
+            dc[j] += gj * s;
+            dz[j] += gj * (c[j] - hp[j]) * (s * (1 - s));
+            g[j] = gj * (1 - s);
+        }
+    else
+        for (int j = 0; j < n; j++) {
+            sp_real s = sp_sigmoid_r(z[j]), gj = g[j] + dout[j];
+            if (dc) dc[j] += gj * s;
+            if (dz) dz[j] += gj * (c[j] - hp[j]) * (s * (1 - s));
+            g[j] = gj * (1 - s);
+        }
+}
+
 const sp_vec_kernels SP_CAT(sp__vec, SP_VEC_ISA) = {
     SP_STR(SP_VEC_ISA), FN(lstm_fwd), FN(lstm_bwd), FN(gru_fwd), FN(gru_bwd), FN(tanh_add),
-    FN(sigmoid_n), FN(tanh_n), FN(softmax_n), FN(adam), FN(add3), FN(acc), FN(mul), FN(tanh_grad)};
+    FN(sigmoid_n), FN(tanh_n), FN(softmax_n), FN(adam), FN(add3), FN(acc), FN(mul), FN(tanh_grad),
+    FN(gscan_fwd), FN(gscan_ab), FN(gscan_bwd)};

@@ -153,6 +153,15 @@ CASE(linear_scan_views)
 {
     return weighted_sum(t, sp_linear_scan(t, sp_slice_cols(t, A, 0, 2), sp_slice_cols(t, A, 2, 2), B, 3, NULL));
 }
+/* gated_scan: the same shapes; z and c as column views in the third case, and that case's z large
+ * (sigmoid near 0 and 1, where its derivative is small). */
+CASE(gated_scan) { return weighted_sum(t, sp_gated_scan(t, A, B, C, 3, (int[2]){3, 1})); }
+CASE(gated_scan_empty_row) { return weighted_sum(t, sp_gated_scan(t, A, B, C, 3, (int[2]){3, 0})); }
+CASE(gated_scan_views)
+{
+    return weighted_sum(t, sp_gated_scan(t, sp_scale(t, sp_slice_cols(t, A, 0, 2), 4), sp_slice_cols(t, A, 2, 2), B, 3,
+                                         NULL));
+}
 CASE(softplus) { return weighted_sum(t, sp_softplus(t, sp_scale(t, A, 8))); } /* both tails */
 /* T = 2, B = 2, K = 3; row 1 is 1 step long (its tag at step 1 is junk and must be ignored). */
 CASE(crf_nll) { return sp_crf_nll(t, sp_tanh(t, A), B, C, D, (int[4]){0, 2, 1, 77}, (int[2]){2, 1}, 2, 2); }
@@ -253,6 +262,9 @@ static const grad_case cases[] = {
     {"linear_scan", SP_OP_LINEAR_SCAN, {{6, 2}, {6, 2}, {2, 2}}, linear_scan},
     {"linear_scan with a row of length 0", SP_OP_LINEAR_SCAN, {{6, 2}, {6, 2}, {2, 2}}, linear_scan_empty_row},
     {"linear_scan of column views", SP_OP_LINEAR_SCAN, AB(6, 4, 2, 2), linear_scan_views},
+    {"gated_scan", SP_OP_GATED_SCAN, {{6, 2}, {6, 2}, {2, 2}}, gated_scan},
+    {"gated_scan with a row of length 0", SP_OP_GATED_SCAN, {{6, 2}, {6, 2}, {2, 2}}, gated_scan_empty_row},
+    {"gated_scan of column views", SP_OP_GATED_SCAN, AB(6, 4, 2, 2), gated_scan_views},
     {"softplus", SP_OP_SOFTPLUS, AB(4, 5, 4, 5), softplus},
 };
 #undef AB

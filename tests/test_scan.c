@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_scan.c - sp_linear_scan (ops/scan.c) in the double build: against the step-by-step
- * composition of sp_mul and sp_add a user would write (values and every gradient to 1e-12, with
+/* test_scan.c - sp_linear_scan and sp_gated_scan (ops/scan.c) in the double build: against the
+ * step-by-step composition of sp_sigmoid, sp_one_minus, sp_mul and sp_add a user would write (values and every gradient to 1e-12, with
  * a row of length 0 and a weight reached by two paths), accumulation over two backward calls,
  * one thread against two and three on the column split and on the time chunks (batch 1, small H), its
  * argument errors, and sp_softplus's values in both tails. Finite differences are in test_ops_grad.c. */
@@ -16,6 +16,7 @@ typedef struct {
     int T, B, I, H;
     const int *len;
     int composed;
+    int gated;      /* sp_gated_scan(z, c): a = 1 - sigmoid(z), b = sigmoid(z) c */
     double a_shift; /* added before the sigmoid: a near 1 keeps long chunks' products away from 0 */
 } scan_case;
 
@@ -44,8 +45,19 @@ static sp_tensor *build(sp_tape *t, void *ctx)
     sp_tensor *shift = sp_const(t, 1, 1);
     if (!shift) return NULL;
     shift->data[0] = (sp_real)g->a_shift;
-    sp_tensor *a = sp_sigmoid(t, sp_add(t, sp_slice_cols(t, p, 0, H), shift)), *b = sp_slice_cols(t, p, H, H);
-    sp_tensor *y = g->composed ? composition(t, g, a, b) : sp_linear_scan(t, a, b, g->h0, g->T, g->len);
+    sp_tensor *y, *a, *b = sp_slice_cols(t, p, H, H);
+    if (g->gated) { /* z = -(x w + shift): a = 1 - sigmoid(z) = sigmoid(x w + shift) as below */
+        sp_tensor *z = sp_scale(t, sp_add(t, sp_slice_cols(t, p, 0, H), shift), -1);
+        if (g->composed) {
+            sp_tensor *s = sp_sigmoid(t, z);
+            y = composition(t, g, sp_one_minus(t, s), sp_mul(t, s, b));
+        } else {
+            y = sp_gated_scan(t, z, b, g->h0, g->T, g->len);
+        }
+    } else {
+        a = sp_sigmoid(t, sp_add(t, sp_slice_cols(t, p, 0, H), shift));
+        y = g->composed ? composition(t, g, a, b) : sp_linear_scan(t, a, b, g->h0, g->T, g->len);
+    }
     if (!y) return NULL;
     return sp_sum(t, sp_mul(t, y, sp_test_const(t, y->rows, y->cols, 3)));
 }
@@ -69,9 +81,10 @@ static void test_scan_equals_composition(void **state)
 {
     (void)state;
     const int len[3] = {5, 2, 0}; /* full, short, empty: h0 is the empty row's final state */
-    for (int variant = 0; variant < 2; variant++) {
+    for (int variant = 0; variant < 4; variant++) { /* lengths or none, linear or gated */
         scan_case g;
-        make(&g, 5, 3, 4, 70, variant ? NULL : len, 7); /* H = 70: two strips, the second of 6 */
+        make(&g, 5, 3, 4, 70, variant & 1 ? NULL : len, 7); /* H = 70: two strips, the second of 6 */
+        g.gated = variant >> 1;
         size_t n = g.ps->numel;
         double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
         double la = run(&g, a);
@@ -82,7 +95,8 @@ static void test_scan_equals_composition(void **state)
         /* finite differences through the same loss (the weight reached by two paths) */
         g.composed = 0;
         sp_params_free(g.ps);
-        make(&g, 4, 2, 3, 3, variant ? NULL : (int[2]){4, 0}, 8);
+        make(&g, 4, 2, 3, 3, variant & 1 ? NULL : (int[2]){4, 0}, 8);
+        g.gated = variant >> 1;
         assert_int_equal(sp_gradcheck(g.ps, build, &g, NULL), 0);
         sp_params_free(g.ps);
         free(a);
@@ -94,10 +108,13 @@ static void test_scan_second_backward_adds(void **state)
 {
     (void)state;
     const int len[2] = {3, 1};
-    scan_case g;
-    make(&g, 3, 2, 3, 4, len, 9);
-    sp_test_second_backward_adds(g.ps, build, &g);
-    sp_params_free(g.ps);
+    for (int gated = 0; gated < 2; gated++) {
+        scan_case g;
+        make(&g, 3, 2, 3, 4, len, 9);
+        g.gated = gated;
+        sp_test_second_backward_adds(g.ps, build, &g);
+        sp_params_free(g.ps);
+    }
 }
 
 /* Big enough for threads (T B H >= SP_PAR_MIN_ELEMS): B = 1, H = 8 is one strip, so two threads cut
@@ -107,9 +124,11 @@ static void test_scan_one_and_two_threads(void **state)
 {
     (void)state;
     const int shapes[2][3] = {{4500, 1, 8}, {70, 4, 130}}, lens[2][4] = {{3001}, {70, 13, 0, 69}};
-    for (int s = 0; s < 2; s++) {
+    for (int v = 0; v < 4; v++) { /* both shapes, linear and gated */
+        int s = v & 1;
         scan_case g;
         make(&g, shapes[s][0], shapes[s][1], 2, shapes[s][2], lens[s], 10 + s);
+        g.gated = v >> 1;
         g.a_shift = 9; /* a = 1 - O(1e-4): the state of step 0 still counts at step 4000 */
         size_t n = g.ps->numel;
         double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
@@ -170,6 +189,11 @@ static void test_scan_errors(void **state)
     a = sp_const(t, 6, 2), h0 = sp_const(t, 2, 2);
     assert_null(sp_linear_scan(t, a, a, h0, 3, (int[2]){3, 4})); /* a length past T */
     assert_non_null(strstr(sp_tape_errmsg(t), "lengths[1] = 4"));
+    sp_tape_reset(t);
+    a = sp_const(t, 6, 2), h0 = sp_const(t, 2, 2);
+    assert_null(sp_gated_scan(t, a, sp_const(t, 6, 3), h0, 3, NULL)); /* c's shape */
+    assert_non_null(strstr(sp_tape_errmsg(t), "gated_scan"));
+    assert_non_null(strstr(sp_tape_errmsg(t), "c must have z's shape"));
     sp_tape_free(t);
 }
 

@@ -197,6 +197,23 @@ static void test_row_passes(void **state)
         for (int j = 0; j < N; j++) CLOSE(y[j], (double)a[j] * b[j], "mul");
         V->tanh_grad(y, a, b, N);
         for (int j = 0; j < N; j++) CLOSE(y[j], (double)a[j] * (1 - (double)b[j] * b[j]), "tanh_grad");
+        /* the gated scan's rows: z = a, c = b, h = c at entry, dout = a */
+        sp_real h[N], g[N], dz[N], dc[N], o[N];
+        memcpy(h, c, sizeof h);
+        V->gscan_fwd(a, b, h, o, N);
+        for (int j = 0; j < N; j++) CLOSE(h[j], c[j] + sig(a[j]) * ((double)b[j] - c[j]), "gscan_fwd");
+        for (int j = 0; j < N; j++) assert_true(o[j] == h[j]);
+        V->gscan_ab(a, b, y, h, N);
+        for (int j = 0; j < N; j++) CLOSE(y[j], 1 - sig(a[j]), "gscan_ab a");
+        for (int j = 0; j < N; j++) CLOSE(h[j], sig(a[j]) * b[j], "gscan_ab b");
+        for (int j = 0; j < N; j++) g[j] = c[j], dz[j] = 1, dc[j] = 2;
+        V->gscan_bwd(a, b, c, a, g, dz, dc, N);
+        for (int j = 0; j < N; j++) {
+            double s = sig(a[j]), gj = (double)c[j] + a[j];
+            CLOSE(dc[j], 2 + gj * s, "gscan_bwd dc");
+            CLOSE(dz[j], 1 + gj * ((double)b[j] - c[j]) * s * (1 - s), "gscan_bwd dz");
+            CLOSE(g[j], gj * (1 - s), "gscan_bwd g");
+        }
     }
 }
 

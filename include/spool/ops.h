@@ -42,6 +42,7 @@ typedef enum {
     SP_OP_ATTN_MASK,                                       /**< ops/attention.c */
     SP_OP_LINEAR_SCAN,                                     /**< ops/scan.c */
     SP_OP_SOFTPLUS,                                        /**< ops/elementwise.c */
+    SP_OP_GATED_SCAN,                                      /**< ops/scan.c */
     SP_OP__COUNT
 } sp_op;
 
@@ -181,6 +182,13 @@ sp_tensor *sp_rnn_seq(sp_tape *t, sp_tensor *xp, sp_tensor *w_hh, sp_tensor *h0,
  * columns (the same bits for any count) or, when those are too few, the time axis (the same
  * numbers to rounding). */
 sp_tensor *sp_linear_scan(sp_tape *t, sp_tensor *a, sp_tensor *b, sp_tensor *h0, int T, const int *lengths);
+/** The gated form of the scan, h_t = (1 - sigmoid(z_t)) * h_{t-1} + sigmoid(z_t) * c_t: equal to
+ * sp_linear_scan(sp_one_minus(s), sp_mul(s, c)) with s = sp_sigmoid(z), in one pass forward and one
+ * back instead of seven (the gate is recomputed in backward, nothing is stored beside the output).
+ * minGRU's recurrence with z its update gate and c its candidate; minLSTM's with
+ * z = softplus(-x_f) - softplus(-x_i) (then sigmoid(z) = i / (f + i)). Arguments, lengths, result
+ * and threads as sp_linear_scan's. */
+sp_tensor *sp_gated_scan(sp_tape *t, sp_tensor *z, sp_tensor *c, sp_tensor *h0, int T, const int *lengths);
 
 /* ------------------------------------------------------ normalisation */
 
