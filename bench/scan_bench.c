@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: MIT */
-/* scan_bench.c - spool-scan-bench: sp_linear_scan (ops/scan.c) alone, forward and backward, at
- * one shape and thread count; the best of --reps passes, as one JSON line.
+/* scan_bench.c - spool-scan-bench: sp_linear_scan or sp_gated_scan (ops/scan.c) alone, forward
+ * and backward, at one shape and thread count; the best of --reps passes, as one JSON line.
  *
  * The scan does 1 multiply-add per element forward and about 3 backward, on 3 streams of T*B*H
  * values each way (a, b, h forward; a, h, dh and the two gradients backward), so it runs at the
  * speed of memory, not of arithmetic: the line gives the bytes it moves per second alongside the
- * time. a is drawn in (0.5, 1), b and h0 in (-1, 1). */
+ * time (the gated scan also computes a sigmoid per element each way, and reads z and c backward).
+ * a is drawn in (0.5, 1), b and h0 in (-1, 1); z for the gated scan in (-1, 1).
+ * The loss is the sum of every output, so "bwd" includes that sum's pass forward and back (a loss
+ * of the final state alone would leave most gradients decaying through the subnormal range, slow
+ * on x86 and unlike training). */
 #include "common/opts.h"
 
 #include <stdio.h>
 #include <time.h>
 
 typedef struct {
-    int T, B, H, threads, reps;
+    int T, B, H, threads, reps, gated;
 } cfg;
 
 #define C cfg
@@ -22,11 +26,13 @@ static const ex_opt OPTS[] = {
     EX_OPT("hidden", EX_INT, C, H, "256", 1, 1 << 16, 0, "H", "columns"),
     EX_OPT("threads", EX_INT, C, threads, "1", 1, SP_MAX_THREADS, 0, "N", "threads"),
     EX_OPT("reps", EX_INT, C, reps, "10", 1, 100000, 0, "R", "passes; the best is reported"),
+    EX_OPT("gated", EX_FLAG, C, gated, "0", 0, 0, 0, NULL, "time sp_gated_scan(z = a, c = b) instead"),
 };
 #undef C
 static const ex_cli CLI = {"spool-scan-bench",
                            "Usage: spool-scan-bench [options]\n"
-                           "Times sp_linear_scan forward and backward on [T*B, H] and prints one JSON line.\n",
+                           "Times sp_linear_scan (or sp_gated_scan) forward and backward on [T*B, H] and prints one\n"
+                           "JSON line.\n",
                            NULL, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 
 static double now_s(void)
@@ -63,7 +69,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < c.reps; i++) {
         sp_tape_reset(t);
         double t0 = now_s();
-        sp_tensor *h = sp_linear_scan(t, a, b, h0, c.T, NULL);
+        sp_tensor *h = c.gated ? sp_gated_scan(t, a, b, h0, c.T, NULL) : sp_linear_scan(t, a, b, h0, c.T, NULL);
         double t1 = now_s();
         if (!h || sp_backward(t, sp_sum(t, h)) != SP_OK) {
             fprintf(stderr, "spool-scan-bench: %s\n", sp_tape_errmsg(t));
@@ -71,12 +77,12 @@ int main(int argc, char **argv)
         }
         double t2 = now_s();
         fwd = t1 - t0 < fwd ? t1 - t0 : fwd;
-        bwd = t2 - t1 < bwd ? t2 - t1 : bwd; /* with the sum's backward, a pass over h */
+        bwd = t2 - t1 < bwd ? t2 - t1 : bwd;
     }
     double n = (double)c.T * c.B * c.H, bytes = n * sizeof(sp_real);
-    printf("{\"T\": %d, \"B\": %d, \"H\": %d, \"threads\": %d, \"fwd_ms\": %.3f, \"bwd_ms\": %.3f, "
+    printf("{\"op\": \"%s\", \"T\": %d, \"B\": %d, \"H\": %d, \"threads\": %d, \"fwd_ms\": %.3f, \"bwd_ms\": %.3f, "
            "\"fwd_gb_s\": %.2f, \"bwd_gb_s\": %.2f, \"ns_per_element_fwd_bwd\": %.3f}\n",
-           c.T, c.B, c.H, c.threads, 1e3 * fwd, 1e3 * bwd, 3 * bytes / fwd * 1e-9, 5 * bytes / bwd * 1e-9,
+           c.gated ? "gated_scan" : "linear_scan", c.T, c.B, c.H, c.threads, 1e3 * fwd, 1e3 * bwd, 3 * bytes / fwd * 1e-9, 5 * bytes / bwd * 1e-9,
            1e9 * (fwd + bwd) / n);
     sp_tape_free(t);
     sp_params_free(ps);

@@ -183,9 +183,16 @@ static sp_tensor *reduce(sp_tape *t, sp_op op, sp_tensor *x, double k)
     if (!sp__ready(t, op, &x, 1)) return NULL;
     sp_record *r = sp__record(t, op, 1, 1, &x, 1);
     if (!r) return NULL;
-    double s = 0;
-    for (int i = 0; i < x->rows; i++)
-        for (int j = 0; j < x->cols; j++) s += *sp_at(x, i, j);
+    double s = 0, acc[8] = {0}; /* eight partial sums: one chain of dependent adds ran at 4 cycles an
+                                  * element (a sum over 33M values took 50 ms) */
+    for (int i = 0; i < x->rows; i++) {
+        const sp_real *xi = sp_at(x, i, 0);
+        int j = 0;
+        for (; j + 8 <= x->cols; j += 8)
+            for (int l = 0; l < 8; l++) acc[l] += xi[j + l];
+        for (; j < x->cols; j++) acc[j & 7] += xi[j];
+    }
+    for (int l = 0; l < 8; l++) s += acc[l];
     r->fattr[0] = k;
     r->out->data[0] = (sp_real)(s * k);
     return r->out;
