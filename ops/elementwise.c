@@ -265,29 +265,24 @@ sp_tensor *sp_relu(sp_tape *t, sp_tensor *x)
 /* y = max(x, 0)   =>   dy/dx = [x > 0] */
 void sp__relu_backward(sp_record *r) { UNARY_BACKWARD(r, v > 0 ? 1 : 0); }
 
-/* log(1 + e^x) = max(x, 0) + log1p(e^-|x|), which cannot overflow. In float, glibc's log1pf is 4x
- * slower than logf (a third of a minLSTM step, measured): log1p(e) = log(u) e / (u - 1) with
- * u = 1 + e rounded (Goldberg 1991, "What every computer scientist should know about floating-point
- * arithmetic", theorem 4: a few ulps), e itself where u rounds to 1. */
-static inline sp_real softplus1(sp_real v)
-{
-    sp_real e = SP_EXP(v > 0 ? -v : v);
-#ifdef SP_USE_DOUBLE
-    return (v > 0 ? v : 0) + log1p(e);
-#else
-    float u = 1 + e;
-    return (v > 0 ? v : 0) + (u == 1 ? e : logf(u) * e / (u - 1));
-#endif
-}
-
+/* log(1 + e^x) = max(x, 0) + log1p(e^-|x|), which cannot overflow: a row kernel of vec.h
+ * (fastmath.h's sp_softplus_r, a series instead of libm's logf, so it vectorises). */
 sp_tensor *sp_softplus(sp_tape *t, sp_tensor *x)
 {
     sp_record *r = unary(t, SP_OP_SOFTPLUS, x);
-    if (r) UNARY_FORWARD(r->out, x, softplus1(v));
+    if (r) UNARY_ROWS(r->out, x, softplus);
     return r ? r->out : NULL;
 }
-/* y = log(1 + e^x)   =>   dy/dx = sigmoid(x) = 1 - e^-y */
-void sp__softplus_backward(sp_record *r) { UNARY_BACKWARD(r, 1 - SP_EXP(-y)); }
+/* y = log(1 + e^x)   =>   dy/dx = sigmoid(x) (from x: 1 - e^-y loses its digits where y is tiny) */
+void sp__softplus_backward(sp_record *r)
+{
+    sp_tensor *x = r->in[0], *o = r->out;
+    if (!x->grad) return;
+    int R = o->rows, C = o->cols;
+    const sp_vec_kernels *V = sp__vec();
+    ROWS_PARALLEL(sp_numel(o))
+    for (int i = 0; i < R; i++) V->softplus_bwd(sp_at(x, i, 0), o->grad + (size_t)i * C, x->grad + (size_t)i * x->stride, C);
+}
 
 /* ------------------------------------------------------------- dropout */
 

@@ -47,6 +47,9 @@ typedef struct {
     /* the gated scan's rows (ops/scan.c), n columns, s = sigmoid(z):
      * fwd: h += s (c - h), out = h (out may be NULL);  ab: a = 1 - s, b = s c;
      * bwd: g += dout; dc += g s; dz += g (c - hp) s (1 - s); g *= 1 - s (dz, dc may be NULL) */
+    /* y = softplus(x); dx += dy sigmoid(x) (its derivative), over n values */
+    void (*softplus)(const sp_real *x, sp_real *y, int n);
+    void (*softplus_bwd)(const sp_real *x, const sp_real *dy, sp_real *dx, int n);
     void (*gscan_fwd)(const sp_real *z, const sp_real *c, sp_real *h, sp_real *out, int n);
     void (*gscan_ab)(const sp_real *z, const sp_real *c, sp_real *a, sp_real *b, int n);
     void (*gscan_bwd)(const sp_real *z, const sp_real *c, const sp_real *hp, const sp_real *dout, sp_real *g,

@@ -121,6 +121,16 @@ static void FN(tanh_grad)(sp_real *restrict y, const sp_real *restrict d, const 
     for (int j = 0; j < n; j++) y[j] = d[j] * (1 - s[j] * s[j]);
 }
 
+static void FN(softplus_n)(const sp_real *restrict x, sp_real *restrict y, int n)
+{
+    for (int j = 0; j < n; j++) y[j] = sp_softplus_r(x[j]);
+}
+
+static void FN(softplus_bwd)(const sp_real *restrict x, const sp_real *restrict dy, sp_real *restrict dx, int n)
+{
+    for (int j = 0; j < n; j++) dx[j] += dy[j] * sp_sigmoid_r(x[j]);
+}
+
 /* The gated scan h_t = h_{t-1} + s_t (c_t - h_{t-1}), s = sigmoid(z): one row's columns. */
 static void FN(gscan_fwd)(const sp_real *restrict z, const sp_real *restrict c, sp_real *restrict h,
                           sp_real *restrict out, int n)
@@ -161,4 +171,4 @@ static void FN(gscan_bwd)(const sp_real *restrict z, const sp_real *restrict c, 
 const sp_vec_kernels SP_CAT(sp__vec, SP_VEC_ISA) = {
     SP_STR(SP_VEC_ISA), FN(lstm_fwd), FN(lstm_bwd), FN(gru_fwd), FN(gru_bwd), FN(tanh_add),
     FN(sigmoid_n), FN(tanh_n), FN(softmax_n), FN(adam), FN(add3), FN(acc), FN(mul), FN(tanh_grad),
-    FN(gscan_fwd), FN(gscan_ab), FN(gscan_bwd)};
+    FN(softplus_n), FN(softplus_bwd), FN(gscan_fwd), FN(gscan_ab), FN(gscan_bwd)};

@@ -45,6 +45,11 @@ static void test_activations(void **state)
         for (int i = 0; i < N; i++) CLOSE(y[i], sig(x[i]), "sigmoid");
         V->tanh(x, y, N);
         for (int i = 0; i < N; i++) CLOSE(y[i], tanh(x[i]), "tanh");
+        V->softplus(x, y, N);
+        for (int i = 0; i < N; i++) CLOSE(y[i], x[i] > 0 ? x[i] + log1p(exp(-x[i])) : log1p(exp(x[i])), "softplus");
+        for (int i = 0; i < N; i++) y[i] = 1;
+        V->softplus_bwd(x, x, y, N); /* dy = x */
+        for (int i = 0; i < N; i++) CLOSE(y[i], 1 + x[i] * sig(x[i]), "softplus backward");
         sp_real lse = V->softmax(x + 100, y, 65);
         double mx = x[164], s = 0; /* x is increasing */
         for (int j = 0; j < 65; j++) s += exp(x[100 + j] - mx);
