@@ -42,6 +42,7 @@ typedef enum {
     SP_OP_ATTN_MASK,                                       /**< ops/attention.c */
     SP_OP_LINEAR_SCAN,                                     /**< ops/scan.c */
     SP_OP_SOFTPLUS,                                        /**< ops/elementwise.c */
+    SP_OP_CTC_LOSS,                                        /**< ops/ctc.c */
     SP_OP__COUNT
 } sp_op;
 
@@ -126,6 +127,43 @@ sp_tensor *sp_crf_nll(sp_tape *t, sp_tensor *emit, sp_tensor *trans, sp_tensor *
 sp_status sp_crf_decode(const sp_tensor *emit, const sp_tensor *trans, const sp_tensor *start, const sp_tensor *end,
                         const int *lengths, int T, int B, const unsigned char *allowed,
                         const unsigned char *allowed_start, int *path, double *score);
+
+/** How sp_ctc_loss combines the rows' losses (PyTorch's reduction='mean', 'sum', 'none'). */
+typedef enum {
+    SP_CTC_MEAN = 0, /**< [1, 1]: the mean over rows of each row's loss divided by max(its label count, 1) */
+    SP_CTC_SUM,      /**< [1, 1]: the sum of the rows' losses */
+    SP_CTC_NONE      /**< [B, 1]: each row's loss */
+} sp_ctc_reduction;
+
+/** sp_ctc_loss's options; all zero (or a NULL pointer) is PyTorch's default: blank 0, mean,
+ * no zero_infinity, labels concatenated. */
+typedef struct {
+    int blank;                  /**< the blank's class id, in [0, C) */
+    sp_ctc_reduction reduction; /**< SP_CTC_MEAN (default), SP_CTC_SUM, SP_CTC_NONE */
+    int zero_infinity;          /**< nonzero: a row with no alignment (or an infinite loss) counts 0 and
+                                     gets no gradient, instead of being an error */
+    int label_stride;           /**< 0: labels concatenated (row b's follow row b-1's, PyTorch's 1-D
+                                     targets); > 0: padded, row b's at labels + b * label_stride */
+} sp_ctc_opts;
+
+/** Connectionist temporal classification loss (Graves et al. 2006; ops/ctc.c): -log p(labels | x)
+ * summed over every alignment of each row's label sequence to its frames, by the forward-backward
+ * recursions in log space (double whatever sp_real is).
+ *
+ * logits [T*B, C]: the unnormalised scores of frame t of row b in row t*B + b (time outermost, as
+ * every sequence); the op applies log_softmax itself, so it equals PyTorch's
+ * F.ctc_loss(F.log_softmax(logits, -1), ...) in value and in the gradient with respect to logits
+ * (tests/test_ctc_torch.c checks both to 1e-10). Fused, it needs no log-prob node and its gradient
+ * is softmax minus the alignment posteriors. input_lengths: NULL (all T) or B values in [0, T];
+ * frames past a row's length are never read and get no gradient. labels and label_lengths: row
+ * b's label_lengths[b] class ids, none of them the blank (opts->label_stride says where they are).
+ * Repeated labels need a blank between them, so a row needs labels + repeats frames. A row of
+ * length 0 with no labels has loss 0 and no gradient. A row with fewer frames than its labels
+ * need has no alignment (an infinite loss): an error naming the row (PyTorch returns +Inf and
+ * NaN gradients), or with zero_infinity a loss of 0 and no gradient, as PyTorch's. Threads split
+ * the batch; the result does not depend on their count. Returns [1, 1], or [B, 1] for SP_CTC_NONE. */
+sp_tensor *sp_ctc_loss(sp_tape *t, sp_tensor *logits, int T, int B, const int *input_lengths, const int *labels,
+                       const int *label_lengths, const sp_ctc_opts *opts);
 
 /* ----------------------------------------------------------- reductions */
 

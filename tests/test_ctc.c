@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+/* test_ctc.c - the CTC loss op (ops/ctc.c), double build: its value against the sum over every
+ * frame-level path (all C^T of them) that collapses to the labels, a long row against the closed
+ * form, rows of length 0, rows without an alignment with and without zero_infinity, the argument
+ * errors, and the same numbers on 1 and 2 threads. Finite differences are in test_ops_grad.c,
+ * PyTorch in test_ctc_torch.c. */
+#include "helpers.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* -log of the summed probability of every path of T frames over C classes (softmax of the rows
+ * x[t*B + b]) that collapses (repeats merged, blanks dropped) to lab[0..L). */
+static double brute_force(const sp_tensor *x, int T, int B, int b, const int *lab, int L, int blank)
+{
+    int C = x->cols, path[8];
+    double total = 0;
+    long n = 1;
+    for (int t = 0; t < T; t++) n *= C;
+    for (long code = 0; code < n; code++) {
+        long c = code;
+        double p = 1;
+        for (int t = 0; t < T; t++, c /= C) {
+            path[t] = (int)(c % C);
+            const sp_real *row = sp_at(x, t * B + b, 0);
+            double z = 0;
+            for (int k = 0; k < C; k++) z += exp((double)row[k]);
+            p *= exp((double)row[path[t]]) / z;
+        }
+        int out[8], m = 0;
+        for (int t = 0; t < T; t++)
+            if (path[t] != blank && (t == 0 || path[t] != path[t - 1])) out[m++] = path[t];
+        if (m == L && (L == 0 || memcmp(out, lab, sizeof(int) * L) == 0)) total += p;
+    }
+    return -log(total);
+}
+
+static void test_ctc_loss_is_the_sum_over_paths(void **state)
+{
+    (void)state;
+    enum { T = 5, B = 5, C = 3 };
+    /* repeats, a label sequence that needs every frame (1 1 2: 4 frames, 1 2 1 2 1: 5), none, a
+     * row shorter than T */
+    const int in_len[B] = {5, 5, 5, 3, 5}, lab_len[B] = {2, 3, 0, 1, 5};
+    const int labels[] = {1, 1, 1, 1, 2, 2, 1, 2, 1, 2, 1};
+    for (int blank = 0; blank < 2; blank++) {
+        sp_tape *t = sp_tape_new();
+        sp_tensor *x = sp_test_const(t, T * B, C, 11 + blank);
+        for (size_t i = 0; i < sp_numel(x); i++) x->data[i] *= 2;
+        int lab[11];
+        for (int i = 0; i < 11; i++) lab[i] = blank == 0 ? labels[i] : labels[i] == 1 ? 0 : 2; /* blank 1 */
+        sp_ctc_opts o = {.blank = blank, .reduction = SP_CTC_NONE};
+        sp_tensor *l = sp_ctc_loss(t, x, T, B, in_len, lab, lab_len, &o);
+        assert_non_null(l);
+        assert_int_equal(l->rows, B);
+        int off = 0;
+        for (int b = 0; b < B; b++) {
+            double want = brute_force(x, in_len[b], B, b, lab + off, lab_len[b], blank);
+            sp_test_close(l->data[b], want, 1e-12, 0, "ctc loss vs the sum over all paths");
+            off += lab_len[b];
+        }
+        sp_tape_free(t);
+    }
+}
+
+/* Two classes of equal score, one label over T frames: T (T + 1) / 2 alignments (blanks, a run
+ * of the label, blanks), each of probability 2^-T. No underflow at T = 3000. */
+static void test_ctc_loss_long_row_closed_form(void **state)
+{
+    (void)state;
+    enum { T = 3000 };
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = sp_leaf(t, T, 2); /* zeros */
+    sp_tensor *l = sp_ctc_loss(t, x, T, 1, NULL, (int[1]){1}, (int[1]){1}, NULL);
+    assert_non_null(l);
+    sp_test_close(l->data[0], T * log(2.0) - log((double)T * (T + 1) / 2), 1e-12, 0, "closed form");
+    assert_int_equal(sp_backward(t, l), SP_OK);
+    /* frame 0: P(label) = P(the run starts at 0) = T / (T (T + 1) / 2) = 2 / (T + 1); the gradient
+     * of the label's logit is softmax - posterior = 1/2 - 2 / (T + 1) */
+    sp_test_close(x->grad[1], 0.5 - 2.0 / (T + 1), 1e-9, 0, "gradient at frame 0");
+    for (int i = 0; i < 2 * T; i++) assert_true(isfinite(x->grad[i]));
+    sp_tape_free(t);
+}
+
+/* A row of length 0 and no labels costs 0 and gets no gradient, without NaN in any reduction; with
+ * labels it has no alignment: an error, or 0 with zero_infinity. */
+static void test_ctc_loss_empty_rows(void **state)
+{
+    (void)state;
+    enum { T = 3, B = 3, C = 4 };
+    for (int red = 0; red < 3; red++) {
+        sp_params *ps = sp_params_new();
+        sp_tensor *x = sp_param(ps, "x", T * B, C);
+        sp_rng r;
+        sp_rng_seed(&r, 4);
+        sp_test_fill(x, &r, -1, 1);
+        sp_tape *t = sp_tape_new();
+        sp_ctc_opts o = {.reduction = (sp_ctc_reduction)red};
+        /* row 0 normal, row 1 length 0 and no labels, row 2 three frames and no labels */
+        sp_tensor *l = sp_ctc_loss(t, x, T, B, (int[B]){3, 0, 3}, (int[2]){2, 3}, (int[B]){2, 0, 0}, &o);
+        assert_non_null(l);
+        if (red == SP_CTC_NONE) {
+            assert_true(l->data[0] > 0);
+            assert_true(l->data[1] == 0);
+            assert_true(l->data[2] > 0); /* all blanks: -sum log p(blank) */
+        }
+        assert_int_equal(sp_backward(t, red == SP_CTC_NONE ? sp_sum(t, l) : l), SP_OK);
+        for (int i = 0; i < T * B * C; i++) assert_true(isfinite(x->grad[i]));
+        for (int s = 0; s < T; s++)
+            for (int k = 0; k < C; k++) assert_true(x->grad[(s * B + 1) * C + k] == 0);
+        sp_tape_free(t);
+        t = sp_tape_new();
+        sp_params_zero_grad(ps);
+        assert_null(sp_ctc_loss(t, x, T, B, (int[B]){3, 0, 3}, (int[3]){2, 3, 1}, (int[B]){2, 1, 0}, &o));
+        assert_non_null(strstr(sp_tape_errmsg(t), "ctc_loss"));
+        assert_non_null(strstr(sp_tape_errmsg(t), "row 1 has 1 labels"));
+        sp_tape_free(t);
+        t = sp_tape_new();
+        o.zero_infinity = 1;
+        l = sp_ctc_loss(t, x, T, B, (int[B]){3, 0, 3}, (int[3]){2, 3, 1}, (int[B]){2, 1, 0}, &o);
+        assert_non_null(l);
+        if (red == SP_CTC_NONE) assert_true(l->data[1] == 0);
+        assert_int_equal(sp_backward(t, red == SP_CTC_NONE ? sp_sum(t, l) : l), SP_OK);
+        for (int i = 0; i < T * B * C; i++) assert_true(isfinite(x->grad[i]));
+        sp_tape_free(t);
+        sp_params_free(ps);
+    }
+}
+
+/* No alignment because of repeats (1 1 needs 3 frames): zero_infinity gives 0 for that row and
+ * leaves its frames' gradient 0; the mean still divides by B, as PyTorch. */
+static void test_ctc_loss_zero_infinity(void **state)
+{
+    (void)state;
+    enum { T = 2, B = 2, C = 3 };
+    sp_params *ps = sp_params_new();
+    sp_tensor *x = sp_param(ps, "x", T * B, C);
+    sp_rng r;
+    sp_rng_seed(&r, 5);
+    sp_test_fill(x, &r, -1, 1);
+    sp_tape *t = sp_tape_new();
+    assert_null(sp_ctc_loss(t, x, T, B, NULL, (int[4]){1, 2, 1, 1}, (int[2]){2, 2}, NULL));
+    assert_non_null(strstr(sp_tape_errmsg(t), "row 1 has 2 labels that need 3 frames"));
+    sp_tape_reset(t);
+    sp_ctc_opts o = {.zero_infinity = 1, .reduction = SP_CTC_NONE};
+    sp_tensor *l = sp_ctc_loss(t, x, T, B, NULL, (int[4]){1, 2, 1, 1}, (int[2]){2, 2}, &o);
+    assert_non_null(l);
+    double l0 = l->data[0];
+    assert_true(l0 > 0 && l->data[1] == 0);
+    sp_tape_reset(t);
+    o.reduction = SP_CTC_MEAN;
+    l = sp_ctc_loss(t, x, T, B, NULL, (int[4]){1, 2, 1, 1}, (int[2]){2, 2}, &o);
+    sp_test_close(l->data[0], l0 / 2 / 2, 1e-14, 0, "mean: row loss / labels / B");
+    assert_int_equal(sp_backward(t, l), SP_OK);
+    for (int s = 0; s < T; s++)
+        for (int k = 0; k < C; k++) {
+            assert_true(x->grad[(s * B + 1) * C + k] == 0);
+            assert_true(x->grad[(s * B + 0) * C + k] != 0);
+        }
+    sp_tape_free(t);
+    sp_params_free(ps);
+}
+
+static void expect_error(sp_tensor *(*make)(sp_tape *t), const char *what)
+{
+    sp_tape *t = sp_tape_new();
+    assert_null(make(t));
+    const char *m = sp_tape_errmsg(t);
+    if (!strstr(m, "ctc_loss") || !strstr(m, what)) print_error("# message \"%s\" lacks \"%s\"\n", m, what);
+    assert_non_null(strstr(m, "ctc_loss"));
+    assert_non_null(strstr(m, what));
+    sp_tape_free(t);
+}
+#define X sp_const(t, 6, 4)
+static sp_tensor *bad_rows(sp_tape *t) { return sp_ctc_loss(t, X, 4, 2, NULL, (int[1]){1}, (int[2]){1, 0}, NULL); }
+static sp_tensor *bad_blank(sp_tape *t)
+{
+    return sp_ctc_loss(t, X, 3, 2, NULL, (int[1]){1}, (int[2]){1, 0}, &(sp_ctc_opts){.blank = 4});
+}
+static sp_tensor *label_is_blank(sp_tape *t)
+{
+    return sp_ctc_loss(t, X, 3, 2, NULL, (int[2]){1, 2}, (int[2]){1, 1}, &(sp_ctc_opts){.blank = 2});
+}
+static sp_tensor *label_too_big(sp_tape *t) { return sp_ctc_loss(t, X, 3, 2, NULL, (int[1]){4}, (int[2]){0, 1}, NULL); }
+static sp_tensor *bad_length(sp_tape *t) { return sp_ctc_loss(t, X, 3, 2, (int[2]){3, 4}, NULL, (int[2]){0, 0}, NULL); }
+static sp_tensor *no_lengths(sp_tape *t) { return sp_ctc_loss(t, X, 3, 2, NULL, NULL, NULL, NULL); }
+static sp_tensor *bad_reduction(sp_tape *t)
+{
+    return sp_ctc_loss(t, X, 3, 2, NULL, NULL, (int[2]){0, 0}, &(sp_ctc_opts){.reduction = (sp_ctc_reduction)7});
+}
+static sp_tensor *over_stride(sp_tape *t)
+{
+    return sp_ctc_loss(t, X, 3, 2, NULL, (int[4]){1, 1, 1, 1}, (int[2]){1, 3}, &(sp_ctc_opts){.label_stride = 2});
+}
+#undef X
+
+static void test_ctc_loss_errors(void **state)
+{
+    (void)state;
+    expect_error(bad_rows, "are not T*B = 4*2 rows");
+    expect_error(bad_blank, "blank 4 is not one of the 4 classes");
+    expect_error(label_is_blank, "label 0 of row 1 is 2");
+    expect_error(label_too_big, "label 0 of row 1 is 4");
+    expect_error(bad_length, "input_lengths[1] = 4");
+    expect_error(no_lengths, "label lengths are NULL");
+    expect_error(bad_reduction, "reduction 7");
+    expect_error(over_stride, "label_lengths[1] = 3 is over label_stride");
+}
+
+/* Threads split the batch (B = 9 rows of up to 120 frames, above the threshold); every row is one
+ * thread's and the reduction runs in row order, so 1 and 2 threads give the same bits. */
+static void test_ctc_loss_threads(void **state)
+{
+    (void)state;
+    enum { T = 120, B = 9, C = 20, L = 30 };
+    sp_params *ps = sp_params_new();
+    sp_tensor *x = sp_param(ps, "x", T * B, C);
+    sp_rng r;
+    sp_rng_seed(&r, 6);
+    sp_test_fill(x, &r, -2, 2);
+    int in_len[B], lab_len[B], lab[B * L];
+    for (int b = 0; b < B; b++) {
+        in_len[b] = T - 11 * b;
+        lab_len[b] = L - 3 * b;
+        for (int i = 0; i < L; i++) lab[b * L + i] = 1 + sp_rng_below(&r, C - 1);
+    }
+    double loss[2], *grad[2];
+    for (int k = 0; k < 2; k++) {
+        sp_set_threads(k + 1);
+        sp_params_zero_grad(ps);
+        sp_tape *t = sp_tape_new();
+        sp_tensor *l = sp_ctc_loss(t, x, T, B, in_len, lab, lab_len, &(sp_ctc_opts){.label_stride = L});
+        assert_non_null(l);
+        loss[k] = l->data[0];
+        assert_int_equal(sp_backward(t, l), SP_OK);
+        grad[k] = malloc(sizeof(double) * T * B * C);
+        for (int i = 0; i < T * B * C; i++) grad[k][i] = x->grad[i];
+        sp_tape_free(t);
+    }
+    sp_set_threads(2);
+    assert_true(loss[0] == loss[1]);
+    assert_memory_equal(grad[0], grad[1], sizeof(double) * T * B * C);
+    free(grad[0]);
+    free(grad[1]);
+    sp_params_free(ps);
+}
+
+int main(void)
+{
+    sp_init(&(sp_init_opts){.flags = SP_INIT_FIXED_THREADS}); /* two threads even on a busy machine */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ctc_loss_is_the_sum_over_paths),
+        cmocka_unit_test(test_ctc_loss_long_row_closed_form),
+        cmocka_unit_test(test_ctc_loss_empty_rows),
+        cmocka_unit_test(test_ctc_loss_zero_infinity),
+        cmocka_unit_test(test_ctc_loss_errors),
+        cmocka_unit_test(test_ctc_loss_threads),
+    };
+    return cmocka_run_group_tests_name("ctc", tests, NULL, NULL);
+}
