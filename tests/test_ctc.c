@@ -246,6 +246,57 @@ static void test_ctc_loss_threads(void **state)
     sp_params_free(ps);
 }
 
+/* ------------------------------------------------------------------ decoding */
+
+static void expect_labels(const int *out, int n, const int *want, int n_want, const char *what)
+{
+    int same = n == n_want && (n == 0 || memcmp(out, want, sizeof(int) * n) == 0);
+    if (!same) {
+        print_error("# %s: got", what);
+        for (int i = 0; i < n; i++) print_error(" %d", out[i]);
+        print_error(", want");
+        for (int i = 0; i < n_want; i++) print_error(" %d", want[i]);
+        print_error("\n");
+    }
+    assert_true(same);
+}
+
+/* Best path 1 1 0 1 2 2 0 0 with blank 0: "1 1 2" (the blank splits the repeat); row 1 stops after
+ * 3 frames: "1"; the score is the best path's log-probability. */
+static void test_ctc_greedy(void **state)
+{
+    (void)state;
+    enum { T = 8, B = 2, C = 3 };
+    static const int best[2][T] = {{1, 1, 0, 1, 2, 2, 0, 0}, {0, 1, 1, 2, 2, 2, 2, 2}};
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = sp_const(t, T * B, C);
+    double want_score[B] = {0, 0};
+    for (int s = 0; s < T; s++)
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < C; k++) {
+                double p = k == best[b][s] ? 0.5 + 0.05 * s : (0.5 - 0.05 * s) / 2;
+                x->data[(s * B + b) * C + k] = (sp_real)log(p) + 3; /* logits: any shift */
+                if (k == best[b][s] && (b == 0 || s < 3)) want_score[b] += log(p);
+            }
+    int out[B * T], len[B];
+    double score[B];
+    assert_int_equal(sp_ctc_greedy(x, T, B, (int[B]){T, 3}, 0, out, len, score), SP_OK);
+    expect_labels(out, len[0], (int[3]){1, 1, 2}, 3, "greedy row 0");
+    expect_labels(out + T, len[1], (int[1]){1}, 1, "greedy row 1");
+    sp_test_close(score[0], want_score[0], 1e-12, 0, "greedy score row 0");
+    sp_test_close(score[1], want_score[1], 1e-12, 0, "greedy score row 1");
+    /* a row of length 0 decodes to nothing */
+    assert_int_equal(sp_ctc_greedy(x, T, B, (int[B]){0, 0}, 0, out, len, NULL), SP_OK);
+    assert_true(len[0] == 0 && len[1] == 0);
+    /* errors name the decoder */
+    assert_int_equal(sp_ctc_greedy(x, T, B, NULL, 3, out, len, NULL), SP_ERR_ARG);
+    assert_non_null(strstr(sp_last_error(), "ctc_greedy: blank 3"));
+    assert_int_equal(sp_ctc_greedy(x, 5, B, NULL, 0, out, len, NULL), SP_ERR_SHAPE);
+    assert_int_equal(sp_ctc_greedy(x, T, B, (int[B]){9, 0}, 0, out, len, NULL), SP_ERR_ARG);
+    assert_non_null(strstr(sp_last_error(), "input_lengths[0] = 9"));
+    sp_tape_free(t);
+}
+
 int main(void)
 {
     sp_init(&(sp_init_opts){.flags = SP_INIT_FIXED_THREADS}); /* two threads even on a busy machine */
@@ -256,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_ctc_loss_zero_infinity),
         cmocka_unit_test(test_ctc_loss_errors),
         cmocka_unit_test(test_ctc_loss_threads),
+        cmocka_unit_test(test_ctc_greedy),
     };
     return cmocka_run_group_tests_name("ctc", tests, NULL, NULL);
 }

@@ -165,6 +165,15 @@ typedef struct {
 sp_tensor *sp_ctc_loss(sp_tape *t, sp_tensor *logits, int T, int B, const int *input_lengths, const int *labels,
                        const int *label_lengths, const sp_ctc_opts *opts);
 
+/** Best-path CTC decoding (ops/ctc_decode.c; no tape, nothing recorded): the best class of every
+ * frame, repeats merged, blanks dropped. scores [T*B, C] as sp_ctc_loss's logits (log-probabilities
+ * work as well: log_softmax leaves them as they are); input_lengths NULL (all T) or B values in
+ * [0, T]. out [B*T]: row b's labels from out[b*T], out_len[b] of them; score (NULL or [B]): the
+ * log-probability of the best path. That path's labelling need not be the most likely labelling
+ * (which sums over all its paths): sp_ctc_beam_search looks for that one. */
+sp_status sp_ctc_greedy(const sp_tensor *scores, int T, int B, const int *input_lengths, int blank, int *out,
+                        int *out_len, double *score);
+
 /* ----------------------------------------------------------- reductions */
 
 sp_tensor *sp_sum(sp_tape *t, sp_tensor *x);                 /**< [1, 1] */
