@@ -248,9 +248,18 @@ static void test_ctc_loss_threads(void **state)
 
 /* ------------------------------------------------------------------ decoding */
 
+/* A [T, C] matrix of probabilities (B = 1) as log-probabilities on a tape. */
+static sp_tensor *probs(sp_tape *t, int T, int C, const double *p)
+{
+    sp_tensor *x = sp_const(t, T, C);
+    for (int i = 0; i < T * C; i++) x->data[i] = (sp_real)log(p[i]);
+    return x;
+}
+
 static void expect_labels(const int *out, int n, const int *want, int n_want, const char *what)
 {
-    int same = n == n_want && (n == 0 || memcmp(out, want, sizeof(int) * n) == 0);
+    int same = n == n_want;
+    for (int i = 0; same && i < n; i++) same = out[i] == want[i];
     if (!same) {
         print_error("# %s: got", what);
         for (int i = 0; i < n; i++) print_error(" %d", out[i]);
@@ -297,6 +306,179 @@ static void test_ctc_greedy(void **state)
     sp_tape_free(t);
 }
 
+/* Two frames of P(blank) = 0.6, P(1) = 0.4: the best path is blank blank (0.36), but "1" has
+ * three paths (1 1, 1 -, - 1: 0.64). Greedy says "", the beam search "1"; an insertion bonus of -1
+ * per label tips it back to "". */
+static void test_ctc_beam_beats_greedy(void **state)
+{
+    (void)state;
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = probs(t, 2, 2, (double[4]){0.6, 0.4, 0.6, 0.4});
+    int out[2], len[1];
+    double score[1];
+    assert_int_equal(sp_ctc_greedy(x, 2, 1, NULL, 0, out, len, score), SP_OK);
+    expect_labels(out, len[0], NULL, 0, "greedy");
+    sp_test_close(score[0], log(0.36), 1e-12, 0, "greedy score");
+    assert_int_equal(sp_ctc_beam_search(x, 2, 1, NULL, NULL, out, len, score), SP_OK);
+    expect_labels(out, len[0], (int[1]){1}, 1, "beam");
+    sp_test_close(score[0], log(0.64), 1e-12, 0, "beam score");
+    sp_ctc_beam_opts o = {.beam = 4, .insertion_bonus = -1};
+    assert_int_equal(sp_ctc_beam_search(x, 2, 1, NULL, &o, out, len, score), SP_OK);
+    expect_labels(out, len[0], NULL, 0, "beam with a bonus of -1");
+    sp_test_close(score[0], log(0.36), 1e-12, 0, "beam score with a bonus of -1");
+    sp_tape_free(t);
+}
+
+/* Every labelling's probability by summing over all C^T paths, for the most likely one. */
+static double best_labelling(const sp_tensor *x, int T, int B, int b, int blank, int *best, int *best_len)
+{
+    enum { MAXN = 4096 };
+    static long keys[MAXN];
+    static double p[MAXN];
+    int C = x->cols, n = 0, path[8];
+    long total = 1;
+    for (int s = 0; s < T; s++) total *= C;
+    for (long code = 0; code < total; code++) {
+        long c = code, key = 0;
+        double q = 1;
+        for (int s = 0; s < T; s++, c /= C) {
+            path[s] = (int)(c % C);
+            const sp_real *row = sp_at(x, s * B + b, 0);
+            double z = 0;
+            for (int k = 0; k < C; k++) z += exp((double)row[k]);
+            q *= exp((double)row[path[s]]) / z;
+            if (path[s] != blank && (s == 0 || path[s] != path[s - 1])) key = key * (C + 1) + path[s] + 1;
+        }
+        int i = 0;
+        while (i < n && keys[i] != key) i++;
+        if (i == n) keys[n] = key, p[n++] = 0;
+        p[i] += q;
+    }
+    int w = 0;
+    for (int i = 1; i < n; i++) w = p[i] > p[w] ? i : w;
+    int tmp[8], m = 0;
+    for (long key = keys[w]; key > 0; key /= C + 1) tmp[m++] = (int)(key % (C + 1)) - 1;
+    for (int i = 0; i < m; i++) best[i] = tmp[m - 1 - i];
+    *best_len = m;
+    return log(p[w]);
+}
+
+/* With a beam as large as the number of prefixes the search is exact: random scores, 2 rows of
+ * different lengths, blank 0 and blank C-1; the winner and its log-probability equal the best of
+ * the enumeration. A narrow beam finds a labelling no more likely than that. */
+static void test_ctc_beam_exact_with_a_wide_beam(void **state)
+{
+    (void)state;
+    enum { T = 6, B = 2 };
+    for (int trial = 0; trial < 12; trial++) {
+        int C = 3 + trial % 2, blank = trial % 3 == 2 ? C - 1 : 0, lens[B] = {T, T - 1 - trial % 3};
+        sp_tape *t = sp_tape_new();
+        sp_tensor *x = sp_test_const(t, T * B, C, 40 + trial);
+        for (size_t i = 0; i < sp_numel(x); i++) x->data[i] *= 2.5;
+        int out[B * T], len[B], nar[B * T], nlen[B];
+        double score[B], nscore[B];
+        sp_ctc_beam_opts o = {.beam = 5000, .blank = blank}, narrow = {.beam = 2, .blank = blank};
+        assert_int_equal(sp_ctc_beam_search(x, T, B, lens, &o, out, len, score), SP_OK);
+        assert_int_equal(sp_ctc_beam_search(x, T, B, lens, &narrow, nar, nlen, nscore), SP_OK);
+        for (int b = 0; b < B; b++) {
+            int want[8], n;
+            double lp = best_labelling(x, lens[b], B, b, blank, want, &n);
+            expect_labels(out + b * T, len[b], want, n, "wide beam vs enumeration");
+            sp_test_close(score[b], lp, 1e-12, 0, "wide beam score");
+            assert_true(nscore[b] <= lp + 1e-12);
+        }
+        sp_tape_free(t);
+    }
+}
+
+/* A bigram model over labels 1..3 (a, b, c) as callbacks: the state is the last label (0 at the
+ * start). After a it says c (0.9) rather than b (0.05); anything else is uniform. */
+typedef struct {
+    int calls, most;
+    int fail_after;
+} bigram;
+
+static void bigram_logp(int last, double *logp)
+{
+    for (int c = 0; c < 4; c++) logp[c] = log(1.0 / 3);
+    if (last == 1) logp[1] = log(0.05), logp[2] = log(0.05), logp[3] = log(0.9);
+    logp[4] = log(0.5); /* end of text */
+}
+
+static sp_status bigram_start(void *user, void *st, double *logp)
+{
+    (void)user;
+    *(int *)st = 0;
+    bigram_logp(0, logp);
+    return SP_OK;
+}
+
+static sp_status bigram_advance(void *user, int n, const void *const *from, const int *labels, void *const *to,
+                                double *const *logp)
+{
+    bigram *g = user;
+    (void)from;
+    if (g->fail_after && g->calls >= g->fail_after) return sp_fail(SP_ERR_ARG, "bigram: told to fail");
+    g->calls++;
+    g->most = n > g->most ? n : g->most;
+    for (int i = 0; i < n; i++) {
+        *(int *)to[i] = labels[i];
+        bigram_logp(labels[i], logp[i]);
+    }
+    return SP_OK;
+}
+
+/* Frame 0 says a, frame 1 b (0.5) or c (0.4), frame 2 blank: "ab" wins on the scores alone, "ac"
+ * once the bigram's weight is 1: log 0.45 + log 1/3 + log 0.9 + log 0.5 > log 0.55 + log 1/3 + log 0.05. */
+static void test_ctc_beam_lm_changes_the_answer(void **state)
+{
+    (void)state;
+    static const double p[12] = {0.1, 0.8, 0.05, 0.05, 0.1, 0.0001, 0.4999, 0.4, 0.9, 0.0334, 0.0333, 0.0333};
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = probs(t, 3, 4, p);
+    bigram g = {0};
+    sp_ctc_lm lm = {sizeof(int), bigram_start, bigram_advance, &g};
+    sp_ctc_beam_opts o = {.beam = 8, .lm = &lm, .lm_weight = 0};
+    int out[3], len[1];
+    double score[1];
+    assert_int_equal(sp_ctc_beam_search(x, 3, 1, NULL, &o, out, len, score), SP_OK);
+    expect_labels(out, len[0], (int[2]){1, 2}, 2, "no LM weight");
+    assert_int_equal(g.calls, 0); /* weight 0: the model is not asked */
+    o.lm_weight = 1;
+    assert_int_equal(sp_ctc_beam_search(x, 3, 1, NULL, &o, out, len, score), SP_OK);
+    expect_labels(out, len[0], (int[2]){1, 3}, 2, "with the LM");
+    assert_true(g.calls > 0 && g.most <= 8);
+    /* P_ctc("ac") is the sum over its paths a c -, a c c, a a c, - a c, a - c */
+    double ctc = log(0.8 * 0.4 * 0.9 + 0.8 * 0.4 * 0.0333 + 0.8 * 0.0001 * 0.0333 + 0.1 * 0.0001 * 0.0333 + 0.8 * 0.1 * 0.0333);
+    sp_test_close(score[0], ctc + log(1.0 / 3) + log(0.9) + log(0.5), 1e-9, 0, "fused score");
+    /* a failing model stops the search with its status and message */
+    g.fail_after = 1;
+    assert_int_equal(sp_ctc_beam_search(x, 3, 1, NULL, &o, out, len, score), SP_ERR_ARG);
+    assert_non_null(strstr(sp_last_error(), "told to fail"));
+    sp_tape_free(t);
+}
+
+static void test_ctc_beam_errors(void **state)
+{
+    (void)state;
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = sp_test_const(t, 4, 3, 1);
+    int out[4], len[1];
+    assert_int_equal(sp_ctc_beam_search(x, 4, 1, NULL, &(sp_ctc_beam_opts){.beam = -1}, out, len, NULL), SP_ERR_ARG);
+    assert_non_null(strstr(sp_last_error(), "ctc_beam_search: beam -1"));
+    assert_int_equal(sp_ctc_beam_search(x, 4, 1, NULL, &(sp_ctc_beam_opts){.lm_weight = NAN}, out, len, NULL), SP_ERR_ARG);
+    sp_ctc_lm half = {sizeof(int), bigram_start, NULL, NULL};
+    assert_int_equal(sp_ctc_beam_search(x, 4, 1, NULL, &(sp_ctc_beam_opts){.lm = &half, .lm_weight = 1}, out, len, NULL),
+                     SP_ERR_ARG);
+    assert_non_null(strstr(sp_last_error(), "no advance callback"));
+    assert_int_equal(sp_ctc_beam_search(x, 4, 1, NULL, &(sp_ctc_beam_opts){.blank = 3}, out, len, NULL), SP_ERR_ARG);
+    assert_int_equal(sp_ctc_beam_search(x, 2, 1, NULL, NULL, out, len, NULL), SP_ERR_SHAPE);
+    x->data[4] = NAN; /* frame 1 */
+    assert_int_equal(sp_ctc_beam_search(x, 4, 1, NULL, NULL, out, len, NULL), SP_ERR_ARG);
+    assert_non_null(strstr(sp_last_error(), "at frame 1 of row 0"));
+    sp_tape_free(t);
+}
+
 int main(void)
 {
     sp_init(&(sp_init_opts){.flags = SP_INIT_FIXED_THREADS}); /* two threads even on a busy machine */
@@ -308,6 +490,10 @@ int main(void)
         cmocka_unit_test(test_ctc_loss_errors),
         cmocka_unit_test(test_ctc_loss_threads),
         cmocka_unit_test(test_ctc_greedy),
+        cmocka_unit_test(test_ctc_beam_beats_greedy),
+        cmocka_unit_test(test_ctc_beam_exact_with_a_wide_beam),
+        cmocka_unit_test(test_ctc_beam_lm_changes_the_answer),
+        cmocka_unit_test(test_ctc_beam_errors),
     };
     return cmocka_run_group_tests_name("ctc", tests, NULL, NULL);
 }
