@@ -10,30 +10,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* -log of the summed probability of every path of T frames over C classes (softmax of the rows
- * x[t*B + b]) that collapses (repeats merged, blanks dropped) to lab[0..L). */
-static double brute_force(const sp_tensor *x, int T, int B, int b, const int *lab, int L, int blank)
+/* Every labelling of T <= 8 frames over C classes (softmax of the rows x[t*B + b]) with its
+ * probability, the sum over every path that collapses to it (repeats merged, blanks dropped), by
+ * enumerating all C^T paths. A labelling is the key sum of (label + 1) (C + 1)^i, most recent
+ * label in the lowest digit; returns how many there are in keys[] and p[]. */
+enum { MAX_LABELLINGS = 4096 };
+static long keys[MAX_LABELLINGS];
+static double lab_p[MAX_LABELLINGS];
+
+static int labellings(const sp_tensor *x, int T, int B, int b, int blank)
 {
-    int C = x->cols, path[8];
-    double total = 0;
-    long n = 1;
-    for (int t = 0; t < T; t++) n *= C;
-    for (long code = 0; code < n; code++) {
-        long c = code;
-        double p = 1;
-        for (int t = 0; t < T; t++, c /= C) {
-            path[t] = (int)(c % C);
-            const sp_real *row = sp_at(x, t * B + b, 0);
+    int C = x->cols, n = 0, path[8];
+    long total = 1;
+    for (int s = 0; s < T; s++) total *= C;
+    for (long code = 0; code < total; code++) {
+        long c = code, key = 0;
+        double q = 1;
+        for (int s = 0; s < T; s++, c /= C) {
+            path[s] = (int)(c % C);
+            const sp_real *row = sp_at(x, s * B + b, 0);
             double z = 0;
             for (int k = 0; k < C; k++) z += exp((double)row[k]);
-            p *= exp((double)row[path[t]]) / z;
+            q *= exp((double)row[path[s]]) / z;
+            if (path[s] != blank && (s == 0 || path[s] != path[s - 1])) key = key * (C + 1) + path[s] + 1;
         }
-        int out[8], m = 0;
-        for (int t = 0; t < T; t++)
-            if (path[t] != blank && (t == 0 || path[t] != path[t - 1])) out[m++] = path[t];
-        if (m == L && (L == 0 || memcmp(out, lab, sizeof(int) * L) == 0)) total += p;
+        int i = 0;
+        while (i < n && keys[i] != key) i++;
+        if (i == n) keys[n] = key, lab_p[n++] = 0;
+        lab_p[i] += q;
     }
-    return -log(total);
+    return n;
+}
+
+/* -log P(lab[0..L) | frames of row b) by enumeration. */
+static double brute_force(const sp_tensor *x, int T, int B, int b, const int *lab, int L, int blank)
+{
+    long key = 0;
+    for (int i = 0; i < L; i++) key = key * (x->cols + 1) + lab[i] + 1;
+    int n = labellings(x, T, B, b, blank);
+    for (int i = 0; i < n; i++)
+        if (keys[i] == key) return -log(lab_p[i]);
+    return INFINITY;
 }
 
 static void test_ctc_loss_is_the_sum_over_paths(void **state)
@@ -329,38 +346,16 @@ static void test_ctc_beam_beats_greedy(void **state)
     sp_tape_free(t);
 }
 
-/* Every labelling's probability by summing over all C^T paths, for the most likely one. */
+/* The most likely labelling of row b by enumeration, and its log-probability. */
 static double best_labelling(const sp_tensor *x, int T, int B, int b, int blank, int *best, int *best_len)
 {
-    enum { MAXN = 4096 };
-    static long keys[MAXN];
-    static double p[MAXN];
-    int C = x->cols, n = 0, path[8];
-    long total = 1;
-    for (int s = 0; s < T; s++) total *= C;
-    for (long code = 0; code < total; code++) {
-        long c = code, key = 0;
-        double q = 1;
-        for (int s = 0; s < T; s++, c /= C) {
-            path[s] = (int)(c % C);
-            const sp_real *row = sp_at(x, s * B + b, 0);
-            double z = 0;
-            for (int k = 0; k < C; k++) z += exp((double)row[k]);
-            q *= exp((double)row[path[s]]) / z;
-            if (path[s] != blank && (s == 0 || path[s] != path[s - 1])) key = key * (C + 1) + path[s] + 1;
-        }
-        int i = 0;
-        while (i < n && keys[i] != key) i++;
-        if (i == n) keys[n] = key, p[n++] = 0;
-        p[i] += q;
-    }
-    int w = 0;
-    for (int i = 1; i < n; i++) w = p[i] > p[w] ? i : w;
+    int C = x->cols, n = labellings(x, T, B, b, blank), w = 0;
+    for (int i = 1; i < n; i++) w = lab_p[i] > lab_p[w] ? i : w;
     int tmp[8], m = 0;
     for (long key = keys[w]; key > 0; key /= C + 1) tmp[m++] = (int)(key % (C + 1)) - 1;
     for (int i = 0; i < m; i++) best[i] = tmp[m - 1 - i];
     *best_len = m;
-    return log(p[w]);
+    return log(lab_p[w]);
 }
 
 /* With a beam as large as the number of prefixes the search is exact: random scores, 2 rows of
@@ -458,6 +453,112 @@ static void test_ctc_beam_lm_changes_the_answer(void **state)
     sp_tape_free(t);
 }
 
+/* log_softmax of the next-token logits of a 1-row stream after reading ids[0..n) (a direct use of
+ * the streaming path, against which the adapter is checked). */
+static void direct_lm(const sp_rnn *rnn, const sp_embed *emb, const sp_linear *head, const int *ids, int n, double *lsm)
+{
+    sp_stream *s = sp_stream_new(rnn, 1, NULL);
+    assert_non_null(s);
+    assert_int_equal(sp_stream_set_table(s, emb->weight), SP_OK);
+    const sp_tensor *y = NULL;
+    for (int i = 0; i < n; i++) {
+        sp_tape *t = sp_stream_begin(s);
+        y = sp_linear_forward(t, head, sp_stream_step_ids(s, &ids[i]));
+        assert_non_null(y);
+    }
+    double m = -INFINITY, z = 0;
+    for (int v = 0; v < head->out; v++) m = fmax(m, (double)y->data[v]);
+    for (int v = 0; v < head->out; v++) z += exp((double)y->data[v] - m);
+    for (int v = 0; v < head->out; v++) lsm[v] = (double)y->data[v] - m - log(z);
+    sp_stream_free(s);
+}
+
+/* sp_ctc_lm_stream_new over a random 2-layer LSTM of 5 tokens (0 the boundary, bos and eos):
+ * labels 1, 2, 3 are tokens 2, 3, 4, label 4 is unknown. Its distributions after a chain of labels
+ * equal a direct stream's, through batches larger than its 3 rows and an unknown label (which
+ * passes the state on); the beam search's score with it is -ctc_loss + weight * (the model's log
+ * P of the winner and its end) + bonus * length. */
+static void test_ctc_lm_stream(void **state)
+{
+    (void)state;
+    enum { V = 5, E = 4, H = 6, C = 5, T = 5 };
+    sp_params *ps = sp_params_new();
+    sp_rng rng;
+    sp_rng_seed(&rng, 77);
+    sp_embed emb;
+    sp_rnn rnn;
+    sp_linear head;
+    assert_int_equal(sp_embed_init(&emb, ps, "emb", V, E, &rng), SP_OK);
+    assert_int_equal(sp_rnn_init(&rnn, ps, "rnn", SP_CELL_LSTM, E, H, 2, 0, NULL, &rng), SP_OK);
+    assert_int_equal(sp_linear_init(&head, ps, "head", H, V, 1, &rng), SP_OK);
+    const int label_token[C] = {-1, 2, 3, 4, -1};
+    sp_ctc_lm *lm = sp_ctc_lm_stream_new(&rnn, emb.weight, &head, C, label_token, 0, 0, 3);
+    assert_non_null(lm);
+    unsigned char *st = malloc(lm->state_size * 8);
+    double lp[8][C + 1], lsm[V];
+    void *s[8];
+    for (int i = 0; i < 8; i++) s[i] = st + i * lm->state_size;
+    assert_int_equal(lm->start(lm->user, s[0], lp[0]), SP_OK);
+    direct_lm(&rnn, &emb, &head, (int[1]){0}, 1, lsm);
+    for (int c = 1; c < 4; c++) sp_test_close(lp[0][c], lsm[label_token[c]], 1e-12, 1e-14, "start");
+    sp_test_close(lp[0][4], -log((double)V), 1e-12, 0, "unknown label");
+    sp_test_close(lp[0][C], lsm[0], 1e-12, 1e-14, "end");
+    /* five prefixes from the start at once (two chunks of 3 rows), one of them the unknown label */
+    const int labels[5] = {1, 2, 4, 3, 1};
+    assert_int_equal(lm->advance(lm->user, 5, (const void *const[5]){s[0], s[0], s[0], s[0], s[0]}, labels,
+                                 (void *const[5]){s[1], s[2], s[3], s[4], s[5]},
+                                 (double *const[5]){lp[1], lp[2], lp[3], lp[4], lp[5]}),
+                     SP_OK);
+    for (int i = 0; i < 5; i++) {
+        if (labels[i] == 4) {
+            for (int c = 1; c <= C; c++) assert_true(lp[1 + i][c] == lp[0][c]);
+            continue;
+        }
+        direct_lm(&rnn, &emb, &head, (int[2]){0, label_token[labels[i]]}, 2, lsm);
+        for (int c = 1; c < 4; c++) sp_test_close(lp[1 + i][c], lsm[label_token[c]], 1e-12, 1e-14, "after one label");
+    }
+    /* a chain: 3 then 2 then unknown then 1 */
+    assert_int_equal(lm->advance(lm->user, 1, (const void *const[1]){s[4]}, (int[1]){2}, (void *const[1]){s[6]},
+                                 (double *const[1]){lp[6]}), SP_OK);
+    assert_int_equal(lm->advance(lm->user, 1, (const void *const[1]){s[6]}, (int[1]){4}, (void *const[1]){s[7]},
+                                 (double *const[1]){lp[7]}), SP_OK);
+    assert_int_equal(lm->advance(lm->user, 1, (const void *const[1]){s[7]}, (int[1]){1}, (void *const[1]){s[6]},
+                                 (double *const[1]){lp[6]}), SP_OK);
+    direct_lm(&rnn, &emb, &head, (int[4]){0, 4, 3, 2}, 4, lsm);
+    for (int c = 1; c < 4; c++) sp_test_close(lp[6][c], lsm[label_token[c]], 1e-12, 1e-14, "after a chain");
+
+    /* the search with it: its score is the fused score of its winner (a beam that keeps every
+     * prefix: a narrow one leaves out the paths through the prefixes it dropped) */
+    sp_tape *t = sp_tape_new();
+    sp_tensor *x = sp_test_const(t, T, C, 3);
+    for (size_t i = 0; i < sp_numel(x); i++) x->data[i] *= 3;
+    sp_ctc_beam_opts o = {.beam = 2000, .lm = lm, .lm_weight = 0.7, .insertion_bonus = 0.3};
+    int out[T], len[1];
+    double score[1];
+    assert_int_equal(sp_ctc_beam_search(x, T, 1, NULL, &o, out, len, score), SP_OK);
+    sp_tensor *l = sp_ctc_loss(t, x, T, 1, NULL, out, len, NULL);
+    assert_non_null(l);
+    double lm_sum = 0;
+    assert_int_equal(lm->start(lm->user, s[0], lp[0]), SP_OK);
+    for (int i = 0; i < len[0]; i++) {
+        lm_sum += lp[i % 2][out[i]];
+        assert_int_equal(lm->advance(lm->user, 1, (const void *const[1]){s[i % 2]}, &out[i], (void *const[1]){s[1 - i % 2]},
+                                     (double *const[1]){lp[1 - i % 2]}), SP_OK);
+    }
+    lm_sum += lp[len[0] % 2][C];
+    double want = -l->data[0] * (len[0] > 0 ? len[0] : 1) + 0.7 * lm_sum + 0.3 * len[0]; /* mean divided by the length */
+    sp_test_close(score[0], want, 1e-10, 0, "fused score with the stream model");
+    sp_tape_free(t);
+    /* bad arguments */
+    assert_null(sp_ctc_lm_stream_new(&rnn, emb.weight, &head, C, (int[C]){-1, 5, 2, 3, 4}, 0, 0, 3));
+    assert_non_null(strstr(sp_last_error(), "label_token[1] = 5"));
+    assert_null(sp_ctc_lm_stream_new(&rnn, emb.weight, &head, C, label_token, 7, 0, 3));
+    free(st);
+    sp_ctc_lm_stream_free(lm);
+    sp_ctc_lm_stream_free(NULL);
+    sp_params_free(ps);
+}
+
 static void test_ctc_beam_errors(void **state)
 {
     (void)state;
@@ -494,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_ctc_beam_exact_with_a_wide_beam),
         cmocka_unit_test(test_ctc_beam_lm_changes_the_answer),
         cmocka_unit_test(test_ctc_beam_errors),
+        cmocka_unit_test(test_ctc_lm_stream),
     };
     return cmocka_run_group_tests_name("ctc", tests, NULL, NULL);
 }
