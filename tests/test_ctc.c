@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* test_ctc.c - the CTC loss op (ops/ctc.c), double build: its value against the sum over every
+/* test_ctc.c - CTC, double build. The loss op (ops/ctc.c): its value against the sum over every
  * frame-level path (all C^T of them) that collapses to the labels, a long row against the closed
  * form, rows of length 0, rows without an alignment with and without zero_infinity, the argument
- * errors, and the same numbers on 1 and 2 threads. Finite differences are in test_ops_grad.c,
- * PyTorch in test_ctc_torch.c. */
+ * errors, and the same numbers on 1 and 2 threads (finite differences are in test_ops_grad.c,
+ * PyTorch in test_ctc_torch.c). The decoders (ops/ctc_decode.c) on hand-made score matrices whose
+ * best labelling is known: greedy, a beam search that beats it, a wide beam against the
+ * enumeration of every labelling, a language model that changes the answer; and the streaming
+ * language model (layers/ctc_lm.c) against a direct stream. */
 #include "helpers.h"
 
 #include <math.h>
@@ -51,6 +54,16 @@ static double brute_force(const sp_tensor *x, int T, int B, int b, const int *la
     for (int i = 0; i < n; i++)
         if (keys[i] == key) return -log(lab_p[i]);
     return INFINITY;
+}
+
+/* A parameter of rows x cols logits, uniform in [-scale, scale) from seed. */
+static sp_tensor *random_logits(sp_params *ps, int rows, int cols, uint64_t seed, double scale)
+{
+    sp_tensor *x = sp_param(ps, "x", rows, cols);
+    sp_rng r;
+    sp_rng_seed(&r, seed);
+    sp_test_fill(x, &r, -scale, scale);
+    return x;
 }
 
 static void test_ctc_loss_is_the_sum_over_paths(void **state)
@@ -108,10 +121,7 @@ static void test_ctc_loss_empty_rows(void **state)
     enum { T = 3, B = 3, C = 4 };
     for (int red = 0; red < 3; red++) {
         sp_params *ps = sp_params_new();
-        sp_tensor *x = sp_param(ps, "x", T * B, C);
-        sp_rng r;
-        sp_rng_seed(&r, 4);
-        sp_test_fill(x, &r, -1, 1);
+        sp_tensor *x = random_logits(ps, T * B, C, 4, 1);
         sp_tape *t = sp_tape_new();
         sp_ctc_opts o = {.reduction = (sp_ctc_reduction)red};
         /* row 0 normal, row 1 length 0 and no labels, row 2 three frames and no labels */
@@ -152,10 +162,7 @@ static void test_ctc_loss_zero_infinity(void **state)
     (void)state;
     enum { T = 2, B = 2, C = 3 };
     sp_params *ps = sp_params_new();
-    sp_tensor *x = sp_param(ps, "x", T * B, C);
-    sp_rng r;
-    sp_rng_seed(&r, 5);
-    sp_test_fill(x, &r, -1, 1);
+    sp_tensor *x = random_logits(ps, T * B, C, 5, 1);
     sp_tape *t = sp_tape_new();
     assert_null(sp_ctc_loss(t, x, T, B, NULL, (int[4]){1, 2, 1, 1}, (int[2]){2, 2}, NULL));
     assert_non_null(strstr(sp_tape_errmsg(t), "row 1 has 2 labels that need 3 frames"));
@@ -232,10 +239,9 @@ static void test_ctc_loss_threads(void **state)
     (void)state;
     enum { T = 120, B = 9, C = 20, L = 30 };
     sp_params *ps = sp_params_new();
-    sp_tensor *x = sp_param(ps, "x", T * B, C);
+    sp_tensor *x = random_logits(ps, T * B, C, 6, 2);
     sp_rng r;
-    sp_rng_seed(&r, 6);
-    sp_test_fill(x, &r, -2, 2);
+    sp_rng_seed(&r, 7);
     int in_len[B], lab_len[B], lab[B * L];
     for (int b = 0; b < B; b++) {
         in_len[b] = T - 11 * b;
