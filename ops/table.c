@@ -21,6 +21,7 @@ BACKWARD(sp__attn_dot_backward) BACKWARD(sp__attn_additive_backward) BACKWARD(sp
 BACKWARD(sp__attn_mask_backward)
 BACKWARD(sp__segment_backward)
 BACKWARD(sp__linear_scan_backward) BACKWARD(sp__softplus_backward)
+BACKWARD(sp__ctc_loss_backward)
 void sp__matmul_finish(sp_tape *t);
 void sp__matmul_state_reset(void *state);
 void sp__matmul_state_free(void *state);
@@ -64,6 +65,7 @@ const sp_op_def sp_op_table[SP_OP__COUNT] = {
     [SP_OP_LINEAR_SCAN] = {"linear_scan", sp__linear_scan_backward, .no_read = SP_NO_READ_IN(1)}, /* b: never read */
     [SP_OP_SOFTPLUS] = {"softplus", sp__softplus_backward},
     [SP_OP_GATED_SCAN] = {"gated_scan", sp__linear_scan_backward}, /* reads z and c */
+    [SP_OP_CTC_LOSS] = {"ctc_loss", sp__ctc_loss_backward},
 };
 
 const char *sp_op_name(sp_op op)

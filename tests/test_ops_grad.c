@@ -165,6 +165,18 @@ CASE(gated_scan_views)
 CASE(softplus) { return weighted_sum(t, sp_softplus(t, sp_scale(t, A, 8))); } /* both tails */
 /* T = 2, B = 2, K = 3; row 1 is 1 step long (its tag at step 1 is junk and must be ignored). */
 CASE(crf_nll) { return sp_crf_nll(t, sp_tanh(t, A), B, C, D, (int[4]){0, 2, 1, 77}, (int[2]){2, 1}, 2, 2); }
+/* T = 4, B = 3, C = 4: row 0 reads a repeat (1 1 needs 3 of its 4 frames), row 1 two labels on 3
+ * frames with blank 2, row 2 no labels on 2 frames; frames past a length are never read. */
+static sp_tensor *ctc(sp_tape *t, sp_tensor *a, sp_ctc_reduction red, int stride)
+{
+    static const int packed[4] = {1, 1, 3, 0}, padded[6] = {1, 1, 3, 0, 77, 77};
+    sp_ctc_opts o = {.blank = 2, .reduction = red, .label_stride = stride};
+    sp_tensor *l = sp_ctc_loss(t, a, 4, 3, (int[3]){4, 3, 2}, stride ? padded : packed, (int[3]){2, 2, 0}, &o);
+    return red == SP_CTC_NONE ? weighted_sum(t, l) : l;
+}
+CASE(ctc_mean) { return ctc(t, sp_scale(t, A, 2), SP_CTC_MEAN, 0); }
+CASE(ctc_sum_padded) { return ctc(t, A, SP_CTC_SUM, 2); }
+CASE(ctc_none) { return ctc(t, sp_tanh(t, A), SP_CTC_NONE, 0); }
 CASE(layer_norm) { return weighted_sum(t, sp_layer_norm(t, A, B, C)); }
 CASE(layer_norm_plain) { return weighted_sum(t, sp_layer_norm(t, sp_tanh(t, A), NULL, NULL)); }
 /* S = 4 encoder steps of 3 sequences, D = 5 */
@@ -266,6 +278,9 @@ static const grad_case cases[] = {
     {"gated_scan with a row of length 0", SP_OP_GATED_SCAN, {{6, 2}, {6, 2}, {2, 2}}, gated_scan_empty_row},
     {"gated_scan of column views", SP_OP_GATED_SCAN, AB(6, 4, 2, 2), gated_scan_views},
     {"softplus", SP_OP_SOFTPLUS, AB(4, 5, 4, 5), softplus},
+    {"ctc_loss mean", SP_OP_CTC_LOSS, {{12, 4}}, ctc_mean},
+    {"ctc_loss sum, padded labels", SP_OP_CTC_LOSS, {{12, 4}}, ctc_sum_padded},
+    {"ctc_loss none", SP_OP_CTC_LOSS, {{12, 4}}, ctc_none},
 };
 #undef AB
 enum { CASE_COUNT = (int)(sizeof cases / sizeof cases[0]) };

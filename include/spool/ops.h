@@ -43,6 +43,7 @@ typedef enum {
     SP_OP_LINEAR_SCAN,                                     /**< ops/scan.c */
     SP_OP_SOFTPLUS,                                        /**< ops/elementwise.c */
     SP_OP_GATED_SCAN,                                      /**< ops/scan.c */
+    SP_OP_CTC_LOSS,                                        /**< ops/ctc.c */
     SP_OP__COUNT
 } sp_op;
 
@@ -127,6 +128,92 @@ sp_tensor *sp_crf_nll(sp_tape *t, sp_tensor *emit, sp_tensor *trans, sp_tensor *
 sp_status sp_crf_decode(const sp_tensor *emit, const sp_tensor *trans, const sp_tensor *start, const sp_tensor *end,
                         const int *lengths, int T, int B, const unsigned char *allowed,
                         const unsigned char *allowed_start, int *path, double *score);
+
+/** How sp_ctc_loss combines the rows' losses (PyTorch's reduction='mean', 'sum', 'none'). */
+typedef enum {
+    SP_CTC_MEAN = 0, /**< [1, 1]: the mean over rows of each row's loss divided by max(its label count, 1) */
+    SP_CTC_SUM,      /**< [1, 1]: the sum of the rows' losses */
+    SP_CTC_NONE      /**< [B, 1]: each row's loss */
+} sp_ctc_reduction;
+
+/** sp_ctc_loss's options; all zero (or a NULL pointer) is PyTorch's default: blank 0, mean,
+ * no zero_infinity, labels concatenated. */
+typedef struct {
+    int blank;                  /**< the blank's class id, in [0, C) */
+    sp_ctc_reduction reduction; /**< SP_CTC_MEAN (default), SP_CTC_SUM, SP_CTC_NONE */
+    int zero_infinity;          /**< nonzero: a row with no alignment (or an infinite loss) counts 0 and
+                                     gets no gradient, instead of being an error */
+    int label_stride;           /**< 0: labels concatenated (row b's follow row b-1's, PyTorch's 1-D
+                                     targets); > 0: padded, row b's at labels + b * label_stride */
+} sp_ctc_opts;
+
+/** Connectionist temporal classification loss (Graves et al. 2006; ops/ctc.c): -log p(labels | x)
+ * summed over every alignment of each row's label sequence to its frames, by the forward-backward
+ * recursions in log space (double whatever sp_real is).
+ *
+ * logits [T*B, C]: the unnormalised scores of frame t of row b in row t*B + b (time outermost, as
+ * every sequence); the op applies log_softmax itself, so it equals PyTorch's
+ * F.ctc_loss(F.log_softmax(logits, -1), ...) in value and in the gradient with respect to logits
+ * (tests/test_ctc_torch.c checks both to 1e-10). Fused, it needs no log-prob node and its gradient
+ * is softmax minus the alignment posteriors. input_lengths: NULL (all T) or B values in [0, T];
+ * frames past a row's length are never read and get no gradient. labels and label_lengths: row
+ * b's label_lengths[b] class ids, none of them the blank (opts->label_stride says where they are).
+ * Repeated labels need a blank between them, so a row needs labels + repeats frames. A row of
+ * length 0 with no labels has loss 0 and no gradient. A row with fewer frames than its labels
+ * need has no alignment (an infinite loss): an error naming the row (PyTorch returns +Inf and
+ * NaN gradients), or with zero_infinity a loss of 0 and no gradient, as PyTorch's. Threads split
+ * the batch; the result does not depend on their count. Returns [1, 1], or [B, 1] for SP_CTC_NONE. */
+sp_tensor *sp_ctc_loss(sp_tape *t, sp_tensor *logits, int T, int B, const int *input_lengths, const int *labels,
+                       const int *label_lengths, const sp_ctc_opts *opts);
+
+/** Best-path CTC decoding (ops/ctc_decode.c; no tape, nothing recorded): the best class of every
+ * frame, repeats merged, blanks dropped. scores [T*B, C] as sp_ctc_loss's logits (log-probabilities
+ * work as well: log_softmax leaves them as they are); input_lengths NULL (all T) or B values in
+ * [0, T]. out [B*T]: row b's labels from out[b*T], out_len[b] of them; score (NULL or [B]): the
+ * log-probability of the best path. That path's labelling need not be the most likely labelling
+ * (which sums over all its paths): sp_ctc_beam_search looks for that one. */
+sp_status sp_ctc_greedy(const sp_tensor *scores, int T, int B, const int *input_lengths, int blank, int *out,
+                        int *out_len, double *score);
+
+/** A language model over CTC's labels for sp_ctc_beam_search's shallow fusion, as callbacks on
+ * states of state_size bytes that the decoder stores and copies (one per prefix in the beam).
+ * Each callback returns SP_OK, or a status with sp_last_error set (the search stops with it).
+ * logp receives C + 1 values: logp[c] = log P(next label c | the text so far) for every label c
+ * (the blank's entry is not read), logp[C] = log P(the text ends here) (0 if the model has no end).
+ * sp_ctc_lm_stream_new (layers.h) makes one from a trained character-level stack. */
+typedef struct sp_ctc_lm {
+    size_t state_size; /**< bytes of one state */
+    /** The state of an empty text into state, its logp (C + 1 values) into logp. */
+    sp_status (*start)(void *user, void *state, double *logp);
+    /** For i < n: to[i] = from[i] after reading labels[i], and logp[i] (C + 1 values) its
+     * distribution. The n prefixes a frame adds come in one call (a model can batch them). */
+    sp_status (*advance)(void *user, int n, const void *const *from, const int *labels, void *const *to,
+                         double *const *logp);
+    void *user;        /**< passed to both */
+} sp_ctc_lm;
+
+#define SP_CTC_DEFAULT_BEAM 16  /**< sp_ctc_beam_opts.beam = 0 */
+#define SP_CTC_MAX_BEAM 65536   /**< the widest beam sp_ctc_beam_search accepts */
+
+/** sp_ctc_beam_search's options; all zero (or NULL) is a beam of 16, blank 0, no language model. */
+typedef struct {
+    int beam;               /**< prefixes kept after each frame (0: SP_CTC_DEFAULT_BEAM) */
+    int blank;              /**< the blank's class id */
+    const sp_ctc_lm *lm;    /**< NULL: no language model */
+    double lm_weight;       /**< alpha: weight of log P_lm(prefix) in the score (0: the model is not used) */
+    double insertion_bonus; /**< beta: added to the score per label of the prefix (offsets the LM's
+                                 cost of every label, which else favours short outputs) */
+} sp_ctc_beam_opts;
+
+/** CTC prefix beam search (ops/ctc_decode.c; no tape): the labelling of each row with the best
+ *   score = log P_ctc(prefix | frames) + lm_weight * log P_lm(prefix [+ end]) + insertion_bonus * |prefix|
+ * among the `beam` best prefixes kept after each frame, P_ctc summing over all the prefix's paths
+ * (so it can find a labelling more likely than the greedy best path's). With a beam as large as
+ * every prefix and no language model it is the most likely labelling exactly. scores,
+ * input_lengths, out, out_len as sp_ctc_greedy; score (NULL or [B]) the winner's score, the
+ * model's end-of-text log-probability included. Allocates its working memory per call. */
+sp_status sp_ctc_beam_search(const sp_tensor *scores, int T, int B, const int *input_lengths,
+                             const sp_ctc_beam_opts *opts, int *out, int *out_len, double *score);
 
 /* ----------------------------------------------------------- reductions */
 
