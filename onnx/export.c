@@ -373,6 +373,8 @@ static sp_status check_model(const sp_onnx_model *m)
         return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: the head (%d -> %d) does not read the stack's %d output columns",
                        m->head->in, m->head->out, in);
     if (m->softmax && !m->head) return sp_fail(SP_ERR_ARG, "sp_onnx_export: softmax needs a head (head is NULL)");
+    for (const char *const *kv = m->metadata; kv && *kv; kv += 2)
+        if (!kv[1]) return sp_fail(SP_ERR_ARG, "sp_onnx_export: metadata key \"%s\" has no value (NULL)", kv[0]);
     return SP_OK;
 }
 
@@ -598,8 +600,17 @@ sp_status sp_onnx_export(const sp_onnx_model *m, const char *path)
         model.n_opset_import = 1, model.opset_import = ops;
         model.producer_name = "spool", model.producer_version = (char *)sp_version();
         model.graph = &g;
-        size_t len = sp_onnx__model_proto__get_packed_size(&model);
-        buf = malloc(len ? len : 1);
+        size_t nmeta = 0;
+        while (m->metadata && m->metadata[2 * nmeta]) nmeta++;
+        SpOnnx__StringStringEntryProto **kv = ox_alloc(&b, sizeof *kv * nmeta);
+        for (size_t i = 0; kv && i < nmeta; i++)
+            if ((kv[i] = ox_alloc(&b, sizeof **kv))) {
+                sp_onnx__string_string_entry_proto__init(kv[i]);
+                kv[i]->key = (char *)m->metadata[2 * i], kv[i]->value = (char *)m->metadata[2 * i + 1];
+            }
+        model.n_metadata_props = nmeta, model.metadata_props = kv;
+        size_t len = b.failed ? 0 : sp_onnx__model_proto__get_packed_size(&model);
+        buf = b.failed ? NULL : malloc(len ? len : 1);
         if (!buf) s = sp_fail(SP_ERR_NOMEM, "sp_onnx_export: '%s': out of memory (%zu bytes)", path, len);
         else {
             sp_onnx__model_proto__pack(&model, buf);

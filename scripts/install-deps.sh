@@ -3,8 +3,8 @@
 # install-deps.sh - the Debian 12 packages spool needs. Without arguments: what the library and
 # its example programs need (the demo command); with --test, also what the test suite needs
 # (cmocka, PyTorch for the interop and benchmark tests, Open MPI for the distributed tests,
-# CMake for the install test, Doxygen for the reference, venv for the ONNX Runtime test). Installs only what is missing (so a
-# second run is quick). Needs root (or sudo).
+# CMake for the install test, Doxygen for the reference, venv for the ONNX Runtime test).
+# Installs only what is missing (so a second run is quick). Needs root (or sudo).
 set -euo pipefail
 # the library (compiler, build tools, BLIS; oneDNN for bf16 products on Intel's AMX tiles,
 # ops/amx.c; protobuf-c and ONNX's schema for ONNX export, onnx/meson.build) and the examples

@@ -69,6 +69,10 @@ typedef struct {
                                      dropouts are the identity at evaluation; zoneout is refused */
     const sp_linear *head;        /**< NULL, or the linear head on the stack's output */
     int softmax;                  /**< 1: also output "probs", the softmax of the logits (needs head) */
+    /** NULL, or UTF-8 key, value, key, value, ..., NULL: the model's metadata_props (what a
+     * program needs to use the model, e.g. its vocabulary; ONNX Runtime's
+     * get_modelmeta().custom_metadata_map) */
+    const char *const *metadata;
 } sp_onnx_model;
 
 /** 1 if this library was built with ONNX export, else 0. */

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """onnx_check.py - spool's ONNX export checked by onnx.checker and run in ONNX Runtime.
 
-usage: onnx_check.py ONNX_SPOOL WORKDIR
+usage: onnx_check.py ONNX_SPOOL WORKDIR [SPOOL_CHARLM ONNX_MD]
 
 ONNX_SPOOL WORKDIR/models writes one exported model per case with spool's own outputs on two
 runs (tests/onnx/onnx_spool.c says which). For every case this script
@@ -12,6 +12,9 @@ runs (tests/onnx/onnx_spool.c says which). For every case this script
   - for one-directional stacks, runs run b again one step at a time (time = 1, each step's final
     states fed back as the next step's initial states, as a streaming caller does) and compares
     the same way.
+With SPOOL_CHARLM and docs/onnx.md: trains a small char-LM, exports it with `spool-charlm export`,
+runs the page's Python block on it and checks that it prints the log-probability that
+`spool-charlm score anna` prints.
 The Python packages (onnx, onnxruntime, numpy) are installed by pip into a virtual environment
 WORKDIR/venv made on first use; without them (no network, no venv module) the test is skipped
 with exit code 77 and a message saying why.
@@ -78,8 +81,35 @@ def rel_err(got, want):
     return float(np.max(np.abs(got.astype(np.float64) - want))) / max(scale, 1e-30) if want.size else 0.0
 
 
+def charlm_doc(charlm, doc, workdir):
+    """Problems (a list of strings) of the docs' Python block run on a fresh char-LM export."""
+    import re
+    run_dir = os.path.join(workdir, "charlm")
+    os.makedirs(run_dir, exist_ok=True)
+    blocks = re.findall(r"```python\n(.*?)```", open(doc, encoding="utf-8").read(), re.S)
+    if len(blocks) != 1:
+        return [f"{doc}: {len(blocks)} python blocks, expected 1"]
+    with open(os.path.join(run_dir, "run.py"), "w") as f:
+        f.write(blocks[0])
+    def sh(*cmd):
+        return subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True)
+    for cmd in ([charlm, "train", "--data", "names", "--steps", "40", "--hidden", "24", "--layers", "2",
+                 "--eval-every", "0", "--checkpoint-every", "0", "--plot", "none"],
+                [charlm, "export", "--onnx", "charlm.onnx"]):
+        r = sh(*cmd)
+        if r.returncode != 0:
+            return [f"{' '.join(cmd[1:3])}: exit {r.returncode}: {r.stderr.strip()[-300:]}"]
+    want = re.search(r"log-probability (-?[0-9.]+) nats", sh(charlm, "score", "anna").stdout)
+    got = sh(sys.executable, "run.py")
+    have = re.search(r"log-probability (-?[0-9.]+) nats", got.stdout)
+    if not want or not have:
+        return [f"no log-probability: score {bool(want)}, the page's snippet: {got.stdout.strip()} {got.stderr.strip()[-300:]}"]
+    print(f"# docs/onnx.md's snippet: {have.group(1)} nats, spool-charlm score: {want.group(1)} nats")
+    return [] if abs(float(have.group(1)) - float(want.group(1))) <= 2e-4 else ["the snippet's log-probability differs"]
+
+
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 5):
         print(__doc__)
         return 2
     exe, workdir = sys.argv[1], sys.argv[2]
@@ -145,6 +175,11 @@ def main():
         else:
             print(f"ok - {case}")
     print(f"# {len(cases) - failed}/{len(cases)} models equal spool's outputs; worst relative error {worst:.3g}")
+    if len(sys.argv) == 5:
+        problems = charlm_doc(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), workdir)
+        print(("not ok - spool-charlm export + docs/onnx.md: " + "; ".join(problems)) if problems
+              else "ok - spool-charlm export + docs/onnx.md's snippet")
+        failed += bool(problems)
     return 1 if failed or not cases else 0
 
 
