@@ -11,16 +11,24 @@
  *   - "lengths" defaults to -1 = the whole sequence (Where), so a caller streaming one token at
  *     a time needs not feed it;
  *   - the initial states are inputs with defaults [D, 1, S] broadcast (Expand) to the batch;
- *   - each layer is one LSTM/GRU/RNN node with layout 0 (time-major; ONNX Runtime's CPU kernel
- *     refuses layout 1) and sequence_lens; its weights are spool's with the gate blocks reordered;
- *   - ONNX Runtime gives a final state of zeros for a row of length 0 where spool (and the
- *     definition: no step read) keeps the initial state, so every final state passes a Where on
- *     length > 0 (tests/test_onnx.py checks it);
+ *   - a layer whose cells ONNX has an operator for is one LSTM/GRU/RNN node with layout 0
+ *     (time-major; ONNX Runtime's CPU kernel refuses layout 1) and sequence_lens; its weights are
+ *     spool's with the gate blocks reordered;
+ *   - any other layer is a Scan per direction: the cell's input projection and its step are
+ *     recorded once on a tape with probe inputs (record) and their records translated into ONNX
+ *     nodes (translate), the projection in the main graph over all steps, the step as the Scan's
+ *     body, with the step's length mask and zoneout as sp_seq_run applies them; the backward
+ *     direction reads its rows reversed within their lengths (ReverseSequence), as sp_bidir_run;
+ *   - ONNX Runtime's operators give a final state of zeros for a row of length 0 where spool
+ *     (and the definition: no step read) keeps the initial state, so their final states pass a Where on
+ *     length > 0 (tests/onnx/onnx_check.py checks it);
  *   - the head is a Gemm with transB on the [time*batch, O] rows, so its weight keeps spool's
  *     (PyTorch's) layout and name.
- * Anything else is refused before a byte is written (check_model). */
+ * Anything else is refused before a byte is written (check_model, and translate for what a
+ * recorded step does). */
 #include "sp_onnx.pb-c.h"
 #include "../autograd/file_internal.h"
+#include "../autograd/tape_internal.h" /* the records of a step, translated into a Scan's body */
 #include "../layers/cell_table.h"
 
 #include <stdarg.h>
@@ -44,6 +52,8 @@ typedef struct {
 typedef struct {
     plist mem;                /* every allocation of this export */
     plist nodes, inits, inputs, outputs;
+    plist *cur;               /* where node() puts nodes: &nodes, or a Scan body's list */
+    plist params, pnames;     /* parameters already written as initializers (value or transposed) */
     int serial;               /* for unique names of intermediate values */
     int failed;               /* out of memory somewhere: the export fails with SP_ERR_NOMEM */
 } ox;
@@ -110,7 +120,7 @@ static node_t *node(ox *b, const char *op, const char *name, int nin, const char
     n->n_output = (size_t)nout, n->output = outs;
     n->op_type = (char *)op;
     n->name = ox_str(b, "%s_%d", name ? name : op, b->serial++);
-    return push(b, &b->nodes, n) ? NULL : n;
+    return push(b, b->cur, n) ? NULL : n;
 }
 
 /* One-output node op(a[, c[, d]]) -> a fresh value (or `out` if not NULL); its name, or NULL. */
@@ -156,6 +166,12 @@ static void attr_ints(ox *b, node_t *n, const char *name, int k, const int64_t *
 }
 
 
+static void attr_float(ox *b, node_t *n, const char *name, float v)
+{
+    attr_t *a = attr(b, n, name, SP_ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    if (a) a->has_f = 1, a->f = v;
+}
+
 static void attr_strs(ox *b, node_t *n, const char *name, int k, const char *const *v, int as_list)
 {
     attr_t *a = attr(b, n, name, as_list ? SP_ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS
@@ -185,7 +201,7 @@ static const char *init_raw(ox *b, const char *name, int type, int ndim, const i
     uint8_t *bytes = ox_alloc(b, n * esize);
     if (!t || !d || !bytes || !name) return NULL;
     sp_onnx__tensor_proto__init(t);
-    memcpy(d, dims, sizeof *d * (size_t)ndim);
+    if (ndim) memcpy(d, dims, sizeof *d * (size_t)ndim);
     t->n_dims = (size_t)ndim, t->dims = d;
     t->has_data_type = 1, t->data_type = type;
     t->name = (char *)name;
@@ -286,27 +302,19 @@ static const char *const TB[3] = {"time", "batch", NULL}; /* the named axes of [
 
 /* ----------------------------------------------------------------- the checks */
 
-/* The ONNX operator of a cell, or NULL (and *why says what) if it has none. A built-in kind
- * whose step or project function was replaced is a custom cell: its math is not the kind's. */
-static const char *onnx_op(const sp_cell *c, const char **why)
+/* The ONNX operator of a cell, or NULL if its step is not exactly one (the layer is then a Scan
+ * over its recorded step). A built-in kind whose step or project function was replaced is not
+ * the kind any more: its math is the user's. */
+static const char *onnx_op(const sp_cell *c)
 {
     const sp_cell_def *d = sp__cell_def(c->kind);
-    *why = "ONNX has LSTM, GRU and RNN operators only; a Scan over the cell's step is not supported yet";
-    if (!d || c->step != d->step || c->project != d->project) {
-        *why = "a custom cell (its step is not a built-in one); a Scan over the cell's step is not supported yet";
-        return NULL;
-    }
+    if (!d || c->step != d->step || c->project != d->project) return NULL;
     switch (c->kind) {
     case SP_CELL_RNN_TANH:
     case SP_CELL_RNN_RELU: return "RNN";
     case SP_CELL_GRU_RESET_AFTER_MATMUL:
     case SP_CELL_GRU_RESET_BEFORE_MATMUL: return "GRU";
-    case SP_CELL_LSTM:
-        if (c->out_size != c->hidden_size || c->w_hr) {
-            *why = "ONNX's LSTM operator has no projection (proj_size)";
-            return NULL;
-        }
-        return "LSTM";
+    case SP_CELL_LSTM: return c->out_size == c->hidden_size && !c->w_hr ? "LSTM" : NULL; /* no projection in ONNX */
     default: return NULL;
     }
 }
@@ -318,18 +326,29 @@ static int same_cell(const sp_cell *a, const sp_cell *c)
            a->project == c->project && !a->w_peep == !c->w_peep;
 }
 
+/* Layer l as one LSTM/GRU/RNN node (both directions the same operator and sizes, no zoneout,
+ * whose evaluation form those operators cannot express)? */
+static int op_layer(const sp_onnx_model *m, int l)
+{
+    const sp_rnn *r = m->rnn;
+    if (m->noise && (m->noise->zoneout_h > 0 || m->noise->zoneout_c > 0)) return 0;
+    return onnx_op(&r->cell[l][0]) && (!r->bidirectional || (onnx_op(&r->cell[l][1]) && same_cell(&r->cell[l][0], &r->cell[l][1])));
+}
+
 static int shape_is(const sp_tensor *x, int rows, int cols) { return x && x->rows == rows && x->cols == cols; }
 
-/* Everything that would make the file wrong or unreadable, checked before anything is built. */
+/* Everything that would make the file wrong or unreadable and can be seen without recording a
+ * step, checked before anything is built (what a Scan's step does is checked as it is
+ * translated, still before a byte is written). */
 static sp_status check_model(const sp_onnx_model *m)
 {
     const sp_rnn *r = m->rnn;
     if (!r || r->num_layers < 1 || r->num_layers > SP_RNN_MAX_LAYERS)
         return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s", r ? "the stack's num_layers is out of [1, SP_RNN_MAX_LAYERS]"
                                                            : "the model has no recurrent stack (rnn is NULL)");
-    if (m->noise && (m->noise->zoneout_h > 0 || m->noise->zoneout_c > 0))
-        return sp_fail(SP_ERR_ARG, "sp_onnx_export: zoneout (h %g, c %g) is not supported: its evaluation form "
-                                   "s = z s' + (1 - z) s_new has no ONNX recurrent operator", m->noise->zoneout_h,
+    if (m->noise && !(m->noise->zoneout_h >= 0 && m->noise->zoneout_h < 1 && m->noise->zoneout_c >= 0 &&
+                      m->noise->zoneout_c < 1))
+        return sp_fail(SP_ERR_ARG, "sp_onnx_export: zoneout rates (h %g, c %g) must be in [0, 1)", m->noise->zoneout_h,
                        m->noise->zoneout_c);
     int D = r->bidirectional ? 2 : 1, in = r->cell[0][0].input_size;
     if (m->embed && (!m->embed->weight || m->embed->dim != in || !shape_is(m->embed->weight, m->embed->num, m->embed->dim)))
@@ -343,18 +362,17 @@ static sp_status check_model(const sp_onnx_model *m)
         const sp_cell *c = &r->cell[l][0];
         for (int d = 0; d < D; d++) {
             const sp_cell *cd = &r->cell[l][d];
-            const char *why;
-            if (!onnx_op(cd, &why))
-                return sp_fail(SP_ERR_ARG, "sp_onnx_export: layer %d (cell \"%s\", %s) cannot be exported: %s", l,
-                               cd->name, sp_cell_kind_name(cd), why);
-            if (d && !same_cell(c, cd))
-                return sp_fail(SP_ERR_ARG, "sp_onnx_export: layer %d: the directions' cells \"%s\" (%s, H %d) and \"%s\" "
-                                           "(%s, H %d) differ; ONNX's bidirectional operators need one kind and size",
-                               l, c->name, sp_cell_kind_name(c), c->hidden_size, cd->name, sp_cell_kind_name(cd),
-                               cd->hidden_size);
+            if (!cd->step || cd->n_state < 1 || cd->n_state > SP_CELL_MAX_STATE)
+                return sp_fail(SP_ERR_ARG, "sp_onnx_export: layer %d (cell \"%s\") has no step function or %d states",
+                               l, cd->name, cd->n_state);
             if (cd->input_size != in)
                 return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: layer %d (cell \"%s\") reads %d columns, the layer below gives %d",
                                l, cd->name, cd->input_size, in);
+            if (d && (cd->n_state != c->n_state || cd->state_size[0] != c->state_size[0] ||
+                      (c->n_state > 1 && cd->state_size[1] != c->state_size[1]) || cd->out_size != c->out_size))
+                return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: layer %d: the directions' cells \"%s\" and \"%s\" have "
+                                             "states or outputs of different sizes (h0_l%d holds both)",
+                               l, c->name, cd->name, l);
             for (int k = 0; k < cd->n_state; k++) {
                 const sp_tensor *s0 = m->init ? m->init->s[l][d][k] : NULL;
                 if (s0 && !shape_is(s0, 1, cd->state_size[k]))
@@ -378,7 +396,279 @@ static sp_status check_model(const sp_onnx_model *m)
     return SP_OK;
 }
 
+/* ------------------------------------------------------- a recorded step as ONNX nodes */
+
+/* Rows of the probe inputs a step or projection is recorded on: a tensor made inside it with
+ * this many rows depends on the batch, which a graph with a free batch axis cannot hold. */
+#define NPROBE 3
+
+/* A parameter as an initializer of its own name (transposed: "<name>.T", [cols, rows]), written
+ * once however often the graph reads it. */
+static const char *param_name(ox *b, const sp_tensor *p, int transposed)
+{
+    for (size_t i = 0; i < b->params.n; i++)
+        if (b->params.v[i] == p && ((const char *)b->pnames.v[i])[strlen(p->name)] == (transposed ? '.' : 0))
+            return b->pnames.v[i];
+    const char *name = ox_str(b, transposed ? "%s.T" : "%s", p->name);
+    int64_t dims[2] = {transposed ? p->cols : p->rows, transposed ? p->rows : p->cols};
+    uint8_t *raw;
+    if (!name || !init_raw(b, name, F32, 2, dims, 4, &raw)) return NULL;
+    for (int i = 0; i < p->rows; i++)
+        for (int j = 0; j < p->cols; j++)
+            put_f32(raw + 4 * (transposed ? (size_t)j * p->rows + i : (size_t)i * p->cols + j), *sp_at(p, i, j));
+    if (push(b, &b->params, (void *)p) || push(b, &b->pnames, (void *)name)) return NULL;
+    return name;
+}
+
+static const char *scalar_f32(ox *b, double v)
+{
+    uint8_t *raw;
+    const char *name = tmp(b, "c");
+    if (!init_raw(b, name, F32, 0, NULL, 4, &raw)) return NULL;
+    put_f32(raw, v);
+    return name;
+}
+
+/* What a translation knows: the name of each record's output (records from `from` on). */
+typedef struct {
+    sp_tape *t;
+    int from;
+    const char **names;  /* by record index */
+    const char *where;   /* "layer 1 (cell \"mgu1\")" for messages */
+} xl;
+
+/* The graph name of tensor v of the recording; NULL (with the message set) if it has none. */
+static const char *vname(ox *b, const xl *x, const sp_tensor *v)
+{
+    if (v->flags & SP_PARAM) return param_name(b, v, 0);
+    if (v->id >= x->from && v->id < sp_tape_count(x->t) && x->names[v->id]) return x->names[v->id];
+    sp_fail(SP_ERR_ARG, "sp_onnx_export: %s: node \"%s\" comes from outside the recorded step", x->where, v->name);
+    return NULL;
+}
+
+/* op(a) of a product: a, or its transpose (a parameter's is written transposed once). */
+static const char *operand(ox *b, const xl *x, const sp_tensor *v, int trans)
+{
+    if (!trans) return vname(b, x, v);
+    if (v->flags & SP_PARAM) return param_name(b, v, 1);
+    node_t *n;
+    const char *o = op3(b, &n, "Transpose", NULL, vname(b, x, v), NULL, NULL);
+    attr_ints(b, n, "perm", 2, (int64_t[]){1, 0});
+    return o;
+}
+
+/* Columns [c0, c0 + n) (axis 1) or rows (axis 0) of a value. */
+static const char *slice(ox *b, const char *v, int axis, int64_t c0, int64_t n)
+{
+    const char *in[4] = {v, const_i64(b, "starts", 1, &c0), const_i64(b, "ends", 1, (int64_t[]){c0 + n}),
+                         const_i64(b, "axes", 1, (int64_t[]){axis})};
+    const char *o = tmp(b, "Slice");
+    return node(b, "Slice", NULL, 4, in, 1, &o) ? o : NULL;
+}
+
+/* The k equal column blocks of v into out[0..k). */
+static void split_cols(ox *b, const char *v, int k, const char **out)
+{
+    for (int i = 0; i < k; i++) out[i] = tmp(b, "part");
+    node_t *n = node(b, "Split", NULL, 1, &v, k, out);
+    attr_int(b, n, "axis", 1);
+}
+
+/* Records x->from .. end of the recording as ONNX nodes (into b->cur). Each op maps onto the
+ * ONNX operators that compute it; an op without one is an error naming it and its node. */
+static sp_status translate(ox *b, const xl *x)
+{
+    sp_tape *t = x->t;
+    for (int i = x->from; i < t->n_rec && !b->failed; i++) {
+        const sp_record *r = &t->rec[i];
+        const char *in[4] = {NULL, NULL, NULL, NULL}, *o = NULL;
+        if (r->op == SP_OP_CONST && x->names[i]) continue; /* one of the step's inputs */
+        if (r->op == SP_OP_CONST) {
+            if (r->out->rows == NPROBE)
+                return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s: constant \"%s\" [%d x %d] has the batch's rows; a "
+                                           "graph with a free batch axis cannot hold it", x->where, r->out->name,
+                               r->out->rows, r->out->cols);
+            uint8_t *raw;
+            int64_t dims[2] = {r->out->rows, r->out->cols};
+            if (!(o = init_raw(b, tmp(b, "const"), F32, 2, dims, 4, &raw))) return SP_ERR_NOMEM;
+            for (int k = 0; k < r->out->rows; k++)
+                for (int j = 0; j < r->out->cols; j++) put_f32(raw + 4 * ((size_t)k * r->out->cols + j), *sp_at(r->out, k, j));
+            x->names[i] = o;
+            continue;
+        }
+        for (int k = 0; k < r->n_in && k < 4; k++)
+            if (r->op != SP_OP_MATMUL && r->op != SP_OP_SLICE && !(in[k] = vname(b, x, r->in[k]))) return sp_last_status();
+        node_t *n = NULL;
+        switch (r->op) {
+        case SP_OP_MATMUL: { /* op(a) op(b) (+ addend) */
+            const char *a = operand(b, x, r->in[0], r->iattr[0]), *w = operand(b, x, r->in[1], r->iattr[1]);
+            if (!a || !w) return b->failed ? SP_ERR_NOMEM : sp_last_status();
+            o = OP2(b, "MatMul", a, w);
+            if (r->n_in == 3) {
+                const char *add = vname(b, x, r->in[2]);
+                if (!add) return sp_last_status();
+                o = OP2(b, "Add", o, add);
+            }
+            break;
+        }
+        case SP_OP_ADD: o = OP2(b, "Add", in[0], in[1]); break; /* spool's broadcasts (row, column, */
+        case SP_OP_SUB: o = OP2(b, "Sub", in[0], in[1]); break; /* scalar) are ONNX's */
+        case SP_OP_MUL: o = OP2(b, "Mul", in[0], in[1]); break;
+        case SP_OP_SCALE: o = OP2(b, "Mul", in[0], scalar_f32(b, (sp_real)r->fattr[0])); break;
+        case SP_OP_ONE_MINUS: o = OP2(b, "Sub", scalar_f32(b, 1), in[0]); break;
+        case SP_OP_SIGMOID: o = op3(b, NULL, "Sigmoid", NULL, in[0], NULL, NULL); break;
+        case SP_OP_TANH: o = op3(b, NULL, "Tanh", NULL, in[0], NULL, NULL); break;
+        case SP_OP_RELU: o = op3(b, NULL, "Relu", NULL, in[0], NULL, NULL); break;
+        case SP_OP_SOFTPLUS: o = op3(b, NULL, "Softplus", NULL, in[0], NULL, NULL); break;
+        case SP_OP_SOFTMAX:
+            o = op3(b, &n, "Softmax", NULL, in[0], NULL, NULL);
+            attr_int(b, n, "axis", -1);
+            break;
+        case SP_OP_CONCAT: {
+            const char **ins = ox_alloc(b, sizeof *ins * (size_t)r->n_in);
+            for (int k = 0; ins && k < r->n_in; k++)
+                if (!(ins[k] = vname(b, x, r->in[k]))) return sp_last_status();
+            o = tmp(b, "Concat");
+            n = ins ? node(b, "Concat", NULL, r->n_in, ins, 1, &o) : NULL;
+            attr_int(b, n, "axis", 1);
+            break;
+        }
+        case SP_OP_SLICE: { /* a view: columns of any node, rows of a parameter or constant */
+            const sp_tensor *v = r->in[0];
+            size_t off = r->out->offset;
+            int r0 = (int)(off / (size_t)v->stride), c0 = (int)(off % (size_t)v->stride);
+            const char *src = vname(b, x, v);
+            if (!src) return sp_last_status();
+            if (r->out->rows == v->rows) o = slice(b, src, 1, c0, r->out->cols);
+            else if (v->rows == NPROBE && !(v->flags & SP_PARAM))
+                return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s: node \"%s\" takes rows of the batch (\"%s\"), which a "
+                                           "graph with a free batch axis cannot do", x->where, r->out->name, v->name);
+            else o = slice(b, r->out->cols == v->cols ? src : slice(b, src, 1, c0, r->out->cols), 0, r0, r->out->rows);
+            break;
+        }
+        case SP_OP_LAYER_NORM: { /* LayerNormalization over the last axis; gain and bias as 1-D */
+            const sp_tensor *g = r->iattr[0] ? r->in[1] : NULL, *bias = r->iattr[1] ? r->in[1 + r->iattr[0]] : NULL;
+            int64_t C = r->out->cols;
+            const char *flat = const_i64(b, "shape", 1, (int64_t[]){-1});
+            const char *gn = g ? OP2(b, "Reshape", in[1], flat) : NULL, *bn = bias ? OP2(b, "Reshape", in[1 + !!g], flat) : NULL;
+            if (!g) {
+                float *ones = ox_alloc(b, sizeof(float) * (size_t)C);
+                for (int64_t j = 0; ones && j < C; j++) ones[j] = 1;
+                gn = ones ? init_f32(b, tmp(b, "ones"), 1, &C, ones) : NULL;
+            }
+            o = op3(b, &n, "LayerNormalization", NULL, in[0], gn, bn);
+            attr_int(b, n, "axis", -1);
+            attr_float(b, n, "epsilon", (float)SP_LN_EPS);
+            break;
+        }
+        case SP_OP_LSTM_CELL: { /* in: a = xp [B, 4H] (+ hp), c [B, H] -> [h' | c'], gates i, f, g, o */
+            const char *a = r->n_in == 3 ? OP2(b, "Add", in[0], in[2]) : in[0], *q[4];
+            split_cols(b, a, 4, q);
+            const char *ig = OP2(b, "Mul", op3(b, NULL, "Sigmoid", NULL, q[0], NULL, NULL), op3(b, NULL, "Tanh", NULL, q[2], NULL, NULL));
+            const char *c2 = OP2(b, "Add", OP2(b, "Mul", op3(b, NULL, "Sigmoid", NULL, q[1], NULL, NULL), in[1]), ig);
+            const char *h2 = OP2(b, "Mul", op3(b, NULL, "Sigmoid", NULL, q[3], NULL, NULL), op3(b, NULL, "Tanh", NULL, c2, NULL, NULL));
+            o = op3(b, &n, "Concat", NULL, h2, c2, NULL);
+            attr_int(b, n, "axis", 1);
+            break;
+        }
+        case SP_OP_GRU_CELL: { /* in: xp, hp [B, 3H] (r, z, n), h [B, H], b_hn; h' = n + z (h - n) */
+            const char *q[3], *p[3];
+            split_cols(b, in[0], 3, q);
+            split_cols(b, in[1], 3, p);
+            const char *rg = op3(b, NULL, "Sigmoid", NULL, OP2(b, "Add", q[0], p[0]), NULL, NULL);
+            const char *zg = op3(b, NULL, "Sigmoid", NULL, OP2(b, "Add", q[1], p[1]), NULL, NULL);
+            const char *hn = r->n_in == 4 ? OP2(b, "Add", p[2], in[3]) : p[2];
+            const char *ng = op3(b, NULL, "Tanh", NULL, OP2(b, "Add", q[2], OP2(b, "Mul", rg, hn)), NULL, NULL);
+            o = OP2(b, "Add", ng, OP2(b, "Mul", zg, OP2(b, "Sub", in[2], ng)));
+            break;
+        }
+        default:
+            return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s: op %s (node \"%s\") has no ONNX mapping", x->where,
+                           sp_op_name(r->op), r->out->name);
+        }
+        if (!o) return b->failed ? SP_ERR_NOMEM : sp_last_status();
+        x->names[i] = o;
+    }
+    return b->failed ? SP_ERR_NOMEM : SP_OK;
+}
+
+/* A fresh recording of cell c's step (project = 0) or input projection (1) on probe inputs of
+ * NPROBE rows: the cell as the runners call it at evaluation (no dropout masks). in[0] is the
+ * input, in[1..] the states; out receives the outputs. NULL with the message set on failure. */
+static sp_tape *record(const sp_cell *c, int project, int in_cols, sp_tensor **in, sp_tensor **out, const char *where)
+{
+    sp_cell cc = *c;
+    cc.h_mask = cc.cand_mask = NULL;
+    sp_tape *t = sp_tape_new();
+    if (!t) return sp_fail(SP_ERR_NOMEM, "sp_onnx_export: %s: out of memory", where), NULL;
+    in[0] = sp_const(t, NPROBE, in_cols);
+    for (int k = 0; !project && k < c->n_state; k++) in[1 + k] = sp_const(t, NPROBE, c->state_size[k]);
+    if (project) out[0] = c->project(t, &cc, in[0]);
+    else c->step(t, &cc, in[0], in + 1, out);
+    if (sp_tape_status(t) != SP_OK || !out[0]) {
+        sp_fail(sp_tape_status(t) ? sp_tape_status(t) : SP_ERR_ARG, "sp_onnx_export: %s: recording its %s failed: %s",
+                where, project ? "input projection" : "step", sp_tape_errmsg(t));
+        sp_tape_free(t);
+        return NULL;
+    }
+    return t;
+}
+
 /* ------------------------------------------------------------------ the layers */
+
+/* What every layer needs from the graph around it. */
+typedef struct {
+    const char *x;        /* [T, B, I] */
+    const char *tb;       /* int64 [2]: T, B */
+    const char *len;      /* int32 [B], every entry in [0, T] */
+    const char *len_pos;  /* bool [1, B, 1]: length > 0 */
+    const char *bdim;     /* int64 [1]: B */
+    const char *tdim;     /* int64 [1]: T */
+    const char *mask;     /* bool [T, B, 1]: step t is real for row b (made by the first Scan layer) */
+    const char *len_rev;  /* int64 [B]: max(length, 1), for ReverseSequence (likewise) */
+} layer_io;
+
+/* Input "<h|c>0_l<l>" with a [D, 1, S] default (m->init or zeros), broadcast to [D, B, S]. */
+static const char *state_input(ox *b, const sp_onnx_model *m, int l, int k, const layer_io *io)
+{
+    const sp_rnn *r = m->rnn;
+    int D = r->bidirectional ? 2 : 1, S = r->cell[l][0].state_size[k];
+    float *v = ox_alloc(b, sizeof(float) * (size_t)(D * S));
+    if (!v) return NULL;
+    for (int d = 0; d < D; d++) {
+        const sp_tensor *t0 = m->init ? m->init->s[l][d][k] : NULL;
+        for (int j = 0; t0 && j < S; j++) v[(size_t)d * S + j] = (float)*sp_at(t0, 0, j);
+    }
+    const char *name = ox_str(b, "%s0_l%d", k ? "c" : "h", l);
+    int64_t dd[3] = {D, 1, S}, vd[3] = {D, -1, S};
+    if (!init_f32(b, name, 3, dd, v) || !value(b, &b->inputs, name, F32, 3, vd, NULL)) return NULL;
+    node_t *cat;
+    const char *shape = op3(b, &cat, "Concat", NULL, const_i64(b, "dim", 1, (int64_t[]){D}), io->bdim,
+                            const_i64(b, "dim", 1, (int64_t[]){S}));
+    attr_int(b, cat, "axis", 0);
+    return OP2(b, "Expand", name, shape);
+}
+
+/* The output "<h|c>n_l<l>" [D, batch, S]. */
+static int state_output(ox *b, const char *name, int D, int S)
+{
+    int64_t vd[3] = {D, 0, S};
+    const char *sym[3] = {NULL, "batch", NULL};
+    return value(b, &b->outputs, name, F32, 3, vd, sym) != NULL;
+}
+
+/* The two directions' outputs [T, B, O] as the layer's merge says. */
+static const char *merge(ox *b, sp_merge mg, const char *f, const char *bw)
+{
+    node_t *n;
+    if (mg == SP_MERGE_CONCAT) {
+        const char *o = op3(b, &n, "Concat", NULL, f, bw, NULL);
+        attr_int(b, n, "axis", -1);
+        return o;
+    }
+    const char *z = OP2(b, mg == SP_MERGE_MUL ? "Mul" : "Add", f, bw);
+    return mg == SP_MERGE_MEAN ? OP2(b, "Mul", z, scalar_f32(b, 0.5)) : z;
+}
 
 /* Gate blocks of a spool weight [G, cols] (or bias [1, G] with bias = 1) in ONNX's order: block j
  * of direction d's slice of dst is spool's block perm[j] (H rows each), zeros for perm[j] < 0. */
@@ -392,20 +682,12 @@ static void put_gates(float *dst, const sp_tensor *w, int bias, int H, int cols,
             }
 }
 
-/* What one layer needs from the graph around it. */
-typedef struct {
-    const char *x;        /* [T, B, I] */
-    const char *len;      /* int32 [B], every entry in [0, T] */
-    const char *len_pos;  /* bool [1, B, 1]: length > 0 */
-    const char *bdim;     /* int64 [1]: B */
-} layer_io;
-
-/* Layer l: one LSTM/GRU/RNN node over both directions; returns its merged output [T, B, O']. */
-static const char *layer(ox *b, const sp_onnx_model *m, int l, const layer_io *io)
+/* Layer l as one LSTM/GRU/RNN node over both directions; returns its merged output [T, B, O']. */
+static const char *op_layer_nodes(ox *b, const sp_onnx_model *m, int l, const layer_io *io)
 {
     const sp_rnn *r = m->rnn;
     const sp_cell *c = &r->cell[l][0];
-    const char *why, *op = onnx_op(c, &why);
+    const char *op = onnx_op(c);
     int D = r->bidirectional ? 2 : 1, H = c->hidden_size, I = c->input_size;
     int lstm = c->kind == SP_CELL_LSTM, coupled = lstm && (c->lstm_flags & SP_LSTM_COUPLED);
     int peep = lstm && c->w_peep;
@@ -425,46 +707,26 @@ static const char *layer(ox *b, const sp_onnx_model *m, int l, const layer_io *i
         put_gates(R + (size_t)d * G * H, cd->w_hh, 0, H, H, perm, nblk);
         put_gates(Bv + (size_t)d * 2 * G, cd->b_ih, 1, H, 1, perm, nblk);
         put_gates(Bv + (size_t)d * 2 * G + G, cd->b_hh, 1, H, 1, perm, nblk);
-        if (peep) {
-            sp_tensor pt = *cd->w_peep; /* rows of diagonals: as gate blocks of one column each */
-            for (int j = 0; j < 3; j++)
-                for (int k = 0; k < H; k++) {
-                    int row = (coupled ? P_PEEP_CIFG : P_PEEP)[j];
-                    P[(size_t)d * 3 * H + (size_t)j * H + k] = row < 0 ? 0.0f : (float)*sp_at(&pt, row, k);
-                }
-        }
+        for (int j = 0; peep && j < 3; j++) /* rows of diagonals */
+            for (int k = 0; k < H; k++) {
+                int row = (coupled ? P_PEEP_CIFG : P_PEEP)[j];
+                P[(size_t)d * 3 * H + (size_t)j * H + k] = row < 0 ? 0.0f : (float)*sp_at(cd->w_peep, row, k);
+            }
     }
     int64_t dw[3] = {D, G, I}, dr[3] = {D, G, H}, db[2] = {D, 2 * G}, dp[2] = {D, 3 * H};
     const char *wn = init_f32(b, ox_str(b, "%s.W", c->name), 3, dw, W);
     const char *rn = init_f32(b, ox_str(b, "%s.R", c->name), 3, dr, R);
     const char *bn = init_f32(b, ox_str(b, "%s.B", c->name), 2, db, Bv);
     const char *pn = peep ? init_f32(b, ox_str(b, "%s.P", c->name), 2, dp, P) : NULL;
-
-    /* initial states: inputs "h0_l<l>" / "c0_l<l>" with a [D, 1, S] default, broadcast to [D, B, S] */
     const char *s0[2] = {NULL, NULL}, *sn[2] = {NULL, NULL};
     for (int k = 0; k < c->n_state; k++) {
-        int S = c->state_size[k];
-        float *v = ox_alloc(b, sizeof(float) * (size_t)(D * S));
-        if (!v) return NULL;
-        for (int d = 0; d < D; d++) {
-            const sp_tensor *t0 = m->init ? m->init->s[l][d][k] : NULL;
-            for (int j = 0; t0 && j < S; j++) v[(size_t)d * S + j] = (float)*sp_at(t0, 0, j);
-        }
-        const char *name = ox_str(b, "%s0_l%d", k ? "c" : "h", l);
-        int64_t dd[3] = {D, 1, S}, vd[3] = {D, -1, S};
-        if (!init_f32(b, name, 3, dd, v) || !value(b, &b->inputs, name, F32, 3, vd, NULL)) return NULL;
-        node_t *cat;
-        const char *shape = op3(b, &cat, "Concat", NULL, const_i64(b, "dim", 1, (int64_t[]){D}), io->bdim,
-                                const_i64(b, "dim", 1, (int64_t[]){S}));
-        attr_int(b, cat, "axis", 0);
-        s0[k] = OP2(b, "Expand", name, shape);
+        s0[k] = state_input(b, m, l, k, io);
         sn[k] = tmp(b, k ? "Y_c" : "Y_h");
     }
     const char *y = tmp(b, "Y");
     const char *in[8] = {io->x, wn, rn, bn, io->len, s0[0], s0[1], pn};
-    int nin = lstm ? (peep ? 8 : 7) : 6;
     const char *outs[3] = {y, sn[0], sn[1]};
-    node_t *n = node(b, op, c->name, nin, in, lstm ? 3 : 2, outs);
+    node_t *n = node(b, op, c->name, lstm ? (peep ? 8 : 7) : 6, in, lstm ? 3 : 2, outs);
     attr_int(b, n, "hidden_size", H);
     attr_int(b, n, "layout", 0);
     const char *dir = D == 2 ? "bidirectional" : "forward";
@@ -478,27 +740,177 @@ static const char *layer(ox *b, const sp_onnx_model *m, int l, const layer_io *i
     /* final states; a row of length 0 keeps its initial state (ONNX Runtime gives zeros there) */
     for (int k = 0; k < c->n_state; k++) {
         const char *in3[3] = {io->len_pos, sn[k], s0[k]}, *fin = ox_str(b, "%sn_l%d", k ? "c" : "h", l);
-        int64_t vd[3] = {D, 0, c->state_size[k]};
-        const char *sym[3] = {NULL, "batch", NULL};
-        if (!fin || !node(b, "Where", NULL, 3, in3, 1, &fin) || !value(b, &b->outputs, fin, F32, 3, vd, sym)) return NULL;
+        if (!fin || !node(b, "Where", NULL, 3, in3, 1, &fin) || !state_output(b, fin, D, c->state_size[k])) return NULL;
     }
     /* Y [T, D, B, H] -> [T, B, O'] */
     if (D == 1) return OP2(b, "Squeeze", y, const_i64(b, "axes", 1, (int64_t[]){1}));
-    if (r->merge == SP_MERGE_CONCAT) {
-        node_t *tr;
-        const char *yt = op3(b, &tr, "Transpose", NULL, y, NULL, NULL);
-        attr_ints(b, tr, "perm", 4, (int64_t[]){0, 2, 1, 3});
-        return OP2(b, "Reshape", yt, const_i64(b, "shape", 3, (int64_t[]){0, 0, -1}));
-    }
     const char *halves[2] = {tmp(b, "fwd"), tmp(b, "bwd")};
     node_t *sp = node(b, "Split", NULL, 1, &y, 2, halves);
     attr_int(b, sp, "axis", 1);
-    const char *z = OP2(b, r->merge == SP_MERGE_MUL ? "Mul" : "Add", halves[0], halves[1]);
-    if (r->merge == SP_MERGE_MEAN) {
-        int64_t one = 1;
-        z = OP2(b, "Mul", z, init_f32(b, tmp(b, "half"), 1, &one, (float[]){0.5f}));
+    const char *axes = const_i64(b, "axes", 1, (int64_t[]){1});
+    return merge(b, r->merge, OP2(b, "Squeeze", halves[0], axes), OP2(b, "Squeeze", halves[1], axes));
+}
+
+/* Cell c's input projection of every step: x [T, B, I] -> [T, B, G] through the recorded
+ * project(), or x itself for a cell without one. */
+static const char *project_seq(ox *b, const sp_cell *c, const layer_io *io, const char *where, sp_status *st)
+{
+    if (!c->project) return io->x;
+    sp_tensor *in[1], *out[1] = {NULL};
+    sp_tape *t = record(c, 1, c->input_size, in, out, where);
+    if (!t) return *st = sp_last_status(), NULL;
+    xl x = {t, 0, ox_alloc(b, sizeof(char *) * (size_t)sp_tape_count(t)), where};
+    const char *y = NULL;
+    if (x.names) {
+        x.names[in[0]->id] = OP2(b, "Reshape", io->x, const_i64(b, "shape", 2, (int64_t[]){-1, c->input_size}));
+        if ((*st = translate(b, &x)) == SP_OK && (y = vname(b, &x, out[0]))) {
+            node_t *n;
+            const char *shape = op3(b, &n, "Concat", NULL, io->tb, const_i64(b, "dim", 1, (int64_t[]){out[0]->cols}), NULL);
+            attr_int(b, n, "axis", 0);
+            y = OP2(b, "Reshape", y, shape);
+        }
     }
-    return OP2(b, "Squeeze", z, const_i64(b, "axes", 1, (int64_t[]){1}));
+    if (!y && *st == SP_OK) *st = b->failed ? SP_ERR_NOMEM : sp_last_status();
+    sp_tape_free(t);
+    return y;
+}
+
+/* A Scan over cell c's recorded step: xp [T, B, G] and the masks in, states s0[k] [B, S] from;
+ * the final states into sn[k], the outputs [T, B, O] returned. As sp_seq_run at evaluation:
+ * zoneout (rates nz, may be NULL) keeps the expectation s = s' + (1 - z) (s_new - s'), and steps
+ * past a row's length keep its state and give a zero row (Where on the step's mask). */
+static const char *scan(ox *b, const sp_cell *c, const char *xp, const layer_io *io, const sp_cell_noise *nz,
+                        const char *const *s0, const char **sn, const char *where, sp_status *st)
+{
+    sp_tensor *in[1 + SP_CELL_MAX_STATE], *out[SP_CELL_MAX_STATE] = {NULL, NULL};
+    int cols = c->project ? c->gate_size : c->input_size;
+    sp_tape *t = record(c, 0, cols, in, out, where);
+    if (!t) return *st = sp_last_status(), NULL;
+    plist body = {0}, bin = {0}, bout = {0}, *outer = b->cur;
+    b->cur = &body;
+    xl x = {t, 0, ox_alloc(b, sizeof(char *) * (size_t)sp_tape_count(t)), where};
+    const char *y = NULL, *names[2 * SP_CELL_MAX_STATE + 2];
+    int n_state = c->n_state;
+    int64_t unk[2] = {-1, -1};
+    if (x.names) {
+        for (int k = 0; k < n_state; k++) {
+            x.names[in[1 + k]->id] = tmp(b, k ? "c" : "h");
+            value(b, &bin, x.names[in[1 + k]->id], F32, 2, unk, NULL);
+        }
+        x.names[in[0]->id] = tmp(b, "x_t");
+        const char *m_t = tmp(b, "mask_t");
+        value(b, &bin, x.names[in[0]->id], F32, 2, unk, NULL);
+        value(b, &bin, m_t, BOOL, 2, unk, NULL);
+        if ((*st = translate(b, &x)) == SP_OK) {
+            int ok = 1;
+            const char *fresh[SP_CELL_MAX_STATE] = {NULL, NULL};
+            for (int k = 0; ok && k < n_state; k++) {
+                const char *old = x.names[in[1 + k]->id];
+                double z = nz ? (k ? nz->zoneout_c : nz->zoneout_h) : 0;
+                ok = (fresh[k] = vname(b, &x, out[k])) != NULL;
+                if (ok && z > 0)
+                    fresh[k] = OP2(b, "Add", old, OP2(b, "Mul", OP2(b, "Sub", fresh[k], old), scalar_f32(b, (sp_real)(1 - z))));
+                const char *w3[3] = {m_t, fresh[k], old}; /* a padded step keeps the state */
+                names[k] = tmp(b, k ? "c_next" : "h_next");
+                ok = ok && node(b, "Where", NULL, 3, w3, 1, &names[k]) && value(b, &bout, names[k], F32, 2, unk, NULL);
+            }
+            const char *h = fresh[0], *w3[3] = {m_t, h, scalar_f32(b, 0)};
+            names[n_state] = tmp(b, "y_t"); /* and gives a zero row */
+            if (ok && h && node(b, "Where", NULL, 3, w3, 1, &names[n_state]) &&
+                value(b, &bout, names[n_state], F32, 2, unk, NULL))
+                y = names[n_state];
+        }
+    }
+    b->cur = outer;
+    SpOnnx__GraphProto *g = ox_alloc(b, sizeof *g);
+    if (y && g) { /* the Scan node: states, then the two scan inputs; final states, then y */
+        sp_onnx__graph_proto__init(g);
+        g->name = (char *)tmp(b, "step");
+        /* the body's arrays live as long as the export: copied into builder memory */
+        void **nv = ox_alloc(b, sizeof *nv * (body.n ? body.n : 1)), **iv = ox_alloc(b, sizeof *iv * bin.n),
+             **ov = ox_alloc(b, sizeof *ov * bout.n);
+        if (nv && iv && ov) {
+            memcpy(nv, body.v, sizeof *nv * body.n), memcpy(iv, bin.v, sizeof *iv * bin.n), memcpy(ov, bout.v, sizeof *ov * bout.n);
+            g->n_node = body.n, g->node = (node_t **)nv;
+            g->n_input = bin.n, g->input = (value_t **)iv;
+            g->n_output = bout.n, g->output = (value_t **)ov;
+            const char *sin[SP_CELL_MAX_STATE + 2], *sout[SP_CELL_MAX_STATE + 1];
+            for (int k = 0; k < n_state; k++) sin[k] = s0[k], sout[k] = sn[k] = tmp(b, k ? "c_last" : "h_last");
+            sin[n_state] = xp, sin[n_state + 1] = io->mask;
+            sout[n_state] = y = tmp(b, "Y");
+            node_t *n = node(b, "Scan", c->name, n_state + 2, sin, n_state + 1, sout);
+            attr_int(b, n, "num_scan_inputs", 2);
+            attr_t *a = attr(b, n, "body", SP_ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
+            if (a) a->g = g;
+        }
+    } else if (*st == SP_OK) *st = b->failed ? SP_ERR_NOMEM : sp_last_status();
+    free(body.v), free(bin.v), free(bout.v);
+    sp_tape_free(t);
+    if (b->failed) *st = SP_ERR_NOMEM;
+    return *st == SP_OK ? y : NULL;
+}
+
+/* Layer l as a Scan per direction over its cells' recorded steps (any cell: built-in kinds
+ * without an ONNX operator, custom cells). The backward direction runs the Scan on each row
+ * reversed within its length (ReverseSequence) and reverses its outputs back, so it starts at
+ * the row's real end as sp_bidir_run does. */
+static const char *scan_layer(ox *b, const sp_onnx_model *m, int l, layer_io *io, sp_status *st)
+{
+    const sp_rnn *r = m->rnn;
+    int D = r->bidirectional ? 2 : 1, n_state = r->cell[l][0].n_state;
+    node_t *n;
+    if (!io->mask) { /* step t of row b is real iff t < len[b]: [T, B, 1] */
+        node_t *cast;
+        const char *t32 = op3(b, &cast, "Cast", NULL, io->tdim, NULL, NULL);
+        attr_int(b, cast, "to", I32);
+        const char *zero = tmp(b, "zero"), *one = tmp(b, "one");
+        uint8_t *raw;
+        if (init_raw(b, zero, I32, 0, NULL, 4, &raw)) put_le(raw, 0, 4);
+        if (init_raw(b, one, I32, 0, NULL, 4, &raw)) put_le(raw, 1, 4);
+        const char *range = op3(b, NULL, "Range", NULL, zero, OP2(b, "Squeeze", t32, const_i64(b, "axes", 1, (int64_t[]){0})), one);
+        const char *lt = OP2(b, "Less", OP2(b, "Unsqueeze", range, const_i64(b, "axes", 1, (int64_t[]){1})),
+                             OP2(b, "Unsqueeze", io->len, const_i64(b, "axes", 1, (int64_t[]){0})));
+        io->mask = OP2(b, "Unsqueeze", lt, const_i64(b, "axes", 1, (int64_t[]){2}));
+        const char *len1 = OP2(b, "Max", io->len, one);
+        io->len_rev = op3(b, &n, "Cast", NULL, len1, NULL, NULL);
+        attr_int(b, n, "to", I64);
+    }
+    const char *s0x[SP_CELL_MAX_STATE], *fin[2][SP_CELL_MAX_STATE] = {{NULL}}, *y[2] = {NULL, NULL};
+    for (int k = 0; k < n_state; k++) s0x[k] = state_input(b, m, l, k, io);
+    for (int d = 0; d < D; d++) {
+        const sp_cell *c = &r->cell[l][d];
+        char where[160];
+        snprintf(where, sizeof where, "layer %d (cell \"%s\", %s)", l, c->name, sp_cell_kind_name(c));
+        const char *xp = project_seq(b, c, io, where, st), *s0[SP_CELL_MAX_STATE];
+        if (!xp) return NULL;
+        if (d) {
+            xp = op3(b, &n, "ReverseSequence", NULL, xp, io->len_rev, NULL);
+            attr_int(b, n, "batch_axis", 1), attr_int(b, n, "time_axis", 0);
+        }
+        uint8_t *raw;
+        const char *dir = init_raw(b, tmp(b, "dir"), I64, 0, NULL, 8, &raw); /* a scalar index drops the axis */
+        if (dir) put_le(raw, (uint64_t)d, 8);
+        for (int k = 0; k < n_state; k++) {
+            s0[k] = op3(b, &n, "Gather", NULL, s0x[k], dir, NULL);
+            attr_int(b, n, "axis", 0);
+        }
+        if (!(y[d] = scan(b, c, xp, io, m->noise, s0, fin[d], where, st))) return NULL;
+        if (d) {
+            y[d] = op3(b, &n, "ReverseSequence", NULL, y[d], io->len_rev, NULL);
+            attr_int(b, n, "batch_axis", 1), attr_int(b, n, "time_axis", 0);
+        }
+    }
+    const char *axis0 = const_i64(b, "axes", 1, (int64_t[]){0});
+    for (int k = 0; k < n_state; k++) { /* [B, S] per direction -> [D, B, S] */
+        const char *name = ox_str(b, "%sn_l%d", k ? "c" : "h", l);
+        if (D == 1) op3(b, NULL, "Unsqueeze", name, fin[0][k], axis0, NULL);
+        else {
+            op3(b, &n, "Concat", name, OP2(b, "Unsqueeze", fin[0][k], axis0), OP2(b, "Unsqueeze", fin[1][k], axis0), NULL);
+            attr_int(b, n, "axis", 0);
+        }
+        if (!state_output(b, name, D, r->cell[l][0].state_size[k])) return NULL;
+    }
+    return D == 1 ? y[0] : merge(b, r->merge, y[0], y[1]);
 }
 
 /* ------------------------------------------------------------------ the graph */
@@ -548,8 +960,11 @@ static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
     const char *len = op3(b, NULL, "Where", NULL, OP2(b, "Less", lenb, zero32), t32, lenb);
     const char *len_pos = OP2(b, "Unsqueeze", OP2(b, "Greater", len, zero32), const_i64(b, "axes", 2, (int64_t[]){0, 2}));
 
-    layer_io io = {x, len, len_pos, bdim};
-    for (int l = 0; l < r->num_layers && !b->failed; l++) io.x = layer(b, m, l, &io);
+    layer_io io = {x, tb, len, len_pos, bdim, tdim, NULL, NULL};
+    sp_status st = SP_OK;
+    for (int l = 0; l < r->num_layers && !b->failed && st == SP_OK; l++)
+        io.x = op_layer(m, l) ? op_layer_nodes(b, m, l, &io) : scan_layer(b, m, l, &io, &st);
+    if (st != SP_OK) return st;
     const char *y = io.x;
     int O = sp_rnn_out_size(r);
     if (!m->head) {
@@ -589,6 +1004,7 @@ sp_status sp_onnx_export(const sp_onnx_model *m, const char *path)
     sp_status s = check_model(m);
     if (s) return s;
     ox b = {0};
+    b.cur = &b.nodes;
     SpOnnx__GraphProto g = SP_ONNX__GRAPH_PROTO__INIT;
     SpOnnx__ModelProto model = SP_ONNX__MODEL_PROTO__INIT;
     SpOnnx__OperatorSetIdProto opset = SP_ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&opset};
@@ -621,9 +1037,10 @@ sp_status sp_onnx_export(const sp_onnx_model *m, const char *path)
                 s = sp_fail(SP_ERR_IO, "sp_onnx_export: cannot write '%s'", path);
             } else s = sp_file_commit(f);
         }
-    } else s = sp_fail(SP_ERR_NOMEM, "sp_onnx_export: '%s': out of memory building the graph", path);
+    } else if (s == SP_ERR_NOMEM) s = sp_fail(SP_ERR_NOMEM, "sp_onnx_export: '%s': out of memory building the graph", path);
     free(buf);
     for (size_t i = 0; i < b.mem.n; i++) free(b.mem.v[i]);
     free(b.mem.v), free(b.nodes.v), free(b.inits.v), free(b.inputs.v), free(b.outputs.v);
+    free(b.params.v), free(b.pnames.v);
     return s;
 }

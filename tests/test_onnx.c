@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* test_onnx.c - sp_onnx_export's refusals and its file handling, without ONNX Runtime (the
- * numbers are tests/onnx/onnx_check.py's): every cell or option that ONNX's recurrent operators
- * cannot express is an SP_ERR_ARG naming the layer, the cell and why, and leaves an existing
- * file at the path as it was; sizes that do not chain are SP_ERR_SHAPE; a path that is a
- * directory is SP_ERR_IO; a good export leaves one file and no temp file. In a library built
- * without ONNX (TEST_HAVE_ONNX 0), every export is SP_ERR_STATE saying what to install. */
+ * numbers are tests/onnx/onnx_check.py's): every built-in kind exports; a custom step exports
+ * when its ops have ONNX forms, and otherwise (an op without one, a constant or a row slice of
+ * the batch) is an SP_ERR_ARG naming the layer, the cell, the op and the node, and
+ * leaves an existing file at the path as it was; sizes that do not chain are SP_ERR_SHAPE; a
+ * path that is a directory is SP_ERR_IO; a good export leaves one file and no temp file. In a
+ * library built without ONNX (TEST_HAVE_ONNX 0), every export is SP_ERR_STATE saying what to
+ * install. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -137,55 +139,104 @@ static void writes_one_file(void **state)
     sp_params_free(x.ps);
 }
 
-/* Every kind without an ONNX operator, named with its layer and cell. */
-static void refuses_cells(void **state)
+/* The path at dir/name exported: SP_OK and a file. */
+static void exports(const sp_onnx_model *m, const char *name)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s.onnx", dir, name);
+    if (sp_onnx_export(m, path) != SP_OK) fail_msg("%s: %s", name, sp_last_error());
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 100);
+    remove(path);
+}
+
+/* Every kind without an ONNX operator is a Scan over its recorded step (ONNX Runtime checks the
+ * numbers in onnx_ort). */
+static void exports_every_kind(void **state)
 {
     (void)state;
     if (!TEST_HAVE_ONNX) return; /* without_onnx checks the stubs */
-    static const struct {
-        sp_cell_kind kind;
-        const char *name;
-    } no_op[] = {{SP_CELL_GRU_UPDATE_ONLY, "gru_update_only"}, {SP_CELL_LN_LSTM, "ln_lstm"}, {SP_CELL_LN_GRU, "ln_gru"},
-                 {SP_CELL_MGU, "mgu"},         {SP_CELL_MINGRU, "mingru"},         {SP_CELL_MINLSTM, "minlstm"}};
-    for (size_t i = 0; i < sizeof no_op / sizeof no_op[0]; i++) {
+    static const sp_cell_kind scan[] = {SP_CELL_GRU_UPDATE_ONLY, SP_CELL_LN_LSTM, SP_CELL_LN_GRU, SP_CELL_MGU,
+                                        SP_CELL_MINGRU, SP_CELL_MINLSTM};
+    for (size_t i = 0; i < sizeof scan / sizeof scan[0]; i++) {
         model_t x;
-        make(&x, no_op[i].kind, NULL, 2, 0);
-        refused(&x.m, SP_ERR_ARG, "layer 0", no_op[i].name, "not supported yet", NULL);
+        make(&x, scan[i], NULL, 2, 1);
+        exports(&x.m, "scan");
         sp_params_free(x.ps);
     }
     model_t x;
     sp_cell_opts co = {0};
     co.proj_size = 2;
     make(&x, SP_CELL_LSTM, &co, 1, 0);
-    refused(&x.m, SP_ERR_ARG, "layer 0", "rnn0", "lstm+projection", "projection (proj_size)", NULL);
+    exports(&x.m, "lstmp");
     sp_params_free(x.ps);
 }
 
-static sp_status my_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+static sp_status tanh_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
 {
     (void)c, (void)x;
     out[0] = sp_tanh(t, state[0]);
     return sp_tape_status(t);
 }
 
-/* A custom cell, and a built-in kind whose step was replaced (its math is not the kind's). */
-static void refuses_custom(void **state)
+static sp_status mean_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+{
+    (void)c, (void)x;
+    out[0] = sp_add(t, state[0], sp_name(t, sp_mean(t, state[0]), "avg"));
+    return sp_tape_status(t);
+}
+
+static sp_status batch_const_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+{
+    (void)x;
+    out[0] = sp_add(t, state[0], sp_name(t, sp_const(t, state[0]->rows, c->hidden_size), "bias_rows"));
+    return sp_tape_status(t);
+}
+
+static sp_status row_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+{
+    (void)c, (void)x;
+    out[0] = sp_add(t, state[0], sp_name(t, sp_slice_rows(t, state[0], 0, 1), "first_row"));
+    return sp_tape_status(t);
+}
+
+static sp_status failing_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+{
+    (void)c;
+    out[0] = sp_add(t, state[0], x); /* [B, 3] + [B, 9]: a shape error */
+    return sp_tape_status(t);
+}
+
+/* A user's step: exported when every op it records has an ONNX form, else refused naming the
+ * layer, the cell, the op and the node. */
+static void custom_steps(void **state)
 {
     (void)state;
     if (!TEST_HAVE_ONNX) return; /* without_onnx checks the stubs */
     model_t x;
     make(&x, SP_CELL_GRU_RESET_AFTER_MATMUL, NULL, 2, 0);
-    x.rnn.cell[1][0].step = my_step;
-    refused(&x.m, SP_ERR_ARG, "layer 1", "rnn1", "custom cell", NULL);
-    x.rnn.cell[1][0].kind = SP_CELL_CUSTOM;
-    refused(&x.m, SP_ERR_ARG, "layer 1", "custom cell", NULL);
+    x.rnn.cell[1][0].step = tanh_step; /* a built-in kind whose step was replaced: the user's math */
+    exports(&x.m, "tanh");
+    x.rnn.cell[1][0].step = mean_step;
+    refused(&x.m, SP_ERR_ARG, "layer 1 (cell \"rnn1\"", "op mean", "\"avg\"", "no ONNX mapping", NULL);
+    x.rnn.cell[1][0].step = batch_const_step;
+    refused(&x.m, SP_ERR_ARG, "layer 1", "bias_rows", "batch's rows", NULL);
+    x.rnn.cell[1][0].step = row_step;
+    refused(&x.m, SP_ERR_ARG, "layer 1", "first_row", "rows of the batch", NULL);
+    x.rnn.cell[1][0].step = failing_step;
+    refused(&x.m, SP_ERR_SHAPE, "layer 1", "recording its step failed", "add", NULL);
+    x.rnn.cell[1][0].step = NULL;
+    refused(&x.m, SP_ERR_ARG, "layer 1", "no step function", NULL);
     sp_params_free(x.ps);
-    /* directions of one layer that differ */
+    /* directions of other kinds: one Scan each; of other sizes: refused (h0_l<k> holds both) */
     make(&x, SP_CELL_RNN_TANH, NULL, 1, 1);
     sp_rng rng;
     sp_rng_seed(&rng, 1);
     assert_int_equal(sp_cell_init(&x.rnn.cell[0][1], SP_CELL_RNN_RELU, x.ps, "other", 0, 1, 4, 3, NULL, &rng), SP_OK);
-    refused(&x.m, SP_ERR_ARG, "layer 0", "rnn_tanh", "rnn_relu", "differ", NULL);
+    exports(&x.m, "mixed");
+    assert_int_equal(sp_cell_init(&x.rnn.cell[0][1], SP_CELL_RNN_RELU, x.ps, "wider", 0, 1, 4, 5, NULL, &rng), SP_OK);
+    refused(&x.m, SP_ERR_SHAPE, "layer 0", "different sizes", NULL);
     sp_params_free(x.ps);
 }
 
@@ -196,15 +247,14 @@ static void refuses_options(void **state)
     model_t x;
     make(&x, SP_CELL_LSTM, NULL, 1, 0);
     sp_cell_noise nz = {0};
-    nz.zoneout_c = 0.1;
+    nz.zoneout_c = 1.5;
     x.m.noise = &nz;
-    refused(&x.m, SP_ERR_ARG, "zoneout", NULL);
+    refused(&x.m, SP_ERR_ARG, "zoneout rates (h 0, c 1.5) must be in [0, 1)", NULL);
+    nz.zoneout_c = 0.1; /* its expectation at evaluation: a Scan */
+    exports(&x.m, "zoneout");
     nz = (sp_cell_noise){0};
-    nz.recurrent_dropout = 0.3; /* the identity at evaluation: exported */
-    char path[300];
-    snprintf(path, sizeof path, "%s/ok.onnx", dir);
-    assert_int_equal(sp_onnx_export(&x.m, path), SP_OK);
-    remove(path);
+    nz.recurrent_dropout = 0.3; /* the identity at evaluation */
+    exports(&x.m, "dropout");
     x.m.noise = NULL;
     x.m.head = NULL;
     refused(&x.m, SP_ERR_ARG, "softmax needs a head", NULL);
@@ -232,8 +282,8 @@ static void refuses_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(without_onnx),   cmocka_unit_test(writes_one_file), cmocka_unit_test(refuses_cells),
-        cmocka_unit_test(refuses_custom), cmocka_unit_test(refuses_options),
+        cmocka_unit_test(without_onnx), cmocka_unit_test(writes_one_file), cmocka_unit_test(exports_every_kind),
+        cmocka_unit_test(custom_steps), cmocka_unit_test(refuses_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -28,13 +28,17 @@
  * zero rows of y (so the head's bias in logits) and keep their state, as sp_rnn_run; a row of
  * length 0 gives zeros and its initial state as final state.
  *
- * Cells map onto ONNX's own operators (opset 17, IR version 8): LSTM (plain, peephole, coupled
- * input-forget gate) onto LSTM with its gates reordered from spool's i, f, g, o to ONNX's i, o,
- * f, c; reset-after and reset-before GRUs onto GRU (linear_before_reset 1 and 0; gates r, z, n
- * to z, r, h); tanh and relu RNNs onto RNN. Other cells (LSTM with projection, layer-normalised,
- * update-only GRU, MGU, minGRU, minLSTM, custom cells) and zoneout (whose evaluation form mixes
- * old and new state) are refused with SP_ERR_ARG and a message naming the layer and the cell:
- * the exporter never writes a file that computes something else.
+ * Cells map onto ONNX's own operators (opset 17, IR version 8) where they have one: LSTM (plain,
+ * peephole, coupled input-forget gate) onto LSTM with its gates reordered from spool's i, f, g, o
+ * to ONNX's i, o, f, c; reset-after and reset-before GRUs onto GRU (linear_before_reset 1 and 0;
+ * gates r, z, n to z, r, h); tanh and relu RNNs onto RNN. Every other cell (LSTM with projection,
+ * the layer-normalised cells, update-only GRU, MGU, minGRU, minLSTM, a custom cell) and every
+ * layer under zoneout is a Scan whose body is the cell's step as spool records it on a tape,
+ * translated op by op (products, elementwise ops and activations, slices, concatenation, layer
+ * norm, softmax, the fused LSTM and GRU cells). A step that records an op with no ONNX form, or
+ * a constant or row slice that depends on the batch, is refused with SP_ERR_ARG naming the
+ * layer, the cell, the op and the node: the exporter never writes a file that computes
+ * something else.
  *
  * Optional at build time (meson -Donnx): without protobuf-c and Debian's onnx.proto,
  * sp_onnx_available() is 0 and sp_onnx_export fails with SP_ERR_STATE saying what to install.
@@ -66,7 +70,8 @@ typedef struct {
     const sp_rnn_state *init;     /**< NULL, or per entry NULL or a [1, S] tensor: the default
                                      initial states (e.g. sp_rnn_init_state's parameters) */
     const sp_cell_noise *noise;   /**< NULL, or the regularisers the stack was trained with:
-                                     dropouts are the identity at evaluation; zoneout is refused */
+                                     dropouts are the identity at evaluation, zoneout is its
+                                     expectation (as sp_rnn_run and sp_stream evaluate) */
     const sp_linear *head;        /**< NULL, or the linear head on the stack's output */
     int softmax;                  /**< 1: also output "probs", the softmax of the logits (needs head) */
     /** NULL, or UTF-8 key, value, key, value, ..., NULL: the model's metadata_props (what a
@@ -80,7 +85,7 @@ int sp_onnx_available(void);
 
 /** Writes m's inference graph to path as an ONNX model, atomically (sp_file_begin: the old file
  * or the new one, never half of one). SP_OK, or an error (sp_last_error) naming what cannot be
- * exported: an unsupported cell or option (SP_ERR_ARG), sizes that do not chain (SP_ERR_SHAPE),
+ * exported: an op of a step without an ONNX form (SP_ERR_ARG), sizes that do not chain (SP_ERR_SHAPE),
  * a file that cannot be written (SP_ERR_IO), a build without ONNX (SP_ERR_STATE). Nothing is
  * written on error. */
 sp_status sp_onnx_export(const sp_onnx_model *m, const char *path) SP_WARN_UNUSED;

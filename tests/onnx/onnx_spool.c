@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* onnx_spool.c - the spool half of tests/onnx/onnx_check.py: builds one small model per case
- * (every cell kind and variant ONNX's operators have, 1 and 2 layers, one- and bidirectional,
- * every merge, embedding / one-hot / float input, with and without a head, trainable initial
- * states), exports each with sp_onnx_export to DIR/<case>.onnx and writes spool's own forward
- * outputs on two inputs to DIR/<case>.io:
+ * (every built-in cell kind and variant and a custom cell, 1 and 2 layers, one- and
+ * bidirectional, every merge, embedding / one-hot / float input, with and without a head,
+ * trainable initial states), exports each with sp_onnx_export to DIR/<case>.onnx and writes
+ * spool's own forward outputs on two inputs to DIR/<case>.io. The kinds ONNX has an operator
+ * for use it; the others (LSTMP, LN cells, update-only GRU, MGU, minGRU, minLSTM, the custom
+ * cell) are a Scan over their recorded step. The runs:
  *   run a: T 7, B 5, unsorted lengths {7, 1, 0, 4, 6} (a length-1 and a length-0 row), an id
  *          < 0 inside a real step (a zero input row), random initial states fed as inputs;
  *   run b: T 3, B 2, no lengths and no states fed (the graph's defaults: whole sequences, the
@@ -25,18 +27,28 @@
 typedef struct {
     const char *name;
     sp_cell_kind kind;
-    int flags;
+    int flags, proj; /* LSTM flags, proj_size */
 } kind_t;
 
 static const kind_t KINDS[] = {
-    {"lstm", SP_CELL_LSTM, 0},
-    {"lstm_peephole", SP_CELL_LSTM, SP_LSTM_PEEPHOLE},
-    {"lstm_coupled", SP_CELL_LSTM, SP_LSTM_COUPLED},
-    {"lstm_peephole_coupled", SP_CELL_LSTM, SP_LSTM_PEEPHOLE | SP_LSTM_COUPLED},
-    {"gru", SP_CELL_GRU_RESET_AFTER_MATMUL, 0},
-    {"gru_reset_before", SP_CELL_GRU_RESET_BEFORE_MATMUL, 0},
-    {"rnn_tanh", SP_CELL_RNN_TANH, 0},
-    {"rnn_relu", SP_CELL_RNN_RELU, 0},
+    {"lstm", SP_CELL_LSTM, 0, 0},
+    {"lstm_peephole", SP_CELL_LSTM, SP_LSTM_PEEPHOLE, 0},
+    {"lstm_coupled", SP_CELL_LSTM, SP_LSTM_COUPLED, 0},
+    {"lstm_peephole_coupled", SP_CELL_LSTM, SP_LSTM_PEEPHOLE | SP_LSTM_COUPLED, 0},
+    {"gru", SP_CELL_GRU_RESET_AFTER_MATMUL, 0, 0},
+    {"gru_reset_before", SP_CELL_GRU_RESET_BEFORE_MATMUL, 0, 0},
+    {"rnn_tanh", SP_CELL_RNN_TANH, 0, 0},
+    {"rnn_relu", SP_CELL_RNN_RELU, 0, 0},
+    /* no ONNX operator: a Scan over the recorded step */
+    {"lstmp", SP_CELL_LSTM, 0, 3},
+    {"lstmp_peephole_coupled", SP_CELL_LSTM, SP_LSTM_PEEPHOLE | SP_LSTM_COUPLED, 2},
+    {"gru_update_only", SP_CELL_GRU_UPDATE_ONLY, 0, 0},
+    {"ln_lstm", SP_CELL_LN_LSTM, 0, 0},
+    {"ln_gru", SP_CELL_LN_GRU, 0, 0},
+    {"mgu", SP_CELL_MGU, 0, 0},
+    {"mingru", SP_CELL_MINGRU, 0, 0},
+    {"minlstm", SP_CELL_MINLSTM, 0, 0},
+    {"custom_mgu", SP_CELL_CUSTOM, 0, 0}, /* my_mgu below: a user's cell from public ops */
 };
 #define NKINDS ((int)(sizeof KINDS / sizeof KINDS[0]))
 
@@ -73,12 +85,49 @@ static void fill(sp_tensor *x, sp_rng *rng, double a)
         for (int j = 0; j < x->cols; j++) *sp_at(x, i, j) = (sp_real)((2 * sp_rng_uniform(rng) - 1) * a);
 }
 
+/* A user's cell, written from public ops only: the minimal gated unit with one weight matrix
+ * [W_hf; W_hn] whose halves the step takes as rows of the parameter. */
+static sp_tensor *my_project(sp_tape *t, const sp_cell *c, sp_tensor *x)
+{
+    return sp_matmul_bias(t, x, 0, c->w_ih, 1, c->b_ih);
+}
+
+static sp_status my_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
+{
+    int h = c->hidden_size;
+    sp_tensor *f = sp_sigmoid(t, sp_add(t, sp_slice_cols(t, xp, 0, h),
+                                        sp_matmul_ex(t, state[0], 0, sp_slice_rows(t, c->w_hh, 0, h), 1)));
+    sp_tensor *n = sp_tanh(t, sp_add(t, sp_slice_cols(t, xp, h, h),
+                                     sp_matmul_ex(t, sp_mul(t, f, state[0]), 0, sp_slice_rows(t, c->w_hh, h, h), 1)));
+    out[0] = sp_add(t, n, sp_mul(t, sp_one_minus(t, f), sp_sub(t, state[0], n)));
+    return sp_tape_status(t);
+}
+
+static int my_cell(sp_cell *c, sp_params *ps, int l, int d, int in, sp_rng *rng)
+{
+    memset(c, 0, sizeof *c);
+    char name[96];
+    c->kind = SP_CELL_CUSTOM;
+    c->input_size = in, c->hidden_size = c->out_size = H, c->gate_size = 2 * H;
+    c->n_state = 1, c->state_size[0] = H;
+    snprintf(c->name, sizeof c->name, "mymgu%d%s", l, d ? "_reverse" : "");
+    snprintf(name, sizeof name, "%s.w_ih", c->name);
+    c->w_ih = sp_param_uniform(ps, name, 2 * H, in, 0.5, rng);
+    snprintf(name, sizeof name, "%s.w_hh", c->name);
+    c->w_hh = sp_param_uniform(ps, name, 2 * H, H, 0.5, rng);
+    snprintf(name, sizeof name, "%s.b", c->name);
+    c->b_ih = sp_param_uniform(ps, name, 1, 2 * H, 0.5, rng);
+    c->project = my_project, c->step = my_step;
+    return c->w_ih && c->w_hh && c->b_ih ? 0 : -1;
+}
+
 typedef struct {
     int input, L, D, has_head;
     sp_embed emb;
     sp_rnn rnn;
     sp_linear head;
     sp_rnn_state init; /* trainable initial states, or all NULL */
+    sp_cell_noise nz;  /* zoneout rates (evaluation: their expectation) */
 } model_t;
 
 /* spool's forward of one run, written as run.* and want.* arrays. */
@@ -135,6 +184,7 @@ static int run(FILE *f, model_t *m, const char *tag, int T, int B, const int *le
     sp_rnn_opts ro = {0};
     ro.lengths = lengths;
     ro.init = &st;
+    ro.noise = m->nz;
     sp_rnn_out out;
     if (sp_rnn_run(t, &m->rnn, x, T, B, &ro, &out) != SP_OK) {
         fprintf(stderr, "onnx_spool: forward: %s\n", sp_tape_errmsg(t));
@@ -171,27 +221,32 @@ static int run(FILE *f, model_t *m, const char *tag, int T, int B, const int *le
 }
 
 static int one_case(const char *dir, const kind_t *k, int L, int D, sp_merge merge, int input, int trained_init,
-                    uint64_t seed)
+                    double zoneout, uint64_t seed)
 {
     static const char *in_name[3] = {"embed", "onehot", "float"}, *merge_name[4] = {"concat", "sum", "mean", "mul"};
     char cname[160], path[512];
-    snprintf(cname, sizeof cname, "%s_l%d_%s%s%s_%s%s", k->name, L, D == 2 ? "bi" : "uni", D == 2 ? "_" : "",
-             D == 2 ? merge_name[merge] : "", in_name[input], trained_init ? "_h0" : "");
+    snprintf(cname, sizeof cname, "%s_l%d_%s%s%s_%s%s%s", k->name, L, D == 2 ? "bi" : "uni", D == 2 ? "_" : "",
+             D == 2 ? merge_name[merge] : "", in_name[input], trained_init ? "_h0" : "", zoneout > 0 ? "_zoneout" : "");
     sp_params *ps = sp_params_new();
     sp_rng rng;
     sp_rng_seed(&rng, seed);
     model_t m;
     memset(&m, 0, sizeof m);
     m.input = input, m.L = L, m.D = D, m.has_head = input != IN_FLOAT;
+    m.nz.zoneout_h = zoneout, m.nz.zoneout_c = zoneout * 1.5;
     int I = input == IN_ONEHOT ? V : E;
     sp_cell_opts co = {0};
     co.lstm_flags = k->flags;
+    co.proj_size = k->proj;
     if (input == IN_EMBED && sp_embed_init(&m.emb, ps, "embed", V, E, &rng)) return fail(cname);
     /* the stack as sp_rnn_init makes it, but each layer reads the merged width of the one below */
     m.rnn.num_layers = L, m.rnn.bidirectional = D == 2, m.rnn.merge = merge;
-    for (int l = 0, in = I; l < L; l++, in = D == 2 ? sp_merge_cols(merge, H, H) : H)
+    int O = k->proj ? k->proj : H;
+    for (int l = 0, in = I; l < L; l++, in = D == 2 ? sp_merge_cols(merge, O, O) : O)
         for (int d = 0; d < D; d++)
-            if (sp_cell_init(&m.rnn.cell[l][d], k->kind, ps, "rnn", l, d, in, H, &co, &rng)) return fail(cname);
+            if (k->kind == SP_CELL_CUSTOM ? my_cell(&m.rnn.cell[l][d], ps, l, d, in, &rng) != 0
+                                          : sp_cell_init(&m.rnn.cell[l][d], k->kind, ps, "rnn", l, d, in, H, &co, &rng) != SP_OK)
+                return fail(cname);
     if (m.has_head && sp_linear_init(&m.head, ps, "head", sp_rnn_out_size(&m.rnn), V, 1, &rng)) return fail(cname);
     if (trained_init) {
         if (sp_rnn_init_state(&m.rnn, ps, "rnn", &m.init)) return fail(cname);
@@ -205,6 +260,7 @@ static int one_case(const char *dir, const kind_t *k, int L, int D, sp_merge mer
     om.head = m.has_head ? &m.head : NULL;
     om.softmax = m.has_head;
     om.init = trained_init ? &m.init : NULL;
+    om.noise = &m.nz;
     snprintf(path, sizeof path, "%s/%s.onnx", dir, cname);
     if (sp_onnx_export(&om, path) != SP_OK) return fail(cname);
     snprintf(path, sizeof path, "%s/%s.io", dir, cname);
@@ -227,9 +283,11 @@ int main(int argc, char **argv)
     for (int k = 0; k < NKINDS; k++)
         for (int L = 1; L <= 2; L++)
             for (int D = 1; D <= 2; D++)
-                rc |= one_case(argv[1], &KINDS[k], L, D, SP_MERGE_CONCAT, (int)(seed % 3), seed % 4 == 1, seed), seed++;
+                rc |= one_case(argv[1], &KINDS[k], L, D, SP_MERGE_CONCAT, (int)(seed % 3), seed % 4 == 1, 0, seed), seed++;
     /* the other merges of a bidirectional stack, on one kind of each operator */
     for (int mg = SP_MERGE_SUM; mg <= SP_MERGE_MUL; mg++)
-        for (int k = 0; k < NKINDS; k += 3) rc |= one_case(argv[1], &KINDS[k], 2, 2, (sp_merge)mg, (int)(seed % 3), 1, seed), seed++;
+        for (int k = 0; k < NKINDS; k += 3) rc |= one_case(argv[1], &KINDS[k], 2, 2, (sp_merge)mg, (int)(seed % 3), 1, 0, seed), seed++;
+    /* zoneout at evaluation (its expectation): every layer a Scan, ONNX's operators cannot mix states */
+    for (int k = 0; k < NKINDS; k += 2) rc |= one_case(argv[1], &KINDS[k], 2, 1 + (k / 2) % 2, SP_MERGE_CONCAT, (int)(seed % 3), 0, 0.2, seed), seed++;
     return rc;
 }
