@@ -399,8 +399,9 @@ static sp_status check_model(const sp_onnx_model *m)
 /* ------------------------------------------------------- a recorded step as ONNX nodes */
 
 /* Rows of the probe inputs a step or projection is recorded on: a tensor made inside it with
- * this many rows depends on the batch, which a graph with a free batch axis cannot hold. */
-#define NPROBE 3
+ * this many rows depends on the batch, which a graph with a free batch axis cannot hold (an odd
+ * size, so that a constant of the model itself is hardly ever taken for one of the batch). */
+#define NPROBE 13
 
 /* A parameter as an initializer of its own name (transposed: "<name>.T", [cols, rows]), written
  * once however often the graph reads it. */
