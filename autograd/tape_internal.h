@@ -58,6 +58,10 @@ int sp__keep(sp_tape *t, sp_tensor *x);
 
 extern const sp_op_def sp_op_table[SP_OP__COUNT];
 
+/* The epsilon of sp_layer_norm (ops/norm.c), torch.nn.LayerNorm's default; the ONNX export
+ * (onnx/export.c) writes the same into LayerNormalization. */
+#define SP_LN_EPS 1e-5
+
 typedef struct sp_chunk {
     struct sp_chunk *next;
     size_t size, used;

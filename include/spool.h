@@ -7,6 +7,7 @@
  *   layers.h  linear, embedding, recurrent cells and the runners that unroll them over time
  *   optim.h   optimizers, gradient clipping, learning-rate schedules, safetensors checkpoints
  *   dist.h    data-parallel training across processes on MPI (stubs that fail without MPI)
+ *   onnx.h    export of a model's inference graph as an ONNX file (stubs that fail without it)
  */
 #ifndef SPOOL_H
 #define SPOOL_H
@@ -16,5 +17,6 @@
 #include "spool/layers.h"
 #include "spool/optim.h"
 #include "spool/dist.h"
+#include "spool/onnx.h"
 
 #endif

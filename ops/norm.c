@@ -12,7 +12,6 @@
 
 #include <math.h>
 
-#define LN_EPS 1e-5 /* torch.nn.LayerNorm's default */
 
 typedef struct {
     sp_real *mean, *rstd; /* per row */
@@ -51,7 +50,7 @@ sp_tensor *sp_layer_norm(sp_tape *t, sp_tensor *x, sp_tensor *gain, sp_tensor *b
         m /= C;
         for (int j = 0; j < C; j++) v += (xi[j] - m) * (xi[j] - m);
         v /= C;
-        sp_real rs = (sp_real)(1 / sqrt(v + LN_EPS)), mu = (sp_real)m;
+        sp_real rs = (sp_real)(1 / sqrt(v + SP_LN_EPS)), mu = (sp_real)m;
         s->mean[i] = mu;
         s->rstd[i] = rs;
         sp_real *oi = o->data + (size_t)i * C;

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # test_charlm.sh - end-to-end tests of the spool-charlm example (TAP): a tiny model of every cell
 # kind overfits a short text, sampling is reproducible by seed, bad options and files fail with a
-# message (never a crash), and an interrupted + resumed run has exactly the losses of an
-# uninterrupted one. Usage: test_charlm.sh path/to/spool-charlm [path/to/examples/data]
+# message (never a crash), an interrupted + resumed run has exactly the losses of an
+# uninterrupted one, and export writes ONNX. Usage: test_charlm.sh path/to/spool-charlm [path/to/examples/data]
 set -u
 BIN=${1:?usage: test_charlm.sh spool-charlm [data dir]}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
@@ -188,6 +188,24 @@ $BIN sample --checkpoint t-bf16.safetensors --threads 1 --precision bf16 --count
 if grep -Eq '^# precision +=  *bf16$' sp.txt; then ok "the options block says precision bf16"
 else not_ok "options block: $(grep precision sp.txt)"; fi
 expect_fail "--precision fp16" "precision" $BIN train $TINY --precision fp16
+
+# export: the model as ONNX (ONNX Runtime runs it in tests/onnx/onnx_check.py), any cell (minGRU
+# has no ONNX operator: a Scan over its step); a path it cannot write is an error naming it
+expect_fail "export without --onnx" "export needs --onnx FILE" $BIN export --checkpoint t-lstm.safetensors
+if $BIN export --checkpoint t-gru.safetensors --onnx t-gru.onnx > out.txt 2>&1 && [ -s t-gru.onnx ] &&
+   grep -q "^wrote t-gru.onnx: gru" out.txt; then
+    ok "export gru: wrote t-gru.onnx"
+    if $BIN export --checkpoint t-mingru.safetensors --onnx t-mingru.onnx > out.txt 2>&1 && [ -s t-mingru.onnx ]; then
+        ok "export mingru: wrote t-mingru.onnx"
+    else not_ok "export mingru" "$(tail -3 out.txt)"; fi
+    mkdir -p adir.onnx
+    expect_fail "export onto a directory" "refusing to replace 'adir.onnx'" \
+        $BIN export --checkpoint t-gru.safetensors --onnx adir.onnx
+elif grep -q "built without ONNX export" out.txt; then
+    ok "export # SKIP this spool was built without ONNX export"
+else
+    not_ok "export gru" "$(tail -3 out.txt)"
+fi
 
 echo "1..$n"
 [ $failed -eq 0 ]

@@ -141,9 +141,11 @@ typedef struct {
     double temperature;
     int top_k, max_len, count, eval_batch, eval_seq;
     char prime[CL_STR], prime_file[CL_STR], state[16], split[16];
+    /* export */
+    char onnx[CL_STR];
 } cl_opts;
 
-enum { CL_TRAIN = 1, CL_SAMPLE = 2, CL_EVAL = 4, CL_SCORE = 8, CL_PLOT = 16 };
+enum { CL_TRAIN = 1, CL_SAMPLE = 2, CL_EVAL = 4, CL_SCORE = 8, CL_PLOT = 16, CL_EXPORT = 32 };
 
 /* Parses the command line into o (defaults first) with the shared option layer: *cmd is the
  * command's CL_* bit (CL_PLOT for plot), positional arguments go to pos[0..*npos-1] (at most 2).
@@ -233,5 +235,8 @@ void cl_pos_read(const char *path, cl_pos *p);
 int cl_cmd_sample(cl_opts *o);
 int cl_cmd_eval(cl_opts *o);
 int cl_cmd_score(cl_opts *o, const char *text);
+/* Writes the checkpoint's model as an ONNX file (--onnx): logits, probabilities and every
+ * layer's states, the vocabulary in its metadata (docs/onnx.md). */
+int cl_cmd_export(cl_opts *o);
 
 #endif

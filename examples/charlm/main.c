@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* main.c - spool-charlm: character-level language models (names, dinosaurs, Shakespeare) with
- * spool. Commands: train (train.c), sample, eval, score (use.c), plot (ui.c). data.c loads text
+ * spool. Commands: train (train.c), sample, eval, score, export (use.c), plot (ui.c). data.c loads text
  * and checkpoints, text.c decodes and batches, model.c builds the network, opts.c holds the
  * options table. */
 #include "charlm.h"
@@ -27,5 +27,6 @@ int main(int argc, char **argv)
     if (npos) return cl_fail("unexpected argument '%s' (try --help)", pos[0]), 2;
     if (cmd == CL_TRAIN) return cl_cmd_train(&o);
     if (cmd == CL_SAMPLE) return cl_cmd_sample(&o);
+    if (cmd == CL_EXPORT) return cl_cmd_export(&o);
     return cl_cmd_eval(&o);
 }

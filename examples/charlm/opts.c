@@ -13,7 +13,7 @@
  * 2 = defines the model (must match when resuming) */
 #define S(f) EX_AT(cl_opts, f)
 #define TR CL_TRAIN
-#define ALL (CL_TRAIN | CL_SAMPLE | CL_EVAL | CL_SCORE)
+#define ALL (CL_TRAIN | CL_SAMPLE | CL_EVAL | CL_SCORE | CL_EXPORT)
 static ex_opt OPTS[] = {
     {"data", EX_BUF, S(data), "names", 0, 0, TR | CL_EVAL, NULL,
      "training text: a file, or a bundled set: names, dinos, shakespeare", NULL, NULL, 1, NULL},
@@ -75,10 +75,11 @@ static ex_opt OPTS[] = {
     {"state", EX_BUF, S(state), "carry", 0, 0, CL_EVAL, NULL, "stream eval: carry the state from chunk to chunk, or reset it at each chunk", "carry|reset", NULL, 0, NULL},
     {"eval-batch", EX_INT, S(eval_batch), "1", 1, 1024, CL_EVAL, NULL, "stream eval: parallel tracks (1 = the split read in order as one stream)", NULL, NULL, 0, NULL},
     {"eval-seq", EX_INT, S(eval_seq), "0", 0, 1048576, CL_EVAL, NULL, "stream eval: chunk length (0 = the training --seq)", NULL, NULL, 0, NULL},
+    {"onnx", EX_BUF, S(onnx), "", 0, 0, CL_EXPORT, "FILE", "the ONNX file to write (required; docs/onnx.md runs it in ONNX Runtime)", NULL, NULL, 0, NULL},
 };
 #define NOPTS ((int)(sizeof OPTS / sizeof OPTS[0]))
 
-static const char *const CMDS[] = {"train", "sample", "eval", "score", "plot", NULL};
+static const char *const CMDS[] = {"train", "sample", "eval", "score", "plot", "export", NULL};
 static const ex_cli CLI = {
     "spool-charlm",
     "Usage: spool-charlm COMMAND [options]\n"
@@ -89,12 +90,14 @@ static const ex_cli CLI = {
     "  sample             generate text from a checkpoint\n"
     "  eval               held-out loss in nats/char, bits/char and perplexity\n"
     "  score \"TEXT\"       log-probability of TEXT with a per-character breakdown\n"
-    "  plot LOG.csv OUT.svg  redraw the loss curves of a training log (needs gnuplot)\n\n"
+    "  plot LOG.csv OUT.svg  redraw the loss curves of a training log (needs gnuplot)\n"
+    "  export --onnx FILE  write the model as ONNX (logits, probabilities, states for streaming)\n\n"
     "Examples:\n"
     "  spool-charlm train --data names --steps 3000\n"
     "  spool-charlm sample --count 10 --temperature 0.8\n"
     "  spool-charlm train --data shakespeare --hidden 256 --layers 2 --dropout 0.2 --checkpoint sh.safetensors\n"
     "  spool-charlm sample --checkpoint sh.safetensors --prime 'ROMEO:' --max-len 400\n"
+    "  spool-charlm export --onnx charlm.onnx\n"
     "Ctrl-C during training saves a checkpoint; add --resume to continue.\n",
     ex_usage_data, CMDS, NULL, OPTS, NOPTS, 2, "arguments"};
 static ex_args args;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* use.c - what spool-charlm does with a trained model: sample new text (one-to-many: each
- * sampled character is fed back as the next input), measure the held-out loss, and score a
- * string character by character. */
+ * sampled character is fed back as the next input), measure the held-out loss, score a
+ * string character by character, and export the model as ONNX. */
 #include "charlm.h"
 
 #include <errno.h>
@@ -268,3 +268,33 @@ int cl_cmd_score(cl_opts *o, const char *text)
     return rc;
 }
 
+
+/* --------------------------------------------------------------- export */
+
+/* The model as ONNX: token ids in, logits and probabilities of the next character and every
+ * layer's states out (fed back as inputs, they stream the model one character at a time). The
+ * vocabulary goes into the metadata as "charlm.vocab" (code points in id order, -1 for the
+ * line boundary of lines mode), the mode as "charlm.mode". */
+int cl_cmd_export(cl_opts *o)
+{
+    if (!o->onnx[0]) return cl_fail("export needs --onnx FILE, the ONNX file to write (try --help)"), 2;
+    cl_trained tm;
+    if (load_trained(o, &tm, 1)) { trained_free(&tm); return 1; }
+    char *vocab = cl_vocab_to_string(&tm.vocab);
+    const char *meta[] = {"charlm.vocab", vocab ? vocab : "", "charlm.mode", tm.lines ? "lines" : "stream",
+                          "charlm.cell", tm.m.cfg.cell, NULL};
+    sp_cell_noise nz = {tm.m.cfg.zoneout_h, tm.m.cfg.zoneout_c, 0, 0, NULL, 0, 0};
+    sp_onnx_model om = {0};
+    om.embed = &tm.m.emb, om.rnn = &tm.m.rnn, om.head = &tm.m.head, om.softmax = 1, om.noise = &nz;
+    om.metadata = meta;
+    int rc = 0;
+    if (!vocab) rc = cl_fail("export: out of memory");
+    else if (sp_onnx_export(&om, o->onnx) != SP_OK) rc = cl_fail("export: %s", sp_last_error());
+    else
+        printf("wrote %s: %s, %d layer%s, hidden %d, vocabulary %d (%s mode); inputs ids [time, batch], "
+               "outputs logits, probs, %s\n", o->onnx, tm.m.cfg.cell, tm.m.cfg.L, tm.m.cfg.L > 1 ? "s" : "", tm.m.cfg.H,
+               tm.vocab.V, tm.lines ? "lines" : "stream", tm.m.rnn.cell[0][0].n_state == 2 ? "hn_l<k>, cn_l<k>" : "hn_l<k>");
+    free(vocab);
+    trained_free(&tm);
+    return rc;
+}

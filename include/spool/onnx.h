@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/** @file
+ * spool/onnx.h - export of a model's inference graph as an ONNX file (onnx/export.c), to run a
+ * model trained with spool in ONNX Runtime or any other ONNX consumer (docs/onnx.md).
+ *
+ * The model is described by the layers it is built from: an input (token ids through an
+ * embedding or as one-hot vectors, or float features), a recurrent stack (sp_rnn: any number of
+ * layers, one-directional or bidirectional), an optional linear head and softmax. The graph is
+ * time-major like spool's own layout, with dynamic time and batch axes:
+ *
+ *   inputs   "ids"      int64 [time, batch]      token ids (embedding or one-hot input); an id < 0
+ *                                                is a zero input row, as in sp_embed_forward
+ *            "x"        float [time, batch, I]   features (when there is no token input)
+ *            "lengths"  int32 [batch]            optional: each row's real length in [0, time];
+ *                                                -1 (the default) is the whole sequence
+ *            "h0_l<k>"  float [D, batch, O]      optional: layer k's initial h, D = 1 or 2
+ *            "c0_l<k>"  float [D, batch, H]      optional: layer k's initial c (LSTM layers)
+ *   outputs  "logits"   float [time, batch, V]   the head's output (with a head)
+ *            "probs"    float [time, batch, V]   softmax of the logits (with softmax)
+ *            "y"        float [time, batch, O']  the stack's output (without a head)
+ *            "hn_l<k>", "cn_l<k>"                layer k's final states, shaped as h0/c0
+ *
+ * Direction d of the D axis is 0 forward, 1 backward, as in PyTorch's h_n. The optional inputs
+ * are inputs with a default value (an initializer of the same name; ONNX Runtime lists them as
+ * overridable initializers): not fed, the states start at sp_onnx_model.init (zero where it has
+ * none); fed with batch 1, one state is broadcast to every row. Feeding hn/cn back as h0/c0 with
+ * time = 1 steps the model one token at a time, as sp_stream does. Rows past their length give
+ * zero rows of y (so the head's bias in logits) and keep their state, as sp_rnn_run; a row of
+ * length 0 gives zeros and its initial state as final state.
+ *
+ * Cells map onto ONNX's own operators (opset 17, IR version 8) where they have one: LSTM (plain,
+ * peephole, coupled input-forget gate) onto LSTM with its gates reordered from spool's i, f, g, o
+ * to ONNX's i, o, f, c; reset-after and reset-before GRUs onto GRU (linear_before_reset 1 and 0;
+ * gates r, z, n to z, r, h); tanh and relu RNNs onto RNN. Every other cell (LSTM with projection,
+ * the layer-normalised cells, update-only GRU, MGU, minGRU, minLSTM, a custom cell) and every
+ * layer under zoneout is a Scan whose body is the cell's step as spool records it on a tape,
+ * translated op by op (products, elementwise ops and activations, slices, concatenation, layer
+ * norm, softmax, the fused LSTM and GRU cells). A step that records an op with no ONNX form, or
+ * a constant or row slice that depends on the batch, is refused with SP_ERR_ARG naming the
+ * layer, the cell, the op and the node: the exporter never writes a file that computes
+ * something else.
+ *
+ * Optional at build time (meson -Donnx): without protobuf-c and Debian's onnx.proto,
+ * sp_onnx_available() is 0 and sp_onnx_export fails with SP_ERR_STATE saying what to install.
+ */
+#ifndef SPOOL_ONNX_H
+#define SPOOL_ONNX_H
+
+#include "core.h"
+#include "layers.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+SP_API_BEGIN
+
+/** The ONNX operator set the files import (the default domain). */
+#define SP_ONNX_OPSET 17
+/** The ONNX IR version of the files. */
+#define SP_ONNX_IR_VERSION 8
+
+/** A model to export: its layers, as the program built them. Zero-initialise it and set the
+ * fields used. */
+typedef struct {
+    const sp_embed *embed;        /**< token input through this table ("ids"); dim = the stack's I */
+    int one_hot;                  /**< without embed: > 0 gives token input as one-hot vectors of
+                                     this size (= the stack's I); 0 with embed NULL: input "x" */
+    const sp_rnn *rnn;            /**< the recurrent stack (required) */
+    const sp_rnn_state *init;     /**< NULL, or per entry NULL or a [1, S] tensor: the default
+                                     initial states (e.g. sp_rnn_init_state's parameters) */
+    const sp_cell_noise *noise;   /**< NULL, or the regularisers the stack was trained with:
+                                     dropouts are the identity at evaluation, zoneout is its
+                                     expectation (as sp_rnn_run and sp_stream evaluate) */
+    const sp_linear *head;        /**< NULL, or the linear head on the stack's output */
+    int softmax;                  /**< 1: also output "probs", the softmax of the logits (needs head) */
+    /** NULL, or UTF-8 key, value, key, value, ..., NULL: the model's metadata_props (what a
+     * program needs to use the model, e.g. its vocabulary; ONNX Runtime's
+     * get_modelmeta().custom_metadata_map) */
+    const char *const *metadata;
+} sp_onnx_model;
+
+/** 1 if this library was built with ONNX export, else 0. */
+int sp_onnx_available(void);
+
+/** Writes m's inference graph to path as an ONNX model, atomically (sp_file_begin: the old file
+ * or the new one, never half of one). SP_OK, or an error (sp_last_error) naming what cannot be
+ * exported: an op of a step without an ONNX form (SP_ERR_ARG), sizes that do not chain (SP_ERR_SHAPE),
+ * a file that cannot be written (SP_ERR_IO), a build without ONNX (SP_ERR_STATE). Nothing is
+ * written on error. */
+sp_status sp_onnx_export(const sp_onnx_model *m, const char *path) SP_WARN_UNUSED;
+
+SP_API_END
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT */
+/* test_onnx.c - sp_onnx_export's refusals and its file handling, without ONNX Runtime (the
+ * numbers are tests/onnx/onnx_check.py's): every built-in kind exports; a custom step exports
+ * when its ops have ONNX forms, and otherwise (an op without one, a constant or a row slice of
+ * the batch) is an SP_ERR_ARG naming the layer, the cell, the op and the node, and
+ * leaves an existing file at the path as it was; sizes that do not chain are SP_ERR_SHAPE; a
+ * path that is a directory is SP_ERR_IO; a good export leaves one file and no temp file. In a
+ * library built without ONNX (TEST_HAVE_ONNX 0), every export is SP_ERR_STATE saying what to
+ * install. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "spool.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/spool_test_onnx.%ld", (long)getpid());
+    return mkdir(dir, 0700);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[600];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') snprintf(p, sizeof p, "%s/%s", dir, e->d_name), remove(p);
+    if (d) closedir(d);
+    return rmdir(dir);
+}
+
+/* Files in dir (temp files of the atomic writer included). */
+static int files_in_dir(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d))) n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
+typedef struct {
+    sp_params *ps;
+    sp_embed emb;
+    sp_rnn rnn;
+    sp_linear head;
+    sp_onnx_model m;
+} model_t;
+
+/* embedding (V 7, E 4) -> kind (H 3, L layers, D directions) -> head (7) -> softmax */
+static void make(model_t *x, sp_cell_kind kind, const sp_cell_opts *co, int L, int bidir)
+{
+    sp_rng rng;
+    sp_rng_seed(&rng, 5);
+    memset(x, 0, sizeof *x);
+    x->ps = sp_params_new();
+    assert_int_equal(sp_embed_init(&x->emb, x->ps, "embed", 7, 4, &rng), SP_OK);
+    assert_int_equal(sp_rnn_init(&x->rnn, x->ps, "rnn", kind, 4, 3, L, bidir, co, &rng), SP_OK);
+    assert_int_equal(sp_linear_init(&x->head, x->ps, "head", sp_rnn_out_size(&x->rnn), 7, 1, &rng), SP_OK);
+    x->m.embed = &x->emb, x->m.rnn = &x->rnn, x->m.head = &x->head, x->m.softmax = 1;
+}
+
+/* The export fails with status s, the message has every one of the NULL-terminated words, and
+ * the file at the path (if any) is untouched. */
+static void refused(const sp_onnx_model *m, sp_status s, ...)
+{
+    char path[300], buf[16] = {0};
+    snprintf(path, sizeof path, "%s/old.onnx", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("old", f);
+    fclose(f);
+    sp_clear_error();
+    assert_int_equal(sp_onnx_export(m, path), s);
+    va_list ap;
+    va_start(ap, s);
+    for (const char *w; (w = va_arg(ap, const char *));)
+        if (!strstr(sp_last_error(), w)) fail_msg("'%s' not in the message: %s", w, sp_last_error());
+    va_end(ap);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "old");
+    assert_int_equal(files_in_dir(), 1);
+    remove(path);
+}
+
+static void without_onnx(void **state)
+{
+    (void)state;
+    assert_int_equal(sp_onnx_available(), TEST_HAVE_ONNX);
+    if (TEST_HAVE_ONNX) return; /* the other tests are its tests */
+    model_t x;
+    make(&x, SP_CELL_LSTM, NULL, 1, 0);
+    refused(&x.m, SP_ERR_STATE, "built without ONNX", "libonnx-dev", NULL);
+    sp_params_free(x.ps);
+}
+
+static void writes_one_file(void **state)
+{
+    (void)state;
+    if (!TEST_HAVE_ONNX) return; /* without_onnx checks the stubs */
+    model_t x;
+    make(&x, SP_CELL_GRU_RESET_AFTER_MATMUL, NULL, 2, 1);
+    char path[300];
+    snprintf(path, sizeof path, "%s/gru.onnx", dir);
+    assert_int_equal(sp_onnx_export(&x.m, path), SP_OK);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 100);
+    assert_int_equal(files_in_dir(), 1);
+    /* a directory in the way: refused, nothing left behind */
+    snprintf(path, sizeof path, "%s/sub.onnx", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(sp_onnx_export(&x.m, path), SP_ERR_IO);
+    assert_non_null(strstr(sp_last_error(), "not a regular file"));
+    assert_int_equal(files_in_dir(), 2);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/gru.onnx", dir);
+    remove(path);
+    assert_int_equal(sp_onnx_export(NULL, path), SP_ERR_ARG);
+    assert_int_equal(sp_onnx_export(&x.m, NULL), SP_ERR_ARG);
+    sp_params_free(x.ps);
+}
+
+/* The path at dir/name exported: SP_OK and a file. */
+static void exports(const sp_onnx_model *m, const char *name)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s.onnx", dir, name);
+    if (sp_onnx_export(m, path) != SP_OK) fail_msg("%s: %s", name, sp_last_error());
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 100);
+    remove(path);
+}
+
+/* Every kind without an ONNX operator is a Scan over its recorded step (ONNX Runtime checks the
+ * numbers in onnx_ort). */
+static void exports_every_kind(void **state)
+{
+    (void)state;
+    if (!TEST_HAVE_ONNX) return; /* without_onnx checks the stubs */
+    static const sp_cell_kind scan[] = {SP_CELL_GRU_UPDATE_ONLY, SP_CELL_LN_LSTM, SP_CELL_LN_GRU, SP_CELL_MGU,
+                                        SP_CELL_MINGRU, SP_CELL_MINLSTM};
+    for (size_t i = 0; i < sizeof scan / sizeof scan[0]; i++) {
+        model_t x;
+        make(&x, scan[i], NULL, 2, 1);
+        exports(&x.m, "scan");
+        sp_params_free(x.ps);
+    }
+    model_t x;
+    sp_cell_opts co = {0};
+    co.proj_size = 2;
+    make(&x, SP_CELL_LSTM, &co, 1, 0);
+    exports(&x.m, "lstmp");
+    sp_params_free(x.ps);
+}
+
+static sp_status tanh_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+{
+    (void)c, (void)x;
+    out[0] = sp_tanh(t, state[0]);
+    return sp_tape_status(t);
+}
+
+static sp_status mean_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+{
+    (void)c, (void)x;
+    out[0] = sp_add(t, state[0], sp_name(t, sp_mean(t, state[0]), "avg"));
+    return sp_tape_status(t);
+}
+
+static sp_status batch_const_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+{
+    (void)x;
+    out[0] = sp_add(t, state[0], sp_name(t, sp_const(t, state[0]->rows, c->hidden_size), "bias_rows"));
+    return sp_tape_status(t);
+}
+
+static sp_status row_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+{
+    (void)c, (void)x;
+    out[0] = sp_add(t, state[0], sp_name(t, sp_slice_rows(t, state[0], 0, 1), "first_row"));
+    return sp_tape_status(t);
+}
+
+static sp_status failing_step(sp_tape *t, const sp_cell *c, sp_tensor *x, sp_tensor *const *state, sp_tensor **out)
+{
+    (void)c;
+    out[0] = sp_add(t, state[0], x); /* [B, 3] + [B, 9]: a shape error */
+    return sp_tape_status(t);
+}
+
+/* A user's step: exported when every op it records has an ONNX form, else refused naming the
+ * layer, the cell, the op and the node. */
+static void custom_steps(void **state)
+{
+    (void)state;
+    if (!TEST_HAVE_ONNX) return; /* without_onnx checks the stubs */
+    model_t x;
+    make(&x, SP_CELL_GRU_RESET_AFTER_MATMUL, NULL, 2, 0);
+    x.rnn.cell[1][0].step = tanh_step; /* a built-in kind whose step was replaced: the user's math */
+    exports(&x.m, "tanh");
+    x.rnn.cell[1][0].step = mean_step;
+    refused(&x.m, SP_ERR_ARG, "layer 1 (cell \"rnn1\"", "op mean", "\"avg\"", "no ONNX mapping", NULL);
+    x.rnn.cell[1][0].step = batch_const_step;
+    refused(&x.m, SP_ERR_ARG, "layer 1", "bias_rows", "batch's rows", NULL);
+    x.rnn.cell[1][0].step = row_step;
+    refused(&x.m, SP_ERR_ARG, "layer 1", "first_row", "rows of the batch", NULL);
+    x.rnn.cell[1][0].step = failing_step;
+    refused(&x.m, SP_ERR_SHAPE, "layer 1", "recording its step failed", "add", NULL);
+    x.rnn.cell[1][0].step = NULL;
+    refused(&x.m, SP_ERR_ARG, "layer 1", "no step function", NULL);
+    sp_params_free(x.ps);
+    /* directions of other kinds: one Scan each; of other sizes: refused (h0_l<k> holds both) */
+    make(&x, SP_CELL_RNN_TANH, NULL, 1, 1);
+    sp_rng rng;
+    sp_rng_seed(&rng, 1);
+    assert_int_equal(sp_cell_init(&x.rnn.cell[0][1], SP_CELL_RNN_RELU, x.ps, "other", 0, 1, 4, 3, NULL, &rng), SP_OK);
+    exports(&x.m, "mixed");
+    assert_int_equal(sp_cell_init(&x.rnn.cell[0][1], SP_CELL_RNN_RELU, x.ps, "wider", 0, 1, 4, 5, NULL, &rng), SP_OK);
+    refused(&x.m, SP_ERR_SHAPE, "layer 0", "different sizes", NULL);
+    sp_params_free(x.ps);
+}
+
+static void refuses_options(void **state)
+{
+    (void)state;
+    if (!TEST_HAVE_ONNX) return; /* without_onnx checks the stubs */
+    model_t x;
+    make(&x, SP_CELL_LSTM, NULL, 1, 0);
+    sp_cell_noise nz = {0};
+    nz.zoneout_c = 1.5;
+    x.m.noise = &nz;
+    refused(&x.m, SP_ERR_ARG, "zoneout rates (h 0, c 1.5) must be in [0, 1)", NULL);
+    nz.zoneout_c = 0.1; /* its expectation at evaluation: a Scan */
+    exports(&x.m, "zoneout");
+    nz = (sp_cell_noise){0};
+    nz.recurrent_dropout = 0.3; /* the identity at evaluation */
+    exports(&x.m, "dropout");
+    x.m.noise = NULL;
+    x.m.head = NULL;
+    refused(&x.m, SP_ERR_ARG, "softmax needs a head", NULL);
+    x.m.head = &x.head, x.m.softmax = 0;
+    x.emb.dim = 5;
+    refused(&x.m, SP_ERR_SHAPE, "embedding", NULL);
+    x.emb.dim = 4;
+    x.m.embed = NULL, x.m.one_hot = 9;
+    refused(&x.m, SP_ERR_SHAPE, "one-hot input of size 9", NULL);
+    x.m.one_hot = 0;
+    x.head.in = 2;
+    refused(&x.m, SP_ERR_SHAPE, "head", NULL);
+    x.head.in = 3;
+    x.m.rnn = NULL;
+    refused(&x.m, SP_ERR_ARG, "no recurrent stack", NULL);
+    x.m.rnn = &x.rnn;
+    /* a default initial state of the wrong shape */
+    sp_rnn_state init = {0};
+    init.s[0][0][1] = sp_param(x.ps, "c0_bad", 2, 3);
+    x.m.init = &init;
+    refused(&x.m, SP_ERR_SHAPE, "initial state 1 of layer 0", "c0_bad", NULL);
+    sp_params_free(x.ps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(without_onnx), cmocka_unit_test(writes_one_file), cmocka_unit_test(exports_every_kind),
+        cmocka_unit_test(custom_steps), cmocka_unit_test(refuses_options),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
