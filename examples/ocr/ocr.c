@@ -269,9 +269,9 @@ static int decode(const ocr_model *m, const ocr_batch *b, sp_tape *t, char **tex
 /* ================================================================================ options */
 
 typedef struct {
-    const char *data, *fonts, *out, *resume, *model, *out_dir, *lm, *save_batches;
+    const char *data, *fonts, *out, *model, *out_dir, *lm, *save_batches, *format;
     long steps;
-    int batch, threads, log_every, checkpoint_every, max_chars, n_lines, clean, beam, warmup, show;
+    int resume, batch, threads, log_every, checkpoint_every, max_chars, n_lines, clean, beam, warmup, show;
     double lr, clip, size, lm_weight, lm_bonus;
     uint64_t seed;
     ocr_config cfg;
@@ -292,6 +292,8 @@ static const ex_opt OPTS[] = {
     EX_OPT("out-dir", EX_STR, T, out_dir, "ocr-test", 0, 0, RENDER, "DIR",
            "where render writes the test images, clean.tsv and degraded.tsv"),
     EX_OPT("lines", EX_INT, T, n_lines, "200", 1, 1000000, RENDER, "N", "test sentences per variant (clean, degraded)"),
+    EX_CHOICE("format", EX_STR, T, format, "pgm", "pgm|png", RENDER, "F",
+              "image files: PGM (binary P5), or PNG (when built with libpng)"),
     EX_OPT("size", EX_DBL, T, size, "32", 8, 200, RENDER, "PX", "font size of the test lines in pixels"),
     EX_OPT("steps", EX_LONG, T, steps, "20000", 1, 1e12, TRAIN | BENCH, "N", "training steps (bench: timed steps)"),
     EX_OPT("batch", EX_INT, T, batch, "32", 1, 4096, TRAIN | EVAL | BENCH, "B", "lines per step"),
@@ -609,6 +611,10 @@ static int do_render(const ocr_opts *o)
     static const char *const variant[2] = {"clean", "degraded"};
     char *idx = NULL;
     if (!fonts) goto out;
+    if (!strcmp(o->format, "png") && !ocr_have_png()) {
+        fprintf(stderr, "%s: --format png: this spool-ocr was built without libpng (apt-get install libpng-dev)\n", prog);
+        goto out;
+    }
     sp_rng rng;
     sp_rng_seed(&rng, o->seed);
     int n = o->n_lines < corp.n_test ? o->n_lines : corp.n_test;
@@ -629,7 +635,7 @@ static int do_render(const ocr_opts *o)
             else ocr_style_random(&s, 2, &rng), s.size *= o->size / 32;
             ocr_image im;
             char file[256];
-            snprintf(file, sizeof file, "%s/%04d-%s.pgm", variant[v], i + 1, ocr_fonts_name(fonts, f));
+            snprintf(file, sizeof file, "%s/%04d-%s.%s", variant[v], i + 1, ocr_fonts_name(fonts, f), o->format);
             snprintf(path, sizeof path, "%s/%s", o->out_dir, file);
             if (ocr_render(fonts, f, text, &s, &rng, &im, err, sizeof err)) {
                 fprintf(stderr, "%s: rendering '%s': %s\n", prog, text, err);
