@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 void sp_test_close(double a, double b, double rtol, double atol, const char *what)
 {
@@ -130,4 +131,24 @@ void sp_test_second_backward_adds(sp_params *ps, sp_test_build build, void *ctx)
     for (size_t k = 0; k < n; k++) sp_test_close(ps->grad[k], 2 * one[k], 1e-12, 1e-14, "second backward adds");
     sp_tape_free(t);
     free(one);
+}
+
+int sp_test_python(const char *py, const char *script, const char *file)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s'", py, script, file);
+    int rc = system(cmd);
+    remove(file);
+    return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int sp_test_python_args(int argc, char **argv, const char **py, const char **script)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s PYTHON SCRIPT\n", argv[0]);
+        return 0;
+    }
+    *py = argv[1];
+    *script = argv[2];
+    return 1;
 }

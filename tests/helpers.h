@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* helpers.h - what every test shares: cmocka includes in the order cmocka 1.1.5 needs, a
- * tolerance assert, random fills, and the central finite-difference gradient checker. */
+ * tolerance assert, random fills, the central finite-difference gradient checker, and the runner
+ * of the PyTorch comparison scripts. */
 #ifndef SP_TEST_HELPERS_H
 #define SP_TEST_HELPERS_H
 
@@ -42,5 +43,12 @@ double sp_test_loss_and_grads(sp_params *ps, sp_test_build build, void *ctx, dou
 /* Backward twice through build's loss on one tape, reset in between and the gradients not zeroed:
  * fails unless the second pass leaves exactly twice the first's gradients (accumulation). */
 void sp_test_second_backward_adds(sp_params *ps, sp_test_build build, void *ctx);
+
+/* Runs `PY SCRIPT FILE` (a comparison with PyTorch: tests/test_*_torch.py), then removes FILE;
+ * returns the script's exit status (77: no torch), or -1 if it could not run. */
+int sp_test_python(const char *py, const char *script, const char *file);
+/* Such a test's arguments, PYTHON SCRIPT (meson passes both), into *py and *script: 1, or 0 after
+ * printing the usage (then exit with 2). */
+int sp_test_python_args(int argc, char **argv, const char **py, const char **script);
 
 #endif

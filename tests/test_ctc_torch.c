@@ -112,7 +112,7 @@ static void run_case(FILE *f, const ctc_case *c, uint64_t seed, int zero_inf)
 static void test_ctc_loss_matches_pytorch(void **state)
 {
     (void)state;
-    char path[64], cmd[2048];
+    char path[64];
     snprintf(path, sizeof path, "ctc_torch_%d.txt", (int)getpid()); /* in the build directory */
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -125,20 +125,12 @@ static void test_ctc_loss_matches_pytorch(void **state)
         run_case(f, &c, 500 + (uint64_t)k, zero_inf);
     }
     fclose(f);
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s'", py, script, path);
-    int rc = system(cmd);
-    remove(path);
-    assert_int_equal(rc, 0);
+    assert_int_equal(sp_test_python(py, script, path), 0);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s PYTHON SCRIPT\n", argv[0]);
-        return 2;
-    }
-    py = argv[1];
-    script = argv[2];
+    if (!sp_test_python_args(argc, argv, &py, &script)) return 2;
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' 2>/dev/null", py);
     int rc = system(cmd);

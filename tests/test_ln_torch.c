@@ -23,7 +23,7 @@ static void put(FILE *f, const char *name, const sp_tensor *x)
 static void test_ln_cells_match_a_pytorch_composition(void **state)
 {
     (void)state;
-    char path[64], cmd[2048];
+    char path[64];
     snprintf(path, sizeof path, "ln_torch_%d.txt", (int)getpid()); /* in the build directory */
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -52,10 +52,8 @@ static void test_ln_cells_match_a_pytorch_composition(void **state)
         sp_params_free(ps);
     }
     fclose(f);
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s'", py, script, path);
-    int rc = system(cmd);
-    remove(path);
-    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
+    int rc = sp_test_python(py, script, path);
+    if (rc == 77) {
         print_message("# skip: no torch for %s\n", py);
         skip();
     }
@@ -64,12 +62,7 @@ static void test_ln_cells_match_a_pytorch_composition(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s PYTHON SCRIPT\n", argv[0]);
-        return 2;
-    }
-    py = argv[1];
-    script = argv[2];
+    if (!sp_test_python_args(argc, argv, &py, &script)) return 2;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_ln_cells_match_a_pytorch_composition)};
     return cmocka_run_group_tests_name("ln_torch", tests, NULL, NULL);
 }

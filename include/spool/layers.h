@@ -436,6 +436,22 @@ sp_tensor *sp_stream_step_ids(sp_stream *s, const int *ids);
 sp_status sp_stream_run(const sp_rnn *r, const sp_real *x, int T, int B, const int *lengths,
                         const sp_cell_noise *noise, sp_real *out);
 
+/** A trained character-level model as the language model of sp_ctc_beam_search (layers/ctc_lm.c):
+ * tokens in through table [V_in, I] (an embedding's weight; layer 0's input projection of every
+ * row made once, sp_stream_set_table), the one-directional stack rnn, the next token's logits out
+ * of head [V] (spool-charlm's model: its emb.weight, rnn and head). A stream of `rows` rows (use
+ * the beam width) steps the prefixes a frame adds as one batch. label_token [C] maps each CTC
+ * label to the model's token, -1 for the blank and for labels the model does not know (those get
+ * log(1/V), the uniform guess, and leave the state as it was). bos: the token read before the
+ * first label (spool-charlm's line boundary, token 0 in its lines mode), or -1: start from the
+ * zero state with the uniform guess. eos: the token that ends a text (its log-probability scores
+ * the end of each final prefix; the boundary again), or -1 for none. The parameters must not change
+ * while it is in use. NULL + sp_last_error on bad arguments or a bidirectional stack. */
+sp_ctc_lm *sp_ctc_lm_stream_new(const sp_rnn *rnn, const sp_tensor *table, const sp_linear *head, int C,
+                                const int *label_token, int bos, int eos, int rows);
+/** Frees a model made by sp_ctc_lm_stream_new (NULL is a no-op). */
+void sp_ctc_lm_stream_free(sp_ctc_lm *lm);
+
 /** ================================================================================ attention */
 
 /** Attention of a decoder step over an encoder's outputs (layers/attention.c; ops in ops.h). */

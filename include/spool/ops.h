@@ -174,6 +174,46 @@ sp_tensor *sp_ctc_loss(sp_tape *t, sp_tensor *logits, int T, int B, const int *i
 sp_status sp_ctc_greedy(const sp_tensor *scores, int T, int B, const int *input_lengths, int blank, int *out,
                         int *out_len, double *score);
 
+/** A language model over CTC's labels for sp_ctc_beam_search's shallow fusion, as callbacks on
+ * states of state_size bytes that the decoder stores and copies (one per prefix in the beam).
+ * Each callback returns SP_OK, or a status with sp_last_error set (the search stops with it).
+ * logp receives C + 1 values: logp[c] = log P(next label c | the text so far) for every label c
+ * (the blank's entry is not read), logp[C] = log P(the text ends here) (0 if the model has no end).
+ * sp_ctc_lm_stream_new (layers.h) makes one from a trained character-level stack. */
+typedef struct sp_ctc_lm {
+    size_t state_size; /**< bytes of one state */
+    /** The state of an empty text into state, its logp (C + 1 values) into logp. */
+    sp_status (*start)(void *user, void *state, double *logp);
+    /** For i < n: to[i] = from[i] after reading labels[i], and logp[i] (C + 1 values) its
+     * distribution. The n prefixes a frame adds come in one call (a model can batch them). */
+    sp_status (*advance)(void *user, int n, const void *const *from, const int *labels, void *const *to,
+                         double *const *logp);
+    void *user;        /**< passed to both */
+} sp_ctc_lm;
+
+#define SP_CTC_DEFAULT_BEAM 16  /**< sp_ctc_beam_opts.beam = 0 */
+#define SP_CTC_MAX_BEAM 65536
+
+/** sp_ctc_beam_search's options; all zero (or NULL) is a beam of 16, blank 0, no language model. */
+typedef struct {
+    int beam;               /**< prefixes kept after each frame (0: SP_CTC_DEFAULT_BEAM) */
+    int blank;              /**< the blank's class id */
+    const sp_ctc_lm *lm;    /**< NULL: no language model */
+    double lm_weight;       /**< alpha: weight of log P_lm(prefix) in the score (0: the model is not used) */
+    double insertion_bonus; /**< beta: added to the score per label of the prefix (offsets the LM's
+                                 cost of every label, which else favours short outputs) */
+} sp_ctc_beam_opts;
+
+/** CTC prefix beam search (ops/ctc_decode.c; no tape): the labelling of each row with the best
+ *   score = log P_ctc(prefix | frames) + lm_weight * log P_lm(prefix [+ end]) + insertion_bonus * |prefix|
+ * among the `beam` best prefixes kept after each frame, P_ctc summing over all the prefix's paths
+ * (so it can find a labelling more likely than the greedy best path's). With a beam as large as
+ * every prefix and no language model it is the most likely labelling exactly. scores,
+ * input_lengths, out, out_len as sp_ctc_greedy; score (NULL or [B]) the winner's score, the
+ * model's end-of-text log-probability included. Allocates its working memory per call. */
+sp_status sp_ctc_beam_search(const sp_tensor *scores, int T, int B, const int *input_lengths,
+                             const sp_ctc_beam_opts *opts, int *out, int *out_len, double *score);
+
 /* ----------------------------------------------------------- reductions */
 
 sp_tensor *sp_sum(sp_tape *t, sp_tensor *x);                 /**< [1, 1] */
