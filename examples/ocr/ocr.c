@@ -4,7 +4,8 @@
  * column by column (each frame: --stack neighbouring columns of pixels, so a 40-character line
  * is a few hundred frames) by a bidirectional LSTM stack; a linear layer scores, at every frame,
  * the 95 printable ASCII characters and the CTC blank, and the CTC loss (sp_ctc_loss) sums over
- * every alignment of the line's text to the frames. Decoding: the best path (sp_ctc_greedy).
+ * every alignment of the line's text to the frames. Decoding: the best path (sp_ctc_greedy), or a
+ * prefix beam search (sp_ctc_beam_search) with a spool-charlm model fused in (--lm, ocr_lm.c).
  *
  * Training data are made at every step (ocr_render.c): lines of the bundled corpora drawn by
  * FreeType in one of the training fonts at a random size, rotation, blur, contrast and noise. The
@@ -26,6 +27,7 @@
 #include "common/progress.h"
 #include "common/text.h"
 #include "ocr_data.h"
+#include "ocr_lm.h"
 #include "ocr_render.h"
 
 #include <errno.h>
@@ -239,17 +241,28 @@ static sp_tensor *model_forward(sp_tape *t, const ocr_model *m, const ocr_batch 
     return sp_linear_forward(t, &m->out, ho.out);
 }
 
-/* The text of each line of the batch (best path), into text[i] (malloc'd). */
-static int decode(const ocr_model *m, const ocr_batch *b, sp_tape *t, char **text)
+/* How eval and recognize decode: the best path (beam 0), or a prefix beam search, with the
+ * language model's shallow fusion when lm is set. */
+typedef struct {
+    int beam;
+    const sp_ctc_lm *lm;
+    double lm_weight, lm_bonus;
+} ocr_decoder;
+
+/* The text of each line of the batch into text[i] (malloc'd). */
+static int decode(const ocr_model *m, const ocr_batch *b, sp_tape *t, const ocr_decoder *d, char **text)
 {
-    (void)m;
     sp_tensor *logits = model_forward(t, m, b);
     if (!logits) {
         fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
         return -1;
     }
     int *out = malloc(sizeof(int) * (size_t)b->T * b->B), *olen = malloc(sizeof(int) * b->B), rc = 0;
-    if (!out || !olen || sp_ctc_greedy(logits, b->T, b->B, b->len, 0, out, olen, NULL) != SP_OK) {
+    sp_ctc_beam_opts bo = {.beam = d->beam, .blank = 0, .lm = d->lm, .lm_weight = d->lm_weight,
+                           .insertion_bonus = d->lm_bonus};
+    if (!out || !olen ||
+        (d->beam > 0 ? sp_ctc_beam_search(logits, b->T, b->B, b->len, &bo, out, olen, NULL)
+                     : sp_ctc_greedy(logits, b->T, b->B, b->len, 0, out, olen, NULL)) != SP_OK) {
         fprintf(stderr, "%s: decoding: %s\n", prog, out && olen ? sp_last_error() : "out of memory");
         rc = -1;
     }
@@ -308,7 +321,13 @@ static const ex_opt OPTS[] = {
            "corpus sentences are cut into lines of at most N characters"),
     EX_OPT("clean", EX_FLAG, T, clean, NULL, 0, 0, TRAIN, NULL, "train on clean lines only (no rotation, blur, noise)"),
     EX_OPT("lm", EX_STR, T, lm, NULL, 0, 0, EVAL | RECOGNIZE, "FILE",
-           "a spool-charlm checkpoint for beam search with shallow fusion (needs sp_ctc_beam_search)"),
+           "a spool-charlm checkpoint (one-directional) fused into a beam search (shallow fusion)"),
+    EX_OPT("beam", EX_INT, T, beam, "-1", -1, SP_CTC_MAX_BEAM, EVAL | RECOGNIZE, "N",
+           "prefix beam search of width N; 0: the best path; -1: 16 with --lm, else 0"),
+    EX_OPT("lm-weight", EX_DBL, T, lm_weight, "0.5", 0, 100, EVAL | RECOGNIZE, "A",
+           "weight of the language model's log-probability (--lm)"),
+    EX_OPT("lm-bonus", EX_DBL, T, lm_bonus, "1", -100, 100, EVAL | RECOGNIZE, "B",
+           "added per character to a prefix's score (--lm: offsets the model's cost of each character)"),
     EX_OPT("show", EX_INT, T, show, "5", 0, 1 << 30, EVAL, "N", "print the first N misread lines"),
     EX_OPT("warmup", EX_INT, T, warmup, "3", 0, 1000, BENCH, "N", "untimed steps first"),
     EX_OPT("save-batches", EX_STR, T, save_batches, NULL, 0, 0, BENCH, "FILE",
@@ -478,7 +497,7 @@ out:
 
 /* Reads the images paths[0..n) and recognises them, batch at a time, into text[i]. A file that
  * cannot be read is an error (message naming it). */
-static int recognize_files(const ocr_model *m, char *const *paths, int n, int batch, char **text)
+static int recognize_files(const ocr_model *m, const ocr_decoder *d, char *const *paths, int n, int batch, char **text)
 {
     sp_tape *t = sp_tape_new();
     ocr_batch b = {0};
@@ -499,7 +518,7 @@ static int recognize_files(const ocr_model *m, char *const *paths, int n, int ba
             if (!cols[i]) goto out;
         }
         sp_tape_reset(t);
-        int bad = batch_set(&b, &m->cfg, cols, w, NULL, B) || decode(m, &b, t, text + s0);
+        int bad = batch_set(&b, &m->cfg, cols, w, NULL, B) || decode(m, &b, t, d, text + s0);
         for (int i = 0; i < B; i++) free(cols[i]), cols[i] = NULL;
         if (bad) goto out;
     }
@@ -512,28 +531,43 @@ out:
     return rc;
 }
 
-static int check_lm(const ocr_opts *o)
+/* The decoder of --beam/--lm into d (*lm holds the loaded model: ocr_lm_free it). */
+static int decoder_open(const ocr_opts *o, ocr_decoder *d, ocr_lm **lm)
 {
+    *d = (ocr_decoder){.beam = o->beam >= 0 ? o->beam : o->lm ? SP_CTC_DEFAULT_BEAM : 0, .lm_weight = o->lm_weight,
+                       .lm_bonus = o->lm_bonus};
+    *lm = NULL;
     if (!o->lm) return 0;
-    fprintf(stderr, "%s: --lm: this build has no CTC beam search (sp_ctc_beam_search) yet; decoding is best-path\n",
-            prog);
-    return -1;
+    if (d->beam == 0) {
+        fprintf(stderr, "%s: --lm needs a beam search: drop --beam 0 or give a width\n", prog);
+        return -1;
+    }
+    if (!(*lm = ocr_lm_load(o->lm, d->beam))) return -1;
+    d->lm = ocr_lm_get(*lm);
+    return 0;
 }
 
 static int do_recognize(const ocr_opts *o, char *const *paths, int n)
 {
     ocr_model m;
-    if (check_lm(o) || model_load(&m, o->model, NULL, NULL, NULL, NULL)) return 1;
+    ocr_decoder d;
+    ocr_lm *lm;
+    if (model_load(&m, o->model, NULL, NULL, NULL, NULL)) return 1;
+    if (decoder_open(o, &d, &lm)) {
+        model_free(&m);
+        return 1;
+    }
     char **text = calloc((size_t)n, sizeof(char *));
-    int rc = text ? recognize_files(&m, paths, n, o->batch, text) : -1;
+    int rc = text ? recognize_files(&m, &d, paths, n, o->batch, text) : -1;
     for (int i = 0; !rc && i < n; i++) printf(n > 1 ? "%s\t%s\n" : "%s%s\n", n > 1 ? paths[i] : "", text[i]);
     for (int i = 0; text && i < n; i++) free(text[i]);
     free(text);
+    ocr_lm_free(lm);
     model_free(&m);
     return rc ? 1 : 0;
 }
 
-static int eval_index(const ocr_model *m, const ocr_opts *o, const char *index)
+static int eval_index(const ocr_model *m, const ocr_decoder *d, const ocr_opts *o, const char *index)
 {
     ocr_index ix;
     char err[1200];
@@ -553,7 +587,7 @@ static int eval_index(const ocr_model *m, const ocr_opts *o, const char *index)
     }
     if (!paths || !text) goto out;
     double t0 = ex_now();
-    if (recognize_files(m, paths, ix.n, o->batch, text)) goto out;
+    if (recognize_files(m, d, paths, ix.n, o->batch, text)) goto out;
     double secs = ex_now() - t0;
     ocr_score s = {0};
     int shown = 0;
@@ -581,9 +615,16 @@ out:
 static int do_eval(const ocr_opts *o, char *const *index, int n)
 {
     ocr_model m;
-    if (check_lm(o) || model_load(&m, o->model, NULL, NULL, NULL, NULL)) return 1;
+    ocr_decoder d;
+    ocr_lm *lm;
+    if (model_load(&m, o->model, NULL, NULL, NULL, NULL)) return 1;
+    if (decoder_open(o, &d, &lm)) {
+        model_free(&m);
+        return 1;
+    }
     int rc = 0;
-    for (int i = 0; i < n && !rc; i++) rc = eval_index(&m, o, index[i]);
+    for (int i = 0; i < n && !rc; i++) rc = eval_index(&m, &d, o, index[i]);
+    ocr_lm_free(lm);
     model_free(&m);
     return rc ? 1 : 0;
 }
