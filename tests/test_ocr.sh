@@ -7,6 +7,7 @@
 # spool-charlm model as --lm, and the error exits (broken, truncated and missing images, a file
 # that is no model, bad options) with a message and no crash.
 # Usage: test_ocr.sh BUILD_EXAMPLES_DIR
+# shellcheck disable=SC2086,SC2181,SC2012  # $TINY is split on purpose; each check reads the status of the command before it
 set -u
 B=$(cd "${1:?usage: test_ocr.sh build/examples}" && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/test_ocr.XXXXXX")
