@@ -158,7 +158,7 @@ int ocr_image_read(const char *path, ocr_image *im, char *err, size_t errn)
     char e[256];
     size_t n;
     im->w = im->h = 0, im->px = NULL;
-    uint8_t *b = (uint8_t *)ex_read_bytes(path, &n, (size_t)OCR_MAX_SIDE * OCR_MAX_SIDE * 2 + 4096, e, sizeof e);
+    uint8_t *b = (uint8_t *)ex_read_bytes(path, &n, OCR_MAX_FILE, e, sizeof e);
     if (!b) {
         snprintf(err, errn, "%s", e);
         return -1;

@@ -17,6 +17,7 @@ typedef struct {
 } ocr_image;
 
 enum { OCR_MAX_SIDE = 16384 }; /* images wider or taller than this are refused (a line is < 4000 px) */
+#define OCR_MAX_FILE ((size_t)64 << 20) /* image files above 64 MiB are refused (/dev/zero ends in a message) */
 
 int ocr_image_alloc(ocr_image *im, int w, int h, uint8_t fill); /* 0 or -1 (out of memory, bad size) */
 void ocr_image_free(ocr_image *im);
