@@ -144,6 +144,12 @@ static int ctc_threads(const ctc_saved *s)
     return nt < s->B ? nt : s->B;
 }
 
+/* Row b's labels: at b * stride when padded, else at off (the lengths of the rows before it). */
+static const int *row_labels(const int *labels, int stride, int b, size_t off)
+{
+    return labels ? labels + (stride ? (size_t)b * stride : off) : NULL;
+}
+
 static int ctc_check(sp_tape *t, const sp_tensor *x, int T, int B, const int *in_len, const int *labels,
                      const int *lab_len, const sp_ctc_opts *o)
 {
@@ -163,7 +169,7 @@ static int ctc_check(sp_tape *t, const sp_tensor *x, int T, int B, const int *in
     size_t off = 0;
     for (int b = 0; !msg[0] && b < B; b++) {
         int Tb = in_len ? in_len[b] : T, L = lab_len[b];
-        const int *lab = labels + (o->label_stride ? (size_t)b * o->label_stride : off);
+        const int *lab = row_labels(labels, o->label_stride, b, off);
         if (Tb < 0 || Tb > T)
             snprintf(msg, sizeof msg, "input_lengths[%d] = %d is outside [0, T = %d]", b, Tb, T);
         else if (L < 0 || (o->label_stride && L > o->label_stride))
@@ -217,7 +223,7 @@ sp_tensor *sp_ctc_loss(sp_tape *t, sp_tensor *logits, int T, int B, const int *i
     size_t lo = 0, ao = 0;
     for (int b = 0; b < B; b++) {
         int L = label_lengths[b];
-        const int *src = labels + (o->label_stride ? (size_t)b * o->label_stride : lo);
+        const int *src = row_labels(labels, o->label_stride, b, lo);
         s->in_len[b] = input_lengths ? input_lengths[b] : T;
         s->lab_len[b] = L;
         s->lab_off[b] = lo;

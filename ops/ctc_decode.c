@@ -17,6 +17,7 @@
 #include "../autograd/tape_internal.h"
 
 #include <float.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -294,6 +295,8 @@ sp_status sp_ctc_beam_search(const sp_tensor *scores, int T, int B, const int *i
     int C = w.C, K = w.K, Tmax = 0;
     for (int b = 0; b < B; b++) Tmax = (input_lengths ? input_lengths[b] : T) > Tmax ? (input_lengths ? input_lengths[b] : T) : Tmax;
     size_t KC = (size_t)K * C, ss = w.use_lm ? o->lm->state_size : 0;
+    if ((long long)Tmax * K + 1 > INT_MAX || KC > INT_MAX)
+        return sp_fail(SP_ERR_ARG, "ctc_beam_search: a beam of %d over %d frames of %d classes is too large", K, Tmax, C);
     w.cap_nodes = Tmax * K + 1;
     w.nodes = malloc(sizeof(pnode) * (size_t)w.cap_nodes);
     w.cur = malloc(sizeof(int) * (4 * (size_t)K + 2 * KC));

@@ -230,6 +230,11 @@ static void test_ctc_loss_errors(void **state)
     expect_error(no_lengths, "label lengths are NULL");
     expect_error(bad_reduction, "reduction 7");
     expect_error(over_stride, "label_lengths[1] = 3 is over label_stride");
+    /* no labels at all: labels may be NULL, padded or not */
+    sp_tape *t = sp_tape_new();
+    assert_non_null(sp_ctc_loss(t, sp_const(t, 6, 4), 3, 2, NULL, NULL, (int[2]){0, 0}, &(sp_ctc_opts){.label_stride = 4}));
+    assert_non_null(sp_ctc_loss(t, sp_const(t, 6, 4), 3, 2, NULL, NULL, (int[2]){0, 0}, NULL));
+    sp_tape_free(t);
 }
 
 /* Threads split the batch (B = 9 rows of up to 120 frames, above the threshold); every row is one

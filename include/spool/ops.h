@@ -192,7 +192,7 @@ typedef struct sp_ctc_lm {
 } sp_ctc_lm;
 
 #define SP_CTC_DEFAULT_BEAM 16  /**< sp_ctc_beam_opts.beam = 0 */
-#define SP_CTC_MAX_BEAM 65536
+#define SP_CTC_MAX_BEAM 65536   /**< the widest beam sp_ctc_beam_search accepts */
 
 /** sp_ctc_beam_search's options; all zero (or NULL) is a beam of 16, blank 0, no language model. */
 typedef struct {
