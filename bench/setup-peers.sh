@@ -4,7 +4,9 @@
 #   debian: Debian 12's python3-torch (torch 1.13, SGEMM through libblas.so.3 = BLIS once
 #           libblis-openmp-dev is installed), run with /usr/bin/python3;
 #   pypi:   the current torch from PyPI (MKL + oneDNN) in a venv at /opt/torch-venv (several GB:
-#           the Linux wheel pulls the CUDA libraries even for CPU use).
+#           the Linux wheel pulls the CUDA libraries even for CPU use);
+# and the OCR peer that bench/ocr_tesseract.sh runs against spool-ocr: Debian 12's Tesseract 5
+# (tesseract-ocr with its English model tesseract-ocr-eng).
 # Needs root for apt-get. Each step is skipped if already done; set SKIP_PYPI=1 to skip the venv.
 set -eu
 VENV=${TORCH_VENV:-/opt/torch-venv}
@@ -14,6 +16,12 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     apt-get install -y python3-torch libblis-openmp-dev
 fi
 /usr/bin/python3 -c 'import torch; print("debian peer: torch", torch.__version__)'
+
+if ! command -v tesseract > /dev/null || ! tesseract --list-langs 2>/dev/null | grep -qx eng; then
+    apt-get update
+    apt-get install -y tesseract-ocr tesseract-ocr-eng
+fi
+echo "ocr peer: $(tesseract --version 2>&1 | head -1)"
 
 if [ "${SKIP_PYPI:-0}" != 1 ]; then
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then

@@ -51,6 +51,9 @@ SHRINK = {
     ("spool-sentiment", "train"): ["--epochs", "1", "--limit", "200", "--log-every", "0"],
     ("spool-wordlm", "train"): ["--epochs", "1", "--max-sentences", "200"],
     ("spool-dates", None): ["--steps", "3", "--eval-every", "3", "--test-n", "20", "--beam", "2", "--show", "2"],
+    ("spool-ocr", "train"): ["--steps", "3", "--hidden", "16", "--layers", "1", "--batch", "4", "--log-every", "0"],
+    ("spool-ocr", "render"): ["--lines", "5"],
+    ("spool-ocr", "bench"): ["--steps", "2", "--warmup", "1", "--hidden", "16", "--layers", "1", "--batch", "4"],
     ("spool-vanishing", None): ["--gaps", "3,200", "--grad-gap", "3", "--steps", "5", "--eval-every", "5", "--test-n", "20",
                                 "--explode-steps", "3", "--explode-gap", "3", "--budget", "300", "--no-plot"],
 }

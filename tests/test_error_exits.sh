@@ -122,5 +122,20 @@ if [ -s s.safetensors ] || "$B/spool-sentiment" train --data sentiment-uci --lim
     printf 'a fine film\n\nawful\0 no\n' > nul.txt
     expect 1 "stdin:3: a NUL byte" "<nul.txt" "$B/spool-sentiment" predict --model s.safetensors
 fi
+# spool-ocr (built where FreeType is): bad models, resumes, images and indexes, an output folder that is a file
+if [ -x "$B/spool-ocr" ]; then
+    check "$B/spool-ocr" --no-such-option
+    for ck in junk.safetensors empty.safetensors missing.safetensors; do
+        check "$B/spool-ocr" recognize --model $ck junk.tsv
+        check "$B/spool-ocr" train --out $ck --resume --steps 2
+    done
+    "$B/spool-ocr" train --steps 1 --batch 1 --hidden 4 --layers 1 --log-every 0 --out ocr.safetensors > /dev/null 2>&1
+    expect 1 "not a PGM" "$B/spool-ocr" recognize --model ocr.safetensors /dev/null
+    expect 1 "not a PGM|cannot open|directory" "$B/spool-ocr" recognize --model ocr.safetensors .
+    expect 1 "64 MiB|limit|too large|bytes" "$B/spool-ocr" recognize --model ocr.safetensors /dev/zero
+    expect 1 "want 'file<TAB>text'" "$B/spool-ocr" eval --model ocr.safetensors junk.safetensors
+    expect 1 "NUL|too long" "$B/spool-ocr" eval --model ocr.safetensors /dev/zero
+    expect 1 "cannot make folder" "$B/spool-ocr" render --out-dir junk.tsv --lines 1
+fi
 echo "1..$n"
 [ $failed -eq 0 ]

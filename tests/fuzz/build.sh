@@ -30,4 +30,5 @@ COMMON=$(ls "$SRC"/examples/common/*.c)
 clang $CFLAGS -o "$OUT/fuzz_ckpt" "$SRC/tests/fuzz/fuzz_ckpt.c" $LIB -lblis -lm -lpthread
 # shellcheck disable=SC2086
 clang $CFLAGS -DCHARLM_DATA_DIR='"/nonexistent"' -o "$OUT/fuzz_text" "$SRC/tests/fuzz/fuzz_text.c" $LIB $CHARLM $COMMON \
-    "$SRC/examples/sentiment/sentiment_data.c" "$SRC/examples/dates/dates_data.c" -lblis -lm -lpthread
+    "$SRC/examples/sentiment/sentiment_data.c" "$SRC/examples/dates/dates_data.c" "$SRC/examples/ocr/ocr_data.c" \
+    -lblis -lm -lpthread

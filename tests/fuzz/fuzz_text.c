@@ -3,12 +3,15 @@
  * picks one. charlm: UTF-8 decoding, the vocabulary stored in a checkpoint, the carried-state
  * hex; word examples: cleaning + tokenising, the vocabulary file; sentiment: the review reader;
  * dates: the ISO and human date parsers; the line reader of stdin and --eval-file (common/text.c,
- * with a small cap) feeding spool-dates' eval-line parser and spool-sentiment's sentence reader.
+ * with a small cap) feeding spool-dates' eval-line parser and spool-sentiment's sentence reader;
+ * spool-ocr: the PGM reader (then the scaling of the image into frames), its TSV index reader and
+ * the error rates over the index's pairs.
  * Files are read through a temp file where the reader takes a path. */
 #include "spool.h"
 #include "charlm/charlm.h"
 #include "common/text.h"
 #include "dates/dates_data.h"
+#include "ocr/ocr_data.h"
 #include "sentiment/sentiment_data.h"
 
 #include <stdint.h>
@@ -20,7 +23,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    int which = data[0] % 8;
+    int which = data[0] % 9;
     const uint8_t *d = data + 1;
     size_t n = size - 1;
     char *s = malloc(n + 1), err[256];
@@ -110,6 +113,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 dt_eval_line(line, &text, &gold, &nodate, &g);
             }
             ex_lines_close(&r);
+        }
+        close(fd);
+        unlink(path);
+        break;
+    }
+    case 8: {
+        ocr_image im;
+        if (ocr_pgm_parse(d, n, &im, err, sizeof err) == 0) {
+            int w;
+            if ((size_t)im.w * im.h <= 1 << 16) free(ocr_columns(&im, 1 + (int)(n % 40), &w));
+            ocr_image_free(&im);
+        }
+        char path[] = "/tmp/fuzz_text.XXXXXX";
+        int fd = mkstemp(path);
+        if (fd < 0) break;
+        ocr_index ix;
+        if (write(fd, d, n) == (ssize_t)n && ocr_index_read(path, &ix, err, sizeof err) == 0) {
+            ocr_score sc = {0};
+            for (int i = 0; i < ix.n && i < 64; i++) ocr_score_add(&sc, ix.text[i], ix.file[i]);
+            ocr_index_free(&ix);
         }
         close(fd);
         unlink(path);

@@ -1,0 +1,101 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# test_ocr.sh - spool-ocr end to end, in seconds: render a tiny held-out test set (PGM, and PNG
+# where built with libpng), train a tiny BiLSTM-CTC model a few dozen steps and check that its
+# loss falls, eval prints CER and WER for each index, recognize prints one line per image,
+# --resume continues a run exactly (the same file as an unbroken run), beam search with a
+# spool-charlm model as --lm, and the error exits (broken, truncated and missing images, a file
+# that is no model, bad options) with a message and no crash.
+# Usage: test_ocr.sh BUILD_EXAMPLES_DIR
+# shellcheck disable=SC2086,SC2181,SC2012  # $TINY is split on purpose; each check reads the status of the command before it
+set -u
+B=$(cd "${1:?usage: test_ocr.sh build/examples}" && pwd)
+W=$(mktemp -d "${TMPDIR:-/tmp}/test_ocr.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+cd "$W" || exit 1
+O="$B/spool-ocr"
+n=0 failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else failed=$((failed + 1)); echo "not ok $n - $2"; [ -f log ] && tail -5 log | sed 's/^/# /'; fi; }
+# expect STATUS WHAT-THE-MESSAGE-SAYS DESCRIPTION -- command...
+expect() {
+    local want=$1 msg=$2 what=$3; shift 4
+    "$@" > log 2>&1
+    local rc=$?
+    [ $rc = "$want" ] && grep -q -- "$msg" log && ! grep -qi "sanitizer\|core dumped" log
+    ok $? "$what (exit $rc)"
+}
+TINY="--hidden 16 --layers 1 --batch 4 --threads 1 --log-every 1"
+
+"$O" render --out-dir set --lines 6 > log 2>&1
+ok $? "render writes a test set"
+[ "$(wc -l < set/clean.tsv)" = 6 ] && [ "$(wc -l < set/degraded.tsv)" = 6 ] && [ "$(ls set/clean/*.pgm | wc -l)" = 6 ]
+ok $? "6 clean and 6 degraded lines, PGM files, two indexes"
+! cut -f1 set/clean.tsv | grep -qE "DejaVuSans\.|LiberationSans-Regular|NimbusRoman-Regular"
+ok $? "the test set's fonts are the held-out ones"
+"$O" render --out-dir set2 --lines 6 > /dev/null 2>&1 && cmp -s set/degraded.tsv set2/degraded.tsv &&
+    cmp -s "set/degraded/$(cut -f1 set/degraded.tsv | head -1 | cut -d/ -f2)" \
+           "set2/degraded/$(cut -f1 set2/degraded.tsv | head -1 | cut -d/ -f2)"
+ok $? "render is reproducible (same seed, same files)"
+
+"$O" train $TINY --steps 40 --lr 0.005 --out m.safetensors > log 2>&1
+rc=$?
+first=$(grep -m1 "^step 1/" log | sed 's/.*  loss \([0-9.]*\) .*/\1/')
+last=$(grep "^step 40/" log | sed 's/.*(mean \([0-9.]*\)).*/\1/')
+[ $rc = 0 ] && [ -n "$first" ] && [ -n "$last" ] && awk -v f="$first" -v l="$last" 'BEGIN { exit !(l < 0.6 * f) }'
+ok $? "train: the loss falls (step 1: ${first:-?}, mean at step 40: ${last:-?})"
+
+"$O" eval --model m.safetensors set/clean.tsv set/degraded.tsv > log 2>&1
+[ $? = 0 ] && [ "$(grep -c "CER [0-9.]*%  WER [0-9.]*%" log)" = 2 ]
+ok $? "eval prints CER and WER for each index"
+
+img=set/clean/$(cut -f1 set/clean.tsv | head -1 | cut -d/ -f2)
+"$O" recognize --model m.safetensors "$img" > out 2> log
+[ $? = 0 ] && [ "$(wc -l < out)" = 1 ]
+ok $? "recognize prints one line for one image"
+
+"$O" train $TINY --steps 6 --out r.safetensors > /dev/null 2>&1 &&
+    "$O" train $TINY --steps 3 --out s.safetensors > /dev/null 2>&1 &&
+    "$O" train $TINY --steps 6 --out s.safetensors --resume > /dev/null 2>&1 && cmp -s r.safetensors s.safetensors
+ok $? "train --resume continues exactly (6 steps = 3 + 3)"
+
+if "$B/spool-charlm" train --data shakespeare --steps 3 --hidden 16 --batch 4 --eval-every 0 --threads 1 \
+        --checkpoint lm.safetensors > /dev/null 2>&1; then
+    "$O" eval --model m.safetensors --lm lm.safetensors --beam 4 set/clean.tsv > log 2>&1
+    [ $? = 0 ] && grep -q "CER [0-9.]*%" log
+    ok $? "eval --lm: beam search with a spool-charlm model"
+else
+    ok 1 "spool-charlm trains a language model for --lm"
+fi
+
+if "$O" render --out-dir pngset --lines 2 --format png > /dev/null 2>&1; then
+    "$O" recognize --model m.safetensors pngset/clean/*.png > out 2> log
+    [ $? = 0 ] && [ "$(wc -l < out)" = 2 ]
+    ok $? "recognize reads PNG"
+else
+    echo "ok $((n += 1)) - # SKIP built without libpng"
+fi
+
+# error exits: 1 for a bad file, 2 for a bad command line; a message each
+printf 'P5\n10 10\n255\nabc' > trunc.pgm
+printf 'P5\n99999999 10\n255\n' > huge.pgm
+printf 'P2\n2 2\n255\n1 2 x\n' > plain.pgm
+printf 'hello' > text.pgm
+: > empty.pgm
+printf 'a.pgm\n' > noTab.tsv
+expect 1 "truncated PGM" "recognize a truncated PGM" -- "$O" recognize --model m.safetensors trunc.pgm
+expect 1 "bad or missing width" "recognize a PGM with an absurd width" -- "$O" recognize --model m.safetensors huge.pgm
+expect 1 "pixel 3 of 4" "recognize a plain PGM with a bad pixel" -- "$O" recognize --model m.safetensors plain.pgm
+expect 1 "not a PGM" "recognize a file that is no image" -- "$O" recognize --model m.safetensors text.pgm
+expect 1 "not a PGM" "recognize an empty file" -- "$O" recognize --model m.safetensors empty.pgm
+expect 1 "No such file" "recognize a missing file" -- "$O" recognize --model m.safetensors missing.pgm
+expect 1 "not a spool-ocr model" "a spool-charlm checkpoint as --model" -- "$O" recognize --model lm.safetensors "$img"
+expect 1 "cannot open model" "an image as --model" -- "$O" recognize --model "$img" "$img"
+expect 1 "want 'file<TAB>text'" "eval an index without a tab" -- "$O" eval --model m.safetensors noTab.tsv
+expect 1 "not a spool-charlm checkpoint" "a spool-ocr model as --lm" -- "$O" eval --model m.safetensors --lm m.safetensors set/clean.tsv
+expect 2 "needs an image" "recognize without an image" -- "$O" recognize --model m.safetensors
+expect 2 "unexpected argument" "train with an argument" -- "$O" train extra
+expect 2 "--hidden" "a bad --hidden" -- "$O" train --hidden 0
+expect 1 "none of the training fonts" "train without fonts" -- "$O" train --fonts "$W" --steps 1
+expect 1 "differs from the checkpoint" "resume with another --hidden" -- "$O" train $TINY --hidden 8 --steps 9 --out s.safetensors --resume
+echo "1..$n"
+[ $failed -eq 0 ]
