@@ -26,8 +26,8 @@
  *
  * The state is h alone ([B, H]); there are no recurrent weights, so recurrent dropout (h_mask)
  * has nothing to act on and is ignored; candidate dropout multiplies h~. The step (streaming
- * inference, zoneout, dropout masks) is the same gated scan over one step, so it runs the same
- * kernel as the whole sequence. Parameters: "weight_ih_mingru_l<k>" [G, I] and
+ * inference, zoneout, dropout masks) is the same math from elementwise ops on one step's rows,
+ * equal to the scan to rounding. Parameters: "weight_ih_mingru_l<k>" [G, I] and
  * "bias_ih_mingru_l<k>" [G] (likewise "minlstm"), names of their own since no PyTorch module has
  * this math. bench/peer_min.py has the paper's PyTorch code, both its log-space parallel form and
  * its sequential form. */
@@ -57,14 +57,14 @@ sp_tensor *sp__min_project(sp_tape *t, const sp_cell *c, sp_tensor *x)
     return sp__project_with_bias(t, c, x, c->b_ih);
 }
 
-/* One step is the scan over T = 1: the same kernel as the whole sequence, so a stream equals the
- * parallel run bit for bit. */
+/* One step, h' = h + sigmoid(z) (c - h), from elementwise ops: the scan's math on B rows, equal to it
+ * to rounding (the scan's kernel may fuse the multiply-add), and ops the ONNX exporter translates
+ * (a scan over one step would hand it a [2B, H] result and a row slice of the batch). */
 sp_status sp__min_step(sp_tape *t, const sp_cell *c, sp_tensor *xp, sp_tensor *const *state, sp_tensor **out)
 {
-    sp_tensor *z, *cand;
+    sp_tensor *z, *cand, *h = state[0];
     gate_and_candidate(t, c, xp, &z, &cand);
-    sp_tensor *y = sp_gated_scan(t, z, cand, state[0], 1, NULL);
-    out[0] = y ? sp_name(t, sp_slice_rows(t, y, 0, state[0]->rows), "h") : NULL;
+    out[0] = sp_name(t, sp_add(t, h, sp_mul(t, sp_sigmoid(t, z), sp_sub(t, cand, h))), "h");
     return sp_tape_status(t);
 }
 

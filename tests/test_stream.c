@@ -3,7 +3,7 @@
  * copies of the weights (ops/packed.c) that the stream keeps from step to step (sp_tape_rewind):
  * its outputs over 40 steps equal sp_rnn_run's on the whole sequence to float rounding, for a
  * 2-layer LSTM, GRU, minGRU and minLSTM (whose run is one gated_scan over all steps, whose step is
- * a product and the same scan over one step) at batch 1 and 3, and the stream's tape stays the same size; token
+ * a product and the same math from elementwise ops) at batch 1 and 3, and the stream's tape stays the same size; token
  * input through sp_stream_set_table equals the stream fed the embedding rows, bit for bit;
  * sp_stream_run (whole sequences, bidirectional too, with lengths) equals sp_rnn_run. */
 #include "helpers.h"
