@@ -91,6 +91,8 @@ struct sp_tape {
 sp_status sp_runtime_init(void);
 /* Arena allocation (zeroed, 64-byte aligned). NULL and a sticky error if out of memory. */
 void *sp__alloc(sp_tape *t, size_t bytes);
+/* memset(p, 0, bytes), on the team when large (sp__alloc and the gradient buffers use it). */
+void sp__zero(void *p, size_t bytes);
 void *sp__alloc_raw(sp_tape *t, size_t bytes); /* the same, not zeroed */
 /* Temporary memory for one backward kernel, valid until the next sp__scratch call (it is reused,
  * so the T steps of a sequence do not each keep their scratch in the arena). Not zeroed. */

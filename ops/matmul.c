@@ -95,8 +95,11 @@ sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, i
     r->iattr[2] = K;
     const int prec = r->iattr[3] = t->precision; /* backward runs in the precision of the forward */
     sp_real *C = r->out->data;
-    if (bias) /* C = the addend, then C += op(A) op(B): one pass, no separate add node */
+    if (bias) { /* C = the addend, then C += op(A) op(B): one pass, no separate add node */
+        const size_t n_ = (size_t)M * N;
+#pragma omp parallel for if (n_ >= SP_PAR_MIN_ELEMS) num_threads(sp__threads_now()) schedule(static)
         for (int i = 0; i < M; i++) memcpy(C + (size_t)i * N, sp_at(bias, bias->rows == 1 ? 0 : i, 0), (size_t)N * sizeof(sp_real));
+    }
     if (trans_a || !sp__packed_gemm(t, prec, M, N, K, a->data, a->stride, b, trans_b, C, N, bias != NULL))
         sp__gemm_p(t, prec, trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias ? 1 : 0, C, N);
     return r->out;
@@ -149,12 +152,21 @@ void sp__matmul_backward(sp_record *r)
             sp__gemm_p(t, prec, 1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
     }
     sp_tensor *bias = r->n_in > 2 ? r->in[2] : NULL;
-    if (bias && bias->grad) /* dbias += dC, summed over rows for a [1 x N] row */
-        for (int i = 0; i < M; i++) {
-            const sp_real *restrict g = c->grad + (size_t)i * c->stride;
-            sp_real *restrict d = bias->grad + (bias->rows == 1 ? 0 : (size_t)i * bias->stride);
-            for (int j = 0; j < N; j++) d[j] += g[j];
+    if (bias && bias->grad) { /* dbias += dC, summed over rows for a [1 x N] row; threads take
+                                * column ranges (each sums its columns in row order: any count, the same bits) */
+        const size_t n_ = (size_t)M * N;
+        const int nt = n_ >= SP_PAR_MIN_ELEMS && N >= 64 ? sp__threads_now() : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            const int k = omp_get_thread_num(), n = omp_get_num_threads();
+            const int j0 = k ? N * k / n / 16 * 16 : 0, j1 = k + 1 < n ? N * (k + 1) / n / 16 * 16 : N;
+            for (int i = 0; i < M; i++) {
+                const sp_real *restrict g = c->grad + (size_t)i * c->stride;
+                sp_real *restrict d = bias->grad + (bias->rows == 1 ? 0 : (size_t)i * bias->stride);
+                for (int j = j0; j < j1; j++) d[j] += g[j];
+            }
         }
+    }
 }
 
 static int same_group(const sp_record *r, const sp_tensor *b, int tb, int prec)
