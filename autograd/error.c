@@ -48,14 +48,7 @@ sp_status sp_fail(sp_status s, const char *fmt, ...)
 /* ------------------------------------------------------------------- rng */
 
 /* splitmix64's finaliser: every input bit reaches every output bit */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t splitmix64(uint64_t *x) { return mix64(*x += 0x9E3779B97F4A7C15ull); }
+static uint64_t splitmix64(uint64_t *x) { return sp__mix64(*x += 0x9E3779B97F4A7C15ull); }
 
 void sp_rng_seed(sp_rng *r, uint64_t seed)
 {
@@ -91,25 +84,9 @@ uint64_t sp__noise_key(sp_rng *r)
     return hi << 32 | sp_rng_u32(r);
 }
 
-/* the three stages of sp__noise_bits, so a mask mixes its key once and each row once */
-static uint64_t noise_what(uint64_t key, uint64_t what) { return mix64(key + 0x9E3779B97F4A7C15ull * (what + 1)); }
-static uint64_t noise_row(uint64_t h, uint64_t row) { return mix64(h ^ (row * 0xD1B54A32D192ED03ull + 0x8CB92BA72F3D8DD7ull)); }
-static uint64_t noise_col(uint64_t h, uint64_t col) { return mix64(h ^ (col * 0xAEF17502108EF2D9ull + 0x9E3779B97F4A7C15ull)); }
-
 uint64_t sp__noise_bits(uint64_t key, uint64_t what, uint64_t row, uint64_t col)
 {
-    return noise_col(noise_row(noise_what(key, what), row), col);
-}
-
-void sp__noise_fill(sp_real *m, int R, int C, double p, sp_real keep, uint64_t key, uint64_t what, int64_t row0)
-{
-    /* an element drops when its top 32 bits, as a uniform in [0, 1), fall under p (sp_rng_uniform's scale) */
-    const uint64_t hw = noise_what(key, what);
-    for (int i = 0; i < R; i++) {
-        const uint64_t hr = noise_row(hw, (uint64_t)(row0 + i));
-        for (int j = 0; j < C; j++)
-            m[(size_t)i * C + j] = (double)(noise_col(hr, (uint64_t)j) >> 32) * (1.0 / 4294967296.0) < p ? 0 : keep;
-    }
+    return sp__noise_col(sp__noise_row(sp__noise_what(key, what), row), col);
 }
 
 int sp_rng_below(sp_rng *r, int n) { return n <= 1 ? 0 : (int)(((uint64_t)sp_rng_u32(r) * (uint64_t)n) >> 32); }

@@ -9,6 +9,7 @@
  * ignored (it is a cap); a word that is none of these is refused at spool's first use
  * (autograd/runtime.c), so a typo cannot go unnoticed. sp_info() reports the choice. */
 #include "vec.h"
+#include "../autograd/noise.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -66,4 +67,15 @@ const sp_vec_kernels *sp__vec(void)
         atomic_store_explicit(&chosen, k, memory_order_release);
     }
     return k;
+}
+
+/* autograd/noise.h: the mask's rows on the team (large masks: dropout between the layers of a long
+ * run), each row through the table's kernel, every element from its own coordinates alone. */
+void sp__noise_fill(sp_real *m, int R, int C, double p, sp_real keep, uint64_t key, uint64_t what, int64_t row0)
+{
+    const uint64_t hw = sp__noise_what(key, what), thr = sp__noise_threshold(p);
+    const sp_vec_kernels *V = sp__vec();
+    const size_t n_ = (size_t)R * C;
+#pragma omp parallel for if (n_ >= SP_PAR_MIN_ELEMS) num_threads(sp__threads_now()) schedule(static)
+    for (int i = 0; i < R; i++) V->noise_row(m + (size_t)i * C, C, sp__noise_row(hw, (uint64_t)(row0 + i)), thr, keep);
 }

@@ -50,6 +50,8 @@ typedef struct {
     /* y = softplus(x); dx += dy sigmoid(x) (its derivative), over n values */
     void (*softplus)(const sp_real *x, sp_real *y, int n);
     void (*softplus_bwd)(const sp_real *x, const sp_real *dy, sp_real *dx, int n);
+    /* one row of a noise mask (autograd/noise.h): m[j] = sp__noise_col(hr, j) >> 32 < thr ? 0 : keep */
+    void (*noise_row)(sp_real *m, int n, uint64_t hr, uint64_t thr, sp_real keep);
     void (*gscan_fwd)(const sp_real *z, const sp_real *c, sp_real *h, sp_real *out, int n);
     void (*gscan_ab)(const sp_real *z, const sp_real *c, sp_real *a, sp_real *b, int n);
     void (*gscan_bwd)(const sp_real *z, const sp_real *c, const sp_real *hp, const sp_real *dout, sp_real *g,

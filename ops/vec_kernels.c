@@ -8,6 +8,7 @@
  * checks the tables against each other). Nothing here is exported. */
 #include "cell_rows.h"
 #include "vec.h"
+#include "../autograd/noise.h"
 
 #include <math.h>
 
@@ -131,6 +132,11 @@ static void FN(softplus_bwd)(const sp_real *restrict x, const sp_real *restrict 
     for (int j = 0; j < n; j++) dx[j] += dy[j] * sp_sigmoid_r(x[j]);
 }
 
+static void FN(noise_row)(sp_real *restrict m, int n, uint64_t hr, uint64_t thr, sp_real keep)
+{
+    for (int j = 0; j < n; j++) m[j] = sp__noise_col(hr, (uint64_t)j) >> 32 < thr ? 0 : keep;
+}
+
 /* The gated scan h_t = h_{t-1} + s_t (c_t - h_{t-1}), s = sigmoid(z): one row's columns. */
 static void FN(gscan_fwd)(const sp_real *restrict z, const sp_real *restrict c, sp_real *restrict h,
                           sp_real *restrict out, int n)
@@ -171,4 +177,4 @@ static void FN(gscan_bwd)(const sp_real *restrict z, const sp_real *restrict c, 
 const sp_vec_kernels SP_CAT(sp__vec, SP_VEC_ISA) = {
     SP_STR(SP_VEC_ISA), FN(lstm_fwd), FN(lstm_bwd), FN(gru_fwd), FN(gru_bwd), FN(tanh_add),
     FN(sigmoid_n), FN(tanh_n), FN(softmax_n), FN(adam), FN(add3), FN(acc), FN(mul), FN(tanh_grad),
-    FN(softplus_n), FN(softplus_bwd), FN(gscan_fwd), FN(gscan_ab), FN(gscan_bwd)};
+    FN(softplus_n), FN(softplus_bwd), FN(noise_row), FN(gscan_fwd), FN(gscan_ab), FN(gscan_bwd)};

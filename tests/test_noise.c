@@ -315,6 +315,24 @@ static void test_keyed_masks(void **state)
     }
 }
 
+/* The fill (a vector kernel per instruction set, rows on the team) against the element's bits read
+ * as a uniform, the definition in noise.h, for rates whose threshold p 2^32 is whole and not. */
+static void test_fill_equals_the_bits(void **state)
+{
+    (void)state;
+    enum { R = 300, C = 77 }; /* odd C: every vector width leaves a tail; R C above the thread threshold */
+    static sp_real m[R * C];
+    const double ps[] = {0.3, 0.5, 0.25, 1e-9, 0.999999, 0.1 + 1.0 / 4294967296.0};
+    for (int k = 0; k < 6; k++) {
+        sp__noise_fill(m, R, C, ps[k], 2, 7, SP_NOISE_BETWEEN + 1, 12345);
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < C; j++) {
+                double u = (double)(sp__noise_bits(7, SP_NOISE_BETWEEN + 1, 12345 + i, j) >> 32) / 4294967296.0;
+                if (m[(size_t)i * C + j] != (u < ps[k] ? 0 : 2)) fail_msg("p = %.17g: element (%d, %d) disagrees", ps[k], i, j);
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_train_dropouts_match_their_equations),
         cmocka_unit_test(test_stack_passes_noise_and_eval_switches_it_off),
         cmocka_unit_test(test_gradients_with_every_option_on),
+        cmocka_unit_test(test_fill_equals_the_bits),
         cmocka_unit_test(test_keyed_masks),
     };
     return cmocka_run_group_tests_name("noise", tests, NULL, NULL);
