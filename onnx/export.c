@@ -27,6 +27,7 @@
  * Anything else is refused before a byte is written (check_model, and translate for what a
  * recorded step does). */
 #include "sp_onnx.pb-c.h"
+#include "onnx_internal.h"
 #include "../autograd/file_internal.h"
 #include "../autograd/tape_internal.h" /* the records of a step, translated into a Scan's body */
 #include "../layers/cell_table.h"
@@ -305,7 +306,7 @@ static const char *const TB[3] = {"time", "batch", NULL}; /* the named axes of [
 /* The ONNX operator of a cell, or NULL if its step is not exactly one (the layer is then a Scan
  * over its recorded step). A built-in kind whose step or project function was replaced is not
  * the kind any more: its math is the user's. */
-static const char *onnx_op(const sp_cell *c)
+const char *sp__onnx_op(const sp_cell *c)
 {
     const sp_cell_def *d = sp__cell_def(c->kind);
     if (!d || c->step != d->step || c->project != d->project) return NULL;
@@ -317,6 +318,19 @@ static const char *onnx_op(const sp_cell *c)
     case SP_CELL_LSTM: return c->out_size == c->hidden_size && !c->w_hr ? "LSTM" : NULL; /* no projection in ONNX */
     default: return NULL;
     }
+}
+
+const int *sp__onnx_gate_perm(const sp_cell *c, int *nblk, const int **peep)
+{
+    /* ONNX block j <- spool block perm[j]: LSTM i,o,f,c <- i,f,g,o (coupled: i,g,o, no f);
+     * GRU z,r,h <- r,z,n; peepholes i,o,f <- i,f,o (coupled: i,o) */
+    static const int P_LSTM[4] = {0, 3, 1, 2}, P_CIFG[4] = {0, 2, -1, 1}, P_GRU[3] = {1, 0, 2}, P_RNN[1] = {0};
+    static const int P_PEEP[3] = {0, 2, 1}, P_PEEP_CIFG[3] = {0, 1, -1};
+    const char *op = sp__onnx_op(c);
+    int lstm = op && !strcmp(op, "LSTM"), coupled = lstm && (c->lstm_flags & SP_LSTM_COUPLED);
+    if (peep) *peep = lstm ? (coupled ? P_PEEP_CIFG : P_PEEP) : NULL;
+    *nblk = lstm ? 4 : op && !strcmp(op, "GRU") ? 3 : 1;
+    return lstm ? (coupled ? P_CIFG : P_LSTM) : op && !strcmp(op, "GRU") ? P_GRU : P_RNN;
 }
 
 static int same_cell(const sp_cell *a, const sp_cell *c)
@@ -332,7 +346,7 @@ static int op_layer(const sp_onnx_model *m, int l)
 {
     const sp_rnn *r = m->rnn;
     if (m->noise && (m->noise->zoneout_h > 0 || m->noise->zoneout_c > 0)) return 0;
-    return onnx_op(&r->cell[l][0]) && (!r->bidirectional || (onnx_op(&r->cell[l][1]) && same_cell(&r->cell[l][0], &r->cell[l][1])));
+    return sp__onnx_op(&r->cell[l][0]) && (!r->bidirectional || (sp__onnx_op(&r->cell[l][1]) && same_cell(&r->cell[l][0], &r->cell[l][1])));
 }
 
 static int shape_is(const sp_tensor *x, int rows, int cols) { return x && x->rows == rows && x->cols == cols; }
@@ -688,16 +702,12 @@ static const char *op_layer_nodes(ox *b, const sp_onnx_model *m, int l, const la
 {
     const sp_rnn *r = m->rnn;
     const sp_cell *c = &r->cell[l][0];
-    const char *op = onnx_op(c);
+    const char *op = sp__onnx_op(c);
     int D = r->bidirectional ? 2 : 1, H = c->hidden_size, I = c->input_size;
     int lstm = c->kind == SP_CELL_LSTM, coupled = lstm && (c->lstm_flags & SP_LSTM_COUPLED);
     int peep = lstm && c->w_peep;
-    /* ONNX block j <- spool block perm[j]: LSTM i,o,f,c <- i,f,g,o (coupled: i,g,o, no f);
-     * GRU z,r,h <- r,z,n; peepholes i,o,f <- i,f,o (coupled: i,o) */
-    static const int P_LSTM[4] = {0, 3, 1, 2}, P_CIFG[4] = {0, 2, -1, 1}, P_GRU[3] = {1, 0, 2}, P_RNN[1] = {0};
-    static const int P_PEEP[3] = {0, 2, 1}, P_PEEP_CIFG[3] = {0, 1, -1};
-    const int *perm = lstm ? (coupled ? P_CIFG : P_LSTM) : !strcmp(op, "GRU") ? P_GRU : P_RNN;
-    int nblk = lstm ? 4 : !strcmp(op, "GRU") ? 3 : 1;
+    int nblk;
+    const int *pp, *perm = sp__onnx_gate_perm(c, &nblk, &pp);
     int64_t G = (int64_t)nblk * H;
     float *W = ox_alloc(b, sizeof(float) * (size_t)(D * G * I)), *R = ox_alloc(b, sizeof(float) * (size_t)(D * G * H));
     float *Bv = ox_alloc(b, sizeof(float) * (size_t)(D * 2 * G)), *P = peep ? ox_alloc(b, sizeof(float) * (size_t)(D * 3 * H)) : NULL;
@@ -710,7 +720,7 @@ static const char *op_layer_nodes(ox *b, const sp_onnx_model *m, int l, const la
         put_gates(Bv + (size_t)d * 2 * G + G, cd->b_hh, 1, H, 1, perm, nblk);
         for (int j = 0; peep && j < 3; j++) /* rows of diagonals */
             for (int k = 0; k < H; k++) {
-                int row = (coupled ? P_PEEP_CIFG : P_PEEP)[j];
+                int row = pp[j];
                 P[(size_t)d * 3 * H + (size_t)j * H + k] = row < 0 ? 0.0f : (float)*sp_at(cd->w_peep, row, k);
             }
     }

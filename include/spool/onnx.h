@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /** @file
  * spool/onnx.h - export of a model's inference graph as an ONNX file (onnx/export.c), to run a
- * model trained with spool in ONNX Runtime or any other ONNX consumer (docs/onnx.md).
+ * model trained with spool in ONNX Runtime or any other ONNX consumer (docs/onnx.md); and the
+ * reverse for weights: an ONNX file's recurrent layers, embedding and head read into spool's
+ * parameters (onnx/import.c, sp_onnx_load_weights), e.g. a model PyTorch exported.
  *
  * The model is described by the layers it is built from: an input (token ids through an
  * embedding or as one-hot vectors, or float features), a recurrent stack (sp_rnn: any number of
@@ -41,7 +43,8 @@
  * something else.
  *
  * Optional at build time (meson -Donnx): without protobuf-c and Debian's onnx.proto,
- * sp_onnx_available() is 0 and sp_onnx_export fails with SP_ERR_STATE saying what to install.
+ * sp_onnx_available() is 0 and sp_onnx_export and sp_onnx_load_weights fail with SP_ERR_STATE
+ * saying what to install.
  */
 #ifndef SPOOL_ONNX_H
 #define SPOOL_ONNX_H
@@ -89,6 +92,38 @@ int sp_onnx_available(void);
  * a file that cannot be written (SP_ERR_IO), a build without ONNX (SP_ERR_STATE). Nothing is
  * written on error. */
 sp_status sp_onnx_export(const sp_onnx_model *m, const char *path) SP_WARN_UNUSED;
+
+/** Reads the weights of an ONNX file into m's parameters, for fine-tuning or running a network
+ * exported by PyTorch (torch.onnx.export of an nn.LSTM, nn.GRU or nn.RNN, with or without an
+ * nn.Embedding before it and an nn.Linear after it) or by sp_onnx_export. Only the weights are
+ * read; the model built by the caller says what the network is, and the file must match it:
+ *   - m->rnn (required): the file's LSTM, GRU and RNN nodes, in graph order, are the stack's
+ *     layers, one node per layer (both directions of a bidirectional layer in one node). Each is
+ *     checked against its layer: the operator (LSTM: SP_CELL_LSTM without projection; GRU with
+ *     linear_before_reset = 1: SP_CELL_GRU_RESET_AFTER_MATMUL, PyTorch's, = 0:
+ *     SP_CELL_GRU_RESET_BEFORE_MATMUL; RNN: tanh, or relu through its activations), direction,
+ *     hidden_size, W [D, G, I], R [D, G, H], B [D, 2G] (optional: zero biases), peepholes P
+ *     [D, 3H] (optional), input_forget (SP_LSTM_COUPLED); default activations and no clip. The
+ *     gate blocks are moved from ONNX's order (LSTM i, o, f, c; GRU z, r, h) to spool's (i, f, g,
+ *     o; r, z, n), B is split into b_ih = Wb and b_hh = Rb. Initial states are inputs of the
+ *     graph, not weights, and are not read. A Scan or Loop node (a cell ONNX has no operator for)
+ *     is refused.
+ *   - m->embed (optional): the first Gather from a [num, dim] matrix of the file.
+ *   - m->head (optional): the first Gemm or MatMul from a matrix of the file after the last
+ *     recurrent node ([out, in] for Gemm with transB = 1, else [in, out]), and its bias (Gemm's C,
+ *     or an Add of a vector of the file; none: zero).
+ * The weights may be initializers or Constant nodes, float or double, in raw_data or the typed
+ * fields; external data, another data type or NaN/Inf are refused. Every error names the node,
+ * the tensor and both shapes (SP_ERR_SHAPE for sizes, SP_ERR_ARG for another operator or variant,
+ * SP_ERR_FORMAT for a file that is not ONNX, SP_ERR_IO, SP_ERR_NONFINITE, SP_ERR_STATE in a build
+ * without ONNX), and a failed load changes nothing: the parameters are written only when the whole
+ * file has been read. The other fields of m are not used. */
+sp_status sp_onnx_load_weights(const char *path, const sp_onnx_model *m) SP_WARN_UNUSED;
+
+/** sp_onnx_load_weights from a file held in memory (buf, len bytes); name (may be NULL) is what
+ * messages call it. */
+sp_status sp_onnx_load_weights_mem(const unsigned char *buf, size_t len, const sp_onnx_model *m,
+                                   const char *name) SP_WARN_UNUSED;
 
 SP_API_END
 
