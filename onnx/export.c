@@ -404,7 +404,10 @@ static sp_status check_model(const sp_onnx_model *m)
                     (m->head->bias && !shape_is(m->head->bias, 1, m->head->out))))
         return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: the head (%d -> %d) does not read the stack's %d output columns",
                        m->head->in, m->head->out, in);
-    if (m->softmax && !m->head) return sp_fail(SP_ERR_ARG, "sp_onnx_export: softmax needs a head (head is NULL)");
+    if ((m->softmax || m->sigmoid) && !m->head)
+        return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s needs a head (head is NULL)", m->softmax ? "softmax" : "sigmoid");
+    if (m->softmax && m->sigmoid) return sp_fail(SP_ERR_ARG, "sp_onnx_export: softmax and sigmoid exclude each other");
+    if ((unsigned)m->pool > SP_ONNX_POOL_MAX) return sp_fail(SP_ERR_ARG, "sp_onnx_export: unknown pool %d", (int)m->pool);
     for (const char *const *kv = m->metadata; kv && *kv; kv += 2)
         if (!kv[1]) return sp_fail(SP_ERR_ARG, "sp_onnx_export: metadata key \"%s\" has no value (NULL)", kv[0]);
     return SP_OK;
@@ -786,6 +789,27 @@ static const char *project_seq(ox *b, const sp_cell *c, const layer_io *io, cons
     return y;
 }
 
+/* io->mask (step t of row b is real iff t < len[b]: [T, B, 1]) and io->len_rev (max(len, 1),
+ * int64), made once for the graph by whichever needs them first. */
+static void make_mask(ox *b, layer_io *io)
+{
+    if (io->mask) return;
+    node_t *n;
+    const char *t32 = op3(b, &n, "Cast", NULL, io->tdim, NULL, NULL);
+    attr_int(b, n, "to", I32);
+    const char *zero = tmp(b, "zero"), *one = tmp(b, "one");
+    uint8_t *raw;
+    if (init_raw(b, zero, I32, 0, NULL, 4, &raw)) put_le(raw, 0, 4);
+    if (init_raw(b, one, I32, 0, NULL, 4, &raw)) put_le(raw, 1, 4);
+    const char *range = op3(b, NULL, "Range", NULL, zero, OP2(b, "Squeeze", t32, const_i64(b, "axes", 1, (int64_t[]){0})), one);
+    const char *lt = OP2(b, "Less", OP2(b, "Unsqueeze", range, const_i64(b, "axes", 1, (int64_t[]){1})),
+                         OP2(b, "Unsqueeze", io->len, const_i64(b, "axes", 1, (int64_t[]){0})));
+    io->mask = OP2(b, "Unsqueeze", lt, const_i64(b, "axes", 1, (int64_t[]){2}));
+    const char *len1 = OP2(b, "Max", io->len, one);
+    io->len_rev = op3(b, &n, "Cast", NULL, len1, NULL, NULL);
+    attr_int(b, n, "to", I64);
+}
+
 /* A Scan over cell c's recorded step: xp [T, B, G] and the masks in, states s0[k] [B, S] from;
  * the final states into sn[k], the outputs [T, B, O] returned. As sp_seq_run at evaluation:
  * zoneout (rates nz, may be NULL) keeps the expectation s = s' + (1 - z) (s_new - s'), and steps
@@ -870,22 +894,7 @@ static const char *scan_layer(ox *b, const sp_onnx_model *m, int l, layer_io *io
     const sp_rnn *r = m->rnn;
     int D = r->bidirectional ? 2 : 1, n_state = r->cell[l][0].n_state;
     node_t *n;
-    if (!io->mask) { /* step t of row b is real iff t < len[b]: [T, B, 1] */
-        node_t *cast;
-        const char *t32 = op3(b, &cast, "Cast", NULL, io->tdim, NULL, NULL);
-        attr_int(b, cast, "to", I32);
-        const char *zero = tmp(b, "zero"), *one = tmp(b, "one");
-        uint8_t *raw;
-        if (init_raw(b, zero, I32, 0, NULL, 4, &raw)) put_le(raw, 0, 4);
-        if (init_raw(b, one, I32, 0, NULL, 4, &raw)) put_le(raw, 1, 4);
-        const char *range = op3(b, NULL, "Range", NULL, zero, OP2(b, "Squeeze", t32, const_i64(b, "axes", 1, (int64_t[]){0})), one);
-        const char *lt = OP2(b, "Less", OP2(b, "Unsqueeze", range, const_i64(b, "axes", 1, (int64_t[]){1})),
-                             OP2(b, "Unsqueeze", io->len, const_i64(b, "axes", 1, (int64_t[]){0})));
-        io->mask = OP2(b, "Unsqueeze", lt, const_i64(b, "axes", 1, (int64_t[]){2}));
-        const char *len1 = OP2(b, "Max", io->len, one);
-        io->len_rev = op3(b, &n, "Cast", NULL, len1, NULL, NULL);
-        attr_int(b, n, "to", I64);
-    }
+    make_mask(b, io);
     const char *s0x[SP_CELL_MAX_STATE], *fin[2][SP_CELL_MAX_STATE] = {{NULL}}, *y[2] = {NULL, NULL};
     for (int k = 0; k < n_state; k++) s0x[k] = state_input(b, m, l, k, io);
     for (int d = 0; d < D; d++) {
@@ -922,6 +931,38 @@ static const char *scan_layer(ox *b, const sp_onnx_model *m, int l, layer_io *io
         if (!state_output(b, name, D, r->cell[l][0].state_size[k])) return NULL;
     }
     return D == 1 ? y[0] : merge(b, r->merge, y[0], y[1]);
+}
+
+/* One vector per row from the stack's output y [T, B, O] (zero rows past each row's length) as
+ * m->pool says, [B, *O]: the last layer's final h, directions concatenated (the forward one after
+ * the row's last real step, the backward one after step 0); or the mean (sp_seq_mean) or max
+ * (sp_seq_max) over the row's real steps, zeros for a row of length 0 as there. */
+static const char *pool_rows(ox *b, const sp_onnx_model *m, layer_io *io, const char *y, int *O)
+{
+    const sp_rnn *r = m->rnn;
+    node_t *n;
+    if (m->pool == SP_ONNX_POOL_LAST) {
+        int L = r->num_layers - 1, D = r->bidirectional ? 2 : 1, S = r->cell[L][0].state_size[0];
+        const char *h = op3(b, &n, "Transpose", NULL, ox_str(b, "hn_l%d", L), NULL, NULL); /* [D, B, S] -> [B, D, S] */
+        attr_ints(b, n, "perm", 3, (int64_t[]){1, 0, 2});
+        *O = D * S;
+        return OP2(b, "Reshape", h, const_i64(b, "shape", 2, (int64_t[]){0, D * S}));
+    }
+    make_mask(b, io);
+    const char *axes1 = const_i64(b, "axes", 1, (int64_t[]){1});
+    if (m->pool == SP_ONNX_POOL_MEAN) {
+        const char *sum = op3(b, &n, "ReduceSum", NULL, y, const_i64(b, "axes", 1, (int64_t[]){0}), NULL);
+        attr_int(b, n, "keepdims", 0);
+        const char *cnt = op3(b, &n, "Cast", NULL, OP2(b, "Unsqueeze", io->len_rev, axes1), NULL, NULL);
+        attr_int(b, n, "to", F32);
+        return OP2(b, "Div", sum, cnt);
+    }
+    const char *masked = op3(b, NULL, "Where", NULL, io->mask, y, scalar_f32(b, -3.0e38));
+    const char *mx = op3(b, &n, "ReduceMax", NULL, masked, NULL, NULL);
+    attr_ints(b, n, "axes", 1, (int64_t[]){0});
+    attr_int(b, n, "keepdims", 0);
+    const char *pos = OP2(b, "Unsqueeze", OP2(b, "Greater", io->len, init_i32(b, tmp(b, "zero"), 1, (int32_t[]){0})), axes1);
+    return op3(b, NULL, "Where", NULL, pos, mx, scalar_f32(b, 0));
 }
 
 /* ------------------------------------------------------------------ the graph */
@@ -977,25 +1018,33 @@ static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
         io.x = op_layer(m, l) ? op_layer_nodes(b, m, l, &io) : scan_layer(b, m, l, &io, &st);
     if (st != SP_OK) return st;
     const char *y = io.x;
-    int O = sp_rnn_out_size(r);
+    int O = sp_rnn_out_size(r), pooled = m->pool != SP_ONNX_POOL_NONE;
+    static const char *const BATCH[2] = {"batch", NULL}; /* the named axis of [batch, C] */
+    const char *const *axes = pooled ? BATCH : TB;
+    int nd = pooled ? 2 : 3;
+    if (pooled) y = pool_rows(b, m, &io, y, &O);
     if (!m->head) {
-        int64_t dy[3] = {0, 0, O};
-        if (!op3(b, NULL, "Identity", "y", y, NULL, NULL) || !value(b, &b->outputs, "y", F32, 3, dy, TB)) return SP_ERR_NOMEM;
+        int64_t dy[3] = {0, 0, 0};
+        dy[nd - 1] = O;
+        if (!op3(b, NULL, "Identity", "y", y, NULL, NULL) || !value(b, &b->outputs, "y", F32, nd, dy, axes)) return SP_ERR_NOMEM;
     } else {
         int V = m->head->out;
-        const char *rows = OP2(b, "Reshape", y, const_i64(b, "shape", 2, (int64_t[]){-1, O}));
-        const char *z = op3(b, &n, "Gemm", NULL, rows, init_tensor(b, m->head->weight, 0),
+        const char *rows = pooled ? y : OP2(b, "Reshape", y, const_i64(b, "shape", 2, (int64_t[]){-1, O}));
+        const char *z = op3(b, &n, "Gemm", pooled ? "logits" : NULL, rows, init_tensor(b, m->head->weight, 0),
                             m->head->bias ? init_tensor(b, m->head->bias, 1) : NULL);
         attr_int(b, n, "transB", 1);
-        const char *shape = op3(b, &n, "Concat", NULL, tb, const_i64(b, "dim", 1, (int64_t[]){V}), NULL);
-        attr_int(b, n, "axis", 0);
-        int64_t dz[3] = {0, 0, V};
-        if (!op3(b, NULL, "Reshape", "logits", z, shape, NULL) || !value(b, &b->outputs, "logits", F32, 3, dz, TB))
-            return SP_ERR_NOMEM;
-        if (m->softmax) {
-            op3(b, &n, "Softmax", "probs", "logits", NULL, NULL);
-            attr_int(b, n, "axis", -1);
-            if (!value(b, &b->outputs, "probs", F32, 3, dz, TB)) return SP_ERR_NOMEM;
+        int64_t dz[3] = {0, 0, 0};
+        dz[nd - 1] = V;
+        if (!pooled) {
+            const char *shape = op3(b, &n, "Concat", NULL, tb, const_i64(b, "dim", 1, (int64_t[]){V}), NULL);
+            attr_int(b, n, "axis", 0);
+            if (!op3(b, NULL, "Reshape", "logits", z, shape, NULL)) return SP_ERR_NOMEM;
+        }
+        if (!value(b, &b->outputs, "logits", F32, nd, dz, axes)) return SP_ERR_NOMEM;
+        if (m->softmax || m->sigmoid) {
+            op3(b, &n, m->sigmoid ? "Sigmoid" : "Softmax", "probs", "logits", NULL, NULL);
+            if (!m->sigmoid) attr_int(b, n, "axis", -1);
+            if (!value(b, &b->outputs, "probs", F32, nd, dz, axes)) return SP_ERR_NOMEM;
         }
     }
     if (b->failed) return SP_ERR_NOMEM;

@@ -18,8 +18,9 @@
  *            "h0_l<k>"  float [D, batch, O]      optional: layer k's initial h, D = 1 or 2
  *            "c0_l<k>"  float [D, batch, H]      optional: layer k's initial c (LSTM layers)
  *   outputs  "logits"   float [time, batch, V]   the head's output (with a head)
- *            "probs"    float [time, batch, V]   softmax of the logits (with softmax)
+ *            "probs"    float [time, batch, V]   softmax (or sigmoid) of the logits
  *            "y"        float [time, batch, O']  the stack's output (without a head)
+ *            (with pooling, sp_onnx_pool, these three are [batch, C]: one vector per row)
  *            "hn_l<k>", "cn_l<k>"                layer k's final states, shaped as h0/c0
  *
  * Direction d of the D axis is 0 forward, 1 backward, as in PyTorch's h_n. The optional inputs
@@ -63,6 +64,16 @@ SP_API_BEGIN
 /** The ONNX IR version of the files. */
 #define SP_ONNX_IR_VERSION 8
 
+/** What the head of a many-to-one model reads (sp_onnx_model.pool): one vector per row. */
+typedef enum {
+    SP_ONNX_POOL_NONE = 0, /**< none: outputs per step, [time, batch, C] */
+    SP_ONNX_POOL_LAST,     /**< the last layer's final h of each direction, concatenated (forward after
+                                the row's last real step, backward after step 0), [batch, D*O] */
+    SP_ONNX_POOL_MEAN,     /**< the stack's output averaged over each row's real steps (sp_seq_mean) */
+    SP_ONNX_POOL_MAX       /**< its maximum over each row's real steps (sp_seq_max); both give zeros
+                                for a row of length 0, as spool's ops */
+} sp_onnx_pool;
+
 /** A model to export: its layers, as the program built them. Zero-initialise it and set the
  * fields used. */
 typedef struct {
@@ -77,6 +88,10 @@ typedef struct {
                                      expectation (as sp_rnn_run and sp_stream evaluate) */
     const sp_linear *head;        /**< NULL, or the linear head on the stack's output */
     int softmax;                  /**< 1: also output "probs", the softmax of the logits (needs head) */
+    int sigmoid;                  /**< 1: "probs" is the sigmoid of the logits instead (needs head; a
+                                     one-logit classifier) */
+    sp_onnx_pool pool;            /**< SP_ONNX_POOL_NONE, or the pooling over time before the head:
+                                     then "y", "logits" and "probs" are [batch, C] */
     /** NULL, or UTF-8 key, value, key, value, ..., NULL: the model's metadata_props (what a
      * program needs to use the model, e.g. its vocabulary; ONNX Runtime's
      * get_modelmeta().custom_metadata_map) */
