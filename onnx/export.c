@@ -351,6 +351,22 @@ static int op_layer(const sp_onnx_model *m, int l)
 
 static int shape_is(const sp_tensor *x, int rows, int cols) { return x && x->rows == rows && x->cols == cols; }
 
+/* A name a caller gives an input or output (sp_onnx_model.extra_names, const_names) must not be
+ * one the graph has: not a name of the table in onnx.h, not "<hint>_<n>" (intermediate values),
+ * not a parameter's (those have a '/' or '.'). */
+#define NAME_RULE "not ids, x, lengths, y, logits, probs, [hc][0n]_l<k>; no '.', '/' or ending in _<digits>"
+static int name_ok(const char *nm)
+{
+    static const char *const taken[] = {"ids", "x", "lengths", "y", "logits", "probs"};
+    if (!nm || !*nm || strchr(nm, '.') || strchr(nm, '/')) return 0;
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
+        if (!strcmp(nm, taken[i])) return 0;
+    if (strchr("hc", nm[0]) && nm[1] && strchr("0n", nm[1]) && !strncmp(nm + 2, "_l", 2)) return 0;
+    const char *u = strrchr(nm, '_');
+    if (u && u[1] && strspn(u + 1, "0123456789") == strlen(u + 1)) return 0;
+    return 1;
+}
+
 /* Everything that would make the file wrong or unreadable and can be seen without recording a
  * step, checked before anything is built (what a Scan's step does is checked as it is
  * translated, still before a byte is written). */
@@ -365,9 +381,22 @@ static sp_status check_model(const sp_onnx_model *m)
         return sp_fail(SP_ERR_ARG, "sp_onnx_export: zoneout rates (h %g, c %g) must be in [0, 1)", m->noise->zoneout_h,
                        m->noise->zoneout_c);
     int D = r->bidirectional ? 2 : 1, in = r->cell[0][0].input_size;
-    if (m->embed && (!m->embed->weight || m->embed->dim != in || !shape_is(m->embed->weight, m->embed->num, m->embed->dim)))
-        return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: the embedding (%d x %d) does not feed the stack's input size %d",
-                       m->embed->num, m->embed->dim, in);
+    int cols = m->embed ? m->embed->dim : 0;
+    if (m->n_extra < 0 || m->n_extra > SP_ONNX_MAX_EXTRA || (m->n_extra && (!m->embed || !m->extra || !m->extra_names)))
+        return sp_fail(SP_ERR_ARG, "sp_onnx_export: n_extra = %d needs embed, extra and extra_names and at most %d",
+                       m->n_extra, SP_ONNX_MAX_EXTRA);
+    for (int k = 0; k < m->n_extra; k++) {
+        const sp_embed *e = m->extra[k];
+        const char *nm = m->extra_names[k];
+        if (!e || !e->weight || !shape_is(e->weight, e->num, e->dim) || !nm || !*nm || !strcmp(nm, "ids") ||
+            !name_ok(nm))
+            return sp_fail(SP_ERR_ARG, "sp_onnx_export: extra input %d (\"%s\") needs a table and a name of its own "
+                                       "(%s)", k, nm ? nm : "(null)", NAME_RULE);
+        cols += e->dim;
+    }
+    if (m->embed && (!m->embed->weight || cols != in || !shape_is(m->embed->weight, m->embed->num, m->embed->dim)))
+        return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: the embedding%s (%d columns) does not feed the stack's input size %d",
+                       m->n_extra ? "s" : "", cols, in);
     if (!m->embed && m->one_hot && m->one_hot != in)
         return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: one-hot input of size %d does not feed the stack's input size %d",
                        m->one_hot, in);
@@ -408,6 +437,17 @@ static sp_status check_model(const sp_onnx_model *m)
         return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s needs a head (head is NULL)", m->softmax ? "softmax" : "sigmoid");
     if (m->softmax && m->sigmoid) return sp_fail(SP_ERR_ARG, "sp_onnx_export: softmax and sigmoid exclude each other");
     if ((unsigned)m->pool > SP_ONNX_POOL_MAX) return sp_fail(SP_ERR_ARG, "sp_onnx_export: unknown pool %d", (int)m->pool);
+    if (m->n_consts < 0 || m->n_consts > SP_ONNX_MAX_EXTRA || (m->n_consts && (!m->consts || !m->const_names)))
+        return sp_fail(SP_ERR_ARG, "sp_onnx_export: n_consts = %d needs consts and const_names and at most %d",
+                       m->n_consts, SP_ONNX_MAX_EXTRA);
+    for (int k = 0; k < m->n_consts; k++) {
+        for (int j = 0; j < k; j++)
+            if (m->const_names[j] && m->const_names[k] && !strcmp(m->const_names[j], m->const_names[k]))
+                return sp_fail(SP_ERR_ARG, "sp_onnx_export: two outputs named \"%s\"", m->const_names[k]);
+        if (!m->consts[k] || !name_ok(m->const_names[k]))
+            return sp_fail(SP_ERR_ARG, "sp_onnx_export: output %d (\"%s\") needs a tensor and a name of its own (%s)", k,
+                           m->const_names[k] ? m->const_names[k] : "(null)", NAME_RULE);
+    }
     for (const char *const *kv = m->metadata; kv && *kv; kv += 2)
         if (!kv[1]) return sp_fail(SP_ERR_ARG, "sp_onnx_export: metadata key \"%s\" has no value (NULL)", kv[0]);
     return SP_OK;
@@ -984,22 +1024,29 @@ static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
     attr_int(b, n, "start", 1), attr_int(b, n, "end", 2);
 
     const char *x = x0;
-    if (tokens) { /* ids < 0 are zero rows: look up max(id, 0), multiply by (id >= 0) */
+    for (int k = 0; tokens && k <= m->n_extra; k++) { /* ids < 0 are zero rows: look up max(id, 0), multiply by (id >= 0) */
+        const char *in = k ? m->extra_names[k - 1] : x0;
+        if (k && !value(b, &b->inputs, in, I64, 2, dx, TB)) return SP_ERR_NOMEM;
         const char *zero = init_i64(b, tmp(b, "zero"), 1, (int64_t[]){0});
-        const char *idx = OP2(b, "Max", x0, zero);
-        const char *keep = op3(b, &n, "Cast", NULL, OP2(b, "GreaterOrEqual", x0, zero), NULL, NULL);
+        const char *idx = OP2(b, "Max", in, zero);
+        const char *keep = op3(b, &n, "Cast", NULL, OP2(b, "GreaterOrEqual", in, zero), NULL, NULL);
         attr_int(b, n, "to", F32);
         keep = OP2(b, "Unsqueeze", keep, const_i64(b, "axes", 1, (int64_t[]){2}));
         const char *rows;
         if (m->embed) {
-            rows = op3(b, &n, "Gather", NULL, init_tensor(b, m->embed->weight, 0), idx, NULL);
+            rows = op3(b, &n, "Gather", NULL, init_tensor(b, (k ? m->extra[k - 1] : m->embed)->weight, 0), idx, NULL);
             attr_int(b, n, "axis", 0);
         } else {
             int64_t two = 2;
             rows = op3(b, NULL, "OneHot", NULL, idx, const_i64(b, "depth", 1, (int64_t[]){m->one_hot}),
                        init_f32(b, tmp(b, "onehot_values"), 1, &two, (float[]){0, 1}));
         }
-        x = OP2(b, "Mul", rows, keep);
+        const char *part = OP2(b, "Mul", rows, keep);
+        if (!k) x = part;
+        else {
+            x = op3(b, &n, "Concat", NULL, x, part, NULL); /* the tables' columns side by side */
+            attr_int(b, n, "axis", -1);
+        }
     }
     /* lengths: -1 (the default, also what a caller feeds for "all") is the whole sequence */
     int64_t dl[1] = {-1};
@@ -1046,6 +1093,18 @@ static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
             if (!m->sigmoid) attr_int(b, n, "axis", -1);
             if (!value(b, &b->outputs, "probs", F32, nd, dz, axes)) return SP_ERR_NOMEM;
         }
+    }
+    for (int k = 0; k < m->n_consts; k++) { /* tensors of the model as outputs (e.g. a CRF's transitions) */
+        const sp_tensor *c = m->consts[k];
+        int64_t dc[2] = {c->rows, c->cols};
+        float *v = ox_alloc(b, sizeof(float) * (size_t)c->rows * (size_t)c->cols);
+        for (int i = 0; v && i < c->rows; i++)
+            for (int j = 0; j < c->cols; j++) v[(size_t)i * c->cols + j] = (float)*sp_at(c, i, j);
+        /* an initializer of its own name: the tensor's may be any (a tape's constants are all "const") */
+        const char *init = v ? init_f32(b, ox_str(b, "%s.value", m->const_names[k]), 2, dc, v) : NULL;
+        if (!init || !op3(b, NULL, "Identity", m->const_names[k], init, NULL, NULL) ||
+            !value(b, &b->outputs, m->const_names[k], F32, 2, dc, NULL))
+            return SP_ERR_NOMEM;
     }
     if (b->failed) return SP_ERR_NOMEM;
     g->name = "spool";

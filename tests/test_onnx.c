@@ -4,7 +4,10 @@
  * when its ops have ONNX forms, and otherwise (an op without one, a constant or a row slice of
  * the batch) is an SP_ERR_ARG naming the layer, the cell, the op and the node, and
  * leaves an existing file at the path as it was; sizes that do not chain are SP_ERR_SHAPE; a
- * path that is a directory is SP_ERR_IO; a good export leaves one file and no temp file. In a
+ * path that is a directory is SP_ERR_IO; pooling, sigmoid, extra token inputs and tensors as
+ * outputs export, and their misuses (unknown pool, softmax with sigmoid, names the graph has,
+ * duplicate outputs, tables that do not add up to the input) are refused; a good export leaves
+ * one file and no temp file. In a
  * library built without ONNX (TEST_HAVE_ONNX 0), every export is SP_ERR_STATE saying what to
  * install. sp_onnx_load_weights: an exported file reads back into other weights as the same
  * parameters, for every kind with an ONNX operator; bad files (missing, a directory, truncated,
@@ -265,6 +268,40 @@ static void refuses_options(void **state)
     nz.zoneout_c = 0.1; /* its expectation at evaluation: a Scan */
     exports(&x.m, "zoneout");
     nz = (sp_cell_noise){0};
+    x.m.noise = NULL;
+    /* pooling, a sigmoid, extra token inputs, tensors as outputs (spool-sentiment, spool-ner) */
+    x.m.pool = (sp_onnx_pool)7;
+    refused(&x.m, SP_ERR_ARG, "unknown pool 7", NULL);
+    x.m.pool = SP_ONNX_POOL_MAX;
+    x.m.sigmoid = 1;
+    refused(&x.m, SP_ERR_ARG, "softmax and sigmoid exclude each other", NULL);
+    x.m.softmax = 0;
+    exports(&x.m, "pooled");
+    x.m.head = NULL;
+    refused(&x.m, SP_ERR_ARG, "sigmoid needs a head", NULL);
+    x.m.head = &x.head, x.m.sigmoid = 0, x.m.pool = SP_ONNX_POOL_NONE;
+    sp_rng rng;
+    sp_rng_seed(&rng, 4);
+    sp_embed casing;
+    assert_int_equal(sp_embed_init(&casing, x.ps, "casing", 3, 2, &rng), SP_OK);
+    const sp_embed *extra[1] = {&casing};
+    const char *bad_names[1] = {"lengths"}, *names[1] = {"case"};
+    x.m.n_extra = 1, x.m.extra = extra, x.m.extra_names = bad_names;
+    refused(&x.m, SP_ERR_ARG, "extra input 0 (\"lengths\")", NULL);
+    x.m.extra_names = names;
+    refused(&x.m, SP_ERR_SHAPE, "the embeddings (6 columns) does not feed the stack's input size 4", NULL);
+    x.m.n_extra = 0;
+    const sp_tensor *consts[2] = {x.head.weight, x.head.bias};
+    const char *cn[2] = {"scores", "scores"};
+    x.m.n_consts = 2, x.m.consts = consts, x.m.const_names = cn;
+    refused(&x.m, SP_ERR_ARG, "two outputs named \"scores\"", NULL);
+    cn[1] = "hn_l0";
+    refused(&x.m, SP_ERR_ARG, "output 1 (\"hn_l0\")", NULL);
+    cn[1] = "scores_2";
+    refused(&x.m, SP_ERR_ARG, "output 1 (\"scores_2\")", NULL);
+    cn[1] = "bias";
+    exports(&x.m, "consts");
+    x.m.n_consts = 0, x.m.softmax = 1, x.m.noise = &nz;
     nz.recurrent_dropout = 0.3; /* the identity at evaluation */
     exports(&x.m, "dropout");
     x.m.noise = NULL;

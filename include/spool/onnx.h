@@ -63,6 +63,8 @@ SP_API_BEGIN
 #define SP_ONNX_OPSET 17
 /** The ONNX IR version of the files. */
 #define SP_ONNX_IR_VERSION 8
+/** The most extra token inputs and constant outputs of one model (sp_onnx_model.n_extra, n_consts). */
+#define SP_ONNX_MAX_EXTRA 8
 
 /** What the head of a many-to-one model reads (sp_onnx_model.pool): one vector per row. */
 typedef enum {
@@ -92,6 +94,16 @@ typedef struct {
                                      one-logit classifier) */
     sp_onnx_pool pool;            /**< SP_ONNX_POOL_NONE, or the pooling over time before the head:
                                      then "y", "logits" and "probs" are [batch, C] */
+    int n_extra;                  /**< further token inputs (at most SP_ONNX_MAX_EXTRA; needs embed): each an
+                                     int64 [time, batch] input through its own table, the tables'
+                                     columns concatenated after embed's (e.g. a word and a casing id) */
+    const sp_embed *const *extra; /**< their tables */
+    const char *const *extra_names; /**< their input names */
+    int n_consts;                 /**< tensors of the model given as further outputs (at most
+                                     SP_ONNX_MAX_EXTRA), e.g. a CRF's transition scores for the
+                                     caller's decoder */
+    const sp_tensor *const *consts; /**< [rows, cols] each, output as float [rows, cols] */
+    const char *const *const_names; /**< their output names */
     /** NULL, or UTF-8 key, value, key, value, ..., NULL: the model's metadata_props (what a
      * program needs to use the model, e.g. its vocabulary; ONNX Runtime's
      * get_modelmeta().custom_metadata_map) */

@@ -2,16 +2,23 @@
 # SPDX-License-Identifier: MIT
 """onnx_programs.py - the example programs' exported models in ONNX Runtime, on real data.
 
-usage: onnx_programs.py WORKDIR SPOOL_SENTIMENT [DOCS_ONNX_MD]
+usage: onnx_programs.py WORKDIR SPOOL_SENTIMENT SPOOL_NER [DOCS_ONNX_MD]
 
 spool-sentiment: three small models trained on the bundled sentiment-mr training split (a
 BiLSTM pooled by its final states with a logistic output, a GRU pooled by the mean with a
 softmax output, a minGRU, exported as a Scan, pooled by the max), each exported with
 `spool-sentiment export --onnx M.onnx --ids test.ids` (the test split as word ids); ONNX
 Runtime's accuracy and confusion counts over the whole test split (1066 sentences, run in
-batches of 64 with lengths) must equal what `spool-sentiment eval` prints. With DOCS_ONNX_MD, the Python block of its section
-"From spool-sentiment" runs on a model trained and exported as that section says, and must print
-the accuracy `spool-sentiment eval` prints.
+batches of 64 with lengths) must equal what `spool-sentiment eval` prints. spool-ner: a BiLSTM-CRF and a BiLSTM-softmax tagger trained on the bundled WikiGold training
+split, exported with `spool-ner export --onnx M.onnx --ids test.ids`; ONNX Runtime's emission
+scores, decoded here (Viterbi under the exported BIO masks with the exported transition scores,
+or each token's argmax) and scored by conlleval's span rules, must give the gold, found and
+correct entity counts and the F1 that `spool-ner eval` prints.
+
+With DOCS_ONNX_MD, the Python blocks of its sections
+"From spool-sentiment" and "From spool-ner" run on models trained and exported as those sections
+say, and must print the accuracy `spool-sentiment eval` prints and the tag accuracy `spool-ner
+eval` prints.
 
 The packages (onnx, onnxruntime, numpy) come from the virtual environment tests/onnx/onnx_check.py
 makes under WORKDIR (pip, first run only); exit 77 (skip, with the reason) when they cannot be had.
@@ -87,6 +94,93 @@ def sentiment(exe, work):
     return ok
 
 
+def viterbi(emit, trans, start, end, allowed, allowed_start):
+    """The best tag path of one sentence's emission scores [n, K] under the masks (as sp_crf_decode)."""
+    import numpy as np
+    neg = -np.inf
+    e = emit.astype(np.float64)
+    tr = np.where(allowed > 0, trans.astype(np.float64), neg)
+    score = np.where(allowed_start > 0, start + e[0], neg)
+    back = []
+    for t in range(1, len(e)):
+        cand = score[:, None] + tr
+        back.append(np.argmax(cand, axis=0))
+        score = cand[back[-1], np.arange(len(score))] + e[t]
+    best = [int(np.argmax(score + end))]
+    for b in reversed(back):
+        best.append(int(b[best[-1]]))
+    return best[::-1]
+
+
+def spans(tags):
+    """conlleval's entity spans of BIO tags (as ner_spans): set of (begin, end, type)."""
+    out, open_ = [], None
+    for i, tag in enumerate(tags + ["O"]):
+        p, ty = (tag[0], tag[2:]) if tag[:2] in ("B-", "I-") and len(tag) > 2 else ("O", "")
+        if open_ is not None and (p != "I" or ty != open_[2]):
+            out.append((open_[0], i, open_[2]))
+            open_ = None
+        if p == "B" or (p == "I" and open_ is None):
+            open_ = (i, None, ty)
+    return set(out)
+
+
+def ner(exe, work):
+    """ONNX Runtime's emission scores, decoded and scored, give spool-ner eval's entity counts and F1."""
+    import numpy as np
+    import onnxruntime as ort
+    d = os.path.join(work, "ner")
+    os.makedirs(d, exist_ok=True)
+    ok = True
+    for output in ("crf", "softmax"):
+        model = os.path.join(d, output + ".safetensors")
+        run([exe, "train", "--data", "ner-wikigold", "--limit", "1000", "--epochs", "4", "--hidden", "24", "--embed", "24", "--lr", "0.01",
+             "--threads", "1", "--log-every", "0", "--output", output, "--out", model], d)
+        ev = run([exe, "eval", "--data", "ner-wikigold", "--output", output, "--model", model], d)
+        m = re.search(r"test: \d+ tokens, (\d+) gold entities, (\d+) found, (\d+) correct", ev)
+        f1 = re.search(r"test: precision .*F1 +([0-9.]+)", ev).group(1)
+        want = tuple(int(g) for g in m.groups())
+        onnx_path, ids_path = os.path.join(d, output + ".onnx"), os.path.join(d, output + ".ids")
+        run([exe, "export", "--data", "ner-wikigold", "--output", output, "--model", model, "--onnx", onnx_path,
+             "--ids", ids_path], d)
+        sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        tags = sess.get_modelmeta().custom_metadata_map["ner.tags"].split("\n")
+        sents = []
+        with open(ids_path) as f:
+            for line in f:
+                w, c, g = (list(map(int, part.split())) for part in line.rstrip("\n").split("\t"))
+                sents.append((w, c, g))
+        gold = found = correct = 0
+        outs = ["logits"] + (["crf_transitions", "crf_start", "crf_end", "bio_allowed", "bio_allowed_start"]
+                             if output == "crf" else [])
+        for s0 in range(0, len(sents), 64):  # as eval: batches of 64 with lengths
+            batch = sents[s0:s0 + 64]
+            T = max(1, max(len(s[0]) for s in batch))
+            ids, case = (np.full((T, len(batch)), -1, dtype=np.int64) for _ in range(2))
+            for b, (w, c, _) in enumerate(batch):
+                ids[:len(w), b], case[:len(c), b] = w, c
+            lengths = np.array([len(s[0]) for s in batch], dtype=np.int32)
+            res = sess.run(outs, {"ids": ids, "case": case, "lengths": lengths})
+            for b, (w, _, g) in enumerate(batch):
+                n = len(w)
+                if output == "crf":
+                    tr, st, en, al, al0 = res[1], res[2][0], res[3][0], res[4], res[5][0]
+                    path = viterbi(res[0][:n, b], tr, st, en, al, al0) if n else []
+                else:
+                    path = [int(k) for k in np.argmax(res[0][:n, b], axis=-1)]
+                gs, ps = spans([tags[k] for k in g]), spans([tags[k] for k in path])
+                gold, found, correct = gold + len(gs), found + len(ps), correct + len(gs & ps)
+        p = correct / found if found else 0.0
+        r = correct / gold if gold else 0.0
+        got_f1 = f"{100 * (2 * p * r / (p + r) if p + r else 0.0):.2f}"
+        got = (gold, found, correct)
+        same = got == want and got_f1 == f1
+        ok = ok and same
+        print(f"{'ok' if same else 'not ok'} - spool-ner {output}: ONNX Runtime + decoding: {gold} gold, {found} found, "
+              f"{correct} correct, F1 {got_f1}; spool eval: {want[0]} gold, {want[1]} found, {want[2]} correct, F1 {f1}")
+    return ok
+
+
 def sentiment_doc(exe, doc, work):
     """The Python of docs/onnx.md's sentiment section prints eval's accuracy."""
     d = os.path.join(work, "sentiment_doc")
@@ -105,8 +199,25 @@ def sentiment_doc(exe, doc, work):
     return same
 
 
+def ner_doc(exe, doc, work):
+    """The Python of docs/onnx.md's NER section prints eval's tag accuracy."""
+    d = os.path.join(work, "ner_doc")
+    os.makedirs(d, exist_ok=True)
+    text = open(doc, encoding="utf-8").read()
+    code = re.search(r"```python\n(.*?)```", text[text.index("## From spool-ner"):], re.S).group(1)
+    model = os.path.join(d, "wg.safetensors")
+    run([exe, "train", "--data", "ner-wikigold", "--limit", "400", "--epochs", "2", "--hidden", "16", "--embed", "16",
+         "--lr", "0.01", "--threads", "1", "--log-every", "0", "--out", model], d)
+    want = re.search(r"tag accuracy ([0-9.]+%)", run([exe, "eval", "--data", "ner-wikigold", "--model", model], d)).group(1)
+    run([exe, "export", "--data", "ner-wikigold", "--model", model, "--onnx", "ner.onnx", "--ids", "wg-test.ids"], d)
+    got = run([sys.executable, "-c", code], d).strip()
+    same = got == f"tag accuracy {want}"
+    print(f"{'ok' if same else 'not ok'} - docs/onnx.md's NER example prints '{got}', spool eval {want}")
+    return same
+
+
 def main():
-    if len(sys.argv) < 3:
+    if len(sys.argv) < 4:
         print(__doc__)
         return 2
     work, sent = sys.argv[1], os.path.abspath(sys.argv[2])
@@ -119,8 +230,10 @@ def main():
     except ImportError as e:  # pragma: no cover - depends on the machine
         skip(f"cannot import the packages: {e}")
     ok = sentiment(sent, work)
-    if len(sys.argv) > 3:
-        ok = sentiment_doc(sent, sys.argv[3], work) and ok
+    ok = ner(os.path.abspath(sys.argv[3]), work) and ok
+    if len(sys.argv) > 4:
+        ok = sentiment_doc(sent, sys.argv[4], work) and ok
+        ok = ner_doc(os.path.abspath(sys.argv[3]), sys.argv[4], work) and ok
     return 0 if ok else 1
 
 
