@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """onnx_speed.py - inference speed of the char-LM and sentiment models: ONNX Runtime (CPU, one
 thread) on the files `export --onnx` writes, against spool's own streaming path, for information
-(issue 24, point 6; bench/RESULTS.md).
+(bench/RESULTS.md).
 
 usage: onnx_speed.py BUILD_DIR WORKDIR [--seconds S] [--hidden H]
        (needs onnxruntime and numpy: e.g. the venv tests/onnx/onnx_check.py makes,
