@@ -27,6 +27,7 @@
  * Anything else is refused before a byte is written (check_model, and translate for what a
  * recorded step does). */
 #include "sp_onnx.pb-c.h"
+#include "onnx_internal.h"
 #include "../autograd/file_internal.h"
 #include "../autograd/tape_internal.h" /* the records of a step, translated into a Scan's body */
 #include "../layers/cell_table.h"
@@ -305,7 +306,7 @@ static const char *const TB[3] = {"time", "batch", NULL}; /* the named axes of [
 /* The ONNX operator of a cell, or NULL if its step is not exactly one (the layer is then a Scan
  * over its recorded step). A built-in kind whose step or project function was replaced is not
  * the kind any more: its math is the user's. */
-static const char *onnx_op(const sp_cell *c)
+const char *sp__onnx_op(const sp_cell *c)
 {
     const sp_cell_def *d = sp__cell_def(c->kind);
     if (!d || c->step != d->step || c->project != d->project) return NULL;
@@ -317,6 +318,19 @@ static const char *onnx_op(const sp_cell *c)
     case SP_CELL_LSTM: return c->out_size == c->hidden_size && !c->w_hr ? "LSTM" : NULL; /* no projection in ONNX */
     default: return NULL;
     }
+}
+
+const int *sp__onnx_gate_perm(const sp_cell *c, int *nblk, const int **peep)
+{
+    /* ONNX block j <- spool block perm[j]: LSTM i,o,f,c <- i,f,g,o (coupled: i,g,o, no f);
+     * GRU z,r,h <- r,z,n; peepholes i,o,f <- i,f,o (coupled: i,o) */
+    static const int P_LSTM[4] = {0, 3, 1, 2}, P_CIFG[4] = {0, 2, -1, 1}, P_GRU[3] = {1, 0, 2}, P_RNN[1] = {0};
+    static const int P_PEEP[3] = {0, 2, 1}, P_PEEP_CIFG[3] = {0, 1, -1};
+    const char *op = sp__onnx_op(c);
+    int lstm = op && !strcmp(op, "LSTM"), coupled = lstm && (c->lstm_flags & SP_LSTM_COUPLED);
+    if (peep) *peep = lstm ? (coupled ? P_PEEP_CIFG : P_PEEP) : NULL;
+    *nblk = lstm ? 4 : op && !strcmp(op, "GRU") ? 3 : 1;
+    return lstm ? (coupled ? P_CIFG : P_LSTM) : op && !strcmp(op, "GRU") ? P_GRU : P_RNN;
 }
 
 static int same_cell(const sp_cell *a, const sp_cell *c)
@@ -332,10 +346,26 @@ static int op_layer(const sp_onnx_model *m, int l)
 {
     const sp_rnn *r = m->rnn;
     if (m->noise && (m->noise->zoneout_h > 0 || m->noise->zoneout_c > 0)) return 0;
-    return onnx_op(&r->cell[l][0]) && (!r->bidirectional || (onnx_op(&r->cell[l][1]) && same_cell(&r->cell[l][0], &r->cell[l][1])));
+    return sp__onnx_op(&r->cell[l][0]) && (!r->bidirectional || (sp__onnx_op(&r->cell[l][1]) && same_cell(&r->cell[l][0], &r->cell[l][1])));
 }
 
 static int shape_is(const sp_tensor *x, int rows, int cols) { return x && x->rows == rows && x->cols == cols; }
+
+/* A name a caller gives an input or output (sp_onnx_model.extra_names, const_names) must not be
+ * one the graph has: not a name of the table in onnx.h, not "<hint>_<n>" (intermediate values),
+ * not a parameter's (those have a '/' or '.'). */
+#define NAME_RULE "not ids, x, lengths, y, logits, probs, [hc][0n]_l<k>; no '.', '/' or ending in _<digits>"
+static int name_ok(const char *nm)
+{
+    static const char *const taken[] = {"ids", "x", "lengths", "y", "logits", "probs"};
+    if (!nm || !*nm || strchr(nm, '.') || strchr(nm, '/')) return 0;
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
+        if (!strcmp(nm, taken[i])) return 0;
+    if (strchr("hc", nm[0]) && nm[1] && strchr("0n", nm[1]) && !strncmp(nm + 2, "_l", 2)) return 0;
+    const char *u = strrchr(nm, '_');
+    if (u && u[1] && strspn(u + 1, "0123456789") == strlen(u + 1)) return 0;
+    return 1;
+}
 
 /* Everything that would make the file wrong or unreadable and can be seen without recording a
  * step, checked before anything is built (what a Scan's step does is checked as it is
@@ -351,9 +381,22 @@ static sp_status check_model(const sp_onnx_model *m)
         return sp_fail(SP_ERR_ARG, "sp_onnx_export: zoneout rates (h %g, c %g) must be in [0, 1)", m->noise->zoneout_h,
                        m->noise->zoneout_c);
     int D = r->bidirectional ? 2 : 1, in = r->cell[0][0].input_size;
-    if (m->embed && (!m->embed->weight || m->embed->dim != in || !shape_is(m->embed->weight, m->embed->num, m->embed->dim)))
-        return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: the embedding (%d x %d) does not feed the stack's input size %d",
-                       m->embed->num, m->embed->dim, in);
+    int cols = m->embed ? m->embed->dim : 0;
+    if (m->n_extra < 0 || m->n_extra > SP_ONNX_MAX_EXTRA || (m->n_extra && (!m->embed || !m->extra || !m->extra_names)))
+        return sp_fail(SP_ERR_ARG, "sp_onnx_export: n_extra = %d needs embed, extra and extra_names and at most %d",
+                       m->n_extra, SP_ONNX_MAX_EXTRA);
+    for (int k = 0; k < m->n_extra; k++) {
+        const sp_embed *e = m->extra[k];
+        const char *nm = m->extra_names[k];
+        if (!e || !e->weight || !shape_is(e->weight, e->num, e->dim) || !nm || !*nm || !strcmp(nm, "ids") ||
+            !name_ok(nm))
+            return sp_fail(SP_ERR_ARG, "sp_onnx_export: extra input %d (\"%s\") needs a table and a name of its own "
+                                       "(%s)", k, nm ? nm : "(null)", NAME_RULE);
+        cols += e->dim;
+    }
+    if (m->embed && (!m->embed->weight || cols != in || !shape_is(m->embed->weight, m->embed->num, m->embed->dim)))
+        return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: the embedding%s (%d columns) does not feed the stack's input size %d",
+                       m->n_extra ? "s" : "", cols, in);
     if (!m->embed && m->one_hot && m->one_hot != in)
         return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: one-hot input of size %d does not feed the stack's input size %d",
                        m->one_hot, in);
@@ -390,7 +433,21 @@ static sp_status check_model(const sp_onnx_model *m)
                     (m->head->bias && !shape_is(m->head->bias, 1, m->head->out))))
         return sp_fail(SP_ERR_SHAPE, "sp_onnx_export: the head (%d -> %d) does not read the stack's %d output columns",
                        m->head->in, m->head->out, in);
-    if (m->softmax && !m->head) return sp_fail(SP_ERR_ARG, "sp_onnx_export: softmax needs a head (head is NULL)");
+    if ((m->softmax || m->sigmoid) && !m->head)
+        return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s needs a head (head is NULL)", m->softmax ? "softmax" : "sigmoid");
+    if (m->softmax && m->sigmoid) return sp_fail(SP_ERR_ARG, "sp_onnx_export: softmax and sigmoid exclude each other");
+    if ((unsigned)m->pool > SP_ONNX_POOL_MAX) return sp_fail(SP_ERR_ARG, "sp_onnx_export: unknown pool %d", (int)m->pool);
+    if (m->n_consts < 0 || m->n_consts > SP_ONNX_MAX_EXTRA || (m->n_consts && (!m->consts || !m->const_names)))
+        return sp_fail(SP_ERR_ARG, "sp_onnx_export: n_consts = %d needs consts and const_names and at most %d",
+                       m->n_consts, SP_ONNX_MAX_EXTRA);
+    for (int k = 0; k < m->n_consts; k++) {
+        for (int j = 0; j < k; j++)
+            if (m->const_names[j] && m->const_names[k] && !strcmp(m->const_names[j], m->const_names[k]))
+                return sp_fail(SP_ERR_ARG, "sp_onnx_export: two outputs named \"%s\"", m->const_names[k]);
+        if (!m->consts[k] || !name_ok(m->const_names[k]))
+            return sp_fail(SP_ERR_ARG, "sp_onnx_export: output %d (\"%s\") needs a tensor and a name of its own (%s)", k,
+                           m->const_names[k] ? m->const_names[k] : "(null)", NAME_RULE);
+    }
     for (const char *const *kv = m->metadata; kv && *kv; kv += 2)
         if (!kv[1]) return sp_fail(SP_ERR_ARG, "sp_onnx_export: metadata key \"%s\" has no value (NULL)", kv[0]);
     return SP_OK;
@@ -688,16 +745,12 @@ static const char *op_layer_nodes(ox *b, const sp_onnx_model *m, int l, const la
 {
     const sp_rnn *r = m->rnn;
     const sp_cell *c = &r->cell[l][0];
-    const char *op = onnx_op(c);
+    const char *op = sp__onnx_op(c);
     int D = r->bidirectional ? 2 : 1, H = c->hidden_size, I = c->input_size;
     int lstm = c->kind == SP_CELL_LSTM, coupled = lstm && (c->lstm_flags & SP_LSTM_COUPLED);
     int peep = lstm && c->w_peep;
-    /* ONNX block j <- spool block perm[j]: LSTM i,o,f,c <- i,f,g,o (coupled: i,g,o, no f);
-     * GRU z,r,h <- r,z,n; peepholes i,o,f <- i,f,o (coupled: i,o) */
-    static const int P_LSTM[4] = {0, 3, 1, 2}, P_CIFG[4] = {0, 2, -1, 1}, P_GRU[3] = {1, 0, 2}, P_RNN[1] = {0};
-    static const int P_PEEP[3] = {0, 2, 1}, P_PEEP_CIFG[3] = {0, 1, -1};
-    const int *perm = lstm ? (coupled ? P_CIFG : P_LSTM) : !strcmp(op, "GRU") ? P_GRU : P_RNN;
-    int nblk = lstm ? 4 : !strcmp(op, "GRU") ? 3 : 1;
+    int nblk;
+    const int *pp, *perm = sp__onnx_gate_perm(c, &nblk, &pp);
     int64_t G = (int64_t)nblk * H;
     float *W = ox_alloc(b, sizeof(float) * (size_t)(D * G * I)), *R = ox_alloc(b, sizeof(float) * (size_t)(D * G * H));
     float *Bv = ox_alloc(b, sizeof(float) * (size_t)(D * 2 * G)), *P = peep ? ox_alloc(b, sizeof(float) * (size_t)(D * 3 * H)) : NULL;
@@ -710,7 +763,7 @@ static const char *op_layer_nodes(ox *b, const sp_onnx_model *m, int l, const la
         put_gates(Bv + (size_t)d * 2 * G + G, cd->b_hh, 1, H, 1, perm, nblk);
         for (int j = 0; peep && j < 3; j++) /* rows of diagonals */
             for (int k = 0; k < H; k++) {
-                int row = (coupled ? P_PEEP_CIFG : P_PEEP)[j];
+                int row = pp[j];
                 P[(size_t)d * 3 * H + (size_t)j * H + k] = row < 0 ? 0.0f : (float)*sp_at(cd->w_peep, row, k);
             }
     }
@@ -774,6 +827,27 @@ static const char *project_seq(ox *b, const sp_cell *c, const layer_io *io, cons
     if (!y && *st == SP_OK) *st = b->failed ? SP_ERR_NOMEM : sp_last_status();
     sp_tape_free(t);
     return y;
+}
+
+/* io->mask (step t of row b is real iff t < len[b]: [T, B, 1]) and io->len_rev (max(len, 1),
+ * int64), made once for the graph by whichever needs them first. */
+static void make_mask(ox *b, layer_io *io)
+{
+    if (io->mask) return;
+    node_t *n;
+    const char *t32 = op3(b, &n, "Cast", NULL, io->tdim, NULL, NULL);
+    attr_int(b, n, "to", I32);
+    const char *zero = tmp(b, "zero"), *one = tmp(b, "one");
+    uint8_t *raw;
+    if (init_raw(b, zero, I32, 0, NULL, 4, &raw)) put_le(raw, 0, 4);
+    if (init_raw(b, one, I32, 0, NULL, 4, &raw)) put_le(raw, 1, 4);
+    const char *range = op3(b, NULL, "Range", NULL, zero, OP2(b, "Squeeze", t32, const_i64(b, "axes", 1, (int64_t[]){0})), one);
+    const char *lt = OP2(b, "Less", OP2(b, "Unsqueeze", range, const_i64(b, "axes", 1, (int64_t[]){1})),
+                         OP2(b, "Unsqueeze", io->len, const_i64(b, "axes", 1, (int64_t[]){0})));
+    io->mask = OP2(b, "Unsqueeze", lt, const_i64(b, "axes", 1, (int64_t[]){2}));
+    const char *len1 = OP2(b, "Max", io->len, one);
+    io->len_rev = op3(b, &n, "Cast", NULL, len1, NULL, NULL);
+    attr_int(b, n, "to", I64);
 }
 
 /* A Scan over cell c's recorded step: xp [T, B, G] and the masks in, states s0[k] [B, S] from;
@@ -860,22 +934,7 @@ static const char *scan_layer(ox *b, const sp_onnx_model *m, int l, layer_io *io
     const sp_rnn *r = m->rnn;
     int D = r->bidirectional ? 2 : 1, n_state = r->cell[l][0].n_state;
     node_t *n;
-    if (!io->mask) { /* step t of row b is real iff t < len[b]: [T, B, 1] */
-        node_t *cast;
-        const char *t32 = op3(b, &cast, "Cast", NULL, io->tdim, NULL, NULL);
-        attr_int(b, cast, "to", I32);
-        const char *zero = tmp(b, "zero"), *one = tmp(b, "one");
-        uint8_t *raw;
-        if (init_raw(b, zero, I32, 0, NULL, 4, &raw)) put_le(raw, 0, 4);
-        if (init_raw(b, one, I32, 0, NULL, 4, &raw)) put_le(raw, 1, 4);
-        const char *range = op3(b, NULL, "Range", NULL, zero, OP2(b, "Squeeze", t32, const_i64(b, "axes", 1, (int64_t[]){0})), one);
-        const char *lt = OP2(b, "Less", OP2(b, "Unsqueeze", range, const_i64(b, "axes", 1, (int64_t[]){1})),
-                             OP2(b, "Unsqueeze", io->len, const_i64(b, "axes", 1, (int64_t[]){0})));
-        io->mask = OP2(b, "Unsqueeze", lt, const_i64(b, "axes", 1, (int64_t[]){2}));
-        const char *len1 = OP2(b, "Max", io->len, one);
-        io->len_rev = op3(b, &n, "Cast", NULL, len1, NULL, NULL);
-        attr_int(b, n, "to", I64);
-    }
+    make_mask(b, io);
     const char *s0x[SP_CELL_MAX_STATE], *fin[2][SP_CELL_MAX_STATE] = {{NULL}}, *y[2] = {NULL, NULL};
     for (int k = 0; k < n_state; k++) s0x[k] = state_input(b, m, l, k, io);
     for (int d = 0; d < D; d++) {
@@ -914,6 +973,38 @@ static const char *scan_layer(ox *b, const sp_onnx_model *m, int l, layer_io *io
     return D == 1 ? y[0] : merge(b, r->merge, y[0], y[1]);
 }
 
+/* One vector per row from the stack's output y [T, B, O] (zero rows past each row's length) as
+ * m->pool says, [B, *O]: the last layer's final h, directions concatenated (the forward one after
+ * the row's last real step, the backward one after step 0); or the mean (sp_seq_mean) or max
+ * (sp_seq_max) over the row's real steps, zeros for a row of length 0 as there. */
+static const char *pool_rows(ox *b, const sp_onnx_model *m, layer_io *io, const char *y, int *O)
+{
+    const sp_rnn *r = m->rnn;
+    node_t *n;
+    if (m->pool == SP_ONNX_POOL_LAST) {
+        int L = r->num_layers - 1, D = r->bidirectional ? 2 : 1, S = r->cell[L][0].state_size[0];
+        const char *h = op3(b, &n, "Transpose", NULL, ox_str(b, "hn_l%d", L), NULL, NULL); /* [D, B, S] -> [B, D, S] */
+        attr_ints(b, n, "perm", 3, (int64_t[]){1, 0, 2});
+        *O = D * S;
+        return OP2(b, "Reshape", h, const_i64(b, "shape", 2, (int64_t[]){0, D * S}));
+    }
+    make_mask(b, io);
+    const char *axes1 = const_i64(b, "axes", 1, (int64_t[]){1});
+    if (m->pool == SP_ONNX_POOL_MEAN) {
+        const char *sum = op3(b, &n, "ReduceSum", NULL, y, const_i64(b, "axes", 1, (int64_t[]){0}), NULL);
+        attr_int(b, n, "keepdims", 0);
+        const char *cnt = op3(b, &n, "Cast", NULL, OP2(b, "Unsqueeze", io->len_rev, axes1), NULL, NULL);
+        attr_int(b, n, "to", F32);
+        return OP2(b, "Div", sum, cnt);
+    }
+    const char *masked = op3(b, NULL, "Where", NULL, io->mask, y, scalar_f32(b, -3.0e38));
+    const char *mx = op3(b, &n, "ReduceMax", NULL, masked, NULL, NULL);
+    attr_ints(b, n, "axes", 1, (int64_t[]){0});
+    attr_int(b, n, "keepdims", 0);
+    const char *pos = OP2(b, "Unsqueeze", OP2(b, "Greater", io->len, init_i32(b, tmp(b, "zero"), 1, (int32_t[]){0})), axes1);
+    return op3(b, NULL, "Where", NULL, pos, mx, scalar_f32(b, 0));
+}
+
 /* ------------------------------------------------------------------ the graph */
 
 static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
@@ -933,22 +1024,29 @@ static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
     attr_int(b, n, "start", 1), attr_int(b, n, "end", 2);
 
     const char *x = x0;
-    if (tokens) { /* ids < 0 are zero rows: look up max(id, 0), multiply by (id >= 0) */
+    for (int k = 0; tokens && k <= m->n_extra; k++) { /* ids < 0 are zero rows: look up max(id, 0), multiply by (id >= 0) */
+        const char *in = k ? m->extra_names[k - 1] : x0;
+        if (k && !value(b, &b->inputs, in, I64, 2, dx, TB)) return SP_ERR_NOMEM;
         const char *zero = init_i64(b, tmp(b, "zero"), 1, (int64_t[]){0});
-        const char *idx = OP2(b, "Max", x0, zero);
-        const char *keep = op3(b, &n, "Cast", NULL, OP2(b, "GreaterOrEqual", x0, zero), NULL, NULL);
+        const char *idx = OP2(b, "Max", in, zero);
+        const char *keep = op3(b, &n, "Cast", NULL, OP2(b, "GreaterOrEqual", in, zero), NULL, NULL);
         attr_int(b, n, "to", F32);
         keep = OP2(b, "Unsqueeze", keep, const_i64(b, "axes", 1, (int64_t[]){2}));
         const char *rows;
         if (m->embed) {
-            rows = op3(b, &n, "Gather", NULL, init_tensor(b, m->embed->weight, 0), idx, NULL);
+            rows = op3(b, &n, "Gather", NULL, init_tensor(b, (k ? m->extra[k - 1] : m->embed)->weight, 0), idx, NULL);
             attr_int(b, n, "axis", 0);
         } else {
             int64_t two = 2;
             rows = op3(b, NULL, "OneHot", NULL, idx, const_i64(b, "depth", 1, (int64_t[]){m->one_hot}),
                        init_f32(b, tmp(b, "onehot_values"), 1, &two, (float[]){0, 1}));
         }
-        x = OP2(b, "Mul", rows, keep);
+        const char *part = OP2(b, "Mul", rows, keep);
+        if (!k) x = part;
+        else {
+            x = op3(b, &n, "Concat", NULL, x, part, NULL); /* the tables' columns side by side */
+            attr_int(b, n, "axis", -1);
+        }
     }
     /* lengths: -1 (the default, also what a caller feeds for "all") is the whole sequence */
     int64_t dl[1] = {-1};
@@ -967,26 +1065,46 @@ static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
         io.x = op_layer(m, l) ? op_layer_nodes(b, m, l, &io) : scan_layer(b, m, l, &io, &st);
     if (st != SP_OK) return st;
     const char *y = io.x;
-    int O = sp_rnn_out_size(r);
+    int O = sp_rnn_out_size(r), pooled = m->pool != SP_ONNX_POOL_NONE;
+    static const char *const BATCH[2] = {"batch", NULL}; /* the named axis of [batch, C] */
+    const char *const *axes = pooled ? BATCH : TB;
+    int nd = pooled ? 2 : 3;
+    if (pooled) y = pool_rows(b, m, &io, y, &O);
     if (!m->head) {
-        int64_t dy[3] = {0, 0, O};
-        if (!op3(b, NULL, "Identity", "y", y, NULL, NULL) || !value(b, &b->outputs, "y", F32, 3, dy, TB)) return SP_ERR_NOMEM;
+        int64_t dy[3] = {0, 0, 0};
+        dy[nd - 1] = O;
+        if (!op3(b, NULL, "Identity", "y", y, NULL, NULL) || !value(b, &b->outputs, "y", F32, nd, dy, axes)) return SP_ERR_NOMEM;
     } else {
         int V = m->head->out;
-        const char *rows = OP2(b, "Reshape", y, const_i64(b, "shape", 2, (int64_t[]){-1, O}));
-        const char *z = op3(b, &n, "Gemm", NULL, rows, init_tensor(b, m->head->weight, 0),
+        const char *rows = pooled ? y : OP2(b, "Reshape", y, const_i64(b, "shape", 2, (int64_t[]){-1, O}));
+        const char *z = op3(b, &n, "Gemm", pooled ? "logits" : NULL, rows, init_tensor(b, m->head->weight, 0),
                             m->head->bias ? init_tensor(b, m->head->bias, 1) : NULL);
         attr_int(b, n, "transB", 1);
-        const char *shape = op3(b, &n, "Concat", NULL, tb, const_i64(b, "dim", 1, (int64_t[]){V}), NULL);
-        attr_int(b, n, "axis", 0);
-        int64_t dz[3] = {0, 0, V};
-        if (!op3(b, NULL, "Reshape", "logits", z, shape, NULL) || !value(b, &b->outputs, "logits", F32, 3, dz, TB))
-            return SP_ERR_NOMEM;
-        if (m->softmax) {
-            op3(b, &n, "Softmax", "probs", "logits", NULL, NULL);
-            attr_int(b, n, "axis", -1);
-            if (!value(b, &b->outputs, "probs", F32, 3, dz, TB)) return SP_ERR_NOMEM;
+        int64_t dz[3] = {0, 0, 0};
+        dz[nd - 1] = V;
+        if (!pooled) {
+            const char *shape = op3(b, &n, "Concat", NULL, tb, const_i64(b, "dim", 1, (int64_t[]){V}), NULL);
+            attr_int(b, n, "axis", 0);
+            if (!op3(b, NULL, "Reshape", "logits", z, shape, NULL)) return SP_ERR_NOMEM;
         }
+        if (!value(b, &b->outputs, "logits", F32, nd, dz, axes)) return SP_ERR_NOMEM;
+        if (m->softmax || m->sigmoid) {
+            op3(b, &n, m->sigmoid ? "Sigmoid" : "Softmax", "probs", "logits", NULL, NULL);
+            if (!m->sigmoid) attr_int(b, n, "axis", -1);
+            if (!value(b, &b->outputs, "probs", F32, nd, dz, axes)) return SP_ERR_NOMEM;
+        }
+    }
+    for (int k = 0; k < m->n_consts; k++) { /* tensors of the model as outputs (e.g. a CRF's transitions) */
+        const sp_tensor *c = m->consts[k];
+        int64_t dc[2] = {c->rows, c->cols};
+        float *v = ox_alloc(b, sizeof(float) * (size_t)c->rows * (size_t)c->cols);
+        for (int i = 0; v && i < c->rows; i++)
+            for (int j = 0; j < c->cols; j++) v[(size_t)i * c->cols + j] = (float)*sp_at(c, i, j);
+        /* an initializer of its own name: the tensor's may be any (a tape's constants are all "const") */
+        const char *init = v ? init_f32(b, ox_str(b, "%s.value", m->const_names[k]), 2, dc, v) : NULL;
+        if (!init || !op3(b, NULL, "Identity", m->const_names[k], init, NULL, NULL) ||
+            !value(b, &b->outputs, m->const_names[k], F32, 2, dc, NULL))
+            return SP_ERR_NOMEM;
     }
     if (b->failed) return SP_ERR_NOMEM;
     g->name = "spool";

@@ -4,9 +4,16 @@
  * when its ops have ONNX forms, and otherwise (an op without one, a constant or a row slice of
  * the batch) is an SP_ERR_ARG naming the layer, the cell, the op and the node, and
  * leaves an existing file at the path as it was; sizes that do not chain are SP_ERR_SHAPE; a
- * path that is a directory is SP_ERR_IO; a good export leaves one file and no temp file. In a
+ * path that is a directory is SP_ERR_IO; pooling, sigmoid, extra token inputs and tensors as
+ * outputs export, and their misuses (unknown pool, softmax with sigmoid, names the graph has,
+ * duplicate outputs, tables that do not add up to the input) are refused; a good export leaves
+ * one file and no temp file. In a
  * library built without ONNX (TEST_HAVE_ONNX 0), every export is SP_ERR_STATE saying what to
- * install. */
+ * install. sp_onnx_load_weights: an exported file reads back into other weights as the same
+ * parameters, for every kind with an ONNX operator; bad files (missing, a directory, truncated,
+ * NaN in the last tensor, nested too deep) and models that do not match (size, depth, kind,
+ * variant, embedding, a head the file lacks, a Scan) are refused naming node and shapes, and a
+ * failed load changes no parameter (as the safetensors loader, test_checkpoint.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,16 +70,21 @@ typedef struct {
 } model_t;
 
 /* embedding (V 7, E 4) -> kind (H 3, L layers, D directions) -> head (7) -> softmax */
-static void make(model_t *x, sp_cell_kind kind, const sp_cell_opts *co, int L, int bidir)
+static void make_seeded(model_t *x, sp_cell_kind kind, const sp_cell_opts *co, int L, int bidir, uint64_t seed)
 {
     sp_rng rng;
-    sp_rng_seed(&rng, 5);
+    sp_rng_seed(&rng, seed);
     memset(x, 0, sizeof *x);
     x->ps = sp_params_new();
     assert_int_equal(sp_embed_init(&x->emb, x->ps, "embed", 7, 4, &rng), SP_OK);
     assert_int_equal(sp_rnn_init(&x->rnn, x->ps, "rnn", kind, 4, 3, L, bidir, co, &rng), SP_OK);
     assert_int_equal(sp_linear_init(&x->head, x->ps, "head", sp_rnn_out_size(&x->rnn), 7, 1, &rng), SP_OK);
     x->m.embed = &x->emb, x->m.rnn = &x->rnn, x->m.head = &x->head, x->m.softmax = 1;
+}
+
+static void make(model_t *x, sp_cell_kind kind, const sp_cell_opts *co, int L, int bidir)
+{
+    make_seeded(x, kind, co, L, bidir, 5);
 }
 
 /* The export fails with status s, the message has every one of the NULL-terminated words, and
@@ -109,6 +121,9 @@ static void without_onnx(void **state)
     model_t x;
     make(&x, SP_CELL_LSTM, NULL, 1, 0);
     refused(&x.m, SP_ERR_STATE, "built without ONNX", "libonnx-dev", NULL);
+    assert_int_equal(sp_onnx_load_weights("model.onnx", &x.m), SP_ERR_STATE);
+    assert_non_null(strstr(sp_last_error(), "built without ONNX"));
+    assert_int_equal(sp_onnx_load_weights_mem((const unsigned char *)"", 0, &x.m, NULL), SP_ERR_STATE);
     sp_params_free(x.ps);
 }
 
@@ -253,6 +268,40 @@ static void refuses_options(void **state)
     nz.zoneout_c = 0.1; /* its expectation at evaluation: a Scan */
     exports(&x.m, "zoneout");
     nz = (sp_cell_noise){0};
+    x.m.noise = NULL;
+    /* pooling, a sigmoid, extra token inputs, tensors as outputs (spool-sentiment, spool-ner) */
+    x.m.pool = (sp_onnx_pool)7;
+    refused(&x.m, SP_ERR_ARG, "unknown pool 7", NULL);
+    x.m.pool = SP_ONNX_POOL_MAX;
+    x.m.sigmoid = 1;
+    refused(&x.m, SP_ERR_ARG, "softmax and sigmoid exclude each other", NULL);
+    x.m.softmax = 0;
+    exports(&x.m, "pooled");
+    x.m.head = NULL;
+    refused(&x.m, SP_ERR_ARG, "sigmoid needs a head", NULL);
+    x.m.head = &x.head, x.m.sigmoid = 0, x.m.pool = SP_ONNX_POOL_NONE;
+    sp_rng rng;
+    sp_rng_seed(&rng, 4);
+    sp_embed casing;
+    assert_int_equal(sp_embed_init(&casing, x.ps, "casing", 3, 2, &rng), SP_OK);
+    const sp_embed *extra[1] = {&casing};
+    const char *bad_names[1] = {"lengths"}, *names[1] = {"case"};
+    x.m.n_extra = 1, x.m.extra = extra, x.m.extra_names = bad_names;
+    refused(&x.m, SP_ERR_ARG, "extra input 0 (\"lengths\")", NULL);
+    x.m.extra_names = names;
+    refused(&x.m, SP_ERR_SHAPE, "the embeddings (6 columns) does not feed the stack's input size 4", NULL);
+    x.m.n_extra = 0;
+    const sp_tensor *consts[2] = {x.head.weight, x.head.bias};
+    const char *cn[2] = {"scores", "scores"};
+    x.m.n_consts = 2, x.m.consts = consts, x.m.const_names = cn;
+    refused(&x.m, SP_ERR_ARG, "two outputs named \"scores\"", NULL);
+    cn[1] = "hn_l0";
+    refused(&x.m, SP_ERR_ARG, "output 1 (\"hn_l0\")", NULL);
+    cn[1] = "scores_2";
+    refused(&x.m, SP_ERR_ARG, "output 1 (\"scores_2\")", NULL);
+    cn[1] = "bias";
+    exports(&x.m, "consts");
+    x.m.n_consts = 0, x.m.softmax = 1, x.m.noise = &nz;
     nz.recurrent_dropout = 0.3; /* the identity at evaluation */
     exports(&x.m, "dropout");
     x.m.noise = NULL;
@@ -279,11 +328,179 @@ static void refuses_options(void **state)
     sp_params_free(x.ps);
 }
 
+/* ------------------------------------------------------------ sp_onnx_load_weights */
+
+/* Loading path (or buf, len when buf is not NULL) into x fails with status s, the message has
+ * every one of the NULL-terminated words, and no parameter of x changed. */
+static void load_refused(const char *path, const unsigned char *buf, size_t len, model_t *x, sp_status s, ...)
+{
+    sp_real *before = malloc(x->ps->numel * sizeof *before);
+    memcpy(before, x->ps->value, x->ps->numel * sizeof *before);
+    sp_clear_error();
+    assert_int_equal(buf ? sp_onnx_load_weights_mem(buf, len, &x->m, "test") : sp_onnx_load_weights(path, &x->m), s);
+    va_list ap;
+    va_start(ap, s);
+    for (const char *w; (w = va_arg(ap, const char *));)
+        if (!strstr(sp_last_error(), w)) fail_msg("'%s' not in the message: %s", w, sp_last_error());
+    va_end(ap);
+    assert_memory_equal(before, x->ps->value, x->ps->numel * sizeof *before);
+    free(before);
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *b = malloc(*len + 1);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+/* What sp_onnx_export wrote reads back into a model of other weights as the same parameters,
+ * exactly: every gate block and bias where it came from, for every kind with an ONNX operator. */
+static void loads_back(void **state)
+{
+    (void)state;
+    if (!TEST_HAVE_ONNX) return;
+    static const struct {
+        sp_cell_kind kind;
+        int flags, L, bidir;
+    } K[] = {{SP_CELL_LSTM, 0, 2, 1},
+             {SP_CELL_LSTM, SP_LSTM_PEEPHOLE, 1, 1},
+             {SP_CELL_LSTM, SP_LSTM_COUPLED | SP_LSTM_PEEPHOLE, 2, 0},
+             {SP_CELL_GRU_RESET_AFTER_MATMUL, 0, 2, 1},
+             {SP_CELL_GRU_RESET_BEFORE_MATMUL, 0, 1, 0},
+             {SP_CELL_RNN_TANH, 0, 2, 0},
+             {SP_CELL_RNN_RELU, 0, 1, 1}};
+    char path[300];
+    snprintf(path, sizeof path, "%s/back.onnx", dir);
+    for (size_t k = 0; k < sizeof K / sizeof K[0]; k++) {
+        sp_cell_opts co = {.lstm_flags = K[k].flags};
+        model_t a, b;
+        make_seeded(&a, K[k].kind, &co, K[k].L, K[k].bidir, 5);
+        make_seeded(&b, K[k].kind, &co, K[k].L, K[k].bidir, 9);
+        assert_int_equal(a.ps->numel, b.ps->numel);
+        assert_true(memcmp(a.ps->value, b.ps->value, a.ps->numel * sizeof(sp_real)) != 0);
+        assert_int_equal(sp_onnx_export(&a.m, path), SP_OK);
+        if (sp_onnx_load_weights(path, &b.m) != SP_OK) fail_msg("kind %zu: %s", k, sp_last_error());
+        assert_memory_equal(a.ps->value, b.ps->value, a.ps->numel * sizeof(sp_real));
+        sp_params_free(a.ps), sp_params_free(b.ps);
+        remove(path);
+    }
+}
+
+/* Prefixes buf[0..*len) with a length-delimited field header (field f): a message inside one. */
+static void wrap(unsigned char *buf, size_t *len, int f)
+{
+    unsigned char h[12];
+    size_t n = 0, v = *len;
+    h[n++] = (unsigned char)(f << 3 | 2);
+    do h[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)), v >>= 7;
+    while (v);
+    memmove(buf + n, buf, *len);
+    memcpy(buf, h, n);
+    *len += n;
+}
+
+/* Each bad file or mismatched model is refused with a message naming the problem (the node and
+ * both shapes for sizes), and the model keeps every value: a failed load changes nothing, even
+ * when it fails at the last tensor. */
+static void load_refuses_model_untouched(void **state)
+{
+    (void)state;
+    if (!TEST_HAVE_ONNX) return;
+    model_t a, x;
+    make_seeded(&a, SP_CELL_LSTM, NULL, 2, 1, 5);
+    make_seeded(&x, SP_CELL_LSTM, NULL, 2, 1, 9);
+    char path[300], bad[300];
+    snprintf(path, sizeof path, "%s/a.onnx", dir);
+    snprintf(bad, sizeof bad, "%s/bad.onnx", dir);
+    *sp_at(a.head.bias, 0, 2) = 1234.5f; /* a value to find in the file */
+    assert_int_equal(sp_onnx_export(&a.m, path), SP_OK);
+    size_t len;
+    unsigned char *f = slurp(path, &len);
+
+    load_refused(bad, NULL, 0, &x, SP_ERR_IO, "cannot open", NULL);
+    load_refused(dir, NULL, 0, &x, SP_ERR_IO, "not a regular file", NULL);
+    load_refused(NULL, NULL, 0, &x, SP_ERR_ARG, "path is NULL", NULL);
+    load_refused(NULL, f, len / 2, &x, SP_ERR_FORMAT, "not an ONNX model", NULL);
+    load_refused(NULL, f, len - 1, &x, SP_ERR_FORMAT, "not an ONNX model", NULL);
+    load_refused(NULL, (const unsigned char *)"", 0, &x, SP_ERR_FORMAT, "no graph", NULL);
+    /* NaN in the head's bias, the last tensor read: everything before it was converted already */
+    unsigned char *g = malloc(len), pat[4], nan[4] = {0, 0, 0xc0, 0x7f};
+    float v = 1234.5f;
+    memcpy(pat, &v, 4);
+    memcpy(g, f, len);
+    unsigned char *at = memmem(g, len, pat, 4);
+    assert_non_null(at);
+    memcpy(at, nan, 4);
+    load_refused(NULL, g, len, &x, SP_ERR_NONFINITE, "head.bias", "nan", NULL);
+    /* messages deeper than protobuf-c should recurse: graph > node > attribute > graph ... */
+    unsigned char *deep = calloc(1, 4096);
+    size_t dl = 0;
+    for (int i = 0; i < 100; i++) wrap(deep, &dl, 6), wrap(deep, &dl, 5), wrap(deep, &dl, 1);
+    wrap(deep, &dl, 7);
+    load_refused(NULL, deep, dl, &x, SP_ERR_FORMAT, "nested deeper than", NULL);
+    /* models that do not match the file: the node, the tensor, both shapes */
+    model_t o;
+    make_seeded(&o, SP_CELL_LSTM, NULL, 2, 1, 9);
+    o.m.head = NULL;
+    o.emb.num = 8; /* as if the table were [8 x 4] */
+    load_refused(path, NULL, 0, &o, SP_ERR_ARG, "no [8 x 4] table", NULL);
+    sp_params_free(o.ps);
+    make_seeded(&o, SP_CELL_LSTM, NULL, 1, 1, 9);
+    load_refused(path, NULL, 0, &o, SP_ERR_SHAPE, "node \"", "recurrent layer 1 of the file, the model has 1", NULL);
+    sp_params_free(o.ps);
+    make_seeded(&o, SP_CELL_GRU_RESET_BEFORE_MATMUL, NULL, 2, 1, 9);
+    load_refused(path, NULL, 0, &o, SP_ERR_ARG, "is LSTM, layer 0 of the model is GRU", NULL);
+    sp_params_free(o.ps);
+    sp_cell_opts peep = {.lstm_flags = SP_LSTM_COUPLED};
+    make_seeded(&o, SP_CELL_LSTM, &peep, 2, 1, 9);
+    load_refused(path, NULL, 0, &o, SP_ERR_ARG, "input_forget = 0", NULL);
+    sp_params_free(o.ps);
+    /* an embedding of another size (the stack matches): the Gather's table, both shapes */
+    sp_rng rng;
+    sp_rng_seed(&rng, 3);
+    memset(&o, 0, sizeof o);
+    o.ps = sp_params_new();
+    assert_int_equal(sp_embed_init(&o.emb, o.ps, "embed", 6, 4, &rng), SP_OK);
+    assert_int_equal(sp_rnn_init(&o.rnn, o.ps, "rnn", SP_CELL_LSTM, 4, 3, 2, 1, NULL, &rng), SP_OK);
+    o.m.embed = &o.emb, o.m.rnn = &o.rnn;
+    load_refused(path, NULL, 0, &o, SP_ERR_SHAPE, "embedding table", "is [7, 4], the model needs [6, 4]", NULL);
+    /* a head the file does not have: a file without one */
+    assert_int_equal(sp_linear_init(&o.head, o.ps, "head", 6, 7, 1, &rng), SP_OK);
+    model_t nohead;
+    make_seeded(&nohead, SP_CELL_LSTM, NULL, 2, 1, 5);
+    nohead.m.head = NULL, nohead.m.softmax = 0;
+    assert_int_equal(sp_onnx_export(&nohead.m, bad), SP_OK);
+    sp_params_free(nohead.ps);
+    o.m.embed = NULL, o.m.head = &o.head;
+    load_refused(bad, NULL, 0, &o, SP_ERR_ARG, "the file has none after its last recurrent node", NULL);
+    sp_params_free(o.ps);
+    /* a cell ONNX has no operator for is a Scan in the file: refused, naming the node */
+    model_t mgu;
+    make_seeded(&mgu, SP_CELL_MGU, NULL, 1, 0, 5);
+    assert_int_equal(sp_onnx_export(&mgu.m, bad), SP_OK);
+    load_refused(bad, NULL, 0, &mgu, SP_ERR_ARG, "is a Scan", NULL);
+    sp_params_free(mgu.ps);
+    /* and the good file still loads */
+    assert_int_equal(sp_onnx_load_weights(path, &x.m), SP_OK);
+    assert_memory_equal(a.ps->value, x.ps->value, a.ps->numel * sizeof(sp_real));
+    free(f), free(g), free(deep);
+    sp_params_free(a.ps), sp_params_free(x.ps);
+    remove(path), remove(bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(without_onnx), cmocka_unit_test(writes_one_file), cmocka_unit_test(exports_every_kind),
-        cmocka_unit_test(custom_steps), cmocka_unit_test(refuses_options),
+        cmocka_unit_test(custom_steps), cmocka_unit_test(refuses_options), cmocka_unit_test(loads_back),
+        cmocka_unit_test(load_refuses_model_untouched),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -141,8 +141,8 @@ typedef struct {
     double temperature;
     int top_k, max_len, count, eval_batch, eval_seq;
     char prime[CL_STR], prime_file[CL_STR], state[16], split[16];
-    /* export */
-    char onnx[CL_STR];
+    /* export; train --init-from */
+    char onnx[CL_STR], init_from[CL_STR];
 } cl_opts;
 
 enum { CL_TRAIN = 1, CL_SAMPLE = 2, CL_EVAL = 4, CL_SCORE = 8, CL_PLOT = 16, CL_EXPORT = 32 };

@@ -23,6 +23,7 @@ static ex_opt OPTS[] = {
      "lines (one example per line, start/end token) | stream (running text, state carried) | auto (stream for shakespeare or lines longer than 100 chars)", NULL, NULL, 2, NULL},
     {"checkpoint", EX_BUF, S(checkpoint), "charlm.safetensors", 0, 0, ALL, NULL, "checkpoint file written by train, read by the others", NULL, NULL, 0, NULL},
     {"resume", EX_FLAG, S(resume), "0", 0, 0, TR, NULL, "continue training from --checkpoint (same losses as an uninterrupted run)", NULL, NULL, 0, NULL},
+    {"init-from", EX_BUF, S(init_from), "", 0, 0, TR, "FILE", "start from the weights of an ONNX file of the same shape, e.g. a PyTorch model's (docs/onnx.md)", NULL, NULL, 0, NULL},
     {"log", EX_BUF, S(log), "", 0, 0, TR, NULL, "CSV log of losses and gradient norms (default: the checkpoint name with .csv)", NULL, NULL, 0, NULL},
     {"plot", EX_BUF, S(plot), "", 0, 0, TR, NULL, "SVG of the loss curves drawn with gnuplot at the end ('none' for none; default: the checkpoint name with .svg)", NULL, NULL, 0, NULL},
     {"dot", EX_BUF, S(dot), "", 0, 0, TR, NULL, "write the graph of the first training step as Graphviz dot to this file", NULL, NULL, 0, NULL},

@@ -301,6 +301,12 @@ static int train(cl_opts *o, sp_dist *dist)
     else if (sp_schedule_lr(&sched, 0) < 0) rc = cl_fail("--lr-schedule: %s", sp_last_error());
     else if (!c.lines && sp_carry_init(&carry, &m.rnn, o->batch)) rc = cl_fail("%s", sp_last_error());
     else if (!c.lines && N > 1 && sp_carry_init(&full, &m.rnn, (int)GB)) rc = cl_fail("%s", sp_last_error());
+    else if (o->init_from[0] && o->resume) rc = cl_fail("--init-from and --resume exclude each other (a resumed run has its weights)");
+    else if (o->init_from[0]) { /* embedding, stack and head from an ONNX file (e.g. torch.onnx.export's) */
+        sp_onnx_model om = {.embed = &m.emb, .rnn = &m.rnn, .head = &m.head};
+        if (sp_onnx_load_weights(o->init_from, &om) != SP_OK) rc = cl_fail("--init-from: %s", sp_last_error());
+        else printf("# weights from %s\n", o->init_from);
+    }
     long step = 0;
     cl_pos pos = {.examples = 0, .next_chunk = 0, .per_epoch = per_epoch, .ranks = N};
     if (!rc && o->resume) {

@@ -15,6 +15,7 @@
  *   spool-ner eval --model M --test FILE  score a saved model
  *   spool-ner tag --model M "some text"   tag a sentence (words split on spaces and punctuation); the
  *                                         BiLSTMs run forward only (sp_stream_run; --tape: on a tape)
+ *   spool-ner export --model M --onnx F   emission scores and the CRF as ONNX (docs/onnx.md)
  */
 #include "spool.h"
 #include "spool/layers.h"
@@ -478,30 +479,30 @@ static int model_load(ner_model *m, const char *path, int *epoch)
 /* =================================================================================== train */
 
 typedef struct {
-    const char *train, *dev, *test, *out, *resume, *data, *model, *output;
+    const char *train, *dev, *test, *out, *resume, *data, *model, *output, *onnx, *ids;
     int epochs, batch, limit, threads, log_every, tokens, tape, scores;
     double lr, clip, unk_p, embed_init, lower_p;
     uint64_t seed;
     ner_config cfg;
 } train_opts;
 
-enum { TRAIN = 1, EVAL = 2, TAG = 4 };
+enum { TRAIN = 1, EVAL = 2, TAG = 4, EXPORT = 8 };
 #define T train_opts
 static const ex_opt OPTS[] = {
-    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL | TAG, "DIR",
+    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL | TAG | EXPORT, "DIR",
            "directory with train.tsv, dev.tsv, test.tsv, or the name of a bundled set: ner-wikigold\n"
            "      (the default) or ner-wnut17"),
     EX_OPT("train", EX_STR, T, train, NULL, 0, 0, TRAIN, "FILE",
            "training split instead of DIR/train.tsv (token<TAB>BIO-tag lines, blank line between sentences)"),
     EX_OPT("dev", EX_STR, T, dev, NULL, 0, 0, TRAIN, "FILE", "dev split instead of DIR/dev.tsv"),
-    EX_OPT("test", EX_STR, T, test, NULL, 0, 0, TRAIN | EVAL, "FILE", "test split instead of DIR/test.tsv"),
+    EX_OPT("test", EX_STR, T, test, NULL, 0, 0, TRAIN | EVAL | EXPORT, "FILE", "test split instead of DIR/test.tsv"),
     EX_OPT("out", EX_STR, T, out, NULL, 0, 0, TRAIN, "FILE",
            "best model (by dev F1), safetensors (default: named after --data's folder, ner-wikigold.safetensors,\n"
            "                        ner-wnut17.safetensors etc.; -softmax.safetensors with --output softmax);\n"
            "                        FILE.last holds the last epoch with optimizer state, for --resume"),
     EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, TRAIN, "FILE",
            "continue from a FILE.last checkpoint (same data and options)"),
-    EX_OPT("model", EX_STR, T, model, NULL, 0, 0, EVAL | TAG, "FILE",
+    EX_OPT("model", EX_STR, T, model, NULL, 0, 0, EVAL | TAG | EXPORT, "FILE",
            "the trained model (default: what train writes for --data/--output)"),
     EX_OPT("epochs", EX_INT, T, epochs, "15", 1, 100000, TRAIN, "N", "passes over the training data"),
     EX_OPT("batch", EX_INT, T, batch, "16", 1, 4096, TRAIN, "B", "sentences per update"),
@@ -520,7 +521,7 @@ static const ex_opt OPTS[] = {
     EX_OPT("dropout", EX_DBL, T, cfg.dropout, "0.5", 0, 0.95, TRAIN, "P",
            "on the word vectors, between layers and before the output layer"),
     EX_OPT("unk", EX_DBL, T, unk_p, "0.5", 0, 1, TRAIN, "P", "replace words seen once in training by <unk> with probability P"),
-    EX_CHOICE("output", EX_STR, T, output, "crf", "crf|softmax", TRAIN | EVAL | TAG, "KIND",
+    EX_CHOICE("output", EX_STR, T, output, "crf", "crf|softmax", TRAIN | EVAL | TAG | EXPORT, "KIND",
               "crf: tag transitions + Viterbi decoding (always valid BIO);\n"
               "                        softmax: each token's most likely tag on its own"),
     EX_OPT("lower", EX_DBL, T, lower_p, "0.2", 0, 1, TRAIN, "P",
@@ -535,13 +536,17 @@ static const ex_opt OPTS[] = {
     EX_OPT_THREADS(T, threads, 0),
     EX_OPT_PRECISION(0),
     EX_OPT("log-every", EX_INT, T, log_every, "20", 0, 1 << 30, TRAIN, "N", "a progress line every N batches (redrawn in place on a terminal; 0 = none)"),
+    EX_OPT("onnx", EX_STR, T, onnx, NULL, 0, 0, EXPORT, "FILE", "the ONNX file to write (required; docs/onnx.md)"),
+    EX_OPT("ids", EX_STR, T, ids, NULL, 0, 0, EXPORT, "FILE",
+           "also write the --test split as the model's inputs: one sentence a line, word ids<TAB>case ids<TAB>gold tag ids"),
 };
 #undef T
-static const char *const CMDS[] = {"train", "eval", "tag", NULL};
+static const char *const CMDS[] = {"train", "eval", "tag", "export", NULL};
 static const ex_cli CLI = {"spool-ner",
                            "Usage: spool-ner train [options]       train a BiLSTM(-CRF) tagger, score it on the test split\n"
                            "       spool-ner eval --model M [--test FILE]\n"
-                           "       spool-ner tag --model M \"some text to tag\"\n",
+                           "       spool-ner tag --model M \"some text to tag\"\n"
+                           "       spool-ner export --model M --onnx FILE [--ids FILE]   emission scores and the CRF as ONNX\n",
                            ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 1, "text"};
 
 static ex_args cli_args; /* what main parsed: which options were given (for --resume's check) */
@@ -774,6 +779,79 @@ static int do_eval(const char *model, const char *test)
     return 0;
 }
 
+/* The tagger as an ONNX file (docs/onnx.md): word ids "ids" and casing ids "case" [time, batch] and
+ * lengths in, the emission scores "logits" [time, batch, K] out (and "probs" for a softmax
+ * model); a CRF model adds its transition scores as outputs (crf_transitions [K, K], crf_start and
+ * crf_end [1, K]) and the BIO masks its Viterbi decoding uses (bio_allowed [K, K], bio_allowed_start
+ * [1, K]: 1 allowed, 0 forbidden), so a caller decodes as `eval` does. The vocabularies are in the
+ * metadata. With ids_path, the test split as the graph's inputs (tests/onnx/onnx_programs.py). */
+static int do_export(const char *model, const char *onnx, const char *test, const char *ids_path)
+{
+    if (!onnx) return fprintf(stderr, "%s: export needs --onnx FILE, the ONNX file to write (try --help)\n", prog), 2;
+    ner_model m;
+    if (model_load(&m, model, NULL)) return 1;
+    if (m.cfg.chars) {
+        fprintf(stderr, "%s: export: %s has a character BiLSTM per word (--chars), which the ONNX export does not "
+                        "cover (it runs over each word's letters, a second sequence axis)\n", prog, model);
+        model_free(&m);
+        return 1;
+    }
+    int K = m.tags->n, rc = 0;
+    char *words = join_vocab(m.words), *tags = join_vocab(m.tags), cfg[160];
+    snprintf(cfg, sizeof cfg, "embed=%d case_dim=%d hidden=%d layers=%d output=%s", m.cfg.embed, m.cfg.case_dim,
+             m.cfg.hidden, m.cfg.layers, m.cfg.crf ? "crf" : "softmax");
+    const char *meta[] = {"ner.words", words ? words : "", "ner.tags", tags ? tags : "", "ner.unk", "0", "ner.cases",
+                          "lower,Initial,CAPS,miXed,number,punct", "ner.config", cfg, NULL};
+    sp_tape *t = sp_tape_new();
+    sp_tensor *al = t ? sp_const(t, K, K) : NULL, *al0 = t ? sp_const(t, 1, K) : NULL;
+    for (int i = 0; al && al0 && i < K; i++) {
+        *sp_at(al0, 0, i) = m.allowed_start[i];
+        for (int j = 0; j < K; j++) *sp_at(al, i, j) = m.allowed[i * K + j];
+    }
+    const sp_embed *extra[1] = {&m.cemb};
+    const char *extra_names[1] = {"case"};
+    const sp_tensor *consts[5] = {m.trans, m.tstart, m.tend, al, al0};
+    const char *const_names[5] = {"crf_transitions", "crf_start", "crf_end", "bio_allowed", "bio_allowed_start"};
+    sp_onnx_model om = {.embed = &m.wemb, .n_extra = 1, .extra = extra, .extra_names = extra_names, .rnn = &m.rnn,
+                        .head = &m.out, .softmax = !m.cfg.crf, .n_consts = m.cfg.crf ? 5 : 0, .consts = consts,
+                        .const_names = const_names, .metadata = meta};
+    if (!words || !tags || !al || !al0) rc = fprintf(stderr, "%s: out of memory\n", prog) > 0;
+    else if (sp_onnx_export(&om, onnx) != SP_OK) rc = fprintf(stderr, "%s: export: %s\n", prog, sp_last_error()) > 0;
+    else
+        printf("wrote %s: BiLSTM %d x %d, %d tags, %s; inputs ids, case [time, batch], lengths [batch]; outputs logits "
+               "[time, batch, %d] (emission scores)%s\n", onnx, m.cfg.layers, m.cfg.hidden, K,
+               m.cfg.crf ? "CRF" : "softmax", K,
+               m.cfg.crf ? ", crf_transitions, crf_start, crf_end, bio_allowed, bio_allowed_start" : ", probs");
+    if (!rc && ids_path) { /* the test split as the graph's inputs, filled as eval fills its batches */
+        char err[512];
+        ner_corpus *te = ner_read(test, m.tags, 0, 0, err, sizeof err);
+        ner_batch b = {0};
+        sp_file *f = NULL;
+        if (!te) rc = fprintf(stderr, "%s: %s\n", prog, err) > 0;
+        else if (batch_alloc(&b, 1, te->max_len > 0 ? te->max_len : 1)) rc = fprintf(stderr, "%s: out of memory\n", prog) > 0;
+        else if (!(f = sp_file_begin(ids_path))) rc = fprintf(stderr, "%s: --ids: %s\n", prog, sp_last_error()) > 0;
+        for (int i = 0; f && !rc && i < te->n_sent; i++) {
+            FILE *o = sp_file_stream(f);
+            if (batch_fill(&b, &m, te, &i, 1, 0, 0, NULL)) rc = fprintf(stderr, "%s: out of memory\n", prog) > 0;
+            for (int k = 0; !rc && k < b.len[0]; k++) fprintf(o, "%s%d", k ? " " : "", b.wid[k]);
+            fputc('\t', o);
+            for (int k = 0; !rc && k < b.len[0]; k++) fprintf(o, "%s%d", k ? " " : "", b.cid[k]);
+            fputc('\t', o);
+            for (int k = 0; !rc && k < b.len[0]; k++) fprintf(o, "%s%d", k ? " " : "", te->tag[te->start[i] + k]);
+            fputc('\n', o);
+        }
+        if (f && rc) sp_file_abort(f);
+        else if (f && sp_file_commit(f) != SP_OK) rc = fprintf(stderr, "%s: --ids: %s\n", prog, sp_last_error()) > 0;
+        else if (f) printf("wrote %s: %d sentences of %s as word ids, case ids, gold tag ids\n", ids_path, te->n_sent, test);
+        batch_free(&b);
+        ner_corpus_free(te);
+    }
+    sp_tape_free(t);
+    free(words), free(tags);
+    model_free(&m);
+    return rc;
+}
+
 static int do_tag(const char *model, const char *text, int tokens, int stream, int scores)
 {
     ner_model m;
@@ -861,6 +939,7 @@ int main(int argc, char **argv)
     if (!o.test) o.test = testp;
 
     if (!strcmp(cmd, "eval")) return do_eval(model, o.test) ? 1 : 0;
+    if (!strcmp(cmd, "export")) return do_export(model, o.onnx, o.test, o.ids);
     if (!strcmp(cmd, "tag")) {
         if (!text) {
             fprintf(stderr, "%s: tag needs the text to tag, e.g. spool-ner tag --model M \"Ada Lovelace met Babbage\"\n", prog);

@@ -11,6 +11,8 @@
  *   spool-sentiment eval --model M [--test FILE]  accuracy of a saved model
  *   spool-sentiment predict --model M "a sentence" P(positive), the recurrence run forward only
  *                                                 (sp_stream_run; --tape: on a tape, the same numbers)
+ *   spool-sentiment export --model M --onnx FILE  the model as ONNX (docs/onnx.md); --ids OUT: the
+ *                                                 --test split as its input, for ONNX Runtime
  */
 #include "spool.h"
 #include "spool/layers.h"
@@ -293,28 +295,28 @@ static int model_load(sent_model *m, const char *path, int *epoch)
 /* =================================================================================== train */
 
 typedef struct {
-    const char *train, *test, *out, *resume, *data, *model, *cell, *pool, *output;
+    const char *train, *test, *out, *resume, *data, *model, *cell, *pool, *output, *onnx, *ids;
     int epochs, batch, limit, threads, log_every, tape, digits;
     double lr, clip, unk_p, word_drop, dev_frac, weight_decay, embed_init;
     uint64_t seed;
     sent_config cfg;
 } train_opts;
 
-enum { TRAIN = 1, EVAL = 2, PREDICT = 4 };
+enum { TRAIN = 1, EVAL = 2, PREDICT = 4, EXPORT = 8 };
 #define T train_opts
 static const ex_opt OPTS[] = {
-    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL | PREDICT, "DIR",
+    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | EVAL | PREDICT | EXPORT, "DIR",
            "directory with train.tsv and test.tsv, or a bundled set: sentiment-mr (the default) or\n"
            "      sentiment-uci; also names the default model file"),
     EX_OPT("train", EX_STR, T, train, NULL, 0, 0, TRAIN, "FILE", "training split instead of DIR/train.tsv (sentence<TAB>0|1 lines)"),
-    EX_OPT("test", EX_STR, T, test, NULL, 0, 0, TRAIN | EVAL, "FILE", "test split instead of DIR/test.tsv"),
+    EX_OPT("test", EX_STR, T, test, NULL, 0, 0, TRAIN | EVAL | EXPORT, "FILE", "test split instead of DIR/test.tsv"),
     EX_OPT("dev-frac", EX_DBL, T, dev_frac, "0.1", 0, 0.9, TRAIN, "F",
            "share of the training lines held out (seeded) to pick the best epoch"),
     EX_OPT("out", EX_STR, T, out, NULL, 0, 0, TRAIN, "FILE",
            "best model (by dev accuracy), safetensors; FILE.last holds the last epoch with optimizer state, for\n"
            "      --resume (default: sentiment-mr.safetensors, named after --data's folder: sentiment-uci...)"),
     EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, TRAIN, "FILE", "continue from a FILE.last checkpoint (same data and options)"),
-    EX_OPT("model", EX_STR, T, model, NULL, 0, 0, EVAL | PREDICT, "FILE",
+    EX_OPT("model", EX_STR, T, model, NULL, 0, 0, EVAL | PREDICT | EXPORT, "FILE",
            "the trained model (default: what train writes for --data)"),
     EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru|mingru|minlstm", TRAIN, "KIND", "recurrent cell"),
     EX_OPT("bidir", EX_FLAG, T, cfg.bidir, NULL, 0, 0, TRAIN, NULL, "bidirectional"),
@@ -345,14 +347,18 @@ static const ex_opt OPTS[] = {
     EX_OPT("tape", EX_FLAG, T, tape, NULL, 0, 0, PREDICT, NULL,
            "run the recurrence on a tape as training does, not the streaming forward-only path (same numbers)"),
     EX_OPT("digits", EX_INT, T, digits, "4", 1, 17, PREDICT, "N", "decimals of P(positive)"),
+    EX_OPT("onnx", EX_STR, T, onnx, NULL, 0, 0, EXPORT, "FILE", "the ONNX file to write (required; docs/onnx.md)"),
+    EX_OPT("ids", EX_STR, T, ids, NULL, 0, 0, EXPORT, "FILE",
+           "also write the --test split as the model's input: one sentence a line, label<TAB>word ids"),
 };
 #undef T
-static const char *const CMDS[] = {"train", "eval", "predict", NULL};
+static const char *const CMDS[] = {"train", "eval", "predict", "export", NULL};
 static const ex_cli CLI = {"spool-sentiment",
                            "Usage: spool-sentiment train [options]        train a recurrent sentence classifier\n"
                            "       spool-sentiment eval --model M [--test FILE]\n"
                            "       spool-sentiment predict --model M \"a sentence\" ...   prints P(positive) per sentence\n"
-                           "       spool-sentiment predict --model M < FILE    one sentence per line of stdin\n",
+                           "       spool-sentiment predict --model M < FILE    one sentence per line of stdin\n"
+                           "       spool-sentiment export --model M --onnx FILE [--ids FILE]   the model as ONNX (P(positive))\n",
                            ex_usage_data, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], EX_MAX_POS, "sentence"};
 
 /* Under mpirun: N ranks split every step's N x --batch sentences, the gradients are
@@ -706,6 +712,63 @@ static int do_predict(const char *model, char *const *texts, int n, int stream)
     return rc != 0;
 }
 
+/* ==================================================================================== export */
+
+/* The model as an ONNX file (docs/onnx.md): ids [time, batch] and lengths in, "probs" out
+ * (P(positive) [batch, 1] with the logistic output; [batch, 2] with softmax, column 1
+ * positive), pooled as the model pools; the vocabulary in the metadata. With ids_path, the test
+ * split as the graph's input: "label<TAB>id id ..." lines (tests/onnx/onnx_programs.py runs them
+ * in ONNX Runtime and compares the accuracy with eval's). */
+static int do_export(const char *model, const char *onnx, const char *test, const char *ids_path)
+{
+    if (!onnx) return fprintf(stderr, "%s: export needs --onnx FILE, the ONNX file to write (try --help)\n", prog), 2;
+    sent_model m;
+    if (model_load(&m, model, NULL)) return 1;
+    size_t len = 1;
+    for (int i = 0; i < m.words->n; i++) len += strlen(m.words->word[i]) + 1;
+    char *words = malloc(len), cfg[160], *at = words;
+    int rc = 0;
+    for (int i = 0; words && i < m.words->n; i++) at += sprintf(at, "%s%s", i ? "\n" : "", m.words->word[i]);
+    if (words) *at = 0;
+    snprintf(cfg, sizeof cfg, "cell=%s layers=%d hidden=%d bidir=%d pool=%s output=%s", cell_names[m.cfg.gru], m.cfg.layers,
+             m.cfg.hidden, m.cfg.bidir, pool_names[m.cfg.pool], m.cfg.softmax ? "softmax" : "logistic");
+    const char *meta[] = {"sentiment.words", words ? words : "", "sentiment.unk", "0", "sentiment.config", cfg, NULL};
+    static const sp_onnx_pool pools[3] = {SP_ONNX_POOL_LAST, SP_ONNX_POOL_MEAN, SP_ONNX_POOL_MAX};
+    sp_onnx_model om = {.embed = &m.emb, .rnn = &m.rnn, .head = &m.out, .softmax = m.cfg.softmax,
+                        .sigmoid = !m.cfg.softmax, .pool = pools[m.cfg.pool], .metadata = meta};
+    if (!words) rc = fprintf(stderr, "%s: out of memory\n", prog) > 0;
+    else if (sp_onnx_export(&om, onnx) != SP_OK) rc = fprintf(stderr, "%s: export: %s\n", prog, sp_last_error()) > 0;
+    else
+        printf("wrote %s: %s%s %d x %d, pool %s, %s output; inputs ids [time, batch] (word ids, -1 padding), lengths "
+               "[batch]; output probs [batch, %d]%s\n", onnx, m.cfg.bidir ? "Bi" : "", cell_titles[m.cfg.gru], m.cfg.layers,
+               m.cfg.hidden, pool_names[m.cfg.pool], m.cfg.softmax ? "softmax" : "logistic", m.cfg.softmax ? 2 : 1,
+               m.cfg.softmax ? " (column 1: positive)" : " (P(positive))");
+    if (!rc && ids_path) { /* the test split as the graph's input, atomically as every file */
+        char err[512];
+        sent_corpus *te = sent_read(test, 0, err, sizeof err);
+        int *ids = te ? malloc(sizeof(int) * (size_t)(te->words.n + 1)) : NULL;
+        sp_file *f = ids ? sp_file_begin(ids_path) : NULL;
+        if (!te) rc = fprintf(stderr, "%s: %s\n", prog, err) > 0;
+        else if (!f) rc = fprintf(stderr, "%s: --ids: %s\n", prog, ids ? sp_last_error() : "out of memory") > 0;
+        else {
+            sent_ids(te, m.words, 0, ids);
+            FILE *o = sp_file_stream(f);
+            for (int i = 0; i < te->n; i++) {
+                fprintf(o, "%d\t", te->label[i]);
+                for (int k = 0; k < te->len[i]; k++) fprintf(o, "%s%d", k ? " " : "", ids[te->start[i] + k]);
+                fputc('\n', o);
+            }
+            if (sp_file_commit(f) != SP_OK) rc = fprintf(stderr, "%s: --ids: %s\n", prog, sp_last_error()) > 0;
+            else printf("wrote %s: %d sentences of %s as label<TAB>word ids\n", ids_path, te->n, test);
+        }
+        free(ids);
+        sent_corpus_free(te);
+    }
+    free(words);
+    model_free(&m);
+    return rc;
+}
+
 /* ==================================================================================== main */
 
 int main(int argc, char **argv)
@@ -746,6 +809,7 @@ int main(int argc, char **argv)
     if (!o.out) o.out = outp;
     if (!model) model = outp;
     if (!strcmp(cmd, "eval")) return do_eval(model, o.test) ? 1 : 0;
+    if (!strcmp(cmd, "export")) return do_export(model, o.onnx, o.test, o.ids);
     predict_digits = o.digits;
     if (!strcmp(cmd, "predict")) return do_predict(model, args.pos, args.npos, !o.tape) ? 1 : 0;
     if (dist_start(&o)) return 1;

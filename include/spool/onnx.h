@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /** @file
  * spool/onnx.h - export of a model's inference graph as an ONNX file (onnx/export.c), to run a
- * model trained with spool in ONNX Runtime or any other ONNX consumer (docs/onnx.md).
+ * model trained with spool in ONNX Runtime or any other ONNX consumer (docs/onnx.md); and the
+ * reverse for weights: an ONNX file's recurrent layers, embedding and head read into spool's
+ * parameters (onnx/import.c, sp_onnx_load_weights), e.g. a model PyTorch exported.
  *
  * The model is described by the layers it is built from: an input (token ids through an
  * embedding or as one-hot vectors, or float features), a recurrent stack (sp_rnn: any number of
@@ -16,8 +18,9 @@
  *            "h0_l<k>"  float [D, batch, O]      optional: layer k's initial h, D = 1 or 2
  *            "c0_l<k>"  float [D, batch, H]      optional: layer k's initial c (LSTM layers)
  *   outputs  "logits"   float [time, batch, V]   the head's output (with a head)
- *            "probs"    float [time, batch, V]   softmax of the logits (with softmax)
+ *            "probs"    float [time, batch, V]   softmax (or sigmoid) of the logits
  *            "y"        float [time, batch, O']  the stack's output (without a head)
+ *            (with pooling, sp_onnx_pool, these three are [batch, C]: one vector per row)
  *            "hn_l<k>", "cn_l<k>"                layer k's final states, shaped as h0/c0
  *
  * Direction d of the D axis is 0 forward, 1 backward, as in PyTorch's h_n. The optional inputs
@@ -41,7 +44,8 @@
  * something else.
  *
  * Optional at build time (meson -Donnx): without protobuf-c and Debian's onnx.proto,
- * sp_onnx_available() is 0 and sp_onnx_export fails with SP_ERR_STATE saying what to install.
+ * sp_onnx_available() is 0 and sp_onnx_export and sp_onnx_load_weights fail with SP_ERR_STATE
+ * saying what to install.
  */
 #ifndef SPOOL_ONNX_H
 #define SPOOL_ONNX_H
@@ -59,6 +63,18 @@ SP_API_BEGIN
 #define SP_ONNX_OPSET 17
 /** The ONNX IR version of the files. */
 #define SP_ONNX_IR_VERSION 8
+/** The most extra token inputs and constant outputs of one model (sp_onnx_model.n_extra, n_consts). */
+#define SP_ONNX_MAX_EXTRA 8
+
+/** What the head of a many-to-one model reads (sp_onnx_model.pool): one vector per row. */
+typedef enum {
+    SP_ONNX_POOL_NONE = 0, /**< none: outputs per step, [time, batch, C] */
+    SP_ONNX_POOL_LAST,     /**< the last layer's final h of each direction, concatenated (forward after
+                                the row's last real step, backward after step 0), [batch, D*O] */
+    SP_ONNX_POOL_MEAN,     /**< the stack's output averaged over each row's real steps (sp_seq_mean) */
+    SP_ONNX_POOL_MAX       /**< its maximum over each row's real steps (sp_seq_max); both give zeros
+                                for a row of length 0, as spool's ops */
+} sp_onnx_pool;
 
 /** A model to export: its layers, as the program built them. Zero-initialise it and set the
  * fields used. */
@@ -74,6 +90,20 @@ typedef struct {
                                      expectation (as sp_rnn_run and sp_stream evaluate) */
     const sp_linear *head;        /**< NULL, or the linear head on the stack's output */
     int softmax;                  /**< 1: also output "probs", the softmax of the logits (needs head) */
+    int sigmoid;                  /**< 1: "probs" is the sigmoid of the logits instead (needs head; a
+                                     one-logit classifier) */
+    sp_onnx_pool pool;            /**< SP_ONNX_POOL_NONE, or the pooling over time before the head:
+                                     then "y", "logits" and "probs" are [batch, C] */
+    int n_extra;                  /**< further token inputs (at most SP_ONNX_MAX_EXTRA; needs embed): each an
+                                     int64 [time, batch] input through its own table, the tables'
+                                     columns concatenated after embed's (e.g. a word and a casing id) */
+    const sp_embed *const *extra; /**< their tables */
+    const char *const *extra_names; /**< their input names */
+    int n_consts;                 /**< tensors of the model given as further outputs (at most
+                                     SP_ONNX_MAX_EXTRA), e.g. a CRF's transition scores for the
+                                     caller's decoder */
+    const sp_tensor *const *consts; /**< [rows, cols] each, output as float [rows, cols] */
+    const char *const *const_names; /**< their output names */
     /** NULL, or UTF-8 key, value, key, value, ..., NULL: the model's metadata_props (what a
      * program needs to use the model, e.g. its vocabulary; ONNX Runtime's
      * get_modelmeta().custom_metadata_map) */
@@ -89,6 +119,38 @@ int sp_onnx_available(void);
  * a file that cannot be written (SP_ERR_IO), a build without ONNX (SP_ERR_STATE). Nothing is
  * written on error. */
 sp_status sp_onnx_export(const sp_onnx_model *m, const char *path) SP_WARN_UNUSED;
+
+/** Reads the weights of an ONNX file into m's parameters, for fine-tuning or running a network
+ * exported by PyTorch (torch.onnx.export of an nn.LSTM, nn.GRU or nn.RNN, with or without an
+ * nn.Embedding before it and an nn.Linear after it) or by sp_onnx_export. Only the weights are
+ * read; the model built by the caller says what the network is, and the file must match it:
+ *   - m->rnn (required): the file's LSTM, GRU and RNN nodes, in graph order, are the stack's
+ *     layers, one node per layer (both directions of a bidirectional layer in one node). Each is
+ *     checked against its layer: the operator (LSTM: SP_CELL_LSTM without projection; GRU with
+ *     linear_before_reset = 1: SP_CELL_GRU_RESET_AFTER_MATMUL, PyTorch's, = 0:
+ *     SP_CELL_GRU_RESET_BEFORE_MATMUL; RNN: tanh, or relu through its activations), direction,
+ *     hidden_size, W [D, G, I], R [D, G, H], B [D, 2G] (optional: zero biases), peepholes P
+ *     [D, 3H] (optional), input_forget (SP_LSTM_COUPLED); default activations and no clip. The
+ *     gate blocks are moved from ONNX's order (LSTM i, o, f, c; GRU z, r, h) to spool's (i, f, g,
+ *     o; r, z, n), B is split into b_ih = Wb and b_hh = Rb. Initial states are inputs of the
+ *     graph, not weights, and are not read. A Scan or Loop node (a cell ONNX has no operator for)
+ *     is refused.
+ *   - m->embed (optional): the first Gather from a [num, dim] matrix of the file.
+ *   - m->head (optional): the first Gemm or MatMul from a matrix of the file after the last
+ *     recurrent node ([out, in] for Gemm with transB = 1, else [in, out]), and its bias (Gemm's C,
+ *     or an Add of a vector of the file; none: zero).
+ * The weights may be initializers or Constant nodes, float or double, in raw_data or the typed
+ * fields; external data, another data type or NaN/Inf are refused. Every error names the node,
+ * the tensor and both shapes (SP_ERR_SHAPE for sizes, SP_ERR_ARG for another operator or variant,
+ * SP_ERR_FORMAT for a file that is not ONNX, SP_ERR_IO, SP_ERR_NONFINITE, SP_ERR_STATE in a build
+ * without ONNX), and a failed load changes nothing: the parameters are written only when the whole
+ * file has been read. The other fields of m are not used. */
+sp_status sp_onnx_load_weights(const char *path, const sp_onnx_model *m) SP_WARN_UNUSED;
+
+/** sp_onnx_load_weights from a file held in memory (buf, len bytes); name (may be NULL) is what
+ * messages call it. */
+sp_status sp_onnx_load_weights_mem(const unsigned char *buf, size_t len, const sp_onnx_model *m,
+                                   const char *name) SP_WARN_UNUSED;
 
 SP_API_END
 

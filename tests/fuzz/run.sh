@@ -12,13 +12,14 @@ command -v clang > /dev/null || { echo "1..0 # SKIP clang not installed"; exit 7
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 # rebuild when a source is newer than a harness
-newest=$(find "$SRC"/autograd "$SRC"/dist "$SRC"/ops "$SRC"/layers "$SRC"/optim "$SRC"/include "$SRC"/examples "$SRC"/tests/fuzz \
+newest=$(find "$SRC"/autograd "$SRC"/dist "$SRC"/ops "$SRC"/layers "$SRC"/optim "$SRC"/onnx "$SRC"/include "$SRC"/examples "$SRC"/tests/fuzz \
          -name '*.[ch]' -newer "$OUT/fuzz_text" 2>/dev/null | head -1)
 if [ ! -x "$OUT/fuzz_ckpt" ] || [ ! -x "$OUT/fuzz_text" ] || [ -n "$newest" ]; then
     "$SRC/tests/fuzz/build.sh" "$OUT" || { echo "not ok 1 - build the harnesses"; echo "1..1"; exit 1; }
 fi
 n=0 bad=0
-for h in ckpt text; do
+for h in ckpt text onnx; do
+    if [ "$h" = onnx ] && [ ! -x "$OUT/fuzz_onnx" ]; then echo "# fuzz_onnx not built (a build without ONNX)"; continue; fi
     n=$((n + 1))
     rm -rf "$OUT/corpus_$h" && cp -r "$SRC/tests/fuzz/corpus/$h" "$OUT/corpus_$h"
     (cd "$OUT" && "./fuzz_$h" -max_total_time="$SECS" -print_final_stats=1 "corpus_$h" > "fuzz_$h.log" 2>&1)

@@ -86,9 +86,12 @@ def charlm_doc(charlm, doc, workdir):
     import re
     run_dir = os.path.join(workdir, "charlm")
     os.makedirs(run_dir, exist_ok=True)
-    blocks = re.findall(r"```python\n(.*?)```", open(doc, encoding="utf-8").read(), re.S)
+    text = open(doc, encoding="utf-8").read()
+    section = text[text.index("## From the char-LM"):]  # up to the next section (the others: onnx_programs.py)
+    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     if len(blocks) != 1:
-        return [f"{doc}: {len(blocks)} python blocks, expected 1"]
+        return [f"{doc}: {len(blocks)} python blocks in 'From the char-LM', expected 1"]
     with open(os.path.join(run_dir, "run.py"), "w") as f:
         f.write(blocks[0])
     def sh(*cmd):
