@@ -8,7 +8,7 @@ The model as its users write it:
            enforce_sorted=False), pad_packed_sequence back
     z    = nn.Linear(2H, 96)(h)                      96 classes: CTC blank + printable ASCII
     loss = nn.CTCLoss(blank=0, reduction='mean', zero_infinity=True)(z.log_softmax(-1), ...)
-    loss.backward(); clip_grad_norm_(params, 5.0); Adam(lr=1e-3).step()
+    loss.backward(); clip_grad_norm_(params, 1.0); Adam(lr=5e-3).step()
 
 Data: with --batches FILE, the very batches spool-ocr timed (`spool-ocr bench --save-batches
 FILE`: rendered lines of different widths, their frames, lengths and labels); without, 8
@@ -45,8 +45,8 @@ def parse():
     p.add_argument("--target-seconds", type=float, default=10.0)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--clip", type=float, default=5.0)
+    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--autocast", choices=["none", "bf16"], default="none")
     return p.parse_args()
 

@@ -8,12 +8,15 @@
  * prefix beam search (sp_ctc_beam_search) with a spool-charlm model fused in (--lm, ocr_lm.c).
  *
  * Training data are made at every step (ocr_render.c): lines of the bundled corpora drawn by
- * FreeType in one of the training fonts at a random size, rotation, blur, contrast and noise. The
- * test set (`render`) uses other fonts and sentences that training never sees (ocr_data.c's split).
+ * FreeType in one of the training fonts at a random size, rotation, blur, contrast and noise, each
+ * line standardised (ocr_standardize) before the model reads it. The test set (`render`) uses
+ * other fonts and sentences that training never sees (ocr_data.c's split), the validation set
+ * (`render --split val`) other sentences in the training fonts.
  *
  *   spool-ocr train [options]                 train; the model (and its optimizer state, for
  *                                             --resume) in --out every --checkpoint-every steps
  *   spool-ocr render --out-dir DIR            the fixed test set: PGM images + clean.tsv, degraded.tsv
+ *                                             (--split val: validation lines, for tuning)
  *   spool-ocr eval --model M INDEX.tsv...     character and word error rates per index
  *   spool-ocr recognize --model M IMAGE...    the text of each image (PGM or PNG)
  *   spool-ocr bench [options]                 training-step timing on rendered batches (docs/ocr.md)
@@ -148,7 +151,8 @@ static void batch_free(ocr_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Columns [W, H] of B lines (cols[i], widths w[i]) into frames of `stack` columns each. */
+/* Columns [W, H] of B lines (cols[i], widths w[i]; each standardised in place first,
+ * ocr_standardize) into frames of `stack` columns each. */
 static int batch_set(ocr_batch *b, const ocr_config *c, float *const *cols, const int *w, const char *const *text,
                      int B)
 {
@@ -182,6 +186,7 @@ static int batch_set(ocr_batch *b, const ocr_config *c, float *const *cols, cons
     int H = c->height;
     for (int i = 0; i < B; i++) {
         b->len[i] = (w[i] + c->stack - 1) / c->stack;
+        ocr_standardize(cols[i], (size_t)w[i] * H);
         for (int x = 0; x < w[i]; x++)
             memcpy(b->x + ((size_t)(x / c->stack) * B + i) * F + (size_t)(x % c->stack) * H, cols[i] + (size_t)x * H,
                    sizeof(float) * H);
@@ -282,7 +287,7 @@ static int decode(const ocr_model *m, const ocr_batch *b, sp_tape *t, const ocr_
 /* ================================================================================ options */
 
 typedef struct {
-    const char *data, *fonts, *out, *model, *out_dir, *lm, *save_batches, *format;
+    const char *data, *fonts, *out, *model, *out_dir, *lm, *save_batches, *format, *split;
     long steps;
     int resume, batch, threads, log_every, checkpoint_every, max_chars, n_lines, clean, beam, warmup, show;
     double lr, clip, size, lm_weight, lm_bonus;
@@ -307,11 +312,14 @@ static const ex_opt OPTS[] = {
     EX_OPT("lines", EX_INT, T, n_lines, "200", 1, 1000000, RENDER, "N", "test sentences per variant (clean, degraded)"),
     EX_CHOICE("format", EX_STR, T, format, "pgm", "pgm|png", RENDER, "F",
               "image files: PGM (binary P5), or PNG (when built with libpng)"),
+    EX_CHOICE("split", EX_STR, T, split, "test", "test|val|train", RENDER, "S",
+              "test: test sentences in the held-out fonts; val: validation sentences (for tuning) in the training "
+              "fonts; train: training sentences in the training fonts (does the model read what it learned?)"),
     EX_OPT("size", EX_DBL, T, size, "32", 8, 200, RENDER, "PX", "font size of the test lines in pixels"),
     EX_OPT("steps", EX_LONG, T, steps, "20000", 1, 1e12, TRAIN | BENCH, "N", "training steps (bench: timed steps)"),
     EX_OPT("batch", EX_INT, T, batch, "32", 1, 4096, TRAIN | EVAL | BENCH, "B", "lines per step"),
-    EX_OPT("lr", EX_DBL, T, lr, "0.001", 0, 10, TRAIN | BENCH, "X", "Adam learning rate"),
-    EX_OPT("clip", EX_DBL, T, clip, "5", 1e-6, 1e6, TRAIN | BENCH, "X", "clip the global gradient norm at X"),
+    EX_OPT("lr", EX_DBL, T, lr, "0.005", 0, 10, TRAIN | BENCH, "X", "Adam learning rate (docs/ocr.md: how it was chosen)"),
+    EX_OPT("clip", EX_DBL, T, clip, "1", 1e-6, 1e6, TRAIN | BENCH, "X", "clip the global gradient norm at X"),
     EX_OPT("height", EX_INT, T, cfg.height, "32", 8, 256, TRAIN | BENCH, "PX", "lines are scaled to this height"),
     EX_OPT("stack", EX_INT, T, cfg.stack, "2", 1, 8, TRAIN | BENCH, "K",
            "columns per frame (2: a 40-character line is about 250 frames)"),
@@ -354,7 +362,7 @@ static void usage_more(FILE *f)
 
 static const ex_cli CLI = {"spool-ocr",
                            "Usage: spool-ocr train [options]             train a BiLSTM-CTC line recogniser on rendered lines\n"
-                           "       spool-ocr render [--out-dir DIR]      write the held-out test set (PGM + TSV index)\n"
+                           "       spool-ocr render [--out-dir DIR]      write the held-out test set (PGM + TSV index; --split val)\n"
                            "       spool-ocr eval [--model M] INDEX.tsv...  character and word error rates\n"
                            "       spool-ocr recognize [--model M] IMAGE...  the text of each PGM/PNG line image\n"
                            "       spool-ocr bench [options]             time training steps on rendered batches\n",
@@ -455,8 +463,8 @@ static int do_train(ocr_opts *o)
             goto out;
         }
     }
-    printf("data: %d training lines, %d test lines held out; %d training fonts\n", corp.n_train, corp.n_test,
-           ocr_fonts_count(fonts));
+    printf("data: %d training lines, %d validation and %d test lines held out; %d training fonts\n", corp.n_train,
+           corp.n_val, corp.n_test, ocr_fonts_count(fonts));
     printf("model: height %d, %d column(s) per frame, BiLSTM %d x %d layer(s), %d classes, %zu parameters\n",
            m.cfg.height, m.cfg.stack, m.cfg.hidden, m.cfg.layers, OCR_CLASSES, m.ps->numel);
     t = sp_tape_new();
@@ -634,7 +642,8 @@ static int do_eval(const ocr_opts *o, char *const *index, int n)
 /* The test set: --lines held-out sentences, each in one held-out font (in turn), written twice:
  * clean (black on white, no rotation, blur or noise) under DIR/clean/, and degraded (rotation,
  * blur, grey levels and noise of ocr_style_random's test kind) under DIR/degraded/, with the
- * indexes DIR/clean.tsv and DIR/degraded.tsv. The same options give the same files. */
+ * indexes DIR/clean.tsv and DIR/degraded.tsv. The same options give the same files. --split val
+ * draws validation sentences and --split train training ones instead, both in the training fonts. */
 static int make_dir(const char *d)
 {
     if (mkdir(d, 0777) == 0 || errno == EEXIST) return 0;
@@ -646,8 +655,12 @@ static int do_render(const ocr_opts *o)
 {
     ocr_corpus corp;
     if (load_corpus(o, &corp)) return 1;
-    ocr_fonts *fonts = open_fonts(o, OCR_TEST);
+    int split = !strcmp(o->split, "val") ? OCR_SPLIT_VAL : !strcmp(o->split, "train") ? OCR_SPLIT_TRAIN : OCR_SPLIT_TEST;
+    int *pick = split == OCR_SPLIT_VAL ? corp.val : split == OCR_SPLIT_TRAIN ? corp.train : corp.test;
+    int n_pick = split == OCR_SPLIT_VAL ? corp.n_val : split == OCR_SPLIT_TRAIN ? corp.n_train : corp.n_test;
+    ocr_fonts *fonts = n_pick ? open_fonts(o, split == OCR_SPLIT_TEST ? OCR_TEST : OCR_TRAIN) : NULL;
     int rc = 1;
+    if (!n_pick) fprintf(stderr, "%s: the corpus has no %s lines\n", prog, o->split);
     char err[1200];
     static const char *const variant[2] = {"clean", "degraded"};
     char *idx = NULL;
@@ -658,8 +671,8 @@ static int do_render(const ocr_opts *o)
     }
     sp_rng rng;
     sp_rng_seed(&rng, o->seed);
-    int n = o->n_lines < corp.n_test ? o->n_lines : corp.n_test;
-    ex_shuffle(corp.test, corp.n_test, &rng); /* a seeded draw of distinct test sentences */
+    int n = o->n_lines < n_pick ? o->n_lines : n_pick;
+    ex_shuffle(pick, n_pick, &rng); /* a seeded draw of distinct sentences */
     size_t cap = 64 + (size_t)n * (o->max_chars + 64);
     idx = malloc(cap);
     if (!idx || make_dir(o->out_dir)) goto out;
@@ -669,7 +682,7 @@ static int do_render(const ocr_opts *o)
         if (make_dir(path)) goto out;
         size_t used = 0;
         for (int i = 0; i < n; i++) {
-            const char *text = corp.line[corp.test[i]];
+            const char *text = corp.line[pick[i]];
             int f = i % ocr_fonts_count(fonts);
             ocr_style s;
             if (v == 0) ocr_style_clean(&s, o->size);

@@ -244,13 +244,23 @@ float *ocr_columns(const ocr_image *im, int H, int *W)
     return out;
 }
 
+void ocr_standardize(float *f, size_t n)
+{
+    double sum = 0, sq = 0;
+    for (size_t k = 0; k < n; k++) sum += f[k];
+    double mu = n ? sum / n : 0;
+    for (size_t k = 0; k < n; k++) sq += (f[k] - mu) * (f[k] - mu);
+    double sd = n ? sqrt(sq / n) : 0, inv = sd > 1e-6 ? 1 / sd : 1;
+    for (size_t k = 0; k < n; k++) f[k] = (float)((f[k] - mu) * inv);
+}
+
 /* ---------------------------------------------------------------------------- corpus */
 
-int ocr_is_test_line(const char *s)
+int ocr_line_split(const char *s)
 {
     uint32_t h = 2166136261u;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % 10 == 0;
+    return h % 10 == 0 ? OCR_SPLIT_TEST : h % 100 == 1 ? OCR_SPLIT_VAL : OCR_SPLIT_TRAIN;
 }
 
 static int push_line(ocr_corpus *c, const char *s, size_t n)
@@ -304,7 +314,7 @@ int ocr_corpus_add(ocr_corpus *c, const char *text, size_t n, int max_chars)
 void ocr_corpus_free(ocr_corpus *c)
 {
     for (int i = 0; i < c->n; i++) free(c->line[i]);
-    free(c->line), free(c->train), free(c->test);
+    free(c->line), free(c->train), free(c->val), free(c->test);
     memset(c, 0, sizeof *c);
 }
 
@@ -339,14 +349,17 @@ int ocr_corpus_load(ocr_corpus *c, const char *data_dir, int max_chars, char *er
             return -1;
         }
     }
-    c->train = malloc(sizeof(int) * (c->n + 1)), c->test = malloc(sizeof(int) * (c->n + 1));
-    if (!c->train || !c->test) {
+    c->train = malloc(sizeof(int) * (c->n + 1)), c->val = malloc(sizeof(int) * (c->n + 1));
+    c->test = malloc(sizeof(int) * (c->n + 1));
+    if (!c->train || !c->val || !c->test) {
         snprintf(err, errn, "out of memory");
         ocr_corpus_free(c);
         return -1;
     }
     for (int i = 0; i < c->n; i++) {
-        if (ocr_is_test_line(c->line[i])) c->test[c->n_test++] = i;
+        int k = ocr_line_split(c->line[i]);
+        if (k == OCR_SPLIT_TEST) c->test[c->n_test++] = i;
+        else if (k == OCR_SPLIT_VAL) c->val[c->n_val++] = i;
         else c->train[c->n_train++] = i;
     }
     if (!c->n_train || !c->n_test) {

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* ocr_data.h - the plain-C half of spool-ocr that needs neither FreeType nor the model (and that
  * tests/fuzz/fuzz_text.c and the error tests reach): grey images and their files (PGM P2/P5,
- * PNG when built with libpng), the resampling of a line to the model's height, the text corpus
- * of training and test lines cut from the bundled data sets with its fixed held-out split, the
- * character set, and the error rates (Levenshtein over characters and over words). */
+ * PNG when built with libpng), the resampling of a line to the model's height and its
+ * standardisation, the text corpus of training, validation and test lines cut from the bundled
+ * data sets with its fixed held-out splits, the character set, and the error rates (Levenshtein
+ * over characters and over words). */
 #ifndef OCR_DATA_H
 #define OCR_DATA_H
 
@@ -35,6 +36,12 @@ int ocr_have_png(void); /* 1 when built with libpng */
  * (1 = ink), column-major: out[x * H + y]. *W gets the width; the caller frees the result. */
 float *ocr_columns(const ocr_image *im, int H, int *W);
 
+/* The n features of one line standardised in place: shifted and scaled to mean 0 and variance 1
+ * (a blank line only shifted). The model's input: with the raw ink in [0, 1] (mostly 0, and its
+ * level set by the line's ink and paper greys) training sat for hundreds of steps on CTC's
+ * all-blank plateau; standardised, it leaves it several times sooner (docs/ocr.md, defaults). */
+void ocr_standardize(float *f, size_t n);
+
 /* ---------------------------------------------------------------- characters and corpus */
 
 /* Classes: 0 = the CTC blank, 1..95 = printable ASCII ' '..'~'. */
@@ -44,13 +51,16 @@ static inline char ocr_char_of(int k) { return k >= 1 && k < OCR_CLASSES ? (char
 
 /* The text lines spool-ocr renders: every bundled corpus in the list below, each sentence or
  * line with whitespace collapsed, lines with characters outside printable ASCII dropped, long
- * ones cut at word boundaries into pieces of at most max_chars. A line belongs to the test set
- * when the FNV-1a hash of its text is 0 mod 10 (a fixed split, whatever the order or the
- * machine): training never sees a test sentence. */
+ * ones cut at word boundaries into pieces of at most max_chars. A line's split is fixed by the
+ * FNV-1a hash h of its text (whatever the order or the machine; ocr_line_split): test when
+ * h % 10 == 0, validation when h % 100 == 1 (1 % of the lines, for choosing options without
+ * looking at the test set), else training. Training never sees a test or validation sentence. */
+enum { OCR_SPLIT_TRAIN, OCR_SPLIT_VAL, OCR_SPLIT_TEST };
 typedef struct {
     char **line;
     int n;
     int *train, n_train; /* indices into line */
+    int *val, n_val;
     int *test, n_test;
 } ocr_corpus;
 
@@ -60,7 +70,7 @@ int ocr_corpus_load(ocr_corpus *c, const char *data_dir, int max_chars, char *er
 void ocr_corpus_free(ocr_corpus *c);
 /* Appends the pieces of one text (<= max_chars each) to c (split after load: 0 or -1). */
 int ocr_corpus_add(ocr_corpus *c, const char *text, size_t n, int max_chars);
-int ocr_is_test_line(const char *s);
+int ocr_line_split(const char *s); /* OCR_SPLIT_TRAIN, OCR_SPLIT_VAL or OCR_SPLIT_TEST */
 
 /* ---------------------------------------------------------------------- error rates */
 

@@ -122,7 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ocr_image im;
         if (ocr_pgm_parse(d, n, &im, err, sizeof err) == 0) {
             int w;
-            if ((size_t)im.w * im.h <= 1 << 16) free(ocr_columns(&im, 1 + (int)(n % 40), &w));
+            int H = 1 + (int)(n % 40);
+            float *cols = (size_t)im.w * im.h <= 1 << 16 ? ocr_columns(&im, H, &w) : NULL;
+            if (cols) ocr_standardize(cols, (size_t)w * H); /* the model's input, as spool-ocr makes it */
+            free(cols);
             ocr_image_free(&im);
         }
         char path[] = "/tmp/fuzz_text.XXXXXX";
