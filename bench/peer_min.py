@@ -29,11 +29,11 @@ sgemm through BLIS). Run with /usr/bin/python3 (Debian's python3-torch) or the v
 """
 import argparse
 import json
-import math
 import os
-import resource
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_common import rss_mb, start_torch, timed_steps  # noqa: E402
 
 
 def parse():
@@ -58,27 +58,13 @@ def parse():
     return p.parse_args()
 
 
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def main():
     a = parse()
     if a.candidate == "linear" and a.form == "parallel":
         sys.exit("peer_min.py: the log-space parallel form needs the positive candidate g (--candidate g)")
-    os.environ["OMP_NUM_THREADS"] = str(a.threads)  # before torch (and so BLIS) initialises
-    os.environ["BLIS_NUM_THREADS"] = str(a.threads)
-
-    import torch
+    torch = start_torch(a.threads, a.seed)
     import torch.nn as nn
     import torch.nn.functional as F
-
-    torch.set_num_threads(a.threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
-    torch.manual_seed(a.seed)
     rss_import = rss_mb()
     V, H, L, B, T = a.vocab, a.hidden, a.layers, a.batch, a.seq
     gates = 2 if a.cell == "mingru" else 3
@@ -149,23 +135,7 @@ def main():
         opt.step()
         return loss.item()
 
-    wtimes, loss_first = [], None
-    for i in range(a.warmup):
-        t0 = time.perf_counter()
-        l = step(i)
-        wtimes.append(time.perf_counter() - t0)
-        loss_first = l if loss_first is None else loss_first
-    S = a.steps
-    if S <= 0:
-        est = min(wtimes[-2:]) if len(wtimes) >= 2 else (wtimes[-1] if wtimes else 0.05)
-        S = int(max(5, min(100000, math.ceil(a.target_seconds / max(est, 1e-6)))))
-    times, loss_last = [], None
-    t_all = time.perf_counter()
-    for i in range(S):
-        t0 = time.perf_counter()
-        loss_last = step(a.warmup + i)
-        times.append(time.perf_counter() - t0)
-    secs = time.perf_counter() - t_all
+    S, times, secs, loss_first, loss_last = timed_steps(step, a.warmup, a.steps, a.target_seconds, 5)
     st = sorted(times)
     print(json.dumps({
         "peer": "pytorch-cpu-" + a.form, "torch": torch.__version__, "mode": "train",

@@ -21,12 +21,12 @@ Run with /usr/bin/python3 (Debian's python3-torch) or a venv's python.
 """
 import argparse
 import json
-import math
 import os
-import resource
 import struct
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_common import rss_mb, start_torch, timed_steps  # noqa: E402
 
 CLASSES = 96
 
@@ -49,10 +49,6 @@ def parse():
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--autocast", choices=["none", "bf16"], default="none")
     return p.parse_args()
-
-
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def read_batches(path, torch):
@@ -92,17 +88,8 @@ def synthetic(a, torch):
 
 def main():
     a = parse()
-    os.environ["OMP_NUM_THREADS"] = str(a.threads)
-    os.environ["BLIS_NUM_THREADS"] = str(a.threads)
-    import torch
+    torch = start_torch(a.threads, a.seed)
     import torch.nn as nn
-
-    torch.set_num_threads(a.threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
-    torch.manual_seed(a.seed)
     batches = read_batches(a.batches, torch) if a.batches else synthetic(a, torch)
     F = batches[0][0].shape[2]
 
@@ -134,24 +121,8 @@ def main():
         opt.step()
         return loss.item()
 
-    wtimes, loss_first = [], None
-    for i in range(a.warmup):
-        t0 = time.perf_counter()
-        loss = step(i)
-        wtimes.append(time.perf_counter() - t0)
-        loss_first = loss if loss_first is None else loss_first
-    S = a.steps
-    if S <= 0:
-        est = min(wtimes[-2:]) if wtimes else 0.5
-        S = int(max(3, min(100000, math.ceil(a.target_seconds / max(est, 1e-6)))))
-    times, loss_last, real = [], None, 0
-    t_all = time.perf_counter()
-    for i in range(S):
-        t0 = time.perf_counter()
-        loss_last = step(a.warmup + i)
-        times.append(time.perf_counter() - t0)
-        real += int(batches[(a.warmup + i) % len(batches)][1].sum())
-    secs = time.perf_counter() - t_all
+    S, times, secs, loss_first, loss_last = timed_steps(step, a.warmup, a.steps, a.target_seconds, 3)
+    real = sum(int(batches[(a.warmup + i) % len(batches)][1].sum()) for i in range(S))
     st = sorted(times)
     print(json.dumps({
         "peer": "pytorch-cpu", "torch": torch.__version__, "mode": "train", "model": "ocr-bilstm-ctc",
