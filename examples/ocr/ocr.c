@@ -34,6 +34,7 @@
 #include "ocr_render.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,7 +291,7 @@ typedef struct {
     const char *data, *fonts, *out, *model, *out_dir, *lm, *save_batches, *format, *split;
     long steps;
     int resume, batch, threads, log_every, checkpoint_every, max_chars, n_lines, clean, beam, warmup, show;
-    double lr, clip, size, lm_weight, lm_bonus;
+    double lr, min_lr, clip, size, lm_weight, lm_bonus;
     uint64_t seed;
     ocr_config cfg;
 } ocr_opts;
@@ -319,6 +320,8 @@ static const ex_opt OPTS[] = {
     EX_OPT("steps", EX_LONG, T, steps, "20000", 1, 1e12, TRAIN | BENCH, "N", "training steps (bench: timed steps)"),
     EX_OPT("batch", EX_INT, T, batch, "32", 1, 4096, TRAIN | EVAL | BENCH, "B", "lines per step"),
     EX_OPT("lr", EX_DBL, T, lr, "0.005", 0, 10, TRAIN | BENCH, "X", "Adam learning rate (docs/ocr.md: how it was chosen)"),
+    EX_OPT("min-lr", EX_DBL, T, min_lr, "0.0001", 0, 10, TRAIN, "X",
+           "the learning rate falls from --lr to X over --steps (cosine; X = --lr: constant)"),
     EX_OPT("clip", EX_DBL, T, clip, "1", 1e-6, 1e6, TRAIN | BENCH, "X", "clip the global gradient norm at X"),
     EX_OPT("height", EX_INT, T, cfg.height, "32", 8, 256, TRAIN | BENCH, "PX", "lines are scaled to this height"),
     EX_OPT("stack", EX_INT, T, cfg.stack, "2", 1, 8, TRAIN | BENCH, "K",
@@ -398,8 +401,8 @@ static ocr_fonts *open_fonts(const ocr_opts *o, int set)
 
 /* ================================================================================== train */
 
-static int train_step(sp_tape *t, ocr_model *m, sp_optim *opt, const ocr_batch *b, const ocr_opts *o, double *loss,
-                      double *norm, double *ctc_s)
+static int train_step(sp_tape *t, ocr_model *m, sp_optim *opt, const ocr_batch *b, const ocr_opts *o, double lr,
+                      double *loss, double *norm, double *ctc_s)
 {
     sp_tape_reset(t);
     sp_params_zero_grad(m->ps);
@@ -414,7 +417,7 @@ static int train_step(sp_tape *t, ocr_model *m, sp_optim *opt, const ocr_batch *
         fprintf(stderr, "%s: %s\n", prog, sp_tape_errmsg(t));
         return -1;
     }
-    if (sp_clip_grad_norm(m->ps, o->clip, norm) != SP_OK || sp_optim_step(opt, o->lr) != SP_OK) {
+    if (sp_clip_grad_norm(m->ps, o->clip, norm) != SP_OK || sp_optim_step(opt, lr) != SP_OK) {
         fprintf(stderr, "%s: %s\n", prog, sp_last_error());
         return -1;
     }
@@ -467,6 +470,13 @@ static int do_train(ocr_opts *o)
            corp.n_val, corp.n_test, ocr_fonts_count(fonts));
     printf("model: height %d, %d column(s) per frame, BiLSTM %d x %d layer(s), %d classes, %zu parameters\n",
            m.cfg.height, m.cfg.stack, m.cfg.hidden, m.cfg.layers, OCR_CLASSES, m.ps->numel);
+    /* cosine over the whole run (warm-up 0: clipping at 1 bounds the first updates); on --resume
+     * the saved step continues the same curve as long as --steps is the same */
+    sp_schedule sched = {.kind = SP_SCHED_COSINE, .base_lr = o->lr, .total = o->steps > INT_MAX ? INT_MAX : (int)o->steps, .min_lr = o->min_lr};
+    if (o->min_lr > o->lr) {
+        fprintf(stderr, "%s: --min-lr %g is above --lr %g: the learning rate only falls\n", prog, o->min_lr, o->lr);
+        goto out;
+    }
     t = sp_tape_new();
     if (!t) goto out;
     ex_progress pg;
@@ -477,13 +487,13 @@ static int do_train(ocr_opts *o)
     for (step = step + 1; step <= o->steps; step++) {
         double loss, norm;
         if (batch_render(&b, &m.cfg, &corp, fonts, o->batch, !o->clean, &rng, NULL) ||
-            train_step(t, &m, opt, &b, o, &loss, &norm, NULL))
+            train_step(t, &m, opt, &b, o, sp_schedule_lr(&sched, step - 1), &loss, &norm, NULL))
             goto out;
         lines += o->batch;
         ema = 0.98 * ema + 0.02 * loss, ema_w = 0.98 * ema_w + 0.02;
         if (o->log_every > 0)
-            ex_progress_step(&pg, step, "loss %.4f (mean %.4f)  grad-norm %.2f  %.1f lines/s", loss, ema / ema_w,
-                             norm, lines / (ex_now() - t0));
+            ex_progress_step(&pg, step, "loss %.4f (mean %.4f)  grad-norm %.2f  lr %.2g  %.1f lines/s", loss,
+                             ema / ema_w, norm, sp_schedule_lr(&sched, step - 1), lines / (ex_now() - t0));
         if ((o->checkpoint_every > 0 && step % o->checkpoint_every == 0) || step == o->steps)
             if (model_save(&m, o->out, opt, &rng, step)) goto out;
     }
@@ -781,14 +791,14 @@ static int do_bench(const ocr_opts *o)
     }
     double loss = 0, loss_first = 0, norm, ctc = 0;
     for (int i = 0; i < o->warmup; i++) {
-        if (train_step(t, &m, opt, &bs[i % NB], o, &loss, &norm, NULL)) goto out;
+        if (train_step(t, &m, opt, &bs[i % NB], o, o->lr, &loss, &norm, NULL)) goto out;
         if (i == 0) loss_first = loss;
     }
     double t0 = ex_now();
     long real_t = 0;
     for (long i = 0; i < o->steps; i++) {
         const ocr_batch *b = &bs[(o->warmup + i) % NB];
-        if (train_step(t, &m, opt, b, o, &loss, &norm, &ctc)) goto out;
+        if (train_step(t, &m, opt, b, o, o->lr, &loss, &norm, &ctc)) goto out;
         for (int r = 0; r < b->B; r++) real_t += b->len[r];
     }
     double secs = ex_now() - t0;
