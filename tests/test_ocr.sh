@@ -3,8 +3,9 @@
 # test_ocr.sh - spool-ocr end to end, in seconds: render a tiny held-out test set (PGM, and PNG
 # where built with libpng), train a tiny BiLSTM-CTC model a few dozen steps and check that its
 # loss falls, that a small one learns four fixed lines well enough to read them back, eval prints CER and WER for each index, recognize prints one line per image,
-# --resume continues a run exactly (the same file as an unbroken run), beam search with a
-# spool-charlm model as --lm, and the error exits (broken, truncated and missing images, a file
+# --resume continues a run exactly (the same file as an unbroken run), text's split of the
+# sentences (the training lines hold no test or validation sentence), beam search with a
+# spool-charlm model trained on them as --lm, and the error exits (broken, truncated and missing images, a file
 # that is no model, bad options) with a message and no crash.
 # Usage: test_ocr.sh BUILD_EXAMPLES_DIR
 # shellcheck disable=SC2086,SC2181,SC2012  # $TINY is split on purpose; each check reads the status of the command before it
@@ -43,6 +44,20 @@ first=$(grep -m1 "^step 1/" log | sed 's/.*  loss \([0-9.]*\) .*/\1/')
 last=$(grep "^step 40/" log | sed 's/.*(mean \([0-9.]*\)).*/\1/')
 [ $rc = 0 ] && [ -n "$first" ] && [ -n "$last" ] && awk -v f="$first" -v l="$last" 'BEGIN { exit !(l < 0.6 * f) }'
 ok $? "train: the loss falls (step 1: ${first:-?}, mean at step 40: ${last:-?})"
+counts=$(sed -n 's/^data: \([0-9]*\) training lines, \([0-9]*\) validation and \([0-9]*\) test lines.*/\1 \2 \3/p' log)
+
+# text: the sentences of each split, the language model's training text (--split train) holding
+# no test or validation sentence, and exactly the lines train draws from (its counts)
+for s in train val test; do "$O" text --split $s --out $s.txt > log 2>&1 || echo "text --split $s failed" >> fail; done
+[ ! -f fail ] && [ "$(wc -l < train.txt) $(wc -l < val.txt) $(wc -l < test.txt)" = "$counts" ] && [ -n "$counts" ]
+ok $? "text --split train/val/test: as many lines as train counts ($counts)"
+LC_ALL=C sort -u train.txt > train.s && LC_ALL=C sort -u val.txt > val.s && LC_ALL=C sort -u test.txt > test.s &&
+    cut -f2 set/clean.tsv | LC_ALL=C sort -u > rendered.s && [ -s val.s ] && [ -s test.s ] &&
+    [ -z "$(LC_ALL=C comm -12 train.s test.s)" ] && [ -z "$(LC_ALL=C comm -12 train.s val.s)" ] &&
+    [ -z "$(LC_ALL=C comm -12 val.s test.s)" ] && [ -z "$(LC_ALL=C comm -23 rendered.s test.s)" ]
+ok $? "text: no test or validation sentence among the training lines; render's test lines are text's test lines"
+expect 2 "needs --split" "text without --split" -- "$O" text --out x.txt
+expect 2 "needs --split" "text without --out" -- "$O" text --split train
 
 # the model learns, not only lowers its loss: four fixed lines in one font, clean, are read back
 # word for word after 600 steps (with the raw ink as input and lr 0.001, the defaults before the
@@ -75,8 +90,8 @@ ok $? "recognize prints one line for one image"
     "$O" train $TINY --steps 6 --out s.safetensors --resume > /dev/null 2>&1 && cmp -s r.safetensors s.safetensors
 ok $? "train --resume continues exactly (6 steps = 3 + 3)"
 
-if "$B/spool-charlm" train --data shakespeare --steps 3 --hidden 16 --batch 4 --eval-every 0 --threads 1 \
-        --checkpoint lm.safetensors > /dev/null 2>&1; then
+if "$B/spool-charlm" train --data train.txt --valid val.txt --steps 3 --hidden 16 --batch 4 --eval-every 0 \
+        --threads 1 --checkpoint lm.safetensors > /dev/null 2>&1; then
     "$O" eval --model m.safetensors --lm lm.safetensors --beam 4 set/clean.tsv > log 2>&1
     [ $? = 0 ] && grep -q "CER [0-9.]*%" log
     ok $? "eval --lm: beam search with a spool-charlm model"

@@ -20,6 +20,8 @@
  *   spool-ocr eval --model M INDEX.tsv...     character and word error rates per index
  *   spool-ocr recognize --model M IMAGE...    the text of each image (PGM or PNG)
  *   spool-ocr bench [options]                 training-step timing on rendered batches (docs/ocr.md)
+ *   spool-ocr text --split S --out FILE       the sentences of one split as text, one a line: the
+ *                                             training text of a --lm that never saw a test line
  */
 #include "spool.h"
 #include "spool/layers.h"
@@ -296,15 +298,16 @@ typedef struct {
     ocr_config cfg;
 } ocr_opts;
 
-enum { TRAIN = 1, EVAL = 2, RECOGNIZE = 4, RENDER = 8, BENCH = 16 };
+enum { TRAIN = 1, EVAL = 2, RECOGNIZE = 4, RENDER = 8, BENCH = 16, TEXT = 32 };
 #define T ocr_opts
 static const ex_opt OPTS[] = {
-    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | RENDER | BENCH, "DIR",
+    EX_OPT("data", EX_STR, T, data, NULL, 0, 0, TRAIN | RENDER | BENCH | TEXT, "DIR",
            "folder of the bundled corpora (tinyshakespeare/, sentiment-uci/, sentiment-mr/; default: the bundled data)"),
     EX_OPT("fonts", EX_STR, T, fonts, "/usr/share/fonts", 0, 0, TRAIN | RENDER | BENCH, "DIR",
            "fonts folder (Debian: fonts-dejavu-core, fonts-dejavu-extra, fonts-liberation2, fonts-urw-base35)"),
-    EX_OPT("out", EX_STR, T, out, "ocr.safetensors", 0, 0, TRAIN, "FILE",
-           "the model, with its optimizer state and step, written every --checkpoint-every steps and at the end"),
+    EX_OPT("out", EX_STR, T, out, NULL, 0, 0, TRAIN | TEXT, "FILE",
+           "train: the model, with its optimizer state and step, written every --checkpoint-every steps and at the "
+           "end (default: ocr.safetensors); text: the file of sentences (required)"),
     EX_OPT("resume", EX_FLAG, T, resume, NULL, 0, 0, TRAIN, NULL,
            "continue the run saved in --out (the same lines and styles follow as without a break)"),
     EX_OPT("model", EX_STR, T, model, "ocr.safetensors", 0, 0, EVAL | RECOGNIZE, "FILE", "the trained model"),
@@ -313,9 +316,10 @@ static const ex_opt OPTS[] = {
     EX_OPT("lines", EX_INT, T, n_lines, "200", 1, 1000000, RENDER, "N", "test sentences per variant (clean, degraded)"),
     EX_CHOICE("format", EX_STR, T, format, "pgm", "pgm|png", RENDER, "F",
               "image files: PGM (binary P5), or PNG (when built with libpng)"),
-    EX_CHOICE("split", EX_STR, T, split, "test", "test|val|train", RENDER, "S",
+    EX_CHOICE("split", EX_STR, T, split, "test", "test|val|train", RENDER | TEXT, "S",
               "test: test sentences in the held-out fonts; val: validation sentences (for tuning) in the training "
-              "fonts; train: training sentences in the training fonts (does the model read what it learned?)"),
+              "fonts; train: training sentences in the training fonts (does the model read what it learned?); "
+              "text: the sentences of that split (--split must be given)"),
     EX_OPT("size", EX_DBL, T, size, "32", 8, 200, RENDER, "PX", "font size of the test lines in pixels"),
     EX_OPT("steps", EX_LONG, T, steps, "20000", 1, 1e12, TRAIN | BENCH, "N", "training steps (bench: timed steps)"),
     EX_OPT("batch", EX_INT, T, batch, "32", 1, 4096, TRAIN | EVAL | BENCH, "B", "lines per step"),
@@ -328,7 +332,7 @@ static const ex_opt OPTS[] = {
            "columns per frame (2: a 40-character line is about 250 frames)"),
     EX_OPT("hidden", EX_INT, T, cfg.hidden, "256", 1, 4096, TRAIN | BENCH, "H", "LSTM size per direction"),
     EX_OPT("layers", EX_INT, T, cfg.layers, "2", 1, SP_RNN_MAX_LAYERS, TRAIN | BENCH, "L", "BiLSTM layers"),
-    EX_OPT("max-chars", EX_INT, T, max_chars, "40", 4, 200, TRAIN | RENDER | BENCH, "N",
+    EX_OPT("max-chars", EX_INT, T, max_chars, "40", 4, 200, TRAIN | RENDER | BENCH | TEXT, "N",
            "corpus sentences are cut into lines of at most N characters"),
     EX_OPT("clean", EX_FLAG, T, clean, NULL, 0, 0, TRAIN, NULL, "train on clean lines only (no rotation, blur, noise)"),
     EX_OPT("lm", EX_STR, T, lm, NULL, 0, 0, EVAL | RECOGNIZE, "FILE",
@@ -352,7 +356,7 @@ static const ex_opt OPTS[] = {
            "a progress line every N steps (redrawn in place on a terminal; 0 = none)"),
 };
 #undef T
-static const char *const CMDS[] = {"train", "eval", "recognize", "render", "bench", NULL};
+static const char *const CMDS[] = {"train", "eval", "recognize", "render", "bench", "text", NULL};
 
 static void usage_more(FILE *f)
 {
@@ -368,7 +372,8 @@ static const ex_cli CLI = {"spool-ocr",
                            "       spool-ocr render [--out-dir DIR]      write the held-out test set (PGM + TSV index; --split val)\n"
                            "       spool-ocr eval [--model M] INDEX.tsv...  character and word error rates\n"
                            "       spool-ocr recognize [--model M] IMAGE...  the text of each PGM/PNG line image\n"
-                           "       spool-ocr bench [options]             time training steps on rendered batches\n",
+                           "       spool-ocr bench [options]             time training steps on rendered batches\n"
+                           "       spool-ocr text --split S --out FILE   the sentences of split S, one a line (a --lm's text)\n",
                            usage_more, CMDS, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], EX_MAX_POS, "FILE"};
 
 static ex_args cli_args;
@@ -661,13 +666,20 @@ static int make_dir(const char *d)
     return -1;
 }
 
+/* The lines of --split: its OCR_SPLIT_* kind, and their indices into c->line in *pick. */
+static int split_pick(const ocr_opts *o, const ocr_corpus *c, int **pick, int *n_pick)
+{
+    int split = !strcmp(o->split, "val") ? OCR_SPLIT_VAL : !strcmp(o->split, "train") ? OCR_SPLIT_TRAIN : OCR_SPLIT_TEST;
+    *pick = split == OCR_SPLIT_VAL ? c->val : split == OCR_SPLIT_TRAIN ? c->train : c->test;
+    *n_pick = split == OCR_SPLIT_VAL ? c->n_val : split == OCR_SPLIT_TRAIN ? c->n_train : c->n_test;
+    return split;
+}
+
 static int do_render(const ocr_opts *o)
 {
     ocr_corpus corp;
     if (load_corpus(o, &corp)) return 1;
-    int split = !strcmp(o->split, "val") ? OCR_SPLIT_VAL : !strcmp(o->split, "train") ? OCR_SPLIT_TRAIN : OCR_SPLIT_TEST;
-    int *pick = split == OCR_SPLIT_VAL ? corp.val : split == OCR_SPLIT_TRAIN ? corp.train : corp.test;
-    int n_pick = split == OCR_SPLIT_VAL ? corp.n_val : split == OCR_SPLIT_TRAIN ? corp.n_train : corp.n_test;
+    int *pick, n_pick, split = split_pick(o, &corp, &pick, &n_pick);
     ocr_fonts *fonts = n_pick ? open_fonts(o, split == OCR_SPLIT_TEST ? OCR_TEST : OCR_TRAIN) : NULL;
     int rc = 1;
     if (!n_pick) fprintf(stderr, "%s: the corpus has no %s lines\n", prog, o->split);
@@ -724,6 +736,39 @@ static int do_render(const ocr_opts *o)
 out:
     free(idx);
     ocr_fonts_free(fonts);
+    ocr_corpus_free(&corp);
+    return rc;
+}
+
+/* =================================================================================== text */
+
+/* The sentences of --split, one a line, in the corpus's order, into --out (atomically): the very
+ * lines that training draws (--split train), from the same loader and split as train, so that a
+ * language model trained on them (spool-charlm train --data FILE) has seen no test or validation
+ * sentence. */
+static int do_text(const ocr_opts *o)
+{
+    ocr_corpus corp;
+    if (load_corpus(o, &corp)) return 1;
+    int *pick, n_pick;
+    split_pick(o, &corp, &pick, &n_pick);
+    size_t cap = 1;
+    for (int i = 0; i < n_pick; i++) cap += strlen(corp.line[pick[i]]) + 1;
+    char *buf = malloc(cap), err[1200];
+    int rc = 1;
+    if (!buf) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+    } else {
+        size_t used = 0;
+        for (int i = 0; i < n_pick; i++) {
+            size_t l = strlen(corp.line[pick[i]]);
+            memcpy(buf + used, corp.line[pick[i]], l);
+            used += l, buf[used++] = '\n';
+        }
+        if (ex_write_file(o->out, buf, used, err, sizeof err)) fprintf(stderr, "%s: %s\n", prog, err);
+        else printf("%s: %d %s lines\n", o->out, n_pick, o->split), rc = 0;
+    }
+    free(buf);
     ocr_corpus_free(&corp);
     return rc;
 }
@@ -833,7 +878,7 @@ int main(int argc, char **argv)
     if (rc >= 0) return rc;
     cli_args = args;
     if (args.cmd < 0) {
-        fprintf(stderr, "%s: give a command: train, render, eval, recognize or bench (try --help)\n", prog);
+        fprintf(stderr, "%s: give a command: train, render, eval, recognize, bench or text (try --help)\n", prog);
         return 2;
     }
     const char *cmd = CMDS[args.cmd];
@@ -848,7 +893,14 @@ int main(int argc, char **argv)
                                      : "an image, e.g. spool-ocr recognize line.pgm");
         return 2;
     }
+    if (!strcmp(cmd, "text") && (!ex_given(&CLI, &args, "split") || !o.out)) {
+        fprintf(stderr, "%s: text needs --split (train, val or test) and --out FILE, e.g. spool-ocr text --split train "
+                "--out ocr-lm-train.txt (try --help)\n", prog);
+        return 2;
+    }
+    if (!o.out) o.out = "ocr.safetensors";
     if (o.threads > 0) sp_set_threads(o.threads);
+    if (!strcmp(cmd, "text")) return do_text(&o);
     if (!strcmp(cmd, "eval")) return do_eval(&o, args.pos, args.npos);
     if (!strcmp(cmd, "recognize")) return do_recognize(&o, args.pos, args.npos);
     if (!strcmp(cmd, "render")) return do_render(&o) ? 1 : 0;
