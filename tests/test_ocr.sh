@@ -95,6 +95,13 @@ if "$B/spool-charlm" train --data train.txt --valid val.txt --steps 3 --hidden 1
     "$O" eval --model m.safetensors --lm lm.safetensors --beam 4 set/clean.tsv > log 2>&1
     [ $? = 0 ] && grep -q "CER [0-9.]*%" log
     ok $? "eval --lm: beam search with a spool-charlm model"
+    # the bonus offsets the language model's cost of a character: without --lm it is 0 (it was
+    # --lm-bonus's default, 1 nat a character, and bought insertions), so a plain beam search reads
+    # what one with a language model of weight 0 and bonus 0 reads
+    "$O" recognize --model m.safetensors --beam 8 set/clean/*.pgm > plain 2> log &&
+        "$O" recognize --model m.safetensors --beam 8 --lm lm.safetensors --lm-weight 0 --lm-bonus 0 set/clean/*.pgm \
+            > zero 2>> log && cmp -s plain zero
+    ok $? "recognize --beam without --lm adds no bonus per character"
 else
     ok 1 "spool-charlm trains a language model for --lm"
 fi
@@ -126,6 +133,7 @@ expect 1 "want 'file<TAB>text'" "eval an index without a tab" -- "$O" eval --mod
 expect 1 "not a spool-charlm checkpoint" "a spool-ocr model as --lm" -- "$O" eval --model m.safetensors --lm m.safetensors set/clean.tsv
 expect 2 "needs an image" "recognize without an image" -- "$O" recognize --model m.safetensors
 expect 2 "unexpected argument" "train with an argument" -- "$O" train extra
+expect 2 "give it with --lm" "--lm-bonus without --lm" -- "$O" eval --model m.safetensors --lm-bonus 1 set/clean.tsv
 expect 1 "no val lines" "render --split val of a corpus without validation lines" -- "$O" render --data fit --split val --out-dir v
 expect 2 "--hidden" "a bad --hidden" -- "$O" train --hidden 0
 expect 1 "none of the training fonts" "train without fonts" -- "$O" train --fonts "$W" --steps 1

@@ -554,11 +554,13 @@ out:
     return rc;
 }
 
-/* The decoder of --beam/--lm into d (*lm holds the loaded model: ocr_lm_free it). */
+/* The decoder of --beam/--lm into d (*lm holds the loaded model: ocr_lm_free it). The bonus
+ * offsets the language model's cost of a character, so it is 0 without one: alone it only buys
+ * insertions (a beam search without --lm given --lm-bonus 1 read "much" as "rmuch"). */
 static int decoder_open(const ocr_opts *o, ocr_decoder *d, ocr_lm **lm)
 {
     *d = (ocr_decoder){.beam = o->beam >= 0 ? o->beam : o->lm ? SP_CTC_DEFAULT_BEAM : 0, .lm_weight = o->lm_weight,
-                       .lm_bonus = o->lm_bonus};
+                       .lm_bonus = o->lm ? o->lm_bonus : 0};
     *lm = NULL;
     if (!o->lm) return 0;
     if (d->beam == 0) {
@@ -896,6 +898,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "text") && (!ex_given(&CLI, &args, "split") || !o.out)) {
         fprintf(stderr, "%s: text needs --split (train, val or test) and --out FILE, e.g. spool-ocr text --split train "
                 "--out ocr-lm-train.txt (try --help)\n", prog);
+        return 2;
+    }
+    if (!o.lm && (ex_given(&CLI, &args, "lm-weight") || ex_given(&CLI, &args, "lm-bonus"))) {
+        fprintf(stderr, "%s: --lm-weight and --lm-bonus weigh a language model: give it with --lm (try --help)\n", prog);
         return 2;
     }
     if (!o.out) o.out = "ocr.safetensors";
