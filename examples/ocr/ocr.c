@@ -340,9 +340,10 @@ static const ex_opt OPTS[] = {
     EX_OPT("beam", EX_INT, T, beam, "-1", -1, SP_CTC_MAX_BEAM, EVAL | RECOGNIZE, "N",
            "prefix beam search of width N; 0: the best path; -1: 16 with --lm, else 0"),
     EX_OPT("lm-weight", EX_DBL, T, lm_weight, "0.5", 0, 100, EVAL | RECOGNIZE, "A",
-           "weight of the language model's log-probability (--lm)"),
-    EX_OPT("lm-bonus", EX_DBL, T, lm_bonus, "1", -100, 100, EVAL | RECOGNIZE, "B",
-           "added per character to a prefix's score (--lm: offsets the model's cost of each character)"),
+           "weight of the language model's log-probability (--lm; chosen on validation lines, docs/ocr.md)"),
+    EX_OPT("lm-bonus", EX_DBL, T, lm_bonus, "2", -100, 100, EVAL | RECOGNIZE, "B",
+           "added per character to a prefix's score (--lm: offsets the model's cost of each character; chosen on "
+           "validation lines, docs/ocr.md)"),
     EX_OPT("show", EX_INT, T, show, "5", 0, 1 << 30, EVAL, "N", "print the first N misread lines"),
     EX_OPT("warmup", EX_INT, T, warmup, "3", 0, 1000, BENCH, "N", "untimed steps first"),
     EX_OPT("save-batches", EX_STR, T, save_batches, NULL, 0, 0, BENCH, "FILE",
