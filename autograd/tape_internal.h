@@ -62,6 +62,21 @@ extern const sp_op_def sp_op_table[SP_OP__COUNT];
  * (onnx/export.c) writes the same into LayerNormalization. */
 #define SP_LN_EPS 1e-5
 
+/* bf16 copies ("shadows") of fp32 matrices that bf16-mode products read more than once. An op
+ * that rounds a matrix's rows anyway (ops/seq.c rounds every h and gate-gradient row it multiplies,
+ * while the row is in cache) may keep the rounding in the arena and register it; sp__gemm_p then
+ * reads it instead of rounding the same values again in a pass over memory of its own. Whoever
+ * registers promises that the fp32 values stay as they are until the tape's next reset (a
+ * reset or rewind forgets every shadow; sp__keep forgets those of a tensor it lets be overwritten).
+ * The rounding is the one of sp__bf16_pairs (nearest even), so a product reads the same bits either
+ * way: shadows change the time, never the numbers. */
+#define SP__SHADOWS 16
+typedef struct {
+    const float *p;      /* the fp32 matrix: rows x cols at stride ld */
+    const uint16_t *bf;  /* its rounding: rows x cols at stride ld2 (even) */
+    int rows, cols, ld, ld2;
+} sp__shadow;
+
 typedef struct sp_chunk {
     struct sp_chunk *next;
     size_t size, used;
@@ -80,6 +95,8 @@ struct sp_tape {
     void *op_state[SP_OP__COUNT]; /* each op's private state (sp__op_state), or NULL */
     void *scratch;            /* sp__scratch's buffer, reused by every backward kernel */
     size_t scratch_size;
+    sp__shadow shadow[SP__SHADOWS]; /* bf16 copies of matrices (sp__shadow_put), until reset */
+    int n_shadow;
     sp_status status;
     char msg[512];
     char scope[256];
@@ -102,6 +119,11 @@ void *sp__scratch(sp_tape *t, size_t bytes);
 void **sp__op_state(sp_tape *t, sp_op op);
 /* sp_tape_reset, optionally keeping every op's state (sp_tape_rewind: parameters did not change). */
 void sp__tape_reset_ex(sp_tape *t, int keep_op_state);
+/* Register a shadow (above); a full table drops the registration (the products then round). */
+void sp__shadow_put(sp_tape *t, const void *p, int rows, int cols, int ld, const uint16_t *bf, int ld2);
+/* The rounding of rows x cols at p (stride ld) inside a registered shadow, with its stride in
+ * *ld2; NULL when none holds it. */
+const uint16_t *sp__shadow_get(sp_tape *t, const float *p, int rows, int cols, int ld, int *ld2);
 /* True if the op may proceed: tape ok and all inputs non-NULL (else sets an error naming op). */
 int sp__ready(sp_tape *t, sp_op op, sp_tensor *const *in, int n);
 /* Record an op whose output is a new rows x cols arena tensor (NOT zeroed: the op writes it all). Inputs are copied into
