@@ -381,7 +381,7 @@ static void drop_shadows(sp_tape *t, const sp_tensor *x)
     const char *lo = (const char *)x->data, *hi = lo + ((size_t)x->rows * x->stride) * sizeof(sp_real);
     for (int i = 0; i < t->n_shadow; i++) {
         const sp__shadow *s = &t->shadow[i];
-        const char *a = (const char *)s->p, *b = a + (size_t)s->rows * s->ld * sizeof(float);
+        const char *a = (const char *)s->p, *b = a + (size_t)s->rows * s->ld * sizeof(sp_real);
         if (a < hi && lo < b) t->shadow[i--] = t->shadow[--t->n_shadow];
     }
 }
@@ -399,24 +399,40 @@ int sp__keep(sp_tape *t, sp_tensor *x)
     return 1;
 }
 
-void sp__shadow_put(sp_tape *t, const void *p, int rows, int cols, int ld, const uint16_t *bf, int ld2)
+void sp__shadow_put(sp_tape *t, const sp_real *p, int rows, int cols, int ld, const uint16_t *bf, int ld2,
+                    const sp_real *sums)
 {
-    int i = 0;
-    while (i < t->n_shadow && t->shadow[i].p != p) i++; /* a new rounding of the same memory replaces the old */
-    if (i < SP__SHADOWS && p && bf && rows > 0 && cols > 0)
-        t->n_shadow += i == t->n_shadow, t->shadow[i] = (sp__shadow){.p = (const float *)p, .bf = bf, .rows = rows, .cols = cols, .ld = ld, .ld2 = ld2};
+    if (!p || rows < 1 || cols < 1 || (!bf && !sums)) return;
+    int i = 0; /* a registration for the same matrix joins (or replaces) its entry */
+    while (i < t->n_shadow && !(t->shadow[i].p == p && t->shadow[i].rows == rows && t->shadow[i].cols == cols &&
+                                t->shadow[i].ld == ld))
+        i++;
+    if (i == SP__SHADOWS) return;
+    sp__shadow *s = &t->shadow[i];
+    if (i == t->n_shadow++) *s = (sp__shadow){.p = p, .rows = rows, .cols = cols, .ld = ld};
+    if (bf) s->bf = bf, s->ld2 = ld2;
+    if (sums) s->sums = sums;
 }
 
-const uint16_t *sp__shadow_get(sp_tape *t, const float *p, int rows, int cols, int ld, int *ld2)
+const uint16_t *sp__shadow_get(sp_tape *t, const sp_real *p, int rows, int cols, int ld, int *ld2)
 {
     for (int i = 0; i < t->n_shadow; i++) {
         const sp__shadow *s = &t->shadow[i];
-        if (s->ld != ld || p < s->p) continue;
+        if (!s->bf || s->ld != ld || p < s->p) continue;
         const size_t off = (size_t)(p - s->p), r0 = off / (size_t)ld, c0 = off % (size_t)ld;
         if (r0 + (size_t)rows <= (size_t)s->rows && c0 + (size_t)cols <= (size_t)s->cols) {
             *ld2 = s->ld2;
             return s->bf + r0 * (size_t)s->ld2 + c0;
         }
+    }
+    return NULL;
+}
+
+const sp_real *sp__shadow_sums(sp_tape *t, const sp_real *p, int rows, int cols, int ld)
+{
+    for (int i = 0; i < t->n_shadow; i++) {
+        const sp__shadow *s = &t->shadow[i];
+        if (s->sums && s->p == p && s->rows == rows && s->cols == cols && s->ld == ld) return s->sums;
     }
     return NULL;
 }

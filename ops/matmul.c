@@ -173,7 +173,10 @@ void sp__matmul_backward(sp_record *r)
             sp__gemm_p(t, prec, 1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
     }
     sp_tensor *bias = r->n_in > 2 ? r->in[2] : NULL;
-    if (bias && bias->grad) { /* dbias += dC, summed over rows for a [1 x N] row; threads take
+    const sp_real *sums = bias && bias->grad && bias->rows == 1 ? sp__shadow_sums(t, c->grad, M, N, c->stride) : NULL;
+    if (sums) { /* the op that wrote dC summed its columns already (autograd/tape_internal.h) */
+        for (int j = 0; j < N; j++) bias->grad[j] += sums[j];
+    } else if (bias && bias->grad) { /* dbias += dC, summed over rows for a [1 x N] row; threads take
                                 * column ranges (each sums its columns in row order: any count, the same bits) */
         const size_t n_ = (size_t)M * N;
         const int nt = n_ >= SP_PAR_MIN_ELEMS && N >= 64 ? sp__threads_now() : 1;

@@ -386,7 +386,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
         }
     }
     if (pads) sp__amx_prod_fini(&amx);
-    if (hsh) sp__shadow_put(t, out, T * B, H, H, hsh, (H + 1) & ~1);
+    if (hsh) sp__shadow_put(t, out, T * B, H, H, hsh, (H + 1) & ~1, NULL);
     return r->out;
 }
 
@@ -428,6 +428,10 @@ void sp__seq_backward(sp_record *r)
     /* what backward leaves in the gates' rows (dy, or dx when kept), rounded: for dW_hh and, when
      * kept, for xp's product's gradients, which read it as xp's gradient */
     uint16_t *dsh = rows ? shadow_new(r->tape, q->prec, (size_t)T * B, G) : NULL;
+    /* kept: the column sums of xp's gradient (the bias gradient of the product that made xp), per
+     * chunk of CHUNK rows in step order, then over the chunks: the same order for any thread count */
+    const int nch = (B + CHUNK - 1) / CHUNK;
+    sp_real *csum = rows && q->kept ? sp__alloc(r->tape, (size_t)nch * G * sizeof(sp_real)) : NULL;
     if (!rows || sp_tape_status(r->tape) != SP_OK) {
         if (pads) sp__amx_prod_fini(&amx);
         return;
@@ -475,6 +479,7 @@ void sp__seq_backward(sp_record *r)
                 k->bwd(sv, ex, dh, dcn, hp, cp, cn, dx, dy, dhd, dcc + (size_t)i * H, scr, H);
                 if (q->kept) { /* dx over the gates (xp's gradient), the rest of dy over what ex held */
                     memcpy(sv, dx, (size_t)G * sizeof(sp_real));
+                    if (csum) V->acc(csum + (size_t)(tid + i / CHUNK * q->nt) * G, dx, G); /* my_rows' chunks */
                     if (DX0 < G) memcpy(ex, dy + DX0, (size_t)(G - DX0) * sizeof(sp_real));
                 } else { /* dy replaces what it came from; dx is added to xp's gradient */
                     memcpy(sv, dy, (size_t)G * sizeof(sp_real));
@@ -510,7 +515,11 @@ void sp__seq_backward(sp_record *r)
         }
     }
     if (pads) sp__amx_prod_fini(&amx);
-    if (dsh) sp__shadow_put(r->tape, q->sv, T * B, G, (int)q->ss, dsh, (G + 1) & ~1);
+    if (dsh) sp__shadow_put(r->tape, q->sv, T * B, G, (int)q->ss, dsh, (G + 1) & ~1, NULL);
+    if (csum) {
+        for (int c = 1; c < nch; c++) V->acc(csum, csum + (size_t)c * G, G);
+        sp__shadow_put(r->tape, q->sv, T * B, G, (int)q->ss, NULL, 0, csum);
+    }
     /* dy's columns: [0, split) in the gates' rows, [split, G) in ex's (kept, GRU) */
     int split = q->kept ? DX0 : G;
     if (w->grad) { /* dW_hh [G, H] += dy^T h_prev over all steps: step 0 from h0, the rest from out */
