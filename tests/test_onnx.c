@@ -169,17 +169,20 @@ static void writes_one_file(void **state)
     sp_params_free(x.ps);
 }
 
-/* The path at dir/name exported: SP_OK and a file. */
-static void exports(const sp_onnx_model *m, const char *name)
+/* The path at dir/name exported from m (or the recording g): SP_OK and one file. */
+static void exports_either(const sp_onnx_model *m, const sp_onnx_tape *g, const char *name)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/%s.onnx", dir, name);
-    if (sp_onnx_export(m, path) != SP_OK) fail_msg("%s: %s", name, sp_last_error());
+    if ((m ? sp_onnx_export(m, path) : sp_onnx_export_tape(g, path)) != SP_OK) fail_msg("%s: %s", name, sp_last_error());
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_true(st.st_size > 100);
+    assert_int_equal(files_in_dir(), 1);
     remove(path);
 }
+
+static void exports(const sp_onnx_model *m, const char *name) { exports_either(m, NULL, name); }
 
 /* Every kind without an ONNX operator is a Scan over its recorded step (ONNX Runtime checks the
  * numbers in onnx_ort). */
@@ -557,17 +560,7 @@ static void make_step(step_t *s)
                           .lengths = "lengths"};
 }
 
-static void exports_tape(const sp_onnx_tape *g, const char *name)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s.onnx", dir, name);
-    if (sp_onnx_export_tape(g, path) != SP_OK) fail_msg("%s: %s", name, sp_last_error());
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    assert_true(st.st_size > 100);
-    assert_int_equal(files_in_dir(), 1);
-    remove(path);
-}
+static void exports_tape(const sp_onnx_tape *g, const char *name) { exports_either(NULL, g, name); }
 
 /* A recorded graph exports with its bindings, and every binding or op that would fix the batch or
  * the time axis, or has no ONNX form, is refused naming it; an old file stays as it was. */

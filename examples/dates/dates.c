@@ -428,6 +428,19 @@ static int model_from_ckpt(const char *path, model *m, options *o)
     return 0;
 }
 
+/* The trained model of a checkpoint, for --load and export: built as its metadata says, then
+ * its weights. 0, or -1 with the message printed. */
+static int load_model(const char *path, model *m, options *o)
+{
+    if (model_from_ckpt(path, m, o)) return -1;
+    if (sp_load(path, m->ps, NULL, NULL) != SP_OK) {
+        fprintf(stderr, PROG ": %s\n", sp_last_error());
+        sp_params_free(m->ps);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- evaluation */
 
 typedef struct {
@@ -598,12 +611,7 @@ static int translate(const options *o0)
 {
     options o = *o0;
     model m;
-    if (model_from_ckpt(o.load, &m, &o)) return 1;
-    if (sp_load(o.load, m.ps, NULL, NULL) != SP_OK) {
-        fprintf(stderr, PROG ": %s\n", sp_last_error());
-        sp_params_free(m.ps);
-        return 1;
-    }
+    if (load_model(o.load, &m, &o)) return 1;
     sp_tape *t = sp_tape_new();
     int rc = 0;
     for (int i = 0; i < o.n_translate && rc != 2; i++) {
@@ -799,12 +807,7 @@ static int do_export(int argc, char **argv)
     if (xo.threads) sp_set_threads(xo.threads);
     options o = {0};
     model m;
-    if (model_from_ckpt(xo.load, &m, &o)) return 1;
-    if (sp_load(xo.load, m.ps, NULL, NULL) != SP_OK) {
-        fprintf(stderr, PROG ": %s\n", sp_last_error());
-        sp_params_free(m.ps);
-        return 1;
-    }
+    if (load_model(xo.load, &m, &o)) return 1;
     char cfg[160], go[8], ty[8];
     snprintf(cfg, sizeof cfg, "cell=%s emb=%d hidden=%d dec_hidden=%d attention=%s formats=%s", o.cell, m.E, m.H, m.HD,
              o.attention, o.formats);

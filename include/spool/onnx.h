@@ -98,7 +98,7 @@ typedef struct {
     const sp_tensor *node;  /**< the node of the recording (SP_ONNX_IDS: the embedding's table); an
                                  output may be a node bound as an input (not a parameter: see
                                  sp_onnx_model.consts) */
-    sp_onnx_kind kind;
+    sp_onnx_kind kind;      /**< what the node is in the graph */
 } sp_onnx_value;
 
 /** A computation recorded on a tape, exported as a graph of its own (sp_onnx_export_tape; e.g. one
@@ -118,7 +118,8 @@ typedef struct {
     sp_tape *tape;               /**< the recording (its status must be SP_OK) */
     int batch;                   /**< B >= 2: rows of the recording's [B, C] values */
     int steps;                   /**< S >= 2: steps of its SP_ONNX_SEQ values (0 if it has none) */
-    int n_in, n_out;             /**< bound inputs (at most SP_ONNX_MAX_BIND each; n_out >= 1) */
+    int n_in;                    /**< bound inputs (at most SP_ONNX_MAX_BIND) */
+    int n_out;                   /**< bound outputs (1 to SP_ONNX_MAX_BIND) */
     const sp_onnx_value *in;     /**< inputs, in the graph's order */
     const sp_onnx_value *out;    /**< outputs, in the graph's order */
     const char *lengths;         /**< NULL, or the name of an optional int32 [batch] input (default -1:

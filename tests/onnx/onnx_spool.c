@@ -256,6 +256,30 @@ static int run(FILE *f, model_t *m, const char *tag, int T, int B, const int *le
     return 0;
 }
 
+/* A case's two runs of a model (run): a, 7 steps of 5 rows with unsorted lengths {7, 1, 0, 4, 6}
+ * and states fed; b, 3 steps of 2 rows with the graph's defaults. */
+static int model_runs(FILE *f, void *m, sp_rng *rng)
+{
+    static const int lengths[5] = {7, 1, 0, 4, 6};
+    return run(f, m, "a", 7, 5, lengths, 1, rng) || run(f, m, "b", 3, 2, NULL, 0, rng);
+}
+
+/* DIR/<cname>.io written by runs (model_runs, step_runs); then the case's name printed and its
+ * parameters freed. 0, or 1 with the message printed. */
+static int write_io(const char *dir, const char *cname, sp_params *ps, int (*runs)(FILE *, void *, sp_rng *), void *arg,
+                    sp_rng *rng)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.io", dir, cname);
+    FILE *f = fopen(path, "wb");
+    if (!f) return perror(path), 1;
+    int rc = runs(f, arg, rng);
+    if (fclose(f) != 0 || rc) return 1;
+    printf("%s\n", cname);
+    sp_params_free(ps);
+    return 0;
+}
+
 static int one_case(const char *dir, const kind_t *k, int L, int D, sp_merge merge, int input, int trained_init,
                     double zoneout, uint64_t seed)
 {
@@ -299,15 +323,7 @@ static int one_case(const char *dir, const kind_t *k, int L, int D, sp_merge mer
     om.noise = &m.nz;
     snprintf(path, sizeof path, "%s/%s.onnx", dir, cname);
     if (sp_onnx_export(&om, path) != SP_OK) return fail(cname);
-    snprintf(path, sizeof path, "%s/%s.io", dir, cname);
-    FILE *f = fopen(path, "wb");
-    if (!f) return perror(path), 1;
-    static const int lengths[5] = {7, 1, 0, 4, 6};
-    int rc = run(f, &m, "a", 7, 5, lengths, 1, &rng) || run(f, &m, "b", 3, 2, NULL, 0, &rng);
-    if (fclose(f) != 0 || rc) return 1;
-    printf("%s\n", cname);
-    sp_params_free(ps);
-    return 0;
+    return write_io(dir, cname, ps, model_runs, &m, &rng);
 }
 
 /* ------------------------------------------------- recorded graphs (sp_onnx_export_tape) */
@@ -378,6 +394,14 @@ static int step_run(FILE *f, const step_t *s, const char *tag, int T, int B, con
     return 0;
 }
 
+/* A step case's two runs: a, 6 steps of 5 rows with lengths {6, 1, 0, 4, 5}; b, 3 steps of 2 rows
+ * with the default lengths (whole rows). */
+static int step_runs(FILE *f, void *s, sp_rng *rng)
+{
+    static const int lengths[5] = {6, 1, 0, 4, 5};
+    return step_run(f, s, "a", 6, 5, lengths, rng) || step_run(f, s, "b", 3, 2, NULL, rng);
+}
+
 static int step_case(const char *dir, sp_attn_kind kind, sp_cell_kind cell, const char *cname, uint64_t seed)
 {
     char path[512];
@@ -408,15 +432,7 @@ static int step_case(const char *dir, sp_attn_kind kind, sp_cell_kind cell, cons
     snprintf(path, sizeof path, "%s/%s.onnx", dir, cname);
     if (sp_onnx_export_tape(&g, path) != SP_OK) return fail(cname);
     sp_tape_free(t);
-    snprintf(path, sizeof path, "%s/%s.io", dir, cname);
-    FILE *f = fopen(path, "wb");
-    if (!f) return perror(path), 1;
-    static const int lengths[5] = {6, 1, 0, 4, 5};
-    int rc = step_run(f, &s, "a", 6, 5, lengths, &rng) || step_run(f, &s, "b", 3, 2, NULL, &rng);
-    if (fclose(f) != 0 || rc) return 1;
-    printf("%s\n", cname);
-    sp_params_free(ps);
-    return 0;
+    return write_io(dir, cname, ps, step_runs, &s, &rng);
 }
 
 /* An encoder (embedding -> bidirectional LSTM) whose graph ends with post_fn (sp_onnx_model.post):
@@ -449,15 +465,7 @@ static int post_case(const char *dir, uint64_t seed)
     snprintf(path, sizeof path, "%s/%s.onnx", dir, cname);
     if (sp_onnx_export(&om, path) != SP_OK) return fail(cname);
     sp_tape_free(t);
-    snprintf(path, sizeof path, "%s/%s.io", dir, cname);
-    FILE *f = fopen(path, "wb");
-    if (!f) return perror(path), 1;
-    static const int lengths[5] = {7, 1, 0, 4, 6};
-    int rc = run(f, &m, "a", 7, 5, lengths, 1, &rng) || run(f, &m, "b", 3, 2, NULL, 0, &rng);
-    if (fclose(f) != 0 || rc) return 1;
-    printf("%s\n", cname);
-    sp_params_free(ps);
-    return 0;
+    return write_io(dir, cname, ps, model_runs, &m, &rng);
 }
 
 int main(int argc, char **argv)
