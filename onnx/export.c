@@ -390,7 +390,7 @@ static sp_status check_tape(const sp_onnx_tape *g, const char *who, const char *
         const sp_onnx_value *v = len ? NULL : input ? &g->in[i] : &g->out[i - g->n_in];
         const char *nm = len ? g->lengths : v->name;
         if (len && (!nm || names)) break; /* a post's masks read the graph's lengths */
-        if (!(names ? (input ? 1 : name_ok(nm)) : name_free(nm)))
+        if (!(names ? (input ? nm != NULL : name_ok(nm)) : name_free(nm)))
             return sp_fail(SP_ERR_ARG, "%s: %s \"%s\" needs a name of its own (%s)", who, len ? "the lengths input" :
                            input ? "input" : "output", nm ? nm : "(null)", names ? NAME_RULE : FREE_RULE);
         for (int j = 0; j < i && !(names && input); j++) /* unique (a post's inputs name values of the graph) */

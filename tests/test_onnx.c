@@ -651,6 +651,8 @@ static void post_graphs(void **state)
     exports(&x.m, "post_c");
     in[0].name = "hn_l1";
     refused(&x.m, SP_ERR_ARG, "post: input \"hn_l1\" is none of the graph's values", NULL);
+    in[0].name = NULL;
+    refused(&x.m, SP_ERR_ARG, "input \"(null)\" needs a name", NULL);
     in[0].name = "hn_l0";
     in[1].kind = SP_ONNX_ROWS;
     refused(&x.m, SP_ERR_SHAPE, "input \"y\"", "must have 5 rows", NULL);

@@ -16,6 +16,7 @@ Needs no Python package: safetensors are read here (an 8-byte header length, a J
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -48,8 +49,9 @@ def main():
     work, sent, ner = sys.argv[1], os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
     ok = True
     # spool-sentiment: everything the model has comes back
+    shutil.rmtree(work, ignore_errors=True)  # a file left by an earlier run must not pass for this one's
     d = os.path.join(work, "sentiment")
-    os.makedirs(d, exist_ok=True)
+    os.makedirs(d)
     base = [sent, "train", "--data", "sentiment-uci", "--limit", "600", "--epochs", "1", "--hidden", "12", "--embed", "10",
             "--bidir", "--threads", "1", "--log-every", "0", "--seed", "2"]
     run(base + ["--out", "a.safetensors"], d)
@@ -76,7 +78,7 @@ def main():
     ok &= check("spool-sentiment", not os.path.exists(os.path.join(d, "c.safetensors")), "no model written by a refused run")
     # spool-ner: the word embedding, the BiLSTM and the output layer come back; the rest starts fresh
     d = os.path.join(work, "ner")
-    os.makedirs(d, exist_ok=True)
+    os.makedirs(d)
     base = [ner, "train", "--data", "ner-wikigold", "--limit", "150", "--epochs", "1", "--hidden", "10", "--embed", "12",
             "--threads", "1", "--log-every", "0"]
     run(base + ["--out", "a.safetensors"], d)
