@@ -205,6 +205,7 @@ void sp__tape_reset_ex(sp_tape *t, int keep_op_state)
     if (t->chunks) t->chunks->used = 0;
     t->cur = t->chunks;
     t->n_rec = 0;
+    t->n_shadow = 0;
     t->backward_done = 0;
     if (!keep_op_state) reset_op_states(t); /* e.g. parameters may have changed since an op packed them */
     t->status = SP_OK;
@@ -374,6 +375,17 @@ sp_record *sp__record(sp_tape *t, sp_op op, int rows, int cols, sp_tensor *const
     return r;
 }
 
+/* Forget the shadows that overlap x's memory (it is about to be overwritten). */
+static void drop_shadows(sp_tape *t, const sp_tensor *x)
+{
+    const char *lo = (const char *)x->data, *hi = lo + ((size_t)x->rows * x->stride) * sizeof(sp_real);
+    for (int i = 0; i < t->n_shadow; i++) {
+        const sp__shadow *s = &t->shadow[i];
+        const char *a = (const char *)s->p, *b = a + (size_t)s->rows * s->ld * sizeof(sp_real);
+        if (a < hi && lo < b) t->shadow[i--] = t->shadow[--t->n_shadow];
+    }
+}
+
 int sp__keep(sp_tape *t, sp_tensor *x)
 {
     if (!(x->flags & SP_TRANSIENT) || (x->flags & (SP_VIEW | SP_PARAM | SP__KEPT)) || x->id < 0 ||
@@ -383,7 +395,46 @@ int sp__keep(sp_tape *t, sp_tensor *x)
         for (int k = 0; k < t->rec[i].n_in; k++)
             if (t->rec[i].in[k] == x) return 0;
     x->flags |= SP__KEPT;
+    drop_shadows(t, x);
     return 1;
+}
+
+void sp__shadow_put(sp_tape *t, const sp_real *p, int rows, int cols, int ld, const uint16_t *bf, int ld2,
+                    const sp_real *sums)
+{
+    if (!p || rows < 1 || cols < 1 || (!bf && !sums)) return;
+    int i = 0; /* a registration for the same matrix joins (or replaces) its entry */
+    while (i < t->n_shadow && !(t->shadow[i].p == p && t->shadow[i].rows == rows && t->shadow[i].cols == cols &&
+                                t->shadow[i].ld == ld))
+        i++;
+    if (i == SP__SHADOWS) return;
+    sp__shadow *s = &t->shadow[i];
+    if (i == t->n_shadow++) *s = (sp__shadow){.p = p, .rows = rows, .cols = cols, .ld = ld};
+    if (bf) s->bf = bf, s->ld2 = ld2;
+    if (sums) s->sums = sums;
+}
+
+const uint16_t *sp__shadow_get(sp_tape *t, const sp_real *p, int rows, int cols, int ld, int *ld2)
+{
+    for (int i = 0; i < t->n_shadow; i++) {
+        const sp__shadow *s = &t->shadow[i];
+        if (!s->bf || s->ld != ld || p < s->p) continue;
+        const size_t off = (size_t)(p - s->p), r0 = off / (size_t)ld, c0 = off % (size_t)ld;
+        if (r0 + (size_t)rows <= (size_t)s->rows && c0 + (size_t)cols <= (size_t)s->cols) {
+            *ld2 = s->ld2;
+            return s->bf + r0 * (size_t)s->ld2 + c0;
+        }
+    }
+    return NULL;
+}
+
+const sp_real *sp__shadow_sums(sp_tape *t, const sp_real *p, int rows, int cols, int ld)
+{
+    for (int i = 0; i < t->n_shadow; i++) {
+        const sp__shadow *s = &t->shadow[i];
+        if (s->sums && s->p == p && s->rows == rows && s->cols == cols && s->ld == ld) return s->sums;
+    }
+    return NULL;
 }
 
 sp_record *sp__record_view(sp_tape *t, sp_op op, sp_tensor *x, size_t offset, int rows, int cols)

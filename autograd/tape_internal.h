@@ -62,6 +62,27 @@ extern const sp_op_def sp_op_table[SP_OP__COUNT];
  * (onnx/export.c) writes the same into LayerNormalization. */
 #define SP_LN_EPS 1e-5
 
+/* What an op leaves beside a matrix it wrote, for later readers of the same values ("shadows"):
+ *  - a bf16 copy: an op that rounds a matrix's rows anyway (ops/seq.c rounds every h and
+ *    gate-gradient row it multiplies, while the row is in cache) keeps the rounding in the arena,
+ *    and sp__gemm_p reads it instead of rounding the same values again in a pass over memory of
+ *    its own (bf16 mode on AMX). The same rounding (nearest even), so a product reads the same
+ *    bits either way; oneDNN may pick another blocking for another operand stride, which can
+ *    change the summation order of a product, not its operands.
+ *  - column sums: an op that writes the rows of a gradient one by one sums them as it goes
+ *    (ops/seq.c, xp's gradient), and the bias gradient of the matmul that made xp adds those sums
+ *    instead of reading the whole gradient again. Summed in an order fixed by the data (never by
+ *    the thread count), so any number of threads gives the same bits.
+ * Whoever registers promises that the values stay as they are until the tape's next reset (reset
+ * and rewind forget every shadow; sp__keep forgets those of a tensor it lets be overwritten). */
+#define SP__SHADOWS 16
+typedef struct {
+    const sp_real *p;    /* the matrix: rows x cols at stride ld */
+    const uint16_t *bf;  /* its rounding to bf16: rows x cols at stride ld2 (even), or NULL */
+    const sp_real *sums; /* its column sums [cols], or NULL */
+    int rows, cols, ld, ld2;
+} sp__shadow;
+
 typedef struct sp_chunk {
     struct sp_chunk *next;
     size_t size, used;
@@ -80,6 +101,8 @@ struct sp_tape {
     void *op_state[SP_OP__COUNT]; /* each op's private state (sp__op_state), or NULL */
     void *scratch;            /* sp__scratch's buffer, reused by every backward kernel */
     size_t scratch_size;
+    sp__shadow shadow[SP__SHADOWS]; /* bf16 copies of matrices (sp__shadow_put), until reset */
+    int n_shadow;
     sp_status status;
     char msg[512];
     char scope[256];
@@ -102,6 +125,15 @@ void *sp__scratch(sp_tape *t, size_t bytes);
 void **sp__op_state(sp_tape *t, sp_op op);
 /* sp_tape_reset, optionally keeping every op's state (sp_tape_rewind: parameters did not change). */
 void sp__tape_reset_ex(sp_tape *t, int keep_op_state);
+/* Register a shadow (above): a bf16 copy bf at stride ld2, and/or column sums (either may be
+ * NULL); a full table drops the registration (the readers then do the work themselves). */
+void sp__shadow_put(sp_tape *t, const sp_real *p, int rows, int cols, int ld, const uint16_t *bf, int ld2,
+                    const sp_real *sums);
+/* The bf16 rounding of rows x cols at p (stride ld) inside a registered copy, with its stride in
+ * *ld2; NULL when none holds it. */
+const uint16_t *sp__shadow_get(sp_tape *t, const sp_real *p, int rows, int cols, int ld, int *ld2);
+/* The column sums of exactly the matrix rows x cols at p (stride ld), or NULL. */
+const sp_real *sp__shadow_sums(sp_tape *t, const sp_real *p, int rows, int cols, int ld);
 /* True if the op may proceed: tape ok and all inputs non-NULL (else sets an error naming op). */
 int sp__ready(sp_tape *t, sp_op op, sp_tensor *const *in, int n);
 /* Record an op whose output is a new rows x cols arena tensor (NOT zeroed: the op writes it all). Inputs are copied into

@@ -106,7 +106,7 @@ static double amx_rate(void)
     double best = 0;
     for (int r = 0; a && c && scratch && r < 6; r++) {
         double t0 = cpu_s();
-        if (!sp__amx_gemm(0, 0, n, n, n, a, n, a, n, 0, c, n, 1, scratch, bytes)) break;
+        if (!sp__amx_gemm(0, 0, n, n, n, a, n, NULL, 0, a, n, NULL, 0, NULL, 0, c, n, 1, scratch, bytes)) break;
         double g = 2.0 * n * n * n / (cpu_s() - t0) * 1e-9;
         if (r > 0 && g > best) best = g; /* round 0 makes the primitive */
     }

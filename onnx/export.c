@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* export.c - sp_onnx_export (include/spool/onnx.h): a model's inference graph as an ONNX file.
+/* export.c - sp_onnx_export (include/spool/onnx.h): a model's inference graph as an ONNX file;
+ * sp_onnx_export_tape: a computation recorded on a tape (a decoder step) as a graph of its own.
  *
  * The graph is built as protobuf-c messages of ONNX's own schema (sp_onnx.pb-c.h, generated from
  * onnx.proto by onnx/meson.build) and packed by protobuf-c, then written through the atomic
@@ -23,9 +24,13 @@
  *     (and the definition: no step read) keeps the initial state, so their final states pass a Where on
  *     length > 0 (tests/onnx/onnx_check.py checks it);
  *   - the head is a Gemm with transB on the [time*batch, O] rows, so its weight keeps spool's
- *     (PyTorch's) layout and name.
- * Anything else is refused before a byte is written (check_model, and translate for what a
- * recorded step does). */
+ *     (PyTorch's) layout and name;
+ *   - a recorded computation (sp_onnx_tape: a model's post, or a graph of its own) goes through
+ *     the same translation as a Scan's step, limited to what its outputs need (tape_nodes), with
+ *     its sequences [S*B, C] as [time, batch, C] values: columns are axis -1 everywhere, so the
+ *     same nodes serve rows and sequences; attention scores are [batch, time].
+ * Anything else is refused before a byte is written (check_model, check_tape, and translate for
+ * what a recording does). */
 #include "sp_onnx.pb-c.h"
 #include "onnx_internal.h"
 #include "../autograd/file_internal.h"
@@ -256,18 +261,6 @@ static const char *init_i32(ox *b, const char *name, int n, const int32_t *v)
 /* A 1-D int64 constant of k values (shapes, axes). */
 static const char *const_i64(ox *b, const char *hint, int k, const int64_t *v) { return init_i64(b, tmp(b, hint), k, v); }
 
-/* A spool tensor [rows, cols] as a float initializer of its own name; as_vector: 1-D [rows*cols]. */
-static const char *init_tensor(ox *b, const sp_tensor *x, int as_vector)
-{
-    uint8_t *raw;
-    int64_t dims[2] = {x->rows, x->cols}, n = (int64_t)x->rows * x->cols;
-    const char *name = ox_str(b, "%s", x->name);
-    if (!init_raw(b, name, F32, as_vector ? 1 : 2, as_vector ? &n : dims, 4, &raw)) return NULL;
-    for (int i = 0; i < x->rows; i++)
-        for (int j = 0; j < x->cols; j++) put_f32(raw + 4 * ((size_t)i * x->cols + j), *sp_at(x, i, j));
-    return name;
-}
-
 /* ------------------------------------------------------------- inputs and outputs */
 
 /* A value info: elem type and dims; a dim > 0 is fixed, 0 a named axis (sym[i]), < 0 unknown. */
@@ -354,18 +347,76 @@ static int shape_is(const sp_tensor *x, int rows, int cols) { return x && x->row
 /* A name a caller gives an input or output (sp_onnx_model.extra_names, const_names) must not be
  * one the graph has: not a name of the table in onnx.h, not "<hint>_<n>" (intermediate values),
  * not a parameter's (those have a '/' or '.'). */
-#define NAME_RULE "not ids, x, lengths, y, logits, probs, [hc][0n]_l<k>; no '.', '/' or ending in _<digits>"
+#define FREE_RULE "no '.', '/' or ending in _<digits>"
+#define NAME_RULE "not ids, x, lengths, y, logits, probs, [hc][0n]_l<k>; " FREE_RULE
+static int name_free(const char *nm) /* of intermediate values' and parameters' names */
+{
+    if (!nm || !*nm || strchr(nm, '.') || strchr(nm, '/')) return 0;
+    const char *u = strrchr(nm, '_');
+    return !(u && u[1] && strspn(u + 1, "0123456789") == strlen(u + 1));
+}
+
 static int name_ok(const char *nm)
 {
     static const char *const taken[] = {"ids", "x", "lengths", "y", "logits", "probs"};
-    if (!nm || !*nm || strchr(nm, '.') || strchr(nm, '/')) return 0;
+    if (!name_free(nm)) return 0;
     for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
         if (!strcmp(nm, taken[i])) return 0;
-    if (strchr("hc", nm[0]) && nm[1] && strchr("0n", nm[1]) && !strncmp(nm + 2, "_l", 2)) return 0;
-    const char *u = strrchr(nm, '_');
-    if (u && u[1] && strspn(u + 1, "0123456789") == strlen(u + 1)) return 0;
-    return 1;
+    return !(strchr("hc", nm[0]) && nm[1] && strchr("0n", nm[1]) && !strncmp(nm + 2, "_l", 2));
 }
+
+/* node is a node recorded on t (not a parameter, nor a tensor of another tape). */
+static int on_tape(const sp_tape *t, const sp_tensor *node)
+{
+    return node && !(node->flags & SP_PARAM) && node->id >= 0 && node->id < t->n_rec && t->rec[node->id].out == node;
+}
+
+/* What sp_onnx_tape says, checked before anything is built (who: the function, for messages);
+ * post: g is an sp_onnx_model's post, whose inputs are values of the model's graph (names[0..n)
+ * more names the graph has). */
+static sp_status check_tape(const sp_onnx_tape *g, const char *who, const char *const *names, int n)
+{
+    if (!g->tape || sp_tape_status(g->tape) != SP_OK)
+        return sp_fail(SP_ERR_ARG, "%s: %s", who, g->tape ? "the recording failed; its tape holds the error" : "tape is NULL");
+    if (g->batch < 2 || g->steps < 0 || g->steps == 1 || (g->steps && (long)g->steps * g->batch > (1L << 30)))
+        return sp_fail(SP_ERR_ARG, "%s: batch %d and steps %d: the batch must be >= 2 and the steps 0 (no sequence) or "
+                                   ">= 2, so that their rows tell them apart", who, g->batch, g->steps);
+    if (g->n_in < 0 || g->n_in > SP_ONNX_MAX_BIND || g->n_out < 1 || g->n_out > SP_ONNX_MAX_BIND ||
+        (g->n_in && !g->in) || !g->out)
+        return sp_fail(SP_ERR_ARG, "%s: %d inputs and %d outputs: 0 to %d inputs, 1 to %d outputs", who, g->n_in,
+                       g->n_out, SP_ONNX_MAX_BIND, SP_ONNX_MAX_BIND);
+    for (int i = 0; i < g->n_in + g->n_out + 1; i++) {
+        int input = i < g->n_in, len = i == g->n_in + g->n_out;
+        const sp_onnx_value *v = len ? NULL : input ? &g->in[i] : &g->out[i - g->n_in];
+        const char *nm = len ? g->lengths : v->name;
+        if (len && (!nm || names)) break; /* a post's masks read the graph's lengths */
+        if (!(names ? (input ? nm != NULL : name_ok(nm)) : name_free(nm)))
+            return sp_fail(SP_ERR_ARG, "%s: %s \"%s\" needs a name of its own (%s)", who, len ? "the lengths input" :
+                           input ? "input" : "output", nm ? nm : "(null)", names ? NAME_RULE : FREE_RULE);
+        for (int j = 0; j < i && !(names && input); j++) /* unique (a post's inputs name values of the graph) */
+            if (!strcmp(nm, j < g->n_in ? g->in[j].name : g->out[j - g->n_in].name))
+                return sp_fail(SP_ERR_ARG, "%s: two values of the graph are named \"%s\"", who, nm);
+        for (int j = 0; names && !input && j < n; j++)
+            if (names[j] && !strcmp(nm, names[j]))
+                return sp_fail(SP_ERR_ARG, "%s: post: output \"%s\": the graph has a value of that name", who, nm);
+        if (len) break;
+        int rows = v->kind == SP_ONNX_SEQ ? g->steps * g->batch : g->batch;
+        if ((unsigned)v->kind > SP_ONNX_IDS || (!input && v->kind == SP_ONNX_IDS) || (names && v->kind == SP_ONNX_IDS) ||
+            (v->kind == SP_ONNX_SEQ && !g->steps))
+            return sp_fail(SP_ERR_ARG, "%s: %s \"%s\": kind %d is not one of SP_ONNX_ROWS, SP_ONNX_SEQ (with steps >= 2)%s",
+                           who, input ? "input" : "output", nm, (int)v->kind, input && !names ? " or SP_ONNX_IDS" : "");
+        if (v->kind == SP_ONNX_IDS ? !v->node : !on_tape(g->tape, v->node))
+            return sp_fail(SP_ERR_ARG, "%s: %s \"%s\" is bound to %s", who, input ? "input" : "output", nm,
+                           v->node ? "a node that is not one recorded on the tape" : "no node (NULL)");
+        if (v->kind != SP_ONNX_IDS && v->node->rows != rows)
+            return sp_fail(SP_ERR_SHAPE, "%s: %s \"%s\" (node \"%s\" [%d x %d]) must have %d rows (%s)", who,
+                           input ? "input" : "output", nm, v->node->name, v->node->rows, v->node->cols, rows,
+                           v->kind == SP_ONNX_SEQ ? "steps x batch" : "the batch");
+    }
+    return SP_OK;
+}
+
+static const char *post_value(ox *b, const sp_onnx_model *m, const sp_onnx_value *v, const char *y, int *cols);
 
 /* Everything that would make the file wrong or unreadable and can be seen without recording a
  * step, checked before anything is built (what a Scan's step does is checked as it is
@@ -450,6 +501,23 @@ static sp_status check_model(const sp_onnx_model *m)
     }
     for (const char *const *kv = m->metadata; kv && *kv; kv += 2)
         if (!kv[1]) return sp_fail(SP_ERR_ARG, "sp_onnx_export: metadata key \"%s\" has no value (NULL)", kv[0]);
+    if (m->post) { /* its outputs' names are new to the graph; its inputs name values of it */
+        const char *names[2 * SP_ONNX_MAX_EXTRA];
+        for (int k = 0; k < m->n_extra; k++) names[k] = m->extra_names[k];
+        for (int k = 0; k < m->n_consts; k++) names[m->n_extra + k] = m->const_names[k];
+        sp_status s = check_tape(m->post, "sp_onnx_export", names, m->n_extra + m->n_consts);
+        for (int i = 0; s == SP_OK && i < m->post->n_in; i++) {
+            const sp_onnx_value *v = &m->post->in[i];
+            int cols = 0;
+            if (!post_value(NULL, m, v, NULL, &cols))
+                s = sp_fail(SP_ERR_ARG, "sp_onnx_export: post: input \"%s\" is none of the graph's values it may read: "
+                                        "y (SP_ONNX_SEQ), hn_l<k> or cn_l<k> of a layer k with that state (SP_ONNX_ROWS)", v->name);
+            else if (cols != v->node->cols)
+                s = sp_fail(SP_ERR_SHAPE, "sp_onnx_export: post: input \"%s\" has %d columns in the graph, node \"%s\" %d",
+                            v->name, cols, v->node->name, v->node->cols);
+        }
+        if (s) return s;
+    }
     return SP_OK;
 }
 
@@ -478,6 +546,23 @@ static const char *param_name(ox *b, const sp_tensor *p, int transposed)
     return name;
 }
 
+/* A spool tensor [rows, cols] (the embedding's or head's) as a float initializer of its own name;
+ * as_vector: 1-D [rows*cols] (a Gemm's C). Written once, as param_name's, however often the graph
+ * reads it. */
+static const char *init_tensor(ox *b, const sp_tensor *x, int as_vector)
+{
+    if (!as_vector) return param_name(b, x, 0);
+    for (size_t i = 0; i < b->params.n; i++)
+        if (b->params.v[i] == x && !((const char *)b->pnames.v[i])[strlen(x->name)]) return b->pnames.v[i];
+    uint8_t *raw;
+    int64_t n = (int64_t)x->rows * x->cols;
+    const char *name = ox_str(b, "%s", x->name);
+    if (!init_raw(b, name, F32, 1, &n, 4, &raw)) return NULL;
+    for (int i = 0; i < x->rows; i++)
+        for (int j = 0; j < x->cols; j++) put_f32(raw + 4 * ((size_t)i * x->cols + j), *sp_at(x, i, j));
+    return push(b, &b->params, (void *)x) || push(b, &b->pnames, (void *)name) ? NULL : name;
+}
+
 static const char *scalar_f32(ox *b, double v)
 {
     uint8_t *raw;
@@ -487,20 +572,46 @@ static const char *scalar_f32(ox *b, double v)
     return name;
 }
 
-/* What a translation knows: the name of each record's output (records from `from` on). */
+/* What a translation knows: the name of each record's output (records from `from` on), and what
+ * the values of the recording stand for. A step of a Scan has rows of the batch only (NPROBE of
+ * them); a recorded graph (sp_onnx_tape) also sequences of S*B rows, ids bound to embedding
+ * tables and the lengths its attention masks read. */
 typedef struct {
     sp_tape *t;
     int from;
-    const char **names;  /* by record index */
-    const char *where;   /* "layer 1 (cell \"mgu1\")" for messages */
+    const char **names;         /* by record index; preset: bound to a value of the graph */
+    const char *who, *where;    /* "sp_onnx_export", "layer 1 (cell \"mgu1\")" for messages */
+    int batch;                  /* rows that stand for the batch */
+    int seq_rows;               /* rows of a sequence (S*B, time-major), [time, batch, C] in the graph; 0: none */
+    const unsigned char *need;  /* NULL: every record from `from`; else only the marked ones */
+    unsigned char *tcol;        /* per record: its columns are the time axis (attention scores), or NULL */
+    const char *bdim;           /* int64 [1], the batch: a constant of the batch's rows, all equal, is
+                                   broadcast to it (zeros of a fresh state); NULL: refused */
+    const char *lengths;        /* int32 [B] (-1: the whole sequence) for attention masks, or NULL: refused */
+    int n_ids;                  /* embedding tables whose lookups read an int64 [batch] input */
+    const sp_tensor *const *id_table;
+    const char *const *id_name;
 } xl;
+
+/* v is a value of the recording with a sequence's rows ([time, batch, C] in the graph). */
+static int is_seq(const xl *x, const sp_tensor *v)
+{
+    return x->seq_rows > 0 && v->rows == x->seq_rows && !(v->flags & SP_PARAM);
+}
+
+/* v's columns are the time axis of the graph (attention scores and what is computed from them). */
+static int is_tcol(const xl *x, const sp_tensor *v)
+{
+    return x->tcol && !(v->flags & SP_PARAM) && v->id >= x->from && v->id < sp_tape_count(x->t) && x->tcol[v->id];
+}
 
 /* The graph name of tensor v of the recording; NULL (with the message set) if it has none. */
 static const char *vname(ox *b, const xl *x, const sp_tensor *v)
 {
     if (v->flags & SP_PARAM) return param_name(b, v, 0);
     if (v->id >= x->from && v->id < sp_tape_count(x->t) && x->names[v->id]) return x->names[v->id];
-    sp_fail(SP_ERR_ARG, "sp_onnx_export: %s: node \"%s\" comes from outside the recorded step", x->where, v->name);
+    sp_fail(SP_ERR_ARG, "%s: %s: node \"%s\" comes from outside the recorded %s", x->who, x->where, v->name,
+            x->need ? "graph" : "step");
     return NULL;
 }
 
@@ -515,7 +626,7 @@ static const char *operand(ox *b, const xl *x, const sp_tensor *v, int trans)
     return o;
 }
 
-/* Columns [c0, c0 + n) (axis 1) or rows (axis 0) of a value. */
+/* Columns [c0, c0 + n) (axis -1: a sequence's too) or rows (axis 0) of a value. */
 static const char *slice(ox *b, const char *v, int axis, int64_t c0, int64_t n)
 {
     const char *in[4] = {v, const_i64(b, "starts", 1, &c0), const_i64(b, "ends", 1, (int64_t[]){c0 + n}),
@@ -529,28 +640,90 @@ static void split_cols(ox *b, const char *v, int k, const char **out)
 {
     for (int i = 0; i < k; i++) out[i] = tmp(b, "part");
     node_t *n = node(b, "Split", NULL, 1, &v, k, out);
-    attr_int(b, n, "axis", 1);
+    attr_int(b, n, "axis", -1);
 }
 
-/* Records x->from .. end of the recording as ONNX nodes (into b->cur). Each op maps onto the
- * ONNX operators that compute it; an op without one is an error naming it and its node. */
+/* Every row of x is its first row (a constant of the batch's rows that is one row repeated). */
+static int rows_equal(const sp_tensor *x)
+{
+    for (int i = 1; i < x->rows; i++)
+        if (memcmp(sp_at(x, i, 0), sp_at(x, 0, 0), sizeof(sp_real) * (size_t)x->cols)) return 0;
+    return 1;
+}
+
+/* Rows of a table for int64 ids of any shape (rank axes), as sp_embedding: an id < 0 gives a zero
+ * row, Gather(table, max(id, 0)) * (id >= 0). table NULL: one-hot rows of depth `one_hot`. */
+static const char *lookup(ox *b, const char *table, int one_hot, const char *ids, int rank)
+{
+    node_t *n;
+    const char *zero = init_i64(b, tmp(b, "zero"), 1, (int64_t[]){0});
+    const char *idx = OP2(b, "Max", ids, zero);
+    const char *keep = op3(b, &n, "Cast", NULL, OP2(b, "GreaterOrEqual", ids, zero), NULL, NULL);
+    attr_int(b, n, "to", F32);
+    keep = OP2(b, "Unsqueeze", keep, const_i64(b, "axes", 1, (int64_t[]){rank}));
+    const char *rows;
+    if (table) {
+        rows = op3(b, &n, "Gather", NULL, table, idx, NULL);
+        attr_int(b, n, "axis", 0);
+    } else {
+        int64_t two = 2;
+        rows = op3(b, NULL, "OneHot", NULL, idx, const_i64(b, "depth", 1, (int64_t[]){one_hot}),
+                   init_f32(b, tmp(b, "onehot_values"), 1, &two, (float[]){0, 1}));
+    }
+    return OP2(b, "Mul", rows, keep);
+}
+
+/* [S, B, C] -> the sum over C, as [B, S] (attention scores from per-step products). */
+static const char *sum_scores(ox *b, const char *p)
+{
+    node_t *n;
+    const char *e = op3(b, &n, "ReduceSum", NULL, p, const_i64(b, "axes", 1, (int64_t[]){2}), NULL);
+    attr_int(b, n, "keepdims", 0);
+    e = op3(b, &n, "Transpose", NULL, e, NULL, NULL);
+    attr_ints(b, n, "perm", 2, (int64_t[]){1, 0});
+    return e;
+}
+
+/* A 0-d int64 constant. */
+static const char *scalar_i64(ox *b, int64_t v)
+{
+    uint8_t *raw;
+    const char *name = tmp(b, "i");
+    if (!init_raw(b, name, I64, 0, NULL, 8, &raw)) return NULL;
+    put_le(raw, (uint64_t)v, 8);
+    return name;
+}
+
+/* The translation's refusal: "<who>: <where>: <why>", SP_ERR_ARG. */
+#define REFUSE(fmt, ...) return sp_fail(SP_ERR_ARG, "%s: %s: " fmt, x->who, x->where, __VA_ARGS__)
+
+/* Records x->from .. end of the recording (those x->need marks, if set; not the bound ones) as
+ * ONNX nodes (into b->cur). Each op maps onto the ONNX operators that compute it; an op without
+ * one, or one that would fix the batch or the time axis of the graph, is an error naming it and
+ * its node. Columns are axis -1, so a sequence ([T, B, C]) goes through the same nodes as rows. */
 static sp_status translate(ox *b, const xl *x)
 {
     sp_tape *t = x->t;
     for (int i = x->from; i < t->n_rec && !b->failed; i++) {
         const sp_record *r = &t->rec[i];
-        const char *in[4] = {NULL, NULL, NULL, NULL}, *o = NULL;
-        if (r->op == SP_OP_CONST && x->names[i]) continue; /* one of the step's inputs */
+        const char *in[4] = {NULL, NULL, NULL, NULL}, *o = NULL, *op = sp_op_name(r->op), *nm = r->out->name;
+        if (x->names[i] || (x->need && !x->need[i])) continue; /* an input, or nothing an output needs */
         if (r->op == SP_OP_CONST) {
-            if (r->out->rows == NPROBE)
-                return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s: constant \"%s\" [%d x %d] has the batch's rows; a "
-                                           "graph with a free batch axis cannot hold it", x->where, r->out->name,
-                               r->out->rows, r->out->cols);
+            int rows = r->out->rows, of_batch = rows == x->batch && x->bdim && rows_equal(r->out);
+            if ((rows == x->batch && !of_batch) || (x->seq_rows && rows == x->seq_rows))
+                REFUSE("constant \"%s\" [%d x %d] has the batch's rows; a graph with a free batch "
+                       "axis cannot hold it", nm, rows, r->out->cols);
             uint8_t *raw;
-            int64_t dims[2] = {r->out->rows, r->out->cols};
+            int64_t dims[2] = {of_batch ? 1 : rows, r->out->cols};
             if (!(o = init_raw(b, tmp(b, "const"), F32, 2, dims, 4, &raw))) return SP_ERR_NOMEM;
-            for (int k = 0; k < r->out->rows; k++)
+            for (int k = 0; k < dims[0]; k++)
                 for (int j = 0; j < r->out->cols; j++) put_f32(raw + 4 * ((size_t)k * r->out->cols + j), *sp_at(r->out, k, j));
+            if (of_batch) { /* one row repeated (a fresh state's zeros): that row, broadcast to the batch */
+                node_t *n;
+                const char *shape = op3(b, &n, "Concat", NULL, x->bdim, const_i64(b, "dim", 1, (int64_t[]){r->out->cols}), NULL);
+                attr_int(b, n, "axis", 0);
+                o = OP2(b, "Expand", o, shape);
+            }
             x->names[i] = o;
             continue;
         }
@@ -558,8 +731,15 @@ static sp_status translate(ox *b, const xl *x)
             if (r->op != SP_OP_MATMUL && r->op != SP_OP_SLICE && !(in[k] = vname(b, x, r->in[k]))) return sp_last_status();
         node_t *n = NULL;
         switch (r->op) {
-        case SP_OP_MATMUL: { /* op(a) op(b) (+ addend) */
-            const char *a = operand(b, x, r->in[0], r->iattr[0]), *w = operand(b, x, r->in[1], r->iattr[1]);
+        case SP_OP_MATMUL: { /* op(a) op(b) (+ addend); a sequence only as an untransposed a (x W) */
+            const sp_tensor *a0 = r->in[0], *b0 = r->in[1];
+            if ((is_seq(x, a0) && r->iattr[0]) || is_seq(x, b0))
+                REFUSE("op %s (node \"%s\") multiplies a sequence (\"%s\") other than as the left, "
+                       "untransposed operand, which has no ONNX form here", op, nm, is_seq(x, b0) ? b0->name : a0->name);
+            if (is_tcol(x, a0) || is_tcol(x, b0))
+                REFUSE("op %s (node \"%s\") multiplies attention scores or weights, whose columns are "
+                       "the time axis of the graph", op, nm);
+            const char *a = operand(b, x, a0, r->iattr[0]), *w = operand(b, x, b0, r->iattr[1]);
             if (!a || !w) return b->failed ? SP_ERR_NOMEM : sp_last_status();
             o = OP2(b, "MatMul", a, w);
             if (r->n_in == 3) {
@@ -588,7 +768,7 @@ static sp_status translate(ox *b, const xl *x)
                 if (!(ins[k] = vname(b, x, r->in[k]))) return sp_last_status();
             o = tmp(b, "Concat");
             n = ins ? node(b, "Concat", NULL, r->n_in, ins, 1, &o) : NULL;
-            attr_int(b, n, "axis", 1);
+            attr_int(b, n, "axis", -1);
             break;
         }
         case SP_OP_SLICE: { /* a view: columns of any node, rows of a parameter or constant */
@@ -597,11 +777,14 @@ static sp_status translate(ox *b, const xl *x)
             int r0 = (int)(off / (size_t)v->stride), c0 = (int)(off % (size_t)v->stride);
             const char *src = vname(b, x, v);
             if (!src) return sp_last_status();
-            if (r->out->rows == v->rows) o = slice(b, src, 1, c0, r->out->cols);
-            else if (v->rows == NPROBE && !(v->flags & SP_PARAM))
-                return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s: node \"%s\" takes rows of the batch (\"%s\"), which a "
-                                           "graph with a free batch axis cannot do", x->where, r->out->name, v->name);
-            else o = slice(b, r->out->cols == v->cols ? src : slice(b, src, 1, c0, r->out->cols), 0, r0, r->out->rows);
+            if (is_tcol(x, v))
+                REFUSE("op %s (node \"%s\") takes columns of attention scores or weights, whose "
+                       "columns are the time axis of the graph", op, nm);
+            if (r->out->rows == v->rows) o = slice(b, src, -1, c0, r->out->cols);
+            else if ((v->rows == x->batch || is_seq(x, v)) && !(v->flags & SP_PARAM))
+                REFUSE("node \"%s\" takes rows of the batch (\"%s\"), which a graph with a free "
+                       "batch axis cannot do", nm, v->name);
+            else o = slice(b, r->out->cols == v->cols ? src : slice(b, src, -1, c0, r->out->cols), 0, r0, r->out->rows);
             break;
         }
         case SP_OP_LAYER_NORM: { /* LayerNormalization over the last axis; gain and bias as 1-D */
@@ -626,7 +809,7 @@ static sp_status translate(ox *b, const xl *x)
             const char *c2 = OP2(b, "Add", OP2(b, "Mul", op3(b, NULL, "Sigmoid", NULL, q[1], NULL, NULL), in[1]), ig);
             const char *h2 = OP2(b, "Mul", op3(b, NULL, "Sigmoid", NULL, q[3], NULL, NULL), op3(b, NULL, "Tanh", NULL, c2, NULL, NULL));
             o = op3(b, &n, "Concat", NULL, h2, c2, NULL);
-            attr_int(b, n, "axis", 1);
+            attr_int(b, n, "axis", -1);
             break;
         }
         case SP_OP_GRU_CELL: { /* in: xp, hp [B, 3H] (r, z, n), h [B, H], b_hn; h' = n + z (h - n) */
@@ -640,15 +823,76 @@ static sp_status translate(ox *b, const xl *x)
             o = OP2(b, "Add", ng, OP2(b, "Mul", zg, OP2(b, "Sub", in[2], ng)));
             break;
         }
+        case SP_OP_EMBEDDING: { /* the ids are an input bound to the table (sp_onnx_value SP_ONNX_IDS) */
+            int k = 0;
+            while (k < x->n_ids && x->id_table[k] != r->in[0]) k++;
+            if (k == x->n_ids)
+                REFUSE("op %s (node \"%s\") looks up ids through table \"%s\", which no input of the "
+                       "graph gives (bind the table as an SP_ONNX_IDS input)", op, nm, r->in[0]->name);
+            if (r->out->rows != x->batch)
+                REFUSE("op %s (node \"%s\") looks up %d ids; the ids input \"%s\" has the batch's "
+                       "%d", op, nm, r->out->rows, x->id_name[k], x->batch);
+            for (int j = x->from; j < i; j++) /* one input per table: every lookup through it read the same ids */
+                if (t->rec[j].op == SP_OP_EMBEDDING && t->rec[j].in[0] == r->in[0] &&
+                    (t->rec[j].out->rows != x->batch || memcmp(t->rec[j].saved, r->saved, sizeof(int) * (size_t)x->batch)))
+                    REFUSE("op %s (node \"%s\") and node \"%s\" look up other ids through table "
+                           "\"%s\", which one input (\"%s\") cannot give", op, nm, t->rec[j].out->name,
+                           r->in[0]->name, x->id_name[k]);
+            o = lookup(b, in[0], 0, x->id_name[k], 1);
+            break;
+        }
+        case SP_OP_ATTN_DOT:        /* e[b][s] = q_b . k_{s,b}: [S, B, D] products summed over D */
+        case SP_OP_ATTN_ADDITIVE: { /* e[b][s] = v . tanh(q_b + k_{s,b}) */
+            if (!is_seq(x, r->in[1]) || r->in[0]->rows != x->batch || is_seq(x, r->in[0]))
+                REFUSE("op %s (node \"%s\") needs keys that are a sequence of the graph (\"%s\" is "
+                       "[%d x %d]; an SP_ONNX_SEQ input or made from one) and a query of the batch's rows", op,
+                       nm, r->in[1]->name, r->in[1]->rows, r->in[1]->cols);
+            const char *p = r->op == SP_OP_ATTN_DOT ? OP2(b, "Mul", in[1], in[0])
+                                                    : OP2(b, "Mul", op3(b, NULL, "Tanh", NULL, OP2(b, "Add", in[1], in[0]), NULL, NULL), in[2]);
+            o = sum_scores(b, p);
+            if (x->tcol) x->tcol[i] = 1;
+            break;
+        }
+        case SP_OP_ATTN_MASK: { /* step s of row b is a score iff s < length[b]; the rest -1e30, as spool */
+            if (!x->lengths)
+                REFUSE("op %s (node \"%s\") masks by lengths that no input of the graph gives "
+                       "(sp_onnx_tape.lengths)", op, nm);
+            const char *S = op3(b, &n, "Shape", NULL, in[0], NULL, NULL);
+            attr_int(b, n, "start", 1), attr_int(b, n, "end", 2);
+            const char *len = op3(b, &n, "Cast", NULL, x->lengths, NULL, NULL);
+            attr_int(b, n, "to", I64);
+            len = op3(b, NULL, "Where", NULL, OP2(b, "Less", len, scalar_i64(b, 0)), S, len); /* -1: the whole row */
+            const char *steps = op3(b, NULL, "Range", NULL, scalar_i64(b, 0), OP2(b, "Squeeze", S, const_i64(b, "axes", 1, (int64_t[]){0})),
+                                    scalar_i64(b, 1));
+            const char *mask = OP2(b, "Less", OP2(b, "Unsqueeze", steps, const_i64(b, "axes", 1, (int64_t[]){0})),
+                                   OP2(b, "Unsqueeze", len, const_i64(b, "axes", 1, (int64_t[]){1})));
+            o = op3(b, NULL, "Where", NULL, mask, in[0], scalar_f32(b, -1e30));
+            break;
+        }
+        case SP_OP_ATTN_CONTEXT: { /* c_b = sum_s a[b][s] v_{s,b}; a weight of 0 takes nothing (0 * Inf: padding) */
+            if (!is_seq(x, r->in[1]) || r->in[0]->rows != x->batch || is_seq(x, r->in[0]))
+                REFUSE("op %s (node \"%s\") needs values that are a sequence of the graph (\"%s\" is "
+                       "[%d x %d]; an SP_ONNX_SEQ input or made from one) and weights of the batch's rows", op,
+                       nm, r->in[1]->name, r->in[1]->rows, r->in[1]->cols);
+            const char *a = op3(b, &n, "Transpose", NULL, in[0], NULL, NULL);
+            attr_ints(b, n, "perm", 2, (int64_t[]){1, 0});
+            a = OP2(b, "Unsqueeze", a, const_i64(b, "axes", 1, (int64_t[]){2})); /* [S, B, 1] */
+            const char *p = op3(b, NULL, "Where", NULL, OP2(b, "Equal", a, scalar_f32(b, 0)), scalar_f32(b, 0), OP2(b, "Mul", a, in[1]));
+            o = op3(b, &n, "ReduceSum", NULL, p, const_i64(b, "axes", 1, (int64_t[]){0}), NULL);
+            attr_int(b, n, "keepdims", 0);
+            break;
+        }
         default:
-            return sp_fail(SP_ERR_ARG, "sp_onnx_export: %s: op %s (node \"%s\") has no ONNX mapping", x->where,
-                           sp_op_name(r->op), r->out->name);
+            REFUSE("op %s (node \"%s\") has no ONNX mapping", op, nm);
         }
         if (!o) return b->failed ? SP_ERR_NOMEM : sp_last_status();
+        for (int k = 0; x->tcol && r->op != SP_OP_ATTN_CONTEXT && k < r->n_in; k++) /* what scores make is by step too */
+            if (is_tcol(x, r->in[k])) x->tcol[i] = 1;
         x->names[i] = o;
     }
     return b->failed ? SP_ERR_NOMEM : SP_OK;
 }
+#undef REFUSE
 
 /* A fresh recording of cell c's step (project = 0) or input projection (1) on probe inputs of
  * NPROBE rows: the cell as the runners call it at evaluation (no dropout masks). in[0] is the
@@ -813,7 +1057,7 @@ static const char *project_seq(ox *b, const sp_cell *c, const layer_io *io, cons
     sp_tensor *in[1], *out[1] = {NULL};
     sp_tape *t = record(c, 1, c->input_size, in, out, where);
     if (!t) return *st = sp_last_status(), NULL;
-    xl x = {t, 0, ox_alloc(b, sizeof(char *) * (size_t)sp_tape_count(t)), where};
+    xl x = {.t = t, .names = ox_alloc(b, sizeof(char *) * (size_t)sp_tape_count(t)), .who = "sp_onnx_export", .where = where, .batch = NPROBE};
     const char *y = NULL;
     if (x.names) {
         x.names[in[0]->id] = OP2(b, "Reshape", io->x, const_i64(b, "shape", 2, (int64_t[]){-1, c->input_size}));
@@ -863,7 +1107,7 @@ static const char *scan(ox *b, const sp_cell *c, const char *xp, const layer_io 
     if (!t) return *st = sp_last_status(), NULL;
     plist body = {0}, bin = {0}, bout = {0}, *outer = b->cur;
     b->cur = &body;
-    xl x = {t, 0, ox_alloc(b, sizeof(char *) * (size_t)sp_tape_count(t)), where};
+    xl x = {.t = t, .names = ox_alloc(b, sizeof(char *) * (size_t)sp_tape_count(t)), .who = "sp_onnx_export", .where = where, .batch = NPROBE};
     const char *y = NULL, *names[2 * SP_CELL_MAX_STATE + 2];
     int n_state = c->n_state;
     int64_t unk[2] = {-1, -1};
@@ -1005,9 +1249,77 @@ static const char *pool_rows(ox *b, const sp_onnx_model *m, layer_io *io, const 
     return op3(b, NULL, "Where", NULL, pos, mx, scalar_f32(b, 0));
 }
 
+/* ------------------------------------------------------------- recorded graphs */
+
+/* The graph value a post's input names (sp_onnx_model.post): "y" the stack's output y (a
+ * sequence), "hn_l<k>" / "cn_l<k>" layer k's final states [D, B, S] as rows [B, D*S]; with b NULL
+ * only checked (*cols: the columns it has). NULL if the name is none of those. */
+static const char *post_value(ox *b, const sp_onnx_model *m, const sp_onnx_value *v, const char *y, int *cols)
+{
+    const sp_rnn *r = m->rnn;
+    int D = r->bidirectional ? 2 : 1, l = -1, end = 0;
+    if (!strcmp(v->name, "y")) {
+        *cols = sp_rnn_out_size(r);
+        return v->kind == SP_ONNX_SEQ ? (b ? y : "y") : NULL;
+    }
+    if (v->kind != SP_ONNX_ROWS || !strchr("hc", v->name[0]) || sscanf(v->name + 1, "n_l%d%n", &l, &end) != 1 ||
+        v->name[1 + end] || l < 0 || l >= r->num_layers || (v->name[0] == 'c' && r->cell[l][0].n_state < 2))
+        return NULL;
+    int S = r->cell[l][0].state_size[v->name[0] == 'c'];
+    *cols = D * S;
+    if (!b) return v->name;
+    node_t *n;
+    const char *h = op3(b, &n, "Transpose", NULL, v->name, NULL, NULL); /* [D, B, S] -> [B, D, S] -> [B, D*S] */
+    attr_ints(b, n, "perm", 3, (int64_t[]){1, 0, 2});
+    return OP2(b, "Reshape", h, const_i64(b, "shape", 2, (int64_t[]){0, D * S}));
+}
+
+/* The nodes of recorded graph g (checked by check_tape) into b->cur: its inputs are the graph
+ * values val[i] (for SP_ONNX_IDS, the int64 ids), bdim the batch (int64 [1]) and lengths the
+ * lengths its attention masks read (or NULL); its outputs become outputs of the graph. Only the
+ * records the outputs depend on are translated, back to the bound inputs. */
+static sp_status tape_nodes(ox *b, const sp_onnx_tape *g, const char *const *val, const char *bdim,
+                            const char *lengths, const char *who, const char *where)
+{
+    sp_tape *t = g->tape;
+    int n = t->n_rec, n_ids = 0;
+    const char **names = ox_alloc(b, sizeof(char *) * (size_t)(n ? n : 1));
+    unsigned char *need = ox_alloc(b, (size_t)(n ? n : 1)), *tcol = ox_alloc(b, (size_t)(n ? n : 1));
+    const sp_tensor **tab = ox_alloc(b, sizeof *tab * (size_t)(g->n_in ? g->n_in : 1));
+    const char **tname = ox_alloc(b, sizeof *tname * (size_t)(g->n_in ? g->n_in : 1));
+    if (!names || !need || !tcol || !tab || !tname) return SP_ERR_NOMEM;
+    for (int i = 0; i < g->n_in; i++) {
+        const sp_onnx_value *v = &g->in[i];
+        if (v->kind == SP_ONNX_IDS) tab[n_ids] = v->node, tname[n_ids++] = val[i];
+        else names[v->node->id] = val[i];
+    }
+    for (int i = 0; i < g->n_out; i++) need[g->out[i].node->id] = 1;
+    for (int i = n - 1; i >= 0; i--) { /* what the outputs need, back to the inputs */
+        const sp_record *r = &t->rec[i];
+        for (int k = 0; need[i] && !names[i] && k < r->n_in; k++)
+            if (!(r->in[k]->flags & SP_PARAM) && r->in[k]->id >= 0 && r->in[k]->id < i) need[r->in[k]->id] = 1;
+    }
+    xl x = {.t = t, .names = names, .who = who, .where = where, .batch = g->batch, .seq_rows = g->steps * g->batch,
+            .need = need, .tcol = tcol, .bdim = bdim, .lengths = lengths, .n_ids = n_ids, .id_table = tab,
+            .id_name = tname};
+    sp_status st = translate(b, &x);
+    for (int i = 0; st == SP_OK && i < g->n_out; i++) {
+        const sp_onnx_value *v = &g->out[i];
+        const char *src = vname(b, &x, v->node);
+        int seq = v->kind == SP_ONNX_SEQ, tc = is_tcol(&x, v->node);
+        int64_t d[3] = {0, tc ? 0 : v->node->cols, v->node->cols};
+        const char *sym[3] = {seq ? "time" : "batch", seq ? "batch" : "time", NULL};
+        if (!src) st = sp_last_status();
+        else if (!op3(b, NULL, "Identity", v->name, src, NULL, NULL) ||
+                 !value(b, &b->outputs, v->name, F32, seq ? 3 : 2, d, sym))
+            st = SP_ERR_NOMEM;
+    }
+    return b->failed ? SP_ERR_NOMEM : st;
+}
+
 /* ------------------------------------------------------------------ the graph */
 
-static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
+static sp_status build(ox *b, const sp_onnx_model *m)
 {
     const sp_rnn *r = m->rnn;
     int tokens = m->embed || m->one_hot, I = r->cell[0][0].input_size;
@@ -1024,24 +1336,11 @@ static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
     attr_int(b, n, "start", 1), attr_int(b, n, "end", 2);
 
     const char *x = x0;
-    for (int k = 0; tokens && k <= m->n_extra; k++) { /* ids < 0 are zero rows: look up max(id, 0), multiply by (id >= 0) */
+    for (int k = 0; tokens && k <= m->n_extra; k++) { /* ids < 0 are zero rows, as in sp_embed_forward */
         const char *in = k ? m->extra_names[k - 1] : x0;
         if (k && !value(b, &b->inputs, in, I64, 2, dx, TB)) return SP_ERR_NOMEM;
-        const char *zero = init_i64(b, tmp(b, "zero"), 1, (int64_t[]){0});
-        const char *idx = OP2(b, "Max", in, zero);
-        const char *keep = op3(b, &n, "Cast", NULL, OP2(b, "GreaterOrEqual", in, zero), NULL, NULL);
-        attr_int(b, n, "to", F32);
-        keep = OP2(b, "Unsqueeze", keep, const_i64(b, "axes", 1, (int64_t[]){2}));
-        const char *rows;
-        if (m->embed) {
-            rows = op3(b, &n, "Gather", NULL, init_tensor(b, (k ? m->extra[k - 1] : m->embed)->weight, 0), idx, NULL);
-            attr_int(b, n, "axis", 0);
-        } else {
-            int64_t two = 2;
-            rows = op3(b, NULL, "OneHot", NULL, idx, const_i64(b, "depth", 1, (int64_t[]){m->one_hot}),
-                       init_f32(b, tmp(b, "onehot_values"), 1, &two, (float[]){0, 1}));
-        }
-        const char *part = OP2(b, "Mul", rows, keep);
+        const char *part = lookup(b, m->embed ? init_tensor(b, (k ? m->extra[k - 1] : m->embed)->weight, 0) : NULL,
+                                  m->one_hot, in, 2);
         if (!k) x = part;
         else {
             x = op3(b, &n, "Concat", NULL, x, part, NULL); /* the tables' columns side by side */
@@ -1064,7 +1363,7 @@ static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
     for (int l = 0; l < r->num_layers && !b->failed && st == SP_OK; l++)
         io.x = op_layer(m, l) ? op_layer_nodes(b, m, l, &io) : scan_layer(b, m, l, &io, &st);
     if (st != SP_OK) return st;
-    const char *y = io.x;
+    const char *y = io.x, *stack_y = io.x;
     int O = sp_rnn_out_size(r), pooled = m->pool != SP_ONNX_POOL_NONE;
     static const char *const BATCH[2] = {"batch", NULL}; /* the named axis of [batch, C] */
     const char *const *axes = pooled ? BATCH : TB;
@@ -1106,16 +1405,67 @@ static sp_status build(ox *b, const sp_onnx_model *m, SpOnnx__GraphProto *g)
             !value(b, &b->outputs, m->const_names[k], F32, 2, dc, NULL))
             return SP_ERR_NOMEM;
     }
-    if (b->failed) return SP_ERR_NOMEM;
-    g->name = "spool";
-    g->n_node = b->nodes.n, g->node = (node_t **)b->nodes.v;
-    g->n_initializer = b->inits.n, g->initializer = (tensor_t **)b->inits.v;
-    g->n_input = b->inputs.n, g->input = (value_t **)b->inputs.v;
-    g->n_output = b->outputs.n, g->output = (value_t **)b->outputs.v;
-    return SP_OK;
+    if (m->post) { /* a computation of the stack's values, e.g. an encoder's bridge to its decoder */
+        const sp_onnx_tape *p = m->post;
+        const char *val[SP_ONNX_MAX_BIND];
+        int cols;
+        for (int i = 0; i < p->n_in; i++)
+            if (!(val[i] = post_value(b, m, &p->in[i], stack_y, &cols))) return SP_ERR_NOMEM;
+        if ((st = tape_nodes(b, p, val, bdim, len, "sp_onnx_export", "post")) != SP_OK) return st;
+    }
+    return b->failed ? SP_ERR_NOMEM : SP_OK;
 }
 
 int sp_onnx_available(void) { return 1; }
+
+/* Packs the graph g that b built, with metadata (key, value, ..., NULL), into an ONNX model and
+ * writes it to path atomically; st is how the build went (SP_ERR_NOMEM: out of memory, said
+ * here). Frees everything b holds. */
+static sp_status write_model(ox *b, SpOnnx__GraphProto *g, sp_status st, const char *const *metadata,
+                             const char *path, const char *who)
+{
+    SpOnnx__ModelProto model = SP_ONNX__MODEL_PROTO__INIT;
+    SpOnnx__OperatorSetIdProto opset = SP_ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&opset};
+    uint8_t *buf = NULL;
+    if (st == SP_OK) {
+        g->name = "spool";
+        g->n_node = b->nodes.n, g->node = (node_t **)b->nodes.v;
+        g->n_initializer = b->inits.n, g->initializer = (tensor_t **)b->inits.v;
+        g->n_input = b->inputs.n, g->input = (value_t **)b->inputs.v;
+        g->n_output = b->outputs.n, g->output = (value_t **)b->outputs.v;
+        opset.domain = "", opset.has_version = 1, opset.version = SP_ONNX_OPSET;
+        model.has_ir_version = 1, model.ir_version = SP_ONNX_IR_VERSION;
+        model.n_opset_import = 1, model.opset_import = ops;
+        model.producer_name = "spool", model.producer_version = (char *)sp_version();
+        model.graph = g;
+        size_t nmeta = 0;
+        while (metadata && metadata[2 * nmeta]) nmeta++;
+        SpOnnx__StringStringEntryProto **kv = ox_alloc(b, sizeof *kv * nmeta);
+        for (size_t i = 0; kv && i < nmeta; i++)
+            if ((kv[i] = ox_alloc(b, sizeof **kv))) {
+                sp_onnx__string_string_entry_proto__init(kv[i]);
+                kv[i]->key = (char *)metadata[2 * i], kv[i]->value = (char *)metadata[2 * i + 1];
+            }
+        model.n_metadata_props = nmeta, model.metadata_props = kv;
+        size_t len = b->failed ? 0 : sp_onnx__model_proto__get_packed_size(&model);
+        buf = b->failed ? NULL : malloc(len ? len : 1);
+        if (!buf) st = sp_fail(SP_ERR_NOMEM, "%s: '%s': out of memory (%zu bytes)", who, path, len);
+        else {
+            sp_onnx__model_proto__pack(&model, buf);
+            sp_file *f = sp__file_begin(path, who);
+            if (!f) st = sp_last_status();
+            else if (fwrite(buf, 1, len, sp_file_stream(f)) != len) {
+                sp_file_abort(f);
+                st = sp_fail(SP_ERR_IO, "%s: cannot write '%s'", who, path);
+            } else st = sp_file_commit(f);
+        }
+    } else if (st == SP_ERR_NOMEM) st = sp_fail(SP_ERR_NOMEM, "%s: '%s': out of memory building the graph", who, path);
+    free(buf);
+    for (size_t i = 0; i < b->mem.n; i++) free(b->mem.v[i]);
+    free(b->mem.v), free(b->nodes.v), free(b->inits.v), free(b->inputs.v), free(b->outputs.v);
+    free(b->params.v), free(b->pnames.v);
+    return st;
+}
 
 sp_status sp_onnx_export(const sp_onnx_model *m, const char *path)
 {
@@ -1125,41 +1475,34 @@ sp_status sp_onnx_export(const sp_onnx_model *m, const char *path)
     ox b = {0};
     b.cur = &b.nodes;
     SpOnnx__GraphProto g = SP_ONNX__GRAPH_PROTO__INIT;
-    SpOnnx__ModelProto model = SP_ONNX__MODEL_PROTO__INIT;
-    SpOnnx__OperatorSetIdProto opset = SP_ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&opset};
-    uint8_t *buf = NULL;
-    s = build(&b, m, &g);
-    if (s == SP_OK) {
-        opset.domain = "", opset.has_version = 1, opset.version = SP_ONNX_OPSET;
-        model.has_ir_version = 1, model.ir_version = SP_ONNX_IR_VERSION;
-        model.n_opset_import = 1, model.opset_import = ops;
-        model.producer_name = "spool", model.producer_version = (char *)sp_version();
-        model.graph = &g;
-        size_t nmeta = 0;
-        while (m->metadata && m->metadata[2 * nmeta]) nmeta++;
-        SpOnnx__StringStringEntryProto **kv = ox_alloc(&b, sizeof *kv * nmeta);
-        for (size_t i = 0; kv && i < nmeta; i++)
-            if ((kv[i] = ox_alloc(&b, sizeof **kv))) {
-                sp_onnx__string_string_entry_proto__init(kv[i]);
-                kv[i]->key = (char *)m->metadata[2 * i], kv[i]->value = (char *)m->metadata[2 * i + 1];
-            }
-        model.n_metadata_props = nmeta, model.metadata_props = kv;
-        size_t len = b.failed ? 0 : sp_onnx__model_proto__get_packed_size(&model);
-        buf = b.failed ? NULL : malloc(len ? len : 1);
-        if (!buf) s = sp_fail(SP_ERR_NOMEM, "sp_onnx_export: '%s': out of memory (%zu bytes)", path, len);
-        else {
-            sp_onnx__model_proto__pack(&model, buf);
-            sp_file *f = sp__file_begin(path, "sp_onnx_export");
-            if (!f) s = sp_last_status();
-            else if (fwrite(buf, 1, len, sp_file_stream(f)) != len) {
-                sp_file_abort(f);
-                s = sp_fail(SP_ERR_IO, "sp_onnx_export: cannot write '%s'", path);
-            } else s = sp_file_commit(f);
-        }
-    } else if (s == SP_ERR_NOMEM) s = sp_fail(SP_ERR_NOMEM, "sp_onnx_export: '%s': out of memory building the graph", path);
-    free(buf);
-    for (size_t i = 0; i < b.mem.n; i++) free(b.mem.v[i]);
-    free(b.mem.v), free(b.nodes.v), free(b.inits.v), free(b.inputs.v), free(b.outputs.v);
-    free(b.params.v), free(b.pnames.v);
-    return s;
+    return write_model(&b, &g, build(&b, m), m->metadata, path, "sp_onnx_export");
+}
+
+sp_status sp_onnx_export_tape(const sp_onnx_tape *g, const char *path)
+{
+    const char *who = "sp_onnx_export_tape";
+    if (!g || !path) return sp_fail(SP_ERR_ARG, "%s: %s is NULL", who, g ? "path" : "the recording");
+    sp_status s = check_tape(g, who, NULL, 0);
+    for (const char *const *kv = g->metadata; s == SP_OK && kv && *kv; kv += 2)
+        if (!kv[1]) s = sp_fail(SP_ERR_ARG, "%s: metadata key \"%s\" has no value (NULL)", who, kv[0]);
+    if (s) return s;
+    ox b = {0};
+    b.cur = &b.nodes;
+    SpOnnx__GraphProto graph = SP_ONNX__GRAPH_PROTO__INIT;
+    const char *val[SP_ONNX_MAX_BIND], *bdim = NULL, *const ROW[2] = {"batch", NULL};
+    for (int i = 0; i < g->n_in; i++) { /* the inputs, and the batch from the first */
+        const sp_onnx_value *v = &g->in[i];
+        int seq = v->kind == SP_ONNX_SEQ, ids = v->kind == SP_ONNX_IDS;
+        int64_t d[3] = {0, seq ? 0 : v->node->cols, v->node->cols};
+        node_t *n;
+        val[i] = v->name;
+        if (!value(&b, &b.inputs, v->name, ids ? I64 : F32, ids ? 1 : seq ? 3 : 2, d, seq ? TB : ROW)) break;
+        if (!bdim && (bdim = op3(&b, &n, "Shape", NULL, v->name, NULL, NULL)))
+            attr_int(&b, n, "start", seq), attr_int(&b, n, "end", seq + 1);
+    }
+    int64_t dl[1] = {-1};
+    if (g->lengths && (!init_i32(&b, g->lengths, 1, (int32_t[]){-1}) || !value(&b, &b.inputs, g->lengths, I32, 1, dl, NULL)))
+        b.failed = 1;
+    s = b.failed ? SP_ERR_NOMEM : tape_nodes(&b, g, val, bdim, g->lengths, who, "the recorded graph");
+    return write_model(&b, &graph, s, g->metadata, path, who);
 }

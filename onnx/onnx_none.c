@@ -15,6 +15,12 @@ sp_status sp_onnx_export(const sp_onnx_model *m, const char *path)
     return sp_fail(SP_ERR_STATE, "sp_onnx_export: '%s' not written: " NO_ONNX, path ? path : "(null)");
 }
 
+sp_status sp_onnx_export_tape(const sp_onnx_tape *g, const char *path)
+{
+    (void)g;
+    return sp_fail(SP_ERR_STATE, "sp_onnx_export_tape: '%s' not written: " NO_ONNX, path ? path : "(null)");
+}
+
 sp_status sp_onnx_load_weights(const char *path, const sp_onnx_model *m)
 {
     (void)m;

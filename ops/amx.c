@@ -66,15 +66,16 @@ static int md2(dnnl_memory_desc_t *md, int rows, int cols, dnnl_data_type_t dt, 
     return dnnl_memory_desc_init_by_strides(md, 2, d, dt, s) == dnnl_success;
 }
 
-/* A matmul primitive [M, K] x [K, N] -> f32 [M, N], user scratchpad, optional dst += (sum). */
+/* A matmul primitive [M, K] x [K, N] (+ bias, f32 [1, N], when given) -> f32 [M, N], user
+ * scratchpad, optional dst += (sum). */
 static dnnl_primitive_desc_t matmul_pd(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b,
-                                       const dnnl_memory_desc_t *c, int sum)
+                                       const dnnl_memory_desc_t *bias, const dnnl_memory_desc_t *c, int sum)
 {
     dnnl_matmul_desc_t md;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    if (dnnl_matmul_desc_init(&md, a, b, NULL, c) != dnnl_success) return NULL;
+    if (dnnl_matmul_desc_init(&md, a, b, bias, c) != dnnl_success) return NULL;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
     int ok = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
     if (ok && sum)
@@ -102,23 +103,24 @@ static void round_rows(const float *x, int rows, int cols, int ld, uint16_t *out
     for (int r = 0; r < rows; r++) sp__bf16_pairs(x + (size_t)r * ld, cols, (uint32_t *)(out + (size_t)r * ld2));
 }
 
-/* Runs prim with src, weights, dst, scratchpad on a stream made for the call (all four memories
- * over the caller's buffers). 1 on success. */
+/* Runs prim with src, weights, dst, scratchpad (and bias, when pbias is not NULL) on a stream made
+ * for the call (every memory over the caller's buffers). 1 on success. */
 static int run(dnnl_primitive_t prim, dnnl_stream_t st, const dnnl_memory_desc_t *a, void *pa,
                const dnnl_memory_desc_t *b, void *pb, const dnnl_memory_desc_t *c, void *pc,
-               const dnnl_memory_desc_t *s, void *ps)
+               const dnnl_memory_desc_t *s, void *ps, const dnnl_memory_desc_t *bias, void *pbias)
 {
-    dnnl_memory_t m[4] = {0};
+    dnnl_memory_t m[5] = {0};
     int ok = dnnl_memory_create(&m[0], a, engine, pa) == dnnl_success &&
              dnnl_memory_create(&m[1], b, engine, pb) == dnnl_success &&
              dnnl_memory_create(&m[2], c, engine, pc) == dnnl_success &&
-             dnnl_memory_create(&m[3], s, engine, ps) == dnnl_success;
+             dnnl_memory_create(&m[3], s, engine, ps) == dnnl_success &&
+             (!pbias || dnnl_memory_create(&m[4], bias, engine, pbias) == dnnl_success);
     if (ok) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]},
-                                   {DNNL_ARG_SCRATCHPAD, m[3]}};
-        ok = dnnl_primitive_execute(prim, st, 4, args) == dnnl_success && dnnl_stream_wait(st) == dnnl_success;
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]},
+                                   {DNNL_ARG_SCRATCHPAD, m[3]}, {DNNL_ARG_BIAS, m[4]}};
+        ok = dnnl_primitive_execute(prim, st, pbias ? 5 : 4, args) == dnnl_success && dnnl_stream_wait(st) == dnnl_success;
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (m[i]) dnnl_memory_destroy(m[i]);
     return ok;
 }
@@ -136,23 +138,26 @@ static size_t gemm_layout(int ta, int tb, int M, int N, int K, size_t *offb, siz
 
 /* The general product's descriptors: A [M, K] and B [K, N] rounded at even strides (or their
  * transposes by strides), C f32 at stride ldc. 0 on a shape oneDNN refuses. */
-static int gemm_mds(int ta, int tb, int M, int N, int K, int ldc, dnnl_memory_desc_t *a, dnnl_memory_desc_t *b,
-                    dnnl_memory_desc_t *c)
+static int gemm_mds(int ta, int tb, int M, int N, int K, int ldc, long la, long lb, dnnl_memory_desc_t *a,
+                    dnnl_memory_desc_t *b, dnnl_memory_desc_t *c)
 {
-    const long la = ((ta ? M : K) + 1) & ~1, lb = ((tb ? K : N) + 1) & ~1;
+    if (!la) la = ((ta ? M : K) + 1) & ~1;
+    if (!lb) lb = ((tb ? K : N) + 1) & ~1;
     return md2(a, M, K, dnnl_bf16, ta ? 1 : la, ta ? la : 1) && md2(b, K, N, dnnl_bf16, tb ? 1 : lb, tb ? lb : 1) &&
            md2(c, M, N, dnnl_f32, ldc, 1);
 }
 
 /* The general product's primitive for `threads` threads (oneDNN sizes a primitive's team when it
- * is made, from the caller's OpenMP setting; a repeated shape comes from its cache). */
-static dnnl_primitive_desc_t gemm_pd(int ta, int tb, int M, int N, int K, int ldc, float beta, int threads)
+ * is made, from the caller's OpenMP setting; a repeated shape comes from its cache). la, lb: the
+ * rounded operands' strides (0: their own rounding's). */
+static dnnl_primitive_desc_t gemm_pd(int ta, int tb, int M, int N, int K, int ldc, long la, long lb, int bias,
+                                     float beta, int threads)
 {
-    dnnl_memory_desc_t a, b, c;
-    if (!gemm_mds(ta, tb, M, N, K, ldc, &a, &b, &c)) return NULL;
+    dnnl_memory_desc_t a, b, c, bm;
+    if (!gemm_mds(ta, tb, M, N, K, ldc, la, lb, &a, &b, &c) || !md2(&bm, 1, N, dnnl_f32, N, 1)) return NULL;
     const int before = omp_get_max_threads();
     omp_set_num_threads(threads);
-    dnnl_primitive_desc_t pd = matmul_pd(&a, &b, &c, beta != 0);
+    dnnl_primitive_desc_t pd = matmul_pd(&a, &b, bias ? &bm : NULL, &c, beta != 0);
     omp_set_num_threads(before);
     return pd;
 }
@@ -160,22 +165,24 @@ static dnnl_primitive_desc_t gemm_pd(int ta, int tb, int M, int N, int K, int ld
 size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K, int ldc, float beta, int threads)
 {
     if (!sp__amx_ok() || M < 1 || N < 1 || K < 1) return 0;
-    dnnl_primitive_desc_t pd = gemm_pd(ta, tb, M, N, K, ldc, beta, threads);
+    dnnl_primitive_desc_t pd = gemm_pd(ta, tb, M, N, K, ldc, 0, 0, 0, beta, threads);
     if (!pd) return 0;
     size_t ob, os, pad = pd_bytes(pd, dnnl_query_scratchpad_md);
     dnnl_primitive_desc_destroy(pd);
     return gemm_layout(ta, tb, M, N, K, &ob, &os) + pad + 64;
 }
 
-int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                 float *C, int ldc, int threads, void *scratch, size_t scratch_bytes)
+int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const uint16_t *abf, int la2,
+                 const float *B, int ldb, const uint16_t *bbf, int lb2, const float *bias, float beta, float *C, int ldc,
+                 int threads, void *scratch, size_t scratch_bytes)
 {
-    if (!sp__amx_ok() || (beta != 0 && beta != 1) || M < 1 || N < 1 || K < 1) return 0;
+    if (!sp__amx_ok() || (beta != 0 && beta != 1) || (bias && beta != 0) || M < 1 || N < 1 || K < 1) return 0;
     size_t ob, os;
     gemm_layout(ta, tb, M, N, K, &ob, &os);
-    dnnl_memory_desc_t a, b, c;
-    if (!gemm_mds(ta, tb, M, N, K, ldc, &a, &b, &c)) return 0;
-    dnnl_primitive_desc_t pd = gemm_pd(ta, tb, M, N, K, ldc, beta, threads);
+    const long la = abf ? la2 : 0, lb = bbf ? lb2 : 0;
+    dnnl_memory_desc_t a, b, c, bm;
+    if (!gemm_mds(ta, tb, M, N, K, ldc, la, lb, &a, &b, &c) || !md2(&bm, 1, N, dnnl_f32, N, 1)) return 0;
+    dnnl_primitive_desc_t pd = gemm_pd(ta, tb, M, N, K, ldc, la, lb, bias != NULL, beta, threads);
     const dnnl_memory_desc_t *smd = pd ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
     dnnl_primitive_t prim = NULL;
     const int before = omp_get_max_threads(); /* the team it was made for runs it */
@@ -184,11 +191,13 @@ int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
              dnnl_primitive_create(&prim, pd) == dnnl_success;
     if (ok) {
         uint16_t *pa = scratch, *pb = (uint16_t *)((char *)scratch + ob);
-        round_rows(A, ta ? K : M, ta ? M : K, lda, pa, threads);
-        round_rows(B, tb ? N : K, tb ? K : N, ldb, pb, threads);
+        if (abf) pa = (uint16_t *)abf; /* a shadow: rounded already (autograd/tape_internal.h) */
+        else round_rows(A, ta ? K : M, ta ? M : K, lda, pa, threads);
+        if (bbf) pb = (uint16_t *)bbf;
+        else round_rows(B, tb ? N : K, tb ? K : N, ldb, pb, threads);
         dnnl_stream_t st = NULL;
         ok = dnnl_stream_create(&st, engine, dnnl_stream_default_flags) == dnnl_success &&
-             run(prim, st, &a, pa, &b, pb, &c, C, smd, (char *)scratch + os);
+             run(prim, st, &a, pa, &b, pb, &c, C, smd, (char *)scratch + os, &bm, (void *)bias);
         if (st) dnnl_stream_destroy(st);
     }
     omp_set_num_threads(before);
@@ -213,7 +222,7 @@ int sp__amx_prod_make(sp_amx_prod *p, int M, int K, int N, int ldc, int sum)
      * op runs its own rows' products */
     const int before = omp_get_max_threads();
     omp_set_num_threads(1);
-    dnnl_primitive_desc_t pd = matmul_pd(&a, &b, &c, sum);
+    dnnl_primitive_desc_t pd = matmul_pd(&a, &b, NULL, &c, sum);
     dnnl_primitive_t prim = NULL;
     int ok = pd && dnnl_primitive_create(&prim, pd) == dnnl_success;
     omp_set_num_threads(before);
@@ -337,11 +346,12 @@ size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K, int ldc, float 
     (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)ldc, (void)beta, (void)threads;
     return 0;
 }
-int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                 float *C, int ldc, int threads, void *scratch, size_t scratch_bytes)
+int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const uint16_t *abf, int la2,
+                 const float *B, int ldb, const uint16_t *bbf, int lb2, const float *bias, float beta, float *C, int ldc,
+                 int threads, void *scratch, size_t scratch_bytes)
 {
-    (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
-    (void)threads, (void)scratch, (void)scratch_bytes;
+    (void)bias, (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
+    (void)threads, (void)scratch, (void)scratch_bytes, (void)abf, (void)la2, (void)bbf, (void)lb2;
     return 0;
 }
 int sp__amx_prod_init(sp_amx_prod *p, int M, int K, int N, const float *W, int ldw, int trans, sp_tape *t)

@@ -17,10 +17,14 @@ const char *sp__amx_name(void);
 
 /* C[M, N] = op(A) op(B) + beta C (beta 0 or 1) with bf16 operands on `threads` threads; scratch
  * of at least sp__amx_gemm_scratch(...) bytes (the same arguments; 64-byte aligned; 0: oneDNN
- * refuses the shape). 0: declined, nothing done. */
+ * refuses the shape). 0: declined, nothing done. abf (bbf), when not NULL, is A (B) as stored
+ * already rounded, at stride la2 (lb2): a shadow (autograd/tape_internal.h), read instead of
+ * rounding A (B) again. bias, when not NULL (beta 0 only), is an f32 row [N] added to every row
+ * of C in the product's epilogue (no pass of its own). */
 size_t sp__amx_gemm_scratch(int ta, int tb, int M, int N, int K, int ldc, float beta, int threads);
-int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                 float *C, int ldc, int threads, void *scratch, size_t scratch_bytes);
+int sp__amx_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const uint16_t *abf, int la2,
+                 const float *B, int ldb, const uint16_t *bbf, int lb2, const float *bias, float beta, float *C, int ldc,
+                 int threads, void *scratch, size_t scratch_bytes);
 
 /* A recurrent product: op(W) [K, N] (op(W)(k, n) = trans ? W[n ldw + k] : W[k ldw + n]) rounded
  * and blocked once (in t's arena), for products [m <= M, K] x op(W) -> [m, N] at stride N. */

@@ -49,8 +49,11 @@ void sp__gemm(int ta, int tb, int M, int N, int K, const sp_real *A, int lda, co
                      2.0 * M * N * K < SP_PAR_MIN_GEMM_FLOPS ? 1 : sp__threads_now());
 }
 
-void sp__gemm_p(sp_tape *t, int prec, int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B,
-                int ldb, sp_real beta, sp_real *C, int ldc)
+/* sp__gemm_p, with bias (a row [N], beta 0) added in the product's epilogue where the product
+ * runs on AMX; with a bias anywhere else it returns 0 and does nothing (the caller copies the bias
+ * into C first). 1 when done. */
+static int gemm_p(sp_tape *t, int prec, int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B,
+                  int ldb, const sp_real *bias, sp_real beta, sp_real *C, int ldc)
 {
 #ifndef SP_USE_DOUBLE
     if (prec == SP_PREC_BF16) {
@@ -58,19 +61,33 @@ void sp__gemm_p(sp_tape *t, int prec, int ta, int tb, int M, int N, int K, const
         sp_matmul_state *s = sp__matmul_state(t);
         const size_t amx_need = sp__amx_gemm_scratch(ta, tb, M, N, K, ldc, beta, threads);
         const int amx = amx_need > 0;
+        if (bias && !amx) return 0;
         const size_t need = amx ? amx_need : sp__gemm_bf16_scratch(M, N, K, threads);
         void *scratch = s ? sp__matmul_buf(t, &s->bf16_scratch, &s->bf16_scratch_cap, need) : NULL;
-        if (!scratch) return; /* the tape has the error */
-        if (!amx || !sp__amx_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, threads, scratch, s->bf16_scratch_cap)) {
-            if (amx) /* declined (a shape oneDNN refuses): spool's own kernels, with their own scratch */
-                scratch = sp__matmul_buf(t, &s->bf16_scratch, &s->bf16_scratch_cap, sp__gemm_bf16_scratch(M, N, K, threads));
-            if (scratch) sp__gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, threads, scratch);
-        }
-        return;
+        if (!scratch) return 1; /* the tape has the error */
+        int la2 = 0, lb2 = 0; /* the operands' shadows, when an op left them rounded */
+        const uint16_t *abf = amx ? sp__shadow_get(t, A, ta ? K : M, ta ? M : K, lda, &la2) : NULL;
+        const uint16_t *bbf = amx ? sp__shadow_get(t, B, tb ? N : K, tb ? K : N, ldb, &lb2) : NULL;
+        if (amx && sp__amx_gemm(ta, tb, M, N, K, A, lda, abf, la2, B, ldb, bbf, lb2, bias, beta, C, ldc, threads,
+                                scratch, s->bf16_scratch_cap))
+            return 1;
+        if (bias) return 0;
+        if (amx) /* declined (a shape oneDNN refuses): spool's own kernels, with their own scratch */
+            scratch = sp__matmul_buf(t, &s->bf16_scratch, &s->bf16_scratch_cap, sp__gemm_bf16_scratch(M, N, K, threads));
+        if (scratch) sp__gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, threads, scratch);
+        return 1;
     }
 #endif
+    if (bias) return 0;
     (void)t, (void)prec;
     sp__gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    return 1;
+}
+
+void sp__gemm_p(sp_tape *t, int prec, int ta, int tb, int M, int N, int K, const sp_real *A, int lda, const sp_real *B,
+                int ldb, sp_real beta, sp_real *C, int ldc)
+{
+    gemm_p(t, prec, ta, tb, M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
 }
 
 sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, int trans_b, sp_tensor *bias)
@@ -95,6 +112,10 @@ sp_tensor *sp_matmul_bias(sp_tape *t, sp_tensor *a, int trans_a, sp_tensor *b, i
     r->iattr[2] = K;
     const int prec = r->iattr[3] = t->precision; /* backward runs in the precision of the forward */
     sp_real *C = r->out->data;
+    /* a bias row goes into the product's epilogue where the product can take it (AMX) */
+    if (bias && bias->rows == 1 && M > SP_PACKED_MAX_ROWS &&
+        gemm_p(t, prec, trans_a, trans_b, M, N, K, a->data, a->stride, b->data, b->stride, bias->data, 0, C, N))
+        return r->out;
     if (bias) { /* C = the addend, then C += op(A) op(B): one pass, no separate add node */
         const size_t n_ = (size_t)M * N;
 #pragma omp parallel for if (n_ >= SP_PAR_MIN_ELEMS) num_threads(sp__threads_now()) schedule(static)
@@ -152,7 +173,10 @@ void sp__matmul_backward(sp_record *r)
             sp__gemm_p(t, prec, 1, ta, N, K, M, c->grad, c->stride, a->data, a->stride, 1, b->grad, b->stride);
     }
     sp_tensor *bias = r->n_in > 2 ? r->in[2] : NULL;
-    if (bias && bias->grad) { /* dbias += dC, summed over rows for a [1 x N] row; threads take
+    const sp_real *sums = bias && bias->grad && bias->rows == 1 ? sp__shadow_sums(t, c->grad, M, N, c->stride) : NULL;
+    if (sums) { /* the op that wrote dC summed its columns already (autograd/tape_internal.h) */
+        for (int j = 0; j < N; j++) bias->grad[j] += sums[j];
+    } else if (bias && bias->grad) { /* dbias += dC, summed over rows for a [1 x N] row; threads take
                                 * column ranges (each sums its columns in row order: any count, the same bits) */
         const size_t n_ = (size_t)M * N;
         const int nt = n_ >= SP_PAR_MIN_ELEMS && N >= 64 ? sp__threads_now() : 1;

@@ -223,6 +223,34 @@ static int amx_step(int use, sp_amx_ctx *c, const sp_amx_prod *p, int m, const s
 #endif
 }
 
+/* bf16 on AMX: a shadow (autograd/tape_internal.h) of a matrix [rows, cols] that the op writes row
+ * by row, each row rounded while it is in cache, so that the products which read the matrix later
+ * (the weight gradients, the next layer's or the head's product) need no rounding pass over
+ * memory of their own. NULL where those products would not read it (fp32, the double build, no
+ * AMX: ops/bf16.c packs its operands itself). */
+static uint16_t *shadow_new(sp_tape *t, int prec, size_t rows, int cols)
+{
+#ifndef SP_USE_DOUBLE
+    if (prec == SP_PREC_BF16 && sp__amx_ok()) return sp__alloc_raw(t, rows * (size_t)((cols + 1) & ~1) * sizeof(uint16_t));
+#endif
+    (void)t, (void)prec, (void)rows, (void)cols;
+    return NULL;
+}
+
+/* Row `row` of shadow sh: x [cols] rounded, or zeros for x NULL (a padded step). */
+static void shadow_row(uint16_t *sh, size_t row, const sp_real *x, int cols)
+{
+    const size_t ld2 = (size_t)((cols + 1) & ~1);
+    if (!sh) return;
+#ifndef SP_USE_DOUBLE
+    if (x) {
+        sp__bf16_pairs(x, cols, (uint32_t *)(sh + row * ld2));
+        return;
+    }
+#endif
+    memset(sh + row * ld2, 0, ld2 * sizeof(uint16_t));
+}
+
 static int threads_for(int B, int G, int H)
 {
     int nt = sp__threads_now(), chunks = (B + CHUNK - 1) / CHUNK;
@@ -294,6 +322,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
     char *pads = amx_begin(&amx, q->prec, maxr, H, G, w_hh, 1, t)
                      ? sp__alloc_raw(t, (size_t)q->nt * amx_pad(&amx)) : NULL;
     const void *wp = pads ? NULL : pack(t, q->prec, w_hh, 1, H, G);
+    uint16_t *hsh = shadow_new(t, q->prec, (size_t)T * B, H); /* h rounded, for dW_hh and h's readers */
     if (!q->len || !q->sv || (S > G && !q->ex) || !q->work || !rows || sp_tape_status(t) != SP_OK) {
         if (pads) sp__amx_prod_fini(&amx);
         return NULL;
@@ -331,6 +360,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
                     if (k->cstate) memset(cout + at * H, 0, (size_t)H * sizeof(sp_real));
                     memset(q->sv + at * q->ss, 0, (size_t)G * sizeof(sp_real));
                     if (S > G) memset(q->ex + at * q->es, 0, (size_t)(S - G) * sizeof(sp_real));
+                    shadow_row(hsh, at, NULL, H);
                 }
             }
             if (!m) continue;
@@ -343,6 +373,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
                 k->fwd(sp_at(xp, (int)at, 0), Y + (size_t)i * G, bn, A + (size_t)i * H, cp, q->sv + at * q->ss,
                        S > G ? q->ex + at * q->es : NULL, out + at * H,
                        k->cstate ? cout + at * H : NULL, H);
+                shadow_row(hsh, at, out + at * H, H);
             }
         }
         if (use_amx) sp__amx_ctx_close(&ctx);
@@ -355,6 +386,7 @@ static sp_tensor *seq_op(sp_tape *t, kind_id kid, sp_tensor *xp, sp_tensor *w_hh
         }
     }
     if (pads) sp__amx_prod_fini(&amx);
+    if (hsh) sp__shadow_put(t, out, T * B, H, H, hsh, (H + 1) & ~1, NULL);
     return r->out;
 }
 
@@ -393,6 +425,13 @@ void sp__seq_backward(sp_record *r)
     char *pads = rows && amx_begin(&amx, q->prec, maxr, G, H, w, 0, r->tape)
                      ? sp__alloc_raw(r->tape, (size_t)q->nt * amx_pad(&amx)) : NULL;
     const void *wp = rows && !pads ? pack(r->tape, q->prec, w, 0, G, H) : NULL;
+    /* what backward leaves in the gates' rows (dy, or dx when kept), rounded: for dW_hh and, when
+     * kept, for xp's product's gradients, which read it as xp's gradient */
+    uint16_t *dsh = rows ? shadow_new(r->tape, q->prec, (size_t)T * B, G) : NULL;
+    /* kept: the column sums of xp's gradient (the bias gradient of the product that made xp), per
+     * chunk of CHUNK rows in step order, then over the chunks: the same order for any thread count */
+    const int nch = (B + CHUNK - 1) / CHUNK;
+    sp_real *csum = rows && q->kept ? sp__alloc(r->tape, (size_t)nch * G * sizeof(sp_real)) : NULL;
     if (!rows || sp_tape_status(r->tape) != SP_OK) {
         if (pads) sp__amx_prod_fini(&amx);
         return;
@@ -422,8 +461,11 @@ void sp__seq_backward(sp_record *r)
             int m = 0;
             for (int i = 0; i < n; i++) {
                 int b = mine[i];
-                if (q->len[b] <= s) continue;
                 size_t at = (size_t)s * B + b;
+                if (q->len[b] <= s) {
+                    shadow_row(dsh, at, NULL, G);
+                    continue;
+                }
                 const sp_real *g = dout + at * H, *fin = dout + ((size_t)T * B + b) * H;
                 int last = q->len[b] == s + 1;
                 V->add3(dh, g, dhc + (size_t)i * H, last ? fin : NULL, H);
@@ -437,11 +479,13 @@ void sp__seq_backward(sp_record *r)
                 k->bwd(sv, ex, dh, dcn, hp, cp, cn, dx, dy, dhd, dcc + (size_t)i * H, scr, H);
                 if (q->kept) { /* dx over the gates (xp's gradient), the rest of dy over what ex held */
                     memcpy(sv, dx, (size_t)G * sizeof(sp_real));
+                    if (csum) V->acc(csum + (size_t)(tid + i / CHUNK * q->nt) * G, dx, G); /* my_rows' chunks */
                     if (DX0 < G) memcpy(ex, dy + DX0, (size_t)(G - DX0) * sizeof(sp_real));
                 } else { /* dy replaces what it came from; dx is added to xp's gradient */
                     memcpy(sv, dy, (size_t)G * sizeof(sp_real));
                     if (xp->grad) V->acc(xp->grad + at * xp->stride, dx, G);
                 }
+                shadow_row(dsh, at, sv, G);
                 if (k->direct) memcpy(dhc + (size_t)i * H, dhd, (size_t)H * sizeof(sp_real));
                 act[m++] = i;
             }
@@ -471,6 +515,11 @@ void sp__seq_backward(sp_record *r)
         }
     }
     if (pads) sp__amx_prod_fini(&amx);
+    if (dsh) sp__shadow_put(r->tape, q->sv, T * B, G, (int)q->ss, dsh, (G + 1) & ~1, NULL);
+    if (csum) {
+        for (int c = 1; c < nch; c++) V->acc(csum, csum + (size_t)c * G, G);
+        sp__shadow_put(r->tape, q->sv, T * B, G, (int)q->ss, NULL, 0, csum);
+    }
     /* dy's columns: [0, split) in the gates' rows, [split, G) in ex's (kept, GRU) */
     int split = q->kept ? DX0 : G;
     if (w->grad) { /* dW_hh [G, H] += dy^T h_prev over all steps: step 0 from h0, the rest from out */

@@ -213,8 +213,19 @@ static double grad_norm(const sp_params *ps)
 {
     const sp_real *g = ps->grad;
     double ss = 0;
-#pragma omp parallel for reduction(+ : ss) if (ps->numel > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
-    for (size_t i = 0; i < ps->numel; i++) ss += (double)g[i] * (double)g[i];
+    /* blocks of 1024 values, each summed in 8 lanes: one long chain of dependent double adds ran
+     * at one add per 4 cycles (the compiler may not reorder it), 2.6 % of a bf16 LSTM step */
+    const size_t n = ps->numel, nb = (n + 1023) / 1024;
+#pragma omp parallel for reduction(+ : ss) if (n > SP_PAR_MIN_OPTIM_ELEMS) num_threads(sp__threads_now()) schedule(static)
+    for (size_t b = 0; b < nb; b++) {
+        const size_t i0 = b * 1024, i1 = i0 + 1024 < n ? i0 + 1024 : n;
+        double acc[8] = {0};
+        size_t i = i0;
+        for (; i + 8 <= i1; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)g[i + k] * (double)g[i + k];
+        for (; i < i1; i++) acc[0] += (double)g[i] * (double)g[i];
+        ss += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
     if (isfinite(ss)) return sqrt(ss);
     /* Finite values whose squares overflow a double (only possible in the double build). */
     double mx = 0;

@@ -88,6 +88,27 @@ grep -q "attention additive" "$dir/la" || fail "attention not reported"
 [ $? -le 1 ] || { cat "$dir/ta"; fail "attention translate"; }
 bad --heatmap "$dir/x.svg" --steps 1
 echo "ok: attention"
+# export: the encoder and the decoder step as ONNX (tests/onnx/onnx_programs.py runs them in ONNX
+# Runtime), --ids the held-out examples with spool's greedy reading; a build without ONNX says so
+"$exe" export --load "$dir/a.safetensors" --onnx "$dir/x" --ids "$dir/x.ids" --test-n 5 --threads 1 >"$dir/ex" 2>&1
+rc=$?
+if [ "$rc" -eq 0 ]; then
+    [ -s "$dir/x.encoder.onnx" ] && [ -s "$dir/x.decoder.onnx" ] || fail "export wrote no graphs"
+    [ "$(grep -c -P '^[0-9 ]+\t[0-9-]{10}\t.{10}\t(-?[0-9.e+-]+ ){109}-?[0-9.e+-]+$' "$dir/x.ids")" -eq 5 ] ||
+        { head -c 600 "$dir/x.ids"; fail "export --ids lines"; }
+    grep -q "prev \[batch\], h, c, y, lengths, keys -> logits, h_next, c_next, attention" "$dir/ex" || { cat "$dir/ex"; fail "export summary"; }
+    echo "ok: export"
+else
+    grep -q "built without ONNX" "$dir/ex" || { cat "$dir/ex"; fail "export: exit $rc"; }
+    echo "ok: export refused in a build without ONNX"
+fi
+"$exe" export --help | grep -q "Usage: spool-dates export" || fail "export --help"
+bad export --onnx "$dir/y"                        # no --load
+bad export --load "$dir/a.safetensors"            # no --onnx
+bad export --load "$dir/missing.safetensors" --onnx "$dir/y"
+bad export --load "$dir/a.safetensors" --onnx "$dir/y" --steps 3   # a training option
+bad export --load "$dir/a.safetensors" --onnx "$dir/y" --ids "$dir/y.ids" --eval-file "$dir/bad.tsv"
+[ -e "$dir/y.ids" ] && fail "a failed --ids left a file"
 bad --bogus
 bad --steps
 bad --steps -3

@@ -85,9 +85,12 @@ img=set/clean/$(cut -f1 set/clean.tsv | head -1 | cut -d/ -f2)
 [ $? = 0 ] && [ "$(wc -l < out)" = 1 ]
 ok $? "recognize prints one line for one image"
 
-"$O" train $TINY --steps 6 --out r.safetensors > /dev/null 2>&1 &&
-    "$O" train $TINY --steps 3 --out s.safetensors > /dev/null 2>&1 &&
-    "$O" train $TINY --steps 6 --out s.safetensors --resume > /dev/null 2>&1 && cmp -s r.safetensors s.safetensors
+# a constant rate (--min-lr = --lr): the cosine decay spans --steps, so only a run resumed with the
+# --steps it started with follows the same curve
+CONST="--lr 0.005 --min-lr 0.005"
+"$O" train $TINY $CONST --steps 6 --out r.safetensors > /dev/null 2>&1 &&
+    "$O" train $TINY $CONST --steps 3 --out s.safetensors > /dev/null 2>&1 &&
+    "$O" train $TINY $CONST --steps 6 --out s.safetensors --resume > /dev/null 2>&1 && cmp -s r.safetensors s.safetensors
 ok $? "train --resume continues exactly (6 steps = 3 + 3)"
 
 if "$B/spool-charlm" train --data train.txt --valid val.txt --steps 3 --hidden 16 --batch 4 --eval-every 0 \

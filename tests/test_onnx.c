@@ -87,9 +87,9 @@ static void make(model_t *x, sp_cell_kind kind, const sp_cell_opts *co, int L, i
     make_seeded(x, kind, co, L, bidir, 5);
 }
 
-/* The export fails with status s, the message has every one of the NULL-terminated words, and
- * the file at the path (if any) is untouched. */
-static void refused(const sp_onnx_model *m, sp_status s, ...)
+/* The export of m (or of the recording g) fails with status s, the message has every one of the
+ * words (ap, NULL-terminated), and the file at the path (if any) is untouched. */
+static void refused_ap(const sp_onnx_model *m, const sp_onnx_tape *g, sp_status s, va_list ap)
 {
     char path[300], buf[16] = {0};
     snprintf(path, sizeof path, "%s/old.onnx", dir);
@@ -98,12 +98,9 @@ static void refused(const sp_onnx_model *m, sp_status s, ...)
     fputs("old", f);
     fclose(f);
     sp_clear_error();
-    assert_int_equal(sp_onnx_export(m, path), s);
-    va_list ap;
-    va_start(ap, s);
+    assert_int_equal(m ? sp_onnx_export(m, path) : sp_onnx_export_tape(g, path), s);
     for (const char *w; (w = va_arg(ap, const char *));)
         if (!strstr(sp_last_error(), w)) fail_msg("'%s' not in the message: %s", w, sp_last_error());
-    va_end(ap);
     f = fopen(path, "r");
     assert_non_null(f);
     assert_non_null(fgets(buf, sizeof buf, f));
@@ -111,6 +108,22 @@ static void refused(const sp_onnx_model *m, sp_status s, ...)
     assert_string_equal(buf, "old");
     assert_int_equal(files_in_dir(), 1);
     remove(path);
+}
+
+static void refused(const sp_onnx_model *m, sp_status s, ...)
+{
+    va_list ap;
+    va_start(ap, s);
+    refused_ap(m, NULL, s, ap);
+    va_end(ap);
+}
+
+static void refused_tape(const sp_onnx_tape *g, sp_status s, ...)
+{
+    va_list ap;
+    va_start(ap, s);
+    refused_ap(NULL, g, s, ap);
+    va_end(ap);
 }
 
 static void without_onnx(void **state)
@@ -124,6 +137,8 @@ static void without_onnx(void **state)
     assert_int_equal(sp_onnx_load_weights("model.onnx", &x.m), SP_ERR_STATE);
     assert_non_null(strstr(sp_last_error(), "built without ONNX"));
     assert_int_equal(sp_onnx_load_weights_mem((const unsigned char *)"", 0, &x.m, NULL), SP_ERR_STATE);
+    sp_onnx_tape g = {0};
+    refused_tape(&g, SP_ERR_STATE, "sp_onnx_export_tape", "built without ONNX", NULL);
     sp_params_free(x.ps);
 }
 
@@ -154,17 +169,20 @@ static void writes_one_file(void **state)
     sp_params_free(x.ps);
 }
 
-/* The path at dir/name exported: SP_OK and a file. */
-static void exports(const sp_onnx_model *m, const char *name)
+/* The path at dir/name exported from m (or the recording g): SP_OK and one file. */
+static void exports_either(const sp_onnx_model *m, const sp_onnx_tape *g, const char *name)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/%s.onnx", dir, name);
-    if (sp_onnx_export(m, path) != SP_OK) fail_msg("%s: %s", name, sp_last_error());
+    if ((m ? sp_onnx_export(m, path) : sp_onnx_export_tape(g, path)) != SP_OK) fail_msg("%s: %s", name, sp_last_error());
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_true(st.st_size > 100);
+    assert_int_equal(files_in_dir(), 1);
     remove(path);
 }
+
+static void exports(const sp_onnx_model *m, const char *name) { exports_either(m, NULL, name); }
 
 /* Every kind without an ONNX operator is a Scan over its recorded step (ONNX Runtime checks the
  * numbers in onnx_ort). */
@@ -495,12 +513,177 @@ static void load_refuses_model_untouched(void **state)
     remove(path), remove(bad);
 }
 
+/* ------------------------------------------------ recorded graphs (sp_onnx_export_tape) */
+
+/* A decoder step recorded with B 5 rows and S 3 steps: the previous ids' embedding and the
+ * additive attention of h over enc (lengths) into a GRU, then a head. */
+typedef struct {
+    sp_params *ps;
+    sp_embed emb;
+    sp_attention att;
+    sp_cell cell;
+    sp_linear head;
+    sp_tape *t;
+    int prev[5], len[5];
+    sp_tensor *logits, *hnext, *weights;
+    sp_onnx_value in[3], out[3];
+    sp_onnx_tape g;
+} step_t;
+
+static void make_step(step_t *s)
+{
+    sp_rng rng;
+    sp_rng_seed(&rng, 9);
+    memset(s, 0, sizeof *s);
+    s->ps = sp_params_new();
+    assert_int_equal(sp_embed_init(&s->emb, s->ps, "emb", 7, 4, &rng), SP_OK);
+    assert_int_equal(sp_attention_init(&s->att, s->ps, "attn", SP_ATTN_ADDITIVE, 3, 4, 5, &rng), SP_OK);
+    assert_int_equal(sp_cell_init(&s->cell, SP_CELL_GRU_RESET_AFTER_MATMUL, s->ps, "dec", 0, 0, 8, 3, NULL, &rng), SP_OK);
+    assert_int_equal(sp_linear_init(&s->head, s->ps, "head", 3, 7, 1, &rng), SP_OK);
+    s->t = sp_tape_new();
+    for (int b = 0; b < 5; b++) s->len[b] = 1 + b % 3, s->prev[b] = b;
+    sp_tensor *enc = sp_const(s->t, 15, 4), *h = sp_const(s->t, 5, 3), *w = NULL, *ns[1] = {NULL};
+    sp_tensor *ctx = sp_attention_step(s->t, &s->att, h, sp_attention_keys(s->t, &s->att, enc), enc, 3, s->len, &w);
+    sp_tensor *x[2] = {sp_embed_forward(s->t, &s->emb, s->prev, 5), ctx};
+    assert_int_equal(sp_cell_forward(s->t, &s->cell, sp_concat(s->t, x, 2), &h, ns), SP_OK);
+    sp_tensor *logits = s->logits = sp_linear_forward(s->t, &s->head, ns[0]);
+    s->hnext = ns[0], s->weights = w;
+    sp_sum(s->t, logits); /* recorded, but no output needs it: not translated */
+    assert_int_equal(sp_tape_status(s->t), SP_OK);
+    s->in[0] = (sp_onnx_value){"prev", s->emb.weight, SP_ONNX_IDS};
+    s->in[1] = (sp_onnx_value){"h", h, SP_ONNX_ROWS};
+    s->in[2] = (sp_onnx_value){"enc", enc, SP_ONNX_SEQ};
+    s->out[0] = (sp_onnx_value){"logits", logits, SP_ONNX_ROWS};
+    s->out[1] = (sp_onnx_value){"h_next", ns[0], SP_ONNX_ROWS};
+    s->out[2] = (sp_onnx_value){"weights", w, SP_ONNX_ROWS};
+    s->g = (sp_onnx_tape){.tape = s->t, .batch = 5, .steps = 3, .n_in = 3, .in = s->in, .n_out = 3, .out = s->out,
+                          .lengths = "lengths"};
+}
+
+static void exports_tape(const sp_onnx_tape *g, const char *name) { exports_either(NULL, g, name); }
+
+/* A recorded graph exports with its bindings, and every binding or op that would fix the batch or
+ * the time axis, or has no ONNX form, is refused naming it; an old file stays as it was. */
+static void tape_graphs(void **state)
+{
+    (void)state;
+    if (!TEST_HAVE_ONNX) return; /* without_onnx checks the stubs */
+    step_t s;
+    make_step(&s);
+    exports_tape(&s.g, "step");
+    s.g.lengths = NULL;
+    refused_tape(&s.g, SP_ERR_ARG, "sp_onnx_export_tape", "op attn_mask", "(node \"attn_mask\")", "lengths", NULL);
+    s.g.lengths = "lengths";
+    s.in[0].node = s.head.weight; /* the ids bound to another table */
+    refused_tape(&s.g, SP_ERR_ARG, "op embedding", "table \"emb.weight\"", "SP_ONNX_IDS", NULL);
+    s.in[0].node = s.emb.weight;
+    s.in[2].kind = SP_ONNX_ROWS;
+    refused_tape(&s.g, SP_ERR_SHAPE, "input \"enc\"", "[15 x 4]", "must have 5 rows", NULL);
+    s.in[2].kind = SP_ONNX_SEQ;
+    s.g.n_in = 2; /* enc unbound: a constant of the sequence's rows */
+    refused_tape(&s.g, SP_ERR_ARG, "constant", "[15 x 4]", "batch's rows", NULL);
+    s.g.n_in = 3;
+    s.g.batch = 1;
+    refused_tape(&s.g, SP_ERR_ARG, "batch 1", ">= 2", NULL);
+    s.g.batch = 5, s.g.steps = 0;
+    refused_tape(&s.g, SP_ERR_ARG, "input \"enc\"", "SP_ONNX_SEQ (with steps >= 2)", NULL);
+    s.g.steps = 3;
+    s.out[1].name = "h";
+    refused_tape(&s.g, SP_ERR_ARG, "two values of the graph are named \"h\"", NULL);
+    s.out[1].name = "h_2";
+    refused_tape(&s.g, SP_ERR_ARG, "output \"h_2\" needs a name of its own", NULL);
+    s.out[1].name = "h_next";
+    s.out[2].node = s.head.weight;
+    refused_tape(&s.g, SP_ERR_ARG, "output \"weights\"", "not one recorded on the tape", NULL);
+    s.out[2].kind = SP_ONNX_IDS;
+    refused_tape(&s.g, SP_ERR_ARG, "output \"weights\": kind 2", NULL);
+    sp_tape *other = sp_tape_new();
+    s.out[2] = (sp_onnx_value){"weights", sp_const(other, 5, 3), SP_ONNX_ROWS};
+    refused_tape(&s.g, SP_ERR_ARG, "output \"weights\"", "not one recorded on the tape", NULL);
+    sp_tape_free(other);
+    sp_onnx_tape none = s.g;
+    none.tape = NULL;
+    refused_tape(&none, SP_ERR_ARG, "tape is NULL", NULL);
+    assert_int_equal(sp_onnx_export_tape(NULL, "x.onnx"), SP_ERR_ARG);
+    assert_int_equal(sp_onnx_export_tape(&s.g, NULL), SP_ERR_ARG);
+    /* after the step: attention weights into a product (their columns are the time axis), a
+     * constant of the batch's rows that is one row repeated (exported) or not, an op without
+     * an ONNX form */
+    s.out[2] = (sp_onnx_value){"spread", sp_matmul(s.t, s.logits, s.head.weight), SP_ONNX_ROWS};
+    exports_tape(&s.g, "product");
+    s.out[2].node = sp_matmul(s.t, s.weights, sp_param(s.ps, "by_step", 3, 2));
+    refused_tape(&s.g, SP_ERR_ARG, "op matmul", "time axis", NULL);
+    sp_tensor *zeros = sp_const(s.t, 5, 3);
+    s.out[2].node = sp_add(s.t, s.hnext, zeros);
+    exports_tape(&s.g, "zeros");
+    *sp_at(zeros, 2, 1) = 1;
+    refused_tape(&s.g, SP_ERR_ARG, "constant", "[5 x 3]", "batch's rows", NULL);
+    s.out[2].node = sp_add(s.t, s.hnext, sp_name(s.t, sp_mean(s.t, s.hnext), "avg"));
+    refused_tape(&s.g, SP_ERR_ARG, "op mean", "\"avg\"", "no ONNX mapping", NULL);
+    s.out[2].node = sp_add(s.t, s.hnext, sp_name(s.t, sp_slice_rows(s.t, s.hnext, 0, 1), "first_row"));
+    refused_tape(&s.g, SP_ERR_ARG, "\"first_row\"", "rows of the batch", NULL);
+    sp_tape_free(s.t);
+    sp_params_free(s.ps);
+}
+
+/* sp_onnx_model.post: a computation of the stack's values after the graph, its inputs named
+ * after them; misnamed, mis-sized or clashing bindings refused. */
+static void post_graphs(void **state)
+{
+    (void)state;
+    if (!TEST_HAVE_ONNX) return; /* without_onnx checks the stubs */
+    model_t x;
+    make(&x, SP_CELL_LSTM, NULL, 1, 1); /* states [2, B, 3]: hn_l0 is [B, 6] */
+    x.m.head = NULL, x.m.softmax = 0;
+    sp_rng rng;
+    sp_rng_seed(&rng, 3);
+    sp_linear bridge;
+    assert_int_equal(sp_linear_init(&bridge, x.ps, "bridge", 6, 4, 1, &rng), SP_OK);
+    sp_tape *t = sp_tape_new();
+    sp_tensor *hn = sp_const(t, 5, 6), *y = sp_const(t, 15, 6);
+    sp_tensor *h = sp_tanh(t, sp_linear_forward(t, &bridge, hn)), *keys = sp_matmul_ex(t, y, 0, bridge.weight, 1);
+    sp_onnx_value in[2] = {{"hn_l0", hn, SP_ONNX_ROWS}, {"y", y, SP_ONNX_SEQ}};
+    sp_onnx_value out[3] = {{"dec_h", h, SP_ONNX_ROWS}, {"keys", keys, SP_ONNX_SEQ}, {"dec_c", sp_const(t, 5, 4), SP_ONNX_ROWS}};
+    sp_onnx_tape post = {.tape = t, .batch = 5, .steps = 3, .n_in = 2, .in = in, .n_out = 3, .out = out};
+    x.m.post = &post;
+    exports(&x.m, "post");
+    in[0].name = "cn_l0"; /* an LSTM's c: [B, 6] too */
+    exports(&x.m, "post_c");
+    in[0].name = "hn_l1";
+    refused(&x.m, SP_ERR_ARG, "post: input \"hn_l1\" is none of the graph's values", NULL);
+    in[0].name = NULL;
+    refused(&x.m, SP_ERR_ARG, "input \"(null)\" needs a name", NULL);
+    in[0].name = "hn_l0";
+    in[1].kind = SP_ONNX_ROWS;
+    refused(&x.m, SP_ERR_SHAPE, "input \"y\"", "must have 5 rows", NULL);
+    in[1].kind = SP_ONNX_SEQ;
+    in[1].name = "hn_l0";
+    refused(&x.m, SP_ERR_ARG, "input \"hn_l0\" is none of", NULL);
+    in[1].name = "y";
+    out[0].name = "logits";
+    refused(&x.m, SP_ERR_ARG, "output \"logits\" needs a name of its own", NULL);
+    out[0].name = "dec_h";
+    const sp_tensor *consts[1] = {bridge.bias};
+    const char *cn[1] = {"dec_h"};
+    x.m.n_consts = 1, x.m.consts = consts, x.m.const_names = cn;
+    refused(&x.m, SP_ERR_ARG, "post: output \"dec_h\": the graph has a value of that name", NULL);
+    x.m.n_consts = 0;
+    sp_tape_free(t);
+    t = sp_tape_new(); /* a post of another width than the graph's value */
+    sp_tensor *narrow = sp_const(t, 5, 3);
+    sp_onnx_value in2[1] = {{"hn_l0", narrow, SP_ONNX_ROWS}}, out2[1] = {{"dec_h", sp_tanh(t, narrow), SP_ONNX_ROWS}};
+    post = (sp_onnx_tape){.tape = t, .batch = 5, .n_in = 1, .in = in2, .n_out = 1, .out = out2};
+    refused(&x.m, SP_ERR_SHAPE, "post: input \"hn_l0\" has 6 columns in the graph, node", NULL);
+    sp_tape_free(t);
+    sp_params_free(x.ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(without_onnx), cmocka_unit_test(writes_one_file), cmocka_unit_test(exports_every_kind),
         cmocka_unit_test(custom_steps), cmocka_unit_test(refuses_options), cmocka_unit_test(loads_back),
-        cmocka_unit_test(load_refuses_model_untouched),
+        cmocka_unit_test(load_refuses_model_untouched), cmocka_unit_test(tape_graphs), cmocka_unit_test(post_graphs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,8 +10,11 @@
  * characters. Training uses teacher forcing; decoding is greedy or beam search. The data are
  * generated from a seed (dates_data.c), with train and test disjoint by date.
  *
+ * `spool-dates export` writes the model as two ONNX graphs, the encoder and one decoder step
+ * (docs/onnx.md), so that the decoding loop stays in the caller's code as it is here.
+ *
  * Everything is spool's public API: layers (embedding, cells, bidirectional runner, linear),
- * ops, the optimizer and safetensors checkpoints. */
+ * ops, the optimizer, safetensors checkpoints and the ONNX export. */
 #include "spool.h"
 #include "spool/layers.h"
 #include "spool/optim.h"
@@ -119,6 +122,7 @@ static void usage_more(FILE *f)
 static const ex_cli CLI = {PROG,
                            "Usage: " PROG " [options]                      train, evaluate, save a checkpoint\n"
                            "       " PROG " --load CKPT --translate TEXT ...  translate with a saved model\n"
+                           "       " PROG " export --load CKPT --onnx PREFIX    the model as ONNX (" PROG " export --help)\n"
                            "Encoder-decoder over characters: human-written dates -> ISO YYYY-MM-DD.\n",
                            usage_more, NULL, NULL, OPTS, sizeof OPTS / sizeof OPTS[0], 0, NULL};
 
@@ -205,6 +209,20 @@ typedef struct {
     sp_tensor *weights;    /* attention weights [n, Tx] of the last decoder step */
 } encoded;
 
+/* What the decoder reads, from the encoder's context ctx [n, 2H] (its final states) and outputs
+ * enc [Tx*n, 2H]: the keys of attention, and the decoder's first state h0 = tanh(W ctx + b) (and
+ * a zero c for an LSTM). Shared by encode and the ONNX export, whose encoder graph ends with it. */
+static void encoder_tail(sp_tape *t, const model *m, sp_tensor *ctx, sp_tensor *enc, int Tx, int *len, int n, encoded *e)
+{
+    e->ctx = ctx, e->enc = enc, e->Tx = Tx, e->len = len, e->weights = NULL;
+    e->keys = m->attn ? sp_attention_keys(t, &m->att, enc) : NULL;
+    sp_tape_scope(t, "bridge");
+    e->state[0] = sp_tanh(t, sp_linear_forward(t, &m->bridge, ctx));
+    e->state[1] = NULL;
+    if (m->dec.n_state == 2) e->state[1] = sp_const(t, n, m->dec.state_size[1]);
+    sp_tape_scope(t, NULL);
+}
+
 static int encode(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, encoded *e)
 {
     int Tx = 1;
@@ -227,14 +245,7 @@ static int encode(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, en
     sp_bidir_out out;
     if (sp_bidir_run(t, &m->enc_f, &m->enc_b, x, Tx, n, &bo, &out) != SP_OK) return -1;
     sp_tensor *both[2] = {out.fwd_final[0], out.bwd_final[0]};
-    e->ctx = sp_concat(t, both, 2);
-    e->enc = out.out, e->Tx = Tx, e->len = len, e->weights = NULL;
-    e->keys = m->attn ? sp_attention_keys(t, &m->att, out.out) : NULL;
-    sp_tape_scope(t, "bridge");
-    e->state[0] = sp_tanh(t, sp_linear_forward(t, &m->bridge, e->ctx));
-    e->state[1] = NULL;
-    if (m->dec.n_state == 2) e->state[1] = sp_const(t, n, m->dec.state_size[1]);
-    sp_tape_scope(t, NULL);
+    encoder_tail(t, m, sp_concat(t, both, 2), out.out, Tx, len, n, e);
     return sp_tape_status(t) == SP_OK ? 0 : -1;
 }
 
@@ -275,9 +286,10 @@ static sp_tensor *batch_loss(sp_tape *t, const model *m, char (*texts)[TEXT_CAP]
 }
 
 /* Greedy decoding of n texts into out[n][11]. With attention and w != NULL, w[(b*DT_TY + s)*TEXT_CAP
- * + x] receives the weight output s of text b gave input character x, and *tx the padded length. */
+ * + x] receives the weight output s of text b gave input character x, and *tx the padded length;
+ * with lg != NULL, lg[(b*DT_TY + s)*V + v] the logit of character v at step s (V = 11). */
 static int greedy_weights(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, char (*out)[11], sp_real *w,
-                          int *tx)
+                          int *tx, sp_real *lg_out)
 {
     sp_tape_reset(t);
     encoded e;
@@ -294,6 +306,7 @@ static int greedy_weights(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], i
                 if (*sp_at(lg, b, v) > *sp_at(lg, b, best)) best = v;
             prev[b] = best;
             out[b][s] = dt_out_char(best);
+            for (int v = 0; lg_out && v < lg->cols; v++) lg_out[((size_t)b * DT_TY + s) * lg->cols + v] = *sp_at(lg, b, v);
             for (int x = 0; w && x < e.Tx; x++) w[((size_t)b * DT_TY + s) * TEXT_CAP + x] = *sp_at(e.weights, b, x);
         }
     }
@@ -302,9 +315,9 @@ static int greedy_weights(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], i
     return 0;
 }
 
-static int greedy(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, char (*out)[11])
+static int greedy(sp_tape *t, const model *m, char (*texts)[TEXT_CAP], int n, char (*out)[11], sp_real *lg)
 {
-    return greedy_weights(t, m, texts, n, out, NULL, NULL);
+    return greedy_weights(t, m, texts, n, out, NULL, NULL, lg);
 }
 
 /* Beam search with K hypotheses for one text. The K rows share the encoding; at each step every
@@ -415,6 +428,19 @@ static int model_from_ckpt(const char *path, model *m, options *o)
     return 0;
 }
 
+/* The trained model of a checkpoint, for --load and export: built as its metadata says, then
+ * its weights. 0, or -1 with the message printed. */
+static int load_model(const char *path, model *m, options *o)
+{
+    if (model_from_ckpt(path, m, o)) return -1;
+    if (sp_load(path, m->ps, NULL, NULL) != SP_OK) {
+        fprintf(stderr, PROG ": %s\n", sp_last_error());
+        sp_params_free(m->ps);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- evaluation */
 
 typedef struct {
@@ -436,12 +462,14 @@ static int make_test(dataset *d, const options *o)
     return 0;
 }
 
-static double eval_greedy(sp_tape *t, const model *m, const dataset *d, char (*pred)[11])
+/* Greedy exact match over d, in batches of 250; pred[i] the readings, lg (NULL, or d->n x DT_TY x
+ * 11 values) their logits. */
+static double eval_greedy(sp_tape *t, const model *m, const dataset *d, char (*pred)[11], sp_real *lg)
 {
-    const int chunk = 250;
+    const int chunk = 250, V = dt_out_vocab() - 1;
     for (int i = 0; i < d->n; i += chunk) {
         int n = d->n - i < chunk ? d->n - i : chunk;
-        if (greedy(t, m, d->text + i, n, pred + i)) return -1;
+        if (greedy(t, m, d->text + i, n, pred + i, lg ? lg + (size_t)i * DT_TY * V : NULL)) return -1;
     }
     const char **p = malloc(sizeof(char *) * d->n), **g = malloc(sizeof(char *) * d->n);
     if (!p || !g) return free(p), free(g), -1;
@@ -583,12 +611,7 @@ static int translate(const options *o0)
 {
     options o = *o0;
     model m;
-    if (model_from_ckpt(o.load, &m, &o)) return 1;
-    if (sp_load(o.load, m.ps, NULL, NULL) != SP_OK) {
-        fprintf(stderr, PROG ": %s\n", sp_last_error());
-        sp_params_free(m.ps);
-        return 1;
-    }
+    if (load_model(o.load, &m, &o)) return 1;
     sp_tape *t = sp_tape_new();
     int rc = 0;
     for (int i = 0; i < o.n_translate && rc != 2; i++) {
@@ -610,6 +633,201 @@ static int translate(const options *o0)
     return rc ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------- export */
+
+/* spool-dates export: the model as two ONNX graphs (docs/onnx.md), the encoder and one decoder
+ * step, so that the decoding loop (greedy, beam, when to stop) stays in the caller's code. */
+typedef struct {
+    const char *load, *onnx, *ids, *eval_file;
+    int test_n, threads;
+} export_opts;
+
+#define X export_opts
+static const ex_opt EXPORT_OPTS[] = {
+    EX_OPT("load", EX_STR, X, load, NULL, 0, 0, 0, "CKPT", "the checkpoint to export (required)"),
+    EX_OPT("onnx", EX_STR, X, onnx, NULL, 0, 0, 0, "PREFIX",
+           "write PREFIX.encoder.onnx and PREFIX.decoder.onnx (required; docs/onnx.md runs them)"),
+    EX_OPT("ids", EX_STR, X, ids, NULL, 0, 0, 0, "FILE",
+           "also write the held-out test examples as the encoder's input, with spool's greedy decoding:\n"
+           "      char ids<TAB>gold<TAB>greedy reading<TAB>its 10 x 11 logits"),
+    EX_OPT("test-n", EX_INT, X, test_n, "2000", 1, 1000000, 0, "N", "held-out examples in --ids (as training's --test-n)"),
+    EX_OPT("eval-file", EX_STR, X, eval_file, NULL, 0, 0, 0, "FILE",
+           "--ids holds the dated lines of FILE ('text<TAB>YYYY-MM-DD'; a path or a bundled file) instead"),
+    EX_OPT_THREADS(X, threads, 0),
+};
+#undef X
+static const ex_cli EXPORT_CLI = {PROG " export", /* its messages say "try spool-dates export --help" */
+                                  "Usage: " PROG " export --load CKPT --onnx PREFIX [--ids FILE]\n"
+                                  "The model as two ONNX graphs: PREFIX.encoder.onnx (characters -> encoder states and the\n"
+                                  "decoder's first state) and PREFIX.decoder.onnx (one decoder step: previous character,\n"
+                                  "state, encoder states -> logits, next state, attention weights); docs/onnx.md.\n",
+                                  NULL, NULL, NULL, EXPORT_OPTS, sizeof EXPORT_OPTS / sizeof EXPORT_OPTS[0], 0, NULL};
+
+/* The dated lines of an --eval-file as a dataset (no-date lines and texts too long are left out). */
+static int read_dated(const char *file, dataset *d)
+{
+    char pathbuf[4096], err[700], *line;
+    const char *path = ex_data_resolve(file, pathbuf, sizeof pathbuf);
+    ex_lines in;
+    int got, cap = 0;
+    *d = (dataset){0};
+    if (ex_lines_open(&in, path, EX_LINE_MAX, err, sizeof err)) return fprintf(stderr, PROG ": %s\n", err), -1;
+    while ((got = ex_lines_next(&in, &line, NULL, err, sizeof err)) > 0) {
+        const char *text, *gold;
+        dt_date gd;
+        int nodate, kind = dt_eval_line(line, &text, &gold, &nodate, &gd);
+        if (kind < 0) {
+            fprintf(stderr, PROG ": %s:%ld: expected 'text<TAB>YYYY-MM-DD' or 'text<TAB>-'\n", path, in.lineno);
+            got = -2;
+            break;
+        }
+        if (kind == 0 || nodate || strlen(text) >= TEXT_CAP) continue;
+        if (d->n == cap) {
+            cap = cap ? 2 * cap : 256;
+            void *a = realloc(d->text, (size_t)cap * TEXT_CAP), *b = a ? realloc(d->iso, (size_t)cap * 11) : NULL;
+            if (a) d->text = a;
+            if (b) d->iso = b;
+            if (!a || !b) {
+                snprintf(err, sizeof err, "out of memory");
+                got = -1;
+                break;
+            }
+        }
+        snprintf(d->text[d->n], TEXT_CAP, "%s", text), snprintf(d->iso[d->n], 11, "%s", gold);
+        d->n++;
+    }
+    ex_lines_close(&in);
+    if (got == -1) fprintf(stderr, PROG ": %s\n", err);
+    if (got >= 0 && !d->n) fprintf(stderr, PROG ": %s: no dated line\n", path), got = -1;
+    return got < 0 ? -1 : 0;
+}
+
+/* --ids: the examples of d as the encoder's input (normalised, as encode reads them) with spool's
+ * greedy reading and its logits, atomically. */
+static int write_ids(sp_tape *t, const model *m, const dataset *d, const char *path, const char *what)
+{
+    const int V = dt_out_vocab() - 1;
+    char (*pred)[11] = calloc((size_t)d->n, 11);
+    sp_real *lg = malloc(sizeof(sp_real) * (size_t)d->n * DT_TY * V);
+    double acc = pred && lg ? eval_greedy(t, m, d, pred, lg) : -1;
+    sp_file *f = acc >= 0 ? sp_file_begin(path) : NULL;
+    int rc = 0;
+    if (!f) rc = fprintf(stderr, PROG ": --ids: %s\n", acc < 0 && sp_tape_status(t) ? sp_tape_errmsg(t) : pred && lg ? sp_last_error() : "out of memory") > 0;
+    else {
+        FILE *o = sp_file_stream(f);
+        for (int i = 0; i < d->n; i++) {
+            char norm[TEXT_CAP];
+            dt_normalise(d->text[i], norm, TEXT_CAP);
+            for (int k = 0; norm[k]; k++) fprintf(o, "%s%d", k ? " " : "", dt_in_id(norm[k]));
+            fprintf(o, "\t%s\t%s\t", d->iso[i], pred[i]);
+            for (int k = 0; k < DT_TY * V; k++) fprintf(o, "%s%.9g", k ? " " : "", (double)lg[(size_t)i * DT_TY * V + k]);
+            fputc('\n', o);
+        }
+        if (sp_file_commit(f) != SP_OK) rc = fprintf(stderr, PROG ": --ids: %s\n", sp_last_error()) > 0;
+        else printf("wrote %s: %d %s as char ids<TAB>gold<TAB>greedy<TAB>logits; spool's greedy exact match %.4f\n", path,
+                    d->n, what, acc);
+    }
+    free(pred), free(lg);
+    return rc;
+}
+
+/* The two graphs. Each is recorded once on probe inputs (PB rows for the batch, PS steps: sizes
+ * no parameter has as rows) and translated by spool's ONNX export, so the files compute what
+ * encode and decode_step compute: the encoder is the embedding and the bidirectional layer
+ * (sp_onnx_export's own LSTM/GRU operator or Scan) followed by encoder_tail; the decoder is
+ * decode_step (attention, the cell, the head) as sp_onnx_export_tape translates it. */
+enum { PB = 13, PS = 7 };
+
+static int export_graphs(const model *m, const char *prefix, const char *const *meta)
+{
+    char enc_path[4200], dec_path[4200];
+    snprintf(enc_path, sizeof enc_path, "%s.encoder.onnx", prefix), snprintf(dec_path, sizeof dec_path, "%s.decoder.onnx", prefix);
+    sp_rnn enc = {.num_layers = 1, .bidirectional = 1, .merge = SP_MERGE_CONCAT};
+    enc.cell[0][0] = m->enc_f, enc.cell[0][1] = m->enc_b;
+    int additive = m->attn == 1 + SP_ATTN_ADDITIVE, lstm = m->dec.n_state == 2, *len = malloc(sizeof(int) * PB), prev[PB];
+    sp_tape *t = sp_tape_new(), *t2 = sp_tape_new();
+    sp_status st = SP_ERR_NOMEM;
+    if (t && t2 && len) {
+        for (int b = 0; b < PB; b++) len[b] = 1 + b % PS, prev[b] = DT_GO;
+        /* the encoder: the stack's final states (as the context) and outputs -> encoder_tail */
+        encoded e;
+        sp_tensor *ctx = sp_const(t, PB, 2 * m->H), *y = sp_const(t, PS * PB, 2 * m->H);
+        encoder_tail(t, m, ctx, y, PS, len, PB, &e);
+        sp_onnx_value ein[2] = {{"hn_l0", ctx, SP_ONNX_ROWS}, {"y", y, SP_ONNX_SEQ}}, eout[3];
+        int no = 0;
+        eout[no++] = (sp_onnx_value){"h", e.state[0], SP_ONNX_ROWS};
+        if (lstm) eout[no++] = (sp_onnx_value){"c", e.state[1], SP_ONNX_ROWS};
+        if (additive) eout[no++] = (sp_onnx_value){"keys", e.keys, SP_ONNX_SEQ};
+        if (!m->attn) eout[no++] = (sp_onnx_value){"ctx", ctx, SP_ONNX_ROWS};
+        sp_onnx_tape post = {.tape = t, .batch = PB, .steps = PS, .n_in = 2, .in = ein, .n_out = no, .out = eout};
+        sp_onnx_model om = {.embed = &m->in_emb, .rnn = &enc, .post = &post, .metadata = meta};
+        st = sp_onnx_export(&om, enc_path);
+        /* the decoder step, from the state, the previous character and what the encoder gave */
+        sp_tensor *state[SP_CELL_MAX_STATE] = {sp_const(t2, PB, m->HD), lstm ? sp_const(t2, PB, m->HD) : NULL};
+        encoded d = {.ctx = sp_const(t2, PB, 2 * m->H), .enc = sp_const(t2, PS * PB, 2 * m->H), .Tx = PS, .len = len};
+        d.keys = additive ? sp_const(t2, PS * PB, m->att.attn_size) : d.enc;
+        sp_onnx_value din[6], dout[4];
+        int ni = 0;
+        no = 0;
+        din[ni++] = (sp_onnx_value){"prev", m->out_emb.weight, SP_ONNX_IDS};
+        din[ni++] = (sp_onnx_value){"h", state[0], SP_ONNX_ROWS};
+        if (lstm) din[ni++] = (sp_onnx_value){"c", state[1], SP_ONNX_ROWS};
+        if (m->attn) din[ni++] = (sp_onnx_value){"y", d.enc, SP_ONNX_SEQ};
+        if (additive) din[ni++] = (sp_onnx_value){"keys", d.keys, SP_ONNX_SEQ};
+        if (!m->attn) din[ni++] = (sp_onnx_value){"ctx", d.ctx, SP_ONNX_ROWS};
+        sp_tensor *lg = st == SP_OK ? decode_step(t2, m, &d, prev, PB, state, 0) : NULL;
+        dout[no++] = (sp_onnx_value){"logits", lg, SP_ONNX_ROWS};
+        dout[no++] = (sp_onnx_value){"h_next", state[0], SP_ONNX_ROWS};
+        if (lstm) dout[no++] = (sp_onnx_value){"c_next", state[1], SP_ONNX_ROWS};
+        if (m->attn) dout[no++] = (sp_onnx_value){"attention", d.weights, SP_ONNX_ROWS};
+        sp_onnx_tape dec = {.tape = t2, .batch = PB, .steps = m->attn ? PS : 0, .n_in = ni, .in = din, .n_out = no,
+                            .out = dout, .lengths = m->attn ? "lengths" : NULL, .metadata = meta};
+        if (st == SP_OK && !lg) st = sp_fail(sp_tape_status(t2), "%s", sp_tape_errmsg(t2));
+        else if (st == SP_OK) st = sp_onnx_export_tape(&dec, dec_path);
+    }
+    if (st != SP_OK) fprintf(stderr, PROG ": export: %s\n", t && t2 && len ? sp_last_error() : "out of memory");
+    else printf("wrote %s (ids [time, batch], lengths [batch] -> y, h%s%s%s) and %s (prev [batch], h%s%s%s -> logits, "
+                "h_next%s%s)\n", enc_path, lstm ? ", c" : "", additive ? ", keys" : "", m->attn ? "" : ", ctx", dec_path,
+                lstm ? ", c" : "", m->attn ? ", y, lengths" : ", ctx", additive ? ", keys" : "", lstm ? ", c_next" : "",
+                m->attn ? ", attention" : "");
+    sp_tape_free(t), sp_tape_free(t2), free(len);
+    return st == SP_OK ? 0 : 1;
+}
+
+static int do_export(int argc, char **argv)
+{
+    export_opts xo = {0};
+    ex_args args;
+    int rc = ex_cli_parse(&EXPORT_CLI, argc, argv, &xo, &args);
+    if (rc >= 0) return rc;
+    if (!xo.load || !xo.onnx || !*xo.onnx) {
+        fprintf(stderr, PROG ": export needs --load CKPT and --onnx PREFIX (try " PROG " export --help)\n");
+        return 2;
+    }
+    if (xo.threads) sp_set_threads(xo.threads);
+    options o = {0};
+    model m;
+    if (load_model(xo.load, &m, &o)) return 1;
+    char cfg[160], go[8], ty[8];
+    snprintf(cfg, sizeof cfg, "cell=%s emb=%d hidden=%d dec_hidden=%d attention=%s formats=%s", o.cell, m.E, m.H, m.HD,
+             o.attention, o.formats);
+    snprintf(go, sizeof go, "%d", DT_GO), snprintf(ty, sizeof ty, "%d", DT_TY);
+    const char *meta[] = {"dates.input_chars", DT_IN_CHARS, "dates.output_chars", DT_OUT_CHARS, "dates.go", go,
+                          "dates.steps", ty, "dates.config", cfg, NULL};
+    rc = export_graphs(&m, xo.onnx, meta);
+    if (!rc && xo.ids) {
+        dataset d = {0};
+        o.test_n = xo.test_n;
+        sp_tape *t = sp_tape_new();
+        if (!t || (xo.eval_file ? read_dated(xo.eval_file, &d) : make_test(&d, &o))) rc = 1;
+        else rc = write_ids(t, &m, &d, xo.ids, xo.eval_file ? "dated lines" : "held-out examples");
+        sp_tape_free(t);
+        free(d.text), free(d.iso), free(d.format);
+    }
+    sp_params_free(m.ps);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ heatmap */
 
 /* The attention weights of the first n test examples under greedy decoding, as one heatmap per
@@ -622,7 +840,7 @@ static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const ch
     if (n > 4) n = 4;
     char out[4][11] = {{0}};
     static sp_real w[4 * DT_TY * TEXT_CAP];
-    if (greedy_weights(t, m, d->text, n, out, w, NULL)) return -1;
+    if (greedy_weights(t, m, d->text, n, out, w, NULL, NULL)) return -1;
     char tsv[1024], gp[1024], err[1200];
     snprintf(tsv, sizeof tsv, "%s.tsv", svg), snprintf(gp, sizeof gp, "%s.gp", svg);
     char *script = NULL;
@@ -684,6 +902,7 @@ static int heatmap(sp_tape *t, const model *m, const dataset *d, int n, const ch
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "export")) return do_export(argc - 1, argv + 1);
     options o;
     int prc = parse_args(argc, argv, &o);
     if (prc >= 0) return prc;
@@ -772,7 +991,7 @@ int main(int argc, char **argv)
         int64_t done = s + 1;
         ex_progress_step(&pg, (long)done, "loss %.4f", loss_sum / loss_n);
         if (done % o.eval_every == 0 || done == o.steps) {
-            acc = eval_greedy(t, &m, &test, pred);
+            acc = eval_greedy(t, &m, &test, pred, NULL);
             if (acc < 0) {
                 fprintf(stderr, PROG ": evaluation: %s\n", sp_tape_errmsg(t));
                 rc = 1;
@@ -792,7 +1011,7 @@ int main(int argc, char **argv)
     double train_s = ex_now() - t0;
     if (!rc) {
         double t1 = ex_now();
-        acc = eval_greedy(t, &m, &test, pred);
+        acc = eval_greedy(t, &m, &test, pred, NULL);
         double tg = ex_now() - t1;
         char(*bpred)[11] = calloc((size_t)o.test_n, 11);
         double bacc = -1, tb = 0;

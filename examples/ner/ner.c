@@ -479,7 +479,7 @@ static int model_load(ner_model *m, const char *path, int *epoch)
 /* =================================================================================== train */
 
 typedef struct {
-    const char *train, *dev, *test, *out, *resume, *data, *model, *output, *onnx, *ids;
+    const char *train, *dev, *test, *out, *resume, *data, *model, *output, *onnx, *ids, *init_from;
     int epochs, batch, limit, threads, log_every, tokens, tape, scores;
     double lr, clip, unk_p, embed_init, lower_p;
     uint64_t seed;
@@ -502,6 +502,10 @@ static const ex_opt OPTS[] = {
            "                        FILE.last holds the last epoch with optimizer state, for --resume"),
     EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, TRAIN, "FILE",
            "continue from a FILE.last checkpoint (same data and options)"),
+    EX_OPT("init-from", EX_STR, T, init_from, NULL, 0, 0, TRAIN, "FILE",
+           "start the word embedding, the BiLSTM and the output layer from the weights of an ONNX file of the\n"
+           "                        same shape and vocabulary (as export wrote them, or PyTorch's); the casing\n"
+           "                        embedding, the CRF and --chars start fresh (docs/onnx.md)"),
     EX_OPT("model", EX_STR, T, model, NULL, 0, 0, EVAL | TAG | EXPORT, "FILE",
            "the trained model (default: what train writes for --data/--output)"),
     EX_OPT("epochs", EX_INT, T, epochs, "15", 1, 100000, TRAIN, "N", "passes over the training data"),
@@ -653,6 +657,16 @@ static int do_train(train_opts *o)
            m.words->n, c->embed, N_CASES, c->case_dim,
            c->chars ? "BiLSTM" : "off", c->hidden, c->layers, m.tags->n, m.ps->numel);
 
+    if (o->init_from) { /* the word embedding, the stack and the head from an ONNX file (docs/onnx.md) */
+        sp_onnx_model om = {.embed = &m.wemb, .rnn = &m.rnn, .head = &m.out};
+        if (sp_onnx_load_weights(o->init_from, &om) != SP_OK) {
+            fprintf(stderr, "%s: --init-from: %s\n", prog, sp_last_error());
+            model_free(&m), ner_baseline_free(&base); /* the model owns the tag set */
+            ner_corpus_free(tr), ner_corpus_free(dv), ner_corpus_free(te);
+            return 1;
+        }
+        printf("weights from %s: word embedding, BiLSTM, output layer\n", o->init_from);
+    }
     sp_optim_config oc = sp_optim_defaults(SP_ADAM);
     sp_optim *opt = sp_optim_new(m.ps, &oc);
     if (!opt) {
@@ -946,6 +960,10 @@ int main(int argc, char **argv)
             return 2;
         }
         return do_tag(model, text, tokens, !o.tape, o.scores) ? 1 : 0;
+    }
+    if (o.init_from && o.resume) {
+        fprintf(stderr, "%s: --init-from and --resume exclude each other (a resumed run has its weights)\n", prog);
+        return 2;
     }
     printf("%s", prog);
     for (int i = 1; i < argc; i++) printf(" %s", argv[i]);

@@ -295,7 +295,7 @@ static int model_load(sent_model *m, const char *path, int *epoch)
 /* =================================================================================== train */
 
 typedef struct {
-    const char *train, *test, *out, *resume, *data, *model, *cell, *pool, *output, *onnx, *ids;
+    const char *train, *test, *out, *resume, *data, *model, *cell, *pool, *output, *onnx, *ids, *init_from;
     int epochs, batch, limit, threads, log_every, tape, digits;
     double lr, clip, unk_p, word_drop, dev_frac, weight_decay, embed_init;
     uint64_t seed;
@@ -316,6 +316,9 @@ static const ex_opt OPTS[] = {
            "best model (by dev accuracy), safetensors; FILE.last holds the last epoch with optimizer state, for\n"
            "      --resume (default: sentiment-mr.safetensors, named after --data's folder: sentiment-uci...)"),
     EX_OPT("resume", EX_STR, T, resume, NULL, 0, 0, TRAIN, "FILE", "continue from a FILE.last checkpoint (same data and options)"),
+    EX_OPT("init-from", EX_STR, T, init_from, NULL, 0, 0, TRAIN, "FILE",
+           "start from the weights of an ONNX file of the same shape and vocabulary (the data and options\n"
+           "      give it): embedding, LSTM or GRU stack and head, as export wrote them or PyTorch (docs/onnx.md)"),
     EX_OPT("model", EX_STR, T, model, NULL, 0, 0, EVAL | PREDICT | EXPORT, "FILE",
            "the trained model (default: what train writes for --data)"),
     EX_CHOICE("cell", EX_STR, T, cell, "lstm", "lstm|gru|mingru|minlstm", TRAIN, "KIND", "recurrent cell"),
@@ -495,6 +498,15 @@ static int do_train_ranks(const train_opts *o)
            c->bidir ? "Bi" : "", cell_titles[c->gru], c->hidden, c->layers, pool_names[c->pool],
            c->softmax ? "softmax" : "logistic", m.ps->numel);
 
+    if (o->init_from) { /* the embedding, the stack and the head from an ONNX file (docs/onnx.md) */
+        sp_onnx_model om = {.embed = &m.emb, .rnn = &m.rnn, .head = &m.out};
+        if (sp_onnx_load_weights(o->init_from, &om) != SP_OK) {
+            fprintf(stderr, "%s: --init-from: %s\n", prog, sp_last_error());
+            model_free(&m), free(perm), sent_corpus_free(tr), sent_corpus_free(te);
+            return 1;
+        }
+        printf("weights from %s\n", o->init_from);
+    }
     sp_optim_config oc = sp_optim_defaults(SP_ADAM);
     oc.weight_decay = o->weight_decay;
     sp_optim *opt = sp_optim_new(m.ps, &oc);
@@ -812,6 +824,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "export")) return do_export(model, o.onnx, o.test, o.ids);
     predict_digits = o.digits;
     if (!strcmp(cmd, "predict")) return do_predict(model, args.pos, args.npos, !o.tape) ? 1 : 0;
+    if (o.init_from && o.resume) {
+        fprintf(stderr, "%s: --init-from and --resume exclude each other (a resumed run has its weights)\n", prog);
+        return 2;
+    }
     if (dist_start(&o)) return 1;
     printf("%s", prog);
     for (int i = 1; i < argc; i++) printf(" %s", argv[i]);

@@ -43,6 +43,12 @@
  * layer, the cell, the op and the node: the exporter never writes a file that computes
  * something else.
  *
+ * A computation that is not a stack, e.g. one step of an attention decoder whose loop stays in the
+ * caller's code, is recorded once on a tape and exported as a graph of its own by
+ * sp_onnx_export_tape (sp_onnx_tape binds its inputs and outputs by name), or appended to a
+ * model's graph (sp_onnx_model.post): its records are translated as a Scan's step, plus
+ * embedding lookups, the attention ops and products over a sequence.
+ *
  * Optional at build time (meson -Donnx): without protobuf-c and Debian's onnx.proto,
  * sp_onnx_available() is 0 and sp_onnx_export and sp_onnx_load_weights fail with SP_ERR_STATE
  * saying what to install.
@@ -76,6 +82,55 @@ typedef enum {
                                 for a row of length 0, as spool's ops */
 } sp_onnx_pool;
 
+/** What a value of a recorded computation is in the graph (sp_onnx_value.kind). */
+typedef enum {
+    SP_ONNX_ROWS = 0, /**< a node [B, C] of the recording: float [batch, C] */
+    SP_ONNX_SEQ,      /**< a node [S*B, C] in spool's sequence layout (row s*B + b is step s of row b):
+                           float [time, batch, C] */
+    SP_ONNX_IDS       /**< input only: int64 [batch], the ids of every lookup (sp_embedding,
+                           sp_embed_forward) through the table `node` (all of which must have read
+                           the same ids); an id < 0 is a zero row */
+} sp_onnx_kind;
+
+/** A value of a recording bound to a graph input or output by name (sp_onnx_tape). */
+typedef struct {
+    const char *name;       /**< the graph's name for it: no '.' or '/', not ending in _<digits> */
+    const sp_tensor *node;  /**< the node of the recording (SP_ONNX_IDS: the embedding's table); an
+                                 output may be a node bound as an input (not a parameter: see
+                                 sp_onnx_model.consts) */
+    sp_onnx_kind kind;      /**< what the node is in the graph */
+} sp_onnx_value;
+
+/** A computation recorded on a tape, exported as a graph of its own (sp_onnx_export_tape; e.g. one
+ * step of a decoder, whose loop stays in the caller's code) or appended to a model's graph
+ * (sp_onnx_model.post). Record it once, as at evaluation, with B rows standing for the batch and
+ * S*B rows for a sequence (choose B >= 2 and S >= 2 that no constant of the model has as rows);
+ * bind the nodes that stand for inputs and outputs. Only what the outputs depend on is translated,
+ * up to the nodes bound as inputs, op by op as a Scan's step (docs/onnx.md), plus: lookups through
+ * a table bound to an SP_ONNX_IDS input, the attention ops (sp_attn_dot, sp_attn_additive,
+ * sp_attn_context: keys and values must be sequences, the query and weights rows; sp_attn_mask:
+ * the lengths input), a product x W whose x is a sequence, and constants of B rows that are one
+ * row repeated (a fresh state's zeros: broadcast to the batch). Anything else that would fix the
+ * batch or the time axis (another constant of B or S*B rows, a row slice of the batch, a product
+ * over the time axis of attention scores) and any op without an ONNX form is refused with
+ * SP_ERR_ARG naming the op and its node. Attention scores and weights are [batch, time]. */
+typedef struct {
+    sp_tape *tape;               /**< the recording (its status must be SP_OK) */
+    int batch;                   /**< B >= 2: rows of the recording's [B, C] values */
+    int steps;                   /**< S >= 2: steps of its SP_ONNX_SEQ values (0 if it has none) */
+    int n_in;                    /**< bound inputs (at most SP_ONNX_MAX_BIND) */
+    int n_out;                   /**< bound outputs (1 to SP_ONNX_MAX_BIND) */
+    const sp_onnx_value *in;     /**< inputs, in the graph's order */
+    const sp_onnx_value *out;    /**< outputs, in the graph's order */
+    const char *lengths;         /**< NULL, or the name of an optional int32 [batch] input (default -1:
+                                      the whole sequence) that every sp_attn_mask of the recording
+                                      masks by, whatever lengths it was recorded with */
+    const char *const *metadata; /**< as sp_onnx_model.metadata (sp_onnx_export_tape) */
+} sp_onnx_tape;
+
+/** The most inputs or outputs of an sp_onnx_tape. */
+#define SP_ONNX_MAX_BIND 32
+
 /** A model to export: its layers, as the program built them. Zero-initialise it and set the
  * fields used. */
 typedef struct {
@@ -108,6 +163,13 @@ typedef struct {
      * program needs to use the model, e.g. its vocabulary; ONNX Runtime's
      * get_modelmeta().custom_metadata_map) */
     const char *const *metadata;
+    /** NULL, or a computation appended to the graph (an encoder's bridge to its decoder, the keys
+     * of attention): its inputs are values of this graph, "y" (SP_ONNX_SEQ, the stack's output
+     * [T*B, O'], zero rows past each row's length) and "hn_l<k>", "cn_l<k>" (SP_ONNX_ROWS, layer k's
+     * final states [B, D*S], the directions side by side, forward first); its outputs are further
+     * outputs of the graph; its attention masks read "lengths" (post->lengths is not used, nor
+     * its metadata). */
+    const sp_onnx_tape *post;
 } sp_onnx_model;
 
 /** 1 if this library was built with ONNX export, else 0. */
@@ -119,6 +181,12 @@ int sp_onnx_available(void);
  * a file that cannot be written (SP_ERR_IO), a build without ONNX (SP_ERR_STATE). Nothing is
  * written on error. */
 sp_status sp_onnx_export(const sp_onnx_model *m, const char *path) SP_WARN_UNUSED;
+
+/** Writes the computation g recorded (e.g. a decoder step with attention) to path as an ONNX
+ * graph of its own, atomically, with dynamic batch and time axes: its inputs, the optional
+ * g->lengths input, and its outputs, as sp_onnx_tape says. The same errors as sp_onnx_export; nothing
+ * is written on error. */
+sp_status sp_onnx_export_tape(const sp_onnx_tape *g, const char *path) SP_WARN_UNUSED;
 
 /** Reads the weights of an ONNX file into m's parameters, for fine-tuning or running a network
  * exported by PyTorch (torch.onnx.export of an nn.LSTM, nn.GRU or nn.RNN, with or without an

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """onnx_programs.py - the example programs' exported models in ONNX Runtime, on real data.
 
-usage: onnx_programs.py WORKDIR SPOOL_SENTIMENT SPOOL_NER [DOCS_ONNX_MD]
+usage: onnx_programs.py WORKDIR SPOOL_SENTIMENT SPOOL_NER SPOOL_DATES [DOCS_ONNX_MD [README_MD]]
 
 spool-sentiment: three small models trained on the bundled sentiment-mr training split (a
 BiLSTM pooled by its final states with a logistic output, a GRU pooled by the mean with a
@@ -15,10 +15,19 @@ scores, decoded here (Viterbi under the exported BIO masks with the exported tra
 or each token's argmax) and scored by conlleval's span rules, must give the gold, found and
 correct entity counts and the F1 that `spool-ner eval` prints.
 
-With DOCS_ONNX_MD, the Python blocks of its sections
-"From spool-sentiment" and "From spool-ner" run on models trained and exported as those sections
-say, and must print the accuracy `spool-sentiment eval` prints and the tag accuracy `spool-ner
-eval` prints.
+spool-dates: four small models (LSTM with additive attention, GRU without attention, minLSTM
+with dot and minGRU with general attention: the encoder as ONNX's LSTM and GRU operators and as
+Scans) trained on the generated data, each exported with `spool-dates export --onnx PREFIX --ids
+FILE` (the held-out examples, then the human-typed dates_human_dev.tsv, with spool's greedy
+readings and logits); greedy decoding in ONNX Runtime, looping over the decoder-step graph, must
+give spool's reading of every text, its exact match (and on the held-out examples the one
+training printed) and the logits of each step to 1e-5 relative.
+
+With DOCS_ONNX_MD (and README_MD), the Python blocks of its sections "From spool-sentiment",
+"From spool-ner" and "From spool-dates" run on models trained and exported as those sections
+say, and must print the accuracy `spool-sentiment eval` prints, the tag accuracy `spool-ner
+eval` prints and the exact match `spool-dates export` prints; the README's one-text decoder loop
+must print spool's greedy reading of its text.
 
 The packages (onnx, onnxruntime, numpy) come from the virtual environment tests/onnx/onnx_check.py
 makes under WORKDIR (pip, first run only); exit 77 (skip, with the reason) when they cannot be had.
@@ -181,6 +190,124 @@ def ner(exe, work):
     return ok
 
 
+DATES_MODELS = [  # name, training options: every kind of attention and none, an LSTM's two states, the
+    # encoder as ONNX's LSTM and GRU operators and as Scans (minLSTM, minGRU); hidden 32, so dot needs 64
+    ("lstm_additive", ["--cell", "lstm", "--attention", "additive", "--dec-hidden", "48", "--steps", "300"]),
+    ("gru_none", ["--cell", "gru", "--attention", "none", "--dec-hidden", "48", "--steps", "150"]),
+    ("minlstm_dot", ["--cell", "minlstm", "--attention", "dot", "--dec-hidden", "64", "--steps", "150"]),
+    ("mingru_general", ["--cell", "mingru", "--attention", "general", "--dec-hidden", "48", "--steps", "150"]),
+]
+
+
+def dates_greedy(enc, dec, ids):
+    """Greedy decoding in ONNX Runtime of texts given as char ids, in one batch with lengths: the
+    readings and the logits of each step [n, 10, 11]."""
+    import numpy as np
+    x = np.full((max(map(len, ids)), len(ids)), -1, dtype=np.int64)
+    for b, row in enumerate(ids):
+        x[:len(row), b] = row
+    lengths = np.array([len(row) for row in ids], dtype=np.int32)
+    wanted = {i.name for i in dec.get_inputs()} | {i.name for i in dec.get_overridable_initializers()}
+    outs = dict(zip([o.name for o in enc.get_outputs()], enc.run(None, {"ids": x, "lengths": lengths})))
+    feed = {k: v for k, v in outs.items() if k in wanted}
+    if "lengths" in wanted:
+        feed["lengths"] = lengths
+    prev, iso, logits = np.full(len(ids), 11, dtype=np.int64), [""] * len(ids), []
+    for _ in range(10):
+        out = dict(zip([o.name for o in dec.get_outputs()], dec.run(None, {**feed, "prev": prev})))
+        logits.append(out["logits"])
+        prev = out["logits"].argmax(axis=1)
+        feed.update({k[:-5]: v for k, v in out.items() if k.endswith("_next")})
+        iso = [s + "0123456789-"[p] for s, p in zip(iso, prev)]
+    return iso, np.stack(logits, axis=1)
+
+
+def dates(exe, work):
+    """ONNX Runtime's greedy decoding with the exported encoder and decoder step gives spool's
+    readings, logits (1e-5 relative) and exact match, on held-out examples and on human-typed dates."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    d = os.path.join(work, "dates")
+    os.makedirs(d, exist_ok=True)
+    ok = True
+    for name, opts in DATES_MODELS:
+        model = os.path.join(d, name + ".safetensors")
+        log = run([exe, "--hidden", "32", "--emb", "16", "--test-n", "500", "--eval-every", "1000000", "--beam", "1",
+                   "--show", "0", "--threads", "1", "--save", model] + opts, d)
+        trained = re.search(r"test exact-match: greedy ([0-9.]+)", log).group(1)
+        prefix = os.path.join(d, name)
+        for split, extra in (("test", []), ("human", ["--eval-file", "dates_human_dev.tsv"])):
+            ids_path = f"{prefix}.{split}.ids"
+            printed = run([exe, "export", "--load", model, "--onnx", prefix, "--ids", ids_path, "--test-n", "500"] + extra, d)
+            spool_acc = re.search(r"spool's greedy exact match ([0-9.]+)", printed).group(1)
+            problems = []
+            if split == "test" and spool_acc != trained:
+                problems.append(f"export's greedy exact match {spool_acc}, training's {trained}")
+            for part in ("encoder", "decoder"):
+                onnx.checker.check_model(onnx.load(f"{prefix}.{part}.onnx"), full_check=True)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = 1
+            so.log_severity_level = 3  # not the warning that the optional inputs' defaults are not constants
+            enc, dec = (ort.InferenceSession(f"{prefix}.{p}.onnx", so, providers=["CPUExecutionProvider"])
+                        for p in ("encoder", "decoder"))
+            rows = [line.rstrip("\n").split("\t") for line in open(ids_path)]
+            iso, logits = dates_greedy(enc, dec, [[int(i) for i in r[0].split()] for r in rows])
+            want = np.array([[float(v) for v in r[3].split()] for r in rows]).reshape(len(rows), 10, 11)
+            same = sum(a == r[2] for a, r in zip(iso, rows))
+            acc = f"{np.mean([a == r[1] for a, r in zip(iso, rows)]):.4f}"
+            # the logits along spool's path: equal up to the first character read otherwise
+            err = max(float(np.max(np.abs(logits[i] - want[i]))) / max(float(np.max(np.abs(want[i]))), 1e-30)
+                      for i in range(len(rows)) if iso[i] == rows[i][2]) if same else float("inf")
+            if same != len(rows):
+                problems.append(f"{len(rows) - same} readings differ from spool's")
+            if acc != spool_acc:
+                problems.append(f"exact match {acc}, spool's {spool_acc}")
+            if not err <= 1e-5:
+                problems.append(f"logits: relative error {err:.3g}")
+            ok = ok and not problems
+            print(f"{'not ok' if problems else 'ok'} - spool-dates {name} ({split}, {len(rows)} texts): ONNX Runtime's "
+                  f"greedy readings {same}/{len(rows)} spool's, exact match {acc} (spool {spool_acc}), logits within "
+                  f"{err:.2g} relative" + ("; " + "; ".join(problems) if problems else ""))
+    return ok
+
+
+def dates_docs(exe, work, docs):
+    """The Python of docs/onnx.md's "From spool-dates" prints the exact match spool-dates export printed, and
+    the README's one-text loop prints the reading spool's greedy decoding gives that text."""
+    d = os.path.join(work, "dates-docs")
+    os.makedirs(d, exist_ok=True)
+    run([exe, "--attention", "additive", "--steps", "300", "--hidden", "32", "--emb", "16", "--dec-hidden", "48",
+         "--test-n", "300", "--eval-every", "1000000", "--beam", "1", "--show", "0", "--threads", "1",
+         "--save", "dates.safetensors"], d)
+    want = re.search(r"exact match ([0-9.]+)", run([exe, "export", "--load", "dates.safetensors", "--onnx", "dates",
+                                                    "--ids", "dates-test.ids", "--test-n", "300"], d)).group(1)
+    ok = True
+    for doc in docs:
+        text = open(doc, encoding="utf-8").read()
+        if doc.endswith("onnx.md"):
+            section = text[text.index("## From spool-dates"):]
+            code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+            got = run([sys.executable, "-c", code], d).strip()
+            same = got == f"exact match {want}"
+            print(f"{'ok' if same else 'not ok'} - docs/onnx.md's 'From spool-dates' example prints '{got}', spool "
+                  f"export's greedy exact match {want}")
+        else:  # the README: one text, read greedily; spool's greedy reading of it from export --ids --eval-file
+            code = re.search(r"```python\n(.*?)```", text[text.index("spool-dates export"):], re.S).group(1)
+            line = re.search(r'text = "([^"]+)"', code).group(1)
+            with open(os.path.join(d, "one.tsv"), "w") as f:
+                f.write(f"{line}\t1998-03-03\n")
+            run([exe, "export", "--load", "dates.safetensors", "--onnx", "dates", "--ids", "one.ids", "--eval-file",
+                 "one.tsv"], d)
+            spool = open(os.path.join(d, "one.ids")).read().split("\t")[2]
+            got = run([sys.executable, "-c", code], d).strip()
+            same = got == spool
+            print(f"{'ok' if same else 'not ok'} - README.md's ONNX example reads '{line}' as '{got}', spool's greedy "
+                  f"decoding as '{spool}'")
+        ok = ok and same
+    return ok
+
+
 def doc_example(exe, doc, work, section, data, train_opts, files, result):
     """The Python block of docs/onnx.md's section, run where the program trained and exported a model
     to the files it reads, must print the number `eval` prints (result: the regex of eval's line)."""
@@ -200,10 +327,10 @@ def doc_example(exe, doc, work, section, data, train_opts, files, result):
 
 
 def main():
-    if len(sys.argv) < 4:
+    if len(sys.argv) < 5:
         print(__doc__)
         return 2
-    work, sent = sys.argv[1], os.path.abspath(sys.argv[2])
+    work, sent, dates_exe = sys.argv[1], os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[4])
     os.makedirs(work, exist_ok=True)
     ensure_venv(work)
     try:
@@ -214,11 +341,13 @@ def main():
         skip(f"cannot import the packages: {e}")
     ok = sentiment(sent, work)
     ok = ner(os.path.abspath(sys.argv[3]), work) and ok
-    if len(sys.argv) > 4:
-        ok = doc_example(sent, sys.argv[4], work, "From spool-sentiment", "sentiment-uci",
+    ok = dates(dates_exe, work) and ok
+    if len(sys.argv) > 5:
+        ok = dates_docs(dates_exe, work, [os.path.abspath(p) for p in sys.argv[5:7]]) and ok
+        ok = doc_example(sent, sys.argv[5], work, "From spool-sentiment", "sentiment-uci",
                          ["--limit", "2000", "--epochs", "3", "--hidden", "16", "--embed", "16"],
                          ("sentiment.onnx", "uci-test.ids"), r"test accuracy ([0-9.]+)") and ok
-        ok = doc_example(os.path.abspath(sys.argv[3]), sys.argv[4], work, "From spool-ner", "ner-wikigold",
+        ok = doc_example(os.path.abspath(sys.argv[3]), sys.argv[5], work, "From spool-ner", "ner-wikigold",
                          ["--limit", "400", "--epochs", "2", "--hidden", "16", "--embed", "16", "--lr", "0.01"],
                          ("ner.onnx", "wg-test.ids"), r"tag accuracy ([0-9.]+%)") and ok
     return 0 if ok else 1

@@ -79,6 +79,15 @@ static void put_f32(FILE *f, const char *name, int ndim, const long *dims, const
     free(x);
 }
 
+/* A node [rows, cols] (a view's rows are stride apart) as the array dims (rows * cols values). */
+static void put_node(FILE *f, const char *name, int ndim, const long *dims, const sp_tensor *x)
+{
+    sp_real *v = malloc(sizeof(sp_real) * sp_numel(x));
+    for (int i = 0; i < x->rows; i++) memcpy(v + (size_t)i * x->cols, sp_at(x, i, 0), sizeof(sp_real) * (size_t)x->cols);
+    put_f32(f, name, ndim, dims, v);
+    free(v);
+}
+
 static void fill(sp_tensor *x, sp_rng *rng, double a)
 {
     for (int i = 0; i < x->rows; i++)
@@ -128,7 +137,23 @@ typedef struct {
     sp_linear head;
     sp_rnn_state init; /* trainable initial states, or all NULL */
     sp_cell_noise nz;  /* zoneout rates (evaluation: their expectation) */
+    sp_linear bridge;  /* the post case's (post_fn) */
+    sp_attention att;
 } model_t;
+
+/* The post case's computation of the stack's values (sp_onnx_model.post): an encoder's bridge to
+ * a decoder. hn [B, 2H] (the last layer's final h, directions side by side) and y [T*B, 2H] ->
+ * out[0] h = tanh(W hn + b), out[1] c = zeros, out[2] keys = y W_k^T, out[3] the context of
+ * additive attention from h over y, masked by len (NULL: whole rows). */
+static int post_fn(sp_tape *t, const model_t *m, sp_tensor *hn, sp_tensor *y, int T, const int *len, sp_tensor **out)
+{
+    out[0] = sp_tanh(t, sp_linear_forward(t, &m->bridge, hn));
+    out[1] = sp_const(t, hn->rows, H);
+    out[2] = sp_attention_keys(t, &m->att, y);
+    out[3] = sp_attention_step(t, &m->att, out[0], out[2], y, T, len, NULL);
+    return sp_tape_status(t) == SP_OK ? 0 : -1;
+}
+static const char *const POST_OUT[4] = {"h", "c", "keys", "ctx"};
 
 /* spool's forward of one run, written as run.* and want.* arrays. */
 static int run(FILE *f, model_t *m, const char *tag, int T, int B, const int *lengths, int feed_states, sp_rng *rng)
@@ -215,8 +240,43 @@ static int run(FILE *f, model_t *m, const char *tag, int T, int B, const int *le
             put_f32(f, name, 3, dims, all);
             free(all);
         }
+    if (m->bridge.weight) { /* the post case: its outputs from the final states and the output */
+        sp_tensor *last[2] = {out.final.s[m->L - 1][0][0], out.final.s[m->L - 1][1][0]}, *po[4];
+        if (post_fn(t, m, sp_concat(t, last, 2), out.out, T, lengths, po))
+            return fprintf(stderr, "onnx_spool: post: %s\n", sp_tape_errmsg(t)), 1;
+        for (int k = 0; k < 4; k++) {
+            int seq = k == 2;
+            long d[3] = {seq ? T : B, seq ? B : po[k]->cols, po[k]->cols};
+            snprintf(name, sizeof name, "want.%s.%s", tag, POST_OUT[k]);
+            put_node(f, name, seq ? 3 : 2, d, po[k]);
+        }
+    }
     free(ids), free(ids64);
     sp_tape_free(t);
+    return 0;
+}
+
+/* A case's two runs of a model (run): a, 7 steps of 5 rows with unsorted lengths {7, 1, 0, 4, 6}
+ * and states fed; b, 3 steps of 2 rows with the graph's defaults. */
+static int model_runs(FILE *f, void *m, sp_rng *rng)
+{
+    static const int lengths[5] = {7, 1, 0, 4, 6};
+    return run(f, m, "a", 7, 5, lengths, 1, rng) || run(f, m, "b", 3, 2, NULL, 0, rng);
+}
+
+/* DIR/<cname>.io written by runs (model_runs, step_runs); then the case's name printed and its
+ * parameters freed. 0, or 1 with the message printed. */
+static int write_io(const char *dir, const char *cname, sp_params *ps, int (*runs)(FILE *, void *, sp_rng *), void *arg,
+                    sp_rng *rng)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.io", dir, cname);
+    FILE *f = fopen(path, "wb");
+    if (!f) return perror(path), 1;
+    int rc = runs(f, arg, rng);
+    if (fclose(f) != 0 || rc) return 1;
+    printf("%s\n", cname);
+    sp_params_free(ps);
     return 0;
 }
 
@@ -263,15 +323,149 @@ static int one_case(const char *dir, const kind_t *k, int L, int D, sp_merge mer
     om.noise = &m.nz;
     snprintf(path, sizeof path, "%s/%s.onnx", dir, cname);
     if (sp_onnx_export(&om, path) != SP_OK) return fail(cname);
-    snprintf(path, sizeof path, "%s/%s.io", dir, cname);
-    FILE *f = fopen(path, "wb");
-    if (!f) return perror(path), 1;
-    static const int lengths[5] = {7, 1, 0, 4, 6};
-    int rc = run(f, &m, "a", 7, 5, lengths, 1, &rng) || run(f, &m, "b", 3, 2, NULL, 0, &rng);
-    if (fclose(f) != 0 || rc) return 1;
-    printf("%s\n", cname);
-    sp_params_free(ps);
+    return write_io(dir, cname, ps, model_runs, &m, &rng);
+}
+
+/* ------------------------------------------------- recorded graphs (sp_onnx_export_tape) */
+
+/* A decoder step with attention: the previous token's embedding and the attention context
+ * over an encoder's outputs (of K = H columns, so that dot attention fits) into a cell, then a
+ * head; every kind of attention, a cell with one state and one with two. */
+typedef struct {
+    sp_embed emb;     /* V x E */
+    sp_attention att; /* query H, keys H, additive size 4 */
+    sp_cell cell;     /* E + H -> H */
+    sp_linear head;   /* H -> V */
+} step_t;
+
+/* One step on t: prev ids [B], state [B, H] (h, and c for an LSTM), enc [T*B, H] with lengths
+ * len (NULL: whole rows) -> out[0] logits, out[1..n_state] the next states, out[n_state + 1] the
+ * attention weights [B, T]. The keys are made here from enc, so a product over a sequence is in
+ * the graph too. */
+static int step_fn(sp_tape *t, const step_t *s, const int *prev, int B, sp_tensor **state, sp_tensor *enc, int T,
+                   const int *len, sp_tensor **out)
+{
+    sp_tensor *w = NULL, *ns[SP_CELL_MAX_STATE] = {NULL, NULL};
+    sp_tensor *ctx = sp_attention_step(t, &s->att, state[0], sp_attention_keys(t, &s->att, enc), enc, T, len, &w);
+    sp_tensor *x[2] = {sp_embed_forward(t, &s->emb, prev, B), ctx};
+    if (sp_cell_forward(t, &s->cell, sp_concat(t, x, 2), state, ns) != SP_OK) return -1;
+    out[0] = sp_linear_forward(t, &s->head, ns[0]);
+    for (int k = 0; k < s->cell.n_state; k++) out[1 + k] = ns[k];
+    out[1 + s->cell.n_state] = w;
+    return sp_tape_status(t) == SP_OK ? 0 : -1;
+}
+
+/* spool's step on random inputs of T steps and B rows, written as run.* and want.* arrays. */
+static int step_run(FILE *f, const step_t *s, const char *tag, int T, int B, const int *len, sp_rng *rng)
+{
+    static const char *const names[2] = {"h", "c"};
+    sp_tape *t = sp_tape_new();
+    int prev[8];
+    int64_t prev64[8];
+    char name[64];
+    long d[2] = {B, H};
+    sp_tensor *state[SP_CELL_MAX_STATE] = {NULL, NULL}, *out[4];
+    for (int b = 0; b < B; b++) prev64[b] = prev[b] = b == 1 ? -1 : (int)sp_rng_below(rng, V); /* -1: a zero row */
+    snprintf(name, sizeof name, "run.%s.prev", tag);
+    put(f, name, "i64", 1, d, prev64, 8);
+    for (int k = 0; k < s->cell.n_state; k++) {
+        state[k] = sp_const(t, B, H);
+        fill(state[k], rng, 0.8);
+        snprintf(name, sizeof name, "run.%s.%s", tag, names[k]);
+        put_f32(f, name, 2, d, state[k]->data);
+    }
+    sp_tensor *enc = sp_const(t, T * B, H);
+    fill(enc, rng, 1);
+    long de[3] = {T, B, H};
+    snprintf(name, sizeof name, "run.%s.enc", tag);
+    put_f32(f, name, 3, de, enc->data);
+    if (len) {
+        snprintf(name, sizeof name, "run.%s.lengths", tag);
+        put(f, name, "i32", 1, d, len, 4);
+    }
+    if (step_fn(t, s, prev, B, state, enc, T, len, out)) return fprintf(stderr, "onnx_spool: step: %s\n", sp_tape_errmsg(t)), 1;
+    for (int k = 0; k < 2 + s->cell.n_state; k++) {
+        const char *nm = k == 0 ? "logits" : k == 1 + s->cell.n_state ? "weights" : k == 1 ? "h_next" : "c_next";
+        long dk[2] = {B, out[k]->cols};
+        snprintf(name, sizeof name, "want.%s.%s", tag, nm);
+        put_node(f, name, 2, dk, out[k]); /* the states are views of the cell's output */
+    }
+    sp_tape_free(t);
     return 0;
+}
+
+/* A step case's two runs: a, 6 steps of 5 rows with lengths {6, 1, 0, 4, 5}; b, 3 steps of 2 rows
+ * with the default lengths (whole rows). */
+static int step_runs(FILE *f, void *s, sp_rng *rng)
+{
+    static const int lengths[5] = {6, 1, 0, 4, 5};
+    return step_run(f, s, "a", 6, 5, lengths, rng) || step_run(f, s, "b", 3, 2, NULL, rng);
+}
+
+static int step_case(const char *dir, sp_attn_kind kind, sp_cell_kind cell, const char *cname, uint64_t seed)
+{
+    char path[512];
+    sp_params *ps = sp_params_new();
+    sp_rng rng;
+    sp_rng_seed(&rng, seed);
+    step_t s;
+    memset(&s, 0, sizeof s);
+    if (sp_embed_init(&s.emb, ps, "emb", V, E, &rng) || sp_attention_init(&s.att, ps, "attn", kind, H, H, 4, &rng) ||
+        sp_cell_init(&s.cell, cell, ps, "dec", 0, 0, E + H, H, NULL, &rng) || sp_linear_init(&s.head, ps, "head", H, V, 1, &rng))
+        return fail(cname);
+    for (int i = 0; i < ps->count; i++) fill(ps->list[i], &rng, 0.9);
+    /* the recording: 13 rows, 7 steps, as no parameter has rows */
+    enum { RB = 13, RT = 7 };
+    sp_tape *t = sp_tape_new();
+    int prev[RB], len[RB];
+    for (int b = 0; b < RB; b++) prev[b] = b % V, len[b] = 1 + b % RT;
+    sp_tensor *state[SP_CELL_MAX_STATE] = {sp_const(t, RB, H), s.cell.n_state > 1 ? sp_const(t, RB, H) : NULL};
+    sp_tensor *enc = sp_const(t, RT * RB, H), *out[4];
+    if (step_fn(t, &s, prev, RB, state, enc, RT, len, out)) return fprintf(stderr, "onnx_spool: %s: %s\n", cname, sp_tape_errmsg(t)), 1;
+    int two = s.cell.n_state > 1;
+    sp_onnx_value in[4] = {{"prev", s.emb.weight, SP_ONNX_IDS}, {"enc", enc, SP_ONNX_SEQ}, {"h", state[0], SP_ONNX_ROWS},
+                           {"c", state[1], SP_ONNX_ROWS}};
+    sp_onnx_value o[4] = {{"logits", out[0], SP_ONNX_ROWS}, {"h_next", out[1], SP_ONNX_ROWS},
+                          {two ? "c_next" : "weights", out[2], SP_ONNX_ROWS}, {"weights", out[3], SP_ONNX_ROWS}};
+    sp_onnx_tape g = {.tape = t, .batch = RB, .steps = RT, .n_in = 3 + two, .in = in, .n_out = 3 + two, .out = o,
+                      .lengths = "lengths"};
+    snprintf(path, sizeof path, "%s/%s.onnx", dir, cname);
+    if (sp_onnx_export_tape(&g, path) != SP_OK) return fail(cname);
+    sp_tape_free(t);
+    return write_io(dir, cname, ps, step_runs, &s, &rng);
+}
+
+/* An encoder (embedding -> bidirectional LSTM) whose graph ends with post_fn (sp_onnx_model.post):
+ * its outputs, from ONNX Runtime's own LSTM's values, against spool's on the same runs. */
+static int post_case(const char *dir, uint64_t seed)
+{
+    const char *cname = "post_bilstm_bridge_attention";
+    char path[512];
+    sp_params *ps = sp_params_new();
+    sp_rng rng;
+    sp_rng_seed(&rng, seed);
+    model_t m;
+    memset(&m, 0, sizeof m);
+    m.input = IN_EMBED, m.L = 1, m.D = 2;
+    if (sp_embed_init(&m.emb, ps, "embed", V, E, &rng) || sp_rnn_init(&m.rnn, ps, "rnn", SP_CELL_LSTM, E, H, 1, 1, NULL, &rng) ||
+        sp_linear_init(&m.bridge, ps, "bridge", 2 * H, H, 1, &rng) ||
+        sp_attention_init(&m.att, ps, "attn", SP_ATTN_ADDITIVE, H, 2 * H, 4, &rng))
+        return fail(cname);
+    for (int i = 0; i < ps->count; i++) fill(ps->list[i], &rng, 0.9);
+    enum { RB = 13, RT = 7 };
+    sp_tape *t = sp_tape_new();
+    int len[RB];
+    for (int b = 0; b < RB; b++) len[b] = 1 + b % RT;
+    sp_tensor *hn = sp_const(t, RB, 2 * H), *y = sp_const(t, RT * RB, 2 * H), *po[4];
+    if (post_fn(t, &m, hn, y, RT, len, po)) return fprintf(stderr, "onnx_spool: %s: %s\n", cname, sp_tape_errmsg(t)), 1;
+    sp_onnx_value in[2] = {{"hn_l0", hn, SP_ONNX_ROWS}, {"y", y, SP_ONNX_SEQ}}, out[4];
+    for (int k = 0; k < 4; k++) out[k] = (sp_onnx_value){POST_OUT[k], po[k], k == 2 ? SP_ONNX_SEQ : SP_ONNX_ROWS};
+    sp_onnx_tape post = {.tape = t, .batch = RB, .steps = RT, .n_in = 2, .in = in, .n_out = 4, .out = out};
+    sp_onnx_model om = {.embed = &m.emb, .rnn = &m.rnn, .post = &post};
+    snprintf(path, sizeof path, "%s/%s.onnx", dir, cname);
+    if (sp_onnx_export(&om, path) != SP_OK) return fail(cname);
+    sp_tape_free(t);
+    return write_io(dir, cname, ps, model_runs, &m, &rng);
 }
 
 int main(int argc, char **argv)
@@ -289,5 +483,10 @@ int main(int argc, char **argv)
         for (int k = 0; k < NKINDS; k += 3) rc |= one_case(argv[1], &KINDS[k], 2, 2, (sp_merge)mg, (int)(seed % 3), 1, 0, seed), seed++;
     /* zoneout at evaluation (its expectation): every layer a Scan, ONNX's operators cannot mix states */
     for (int k = 0; k < NKINDS; k += 2) rc |= one_case(argv[1], &KINDS[k], 2, 1 + (k / 2) % 2, SP_MERGE_CONCAT, (int)(seed % 3), 0, 0.2, seed), seed++;
+    /* recorded graphs: a decoder step with each kind of attention, an encoder with a post */
+    rc |= step_case(argv[1], SP_ATTN_ADDITIVE, SP_CELL_LSTM, "step_additive_lstm", seed++);
+    rc |= step_case(argv[1], SP_ATTN_DOT, SP_CELL_GRU_RESET_AFTER_MATMUL, "step_dot_gru", seed++);
+    rc |= step_case(argv[1], SP_ATTN_GENERAL, SP_CELL_MINGRU, "step_general_mingru", seed++);
+    rc |= post_case(argv[1], seed++);
     return rc;
 }
