@@ -35,6 +35,8 @@
 #include "ocr_lm.h"
 #include "ocr_render.h"
 
+#define OCR_MAX_FONTS 32 /* eval --by-font: fonts told apart (lines of any more count in the total only) */
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -292,7 +294,7 @@ static int decode(const ocr_model *m, const ocr_batch *b, sp_tape *t, const ocr_
 typedef struct {
     const char *data, *fonts, *out, *model, *out_dir, *lm, *save_batches, *format, *split;
     long steps;
-    int resume, batch, threads, log_every, checkpoint_every, max_chars, n_lines, clean, beam, warmup, show;
+    int resume, batch, threads, log_every, checkpoint_every, max_chars, n_lines, clean, beam, warmup, show, by_font;
     double lr, min_lr, clip, size, lm_weight, lm_bonus;
     uint64_t seed;
     ocr_config cfg;
@@ -345,6 +347,8 @@ static const ex_opt OPTS[] = {
            "added per character to a prefix's score (--lm: offsets the model's cost of each character; chosen on "
            "validation lines, docs/ocr.md)"),
     EX_OPT("show", EX_INT, T, show, "5", 0, 1 << 30, EVAL, "N", "print the first N misread lines"),
+    EX_OPT("by-font", EX_FLAG, T, by_font, NULL, 0, 0, EVAL, NULL,
+           "also the error rates per font (the part of an image's name after its number, as render names them)"),
     EX_OPT("warmup", EX_INT, T, warmup, "3", 0, 1000, BENCH, "N", "untimed steps first"),
     EX_OPT("save-batches", EX_STR, T, save_batches, NULL, 0, 0, BENCH, "FILE",
            "also write the timed batches for bench/peer_ocr.py --batches (the same lines in PyTorch)"),
@@ -615,11 +619,21 @@ static int eval_index(const ocr_model *m, const ocr_decoder *d, const ocr_opts *
     double t0 = ex_now();
     if (recognize_files(m, d, paths, ix.n, o->batch, text)) goto out;
     double secs = ex_now() - t0;
-    ocr_score s = {0};
-    int shown = 0;
+    ocr_score s = {0}, fs[OCR_MAX_FONTS] = {{0}};
+    char fname[OCR_MAX_FONTS][64];
+    int shown = 0, nf = 0;
     for (int i = 0; i < ix.n; i++) {
         long before = s.char_err;
         if (ocr_score_add(&s, ix.text[i], text[i])) goto out;
+        if (o->by_font) { /* "0001-P052-Roman.pgm" -> "P052-Roman" */
+            const char *b = strrchr(ix.file[i], '/'), *f = strchr(b ? b + 1 : ix.file[i], '-'), *e = strrchr(ix.file[i], '.');
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", f && e > f ? (int)(e - f - 1) : 1, f && e > f ? f + 1 : "?");
+            int k = 0;
+            while (k < nf && strcmp(fname[k], name)) k++;
+            if (k == nf && nf < OCR_MAX_FONTS) snprintf(fname[nf++], sizeof fname[0], "%s", name);
+            if (k < nf && ocr_score_add(&fs[k], ix.text[i], text[i])) goto out;
+        }
         if (s.char_err > before && shown < o->show) {
             printf("  %s\n    truth: %s\n    read:  %s\n", ix.file[i], ix.text[i], text[i]);
             shown++;
@@ -627,6 +641,9 @@ static int eval_index(const ocr_model *m, const ocr_decoder *d, const ocr_opts *
     }
     printf("%s: CER %.2f%%  WER %.2f%%  (%ld lines, %ld exact; %ld characters, %ld words; %.1f lines/s)\n", index,
            100 * ocr_cer(&s), 100 * ocr_wer(&s), s.lines, s.exact, s.chars, s.words, ix.n / (secs > 0 ? secs : 1e-9));
+    for (int k = 0; k < nf; k++)
+        printf("  %-28s CER %.2f%%  WER %.2f%%  (%ld lines, %ld exact; %ld characters)\n", fname[k], 100 * ocr_cer(&fs[k]),
+               100 * ocr_wer(&fs[k]), fs[k].lines, fs[k].exact, fs[k].chars);
     rc = 0;
 out:
     for (int i = 0; i < ix.n; i++) {
