@@ -80,6 +80,11 @@ ok $? "train learns four lines in 600 steps: render --split train, eval reads th
 [ $? = 0 ] && [ "$(grep -c "CER [0-9.]*%  WER [0-9.]*%" log)" = 2 ]
 ok $? "eval prints CER and WER for each index"
 
+"$O" eval --model m.safetensors --by-font set/clean.tsv > log 2>&1
+[ $? = 0 ] && [ "$(grep -c '^  [A-Za-z0-9-]* *CER' log)" = 4 ] &&
+    [ "$(sed -n 's/^  .*(\([0-9]*\) lines.*/\1/p' log | awk '{s += $1} END {print s}')" = 6 ] && grep -q '^  P052-Roman ' log
+ok $? "eval --by-font: a line per held-out font, their lines adding up to the index's"
+
 img=set/clean/$(cut -f1 set/clean.tsv | head -1 | cut -d/ -f2)
 "$O" recognize --model m.safetensors "$img" > out 2> log
 [ $? = 0 ] && [ "$(wc -l < out)" = 1 ]
