@@ -577,16 +577,23 @@ static int decoder_open(const ocr_opts *o, ocr_decoder *d, ocr_lm **lm)
     return 0;
 }
 
+/* What eval and recognize read with: --model, and the decoder --beam and --lm ask for. */
+static int reader_open(const ocr_opts *o, ocr_model *m, ocr_decoder *d, ocr_lm **lm)
+{
+    if (model_load(m, o->model, NULL, NULL, NULL, NULL)) return -1;
+    if (decoder_open(o, d, lm)) {
+        model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
 static int do_recognize(const ocr_opts *o, char *const *paths, int n)
 {
     ocr_model m;
     ocr_decoder d;
     ocr_lm *lm;
-    if (model_load(&m, o->model, NULL, NULL, NULL, NULL)) return 1;
-    if (decoder_open(o, &d, &lm)) {
-        model_free(&m);
-        return 1;
-    }
+    if (reader_open(o, &m, &d, &lm)) return 1;
     char **text = calloc((size_t)n, sizeof(char *));
     int rc = text ? recognize_files(&m, &d, paths, n, o->batch, text) : -1;
     for (int i = 0; !rc && i < n; i++) printf(n > 1 ? "%s\t%s\n" : "%s%s\n", n > 1 ? paths[i] : "", text[i]);
@@ -660,11 +667,7 @@ static int do_eval(const ocr_opts *o, char *const *index, int n)
     ocr_model m;
     ocr_decoder d;
     ocr_lm *lm;
-    if (model_load(&m, o->model, NULL, NULL, NULL, NULL)) return 1;
-    if (decoder_open(o, &d, &lm)) {
-        model_free(&m);
-        return 1;
-    }
+    if (reader_open(o, &m, &d, &lm)) return 1;
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) rc = eval_index(&m, &d, o, index[i]);
     ocr_lm_free(lm);
